@@ -1,0 +1,111 @@
+"""Loss and gradient of a network by backpropagation through time, full or truncated.
+
+The head is applied at every step from `first_output` to the end (the last step only by default:
+one direct multi-horizon forecast per window). Truncated BPTT with (k1, k2) walks the sequence in
+segments of k1 new steps; after each segment it backpropagates the losses of those k1 steps
+through the last k2 steps (k2 ≥ k1) and stops there, treating the state k2 steps back as a
+constant. Only one window of at most k2 steps is held in memory at a time, so memory grows with
+k2, not with the sequence length. Gradients of all segments are summed into one gradient before
+any weight changes; full BPTT is the case k1 = k2 = T.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cells import CELLS
+from .forward import LayerCache, LayerState, run_window, zero_states
+from .network import NetworkSpec
+
+
+@dataclass
+class Gradients:
+    """Result of one forward + backward pass over a batch."""
+
+    loss: float  # mean loss over every counted target element
+    grad: np.ndarray  # (P,) dL/dθ in the same flat layout as the parameters
+    grad_flow: np.ndarray  # (L, T) mean |dL/dh_t| per layer and time step, summed over windows
+
+
+def loss_and_gradients(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: np.ndarray,
+                       loss, *, mask: np.ndarray | None = None, first_output: int | None = None,
+                       truncate: tuple[int, int] | None = None,
+                       dropout_masks: list | None = None,
+                       states: list[LayerState] | None = None) -> Gradients:
+    """Mean loss and its gradient for inputs x (T, B, I) and targets y (K, B, horizon).
+
+    K = T - first_output targets sets, one per output step; `mask` (K, B, horizon) marks the
+    known targets (NaN targets are masked automatically). `truncate` = (k1, k2) or None for full
+    BPTT. `dropout_masks` come from forward.dropout_masks (None: no dropout).
+    """
+    x = np.ascontiguousarray(x, dtype=params.dtype)
+    steps, batch, _ = x.shape
+    t0 = steps - 1 if first_output is None else int(first_output)
+    if not 0 <= t0 < steps:
+        raise ValueError(f"first_output must be in [0, {steps}), got {t0}")
+    y = np.asarray(y, dtype=params.dtype)
+    horizon = spec.output_size // loss.outputs_per_target
+    if y.shape != (steps - t0, batch, horizon):
+        raise ValueError(f"targets must have shape {(steps - t0, batch, horizon)}, got {y.shape}")
+    known = np.isfinite(y) if mask is None else (np.asarray(mask, bool) & np.isfinite(y))
+    k1, k2 = (steps, steps) if truncate is None else (int(truncate[0]), int(truncate[1]))
+    if not 1 <= k1 <= k2:
+        raise ValueError(f"truncation needs 1 <= k1 <= k2, got ({k1}, {k2})")
+    count = int(known.sum()) * loss.outputs_per_target
+    masks = dropout_masks if dropout_masks is not None else [None] * spec.num_layers
+
+    views = spec.layout.views(params)
+    grad = np.zeros_like(params)
+    grad_views = spec.layout.views(grad)
+    grad_flow = np.zeros((spec.num_layers, steps))
+    state = states if states is not None else zero_states(spec, batch, params.dtype)
+    total = 0.0
+    seg_start = 0
+    # A diverging network overflows on its way to a non-finite loss; callers check the result
+    # (training_step raises NonFiniteError), so numpy's warnings would only be noise here.
+    with np.errstate(over="ignore", invalid="ignore"):
+        while seg_start < steps:
+            seg_end = min(seg_start + k1, steps)
+            win_start = max(0, seg_end - k2)  # the state entering this window is held constant
+            caches = run_window(spec, views, x[win_start:seg_end], state, masks)
+            out_start = max(seg_start, t0)
+            if out_start < seg_end and count > 0:
+                rows = slice(out_start - win_start, seg_end - win_start)
+                targets = slice(out_start - t0, seg_end - t0)
+                total += _backward_window(spec, views, grad_views, caches, masks, rows, loss,
+                                          y[targets], known[targets], count,
+                                          grad_flow[:, win_start:seg_end])
+            next_end = min(seg_end + k1, steps)
+            next_start = max(0, next_end - k2)
+            state = [c.state_after(next_start - win_start - 1) for c in caches]
+            seg_start = seg_end
+    return Gradients(total / max(count, 1), grad, grad_flow)
+
+
+def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCache], masks,
+                     rows: slice, loss, y, known, count: int, grad_flow) -> float:
+    """Head + loss on window rows `rows`, then backprop through the window; returns loss sum."""
+    cell = CELLS[spec.cell]
+    top = caches[-1].hs[rows]  # (K, B, H)
+    k, batch, hidden = top.shape
+    top2 = top.reshape(k * batch, hidden)
+    pred = top2 @ views["head.weight"].T + views["head.bias"]  # (K*B, O)
+    value, dpred = loss.sum_and_grad(pred, y.reshape(k * batch, -1), known.reshape(k * batch, -1))
+    dpred = (dpred / count).astype(pred.dtype, copy=False)
+    grad_views["head.weight"] += dpred.T @ top2  # (O, H)
+    grad_views["head.bias"] += dpred.sum(axis=0)
+    dh_out = np.zeros_like(caches[-1].hs)  # (W, B, H): dL/dh_t from above, zero off the rows
+    dh_out[rows] = (dpred @ views["head.weight"]).reshape(k, batch, hidden)
+    for layer in range(spec.num_layers - 1, -1, -1):
+        c = caches[layer]
+        dgates = np.empty_like(c.gates)
+        dgates_h = np.empty_like(c.gates) if spec.cell == "gru" else dgates
+        dx = np.empty_like(c.inputs) if layer > 0 else c.inputs  # layer 0: dx is not wanted
+        cell.backward(c.inputs, c.start.h, c.start.c, views[f"weight_ih_l{layer}"],
+                      views[f"weight_hh_l{layer}"], c.gates, c.aux, c.hs, dh_out, dgates, dgates_h,
+                      dx, grad_views[f"weight_ih_l{layer}"], grad_views[f"weight_hh_l{layer}"],
+                      grad_views[f"bias_ih_l{layer}"], grad_views[f"bias_hh_l{layer}"],
+                      grad_flow[layer], spec.relu, layer > 0)
+        if layer > 0:
+            dh_out = dx * masks[layer][None] if masks[layer] is not None else dx
+    return value

@@ -1,0 +1,93 @@
+"""Training losses over head outputs, with a mask for missing targets.
+
+Each loss maps predictions (N, horizon * Q) and targets (N, horizon) to the *sum* of its
+elementwise values and the gradient of that sum; the caller divides both by the number of
+counted elements, so a loss split over truncated-BPTT segments is still one mean. Q is the number
+of outputs per target: 1, or the number of quantiles for the pinball loss.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _residual(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """pred - target where the target is known, 0 where it is masked (NaN-safe)."""
+    return np.where(mask, pred - np.where(mask, target, 0), 0).astype(pred.dtype, copy=False)
+
+
+@dataclass(frozen=True)
+class MSE:
+    """Mean squared error."""
+
+    outputs_per_target: int = 1
+
+    def sum_and_grad(self, pred, target, mask):
+        r = _residual(pred, target, mask)
+        return float(np.sum(r * r, dtype=np.float64)), 2 * r
+
+
+@dataclass(frozen=True)
+class MAE:
+    """Mean absolute error."""
+
+    outputs_per_target: int = 1
+
+    def sum_and_grad(self, pred, target, mask):
+        r = _residual(pred, target, mask)
+        return float(np.sum(np.abs(r), dtype=np.float64)), np.sign(r)
+
+
+@dataclass(frozen=True)
+class Huber:
+    """Huber loss as torch.nn.HuberLoss: ½r² inside |r| < delta, delta·(|r| − ½delta) outside."""
+
+    delta: float = 1.0
+    outputs_per_target: int = 1
+
+    def sum_and_grad(self, pred, target, mask):
+        r = _residual(pred, target, mask)
+        a = np.abs(r)
+        d = pred.dtype.type(self.delta)
+        inside = a < d
+        value = np.where(inside, 0.5 * r * r, d * (a - 0.5 * d))
+        grad = np.where(inside, r, d * np.sign(r)).astype(pred.dtype, copy=False)
+        return float(np.sum(value, dtype=np.float64)), grad
+
+
+@dataclass(frozen=True)
+class Pinball:
+    """Pinball (quantile) loss; the head emits Q quantiles per target, quantile fastest."""
+
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+
+    def __post_init__(self) -> None:
+        qs = tuple(float(q) for q in self.quantiles)
+        if not qs or any(not 0.0 < q < 1.0 for q in qs) or list(qs) != sorted(set(qs)):
+            raise ValueError("quantiles must be distinct, increasing and inside (0, 1)")
+        object.__setattr__(self, "quantiles", qs)
+
+    @property
+    def outputs_per_target(self) -> int:
+        return len(self.quantiles)
+
+    def sum_and_grad(self, pred, target, mask):
+        n, h = target.shape
+        q = np.asarray(self.quantiles, dtype=pred.dtype)  # (Q,)
+        p = pred.reshape(n, h, len(q))
+        m = mask[:, :, None]
+        r = np.where(m, np.where(mask, target, 0)[:, :, None] - p, 0)  # (N, h, Q): target − pred
+        value = np.maximum(q * r, (q - 1) * r)
+        grad = np.where(r > 0, -q, 1 - q) * m  # d value / d pred
+        grad = grad.astype(pred.dtype).reshape(n, h * len(q))
+        return float(np.sum(value, dtype=np.float64)), grad
+
+
+LOSSES = {"mse": MSE, "mae": MAE, "huber": Huber, "pinball": Pinball}
+
+
+def make_loss(name: str, **options):
+    """Build a loss by name: mse, mae, huber (delta=), pinball (quantiles=)."""
+    if name not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}, not {name!r}")
+    return LOSSES[name](**options)

@@ -1,0 +1,119 @@
+"""Network shape, parameter layout and initialisation.
+
+A network is a stack of `num_layers` recurrent layers of one cell type and a dense head that reads
+the top layer's hidden state. All parameters live in one flat vector (so clipping and optimizers
+are single array operations); `ParameterLayout.views` cuts it into PyTorch-named, PyTorch-shaped
+views: weight_ih_l{k} (G*H, I_k), weight_hh_l{k} (G*H, H), bias_ih_l{k} and bias_hh_l{k} (G*H,),
+then head.weight (O, H) and head.bias (O,), where G is the number of gates (1 RNN, 4 LSTM, 3 GRU).
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .cells import CELLS
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Shape of a recurrent network: stacked cells plus a dense head on the last hidden state."""
+
+    cell: str = "lstm"  # "rnn", "lstm" or "gru"
+    input_size: int = 1  # features per time step
+    hidden_size: int = 32
+    num_layers: int = 1
+    output_size: int = 1  # head width: horizon × outputs per step (e.g. number of quantiles)
+    nonlinearity: str = "tanh"  # vanilla RNN only: "tanh" or "relu", as nn.RNN
+    dropout: float = 0.0  # on the input of every layer but the first, while training
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, not {self.cell!r}")
+        if self.nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}")
+        for name in ("input_size", "hidden_size", "num_layers", "output_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+
+    @property
+    def gates(self) -> int:
+        """Gate blocks per layer: 1 for RNN, 4 for LSTM, 3 for GRU."""
+        return CELLS[self.cell].GATES
+
+    @property
+    def relu(self) -> bool:
+        """Whether the vanilla RNN uses relu instead of tanh."""
+        return self.cell == "rnn" and self.nonlinearity == "relu"
+
+    @cached_property
+    def layout(self) -> "ParameterLayout":
+        """Where each named parameter sits in the flat vector."""
+        return ParameterLayout(parameter_shapes(self))
+
+
+def parameter_shapes(spec: NetworkSpec) -> list[tuple[str, tuple[int, ...]]]:
+    """PyTorch names and shapes of every parameter, in nn.RNN/LSTM/GRU order, head last."""
+    gh = spec.gates * spec.hidden_size
+    shapes: list[tuple[str, tuple[int, ...]]] = []
+    for k in range(spec.num_layers):
+        inputs = spec.input_size if k == 0 else spec.hidden_size
+        shapes += [
+            (f"weight_ih_l{k}", (gh, inputs)),
+            (f"weight_hh_l{k}", (gh, spec.hidden_size)),
+            (f"bias_ih_l{k}", (gh,)),
+            (f"bias_hh_l{k}", (gh,)),
+        ]
+    shapes += [
+        ("head.weight", (spec.output_size, spec.hidden_size)),
+        ("head.bias", (spec.output_size,)),
+    ]
+    return shapes
+
+
+class ParameterLayout:
+    """Offsets of named parameters inside one flat vector."""
+
+    def __init__(self, shapes: list[tuple[str, tuple[int, ...]]]) -> None:
+        self.shapes = dict(shapes)
+        self.offsets: dict[str, tuple[int, int]] = {}
+        start = 0
+        for name, shape in shapes:
+            stop = start + int(np.prod(shape))
+            self.offsets[name] = (start, stop)
+            start = stop
+        self.size = start
+
+    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views into `flat` (no copies: writing a view writes the vector)."""
+        if flat.shape != (self.size,):
+            raise ValueError(f"expected a flat vector of {self.size} parameters, got {flat.shape}")
+        return {n: flat[a:b].reshape(self.shapes[n]) for n, (a, b) in self.offsets.items()}
+
+    def flatten(self, tensors: dict[str, np.ndarray], dtype=np.float32) -> np.ndarray:
+        """Pack named arrays (e.g. a state dict) into a new flat vector, checking every shape."""
+        missing = set(self.shapes) - set(tensors)
+        unknown = set(tensors) - set(self.shapes)
+        if missing or unknown:
+            raise ValueError(f"parameters missing {sorted(missing)}, unexpected {sorted(unknown)}")
+        flat = np.empty(self.size, dtype)
+        for name, view in self.views(flat).items():
+            value = np.asarray(tensors[name])
+            if value.shape != view.shape:
+                raise ValueError(f"{name}: expected shape {view.shape}, got {value.shape}")
+            view[...] = value
+        return flat
+
+
+def init_parameters(spec: NetworkSpec, seed: int = 0, dtype=np.float32) -> np.ndarray:
+    """PyTorch's default initialisation: every parameter ~ U(-1/√H, 1/√H), H = hidden size.
+
+    (nn.Linear's default for the head reduces to the same bound, since its fan-in is H.)
+    """
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(spec.hidden_size)
+    return rng.uniform(-bound, bound, spec.layout.size).astype(dtype)
