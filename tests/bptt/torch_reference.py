@@ -1,0 +1,71 @@
+"""The same networks, losses and truncation built from PyTorch, as an independent reference."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
+
+
+def modules(spec, params):
+    """(rnn, head) torch modules holding our flat parameters, loaded by name."""
+    dtype = TORCH_DTYPES[params.dtype.type]
+    kinds = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+    extra = {"nonlinearity": spec.nonlinearity} if spec.cell == "rnn" else {}
+    rnn = kinds[spec.cell](spec.input_size, spec.hidden_size, spec.num_layers, **extra).to(dtype)
+    head = torch.nn.Linear(spec.hidden_size, spec.output_size).to(dtype)
+    views = spec.layout.views(params)
+    tensors = {k: torch.tensor(v) for k, v in views.items()}
+    rnn.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("head.")})
+    head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
+    return rnn, head
+
+
+def elementwise(loss, pred, target):
+    """Per-element loss (N, horizon, Q) of a bptt loss object, in torch."""
+    name = type(loss).__name__
+    if name == "Pinball":
+        q = torch.tensor(loss.quantiles, dtype=pred.dtype)
+        r = target[..., None] - pred.reshape(*target.shape, len(q))
+        return torch.maximum(q * r, (q - 1) * r)
+    if name == "MSE":
+        out = F.mse_loss(pred, target, reduction="none")
+    elif name == "MAE":
+        out = F.l1_loss(pred, target, reduction="none")
+    else:
+        out = F.huber_loss(pred, target, reduction="none", delta=loss.delta)
+    return out[..., None]
+
+
+def loss_and_grads(spec, params, x, y, loss, first_output, truncate):
+    """Mean loss and {name: grad} by autograd, truncating by detaching each window's start state."""
+    rnn, head = modules(spec, params)
+    steps = x.shape[0]
+    k1, k2 = truncate or (steps, steps)
+    known = torch.tensor(np.isfinite(y))
+    target = torch.tensor(np.nan_to_num(y))
+    count = int(known.sum()) * loss.outputs_per_target
+    inputs = torch.tensor(x)
+    total = 0.0
+    for seg_start in range(0, steps, k1):
+        seg_end = min(seg_start + k1, steps)
+        win_start = max(0, seg_end - k2)
+        out_start = max(seg_start, first_output)
+        if out_start >= seg_end:
+            continue
+        state = None
+        if win_start > 0:
+            with torch.no_grad():
+                state = rnn(inputs[:win_start])[1]
+        top = rnn(inputs[win_start:seg_end], state)[0]
+        pred = head(top[out_start - win_start :])  # (K, B, O)
+        rows = slice(out_start - first_output, seg_end - first_output)
+        values = elementwise(loss, pred, target[rows]) * known[rows][..., None]
+        segment = values.sum()
+        (segment / count).backward()
+        total += segment.item()
+    grads = {name: p.grad.numpy() for name, p in rnn.named_parameters()}
+    grads.update({f"head.{name}": p.grad.numpy() for name, p in head.named_parameters()})
+    return total / count, grads
