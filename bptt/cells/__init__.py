@@ -6,6 +6,10 @@ network code treats every cell alike.
 
 from types import ModuleType
 
+# np.dot inside the kernels calls SciPy's BLAS. Loading it now, not at the first kernel call,
+# lets threadpoolctl (and OPENBLAS_NUM_THREADS checks) see and cap its threads from the start.
+import scipy.linalg.cython_blas  # noqa: F401
+
 from . import gru, lstm, rnn
 
 CELLS: dict[str, ModuleType] = {"rnn": rnn, "lstm": lstm, "gru": gru}

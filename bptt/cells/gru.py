@@ -13,70 +13,89 @@ and dgates_h (hidden side).
 import numpy as np
 from numba import njit
 
-from ._common import sigmoid, weight_gradients
+from ._common import KERNEL, sigmoid, tanh, weight_gradients
 
 GATES = 3
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
     """Run one GRU layer over x (T, B, I) from h0 (B, H), filling gates, aux and hs."""
     T, B, I = x.shape
     H = h0.shape[1]
     one = x.dtype.type(1)
     np.dot(x.reshape(T * B, I), w_ih.T, gates.reshape(T * B, 3 * H))  # all steps' input projection
-    rec = np.empty((B, 3 * H), x.dtype)
+    g4 = gates.reshape(T, B, 3, H)  # constant gate index: unit-stride streams (see lstm.py)
+    r3 = np.empty((B, 3, H), x.dtype)  # recurrent projection, reused every step
+    rec = r3.reshape(B, 3 * H)
+    bi = b_ih.reshape(3, H)
+    bh = b_hh.reshape(3, H)
+    w_hh_t = np.ascontiguousarray(w_hh.T)  # contiguous W_hh^T: faster small per-step GEMMs
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]
-        np.dot(h_prev, w_hh.T, rec)  # (B, 3H)
+        np.dot(h_prev, w_hh_t, rec)  # (B, 3H)
         g_t = gates[t]
+        # Short single-purpose loops vectorise far better than one fused loop.
+        for b in range(B):
+            for k in range(2 * H):
+                g_t[b, k] = sigmoid(g_t[b, k] + b_ih[k] + rec[b, k] + b_hh[k], one)
         for b in range(B):
             for j in range(H):
-                r = sigmoid(g_t[b, j] + b_ih[j] + rec[b, j] + b_hh[j], one)
-                z = sigmoid(g_t[b, H + j] + b_ih[H + j] + rec[b, H + j] + b_hh[H + j], one)
-                hn = rec[b, 2 * H + j] + b_hh[2 * H + j]
-                n = np.tanh(g_t[b, 2 * H + j] + b_ih[2 * H + j] + r * hn)
-                g_t[b, j] = r
-                g_t[b, H + j] = z
-                g_t[b, 2 * H + j] = n
+                hn = r3[b, 2, j] + bh[2, j]
                 aux[t, b, j] = hn
-                hs[t, b, j] = (one - z) * n + z * h_prev[b, j]
+                g4[t, b, 2, j] += bi[2, j] + g4[t, b, 0, j] * hn  # n's pre-activation
+        # tanh gets a loop of its own: inside a loop with many streams LLVM vectorised badly.
+        for b in range(B):
+            for j in range(H):
+                g4[t, b, 2, j] = tanh(g4[t, b, 2, j])
+        for b in range(B):
+            for j in range(H):
+                z = g4[t, b, 1, j]
+                hs[t, b, j] = (one - z) * g4[t, b, 2, j] + z * h_prev[b, j]
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
              dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx):
     """Backpropagate through one GRU layer; contract as in lstm.backward, plus dgates_h."""
     T, B, I = x.shape
     H = h0.shape[1]
     one = x.dtype.type(1)
+    g4 = gates.reshape(T, B, 3, H)
+    di4 = dgates.reshape(T, B, 3, H)
+    dh4 = dgates_h.reshape(T, B, 3, H)
     dh_next = np.zeros((B, H), x.dtype)
+    # |dL/dh_t| summed per unit: a scalar sum would be a float reduction, which LLVM will not
+    # vectorise without reassociating, and it would keep the whole gate loop scalar.
+    flow = np.empty(H, x.dtype)
     dh_direct = np.empty((B, H), x.dtype)  # the z * h path that skips W_hh
+    dh = np.empty((B, H), x.dtype)  # dL/dh_t, both paths
     for t in range(T - 1, -1, -1):
         h_prev = h0 if t == 0 else hs[t - 1]
-        g_t = gates[t]
-        di_t = dgates[t]
-        dh_t = dgates_h[t]
-        flow = 0.0
         for b in range(B):
             for j in range(H):
-                dh = dh_out[t, b, j] + dh_next[b, j]
-                flow += abs(dh)
-                r = g_t[b, j]
-                z = g_t[b, H + j]
-                n = g_t[b, 2 * H + j]
-                dn = dh * (one - z) * (one - n * n)
+                dh[b, j] = dh_out[t, b, j] + dh_next[b, j]
+        flow[:] = 0
+        for b in range(B):
+            for j in range(H):
+                flow[j] += abs(dh[b, j])
+        for b in range(B):
+            for j in range(H):
+                r = g4[t, b, 0, j]
+                z = g4[t, b, 1, j]
+                n = g4[t, b, 2, j]
+                dn = dh[b, j] * (one - z) * (one - n * n)
                 dr = dn * aux[t, b, j] * r * (one - r)
-                dz = dh * (h_prev[b, j] - n) * z * (one - z)
-                di_t[b, j] = dr
-                di_t[b, H + j] = dz
-                di_t[b, 2 * H + j] = dn
-                dh_t[b, j] = dr
-                dh_t[b, H + j] = dz
-                dh_t[b, 2 * H + j] = dn * r
-                dh_direct[b, j] = dh * z
-        grad_flow[t] += flow / (B * H)
+                dz = dh[b, j] * (h_prev[b, j] - n) * z * (one - z)
+                di4[t, b, 0, j] = dr
+                di4[t, b, 1, j] = dz
+                di4[t, b, 2, j] = dn
+                dh4[t, b, 0, j] = dr
+                dh4[t, b, 1, j] = dz
+                dh4[t, b, 2, j] = dn * r
+                dh_direct[b, j] = dh[b, j] * z
+        grad_flow[t] += flow.sum() / (B * H)
         if t > 0:
-            np.dot(dh_t, w_hh, dh_next)  # (B, 3H) @ (3H, H)
+            np.dot(dgates_h[t], w_hh, dh_next)  # (B, 3H) @ (3H, H)
             dh_next += dh_direct
     weight_gradients(x, h0, hs, dgates, dgates_h, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx)

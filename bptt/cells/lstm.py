@@ -12,12 +12,12 @@ Every cell module shares one kernel signature so the network code is cell-agnost
 import numpy as np
 from numba import njit
 
-from ._common import sigmoid, weight_gradients
+from ._common import KERNEL, sigmoid, tanh, weight_gradients
 
 GATES = 4
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
     """Run one LSTM layer over x (T, B, I) from state (h0, c0), filling gates, aux=c and hs."""
     T, B, I = x.shape
@@ -25,29 +25,35 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
     one = x.dtype.type(1)
     # The input projection of every step is one GEMM: (T*B, I) @ (I, 4H).
     np.dot(x.reshape(T * B, I), w_ih.T, gates.reshape(T * B, 4 * H))
+    # Gate blocks addressed as g4[t, b, gate, j]: a constant gate index lets LLVM see four
+    # unit-stride streams, where offsets like [b, 2 * H + j] made it emit slower code.
+    g4 = gates.reshape(T, B, 4, H)
     bias = b_ih + b_hh  # (4H,)
+    # g = tanh(z) = 2σ(2z) − 1, so one sigmoid loop over all four gate blocks activates them:
+    # a single uniform loop vectorises far better than four differently-shaped ones.
+    scale = np.ones(4 * H, x.dtype)
+    scale[2 * H : 3 * H] = 2
     rec = np.empty((B, 4 * H), x.dtype)  # recurrent projection, reused every step
+    w_hh_t = np.ascontiguousarray(w_hh.T)  # contiguous W_hh^T: faster small per-step GEMMs
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)
         c_prev = c0 if t == 0 else aux[t - 1]  # (B, H)
-        np.dot(h_prev, w_hh.T, rec)  # (B, 4H)
+        np.dot(h_prev, w_hh_t, rec)  # (B, 4H)
         g_t = gates[t]
         for b in range(B):
+            for k in range(4 * H):
+                s = scale[k]
+                g_t[b, k] = s * sigmoid(s * (g_t[b, k] + rec[b, k] + bias[k]), one) + (one - s)
+        for b in range(B):
             for j in range(H):
-                i = sigmoid(g_t[b, j] + rec[b, j] + bias[j], one)
-                f = sigmoid(g_t[b, H + j] + rec[b, H + j] + bias[H + j], one)
-                g = np.tanh(g_t[b, 2 * H + j] + rec[b, 2 * H + j] + bias[2 * H + j])
-                o = sigmoid(g_t[b, 3 * H + j] + rec[b, 3 * H + j] + bias[3 * H + j], one)
-                c = f * c_prev[b, j] + i * g
-                g_t[b, j] = i
-                g_t[b, H + j] = f
-                g_t[b, 2 * H + j] = g
-                g_t[b, 3 * H + j] = o
-                aux[t, b, j] = c
-                hs[t, b, j] = o * np.tanh(c)
+                aux[t, b, j] = g4[t, b, 1, j] * c_prev[b, j] + g4[t, b, 0, j] * g4[t, b, 2, j]
+        # tanh gets a loop of its own: inside a loop with many streams LLVM vectorised badly.
+        for b in range(B):
+            for j in range(H):
+                hs[t, b, j] = g4[t, b, 3, j] * tanh(aux[t, b, j])
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
              dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx):
     """Backpropagate through one LSTM layer.
@@ -60,30 +66,39 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     T, B, I = x.shape
     H = h0.shape[1]
     one = x.dtype.type(1)
-    dh_next = np.zeros((B, H), x.dtype)  # dL/dh_{t} through the recurrence from step t+1
+    g4 = gates.reshape(T, B, 4, H)
+    d4 = dgates.reshape(T, B, 4, H)
+    dh_next = np.zeros((B, H), x.dtype)  # dL/dh_t through the recurrence from step t+1
     dc_next = np.zeros((B, H), x.dtype)
+    # |dL/dh_t| summed per unit: a scalar sum would be a float reduction, which LLVM will not
+    # vectorise without reassociating, and it would keep the whole gate loop scalar.
+    flow = np.empty(H, x.dtype)
+    dh = np.empty((B, H), x.dtype)  # dL/dh_t, both paths
+    tc = np.empty((B, H), x.dtype)  # tanh(c_t), recomputed rather than stored
     for t in range(T - 1, -1, -1):
         c_prev = c0 if t == 0 else aux[t - 1]
-        g_t = gates[t]
-        d_t = dgates[t]
-        flow = 0.0
+        # Short single-purpose loops: each vectorises, where one fused loop did not.
         for b in range(B):
             for j in range(H):
-                dh = dh_out[t, b, j] + dh_next[b, j]
-                flow += abs(dh)
-                i = g_t[b, j]
-                f = g_t[b, H + j]
-                g = g_t[b, 2 * H + j]
-                o = g_t[b, 3 * H + j]
-                tc = np.tanh(aux[t, b, j])
-                dc = dc_next[b, j] + dh * o * (one - tc * tc)
-                d_t[b, j] = dc * g * i * (one - i)
-                d_t[b, H + j] = dc * c_prev[b, j] * f * (one - f)
-                d_t[b, 2 * H + j] = dc * i * (one - g * g)
-                d_t[b, 3 * H + j] = dh * tc * o * (one - o)
+                tc[b, j] = tanh(aux[t, b, j])
+                dh[b, j] = dh_out[t, b, j] + dh_next[b, j]
+        flow[:] = 0
+        for b in range(B):
+            for j in range(H):
+                flow[j] += abs(dh[b, j])
+        for b in range(B):
+            for j in range(H):
+                i = g4[t, b, 0, j]
+                f = g4[t, b, 1, j]
+                g = g4[t, b, 2, j]
+                o = g4[t, b, 3, j]
+                dc = dc_next[b, j] + dh[b, j] * o * (one - tc[b, j] * tc[b, j])
+                d4[t, b, 0, j] = dc * g * i * (one - i)
+                d4[t, b, 1, j] = dc * c_prev[b, j] * f * (one - f)
+                d4[t, b, 2, j] = dc * i * (one - g * g)
+                d4[t, b, 3, j] = dh[b, j] * tc[b, j] * o * (one - o)
                 dc_next[b, j] = dc * f
-        grad_flow[t] += flow / (B * H)
+        grad_flow[t] += flow.sum() / (B * H)
         if t > 0:
-            np.dot(d_t, w_hh, dh_next)  # (B, 4H) @ (4H, H)
+            np.dot(dgates[t], w_hh, dh_next)  # (B, 4H) @ (4H, H)
     weight_gradients(x, h0, hs, dgates, dgates, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx)
-

@@ -7,12 +7,12 @@ act is tanh, or relu when `relu` is true. Same kernel signature as the other cel
 import numpy as np
 from numba import njit
 
-from ._common import weight_gradients
+from ._common import KERNEL, tanh, weight_gradients
 
 GATES = 1
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
     """Run one RNN layer over x (T, B, I) from h0 (B, H), filling hs (T, B, H)."""
     T, B, I = x.shape
@@ -21,16 +21,17 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
     np.dot(x.reshape(T * B, I), w_ih.T, gates.reshape(T * B, H))  # all steps' input projection
     bias = b_ih + b_hh  # (H,)
     rec = np.empty((B, H), x.dtype)
+    w_hh_t = np.ascontiguousarray(w_hh.T)  # contiguous W_hh^T: faster small per-step GEMMs
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]
-        np.dot(h_prev, w_hh.T, rec)  # (B, H)
+        np.dot(h_prev, w_hh_t, rec)  # (B, H)
         for b in range(B):
             for j in range(H):
                 a = gates[t, b, j] + rec[b, j] + bias[j]
-                hs[t, b, j] = max(a, zero) if relu else np.tanh(a)
+                hs[t, b, j] = max(a, zero) if relu else tanh(a)
 
 
-@njit(cache=True)
+@njit(**KERNEL)
 def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
              dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx):
     """Backpropagate through one RNN layer; contract as in lstm.backward."""
@@ -39,19 +40,22 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     dh_next = np.zeros((B, H), x.dtype)
+    # |dL/dh_t| summed per unit: a scalar sum would be a float reduction, which LLVM will not
+    # vectorise without reassociating, and it would keep the whole gate loop scalar.
+    flow = np.empty(H, x.dtype)
     for t in range(T - 1, -1, -1):
         d_t = dgates[t]
-        flow = 0.0
+        flow[:] = 0
         for b in range(B):
             for j in range(H):
                 dh = dh_out[t, b, j] + dh_next[b, j]
-                flow += abs(dh)
+                flow[j] += abs(dh)
                 h = hs[t, b, j]
                 if relu:
                     d_t[b, j] = dh if h > zero else zero
                 else:
                     d_t[b, j] = dh * (one - h * h)
-        grad_flow[t] += flow / (B * H)
+        grad_flow[t] += flow.sum() / (B * H)
         if t > 0:
             np.dot(d_t, w_hh, dh_next)  # (B, H) @ (H, H)
     weight_gradients(x, h0, hs, dgates, dgates, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx)
