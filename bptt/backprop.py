@@ -16,6 +16,7 @@ import numpy as np
 from .cells import CELLS
 from .forward import LayerCache, LayerState, run_window, zero_states
 from .network import NetworkSpec
+from .parallel import chunk_bounds, run_chunks, single_threaded_blas
 
 
 @dataclass
@@ -31,12 +32,13 @@ def loss_and_gradients(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: 
                        loss, *, mask: np.ndarray | None = None, first_output: int | None = None,
                        truncate: tuple[int, int] | None = None,
                        dropout_masks: list | None = None,
-                       states: list[LayerState] | None = None) -> Gradients:
+                       states: list[LayerState] | None = None, threads: int = 1) -> Gradients:
     """Mean loss and its gradient for inputs x (T, B, I) and targets y (K, B, horizon).
 
-    K = T - first_output targets sets, one per output step; `mask` (K, B, horizon) marks the
+    K = T - first_output target sets, one per output step; `mask` (K, B, horizon) marks the
     known targets (NaN targets are masked automatically). `truncate` = (k1, k2) or None for full
-    BPTT. `dropout_masks` come from forward.dropout_masks (None: no dropout).
+    BPTT. `dropout_masks` come from forward.dropout_masks (None: no dropout). `threads` > 1
+    splits the batch across threads (see parallel.py).
     """
     x = np.ascontiguousarray(x, dtype=params.dtype)
     steps, batch, _ = x.shape
@@ -53,33 +55,57 @@ def loss_and_gradients(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: 
         raise ValueError(f"truncation needs 1 <= k1 <= k2, got ({k1}, {k2})")
     count = int(known.sum()) * loss.outputs_per_target
     masks = dropout_masks if dropout_masks is not None else [None] * spec.num_layers
-
-    views = spec.layout.views(params)
-    grad = np.zeros_like(params)
-    grad_views = spec.layout.views(grad)
-    grad_flow = np.zeros((spec.num_layers, steps))
     state = states if states is not None else zero_states(spec, batch, params.dtype)
-    total = 0.0
-    seg_start = 0
+
+    def chunk(lo: int, hi: int):
+        rows = slice(lo, hi)
+        grad = np.zeros_like(params)
+        flow = np.zeros((spec.num_layers, steps))
+        total = _accumulate(
+            spec, params, np.ascontiguousarray(x[:, rows]), y[:, rows], known[:, rows], loss,
+            count, t0, (k1, k2), [None if m is None else m[rows] for m in masks],
+            [LayerState(np.ascontiguousarray(s.h[rows]), np.ascontiguousarray(s.c[rows]))
+             for s in state], grad, flow)
+        return total, grad, flow * (hi - lo) / batch
+
     # A diverging network overflows on its way to a non-finite loss; callers check the result
     # (training_step raises NonFiniteError), so numpy's warnings would only be noise here.
-    with np.errstate(over="ignore", invalid="ignore"):
-        while seg_start < steps:
-            seg_end = min(seg_start + k1, steps)
-            win_start = max(0, seg_end - k2)  # the state entering this window is held constant
-            caches = run_window(spec, views, x[win_start:seg_end], state, masks)
-            out_start = max(seg_start, t0)
-            if out_start < seg_end and count > 0:
-                rows = slice(out_start - win_start, seg_end - win_start)
-                targets = slice(out_start - t0, seg_end - t0)
-                total += _backward_window(spec, views, grad_views, caches, masks, rows, loss,
-                                          y[targets], known[targets], count,
-                                          grad_flow[:, win_start:seg_end])
-            next_end = min(seg_end + k1, steps)
-            next_start = max(0, next_end - k2)
-            state = [c.state_after(next_start - win_start - 1) for c in caches]
-            seg_start = seg_end
+    with single_threaded_blas(), np.errstate(over="ignore", invalid="ignore"):
+        parts = run_chunks(chunk, chunk_bounds(batch, threads))
+    total, grad, grad_flow = parts[0]
+    for part_total, part_grad, part_flow in parts[1:]:  # fixed order: repeatable sums
+        total += part_total
+        grad += part_grad
+        grad_flow += part_flow
     return Gradients(total / max(count, 1), grad, grad_flow)
+
+
+def _accumulate(spec: NetworkSpec, params, x, y, known, loss, count: int, t0: int,
+                truncate: tuple[int, int], masks, state, grad, grad_flow) -> float:
+    """Run the segments of (truncated) BPTT over one chunk of rows, adding into grad and
+    grad_flow; return the chunk's loss sum (the caller divides it by `count`)."""
+    steps = x.shape[0]
+    k1, k2 = truncate
+    views = spec.layout.views(params)
+    grad_views = spec.layout.views(grad)
+    total = 0.0
+    seg_start = 0
+    while seg_start < steps:
+        seg_end = min(seg_start + k1, steps)
+        win_start = max(0, seg_end - k2)  # the state entering this window is held constant
+        caches = run_window(spec, views, x[win_start:seg_end], state, masks)
+        out_start = max(seg_start, t0)
+        if out_start < seg_end and count > 0:
+            rows = slice(out_start - win_start, seg_end - win_start)
+            targets = slice(out_start - t0, seg_end - t0)
+            total += _backward_window(spec, views, grad_views, caches, masks, rows, loss,
+                                      y[targets], known[targets], count,
+                                      grad_flow[:, win_start:seg_end])
+        next_end = min(seg_end + k1, steps)
+        next_start = max(0, next_end - k2)
+        state = [c.state_after(next_start - win_start - 1) for c in caches]
+        seg_start = seg_end
+    return total
 
 
 def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCache], masks,

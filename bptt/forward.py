@@ -10,6 +10,7 @@ import numpy as np
 
 from .cells import CELLS
 from .network import NetworkSpec
+from .parallel import chunk_bounds, run_chunks, single_threaded_blas
 
 _UNUSED = {}  # per dtype: a tiny array standing in for caches a cell does not use
 
@@ -96,18 +97,17 @@ def run_window(spec: NetworkSpec, views: dict, x: np.ndarray, states: list[Layer
 
 
 def predict(spec: NetworkSpec, params: np.ndarray, x: np.ndarray,
-            states: list[LayerState] | None = None, batch_chunk: int = 1024):
+            states: list[LayerState] | None = None, batch_chunk: int = 1024, threads: int = 1):
     """Head output after the last step of x (T, B, I): returns (outputs (B, O), final states).
 
-    Runs the batch in chunks so the per-step caches stay bounded for very large batches.
+    Runs the batch in chunks of at most `batch_chunk` rows, so the per-step caches stay bounded
+    for very large batches, spread over `threads` threads.
     """
     x = np.ascontiguousarray(x, dtype=params.dtype)
     steps, batch, _ = x.shape
     views = spec.layout.views(params)
-    outputs = np.empty((batch, spec.output_size), params.dtype)
-    finals = [([], []) for _ in range(spec.num_layers)]
-    for lo in range(0, batch, batch_chunk):
-        hi = min(lo + batch_chunk, batch)
+
+    def chunk(lo: int, hi: int):
         if states is None:
             start = zero_states(spec, hi - lo, params.dtype)
         else:
@@ -116,10 +116,17 @@ def predict(spec: NetworkSpec, params: np.ndarray, x: np.ndarray,
         caches = run_window(spec, views, np.ascontiguousarray(x[:, lo:hi]), start,
                             [None] * spec.num_layers)
         top = caches[-1].hs[-1]  # (b, H)
-        outputs[lo:hi] = top @ views["head.weight"].T + views["head.bias"]
-        for k, cache in enumerate(caches):
-            state = cache.state_after(steps - 1)
-            finals[k][0].append(state.h)
-            finals[k][1].append(state.c)
-    final_states = [LayerState(np.concatenate(h), np.concatenate(c)) for h, c in finals]
-    return outputs, final_states
+        out = top @ views["head.weight"].T + views["head.bias"]  # (b, O)
+        return out, [cache.state_after(steps - 1) for cache in caches]
+
+    pieces = max(threads, -(-batch // batch_chunk))  # enough chunks for both limits
+    bounds = chunk_bounds(batch, pieces)
+    results = []
+    with single_threaded_blas():
+        for first in range(0, len(bounds), threads):
+            results += run_chunks(chunk, bounds[first : first + threads])
+    outputs = np.concatenate([out for out, _ in results])
+    finals = [LayerState(np.concatenate([st[k].h for _, st in results]),
+                         np.concatenate([st[k].c for _, st in results]))
+              for k in range(spec.num_layers)]
+    return outputs, finals

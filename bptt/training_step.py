@@ -24,11 +24,11 @@ def train_step(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: np.ndarr
                optimizer, optimizer_state: dict, lr: float, clip: ClipSpec | None = None,
                truncate: tuple[int, int] | None = None, mask: np.ndarray | None = None,
                first_output: int | None = None, dropout_masks: list | None = None,
-               step: int | None = None) -> StepReport:
+               step: int | None = None, threads: int = 1) -> StepReport:
     """Update params in place from one batch; raise NonFiniteError before touching them if the
     loss or the gradient is NaN or infinite."""
     result = loss_and_gradients(spec, params, x, y, loss, mask=mask, first_output=first_output,
-                                truncate=truncate, dropout_masks=dropout_masks)
+                                truncate=truncate, dropout_masks=dropout_masks, threads=threads)
     if not np.isfinite(result.loss):
         raise NonFiniteError("loss", step, f"loss is {result.loss}")
     norm, clipped = clip_gradients(result.grad, clip)

@@ -14,7 +14,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-KERNEL = {"cache": True, "error_model": "numpy"}
+# nogil: batch chunks run in parallel Python threads (see parallel.py).
+KERNEL = {"cache": True, "error_model": "numpy", "nogil": True}
 
 
 @intrinsic
