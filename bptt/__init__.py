@@ -4,6 +4,7 @@ from .backprop import Gradients, loss_and_gradients
 from .forward import LayerState, dropout_masks, predict, zero_states
 from .losses import make_loss
 from .network import NetworkSpec, ParameterLayout, init_parameters, parameter_shapes
+from .warmup import warm_kernels
 
 __all__ = [
     "Gradients",
@@ -16,5 +17,6 @@ __all__ = [
     "make_loss",
     "parameter_shapes",
     "predict",
+    "warm_kernels",
     "zero_states",
 ]
