@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cells import CELLS
+from .cells._common import work_size
 from .forward import LayerCache, LayerState, run_window, zero_states
 from .network import NetworkSpec
 from .parallel import chunk_bounds, run_chunks, single_threaded_blas
+from .workspace import scratch, scratch_zeros
 
 
 @dataclass
@@ -120,18 +122,23 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
     dpred = (dpred / count).astype(pred.dtype, copy=False)
     grad_views["head.weight"] += dpred.T @ top2  # (O, H)
     grad_views["head.bias"] += dpred.sum(axis=0)
-    dh_out = np.zeros_like(caches[-1].hs)  # (W, B, H): dL/dh_t from above, zero off the rows
+    # (W, B, H): dL/dh_t from above, zero off the output rows
+    dh_out = scratch_zeros(("dh_top",), caches[-1].hs.shape, top.dtype)
     dh_out[rows] = (dpred @ views["head.weight"]).reshape(k, batch, hidden)
     for layer in range(spec.num_layers - 1, -1, -1):
         c = caches[layer]
-        dgates = np.empty_like(c.gates)
-        dgates_h = np.empty_like(c.gates) if spec.cell == "gru" else dgates
-        dx = np.empty_like(c.inputs) if layer > 0 else c.inputs  # layer 0: dx is not wanted
+        dgates = scratch(("dgates",), c.gates.shape, top.dtype)
+        gru = spec.cell == "gru"  # only the GRU's hidden-side gate gradients differ
+        dgates_h = scratch(("dgates_h",), c.gates.shape, top.dtype) if gru else dgates
+        # layer 0's dx is not wanted: the kernel is told so and never writes it
+        dx = scratch(("dx", layer), c.inputs.shape, top.dtype) if layer > 0 else c.inputs
+        gh = c.gates.shape[2]
+        work = scratch(("work",), (work_size(batch, hidden, gh, c.inputs.shape[2]),), top.dtype)
         cell.backward(c.inputs, c.start.h, c.start.c, views[f"weight_ih_l{layer}"],
                       views[f"weight_hh_l{layer}"], c.gates, c.aux, c.hs, dh_out, dgates, dgates_h,
                       dx, grad_views[f"weight_ih_l{layer}"], grad_views[f"weight_hh_l{layer}"],
                       grad_views[f"bias_ih_l{layer}"], grad_views[f"bias_hh_l{layer}"],
-                      grad_flow[layer], spec.relu, layer > 0)
+                      grad_flow[layer], spec.relu, layer > 0, work)
         if layer > 0:
-            dh_out = dx * masks[layer][None] if masks[layer] is not None else dx
+            dh_out = dx * masks[layer][None] if masks[layer] is not None else dx  # (W, B, H)
     return value

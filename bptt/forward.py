@@ -9,8 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cells import CELLS
+from .cells._common import work_size
 from .network import NetworkSpec
 from .parallel import chunk_bounds, run_chunks, single_threaded_blas
+from .workspace import scratch
 
 _UNUSED = {}  # per dtype: a tiny array standing in for caches a cell does not use
 
@@ -85,13 +87,20 @@ def run_window(spec: NetworkSpec, views: dict, x: np.ndarray, states: list[Layer
     for k in range(spec.num_layers):
         if k > 0:
             below = caches[-1].hs  # (W, B, H)
-            inputs = below * masks[k][None] if masks[k] is not None else below
-        gates = np.empty((steps, batch, gh), x.dtype)
-        hs = np.empty((steps, batch, spec.hidden_size), x.dtype)
-        aux = np.empty_like(hs) if spec.cell != "rnn" else _unused(x.dtype)
+            inputs = below
+            if masks[k] is not None:
+                inputs = scratch(("inputs", k), below.shape, x.dtype)
+                np.multiply(below, masks[k][None], out=inputs)
+        shape = (steps, batch, spec.hidden_size)
+        gates = scratch(("gates", k), (steps, batch, gh), x.dtype)
+        hs = scratch(("hs", k), shape, x.dtype)
+        aux = scratch(("aux", k), shape, x.dtype) if spec.cell != "rnn" else _unused(x.dtype)
         state = states[k]
+        work = scratch(("work",), (work_size(batch, spec.hidden_size, gh, inputs.shape[2]),),
+                       x.dtype)
         cell.forward(inputs, state.h, state.c, views[f"weight_ih_l{k}"], views[f"weight_hh_l{k}"],
-                     views[f"bias_ih_l{k}"], views[f"bias_hh_l{k}"], gates, aux, hs, spec.relu)
+                     views[f"bias_ih_l{k}"], views[f"bias_hh_l{k}"], gates, aux, hs, spec.relu,
+                     work)
         caches.append(LayerCache(inputs, state, gates, aux, hs, spec.cell == "lstm"))
     return caches
 

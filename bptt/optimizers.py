@@ -1,12 +1,49 @@
 """Optimizers over the flat parameter vector, with PyTorch's update rules.
 
 An optimizer is a small frozen config; its state (moments, step count) is a plain dict of arrays
-and numbers, so it can be checkpointed and restored exactly. `step` updates params in place.
+and numbers, so it can be checkpointed and restored exactly. `step` updates params in place
+through one fused Numba loop per rule: numpy expressions would allocate several temporaries the
+size of the whole model on every step.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
+
+from .cells._common import KERNEL
+
+
+@njit(**KERNEL)
+def _sgd(params, grad, buf, lr, momentum, undamped, nesterov, weight_decay, first):
+    for i in range(params.size):
+        g = grad[i] + weight_decay * params[i]
+        if momentum != 0:
+            # torch starts the momentum buffer at the first gradient
+            buf[i] = g if first else momentum * buf[i] + undamped * g
+            g = g + momentum * buf[i] if nesterov else buf[i]
+        params[i] -= lr * g
+
+
+@njit(**KERNEL)
+def _rmsprop(params, grad, square_avg, lr, alpha, eps, weight_decay):
+    one = params.dtype.type(1)
+    for i in range(params.size):
+        g = grad[i] + weight_decay * params[i]
+        square_avg[i] = alpha * square_avg[i] + (one - alpha) * g * g
+        params[i] -= lr * g / (np.sqrt(square_avg[i]) + eps)
+
+
+@njit(**KERNEL)
+def _adam(params, grad, exp_avg, exp_avg_sq, step_size, beta1, beta2, eps, bias2_sqrt,
+          l2, decay):
+    one = params.dtype.type(1)
+    for i in range(params.size):
+        p = params[i] * decay  # AdamW's decoupled decay (decay = 1 otherwise)
+        g = grad[i] + l2 * p  # Adam's L2 term (l2 = 0 otherwise)
+        exp_avg[i] = beta1 * exp_avg[i] + (one - beta1) * g
+        exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (one - beta2) * g * g
+        params[i] = p - step_size * exp_avg[i] / (np.sqrt(exp_avg_sq[i]) / bias2_sqrt + eps)
 
 
 @dataclass(frozen=True)
@@ -21,16 +58,10 @@ class SGD:
         return {"step": 0, "momentum_buffer": np.zeros_like(params)}
 
     def step(self, params: np.ndarray, grad: np.ndarray, state: dict, lr: float) -> None:
-        g = grad + self.weight_decay * params if self.weight_decay else grad
-        if self.momentum:
-            buf = state["momentum_buffer"]
-            if state["step"] == 0:
-                buf[...] = g  # torch starts the buffer at the first gradient
-            else:
-                buf *= self.momentum
-                buf += g
-            g = g + self.momentum * buf if self.nesterov else buf
-        params -= params.dtype.type(lr) * g
+        t = params.dtype.type
+        undamped = t(1)  # 1 - dampening; torch's default dampening is 0
+        _sgd(params, grad, state["momentum_buffer"], t(lr), t(self.momentum), undamped,
+             self.nesterov, t(self.weight_decay), state["step"] == 0)
         state["step"] += 1
 
 
@@ -46,11 +77,9 @@ class RMSprop:
         return {"step": 0, "square_avg": np.zeros_like(params)}
 
     def step(self, params: np.ndarray, grad: np.ndarray, state: dict, lr: float) -> None:
-        g = grad + self.weight_decay * params if self.weight_decay else grad
-        avg = state["square_avg"]
-        avg *= self.alpha
-        avg += (1 - self.alpha) * g * g
-        params -= params.dtype.type(lr) * g / (np.sqrt(avg) + params.dtype.type(self.eps))
+        t = params.dtype.type
+        _rmsprop(params, grad, state["square_avg"], t(lr), t(self.alpha), t(self.eps),
+                 t(self.weight_decay))
         state["step"] += 1
 
 
@@ -68,25 +97,14 @@ class Adam:
         return {"step": 0, "exp_avg": np.zeros_like(params), "exp_avg_sq": np.zeros_like(params)}
 
     def step(self, params: np.ndarray, grad: np.ndarray, state: dict, lr: float) -> None:
-        dtype = params.dtype.type
-        if self.weight_decay and self.decoupled:
-            params *= dtype(1 - lr * self.weight_decay)
-            g = grad
-        elif self.weight_decay:
-            g = grad + dtype(self.weight_decay) * params
-        else:
-            g = grad
+        t = params.dtype.type
         state["step"] += 1
-        t = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= dtype(self.beta1)
-        m += dtype(1 - self.beta1) * g
-        v *= dtype(self.beta2)
-        v += dtype(1 - self.beta2) * g * g
-        bias1 = 1 - self.beta1**t
-        bias2_sqrt = np.sqrt(1 - self.beta2**t)
-        denom = np.sqrt(v) / dtype(bias2_sqrt) + dtype(self.eps)
-        params -= dtype(lr / bias1) * m / denom
+        n = state["step"]
+        decay = 1 - lr * self.weight_decay if self.decoupled else 1.0
+        l2 = 0.0 if self.decoupled else self.weight_decay
+        _adam(params, grad, state["exp_avg"], state["exp_avg_sq"], t(lr / (1 - self.beta1**n)),
+              t(self.beta1), t(self.beta2), t(self.eps), t(np.sqrt(1 - self.beta2**n)), t(l2),
+              t(decay))
 
 
 def make_optimizer(name: str, **options):

@@ -9,6 +9,7 @@ from .cells import CELLS
 from .forward import predict
 from .losses import MSE
 from .network import NetworkSpec, init_parameters
+from .optimizers import make_optimizer
 
 
 def warm_kernels(dtypes=(np.float32, np.float64)) -> float:
@@ -26,4 +27,7 @@ def warm_kernels(dtypes=(np.float32, np.float64)) -> float:
             x = rng.normal(size=(3, 2, 1)).astype(dtype)
             loss_and_gradients(spec, params, x, x[-1:], MSE())
             predict(spec, params, x)
+        for name in ("sgd", "rmsprop", "adam"):
+            optimizer = make_optimizer(name)
+            optimizer.step(params, params.copy(), optimizer.init_state(params), lr=0.0)
     return time.perf_counter() - start

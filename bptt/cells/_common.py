@@ -88,19 +88,36 @@ def sigmoid(x, one):
     return one / (one + exp(-x))
 
 
+def work_size(batch: int, hidden: int, gate_width: int, inputs: int) -> int:
+    """Elements of the `work` scratch a forward or backward kernel carves its buffers from.
+
+    Kernels take their per-call buffers from `work` rather than allocating them: buffers above
+    malloc's mmap threshold were mapped and faulted in afresh on every call.
+    """
+    forward = batch * gate_width + gate_width * hidden
+    backward = 6 * batch * hidden + hidden + gate_width * (inputs + hidden)
+    return max(forward, backward)
+
+
+@njit(inline="always", **KERNEL)
+def carve(work, at, rows, cols):
+    """A (rows, cols) view of work[at:], and the offset just past it."""
+    return work[at : at + rows * cols].reshape(rows, cols), at + rows * cols
+
+
 @njit(**KERNEL)
 def weight_gradients(x, h0, hs, dgates_i, dgates_h, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh,
-                     need_dx):
+                     need_dx, work):
     """Form the parameter gradients of all steps as single GEMMs, after the time loop."""
     T, B, I = x.shape
     GH = dgates_i.shape[2]
     H = h0.shape[1]
     di = dgates_i.reshape(T * B, GH)
     dh = dgates_h.reshape(T * B, GH)
-    tmp_ih = np.empty_like(dw_ih)
+    tmp_ih, at = carve(work, 0, GH, I)
     np.dot(di.T, x.reshape(T * B, I), tmp_ih)  # (GH, I)
     dw_ih += tmp_ih
-    tmp_hh = np.empty_like(dw_hh)
+    tmp_hh, at = carve(work, at, GH, H)
     np.dot(dgates_h[0].T, h0, tmp_hh)  # step 0 reads the initial state
     dw_hh += tmp_hh
     if T > 1:

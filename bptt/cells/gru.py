@@ -13,24 +13,25 @@ and dgates_h (hidden side).
 import numpy as np
 from numba import njit
 
-from ._common import KERNEL, sigmoid, tanh, weight_gradients
+from ._common import KERNEL, carve, sigmoid, tanh, weight_gradients
 
 GATES = 3
 
 
 @njit(**KERNEL)
-def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
+def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one GRU layer over x (T, B, I) from h0 (B, H), filling gates, aux and hs."""
     T, B, I = x.shape
     H = h0.shape[1]
     one = x.dtype.type(1)
     np.dot(x.reshape(T * B, I), w_ih.T, gates.reshape(T * B, 3 * H))  # all steps' input projection
     g4 = gates.reshape(T, B, 3, H)  # constant gate index: unit-stride streams (see lstm.py)
-    r3 = np.empty((B, 3, H), x.dtype)  # recurrent projection, reused every step
-    rec = r3.reshape(B, 3 * H)
+    rec, at = carve(work, 0, B, 3 * H)  # recurrent projection, reused every step
+    r3 = rec.reshape(B, 3, H)
     bi = b_ih.reshape(3, H)
     bh = b_hh.reshape(3, H)
-    w_hh_t = np.ascontiguousarray(w_hh.T)  # contiguous W_hh^T: faster small per-step GEMMs
+    w_hh_t, at = carve(work, at, H, 3 * H)  # contiguous W_hh^T: faster small per-step GEMMs
+    w_hh_t[:] = w_hh.T
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]
         np.dot(h_prev, w_hh_t, rec)  # (B, 3H)
@@ -56,7 +57,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
 
 @njit(**KERNEL)
 def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
-             dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx):
+             dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one GRU layer; contract as in lstm.backward, plus dgates_h."""
     T, B, I = x.shape
     H = h0.shape[1]
@@ -64,12 +65,14 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     g4 = gates.reshape(T, B, 3, H)
     di4 = dgates.reshape(T, B, 3, H)
     dh4 = dgates_h.reshape(T, B, 3, H)
-    dh_next = np.zeros((B, H), x.dtype)
+    dh_next, at = carve(work, 0, B, H)
+    dh_next[:] = 0
     # |dL/dh_t| summed per unit: a scalar sum would be a float reduction, which LLVM will not
     # vectorise without reassociating, and it would keep the whole gate loop scalar.
-    flow = np.empty(H, x.dtype)
-    dh_direct = np.empty((B, H), x.dtype)  # the z * h path that skips W_hh
-    dh = np.empty((B, H), x.dtype)  # dL/dh_t, both paths
+    flow = work[at : at + H]
+    at += H
+    dh_direct, at = carve(work, at, B, H)  # the z * h path that skips W_hh
+    dh, at = carve(work, at, B, H)  # dL/dh_t, both paths
     for t in range(T - 1, -1, -1):
         h_prev = h0 if t == 0 else hs[t - 1]
         for b in range(B):
@@ -98,4 +101,5 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
         if t > 0:
             np.dot(dgates_h[t], w_hh, dh_next)  # (B, 3H) @ (3H, H)
             dh_next += dh_direct
-    weight_gradients(x, h0, hs, dgates, dgates_h, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx)
+    weight_gradients(x, h0, hs, dgates, dgates_h, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx,
+                     work[at:])

@@ -12,13 +12,13 @@ Every cell module shares one kernel signature so the network code is cell-agnost
 import numpy as np
 from numba import njit
 
-from ._common import KERNEL, sigmoid, tanh, weight_gradients
+from ._common import KERNEL, carve, sigmoid, tanh, weight_gradients
 
 GATES = 4
 
 
 @njit(**KERNEL)
-def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
+def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one LSTM layer over x (T, B, I) from state (h0, c0), filling gates, aux=c and hs."""
     T, B, I = x.shape
     H = h0.shape[1]
@@ -33,8 +33,9 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
     # a single uniform loop vectorises far better than four differently-shaped ones.
     scale = np.ones(4 * H, x.dtype)
     scale[2 * H : 3 * H] = 2
-    rec = np.empty((B, 4 * H), x.dtype)  # recurrent projection, reused every step
-    w_hh_t = np.ascontiguousarray(w_hh.T)  # contiguous W_hh^T: faster small per-step GEMMs
+    rec, at = carve(work, 0, B, 4 * H)  # recurrent projection, reused every step
+    w_hh_t, at = carve(work, at, H, 4 * H)  # contiguous W_hh^T: faster small per-step GEMMs
+    w_hh_t[:] = w_hh.T
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)
         c_prev = c0 if t == 0 else aux[t - 1]  # (B, H)
@@ -55,7 +56,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
 
 @njit(**KERNEL)
 def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
-             dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx):
+             dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one LSTM layer.
 
     dh_out (T, B, H) is dL/dh_t arriving from above (head or next layer), without the recurrence.
@@ -68,13 +69,16 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     one = x.dtype.type(1)
     g4 = gates.reshape(T, B, 4, H)
     d4 = dgates.reshape(T, B, 4, H)
-    dh_next = np.zeros((B, H), x.dtype)  # dL/dh_t through the recurrence from step t+1
-    dc_next = np.zeros((B, H), x.dtype)
+    dh_next, at = carve(work, 0, B, H)  # dL/dh_t through the recurrence from step t+1
+    dc_next, at = carve(work, at, B, H)
+    dh_next[:] = 0
+    dc_next[:] = 0
     # |dL/dh_t| summed per unit: a scalar sum would be a float reduction, which LLVM will not
     # vectorise without reassociating, and it would keep the whole gate loop scalar.
-    flow = np.empty(H, x.dtype)
-    dh = np.empty((B, H), x.dtype)  # dL/dh_t, both paths
-    tc = np.empty((B, H), x.dtype)  # tanh(c_t), recomputed rather than stored
+    flow = work[at : at + H]
+    at += H
+    dh, at = carve(work, at, B, H)  # dL/dh_t, both paths
+    tc, at = carve(work, at, B, H)  # tanh(c_t), recomputed rather than stored
     for t in range(T - 1, -1, -1):
         c_prev = c0 if t == 0 else aux[t - 1]
         # Short single-purpose loops: each vectorises, where one fused loop did not.
@@ -101,4 +105,5 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
         grad_flow[t] += flow.sum() / (B * H)
         if t > 0:
             np.dot(dgates[t], w_hh, dh_next)  # (B, 4H) @ (4H, H)
-    weight_gradients(x, h0, hs, dgates, dgates, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx)
+    weight_gradients(x, h0, hs, dgates, dgates, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx,
+                     work[at:])

@@ -7,21 +7,22 @@ act is tanh, or relu when `relu` is true. Same kernel signature as the other cel
 import numpy as np
 from numba import njit
 
-from ._common import KERNEL, tanh, weight_gradients
+from ._common import KERNEL, carve, tanh, weight_gradients
 
 GATES = 1
 
 
 @njit(**KERNEL)
-def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
+def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one RNN layer over x (T, B, I) from h0 (B, H), filling hs (T, B, H)."""
     T, B, I = x.shape
     H = h0.shape[1]
     zero = x.dtype.type(0)
     np.dot(x.reshape(T * B, I), w_ih.T, gates.reshape(T * B, H))  # all steps' input projection
     bias = b_ih + b_hh  # (H,)
-    rec = np.empty((B, H), x.dtype)
-    w_hh_t = np.ascontiguousarray(w_hh.T)  # contiguous W_hh^T: faster small per-step GEMMs
+    rec, at = carve(work, 0, B, H)
+    w_hh_t, at = carve(work, at, H, H)  # contiguous W_hh^T: faster small per-step GEMMs
+    w_hh_t[:] = w_hh.T
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]
         np.dot(h_prev, w_hh_t, rec)  # (B, H)
@@ -33,16 +34,18 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu):
 
 @njit(**KERNEL)
 def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
-             dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx):
+             dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one RNN layer; contract as in lstm.backward."""
     T, B, I = x.shape
     H = h0.shape[1]
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
-    dh_next = np.zeros((B, H), x.dtype)
+    dh_next, at = carve(work, 0, B, H)
+    dh_next[:] = 0
     # |dL/dh_t| summed per unit: a scalar sum would be a float reduction, which LLVM will not
     # vectorise without reassociating, and it would keep the whole gate loop scalar.
-    flow = np.empty(H, x.dtype)
+    flow = work[at : at + H]
+    at += H
     for t in range(T - 1, -1, -1):
         d_t = dgates[t]
         flow[:] = 0
@@ -58,4 +61,5 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
         grad_flow[t] += flow.sum() / (B * H)
         if t > 0:
             np.dot(d_t, w_hh, dh_next)  # (B, H) @ (H, H)
-    weight_gradients(x, h0, hs, dgates, dgates, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx)
+    weight_gradients(x, h0, hs, dgates, dgates, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx,
+                     work[at:])
