@@ -4,6 +4,8 @@ Each cell module exposes GATES, forward and backward with one shared signature, 
 network code treats every cell alike.
 """
 
+import hashlib
+from pathlib import Path
 from types import ModuleType
 
 # np.dot inside the kernels calls SciPy's BLAS. Loading it now, not at the first kernel call,
@@ -13,3 +15,32 @@ import scipy.linalg.cython_blas  # noqa: F401
 from . import gru, lstm, rnn
 
 CELLS: dict[str, ModuleType] = {"rnn": rnn, "lstm": lstm, "gru": gru}
+
+
+def _drop_stale_cache() -> None:
+    """Clear the kernels' on-disk cache when any source file in this package changed.
+
+    Numba checks only a cached function's own file, so a kernel would go on running old code
+    compiled in from _common.py after _common.py changed. A stamp of all the sources here makes
+    such a cache start afresh instead.
+    """
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for source in sorted(here.glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
+    cache = getattr(lstm.forward, "_cache", None)
+    cache_dir = Path(getattr(cache, "_cache_path", here / "__pycache__"))
+    stamp = cache_dir / "bptt-cells.stamp"
+    try:
+        if stamp.exists() and stamp.read_text() == digest.hexdigest():
+            return
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for name in CELLS.keys() | {"_common"}:
+            for stale in cache_dir.glob(f"{name}.*.nb[ic]"):
+                stale.unlink()
+        stamp.write_text(digest.hexdigest())
+    except OSError:  # a read-only install: Numba then caches elsewhere or not at all
+        pass
+
+
+_drop_stale_cache()

@@ -4,58 +4,22 @@ Every kernel is compiled with error_model="numpy": Python's error model checks e
 a zero divisor, and that branch stops LLVM from vectorising the gate loops. With numpy's model a
 division by zero gives inf/nan, which the training step catches as a non-finite loss.
 
-float32 kernels use branch-free exp and tanh that LLVM vectorises (libm's scalar expf/tanhf made
-the gate loops several times slower than the GEMMs); float64 kernels use libm, so gradient checks
-run at full precision.
+float32 kernels use a branch-free rational tanh that LLVM vectorises, and the sigmoid through it
+(libm's scalar expf/tanhf made the gate loops several times slower than the GEMMs); float64
+kernels use libm, so gradient checks run at full precision.
 """
 
 import numpy as np
-from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
 # nogil: batch chunks run in parallel Python threads (see parallel.py).
 KERNEL = {"cache": True, "error_model": "numpy", "nogil": True}
 
 
-@intrinsic
-def _float32_from_bits(typingctx, bits):
-    """Reinterpret an int32 as the float32 with the same bits."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
-
-
-def exp(x):
-    """exp(x); in float32 kernels a vectorisable version accurate to about 2 ulp."""
-    return np.exp(x)
-
-
 def tanh(x):
     """tanh(x); in float32 kernels a vectorisable rational fit, max abs error 3.5e-7."""
     return np.tanh(x)
-
-
-@overload(exp, inline="always")
-def _exp(x):
-    if x != types.float32:
-        return lambda x: np.exp(x)
-
-    def exp32(x):
-        # Cephes expf: exp(x) = 2^n · exp(r), n = round(x / ln 2), |r| ≤ ln2 / 2.
-        x = min(max(x, np.float32(-87.3)), np.float32(88.0))  # keep 2^n a normal float
-        n = np.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))
-        r = x - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)  # Cody-Waite
-        p = np.float32(1.9875691500e-4)
-        p = p * r + np.float32(1.3981999507e-3)
-        p = p * r + np.float32(8.3334519073e-3)
-        p = p * r + np.float32(4.1665795894e-2)
-        p = p * r + np.float32(1.6666665459e-1)
-        p = p * r + np.float32(5.0000001201e-1)
-        p = p * r * r + r + np.float32(1)
-        return p * _float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
-
-    return exp32
 
 
 @overload(tanh, inline="always")
@@ -83,9 +47,10 @@ def _tanh(x):
 
 
 @njit(inline="always", **KERNEL)
-def sigmoid(x, one):
-    """Logistic function. `one` carries the kernel's dtype so float32 stays float32."""
-    return one / (one + exp(-x))
+def sigmoid(x, half):
+    """Logistic function as ½ + ½·tanh(½x): one division and no exp, so it vectorises cheaply.
+    `half` carries the kernel's dtype so float32 stays float32."""
+    return half + half * tanh(half * x)
 
 
 def work_size(batch: int, hidden: int, gate_width: int, inputs: int) -> int:
@@ -95,7 +60,7 @@ def work_size(batch: int, hidden: int, gate_width: int, inputs: int) -> int:
     malloc's mmap threshold were mapped and faulted in afresh on every call.
     """
     forward = batch * gate_width + gate_width * hidden
-    backward = 6 * batch * hidden + hidden + gate_width * (inputs + hidden)
+    backward = 6 * batch * hidden + hidden + gate_width * (inputs + hidden + 1)
     return max(forward, backward)
 
 
@@ -123,9 +88,17 @@ def weight_gradients(x, h0, hs, dgates_i, dgates_h, w_ih, dx, dw_ih, dw_hh, db_i
     if T > 1:
         np.dot(dh[B:].T, hs[: T - 1].reshape((T - 1) * B, H), tmp_hh)  # (GH, H)
         dw_hh += tmp_hh
+    colsum = work[at : at + GH]  # this call's bias gradient
+    colsum[:] = 0
     for r in range(T * B):
         for k in range(GH):
-            db_ih[k] += di[r, k]
-            db_hh[k] += dh[r, k]
+            colsum[k] += di[r, k]
+    db_ih += colsum
+    if dgates_h.ctypes.data != dgates_i.ctypes.data:  # GRU: the hidden side differs
+        colsum[:] = 0
+        for r in range(T * B):
+            for k in range(GH):
+                colsum[k] += dh[r, k]
+    db_hh += colsum
     if need_dx:
         np.dot(di, w_ih, dx.reshape(T * B, I))  # (T*B, GH) @ (GH, I)

@@ -24,6 +24,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     T, B, I = x.shape
     H = h0.shape[1]
     one = x.dtype.type(1)
+    half = x.dtype.type(0.5)
     np.dot(x.reshape(T * B, I), w_ih.T, gates.reshape(T * B, 3 * H))  # all steps' input projection
     g4 = gates.reshape(T, B, 3, H)  # constant gate index: unit-stride streams (see lstm.py)
     rec, at = carve(work, 0, B, 3 * H)  # recurrent projection, reused every step
@@ -39,7 +40,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
         # Short single-purpose loops vectorise far better than one fused loop.
         for b in range(B):
             for k in range(2 * H):
-                g_t[b, k] = sigmoid(g_t[b, k] + b_ih[k] + rec[b, k] + b_hh[k], one)
+                g_t[b, k] = sigmoid(g_t[b, k] + b_ih[k] + rec[b, k] + b_hh[k], half)
         for b in range(B):
             for j in range(H):
                 hn = r3[b, 2, j] + bh[2, j]

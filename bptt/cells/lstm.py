@@ -12,7 +12,7 @@ Every cell module shares one kernel signature so the network code is cell-agnost
 import numpy as np
 from numba import njit
 
-from ._common import KERNEL, carve, sigmoid, tanh, weight_gradients
+from ._common import KERNEL, carve, tanh, weight_gradients
 
 GATES = 4
 
@@ -22,17 +22,19 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one LSTM layer over x (T, B, I) from state (h0, c0), filling gates, aux=c and hs."""
     T, B, I = x.shape
     H = h0.shape[1]
-    one = x.dtype.type(1)
     # The input projection of every step is one GEMM: (T*B, I) @ (I, 4H).
     np.dot(x.reshape(T * B, I), w_ih.T, gates.reshape(T * B, 4 * H))
     # Gate blocks addressed as g4[t, b, gate, j]: a constant gate index lets LLVM see four
     # unit-stride streams, where offsets like [b, 2 * H + j] made it emit slower code.
     g4 = gates.reshape(T, B, 4, H)
     bias = b_ih + b_hh  # (4H,)
-    # g = tanh(z) = 2σ(2z) − 1, so one sigmoid loop over all four gate blocks activates them:
-    # a single uniform loop vectorises far better than four differently-shaped ones.
-    scale = np.ones(4 * H, x.dtype)
-    scale[2 * H : 3 * H] = 2
+    # σ(z) = ½ + ½·tanh(½z), so one tanh loop over all four gate blocks activates them:
+    # act = shift + scale·tanh(scale·z), with scale ½ for i, f, o and 1 for g. A single uniform
+    # loop vectorises far better than four differently-shaped ones.
+    scale = np.full(4 * H, 0.5, x.dtype)
+    scale[2 * H : 3 * H] = 1
+    shift = np.full(4 * H, 0.5, x.dtype)
+    shift[2 * H : 3 * H] = 0
     rec, at = carve(work, 0, B, 4 * H)  # recurrent projection, reused every step
     w_hh_t, at = carve(work, at, H, 4 * H)  # contiguous W_hh^T: faster small per-step GEMMs
     w_hh_t[:] = w_hh.T
@@ -44,7 +46,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
         for b in range(B):
             for k in range(4 * H):
                 s = scale[k]
-                g_t[b, k] = s * sigmoid(s * (g_t[b, k] + rec[b, k] + bias[k]), one) + (one - s)
+                g_t[b, k] = shift[k] + s * tanh(s * (g_t[b, k] + rec[b, k] + bias[k]))
         for b in range(B):
             for j in range(H):
                 aux[t, b, j] = g4[t, b, 1, j] * c_prev[b, j] + g4[t, b, 0, j] * g4[t, b, 2, j]
