@@ -3,6 +3,9 @@
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
+
+from .cells._common import KERNEL
 
 
 @dataclass(frozen=True)
@@ -19,10 +22,21 @@ class ClipSpec:
                 raise ValueError(f"clip {name} must be a positive number")
 
 
+@njit(**KERNEL)
+def _sum_of_squares(values):
+    total = 0.0
+    for v in values:
+        total += float(v) * float(v)
+    return total
+
+
 def global_norm(grad: np.ndarray) -> float:
-    """L2 norm of the whole gradient, accumulated in float64."""
-    return float(np.sqrt(np.dot(grad.astype(np.float64, copy=False),
-                                grad.astype(np.float64, copy=False))))
+    """L2 norm of the whole gradient, accumulated in float64.
+
+    A Numba loop rather than np.dot: a BLAS call here would wake BLAS's worker threads, which
+    then spin for a while and steal the cores from the engine's own threads.
+    """
+    return float(np.sqrt(_sum_of_squares(grad)))
 
 
 def clip_gradients(grad: np.ndarray, clip: ClipSpec | None) -> tuple[float, bool]:
