@@ -83,11 +83,40 @@ class Pinball:
         return float(np.sum(value, dtype=np.float64)), grad
 
 
-LOSSES = {"mse": MSE, "mae": MAE, "huber": Huber, "pinball": Pinball}
+@dataclass(frozen=True)
+class MeanAndQuantiles:
+    """A mean forecast (MSE) and quantiles (pinball) from one head: per target the head emits
+    1 + Q outputs, the mean first. Both parts are means over their own outputs, summed."""
+
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantiles", Pinball(self.quantiles).quantiles)
+
+    @property
+    def outputs_per_target(self) -> int:
+        return 1 + len(self.quantiles)
+
+    def sum_and_grad(self, pred, target, mask):
+        n, h = target.shape
+        q = len(self.quantiles)
+        p = pred.reshape(n, h, 1 + q)
+        mean_sum, mean_grad = MSE().sum_and_grad(p[:, :, 0], target, mask)
+        quant_sum, quant_grad = Pinball(self.quantiles).sum_and_grad(
+            np.ascontiguousarray(p[:, :, 1:]).reshape(n, h * q), target, mask)
+        # The caller divides by (1 + Q) × targets; weight the parts so each is its own mean.
+        grad = np.empty_like(p)
+        grad[:, :, 0] = mean_grad * (1 + q)
+        grad[:, :, 1:] = quant_grad.reshape(n, h, q) * ((1 + q) / q)
+        return mean_sum * (1 + q) + quant_sum * (1 + q) / q, grad.reshape(n, h * (1 + q))
+
+
+LOSSES = {"mse": MSE, "mae": MAE, "huber": Huber, "pinball": Pinball,
+          "mse+pinball": MeanAndQuantiles}
 
 
 def make_loss(name: str, **options):
-    """Build a loss by name: mse, mae, huber (delta=), pinball (quantiles=)."""
+    """Build a loss by name: mse, mae, huber (delta=), pinball (quantiles=), mse+pinball."""
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, not {name!r}")
     return LOSSES[name](**options)

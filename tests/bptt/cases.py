@@ -14,6 +14,7 @@ LOSSES = [
     ("mae", {}),
     ("huber", {"delta": 0.5}),
     ("pinball", {"quantiles": (0.1, 0.5, 0.9)}),
+    ("mse+pinball", {"quantiles": (0.1, 0.9)}),
 ]
 STEPS, BATCH, INPUTS, HIDDEN, HORIZON, FIRST_OUTPUT = 9, 4, 2, 3, 2, 2
 

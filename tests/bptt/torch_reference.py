@@ -26,6 +26,13 @@ def modules(spec, params):
 def elementwise(loss, pred, target):
     """Per-element loss (N, horizon, Q) of a bptt loss object, in torch."""
     name = type(loss).__name__
+    if name == "MeanAndQuantiles":  # each part a mean over its own outputs
+        q = len(loss.quantiles)
+        p = pred.reshape(*target.shape, 1 + q)
+        mean = F.mse_loss(p[..., 0], target, reduction="none")[..., None] * (1 + q)
+        quant = elementwise(type("Pinball", (), {"quantiles": loss.quantiles})(),
+                            p[..., 1:].reshape(*target.shape[:-1], -1), target) * (1 + q) / q
+        return torch.cat([mean, quant], dim=-1)
     if name == "Pinball":
         q = torch.tensor(loss.quantiles, dtype=pred.dtype)
         r = target[..., None] - pred.reshape(*target.shape, len(q))
