@@ -1,0 +1,55 @@
+"""Choices made from the data when the spec leaves them open (None).
+
+The rule, in order:
+- season m: `season_length`, else the season of `freq` (12 for monthly, 7 for daily, ...), else 1.
+- input window L: max(8, 2·horizon, 2·m when m > 1), at most 256, and short enough that the
+  shortest series still yields horizon + 4 windows; never below 1 window.
+- hidden size: 32, or 64 from 2,000 training windows up (more data supports a larger state).
+- epochs: enough for about 1,500 updates, within 30..300; early stopping on the validation
+  loss (patience 20) ends most fits sooner and keeps the best epoch's weights.
+- learning rate: 3e-3 for adam, adamw and rmsprop; 3e-2 for the sgd family.
+"""
+
+import dataclasses
+import math
+
+from .seasons import season_from_freq
+from .spec import TrainingSpec
+
+TARGET_UPDATES = 1500
+
+
+def season_of(spec: TrainingSpec) -> int:
+    """The season length the spec implies (1: no seasonality)."""
+    if spec.season_length:
+        return spec.season_length
+    if spec.freq:
+        return season_from_freq(spec.freq) or 1
+    return 1
+
+
+def input_size_for(spec: TrainingSpec, shortest: int) -> int:
+    """The input window: the spec's, or the rule's for a shortest series of `shortest` points."""
+    if spec.window.input_size is not None:
+        return spec.window.input_size
+    h, m = spec.horizon, season_of(spec)
+    wanted = min(256, max(8, 2 * h, 2 * m if m > 1 else 0))
+    room = shortest - h - (h + 4) + 1  # the largest L that leaves horizon + 4 windows
+    return max(1, min(wanted, room, shortest - h))
+
+
+def resolve(spec: TrainingSpec, input_size: int, train_windows: int) -> TrainingSpec:
+    """A copy of spec with every open choice made (see the module docstring)."""
+    t = spec.training
+    batches = max(1, math.ceil(train_windows / t.batch_size))
+    epochs = t.epochs or min(300, max(30, math.ceil(TARGET_UPDATES / batches)))
+    sgd_family = t.optimizer in ("sgd", "momentum", "nesterov")
+    lr = t.learning_rate or (3e-2 if sgd_family else 3e-3)
+    hidden = spec.model.hidden_size or (64 if train_windows >= 2000 else 32)
+    return dataclasses.replace(
+        spec,
+        season_length=season_of(spec),
+        model=dataclasses.replace(spec.model, hidden_size=hidden),
+        window=dataclasses.replace(spec.window, input_size=input_size),
+        training=dataclasses.replace(t, epochs=epochs, learning_rate=lr),
+    )

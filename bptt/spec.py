@@ -1,0 +1,236 @@
+"""The training spec: every choice of a fit, with defaults, as one typed object.
+
+The same object is what the HTTP API accepts as JSON (`TrainingSpec.from_dict`), so a library
+user and a service user describe a job the same way. Fields left as None are chosen from the
+data by `bptt.defaults`. Invalid input raises SpecError listing every problem with its location,
+e.g. [{"loc": ["training", "epochs"], "msg": "must be at least 1"}].
+"""
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+
+from .cells import CELLS
+from .network import NONLINEARITIES
+from .seasons import season_from_freq
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+SCALERS = ("standard", "robust", "minmax", "none")
+TRAINING_LOSSES = ("mse", "mae", "huber")  # quantiles add a pinball part on top (see fit)
+
+
+class SpecError(ValueError):
+    """A spec failed validation; `errors` is a list of {"loc": [...], "msg": "..."}."""
+
+    def __init__(self, errors: list[dict]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: cell type and size."""
+
+    cell: str = "lstm"  # "rnn", "lstm" or "gru"
+    hidden_size: int | None = None  # None: 32, or 64 for large data (see defaults)
+    num_layers: int = 1
+    dropout: float = 0.0  # between stacked layers, shared through time
+    nonlinearity: str = "tanh"  # vanilla RNN only
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """How many past steps the network reads for one forecast."""
+
+    input_size: int | None = None  # None: from horizon and season length (see defaults)
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """Gradient clipping; both None disables it."""
+
+    max_norm: float | None = 1.0
+    max_value: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The optimisation loop."""
+
+    epochs: int | None = None  # None: enough for about 1500 updates, 30..300 (see defaults)
+    batch_size: int = 32
+    optimizer: str = "adam"
+    learning_rate: float | None = None  # None: 3e-3 (adam/adamw/rmsprop), 3e-2 (sgd family)
+    weight_decay: float = 0.0
+    schedule: str = "plateau"  # on validation loss: halve after 8 epochs without progress
+    loss: str = "mse"  # for the mean forecast; quantiles, if asked for, add a pinball part
+    huber_delta: float = 1.0
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    truncate: tuple[int, int] | None = None  # (k1, k2) for truncated BPTT; None: full BPTT
+    validation_fraction: float = 0.1  # of each series' latest windows
+    early_stopping_patience: int | None = 20  # epochs without validation progress; None: off
+    seed: int = 0
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Everything a fit needs besides the series themselves."""
+
+    horizon: int
+    season_length: int | None = None  # None: from freq, else no seasonality
+    freq: str | None = None  # a pandas-style frequency ("MS", "D", "h", ...) to infer seasons
+    quantiles: tuple[float, ...] | None = None  # e.g. (0.1, 0.5, 0.9); None: mean only
+    scaler: str = "standard"  # per series: standard, robust, minmax or none
+    model: ModelConfig = field(default_factory=ModelConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainingSpec":
+        """Build and validate a spec from JSON-like data; unknown fields are errors."""
+        errors: list[dict] = []
+        spec = _build(cls, data, [], errors)
+        if not errors:
+            errors = spec.problems()
+        if errors:
+            raise SpecError(errors)
+        return spec
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready data (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))
+
+    def problems(self) -> list[dict]:
+        """Every rule this spec breaks, as {"loc", "msg"} entries (empty when valid)."""
+        out: list[dict] = []
+
+        def check(ok: bool, loc: list, msg: str) -> None:
+            if not ok:
+                out.append({"loc": loc, "msg": msg})
+
+        m, w, t = self.model, self.window, self.training
+        check(self.horizon >= 1, ["horizon"], "must be at least 1")
+        check(self.season_length is None or self.season_length >= 1, ["season_length"],
+              "must be at least 1")
+        if self.freq is not None:
+            check(season_from_freq(self.freq) is not None, ["freq"],
+                  f"unknown frequency {self.freq!r}")
+        if self.quantiles is not None:
+            qs = list(self.quantiles)
+            check(bool(qs) and all(0 < q < 1 for q in qs) and qs == sorted(set(qs)),
+                  ["quantiles"], "must be distinct, increasing and strictly between 0 and 1")
+        check(self.scaler in SCALERS, ["scaler"], f"must be one of {list(SCALERS)}")
+        check(m.cell in CELLS, ["model", "cell"], f"must be one of {sorted(CELLS)}")
+        check(m.hidden_size is None or m.hidden_size >= 1, ["model", "hidden_size"],
+              "must be at least 1")
+        check(m.num_layers >= 1, ["model", "num_layers"], "must be at least 1")
+        check(0 <= m.dropout < 1, ["model", "dropout"], "must be in [0, 1)")
+        check(m.nonlinearity in NONLINEARITIES, ["model", "nonlinearity"],
+              f"must be one of {list(NONLINEARITIES)}")
+        check(w.input_size is None or w.input_size >= 1, ["window", "input_size"],
+              "must be at least 1")
+        check(t.epochs is None or t.epochs >= 1, ["training", "epochs"], "must be at least 1")
+        check(t.batch_size >= 1, ["training", "batch_size"], "must be at least 1")
+        check(t.optimizer in OPTIMIZERS, ["training", "optimizer"],
+              f"must be one of {list(OPTIMIZERS)}")
+        check(t.learning_rate is None or (math.isfinite(t.learning_rate) and t.learning_rate > 0),
+              ["training", "learning_rate"], "must be a positive number")
+        check(math.isfinite(t.weight_decay) and t.weight_decay >= 0, ["training", "weight_decay"],
+              "must be zero or positive")
+        check(t.schedule in SCHEDULES, ["training", "schedule"],
+              f"must be one of {list(SCHEDULES)}")
+        check(t.loss in TRAINING_LOSSES, ["training", "loss"],
+              f"must be one of {list(TRAINING_LOSSES)}")
+        check(math.isfinite(t.huber_delta) and t.huber_delta > 0, ["training", "huber_delta"],
+              "must be a positive number")
+        for name in ("max_norm", "max_value"):
+            value = getattr(t.clip, name)
+            check(value is None or (math.isfinite(value) and value > 0),
+                  ["training", "clip", name], "must be a positive number or null")
+        if t.truncate is not None:
+            check(len(t.truncate) == 2 and 1 <= t.truncate[0] <= t.truncate[1],
+                  ["training", "truncate"], "must be [k1, k2] with 1 <= k1 <= k2")
+        check(0 <= t.validation_fraction < 1, ["training", "validation_fraction"],
+              "must be in [0, 1)")
+        check(t.early_stopping_patience is None or t.early_stopping_patience >= 1,
+              ["training", "early_stopping_patience"], "must be at least 1 or null")
+        check(0 <= t.seed < 2**63, ["training", "seed"], "must be a non-negative integer")
+        check(1 <= t.threads <= 256, ["training", "threads"], "must be between 1 and 256")
+        return out
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls, data, loc: list, errors: list):
+    """Instantiate dataclass `cls` from `data`, type-checking every field against its hint."""
+    if not isinstance(data, dict):
+        errors.append({"loc": loc, "msg": "must be an object"})
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in data:
+        if name not in fields:
+            errors.append({"loc": [*loc, name], "msg": "unknown field"})
+    values = {}
+    for name, f in fields.items():
+        if name in data:
+            values[name] = _coerce(hints[name], data[name], [*loc, name], errors)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            errors.append({"loc": [*loc, name], "msg": "field required"})
+    if any(e["loc"][: len(loc)] == loc for e in errors):
+        return None
+    return cls(**values)
+
+
+def _coerce(hint, value, loc: list, errors: list):
+    """Check `value` against a type hint (int, float, str, bool, tuples, Optional, dataclass)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, loc, errors)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, loc, errors)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            errors.append({"loc": loc, "msg": "must be a list"})
+            return None
+        item = args[0]
+        if len(args) == 2 and args[1] is Ellipsis or len(args) == 1:
+            items = [_coerce(item, v, [*loc, i], errors) for i, v in enumerate(value)]
+        elif len(value) != len(args):
+            errors.append({"loc": loc, "msg": f"must have {len(args)} items"})
+            return None
+        else:
+            items = [_coerce(a, v, [*loc, i], errors) for i, (a, v) in enumerate(zip(args, value,
+                                                                                   strict=True))]
+        return tuple(items)
+    if hint is bool:
+        if not isinstance(value, bool):
+            errors.append({"loc": loc, "msg": "must be true or false"})
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.append({"loc": loc, "msg": "must be an integer"})
+        return value
+    if hint is float:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            errors.append({"loc": loc, "msg": "must be a finite number"})
+            return value
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            errors.append({"loc": loc, "msg": "must be a string"})
+        return value
+    raise TypeError(f"unsupported type hint {hint!r}")  # a bug in this module, not bad input

@@ -1,0 +1,61 @@
+"""The training spec: defaults, strict parsing from JSON, every problem named by location."""
+
+import pytest
+
+from bptt import SpecError, TrainingSpec
+from bptt.defaults import input_size_for, resolve
+from bptt.seasons import season_from_freq
+
+
+def test_minimal_spec_round_trips():
+    spec = TrainingSpec.from_dict({"horizon": 12})
+    assert spec.model.cell == "lstm" and spec.training.clip.max_norm == 1.0
+    assert TrainingSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_the_design_example_parses():
+    spec = TrainingSpec.from_dict({
+        "horizon": 12, "season_length": 12, "quantiles": [0.1, 0.5, 0.9],
+        "model": {"cell": "lstm", "hidden_size": 32, "num_layers": 1, "dropout": 0.0},
+        "window": {"input_size": 36},
+        "training": {"epochs": 300, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.005,
+                     "loss": "mse", "clip": {"max_norm": 1.0}, "truncate": None,
+                     "validation_fraction": 0.1, "early_stopping_patience": 20, "seed": 0}})
+    assert spec.quantiles == (0.1, 0.5, 0.9) and spec.window.input_size == 36
+
+
+@pytest.mark.parametrize("data,loc", [
+    ({}, ["horizon"]),
+    ({"horizon": "12"}, ["horizon"]),
+    ({"horizon": 12, "colour": 1}, ["colour"]),
+    ({"horizon": 0}, ["horizon"]),
+    ({"horizon": 12, "model": {"cell": "transformer"}}, ["model", "cell"]),
+    ({"horizon": 12, "model": {"hidden": 3}}, ["model", "hidden"]),
+    ({"horizon": 12, "training": {"epochs": 1.5}}, ["training", "epochs"]),
+    ({"horizon": 12, "training": {"learning_rate": -1}}, ["training", "learning_rate"]),
+    ({"horizon": 12, "training": {"clip": {"max_norm": 0}}}, ["training", "clip", "max_norm"]),
+    ({"horizon": 12, "training": {"truncate": [8, 4]}}, ["training", "truncate"]),
+    ({"horizon": 12, "quantiles": [0.9, 0.1]}, ["quantiles"]),
+    ({"horizon": 12, "freq": "fortnightly"}, ["freq"]),
+    ({"horizon": 12, "model": []}, ["model"]),
+])
+def test_bad_specs_name_the_field(data, loc):
+    with pytest.raises(SpecError) as info:
+        TrainingSpec.from_dict(data)
+    assert loc in [e["loc"] for e in info.value.errors]
+
+
+def test_seasons_from_frequencies():
+    assert season_from_freq("MS") == 12 and season_from_freq("W-SUN") == 52
+    assert season_from_freq("h") == 24 and season_from_freq("QS") == 4
+    assert season_from_freq("nonsense") is None
+
+
+def test_default_window_follows_the_rule_and_the_data():
+    spec = TrainingSpec(horizon=12, freq="MS")
+    assert input_size_for(spec, shortest=500) == 24  # max(8, 2h, 2m)
+    assert input_size_for(spec, shortest=40) == 13  # room for horizon + 4 windows
+    resolved = resolve(spec, 24, train_windows=100)
+    assert resolved.season_length == 12 and resolved.model.hidden_size == 32
+    assert resolved.training.epochs == 300 and resolved.training.learning_rate == 3e-3
+    assert resolve(spec, 24, train_windows=40_000).training.epochs == 30
