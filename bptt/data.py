@@ -1,0 +1,176 @@
+"""From raw series to training windows: parsing, gaps, per-series scaling, windows, splits.
+
+A window is `input_size` consecutive points and the `horizon` points after them. Inputs are the
+series after per-series scaling and linear interpolation of gaps, then centred on the window's
+last input value; targets are centred the same way but keep their gaps (NaN), which the loss
+masks. Centring makes the network forecast changes from the last observation, which carries
+trends and level shifts over to unseen series and windows.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+SeriesLike = Mapping[str, Iterable] | Iterable
+
+
+class DataError(ValueError):
+    """The series cannot be used as given; `loc` names the offending series or field."""
+
+    def __init__(self, loc: list, msg: str) -> None:
+        self.loc, self.msg = loc, msg
+        super().__init__(f"{'.'.join(map(str, loc))}: {msg}")
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Per-series affine scaling: scaled = (value - center) / scale."""
+
+    kind: str
+    center: float
+    scale: float
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.center) / self.scale
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        return values * self.scale + self.center
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "center": self.center, "scale": self.scale}
+
+
+def fit_scaler(kind: str, values: np.ndarray) -> Scaler:
+    """Scaling parameters from a series' observed values.
+
+    standard: mean and standard deviation; robust: median and IQR / 1.349 (the IQR of a normal
+    distribution is 1.349 σ, so both put typical values on the same scale); minmax: minimum and
+    range; none: identity. A constant series gets scale max(|center|, 1) instead of zero.
+    """
+    observed = values[np.isfinite(values)]
+    if kind == "none":
+        return Scaler(kind, 0.0, 1.0)
+    if kind == "standard":
+        center, scale = observed.mean(), observed.std()
+    elif kind == "robust":
+        q1, center, q3 = np.percentile(observed, [25, 50, 75])
+        scale = (q3 - q1) / 1.349
+    elif kind == "minmax":
+        center, scale = observed.min(), observed.max() - observed.min()
+    else:
+        raise ValueError(f"unknown scaler {kind!r}")
+    if not scale > 1e-12 * max(abs(center), 1.0):
+        scale = max(abs(center), 1.0)
+    return Scaler(kind, float(center), float(scale))
+
+
+def as_series(series: SeriesLike) -> list[tuple[str, np.ndarray]]:
+    """Normalise the accepted shapes of input into [(id, float64 values with NaN gaps)].
+
+    Accepted: {id: values}, [values, ...] (ids "0", "1", ...), or [{"id": ..., "values": [...]},
+    ...]. None and NaN mark gaps; infinities, strings and empty series are errors.
+    """
+    if isinstance(series, Mapping):
+        items = [(str(k), v) for k, v in series.items()]
+    else:
+        items = []
+        for i, item in enumerate(series):
+            if isinstance(item, Mapping):
+                if "values" not in item:
+                    raise DataError(["series", i, "values"], "field required")
+                items.append((str(item.get("id", i)), item["values"]))
+            else:
+                items.append((str(i), item))
+    if not items:
+        raise DataError(["series"], "at least one series is required")
+    out, seen = [], set()
+    for i, (name, raw) in enumerate(items):
+        if name in seen:
+            raise DataError(["series", i, "id"], f"duplicate series id {name!r}")
+        seen.add(name)
+        out.append((name, _as_values(raw, ["series", i, "values"])))
+    return out
+
+
+def _as_values(raw, loc: list) -> np.ndarray:
+    try:
+        values = np.array([np.nan if v is None else v for v in raw], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(loc, "values must be numbers or null") from None
+    if values.ndim != 1 or values.size == 0:
+        raise DataError(loc, "must be a non-empty list of numbers")
+    if np.isinf(values).any():
+        raise DataError(loc, "values must be finite (use null for a gap)")
+    if not np.isfinite(values).any():
+        raise DataError(loc, "has no observed value")
+    return values
+
+
+def interpolate_gaps(values: np.ndarray) -> np.ndarray:
+    """Fill NaN gaps linearly between neighbours, and with the nearest value at the ends."""
+    known = np.isfinite(values)
+    if known.all():
+        return values.copy()
+    positions = np.arange(values.size)
+    return np.interp(positions, positions[known], values[known])
+
+
+@dataclass
+class Windows:
+    """Training windows, ready for the engine."""
+
+    x: np.ndarray  # (N, L, 1) centred inputs
+    y: np.ndarray  # (N, h) centred targets, NaN where the series had a gap
+    series: np.ndarray  # (N,) index of the series each window comes from
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, rows: np.ndarray) -> "Windows":
+        return Windows(self.x[rows], self.y[rows], self.series[rows])
+
+
+def window_inputs(filled: np.ndarray, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last `input_size` points of a scaled, gap-filled series, centred on the last one:
+    (inputs (L,), level)."""
+    tail = filled[-input_size:]
+    return tail - tail[-1], tail[-1]
+
+
+def make_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
+                 validation_fraction: float) -> tuple[Windows, Windows]:
+    """Sliding windows of every series, split into (training, validation).
+
+    Validation takes the latest windows of each series (validation_fraction of them, at least
+    one when the fraction is positive); training keeps only the windows whose targets end before
+    the first validation target, so no validation value is ever a training target.
+    """
+    parts: dict[str, list] = {"train": [], "val": []}
+    span = input_size + horizon
+    for index, values in enumerate(scaled):
+        count = values.size - span + 1
+        if count < 1:
+            continue
+        filled = interpolate_gaps(values)
+        inputs = np.lib.stride_tricks.sliding_window_view(filled, input_size)[:count]
+        targets = np.lib.stride_tricks.sliding_window_view(values[input_size:], horizon)[:count]
+        level = inputs[:, -1:]
+        n_val = int(np.ceil(validation_fraction * count)) if validation_fraction > 0 else 0
+        last_train = count - n_val - horizon  # windows 0..last_train have disjoint targets
+        if n_val == 0 or last_train < 0:
+            n_val, last_train = 0, count - 1
+        splits = (("train", slice(0, last_train + 1)), ("val", slice(count - n_val, count)))
+        for part, rows in splits:
+            if rows.stop > rows.start:
+                parts[part].append((inputs[rows] - level[rows], targets[rows] - level[rows],
+                                    np.full(rows.stop - rows.start, index)))
+    return _stack(parts["train"], input_size, horizon), _stack(parts["val"], input_size, horizon)
+
+
+def _stack(pieces: list, input_size: int, horizon: int) -> Windows:
+    if not pieces:
+        return Windows(np.empty((0, input_size, 1), np.float32),
+                       np.empty((0, horizon), np.float32), np.empty(0, np.int64))
+    x, y, s = (np.concatenate(p) for p in zip(*pieces, strict=True))
+    return Windows(x[:, :, None].astype(np.float32), y.astype(np.float32), s)

@@ -1,0 +1,53 @@
+"""Series parsing, gaps, per-series scaling and the train/validation windows."""
+
+import numpy as np
+import pytest
+
+from bptt.data import DataError, as_series, fit_scaler, interpolate_gaps, make_windows
+
+
+def test_accepted_shapes_and_gaps():
+    a = as_series({"x": [1, None, 3]})
+    b = as_series([{"id": "x", "values": [1, float("nan"), 3]}])
+    c = as_series([[1, None, 3]])
+    for (name, values), expected in zip((a[0], b[0], c[0]), ("x", "x", "0"), strict=True):
+        assert name == expected and np.isnan(values[1])
+    assert np.array_equal(interpolate_gaps(np.array([np.nan, 1, np.nan, 3, np.nan])),
+                          [1, 1, 2, 3, 3])
+
+
+@pytest.mark.parametrize("series,loc", [
+    ([], ["series"]),
+    ([[]], ["series", 0, "values"]),
+    ([[1, "a"]], ["series", 0, "values"]),
+    ([[1, float("inf")]], ["series", 0, "values"]),
+    ([[None, None]], ["series", 0, "values"]),
+    ([{"id": "a", "values": [1]}, {"id": "a", "values": [2]}], ["series", 1, "id"]),
+    ([{"id": "a"}], ["series", 0, "values"]),
+])
+def test_unusable_series_are_refused_by_location(series, loc):
+    with pytest.raises(DataError) as info:
+        as_series(series)
+    assert info.value.loc == loc
+
+
+@pytest.mark.parametrize("kind", ["standard", "robust", "minmax", "none"])
+def test_scalers_invert_and_survive_constants(kind):
+    values = np.array([3.0, 5.0, np.nan, 11.0, 7.0])
+    scaler = fit_scaler(kind, values)
+    assert np.allclose(scaler.inverse(scaler.transform(values)), values, equal_nan=True)
+    flat = fit_scaler(kind, np.full(5, 4.0))
+    assert np.isfinite(flat.transform(np.full(5, 4.0))).all()
+
+
+def test_validation_windows_are_the_latest_and_never_training_targets():
+    values = np.arange(60, dtype=float)
+    train, val = make_windows([values], input_size=10, horizon=5, validation_fraction=0.1)
+    count = 60 - 15 + 1
+    assert len(val) == 5 and len(train) == count - 5 - 4  # h - 1 windows in between dropped
+    # centred on each window's last input: the targets are 1..5 steps of +1
+    assert np.allclose(train.y, np.arange(1, 6)) and np.allclose(val.x[:, -1, 0], 0)
+    # window i reads values[i:i+10] and targets values[i+10:i+15]
+    last_train_target = (len(train) - 1) + 10 + 4
+    first_val_target = (count - len(val)) + 10
+    assert last_train_target == first_val_target - 1
