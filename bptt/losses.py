@@ -85,10 +85,12 @@ class Pinball:
 
 @dataclass(frozen=True)
 class MeanAndQuantiles:
-    """A mean forecast (MSE) and quantiles (pinball) from one head: per target the head emits
-    1 + Q outputs, the mean first. Both parts are means over their own outputs, summed."""
+    """A point forecast and quantiles (pinball) from one head: per target the head emits 1 + Q
+    outputs, the point forecast first, trained by `point` (MSE by default). Both parts are means
+    over their own outputs, summed."""
 
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    point: MSE | MAE | Huber = MSE()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantiles", Pinball(self.quantiles).quantiles)
@@ -101,7 +103,8 @@ class MeanAndQuantiles:
         n, h = target.shape
         q = len(self.quantiles)
         p = pred.reshape(n, h, 1 + q)
-        mean_sum, mean_grad = MSE().sum_and_grad(p[:, :, 0], target, mask)
+        mean_sum, mean_grad = self.point.sum_and_grad(np.ascontiguousarray(p[:, :, 0]), target,
+                                                      mask)
         quant_sum, quant_grad = Pinball(self.quantiles).sum_and_grad(
             np.ascontiguousarray(p[:, :, 1:]).reshape(n, h * q), target, mask)
         # The caller divides by (1 + Q) × targets; weight the parts so each is its own mean.

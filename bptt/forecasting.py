@@ -1,0 +1,57 @@
+"""forecast: a trained Model and raw series in, mean and quantile paths in original units out."""
+
+import numpy as np
+
+from .data import DataError, as_series, fit_scaler, interpolate_gaps, window_inputs
+from .forward import predict
+from .model import Model
+
+
+def forecast(model: Model, series=None, horizon: int | None = None,
+             quantiles: list[float] | None = None, threads: int = 1) -> list[dict]:
+    """Forecast `horizon` steps (default: the model's) after the end of each series.
+
+    `series` takes the shapes of data.as_series; None forecasts the model's own training series
+    from their ends. A series the model was trained on keeps its training scaler; a new one is
+    scaled from its own values. `quantiles` must be among the trained ones (default: all of
+    them). Returns [{"id", "mean": (h,), "quantiles": {q: (h,)}}]; quantile paths never cross.
+    """
+    horizon = model.horizon if horizon is None else int(horizon)
+    if not 1 <= horizon <= model.horizon:
+        raise DataError(["horizon"], f"must be between 1 and the model's {model.horizon}")
+    wanted = list(model.quantiles) if quantiles is None else [float(q) for q in quantiles]
+    unknown = [q for q in wanted if q not in model.quantiles]
+    if unknown:
+        raise DataError(["quantiles"], f"{unknown} not trained; available: "
+                                       f"{list(model.quantiles)}")
+    steps = model.spec.window.input_size
+    if series is None:
+        ids, scalers, tails = model.series_ids, model.scalers, model.tails
+    else:
+        known = dict(zip(model.series_ids, model.scalers, strict=True))
+        ids, scalers, rows = [], [], []
+        for i, (name, values) in enumerate(as_series(series)):
+            if len(values) < steps:
+                raise DataError(["series", i, "values"],
+                                f"series {name!r} has {len(values)} points; the model reads "
+                                f"the last {steps}")
+            scaler = known.get(name) or fit_scaler(model.spec.scaler, values)
+            ids.append(name)
+            scalers.append(scaler)
+            rows.append(interpolate_gaps(scaler.transform(values))[-steps:])
+        tails = np.stack(rows)
+    inputs, levels = zip(*(window_inputs(tail, steps) for tail in tails), strict=True)
+    x = np.stack(inputs).T[:, :, None].astype(np.float32)  # (L, S, 1)
+    out, _ = predict(model.network, model.params, x, threads=threads)
+    paths = out.reshape(len(ids), model.horizon, 1 + len(model.quantiles))[:, :horizon]
+    paths = paths.astype(np.float64) + np.asarray(levels)[:, None, None]
+    paths[:, :, 1:] = np.sort(paths[:, :, 1:], axis=2)  # quantiles must not cross
+    results = []
+    for name, scaler, path in zip(ids, scalers, paths, strict=True):
+        original = scaler.inverse(path)  # (h, 1 + Q)
+        results.append({
+            "id": name,
+            "mean": original[:, 0],
+            "quantiles": {q: original[:, 1 + model.quantiles.index(q)] for q in wanted},
+        })
+    return results

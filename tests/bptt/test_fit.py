@@ -1,0 +1,114 @@
+"""fit and forecast as a library: many series, gaps, repeatability, resume, cancel, quantiles."""
+
+import numpy as np
+import pytest
+
+import bptt
+from bptt import Callbacks, Checkpoint, TrainingCancelled, TrainingSpec
+from bptt.data import DataError
+from bptt.errors import NonFiniteError
+
+
+def _series(seed=0, count=3):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in range(count):
+        n = 80 + 20 * i
+        t = np.arange(n)
+        values = 10 + 0.05 * t * (i + 1) + 3 * np.sin(2 * np.pi * t / 12 + i) + rng.normal(0, .3, n)
+        out[f"s{i}"] = values
+    out["s1"][[10, 11, 40]] = np.nan  # gaps: interpolated as inputs, masked as targets
+    return out
+
+
+def _spec(**training):
+    return TrainingSpec.from_dict({
+        "horizon": 6, "season_length": 12, "quantiles": [0.1, 0.5, 0.9],
+        "model": {"hidden_size": 8}, "training": {"epochs": 6, "batch_size": 16, **training}})
+
+
+def test_fit_and_forecast_many_series_with_gaps():
+    series = _series()
+    result = bptt.fit(series, spec=_spec())
+    assert [m.epoch for m in result.history] == list(range(1, 7))
+    assert all(np.isfinite(m.train_loss) and m.val_loss is not None for m in result.history)
+    assert 0 <= result.coverage <= 1 and 1 <= result.best_epoch <= 6
+    forecasts = bptt.forecast(result.model)
+    assert [f["id"] for f in forecasts] == ["s0", "s1", "s2"]
+    for f in forecasts:
+        assert f["mean"].shape == (6,) and set(f["quantiles"]) == {0.1, 0.5, 0.9}
+        q = np.stack([f["quantiles"][k] for k in (0.1, 0.5, 0.9)])
+        assert np.all(np.diff(q, axis=0) >= 0)  # never crossing
+    # a forecast from sent history, for a series the model never saw, and a shorter horizon
+    fresh = bptt.forecast(result.model, {"new": series["s0"] * 2 + 5}, horizon=3, quantiles=[0.9])
+    assert fresh[0]["mean"].shape == (3,) and list(fresh[0]["quantiles"]) == [0.9]
+    with pytest.raises(DataError):
+        bptt.forecast(result.model, horizon=7)
+    with pytest.raises(DataError):
+        bptt.forecast(result.model, quantiles=[0.25])
+
+
+def test_model_bytes_round_trip_forecast_the_same():
+    result = bptt.fit(_series(), spec=_spec(epochs=2))
+    again = bptt.Model.from_bytes(result.model.to_bytes())
+    a, b = bptt.forecast(result.model), bptt.forecast(again)
+    assert all(np.array_equal(x["mean"], y["mean"]) for x, y in zip(a, b, strict=True))
+
+
+def test_same_seed_same_weights_bit_for_bit():
+    spec = _spec(seed=3)
+    first = bptt.fit(_series(), spec=spec).model.params
+    second = bptt.fit(_series(), spec=spec).model.params
+    other = bptt.fit(_series(), spec=_spec(seed=4)).model.params
+    assert np.array_equal(first, second) and not np.array_equal(first, other)
+
+
+def test_resume_from_a_checkpoint_ends_bit_identical():
+    spec = _spec(epochs=6, early_stopping_patience=None)
+    saved = {}
+    whole = bptt.fit(_series(), spec=spec, callbacks=Callbacks(
+        on_checkpoint=lambda c: saved.setdefault(c.epoch, c.to_bytes())))
+    resumed = bptt.fit(_series(), spec=spec, resume=Checkpoint.from_bytes(saved[3]))
+    assert np.array_equal(whole.model.params, resumed.model.params)
+    assert [m.train_loss for m in whole.history] == [m.train_loss for m in resumed.history]
+
+
+def test_cancel_stops_within_the_epoch():
+    calls = {"n": 0}
+    epochs = []
+
+    def should_cancel():
+        calls["n"] += 1
+        return calls["n"] > 5  # a flag raised during the first epoch
+
+    with pytest.raises(TrainingCancelled):
+        bptt.fit(_series(), spec=_spec(batch_size=4), callbacks=Callbacks(
+            on_epoch=epochs.append, should_cancel=should_cancel))
+    assert epochs == [] and calls["n"] == 6  # checked before every batch, stopped at once
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    checkpoints = {}
+    result = bptt.fit(_series(), spec=_spec(epochs=300, early_stopping_patience=3,
+                                            learning_rate=0.05),
+                      callbacks=Callbacks(on_checkpoint=lambda c: checkpoints.setdefault(
+                          c.epoch, c.params)))
+    assert result.stopped == "early_stopping" and len(result.history) < 300
+    best = min(result.history, key=lambda m: m.val_loss)
+    assert result.best_epoch == best.epoch
+    assert np.array_equal(result.model.params, checkpoints[best.epoch])
+
+
+def test_too_short_series_name_themselves():
+    with pytest.raises(DataError) as info:
+        bptt.fit({"long": np.arange(100.0), "short": np.arange(20.0)},
+                 spec=TrainingSpec.from_dict({"horizon": 6, "window": {"input_size": 24}}))
+    assert info.value.loc == ["series", 1, "values"] and "short" in str(info.value)
+
+
+def test_divergence_is_a_clear_error():
+    spec = TrainingSpec.from_dict({"horizon": 3, "model": {"cell": "rnn", "nonlinearity": "relu"},
+                                   "training": {"optimizer": "sgd", "learning_rate": 1e6,
+                                                "clip": {"max_norm": None}, "epochs": 50}})
+    with pytest.raises(NonFiniteError):
+        bptt.fit({"a": np.sin(np.arange(200.0))}, spec=spec)
