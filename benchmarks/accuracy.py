@@ -1,0 +1,400 @@
+"""Forecast accuracy of bptt's defaults against naive, seasonal naive and AutoETS on held-out data.
+
+Every series loses its last `h` points; each method sees only the rest and forecasts `h` steps,
+which are scored against the held-out values:
+
+- MASE: mean absolute error over the in-sample mean absolute seasonal-naive error (lag m, lag 1
+  when m = 1) of the training part; below 1 beats the in-sample seasonal naive.
+- sMAPE: 200 · mean(|y - f| / (|y| + |f|)), in percent (a 0/0 term counts as 0).
+- coverage: share of held-out values inside bptt's 10-90 % interval (nominal 80 %).
+- seconds per fit: wall time of one bptt.fit (one global model per dataset or synthetic group)
+  and of one AutoETS fit (one local model per series). Kernels and AutoETS are warmed up first,
+  so compile time is not counted.
+
+bptt runs with its defaults: only horizon, season length and quantiles (0.1, 0.5, 0.9) are set.
+Data: four synthetic groups (numpy, fixed seed) and real series that ship with statsmodels
+(co2, sunspots, nile, elnino, macrodata) and statsforecast (AirPassengers). Nothing is
+downloaded. AutoETS (statsforecast) is optional: without it that column is skipped.
+
+    python benchmarks/accuracy.py             # the full tables (about 15 s)
+    python benchmarks/accuracy.py --quick     # a smoke run: one small group and one real series
+    python benchmarks/accuracy.py --seed 3    # other synthetic series
+
+Numbers depend on the seed and the machine (timings): rerun it rather than trust a copy.
+"""
+
+import argparse
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from statsmodels.datasets import co2, elnino, macrodata, nile, sunspots
+
+import bptt
+
+try:
+    from statsforecast.models import AutoETS
+except ImportError:  # optional: the AutoETS column is skipped
+    AutoETS = None
+
+QUANTILES = (0.1, 0.5, 0.9)
+METHODS = ("bptt", "naive", "snaive", "ets")
+
+
+@dataclass
+class Dataset:
+    """Series that share a season length and horizon, fitted together by one bptt model."""
+
+    name: str
+    kind: str  # "synthetic" or "real"
+    series: dict[str, np.ndarray]
+    m: int
+    h: int
+
+
+@dataclass
+class SeriesScore:
+    """The scores of every method on one series."""
+
+    dataset: str
+    kind: str
+    name: str
+    n_train: int
+    mase: dict[str, float] = field(default_factory=dict)
+    smape: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetResult:
+    """Per-series scores of one dataset plus its bptt fit's facts."""
+
+    dataset: Dataset
+    scores: list[SeriesScore]
+    coverage: float
+    bptt_seconds: float
+    ets_seconds: float
+    bptt_note: str
+
+
+# ---------------------------------------------------------------- synthetic data
+
+
+def trend_season(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Linear trend plus a sine of period 12 plus Gaussian noise."""
+    t = np.arange(n)
+    level, slope = rng.uniform(20, 100), rng.uniform(-0.1, 0.3)
+    amplitude, phase = rng.uniform(2, 10), rng.uniform(0, 2 * np.pi)
+    season = amplitude * np.sin(2 * np.pi * t / 12 + phase)
+    return level + slope * t + season + rng.normal(0, rng.uniform(0.5, 2), n)
+
+
+def ar2(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A stationary AR(2) process around a positive mean (after a burn-in)."""
+    phi1 = rng.uniform(0.2, 1.3)
+    phi2 = rng.uniform(-0.8, min(0.5, 0.95 - phi1))  # inside the stationary triangle
+    burn = 200
+    x = np.zeros(n + burn)
+    noise = rng.normal(0, 1, n + burn)
+    for i in range(2, n + burn):
+        x[i] = phi1 * x[i - 1] + phi2 * x[i - 2] + noise[i]
+    return rng.uniform(10, 50) + x[burn:]
+
+
+def level_shifts(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A random walk of rare jumps (2 % of steps) plus Gaussian noise."""
+    jumps = rng.normal(0, 5, n) * (rng.random(n) < 0.02)
+    return 50 + np.cumsum(jumps) + rng.normal(0, 1, n)
+
+
+def multiplicative(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A rising trend times a period-12 season whose amplitude grows with it, times noise."""
+    t = np.arange(n)
+    trend = rng.uniform(50, 200) + rng.uniform(0.2, 1.0) * t
+    season = 1 + rng.uniform(0.1, 0.3) * np.sin(2 * np.pi * t / 12 + rng.uniform(0, 2 * np.pi))
+    return trend * season * (1 + rng.normal(0, 0.03, n))
+
+
+SYNTHETIC: dict[str, tuple[Callable[[np.random.Generator, int], np.ndarray], int, int]] = {
+    "trend+season": (trend_season, 12, 12),
+    "ar2": (ar2, 1, 8),
+    "level shifts": (level_shifts, 1, 8),
+    "mult. season": (multiplicative, 12, 12),
+}
+
+
+def synthetic(seed: int, per_group: int, lengths: tuple[int, int],
+              groups: list[str]) -> list[Dataset]:
+    """Synthetic groups of `per_group` series of random lengths in [lengths[0], lengths[1]]."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for group in groups:
+        make, m, h = SYNTHETIC[group]
+        series = {f"{group}-{i}": make(rng, int(rng.integers(lengths[0], lengths[1] + 1)))
+                  for i in range(per_group)}
+        out.append(Dataset(group, "synthetic", series, m, h))
+    return out
+
+
+# ---------------------------------------------------------------- real data
+
+
+def load_co2() -> Dataset:
+    """Mauna Loa CO2, weekly, as monthly means with the few gaps interpolated."""
+    weekly = co2.load_pandas().data["co2"]
+    monthly = weekly.resample("MS").mean().interpolate()
+    return Dataset("co2", "real", {"co2": monthly.to_numpy(float)}, 12, 12)
+
+
+def load_sunspots() -> Dataset:
+    """Yearly sunspot activity, 1700-2008 (an ~11-year cycle)."""
+    values = sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(float)
+    return Dataset("sunspots", "real", {"sunspots": values}, 11, 10)
+
+
+def load_nile() -> Dataset:
+    """Yearly Nile volume at Aswan, 1871-1970."""
+    values = nile.load_pandas().data["volume"].to_numpy(float)
+    return Dataset("nile", "real", {"nile": values}, 1, 10)
+
+
+def load_elnino() -> Dataset:
+    """Monthly sea surface temperatures, the 12 month columns read row by row."""
+    table = elnino.load_pandas().data
+    values = table.drop(columns="YEAR").to_numpy(float).ravel()
+    return Dataset("elnino", "real", {"elnino": values}, 12, 12)
+
+
+def load_macrodata() -> Dataset:
+    """US quarterly real GDP, CPI and unemployment, 1959-2009, as one multi-series fit."""
+    table = macrodata.load_pandas().data
+    series = {col: table[col].to_numpy(float) for col in ("realgdp", "cpi", "unemp")}
+    return Dataset("macrodata", "real", series, 4, 8)
+
+
+def load_air_passengers() -> Dataset | None:
+    """Monthly airline passengers, 1949-1960, from statsforecast (None when not installed)."""
+    try:
+        from statsforecast.utils import AirPassengers
+    except ImportError:
+        return None
+    return Dataset("airpassengers", "real",
+                   {"airpassengers": np.asarray(AirPassengers, float)}, 12, 12)
+
+
+def real(quick: bool) -> list[Dataset]:
+    """The real datasets (only nile in a quick run)."""
+    if quick:
+        return [load_nile()]
+    loaded = [load_co2(), load_sunspots(), load_nile(), load_elnino(), load_macrodata(),
+              load_air_passengers()]
+    return [d for d in loaded if d is not None]
+
+
+# ---------------------------------------------------------------- methods and metrics
+
+
+def naive(train: np.ndarray, h: int) -> np.ndarray:
+    """The last value, repeated."""
+    return np.full(h, train[-1])
+
+
+def seasonal_naive(train: np.ndarray, h: int, m: int) -> np.ndarray:
+    """The value one season back, repeated season after season."""
+    return np.array([train[len(train) - m + i % m] for i in range(h)])
+
+
+def auto_ets(train: np.ndarray, h: int, m: int) -> tuple[np.ndarray, float]:
+    """AutoETS's mean forecast and its fitting wall time; NaN when it fails."""
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mean = AutoETS(season_length=m).forecast(y=train, h=h)["mean"]
+    except Exception as error:  # one failing series must not end the run
+        print(f"  AutoETS failed (m={m}, n={len(train)}): {error}", file=sys.stderr)
+        mean = np.full(h, np.nan)
+    return np.asarray(mean, float), time.perf_counter() - start
+
+
+def fit_bptt(train: dict[str, np.ndarray], h: int, m: int) -> tuple[list[dict], float, str]:
+    """bptt with its defaults on all series at once: forecasts, fit seconds and a short note."""
+    spec = bptt.TrainingSpec(horizon=h, season_length=m, quantiles=QUANTILES)
+    start = time.perf_counter()
+    result = bptt.fit(train, spec=spec)
+    seconds = time.perf_counter() - start
+    note = f"{result.stopped} at epoch {len(result.history)}, best {result.best_epoch}"
+    return bptt.forecast(result.model), seconds, note
+
+
+def mase(actual: np.ndarray, fc: np.ndarray, train: np.ndarray, m: int) -> float:
+    """Mean absolute error over the training part's mean absolute seasonal-naive error."""
+    lag = max(m, 1)
+    scale = np.mean(np.abs(train[lag:] - train[:-lag]))
+    return float(np.mean(np.abs(actual - fc)) / scale) if scale > 0 else math.nan
+
+
+def smape(actual: np.ndarray, fc: np.ndarray) -> float:
+    """Symmetric MAPE in percent; terms with |y| + |f| = 0 count as 0."""
+    denominator = np.abs(actual) + np.abs(fc)
+    ratio = np.divide(np.abs(actual - fc), denominator, out=np.zeros_like(denominator),
+                      where=denominator > 0)
+    return float(200 * np.mean(ratio))
+
+
+def evaluate(dataset: Dataset) -> DatasetResult:
+    """Hold out the last h points of every series, forecast them with every method, score."""
+    h, m = dataset.h, dataset.m
+    train = {name: values[:-h] for name, values in dataset.series.items()}
+    test = {name: values[-h:] for name, values in dataset.series.items()}
+    try:
+        forecasts, bptt_seconds, note = fit_bptt(train, h, m)
+        by_id = {f["id"]: f for f in forecasts}
+    except Exception as error:  # reported, and in the exit status
+        by_id, bptt_seconds, note = {}, math.nan, f"FAILED: {type(error).__name__}: {error}"
+    scores, inside, total, ets_seconds = [], 0, 0, []
+    for name, past in train.items():
+        actual = test[name]
+        predictions = {"naive": naive(past, h), "snaive": seasonal_naive(past, h, m)}
+        if name in by_id:
+            predictions["bptt"] = by_id[name]["mean"]
+            paths = by_id[name]["quantiles"]
+            low, high = paths[QUANTILES[0]], paths[QUANTILES[-1]]
+            inside += int(np.sum((actual >= low) & (actual <= high)))
+            total += h
+        if AutoETS is not None:
+            predictions["ets"], seconds = auto_ets(past, h, m)
+            ets_seconds.append(seconds)
+        score = SeriesScore(dataset.name, dataset.kind, name, len(past))
+        for method in METHODS:
+            fc = predictions.get(method)
+            score.mase[method] = math.nan if fc is None else mase(actual, fc, past, m)
+            score.smape[method] = math.nan if fc is None else smape(actual, fc)
+        scores.append(score)
+    coverage = inside / total if total else math.nan
+    ets_mean = float(np.mean(ets_seconds)) if ets_seconds else math.nan
+    return DatasetResult(dataset, scores, coverage, bptt_seconds, ets_mean, note)
+
+
+def warm_up() -> None:
+    """Compile (or load) the bptt kernels and AutoETS once, so that timings exclude it."""
+    rng = np.random.default_rng(0)
+    series = {"warm": trend_season(rng, 80)}
+    fit_bptt(series, 4, 12)
+    if AutoETS is not None:
+        auto_ets(series["warm"], 4, 12)
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    """A number for a table cell; n/a for NaN."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def mean_of(scores: list[SeriesScore], metric: str, method: str) -> float:
+    """Mean of a metric over series (NaN when any is missing, so failures are visible)."""
+    values = [getattr(s, metric)[method] for s in scores]
+    return float(np.mean(values)) if values else math.nan
+
+
+def dataset_table(results: list[DatasetResult]) -> list[str]:
+    """One row per dataset: mean MASE and sMAPE per method, bptt coverage and fit time."""
+    methods = METHODS if AutoETS is not None else METHODS[:3]
+    head = (["dataset", "series", "m", "h"] + [f"MASE {x}" for x in methods]
+            + [f"sMAPE {x}" for x in methods] + ["bptt cover 10-90", "bptt s/fit"])
+    if AutoETS is not None:
+        head.append("ETS s/fit")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        d = r.dataset
+        cells = [d.name, str(len(d.series)), str(d.m), str(d.h)]
+        cells += [fmt(mean_of(r.scores, "mase", x)) for x in methods]
+        cells += [fmt(mean_of(r.scores, "smape", x), 2) for x in methods]
+        cells += [fmt(100 * r.coverage, 1) + " %", fmt(r.bptt_seconds, 2)]
+        if AutoETS is not None:
+            cells.append(fmt(r.ets_seconds, 3))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def series_table(results: list[DatasetResult]) -> list[str]:
+    """One row per series: bptt's MASE beside the seasonal naive's, and which is lower."""
+    lines = ["| dataset | series | n train | MASE bptt | MASE snaive | bptt / snaive | bptt wins |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        for s in r.scores:
+            b, sn = s.mase["bptt"], s.mase["snaive"]
+            wins = "n/a" if not math.isfinite(b) else ("yes" if b < sn else "**no**")
+            lines.append(f"| {s.dataset} | {s.name} | {s.n_train} | {fmt(b)} | {fmt(sn)} | "
+                         f"{fmt(b / sn if sn else math.nan, 2)} | {wins} |")
+    return lines
+
+
+def summary(results: list[DatasetResult]) -> list[str]:
+    """Mean MASE per method over the real series and over all series, and the two verdicts."""
+    every = [s for r in results for s in r.scores]
+    real_scores = [s for s in every if s.kind == "real"]
+    methods = METHODS if AutoETS is not None else METHODS[:3]
+    lines = []
+    for label, scores in (("the {} real series", real_scores), ("all {} series", every)):
+        if scores:
+            parts = ", ".join(f"{x} {fmt(mean_of(scores, 'mase', x))}" for x in methods)
+            lines.append(f"Mean MASE over {label.format(len(scores))}: {parts}")
+    won = sum(s.mase["bptt"] < s.mase["snaive"] for s in every)
+    lines.append(f"bptt beats seasonal naive on every series: "
+                 f"{'yes' if won == len(every) else 'no'} ({won} of {len(every)})")
+    if AutoETS is None:
+        lines.append("bptt mean MASE < AutoETS mean MASE: n/a (statsforecast not installed)")
+    else:
+        b, e = mean_of(every, "mase", "bptt"), mean_of(every, "mase", "ets")
+        verdict = "n/a" if not (math.isfinite(b) and math.isfinite(e)) else (
+            "yes" if b < e else "no")
+        lines.append(f"bptt mean MASE < AutoETS mean MASE: {verdict} ({fmt(b)} vs {fmt(e)})")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its tables; exit status 1 if any bptt fit failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="one synthetic group of 2 short series and one real series")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic series")
+    args = parser.parse_args(argv)
+
+    began = time.perf_counter()
+    if AutoETS is None:
+        print("statsforecast is not installed: the AutoETS column is skipped.\n")
+    warm_up()
+    if args.quick:
+        datasets = synthetic(args.seed, 2, (100, 120), ["trend+season"]) + real(quick=True)
+    else:
+        datasets = synthetic(args.seed, 8, (100, 300), list(SYNTHETIC)) + real(quick=False)
+    results = []
+    for dataset in datasets:
+        results.append(evaluate(dataset))
+        print(f"  {dataset.name}: bptt {results[-1].bptt_note} "
+              f"({fmt(results[-1].bptt_seconds, 2)} s)", file=sys.stderr)
+
+    print(f"## Forecast accuracy on held-out horizons (seed {args.seed})\n")
+    print("Means over each dataset's series. bptt: defaults with horizon, season length and "
+          "quantiles set;\nsnaive: seasonal naive; ets: statsforecast AutoETS. Coverage is "
+          "nominally 80 %.\n")
+    print("\n".join(dataset_table(results)))
+    print()
+    print("\n".join(summary(results)))
+    print("\n## Per-series MASE: bptt against seasonal naive\n")
+    print("\n".join(series_table(results)))
+    failed = [r for r in results if r.bptt_note.startswith("FAILED")]
+    for r in failed:
+        print(f"\nbptt on {r.dataset.name}: {r.bptt_note}")
+    print(f"\nTotal wall time: {time.perf_counter() - began:.1f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
