@@ -226,7 +226,7 @@ def fit_bptt(train: dict[str, np.ndarray], h: int, m: int) -> tuple[list[dict], 
     start = time.perf_counter()
     result = bptt.fit(train, spec=spec)
     seconds = time.perf_counter() - start
-    note = f"{result.stopped} at epoch {len(result.history)}, best {result.best_epoch}"
+    note = f"{len(result.stopped)} members; best epochs {result.best_epochs}; {result.stopped}"
     return bptt.forecast(result.model), seconds, note
 
 

@@ -3,7 +3,6 @@
 import numpy as np
 
 from .data import DataError, as_series, fit_scaler, interpolate_gaps, window_inputs
-from .forward import predict
 from .model import Model
 
 
@@ -14,7 +13,8 @@ def forecast(model: Model, series=None, horizon: int | None = None,
     `series` takes the shapes of data.as_series; None forecasts the model's own training series
     from their ends. A series the model was trained on keeps its training scaler; a new one is
     scaled from its own values. `quantiles` must be among the trained ones (default: all of
-    them). Returns [{"id", "mean": (h,), "quantiles": {q: (h,)}}]; quantile paths never cross.
+    them). Returns [{"id", "mean": (h,), "quantiles": {q: (h,)}}]; quantile paths never cross
+    and carry the model's conformal calibration.
     """
     horizon = model.horizon if horizon is None else int(horizon)
     if not 1 <= horizon <= model.horizon:
@@ -42,10 +42,7 @@ def forecast(model: Model, series=None, horizon: int | None = None,
         tails = np.stack(rows)
     inputs, levels = zip(*(window_inputs(tail, steps) for tail in tails), strict=True)
     x = np.stack(inputs).T[:, :, None].astype(np.float32)  # (L, S, 1)
-    out, _ = predict(model.network, model.params, x, threads=threads)
-    paths = out.reshape(len(ids), model.horizon, 1 + len(model.quantiles))[:, :horizon]
-    paths = paths.astype(np.float64) + np.asarray(levels)[:, None, None]
-    paths[:, :, 1:] = np.sort(paths[:, :, 1:], axis=2)  # quantiles must not cross
+    paths = model.quantile_paths(x, threads)[:, :horizon] + np.asarray(levels)[:, None, None]
     results = []
     for name, scaler, path in zip(ids, scalers, paths, strict=True):
         original = scaler.inverse(path)  # (h, 1 + Q)

@@ -1,8 +1,10 @@
 """A trained forecaster: network weights plus everything needed to use them on raw series.
 
-Saved as one safetensors file: the network's PyTorch-named weights, each training series' last
-input window ("tails", so its forecast needs no history from the caller), and a JSON model card
-with the resolved training spec and the per-series scalers.
+A model is an ensemble of networks of one shape trained from different seeds; its outputs are the
+members' median. Saved as one safetensors file: member 0's weights under PyTorch's names (so
+`load_state_dict` takes them as they are), the other members' under "member.<k>.<name>", each
+training series' last input window ("tails", so its forecast needs no history from the caller),
+and a JSON model card with the resolved training spec and the per-series scalers.
 """
 
 import json
@@ -11,11 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import Scaler
+from .forward import predict
 from .network import NetworkSpec
 from .serialization import from_safetensors, load_model, model_card, to_safetensors
 from .spec import TrainingSpec
 
 TAILS = "series.tails"  # (S, L) scaled, gap-filled last input window of each training series
+OFFSETS = "quantiles.offsets"  # (h, Q) conformal shifts of the quantile outputs
 
 
 @dataclass
@@ -24,10 +28,25 @@ class Model:
 
     spec: TrainingSpec  # resolved: no open choices left
     network: NetworkSpec
-    params: np.ndarray  # (P,) float32
+    members: np.ndarray  # (K, P) float32: one flat parameter vector per ensemble member
     series_ids: list[str]
     scalers: list[Scaler]  # one per training series, same order as series_ids
     tails: np.ndarray  # (S, L) scaled, gap-filled last input window per training series
+    # (h, Q) shifts added to the quantile outputs, in scaled units, from conformal calibration
+    # on the validation windows (zeros: not calibrated)
+    quantile_offsets: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantile_offsets is None:
+            self.quantile_offsets = np.zeros((self.horizon, len(self.quantiles)))
+
+    def quantile_paths(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
+        """(B, h, 1 + Q) scaled, centred paths for inputs x (L, B, 1): the mean first, then the
+        calibrated quantiles, sorted so that they never cross."""
+        out = self.predict_scaled(x, threads).astype(np.float64)
+        paths = out.reshape(out.shape[0], self.horizon, 1 + len(self.quantiles))
+        paths[:, :, 1:] = np.sort(paths[:, :, 1:] + self.quantile_offsets, axis=2)
+        return paths
 
     @property
     def horizon(self) -> int:
@@ -37,17 +56,31 @@ class Model:
     def quantiles(self) -> tuple[float, ...]:
         return self.spec.quantiles or ()
 
+    @property
+    def params(self) -> np.ndarray:
+        """Member 0's weights: the network PyTorch loads from the file's unprefixed names."""
+        return self.members[0]
+
+    def predict_scaled(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
+        """The members' median head output (B, O) for centred, scaled inputs x (L, B, 1)."""
+        outputs = [predict(self.network, p, x, threads=threads)[0] for p in self.members]
+        return outputs[0] if len(outputs) == 1 else np.median(outputs, axis=0)
+
     def card(self) -> dict:
         """The model card: what the network is and how its inputs and outputs are scaled."""
         outputs = 1 + len(self.quantiles)
         return {
             "horizon": self.horizon,
             "quantiles": list(self.quantiles),
+            "ensemble": len(self.members),
+            "ensemble_rule": "median of the members' outputs; member 0 under PyTorch names",
             "outputs_per_step": outputs,
             "output_layout": "index = step * outputs_per_step + k; k = 0 is the mean, "
                              "k = 1.. the quantiles in order",
             "input_features": ["value, scaled per series, minus the window's last value"],
             "output_scaling": "add the window's last scaled value, then invert the series' scaler",
+            "quantile_calibration": "quantile k at step s gets quantiles.offsets[s, k] added "
+                                    "(split-conformal shifts from the validation windows)",
             "training_spec": self.spec.to_dict(),
             "series": [{"id": i, "scaler": s.to_dict()} for i, s in
                        zip(self.series_ids, self.scalers, strict=True)],
@@ -55,8 +88,12 @@ class Model:
 
     def to_bytes(self) -> bytes:
         """Safetensors bytes: weights under PyTorch names, tails, and the card in metadata."""
-        tensors = dict(self.network.layout.views(self.params))
+        tensors = dict(self.network.layout.views(self.members[0]))
+        for k, member in enumerate(self.members[1:], start=1):
+            tensors.update({f"member.{k}.{n}": v
+                            for n, v in self.network.layout.views(member).items()})
         tensors[TAILS] = np.asarray(self.tails, np.float64)
+        tensors[OFFSETS] = np.asarray(self.quantile_offsets, np.float64)
         card = {**model_card(self.network), **self.card()}
         return to_safetensors(tensors, {"model_card": json.dumps(card), "format": "pt"})
 
@@ -65,9 +102,17 @@ class Model:
         """Rebuild a Model from to_bytes' output."""
         tensors, metadata = from_safetensors(data)
         tails = tensors.pop(TAILS)
-        network, params, card = load_model(
-            to_safetensors(tensors, metadata))  # the network part alone, validated by name
+        offsets = tensors.pop(OFFSETS)
+        extra = {n: tensors.pop(n) for n in list(tensors) if n.startswith("member.")}
+        # member 0 alone is a plain bptt network file: load_model checks every name and shape
+        network, first, card = load_model(to_safetensors(tensors, metadata))
+        members = [first]
+        for k in range(1, card.get("ensemble", 1)):
+            prefix = f"member.{k}."
+            members.append(network.layout.flatten(
+                {n[len(prefix):]: v for n, v in extra.items() if n.startswith(prefix)}))
         spec = TrainingSpec.from_dict(card["training_spec"])
         scalers = [Scaler(**s["scaler"]) for s in card["series"]]
-        return cls(spec, network, params, [s["id"] for s in card["series"]], scalers, tails)
+        return cls(spec, network, np.stack(members), [s["id"] for s in card["series"]], scalers,
+                   tails, offsets)
 

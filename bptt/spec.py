@@ -72,8 +72,9 @@ class TrainingConfig:
     truncate: tuple[int, int] | None = None  # (k1, k2) for truncated BPTT; None: full BPTT
     validation_fraction: float = 0.1  # of each series' latest windows
     early_stopping_patience: int | None = 20  # epochs without validation progress; None: off
-    seed: int = 0
+    seed: int = 0  # member k of the ensemble uses seed + k
     threads: int = 1
+    ensemble: int = 5  # members trained from different seeds; forecasts take their median
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class TrainingSpec:
               ["training", "early_stopping_patience"], "must be at least 1 or null")
         check(0 <= t.seed < 2**63, ["training", "seed"], "must be a non-negative integer")
         check(1 <= t.threads <= 256, ["training", "threads"], "must be between 1 and 256")
+        check(1 <= t.ensemble <= 100, ["training", "ensemble"], "must be between 1 and 100")
         return out
 
 

@@ -35,9 +35,9 @@ class TrainingCancelled(Exception):
 
 @dataclass
 class EpochMetrics:
-    """What one epoch did."""
+    """What one epoch of one ensemble member did."""
 
-    epoch: int  # 1-based
+    epoch: int  # 1-based, counted within the member
     train_loss: float  # mean over the epoch's batches, before each update
     val_loss: float | None  # on the held-out latest windows; None when there are none
     grad_norm: float  # mean pre-clip global gradient norm over the epoch's updates
@@ -46,6 +46,7 @@ class EpochMetrics:
     learning_rate: float  # the rate this epoch used
     seconds: float
     grad_flow: list[float] = field(default_factory=list)  # mean |dL/dh_t| per input step, top layer
+    member: int = 0  # which ensemble member (0-based)
 
 
 @dataclass
@@ -60,8 +61,9 @@ class Callbacks:
 
 @dataclass
 class Checkpoint:
-    """Everything needed to continue a fit after `epoch` completed epochs."""
+    """Everything needed to continue a fit after `epoch` completed epochs of `member`."""
 
+    member: int
     epoch: int
     params: np.ndarray
     optimizer_state: dict
@@ -72,31 +74,36 @@ class Checkpoint:
     best_epoch: int
     bad_epochs: int
     learning_rate: float
-    history: list[EpochMetrics]
+    history: list[EpochMetrics]  # every member's epochs so far
+    finished: list[np.ndarray] = field(default_factory=list)  # best weights of earlier members
 
     def to_bytes(self) -> bytes:
         """Safetensors bytes: arrays as tensors, the rest as JSON metadata (never pickled)."""
         arrays = {k: v for k, v in self.optimizer_state.items() if isinstance(v, np.ndarray)}
         scalars = {k: v for k, v in self.optimizer_state.items() if k not in arrays}
         tensors = {"params": self.params, "best_params": self.best_params,
-                   **{f"optimizer.{k}": v for k, v in arrays.items()}}
-        meta = {"epoch": self.epoch, "optimizer": scalars, "schedule": self.schedule_state,
-                "rng": self.rng_state, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+                   **{f"optimizer.{k}": v for k, v in arrays.items()},
+                   **{f"finished.{i}": p for i, p in enumerate(self.finished)}}
+        meta = {"member": self.member, "epoch": self.epoch, "optimizer": scalars,
+                "schedule": self.schedule_state, "rng": self.rng_state,
+                "best_loss": self.best_loss, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs, "learning_rate": self.learning_rate,
-                "history": [asdict(m) for m in self.history]}
+                "finished": len(self.finished), "history": [asdict(m) for m in self.history]}
         return to_safetensors(tensors, {"checkpoint": json.dumps(meta)})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Checkpoint":
+        """Rebuild a checkpoint from to_bytes' output."""
         tensors, metadata = from_safetensors(data)
         meta = json.loads(metadata["checkpoint"])
         optimizer_state = dict(meta["optimizer"])
         optimizer_state.update({k[len("optimizer."):]: v for k, v in tensors.items()
                                 if k.startswith("optimizer.")})
-        return cls(meta["epoch"], tensors["params"], optimizer_state, meta["schedule"],
-                   meta["rng"], tensors["best_params"], meta["best_loss"], meta["best_epoch"],
-                   meta["bad_epochs"], meta["learning_rate"],
-                   [EpochMetrics(**m) for m in meta["history"]])
+        return cls(meta["member"], meta["epoch"], tensors["params"], optimizer_state,
+                   meta["schedule"], meta["rng"], tensors["best_params"], meta["best_loss"],
+                   meta["best_epoch"], meta["bad_epochs"], meta["learning_rate"],
+                   [EpochMetrics(**m) for m in meta["history"]],
+                   [tensors[f"finished.{i}"] for i in range(meta["finished"])])
 
 
 @dataclass
@@ -104,19 +111,76 @@ class FitResult:
     """A trained model and how it got there."""
 
     model: Model
-    history: list[EpochMetrics]
-    best_epoch: int  # the epoch whose weights the model holds
-    stopped: str  # "completed" or "early_stopping"
-    coverage: float | None  # share of validation targets inside the outer quantile interval
+    history: list[EpochMetrics]  # all members' epochs, member by member
+    best_epochs: list[int]  # per member: the epoch whose weights the model holds
+    stopped: list[str]  # per member: "completed" or "early_stopping"
+    # share of validation targets inside the network's outer quantile interval, before the
+    # conformal calibration that the model then applies (see conformal_offsets)
+    coverage: float | None
+
+
+@dataclass
+class _Problem:
+    """What every ensemble member trains on, and how."""
+
+    network: NetworkSpec
+    train: Windows
+    val: Windows
+    loss: object
+    spec: TrainingSpec
+
+
+@dataclass
+class _MemberRun:
+    """The training state of one ensemble member: exactly what a Checkpoint holds."""
+
+    member: int
+    params: np.ndarray
+    optimizer_state: dict
+    schedule: object
+    rng: np.random.Generator
+    best_params: np.ndarray
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    learning_rate: float = 0.0
+    epoch: int = 0
+
+    @classmethod
+    def start(cls, problem: _Problem, optimizer, member: int) -> "_MemberRun":
+        seed = problem.spec.training.seed + member  # members differ only by seed
+        params = init_parameters(problem.network, seed)
+        return cls(member, params, optimizer.init_state(params), _schedule_for(problem.spec),
+                   np.random.default_rng(seed), params.copy(),
+                   learning_rate=problem.spec.training.learning_rate)
+
+    @classmethod
+    def resume(cls, problem: _Problem, checkpoint: Checkpoint) -> "_MemberRun":
+        rng = np.random.default_rng()
+        rng.bit_generator.state = checkpoint.rng_state
+        schedule = _schedule_for(problem.spec)
+        schedule.load_state_dict(checkpoint.schedule_state)
+        return cls(checkpoint.member, checkpoint.params.copy(),
+                   _copy_state(checkpoint.optimizer_state), schedule, rng,
+                   checkpoint.best_params.copy(), checkpoint.best_loss, checkpoint.best_epoch,
+                   checkpoint.bad_epochs, checkpoint.learning_rate, checkpoint.epoch)
+
+    def checkpoint(self, history: list[EpochMetrics], finished: list[np.ndarray]) -> Checkpoint:
+        return Checkpoint(self.member, self.epoch, self.params.copy(),
+                          _copy_state(self.optimizer_state), self.schedule.state_dict(),
+                          self.rng.bit_generator.state, self.best_params.copy(), self.best_loss,
+                          self.best_epoch, self.bad_epochs, self.learning_rate, list(history),
+                          list(finished))
 
 
 def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
         callbacks: Callbacks | None = None, resume: Checkpoint | None = None) -> FitResult:
-    """Train one global model on all `series` (see data.as_series for accepted shapes).
+    """Train one global model (an ensemble of `training.ensemble` seeds) on all `series`.
 
-    Give either `horizon` (every other choice made from the data) or a full `spec`. Raises
-    SpecError or DataError for unusable input, NonFiniteError if training diverges, and
-    TrainingCancelled when callbacks.should_cancel() says so.
+    `series` takes the shapes of data.as_series. Give either `horizon` (every other choice made
+    from the data) or a full `spec`. Raises SpecError or DataError for unusable input,
+    NonFiniteError if training diverges, and TrainingCancelled when callbacks.should_cancel()
+    says so.
     """
     spec = _spec_for(horizon, spec)
     callbacks = callbacks or Callbacks()
@@ -132,83 +196,101 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     train, val = make_windows(scaled, input_size, spec.horizon,
                               spec.training.validation_fraction)
     spec = resolve(spec, input_size, len(train))
-    t = spec.training
     network = NetworkSpec(cell=spec.model.cell, input_size=1, hidden_size=spec.model.hidden_size,
                           num_layers=spec.model.num_layers, nonlinearity=spec.model.nonlinearity,
                           dropout=spec.model.dropout,
                           output_size=spec.horizon * (1 + len(spec.quantiles or ())))
-    loss = _loss_for(spec)
-    optimizer = make_optimizer(t.optimizer, weight_decay=t.weight_decay)
-    schedule = _schedule_for(spec)
+    problem = _Problem(network, train, val, _loss_for(spec), spec)
+    optimizer = make_optimizer(spec.training.optimizer, weight_decay=spec.training.weight_decay)
+
+    finished = [] if resume is None else list(resume.finished)
+    history = [] if resume is None else list(resume.history)
+    for member in range(len(finished), spec.training.ensemble):
+        if resume is not None and resume.member == member:
+            run = _MemberRun.resume(problem, resume)
+        else:
+            run = _MemberRun.start(problem, optimizer, member)
+        _train_member(problem, optimizer, run, history, finished, callbacks)
+        finished.append(run.best_params)
+    best_epochs, stopped = _summary(history, spec.training.epochs)
+
+    tails = np.stack([interpolate_gaps(s)[-input_size:] for s in scaled])
+    model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails)
+    coverage = None
+    if spec.quantiles and len(val):
+        coverage = quantile_coverage(model, val)  # of the network's own quantiles
+        model.quantile_offsets = conformal_offsets(model, val)
+    return FitResult(model, history, best_epochs, stopped, coverage)
+
+
+def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[EpochMetrics],
+                  finished: list[np.ndarray], callbacks: Callbacks) -> None:
+    """Epochs of one member until its budget or early stopping."""
+    t = problem.spec.training
     clip = ClipSpec(t.clip.max_norm, t.clip.max_value)
-
-    if resume is None:
-        params = init_parameters(network, t.seed)
-        rng = np.random.default_rng(t.seed)
-        state = optimizer.init_state(params)
-        best_params, best_loss, best_epoch, bad_epochs = params.copy(), math.inf, 0, 0
-        history: list[EpochMetrics] = []
-        lr, start = t.learning_rate, 0
-    else:
-        params, state = resume.params.copy(), _copy_state(resume.optimizer_state)
-        rng = np.random.default_rng()
-        rng.bit_generator.state = resume.rng_state
-        schedule.load_state_dict(resume.schedule_state)
-        best_params, best_loss = resume.best_params.copy(), resume.best_loss
-        best_epoch, bad_epochs = resume.best_epoch, resume.bad_epochs
-        history, lr, start = list(resume.history), resume.learning_rate, resume.epoch
-
-    stopped = "completed"
-    updates = start * math.ceil(len(train) / t.batch_size)
-    for epoch in range(start + 1, t.epochs + 1):
+    train, rng = problem.train, run.rng
+    updates = run.epoch * math.ceil(len(train) / t.batch_size)
+    while run.epoch < t.epochs:
+        run.epoch += 1
         began = time.perf_counter()
         losses, norms, clipped, flows = [], [], 0, []
         order = rng.permutation(len(train))
         for first in range(0, len(order), t.batch_size):
             if callbacks.should_cancel and callbacks.should_cancel():
-                raise TrainingCancelled(f"cancelled during epoch {epoch}")
+                raise TrainingCancelled(f"cancelled during epoch {run.epoch}")
             batch = train.take(order[first : first + t.batch_size])
             x = np.ascontiguousarray(batch.x.transpose(1, 0, 2))  # (L, b, 1)
-            masks = dropout_masks(network, len(batch), rng, np.float32)
+            masks = dropout_masks(problem.network, len(batch), rng, np.float32)
             updates += 1
-            report = train_step(network, params, x, batch.y[None], loss=loss, optimizer=optimizer,
-                                optimizer_state=state, lr=lr, clip=clip, truncate=t.truncate,
+            report = train_step(problem.network, run.params, x, batch.y[None], loss=problem.loss,
+                                optimizer=optimizer, optimizer_state=run.optimizer_state,
+                                lr=run.learning_rate, clip=clip, truncate=t.truncate,
                                 dropout_masks=masks, step=updates, threads=t.threads)
             losses.append(report.loss)
             norms.append(report.grad_norm)
             clipped += report.clipped
             flows.append(report.grad_flow[-1])
-        val_loss = evaluate(network, params, val, loss, t.threads) if len(val) else None
+        val_loss = None
+        if len(problem.val):
+            val_loss = evaluate(problem.network, run.params, problem.val, problem.loss, t.threads)
         monitored = val_loss if val_loss is not None else float(np.mean(losses))
-        if monitored < best_loss:
-            best_params, best_loss, best_epoch, bad_epochs = params.copy(), monitored, epoch, 0
+        if monitored < run.best_loss:
+            run.best_params, run.best_loss = run.params.copy(), monitored
+            run.best_epoch, run.bad_epochs = run.epoch, 0
         else:
-            bad_epochs += 1
-        metrics = EpochMetrics(epoch, float(np.mean(losses)), val_loss, float(np.mean(norms)),
-                               float(np.max(norms)), clipped / len(norms), lr,
-                               time.perf_counter() - began, np.mean(flows, axis=0).tolist())
+            run.bad_epochs += 1
+        metrics = EpochMetrics(run.epoch, float(np.mean(losses)), val_loss, float(np.mean(norms)),
+                               float(np.max(norms)), clipped / len(norms), run.learning_rate,
+                               time.perf_counter() - began, np.mean(flows, axis=0).tolist(),
+                               run.member)
         history.append(metrics)
-        lr = schedule.next(monitored)
+        run.learning_rate = run.schedule.next(monitored)
         if callbacks.on_epoch:
             callbacks.on_epoch(metrics)
         if callbacks.on_checkpoint:
-            callbacks.on_checkpoint(Checkpoint(
-                epoch, params.copy(), _copy_state(state), schedule.state_dict(),
-                rng.bit_generator.state, best_params.copy(), best_loss, best_epoch, bad_epochs,
-                lr, list(history)))
-        if t.early_stopping_patience and bad_epochs >= t.early_stopping_patience:
-            stopped = "early_stopping"
-            break
+            callbacks.on_checkpoint(run.checkpoint(history, finished))
+        if t.early_stopping_patience and run.bad_epochs >= t.early_stopping_patience:
+            return
 
-    tails = np.stack([interpolate_gaps(s)[-input_size:] for s in scaled])
-    model = Model(spec, network, best_params, [n for n, _ in named], scalers, tails)
-    coverage = quantile_coverage(model, val) if spec.quantiles and len(val) else None
-    return FitResult(model, history, best_epoch, stopped, coverage)
+
+def _summary(history: list[EpochMetrics], budget: int) -> tuple[list[int], list[str]]:
+    """Per member: the best epoch (lowest monitored loss, the first on ties, as training kept
+    it) and how it stopped (a member short of its epoch budget stopped early)."""
+    best: dict[int, tuple[float, int]] = {}
+    last: dict[int, int] = {}
+    for m in history:
+        score = m.val_loss if m.val_loss is not None else m.train_loss
+        if m.member not in best or score < best[m.member][0]:
+            best[m.member] = (score, m.epoch)
+        last[m.member] = m.epoch
+    members = sorted(best)
+    return ([best[k][1] for k in members],
+            ["completed" if last[k] >= budget else "early_stopping" for k in members])
 
 
 def evaluate(network: NetworkSpec, params: np.ndarray, windows: Windows, loss,
              threads: int = 1) -> float:
-    """Mean loss of the network on some windows (no gradients)."""
+    """Mean loss of one network on some windows (no gradients)."""
     out, _ = predict(network, params, windows.x.transpose(1, 0, 2), threads=threads)
     known = np.isfinite(windows.y)
     total, _ = loss.sum_and_grad(out, windows.y, known)
@@ -216,13 +298,30 @@ def evaluate(network: NetworkSpec, params: np.ndarray, windows: Windows, loss,
 
 
 def quantile_coverage(model: Model, windows: Windows) -> float:
-    """Share of known targets that fall inside the outermost quantile interval."""
-    out, _ = predict(model.network, model.params, windows.x.transpose(1, 0, 2))
-    q = len(model.quantiles)
-    paths = np.sort(out.reshape(len(windows), model.horizon, 1 + q)[:, :, 1:], axis=2)
+    """Share of known targets that fall inside the model's outermost quantile interval."""
+    paths = model.quantile_paths(windows.x.transpose(1, 0, 2))[:, :, 1:]
     known = np.isfinite(windows.y)
     inside = (windows.y >= paths[:, :, 0]) & (windows.y <= paths[:, :, -1])
     return float(inside[known].mean())
+
+
+MIN_CALIBRATION_WINDOWS = 8  # fewer validation residuals per step give too noisy a shift
+
+
+def conformal_offsets(model: Model, windows: Windows) -> np.ndarray:
+    """Split-conformal shifts (h, Q) for the quantile outputs: for quantile q at step s, the
+    q-quantile of (target − predicted q-quantile) over the validation windows, so that the
+    shifted quantile is exceeded by a share 1 − q of them. Steps with too few known targets
+    keep a zero shift. Pinball training alone gave intervals far too narrow out of sample."""
+    paths = model.quantile_paths(windows.x.transpose(1, 0, 2))[:, :, 1:]  # (N, h, Q)
+    residuals = windows.y[:, :, None] - paths
+    offsets = np.zeros((model.horizon, len(model.quantiles)))
+    for step in range(model.horizon):
+        known = np.isfinite(windows.y[:, step])
+        if known.sum() >= MIN_CALIBRATION_WINDOWS:
+            for k, q in enumerate(model.quantiles):
+                offsets[step, k] = np.quantile(residuals[known, step, k], q)
+    return offsets
 
 
 def _spec_for(horizon: int | None, spec: TrainingSpec | None) -> TrainingSpec:

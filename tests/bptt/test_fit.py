@@ -1,5 +1,7 @@
 """fit and forecast as a library: many series, gaps, repeatability, resume, cancel, quantiles."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -24,7 +26,8 @@ def _series(seed=0, count=3):
 def _spec(**training):
     return TrainingSpec.from_dict({
         "horizon": 6, "season_length": 12, "quantiles": [0.1, 0.5, 0.9],
-        "model": {"hidden_size": 8}, "training": {"epochs": 6, "batch_size": 16, **training}})
+        "model": {"hidden_size": 8},
+        "training": {"epochs": 6, "batch_size": 16, "ensemble": 1, **training}})
 
 
 def test_fit_and_forecast_many_series_with_gaps():
@@ -32,7 +35,7 @@ def test_fit_and_forecast_many_series_with_gaps():
     result = bptt.fit(series, spec=_spec())
     assert [m.epoch for m in result.history] == list(range(1, 7))
     assert all(np.isfinite(m.train_loss) and m.val_loss is not None for m in result.history)
-    assert 0 <= result.coverage <= 1 and 1 <= result.best_epoch <= 6
+    assert 0 <= result.coverage <= 1 and 1 <= result.best_epochs[0] <= 6
     forecasts = bptt.forecast(result.model)
     assert [f["id"] for f in forecasts] == ["s0", "s1", "s2"]
     for f in forecasts:
@@ -49,10 +52,21 @@ def test_fit_and_forecast_many_series_with_gaps():
 
 
 def test_model_bytes_round_trip_forecast_the_same():
-    result = bptt.fit(_series(), spec=_spec(epochs=2))
+    result = bptt.fit(_series(), spec=_spec(epochs=2, ensemble=3))
     again = bptt.Model.from_bytes(result.model.to_bytes())
+    assert again.members.shape == result.model.members.shape == (3, result.model.params.size)
     a, b = bptt.forecast(result.model), bptt.forecast(again)
     assert all(np.array_equal(x["mean"], y["mean"]) for x, y in zip(a, b, strict=True))
+
+
+def test_an_ensemble_forecasts_the_median_of_its_members():
+    result = bptt.fit(_series(), spec=_spec(epochs=3, ensemble=3))
+    assert [m.member for m in result.history] == [0] * 3 + [1] * 3 + [2] * 3
+    assert len(set(result.model.members[:, 0])) == 3  # different seeds, different weights
+    alone = [bptt.forecast(dataclasses.replace(result.model, members=result.model.members[k:k + 1]))
+             for k in range(3)]
+    median = np.median([a[0]["mean"] for a in alone], axis=0)
+    assert np.allclose(bptt.forecast(result.model)[0]["mean"], median)
 
 
 def test_same_seed_same_weights_bit_for_bit():
@@ -63,14 +77,17 @@ def test_same_seed_same_weights_bit_for_bit():
     assert np.array_equal(first, second) and not np.array_equal(first, other)
 
 
-def test_resume_from_a_checkpoint_ends_bit_identical():
-    spec = _spec(epochs=6, early_stopping_patience=None)
+@pytest.mark.parametrize("member,epoch", [(0, 3), (1, 2)])
+def test_resume_from_a_checkpoint_ends_bit_identical(member, epoch):
+    spec = _spec(epochs=6, early_stopping_patience=None, ensemble=2)
     saved = {}
     whole = bptt.fit(_series(), spec=spec, callbacks=Callbacks(
-        on_checkpoint=lambda c: saved.setdefault(c.epoch, c.to_bytes())))
-    resumed = bptt.fit(_series(), spec=spec, resume=Checkpoint.from_bytes(saved[3]))
-    assert np.array_equal(whole.model.params, resumed.model.params)
+        on_checkpoint=lambda c: saved.setdefault((c.member, c.epoch), c.to_bytes())))
+    resumed = bptt.fit(_series(), spec=spec,
+                       resume=Checkpoint.from_bytes(saved[(member, epoch)]))
+    assert np.array_equal(whole.model.members, resumed.model.members)
     assert [m.train_loss for m in whole.history] == [m.train_loss for m in resumed.history]
+    assert whole.best_epochs == resumed.best_epochs and whole.stopped == resumed.stopped
 
 
 def test_cancel_stops_within_the_epoch():
@@ -93,9 +110,9 @@ def test_early_stopping_keeps_the_best_epoch():
                                             learning_rate=0.05),
                       callbacks=Callbacks(on_checkpoint=lambda c: checkpoints.setdefault(
                           c.epoch, c.params)))
-    assert result.stopped == "early_stopping" and len(result.history) < 300
+    assert result.stopped == ["early_stopping"] and len(result.history) < 300
     best = min(result.history, key=lambda m: m.val_loss)
-    assert result.best_epoch == best.epoch
+    assert result.best_epochs == [best.epoch]
     assert np.array_equal(result.model.params, checkpoints[best.epoch])
 
 
@@ -109,6 +126,7 @@ def test_too_short_series_name_themselves():
 def test_divergence_is_a_clear_error():
     spec = TrainingSpec.from_dict({"horizon": 3, "model": {"cell": "rnn", "nonlinearity": "relu"},
                                    "training": {"optimizer": "sgd", "learning_rate": 1e6,
-                                                "clip": {"max_norm": None}, "epochs": 50}})
+                                                "clip": {"max_norm": None}, "epochs": 50,
+                                                "ensemble": 1}})
     with pytest.raises(NonFiniteError):
         bptt.fit({"a": np.sin(np.arange(200.0))}, spec=spec)
