@@ -1,0 +1,1 @@
+"""The HTTP service: Flask app factory, persistence, settings and the `bptt` command."""

@@ -1,0 +1,117 @@
+"""Settings: one frozen object read from `BPTT_*` environment variables, with safe defaults.
+
+The defaults describe the embedded deployment: everything lives in one data directory, the
+database is a SQLite file and the Celery broker is kombu's SQLAlchemy transport on another SQLite
+file, so nothing needs installing. Production overrides the URLs (PostgreSQL, Redis).
+
+| variable | default |
+|---|---|
+| BPTT_DATA_DIR | ./data (resolved against the working directory at start-up) |
+| BPTT_DATABASE_URL | sqlite:///<data_dir>/bptt.db |
+| BPTT_BROKER_URL | sqla+sqlite:///<data_dir>/broker.db |
+| BPTT_LOG_LEVEL | INFO |
+| BPTT_MAX_BODY_BYTES | 33554432 (32 MiB) |
+| BPTT_MAX_SERIES | 10000 |
+| BPTT_MAX_POINTS | 1000000 |
+| BPTT_MAX_HIDDEN_SIZE | 256 |
+| BPTT_MAX_EPOCHS | 1000 |
+| BPTT_MAX_HORIZON | 512 |
+| BPTT_MAX_QUEUED_JOBS_PER_TENANT | 20 |
+| BPTT_SYNC_FORECAST_MAX_SERIES | 100 |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PREFIX = "BPTT_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the API, the workers and the CLI are configured with.
+
+    Empty URLs are derived from data_dir when the object is created; dataclasses.replace() with
+    another data_dir keeps URLs already derived, so build a new object for another data dir.
+    """
+
+    data_dir: Path = Path("data")  # made absolute (against the working directory) at creation
+    # Empty means "derive from data_dir"; always a full URL once the object exists.
+    database_url: str = ""
+    # The broker is only a wake-up call (the database is the source of truth), so a server-less
+    # SQLite transport is enough for one machine.
+    broker_url: str = ""
+    log_level: str = "INFO"
+
+    # Request limits: bad input is refused at the door, before any row or message exists.
+    max_body_bytes: int = 32 * 1024 * 1024  # larger bodies answer 413 without being read
+    max_series: int = 10_000  # series in one training or forecast request
+    max_points: int = 1_000_000  # values summed over all series of one request
+    max_hidden_size: int = 256  # per layer; compute grows with its square
+    max_epochs: int = 1_000
+    max_horizon: int = 512  # steps forecast at once (the dense head's width)
+    # Jobs a tenant may have queued at once; one more answers 429 so nobody floods the workers.
+    max_queued_jobs_per_tenant: int = 20
+    # Forecast requests up to this many series are answered in the request; larger ones become an
+    # asynchronous forecast batch (202) so a request never holds a web worker for long.
+    sync_forecast_max_series: int = 100
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from `environ` (default: os.environ); raise ValueError naming bad ones."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        errors: list[str] = []
+        for f in dataclasses.fields(cls):
+            name = PREFIX + f.name.upper()
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            raw = raw.strip()
+            try:
+                values[f.name] = _parse(f.name, f.type, raw)
+            except ValueError as exc:
+                errors.append(f"{name}={raw!r}: {exc}")
+        if errors:
+            raise ValueError("invalid settings: " + "; ".join(errors))
+        return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        """Resolve the data dir and derive the URLs left empty from it."""
+        # object.__setattr__: the dataclass is frozen, and this is still its construction.
+        data_dir = Path(self.data_dir).expanduser().resolve()
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'bptt.db'}")
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", f"sqla+sqlite:///{data_dir / 'broker.db'}")
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is SQLite (the embedded deployment)."""
+        return self.database_url.startswith("sqlite")
+
+
+def _parse(name: str, type_name: object, raw: str) -> object:
+    """One environment value converted to its field's type (annotations are strings here)."""
+    if type_name in ("int", int):
+        try:
+            value = int(raw.replace("_", ""))
+        except ValueError:
+            raise ValueError("not an integer") from None
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+    if type_name in ("Path", Path):
+        return Path(raw)
+    if name == "log_level":
+        level = raw.upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+    return raw
