@@ -1,0 +1,115 @@
+"""The `bptt` command, run through click's CliRunner against a real SQLite database."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import inspect, select
+
+from service.cli import main
+from service.db import make_engine, session_factory
+from service.models import ApiToken, Tenant
+from service.repository import tenant_for_token
+from service.settings import Settings
+
+from .conftest import settings_for
+
+
+def test_tokens_create_prints_a_token_stored_only_as_its_hash(
+    runner: CliRunner, settings: Settings
+) -> None:
+    result = runner.invoke(
+        main,
+        ["tokens", "create", "--tenant", "acme"],
+        env={"BPTT_DATA_DIR": str(settings.data_dir)},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    token = lines[-1]
+    assert token.startswith("bptt_") and " " not in token
+    assert "acme" in lines[0] and "new tenant" in lines[0]
+
+    sessions = session_factory(settings)
+    try:
+        with sessions() as session:
+            stored = session.scalars(select(ApiToken)).all()
+            assert [t.token_hash for t in stored] == [hashlib.sha256(token.encode()).hexdigest()]
+            tenant = tenant_for_token(session, token=token)
+            assert tenant is not None and tenant.name == "acme"
+        # The clear token is nowhere in the database file.
+        for path in settings.data_dir.glob("bptt.db*"):
+            assert token.encode() not in path.read_bytes()
+    finally:
+        sessions.kw["bind"].dispose()
+
+
+def test_a_second_token_for_the_same_tenant(runner: CliRunner, settings: Settings) -> None:
+    first = runner.invoke(main, ["tokens", "create", "--tenant", "acme"], obj=settings)
+    second = runner.invoke(main, ["tokens", "create", "--tenant", "acme"], obj=settings)
+    assert first.exit_code == second.exit_code == 0
+    assert "existing tenant" in second.stdout
+    assert first.stdout.splitlines()[-1] != second.stdout.splitlines()[-1]
+    sessions = session_factory(settings)
+    try:
+        with sessions() as session:
+            assert len(session.scalars(select(Tenant)).all()) == 1
+            for output in (first.stdout, second.stdout):
+                found = tenant_for_token(session, token=output.splitlines()[-1])
+                assert found is not None and found.name == "acme"
+    finally:
+        sessions.kw["bind"].dispose()
+
+
+@pytest.mark.parametrize("name", ["", "-leading-dash", "has space", "x" * 65, "semi;colon"])
+def test_tokens_create_refuses_bad_tenant_names(
+    runner: CliRunner, settings: Settings, name: str
+) -> None:
+    result = runner.invoke(main, ["tokens", "create", "--tenant", name], obj=settings)
+    assert result.exit_code == 2
+    assert "--tenant" in result.output
+
+
+def test_tokens_create_on_an_unmigrated_database_says_what_to_do(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        main, ["tokens", "create", "--tenant", "acme"], obj=settings_for(tmp_path / "data")
+    )
+    assert result.exit_code == 1
+    assert "bptt db upgrade" in result.output
+
+
+def test_db_upgrade_and_downgrade(runner: CliRunner, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path / "data")
+    result = runner.invoke(main, ["db", "upgrade"], env={"BPTT_DATA_DIR": str(tmp_path / "data")})
+    assert result.exit_code == 0, result.output
+    assert "head" in result.stdout
+
+    engine = make_engine(settings.database_url)
+    try:
+        assert "jobs" in inspect(engine).get_table_names()
+        refused = runner.invoke(main, ["db", "downgrade", "base"], obj=settings, input="n\n")
+        assert refused.exit_code == 1
+        assert "jobs" in inspect(engine).get_table_names()
+        done = runner.invoke(main, ["db", "downgrade", "base", "--yes"], obj=settings)
+        assert done.exit_code == 0, done.output
+        assert "jobs" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_bad_settings_are_reported_not_raised(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["db", "upgrade"], env={"BPTT_MAX_EPOCHS": "many"})
+    assert result.exit_code == 1
+    assert "BPTT_MAX_EPOCHS" in result.output
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["db"], ["db", "upgrade"], ["db", "downgrade"], ["tokens"], ["tokens", "create"]]
+)
+def test_every_command_has_help(runner: CliRunner, args: list[str]) -> None:
+    result = runner.invoke(main, [*args, "--help"])
+    assert result.exit_code == 0
+    assert "Usage: " in result.output
+    assert len(result.output.splitlines()) > 4
