@@ -70,6 +70,22 @@ def carve(work, at, rows, cols):
     return work[at : at + rows * cols].reshape(rows, cols), at + rows * cols
 
 
+@njit(inline="always", **KERNEL)
+def total_dh(dh_out_t, dh_next, dh, flow):
+    """dh = dL/dh_t through both paths (from above and through the recurrence); returns its mean
+    absolute value, the gradient-flow diagnostic. `flow` (H,) is scratch: summing per unit keeps
+    the loop free of a scalar float reduction, which LLVM would not vectorise."""
+    B, H = dh.shape
+    for b in range(B):
+        for j in range(H):
+            dh[b, j] = dh_out_t[b, j] + dh_next[b, j]
+    flow[:] = 0
+    for b in range(B):
+        for j in range(H):
+            flow[j] += abs(dh[b, j])
+    return flow.sum() / (B * H)
+
+
 @njit(**KERNEL)
 def weight_gradients(x, h0, hs, dgates_i, dgates_h, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh,
                      need_dx, work):

@@ -13,7 +13,7 @@ and dgates_h (hidden side).
 import numpy as np
 from numba import njit
 
-from ._common import KERNEL, carve, sigmoid, tanh, weight_gradients
+from ._common import KERNEL, carve, sigmoid, tanh, total_dh, weight_gradients
 
 GATES = 3
 
@@ -68,21 +68,13 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     dh4 = dgates_h.reshape(T, B, 3, H)
     dh_next, at = carve(work, 0, B, H)
     dh_next[:] = 0
-    # |dL/dh_t| summed per unit: a scalar sum would be a float reduction, which LLVM will not
-    # vectorise without reassociating, and it would keep the whole gate loop scalar.
-    flow = work[at : at + H]
+    flow = work[at : at + H]  # scratch for total_dh
     at += H
     dh_direct, at = carve(work, at, B, H)  # the z * h path that skips W_hh
     dh, at = carve(work, at, B, H)  # dL/dh_t, both paths
     for t in range(T - 1, -1, -1):
         h_prev = h0 if t == 0 else hs[t - 1]
-        for b in range(B):
-            for j in range(H):
-                dh[b, j] = dh_out[t, b, j] + dh_next[b, j]
-        flow[:] = 0
-        for b in range(B):
-            for j in range(H):
-                flow[j] += abs(dh[b, j])
+        grad_flow[t] += total_dh(dh_out[t], dh_next, dh, flow)
         for b in range(B):
             for j in range(H):
                 r = g4[t, b, 0, j]
@@ -98,7 +90,6 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
                 dh4[t, b, 1, j] = dz
                 dh4[t, b, 2, j] = dn * r
                 dh_direct[b, j] = dh[b, j] * z
-        grad_flow[t] += flow.sum() / (B * H)
         if t > 0:
             np.dot(dgates_h[t], w_hh, dh_next)  # (B, 3H) @ (3H, H)
             dh_next += dh_direct

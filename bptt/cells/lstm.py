@@ -12,7 +12,7 @@ Every cell module shares one kernel signature so the network code is cell-agnost
 import numpy as np
 from numba import njit
 
-from ._common import KERNEL, carve, tanh, weight_gradients
+from ._common import KERNEL, carve, tanh, total_dh, weight_gradients
 
 GATES = 4
 
@@ -75,23 +75,17 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     dc_next, at = carve(work, at, B, H)
     dh_next[:] = 0
     dc_next[:] = 0
-    # |dL/dh_t| summed per unit: a scalar sum would be a float reduction, which LLVM will not
-    # vectorise without reassociating, and it would keep the whole gate loop scalar.
-    flow = work[at : at + H]
+    flow = work[at : at + H]  # scratch for total_dh
     at += H
     dh, at = carve(work, at, B, H)  # dL/dh_t, both paths
     tc, at = carve(work, at, B, H)  # tanh(c_t), recomputed rather than stored
     for t in range(T - 1, -1, -1):
         c_prev = c0 if t == 0 else aux[t - 1]
+        grad_flow[t] += total_dh(dh_out[t], dh_next, dh, flow)
         # Short single-purpose loops: each vectorises, where one fused loop did not.
         for b in range(B):
             for j in range(H):
                 tc[b, j] = tanh(aux[t, b, j])
-                dh[b, j] = dh_out[t, b, j] + dh_next[b, j]
-        flow[:] = 0
-        for b in range(B):
-            for j in range(H):
-                flow[j] += abs(dh[b, j])
         for b in range(B):
             for j in range(H):
                 i = g4[t, b, 0, j]
@@ -104,7 +98,6 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
                 d4[t, b, 2, j] = dc * i * (one - g * g)
                 d4[t, b, 3, j] = dh[b, j] * tc[b, j] * o * (one - o)
                 dc_next[b, j] = dc * f
-        grad_flow[t] += flow.sum() / (B * H)
         if t > 0:
             np.dot(dgates[t], w_hh, dh_next)  # (B, 4H) @ (4H, H)
     weight_gradients(x, h0, hs, dgates, dgates, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx,

@@ -7,7 +7,7 @@ act is tanh, or relu when `relu` is true. Same kernel signature as the other cel
 import numpy as np
 from numba import njit
 
-from ._common import KERNEL, carve, tanh, weight_gradients
+from ._common import KERNEL, carve, tanh, total_dh, weight_gradients
 
 GATES = 1
 
@@ -42,23 +42,19 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     zero = x.dtype.type(0)
     dh_next, at = carve(work, 0, B, H)
     dh_next[:] = 0
-    # |dL/dh_t| summed per unit: a scalar sum would be a float reduction, which LLVM will not
-    # vectorise without reassociating, and it would keep the whole gate loop scalar.
-    flow = work[at : at + H]
+    dh, at = carve(work, at, B, H)  # dL/dh_t, both paths
+    flow = work[at : at + H]  # scratch for total_dh
     at += H
     for t in range(T - 1, -1, -1):
         d_t = dgates[t]
-        flow[:] = 0
+        grad_flow[t] += total_dh(dh_out[t], dh_next, dh, flow)
         for b in range(B):
             for j in range(H):
-                dh = dh_out[t, b, j] + dh_next[b, j]
-                flow[j] += abs(dh)
                 h = hs[t, b, j]
                 if relu:
-                    d_t[b, j] = dh if h > zero else zero
+                    d_t[b, j] = dh[b, j] if h > zero else zero
                 else:
-                    d_t[b, j] = dh * (one - h * h)
-        grad_flow[t] += flow.sum() / (B * H)
+                    d_t[b, j] = dh[b, j] * (one - h * h)
         if t > 0:
             np.dot(d_t, w_hh, dh_next)  # (B, H) @ (H, H)
     weight_gradients(x, h0, hs, dgates, dgates, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx,
