@@ -18,6 +18,11 @@ file, so nothing needs installing. Production overrides the URLs (PostgreSQL, Re
 | BPTT_MAX_HORIZON | 512 |
 | BPTT_MAX_QUEUED_JOBS_PER_TENANT | 20 |
 | BPTT_SYNC_FORECAST_MAX_SERIES | 100 |
+| BPTT_LEASE_SECONDS | 60 |
+| BPTT_REAPER_INTERVAL_SECONDS | 10 |
+| BPTT_REQUEUE_AFTER_SECONDS | 30 |
+| BPTT_MAX_ATTEMPTS | 3 |
+| BPTT_TRAIN_THREADS | 1 |
 """
 
 from __future__ import annotations
@@ -60,6 +65,18 @@ class Settings:
     # Forecast requests up to this many series are answered in the request; larger ones become an
     # asynchronous forecast batch (202) so a request never holds a web worker for long.
     sync_forecast_max_series: int = 100
+
+    # Workers. A claim holds a job for lease_seconds; the worker renews it every third of that
+    # while it trains, so a dead worker's job is free again within one lease.
+    lease_seconds: int = 60
+    # The reaper's sweep: every reaper_interval_seconds it re-sends jobs queued for longer than
+    # requeue_after_seconds (their message was lost) and jobs whose lease expired (their worker
+    # died). Duplicate messages are harmless: the claim lets only one worker through.
+    reaper_interval_seconds: int = 10
+    requeue_after_seconds: int = 30
+    max_attempts: int = 3  # a job that failed this many times (not by diverging) stays failed
+    # Engine threads per training job (bptt's batch-parallel threads); 1 suits one job per core.
+    train_threads: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
