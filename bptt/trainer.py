@@ -182,8 +182,42 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     NonFiniteError if training diverges, and TrainingCancelled when callbacks.should_cancel()
     says so.
     """
-    spec = _spec_for(horizon, spec)
     callbacks = callbacks or Callbacks()
+    problem, named, scalers, scaled = _prepare(series, horizon, spec)
+    spec, network, val = problem.spec, problem.network, problem.val
+    optimizer = make_optimizer(spec.training.optimizer, weight_decay=spec.training.weight_decay)
+
+    finished = [] if resume is None else list(resume.finished)
+    history = [] if resume is None else list(resume.history)
+    for member in range(len(finished), spec.training.ensemble):
+        if resume is not None and resume.member == member:
+            run = _MemberRun.resume(problem, resume)
+        else:
+            run = _MemberRun.start(problem, optimizer, member)
+        _train_member(problem, optimizer, run, history, finished, callbacks)
+        finished.append(run.best_params)
+    best_epochs, stopped = _summary(history, spec.training.epochs)
+
+    tails = np.stack([interpolate_gaps(s)[-spec.window.input_size:] for s in scaled])
+    model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails)
+    coverage = None
+    if spec.quantiles and len(val):
+        coverage = quantile_coverage(model, val)  # of the network's own quantiles
+        model.quantile_offsets = conformal_offsets(model, val)
+    return FitResult(model, history, best_epochs, stopped, coverage)
+
+
+def resolved_spec(series, horizon: int | None = None,
+                  spec: TrainingSpec | None = None) -> TrainingSpec:
+    """The spec fit would train with on these series: every open choice made (cheap: no
+    training). Raises what fit raises for unusable input."""
+    return _prepare(series, horizon, spec)[0].spec
+
+
+def _prepare(series, horizon: int | None, spec: TrainingSpec | None):
+    """Validate the input and build what training needs: (problem, named series, scalers,
+    scaled series)."""
+    spec = _spec_for(horizon, spec)
     named = as_series(series)
     input_size = input_size_for(spec, min(len(values) for _, values in named))
     for i, (name, values) in enumerate(named):
@@ -200,27 +234,7 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
                           num_layers=spec.model.num_layers, nonlinearity=spec.model.nonlinearity,
                           dropout=spec.model.dropout,
                           output_size=spec.horizon * (1 + len(spec.quantiles or ())))
-    problem = _Problem(network, train, val, _loss_for(spec), spec)
-    optimizer = make_optimizer(spec.training.optimizer, weight_decay=spec.training.weight_decay)
-
-    finished = [] if resume is None else list(resume.finished)
-    history = [] if resume is None else list(resume.history)
-    for member in range(len(finished), spec.training.ensemble):
-        if resume is not None and resume.member == member:
-            run = _MemberRun.resume(problem, resume)
-        else:
-            run = _MemberRun.start(problem, optimizer, member)
-        _train_member(problem, optimizer, run, history, finished, callbacks)
-        finished.append(run.best_params)
-    best_epochs, stopped = _summary(history, spec.training.epochs)
-
-    tails = np.stack([interpolate_gaps(s)[-input_size:] for s in scaled])
-    model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails)
-    coverage = None
-    if spec.quantiles and len(val):
-        coverage = quantile_coverage(model, val)  # of the network's own quantiles
-        model.quantile_offsets = conformal_offsets(model, val)
-    return FitResult(model, history, best_epochs, stopped, coverage)
+    return _Problem(network, train, val, _loss_for(spec), spec), named, scalers, scaled
 
 
 def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[EpochMetrics],
