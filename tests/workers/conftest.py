@@ -1,0 +1,70 @@
+"""Fixtures for the workers: a migrated SQLite database, sessions, and jobs written as the API
+writes them (a job row and its compressed dataset)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+import bptt
+from service.codec import compress_json
+from service.db import session_factory, upgrade
+from service.models import Dataset, Job, utcnow
+from service.repository import create_tenant
+from service.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings on a fresh, migrated SQLite database; short leases so tests stay quick."""
+    result = Settings.from_env({"BPTT_DATA_DIR": str(tmp_path / "data"),
+                                "BPTT_LEASE_SECONDS": "2", "BPTT_REQUEUE_AFTER_SECONDS": "1",
+                                "BPTT_REAPER_INTERVAL_SECONDS": "1"})
+    upgrade(result.database_url)
+    return result
+
+
+@pytest.fixture
+def sessions(settings: Settings) -> sessionmaker[Session]:
+    """A session factory on the test database."""
+    factory = session_factory(settings)
+    yield factory
+    factory.kw["bind"].dispose()
+
+
+def series(count: int = 2, length: int = 90, seed: int = 0) -> list[dict]:
+    """Seasonal series in the API's stored shape: [{"id", "values"}] with a gap."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        t = np.arange(length)
+        values = 10 + 3 * np.sin(2 * np.pi * t / 12 + i) + rng.normal(0, 0.3, length)
+        values = [round(float(v), 4) for v in values]
+        values[20] = None
+        out.append({"id": f"s{i}", "values": values})
+    return out
+
+
+def training_spec(**training) -> dict:
+    """A small, quick spec (as the API stores it: TrainingSpec.to_dict())."""
+    return bptt.TrainingSpec.from_dict({
+        "horizon": 4, "season_length": 12, "model": {"hidden_size": 8},
+        "training": {"epochs": 6, "ensemble": 1, "early_stopping_patience": None, **training},
+    }).to_dict()
+
+
+def add_job(sessions: sessionmaker[Session], spec: dict | None = None, data=None) -> str:
+    """Insert a queued job and its dataset, as POST /v1/jobs does; returns the job id."""
+    data = data if data is not None else series()
+    with sessions() as session:
+        tenant = create_tenant(session, name=f"t{utcnow().timestamp()}")
+        job = Job(tenant_id=tenant.id, spec=spec or training_spec(), enqueued_at=utcnow())
+        session.add(job)
+        session.flush()
+        session.add(Dataset(job_id=job.id, series_zlib=compress_json(data),
+                            num_series=len(data), num_points=sum(len(s["values"]) for s in data)))
+        session.commit()
+        return job.id

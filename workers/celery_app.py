@@ -1,0 +1,104 @@
+"""The Celery app, configured in one place: JSON only, ids as arguments, the database in charge.
+
+Run a worker with `bptt worker` (or `celery -A workers.celery_app worker`). Settings come from
+the same BPTT_* variables as the API.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from celery import Celery, signals
+from sqlalchemy.orm import Session, sessionmaker
+
+import bptt
+from service.db import session_factory
+from service.queue import FORECAST_TASK, TRAIN_TASK
+from service.settings import Settings
+
+from .reaper import Reaper
+from .training import run_training
+
+# Long enough that Redis does not redeliver a message while its job is normally still training,
+# short enough that a message whose worker vanished is retried the same day. A redelivery while
+# the job runs is harmless anyway: its claim fails (the lease is held and renewed).
+VISIBILITY_TIMEOUT_S = 3600
+
+log = logging.getLogger(__name__)
+settings = Settings.from_env()
+app = Celery("bptt", broker=settings.broker_url, set_as_current=True)
+app.conf.update(
+    # JSON only: a message is an id, and nothing from the broker is ever unpickled.
+    task_serializer="json",
+    accept_content=["json"],
+    result_serializer="json",
+    task_ignore_result=True,  # outcomes live in the database
+    # Acknowledge when the task ends, not when it starts: a worker killed mid-job leaves its
+    # message to be delivered again rather than lost...
+    task_acks_late=True,
+    # ...and when a prefork child dies (SIGKILL, OOM) the message goes back to the queue at once
+    # instead of waiting for the visibility timeout.
+    task_reject_on_worker_lost=True,
+    # Take one message at a time: a long training job must not hold others hostage behind it
+    # while another worker sits idle.
+    worker_prefetch_multiplier=1,
+    # Redis only: kombu's SQLAlchemy transport hands its options to create_engine, which
+    # refuses unknown ones (and that transport has no visibility timeout to set).
+    broker_transport_options=({"visibility_timeout": VISIBILITY_TIMEOUT_S}
+                              if settings.broker_url.startswith(("redis", "rediss")) else {}),
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+_sessions: dict[int, sessionmaker[Session]] = {}  # per process: engines do not survive a fork
+
+
+def sessions() -> sessionmaker[Session]:
+    """This process's session factory (a forked child builds its own engine)."""
+    pid = os.getpid()
+    if pid not in _sessions:
+        _sessions[pid] = session_factory(settings)
+    return _sessions[pid]
+
+
+@app.task(name=TRAIN_TASK)
+def train_job(job_id: str) -> str:
+    """Claim and train one job (a duplicate or stale delivery does nothing)."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{train_job.request.id}"
+    outcome = run_training(sessions(), settings, job_id, owner)
+    log.info("job %s: %s", job_id, outcome)
+    return outcome
+
+
+@app.task(name=FORECAST_TASK)
+def forecast_batch(batch_id: str) -> str:
+    """Answer one asynchronous forecast batch."""
+    from .forecasting import run_forecast_batch  # the API's forecasting code, imported on use
+
+    return run_forecast_batch(sessions(), settings, batch_id)
+
+
+@signals.worker_process_init.connect
+def _warm_kernels(**_) -> None:
+    """Compile or load every kernel when a worker process starts, not on its first job."""
+    seconds = bptt.warm_kernels()
+    log.info("kernels ready in %.2f s", seconds)
+
+
+_reaper: list[Reaper] = []
+
+
+@signals.worker_ready.connect
+def _start_reaper(**_) -> None:
+    """Sweep for lost and orphaned jobs from the worker's main process."""
+    reaper = Reaper(sessions(), settings)
+    reaper.start()
+    _reaper.append(reaper)
+
+
+@signals.worker_shutdown.connect
+def _stop_reaper(**_) -> None:
+    for reaper in _reaper:
+        reaper.stop()

@@ -1,0 +1,138 @@
+"""A job's life in the database, from a worker's side: claim, lease, fenced writes, the end.
+
+Every write after the claim is fenced: it happens only while the job's `attempts` still equals
+the attempt this worker claimed and `lease_owner` is still this worker. A duplicate or stale
+delivery (Celery redelivers late-acked messages after a visibility timeout or a lost worker)
+either fails to claim or finds its attempt superseded, and then writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from service.models import Checkpoint, Job, TrainedModel, utcnow
+from service.repository import upsert_epoch_metrics
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This worker's hold on a job: the attempt number fences every later write."""
+
+    job_id: str
+    owner: str
+    attempt: int
+
+
+class LeaseLost(Exception):
+    """The job moved on (cancelled, reclaimed after an expired lease, deleted): stop quietly."""
+
+
+def claim_job(session: Session, *, job_id: str, owner: str, lease_seconds: int) -> Claim | None:
+    """Take a queued job, or a running one whose lease expired; None if someone else holds it.
+
+    One conditional UPDATE, so two workers racing for the same job cannot both win.
+    """
+    now = utcnow()
+    claimable = or_(Job.status == "queued",
+                    and_(Job.status == "running", Job.lease_expires_at < now))
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, claimable, Job.cancel_requested.is_(False))
+        .values(status="running", lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, now))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        _cancel_if_requested(session, job_id=job_id)
+        return None
+    attempt = session.scalar(select(Job.attempts).where(Job.id == job_id))
+    session.commit()
+    return Claim(job_id, owner, attempt)
+
+
+def _cancel_if_requested(session: Session, *, job_id: str) -> None:
+    """A queued job with a cancel request is cancelled here, by whoever looks at it first."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested.is_(True))
+        .values(status="cancelled", finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _fence(session: Session, claim: Claim, **values: Any) -> None:
+    """Update the job row only if this claim is still current, else raise LeaseLost.
+
+    The UPDATE also locks the row (PostgreSQL) or the database (SQLite) until commit, so the
+    writes that follow in the same transaction cannot interleave with a newer attempt's.
+    """
+    result = session.execute(
+        update(Job)
+        .where(Job.id == claim.job_id, Job.attempts == claim.attempt,
+               Job.lease_owner == claim.owner, Job.status == "running")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        raise LeaseLost(claim.job_id)
+
+
+def renew_lease(session: Session, claim: Claim, *, lease_seconds: int) -> None:
+    """Push the lease forward (the heartbeat); LeaseLost if the job is no longer ours."""
+    _fence(session, claim, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    session.commit()
+
+
+def cancel_requested(session: Session, claim: Claim) -> bool:
+    """Whether someone asked to cancel this job."""
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == claim.job_id)))
+
+
+def record_epoch(session: Session, claim: Claim, *, epoch: int, epochs_total: int,
+                 metrics: dict[str, Any], checkpoint: bytes | None) -> None:
+    """Write one epoch's metrics (replacing a retried epoch's row) and the checkpoint after it,
+    in one fenced transaction: metrics and checkpoint always agree."""
+    _fence(session, claim, epochs_done=epoch, epochs_total=epochs_total)
+    upsert_epoch_metrics(session, job_id=claim.job_id, epoch=epoch, attempt=claim.attempt,
+                         **metrics)
+    if checkpoint is not None:
+        row = session.scalar(select(Checkpoint).where(Checkpoint.job_id == claim.job_id))
+        if row is None:
+            session.add(Checkpoint(job_id=claim.job_id, epoch=epoch, attempt=claim.attempt,
+                                   data=checkpoint))
+        else:
+            row.epoch, row.attempt, row.data = epoch, claim.attempt, checkpoint
+    session.commit()
+
+
+def succeed(session: Session, claim: Claim, *, weights: bytes, sha256: str,
+            model_card: dict[str, Any], best_epoch: int | None) -> None:
+    """Store the final model and end the job succeeded."""
+    _fence(session, claim, status="succeeded", finished_at=utcnow(), best_epoch=best_epoch,
+           lease_owner=None, lease_expires_at=None, error=None)
+    session.add(TrainedModel(job_id=claim.job_id, weights=weights, sha256=sha256,
+                             model_card=model_card))
+    session.commit()
+
+
+def end(session: Session, claim: Claim, *, status: str, error: str | None = None) -> None:
+    """End the job failed or cancelled, with the reason."""
+    _fence(session, claim, status=status, finished_at=utcnow(), error=error,
+           lease_owner=None, lease_expires_at=None)
+    session.commit()
+
+
+def release(session: Session, claim: Claim, *, error: str) -> None:
+    """Give the job back to the queue after a failure that another attempt may not repeat."""
+    _fence(session, claim, status="queued", lease_owner=None, lease_expires_at=None,
+           error=error, enqueued_at=utcnow())
+    session.commit()

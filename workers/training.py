@@ -1,0 +1,183 @@
+"""One training attempt: claim the job, train it with bptt, stream everything to the database.
+
+Metrics and the checkpoint of each epoch go to the database together, in one fenced
+transaction, so a resumed attempt starts from the last checkpoint and every epoch's metrics row
+exists exactly once. A heartbeat thread renews the lease while Numba kernels run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import asdict
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+import bptt
+from bptt.data import DataError
+from bptt.errors import NonFiniteError
+from bptt.trainer import resolved_spec
+from service import queue
+from service.codec import decompress_json
+from service.models import Checkpoint, Dataset, Job
+from service.settings import Settings
+
+from . import jobs
+from .jobs import Claim, LeaseLost
+
+CANCEL_POLL_SECONDS = 0.5  # how often, at most, the trainer asks the database about a cancel
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Renews a claim's lease every third of the lease until stopped; remembers a lost lease."""
+
+    def __init__(self, sessions: sessionmaker[Session], claim: Claim, lease_seconds: int):
+        self.sessions, self.claim, self.lease_seconds = sessions, claim, lease_seconds
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bptt-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.lease_seconds)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                with self.sessions() as session:
+                    jobs.renew_lease(session, self.claim, lease_seconds=self.lease_seconds)
+            except LeaseLost:
+                self.lost.set()
+                return
+            except Exception:  # a database hiccup: try again at the next beat
+                log.exception("heartbeat for job %s failed", self.claim.job_id)
+
+
+class JobCallbacks:
+    """bptt callbacks that write each epoch to the database and watch for cancellation."""
+
+    def __init__(self, sessions: sessionmaker[Session], claim: Claim, heartbeat: Heartbeat,
+                 epochs_done: int, epochs_total: int):
+        self.sessions, self.claim, self.heartbeat = sessions, claim, heartbeat
+        self.epoch = epochs_done  # epochs are numbered across ensemble members, from 1
+        self.epochs_total = epochs_total
+        self.pending: dict | None = None
+        self.cancelled = False
+        self._next_poll = 0.0
+
+    def on_epoch(self, metrics: bptt.EpochMetrics) -> None:
+        self.epoch += 1
+        row = asdict(metrics)
+        row.pop("epoch")
+        row.pop("member")
+        self.pending = row
+
+    def on_checkpoint(self, checkpoint: bptt.Checkpoint) -> None:
+        with self.sessions() as session:
+            jobs.record_epoch(session, self.claim, epoch=self.epoch,
+                              epochs_total=self.epochs_total, metrics=self.pending,
+                              checkpoint=checkpoint.to_bytes())
+
+    def should_cancel(self) -> bool:
+        if self.heartbeat.lost.is_set():
+            return True
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + CANCEL_POLL_SECONDS
+            with self.sessions() as session:
+                self.cancelled = jobs.cancel_requested(session, self.claim)
+        return self.cancelled
+
+    def as_bptt(self) -> bptt.Callbacks:
+        return bptt.Callbacks(on_epoch=self.on_epoch, on_checkpoint=self.on_checkpoint,
+                              should_cancel=self.should_cancel)
+
+
+def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: str,
+                 owner: str) -> str:
+    """Claim and train one job; returns what happened (for logs and tests)."""
+    with sessions() as session:
+        claim = jobs.claim_job(session, job_id=job_id, owner=owner,
+                               lease_seconds=settings.lease_seconds)
+        if claim is None:
+            return "not claimed"
+        job = session.get(Job, job_id)
+        spec_data = job.spec
+        series = decompress_json(session.scalar(
+            select(Dataset.series_zlib).where(Dataset.job_id == job_id)))
+        saved = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job_id))
+        resume = bptt.Checkpoint.from_bytes(saved.data) if saved is not None else None
+        epochs_done = saved.epoch if saved is not None else 0
+    log.info("job %s: attempt %d claimed by %s, resuming after epoch %d", job_id,
+             claim.attempt, owner, epochs_done)
+    with Heartbeat(sessions, claim, settings.lease_seconds) as heartbeat:
+        try:
+            return _train(sessions, settings, claim, heartbeat, spec_data, series, resume,
+                          epochs_done)
+        except LeaseLost:
+            return "lease lost"
+
+
+def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, spec_data: dict,
+           series, resume, epochs_done: int) -> str:
+    """The fit itself and the job's ending; LeaseLost propagates to the caller."""
+    try:
+        spec = bptt.TrainingSpec.from_dict(spec_data)
+        spec = _with_threads(spec, settings.train_threads)
+        plan = resolved_spec(series, spec=spec)
+        total = plan.training.epochs * plan.training.ensemble
+        callbacks = JobCallbacks(sessions, claim, heartbeat, epochs_done, total)
+        result = bptt.fit(series, spec=spec, callbacks=callbacks.as_bptt(), resume=resume)
+    except bptt.TrainingCancelled:
+        if heartbeat.lost.is_set():
+            raise LeaseLost(claim.job_id) from None
+        _end(sessions, claim, "cancelled", "cancelled on request")
+        return "cancelled"
+    except NonFiniteError as exc:  # deterministic: another attempt would diverge the same way
+        _end(sessions, claim, "failed", f"training diverged: {exc}")
+        return "diverged"
+    except (bptt.SpecError, DataError) as exc:  # bad input the API should have refused
+        _end(sessions, claim, "failed", f"invalid job: {exc}")
+        return "invalid"
+    except LeaseLost:
+        raise
+    except Exception as exc:
+        log.exception("job %s: attempt %d failed", claim.job_id, claim.attempt)
+        if claim.attempt >= settings.max_attempts:
+            _end(sessions, claim, "failed", f"failed after {claim.attempt} attempts: {exc}")
+            return "failed"
+        with sessions() as session:
+            jobs.release(session, claim, error=f"attempt {claim.attempt} failed: {exc}")
+        queue.wake(settings, queue.TRAIN_TASK, claim.job_id)
+        return "released"
+    weights = result.model.to_bytes()
+    with sessions() as session:
+        jobs.succeed(session, claim, weights=weights, sha256=hashlib.sha256(weights).hexdigest(),
+                     model_card=result.model.card(), best_epoch=_global_best(result))
+    return "succeeded"
+
+
+def _global_best(result: bptt.FitResult) -> int:
+    """Member 0's best epoch as a 1-based index into the job's epoch numbering (epochs of all
+    members in order, as JobCallbacks numbers them)."""
+    return next(i for i, m in enumerate(result.history, start=1)
+                if m.member == 0 and m.epoch == result.best_epochs[0])
+
+
+def _with_threads(spec: bptt.TrainingSpec, threads: int) -> bptt.TrainingSpec:
+    return dataclasses.replace(spec, training=dataclasses.replace(spec.training, threads=threads))
+
+
+def _end(sessions, claim: Claim, status: str, error: str) -> None:
+    with sessions() as session:
+        jobs.end(session, claim, status=status, error=error)
