@@ -1,14 +1,16 @@
-"""The `bptt` command: database migrations and API tokens (more subcommands join the group)."""
+"""The `bptt` command: run the service (up, api, worker), migrations and API tokens."""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import db, repository
+from . import db, repository, serve
 from .logs import configure_logging
 from .settings import Settings
 
@@ -126,3 +128,75 @@ def tokens_create(tenant: str) -> None:
         "It is shown only this once:"
     )
     click.echo(issued.token)
+
+
+@main.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface the API binds.")
+@click.option("--port", default=8000, show_default=True, help="Port the API listens on.")
+@click.option("--workers", default=2, show_default=True,
+              help="Training worker processes (one job at a time each).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the SQLite database and broker live (default: BPTT_DATA_DIR or ./data).")
+def up(host: str, port: int, workers: int, data_dir: Path | None) -> None:
+    """Run everything on this machine: migrate, start the API and workers, print a token.
+
+    Nothing else to install: SQLite holds the data and serves as the broker. Ctrl-C stops all.
+    """
+    env = dict(os.environ)
+    if data_dir is not None:
+        env["BPTT_DATA_DIR"] = str(data_dir.resolve())
+    try:
+        settings = Settings.from_env(env)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(settings.log_level)
+    db.upgrade(settings.database_url)
+    token = _issue_token(settings, "local")
+    processes = [serve.start(serve.api_command(host, port), env)]
+    processes += [serve.start(serve.worker_command(f"worker{i + 1}"), env)
+                  for i in range(workers)]
+    url = f"http://{host}:{port}"
+    try:
+        serve.wait_until_healthy(f"{url}/healthz", processes)
+    except RuntimeError as exc:
+        serve.stop_all(processes)
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"bptt is up: {url} (API docs at {url}/docs), {workers} worker(s), "
+               f"data in {settings.data_dir}. Ctrl-C stops everything.")
+    click.echo("Token for tenant 'local' (Authorization: Bearer <token>):")
+    click.echo(token, nl=True)
+    raise SystemExit(serve.supervise(processes))
+
+
+@main.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--processes", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--threads", default=4, show_default=True, help="Threads per process.")
+def api(host: str, port: int, processes: int, threads: int) -> None:
+    """Serve the HTTP API under gunicorn (the schema must exist: `bptt db upgrade`)."""
+    command = serve.api_command(host, port, processes, threads)
+    os.execv(command[0], command)
+
+
+@main.command("worker")
+@click.option("--name", default="worker", show_default=True, help="Celery node name.")
+@click.option("--concurrency", default=1, show_default=True,
+              help="Jobs this worker trains at once (one process each).")
+def worker(name: str, concurrency: int) -> None:
+    """Run a Celery worker that trains jobs (and answers large forecast batches)."""
+    command = serve.worker_command(name, concurrency)
+    os.execv(command[0], command)
+
+
+def _issue_token(settings: Settings, tenant: str) -> str:
+    """A new token for `tenant`, creating the tenant if needed."""
+    sessions = db.session_factory(settings)
+    try:
+        with sessions.begin() as session:
+            record = repository.tenant_by_name(session, name=tenant)
+            if record is None:
+                record = repository.create_tenant(session, name=tenant)
+            return repository.create_token(session, tenant=record).token
+    finally:
+        sessions.kw["bind"].dispose()

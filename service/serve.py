@@ -1,0 +1,99 @@
+"""Running the pieces: the API under gunicorn, Celery workers, and `bptt up`, which runs both.
+
+`bptt up` is the embedded deployment: it migrates the database, issues a token, starts the API
+and N worker processes on the same settings (SQLite and the SQLite broker by default), prints
+where to find them, and stops them all on Ctrl-C. The same commands run each piece alone in
+production (`bptt api`, `bptt worker`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+
+STARTUP_TIMEOUT_S = 120  # first start compiles the kernels into Numba's cache
+STOP_TIMEOUT_S = 20  # a worker finishing its current batch, then a hard kill
+
+
+def api_command(host: str, port: int, processes: int = 2, threads: int = 4) -> list[str]:
+    """gunicorn serving create_app() (threads: status polls are short and I/O bound)."""
+    return [sys.executable, "-m", "gunicorn", "service.app:create_app()", "--bind",
+            f"{host}:{port}", "--workers", str(processes), "--threads", str(threads),
+            "--worker-class", "gthread", "--graceful-timeout", "10", "--access-logfile", "-"]
+
+
+def worker_command(name: str, concurrency: int = 1) -> list[str]:
+    """A Celery worker; one training job per process (concurrency) at a time."""
+    return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+            "--hostname", f"{name}@%h", "--concurrency", str(concurrency), "--pool", "prefork",
+            "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+
+
+def start(command: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
+    """A child in its own process group, so that stopping it stops its own children too."""
+    return subprocess.Popen(list(command), env=env, start_new_session=True)
+
+
+def wait_until_healthy(url: str, processes: list[subprocess.Popen]) -> None:
+    """Poll GET url until it answers 200; raise if a child dies or time runs out."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        dead = [p for p in processes if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"{dead[0].args[:4]} exited with status {dead[0].returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {STARTUP_TIMEOUT_S} s")
+
+
+def stop_all(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM each child (gunicorn and Celery then stop their own workers gracefully), then
+    SIGKILL the whole process group of any still running after STOP_TIMEOUT_S."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def supervise(processes: list[subprocess.Popen]) -> int:
+    """Block until Ctrl-C/SIGTERM (0) or until a child dies (1); then stop everything."""
+    stopping = {"requested": False}
+
+    def request_stop(signum, frame) -> None:
+        stopping["requested"] = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    status = 0
+    try:
+        while not stopping["requested"]:
+            if any(p.poll() is not None for p in processes):
+                status = 1
+                break
+            time.sleep(0.2)
+    finally:
+        stop_all(processes)
+    return status
