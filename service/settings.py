@@ -23,6 +23,7 @@ file, so nothing needs installing. Production overrides the URLs (PostgreSQL, Re
 | BPTT_REQUEUE_AFTER_SECONDS | 30 |
 | BPTT_MAX_ATTEMPTS | 3 |
 | BPTT_TRAIN_THREADS | 1 |
+| BPTT_VISIBILITY_TIMEOUT_SECONDS | 3600 |
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ class Settings:
     max_attempts: int = 3  # a job that failed this many times (not by diverging) stays failed
     # Engine threads per training job (bptt's batch-parallel threads); 1 suits one job per core.
     train_threads: int = 1
+    # Redis redelivers an unacknowledged message after this long, even while its job still
+    # trains; the claim turns such a duplicate into a no-op, so this only bounds how long the
+    # message of a vanished worker waits.
+    visibility_timeout_seconds: int = 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -21,11 +21,6 @@ from service.settings import Settings
 from .reaper import Reaper
 from .training import run_training
 
-# Long enough that Redis does not redeliver a message while its job is normally still training,
-# short enough that a message whose worker vanished is retried the same day. A redelivery while
-# the job runs is harmless anyway: its claim fails (the lease is held and renewed).
-VISIBILITY_TIMEOUT_S = 3600
-
 log = logging.getLogger(__name__)
 settings = Settings.from_env()
 app = Celery("bptt", broker=settings.broker_url, set_as_current=True)
@@ -44,10 +39,17 @@ app.conf.update(
     # Take one message at a time: a long training job must not hold others hostage behind it
     # while another worker sits idle.
     worker_prefetch_multiplier=1,
+    # Redis redelivers a message unacknowledged for visibility_timeout, even to a second worker
+    # while the first still trains it: harmless, as its claim fails while the lease is renewed.
     # Redis only: kombu's SQLAlchemy transport hands its options to create_engine, which
     # refuses unknown ones (and that transport has no visibility timeout to set).
-    broker_transport_options=({"visibility_timeout": VISIBILITY_TIMEOUT_S}
-                              if settings.broker_url.startswith(("redis", "rediss")) else {}),
+    broker_transport_options=(
+        {"visibility_timeout": settings.visibility_timeout_seconds,
+         # kombu looks for overdue messages only every interval × throttle seconds (100 s by
+         # default); look every few seconds so the visibility timeout means what it says.
+         "unacked_restore_interval": min(10, max(1, settings.visibility_timeout_seconds // 2)),
+         "unacked_restore_throttle": 1}
+        if settings.broker_url.startswith(("redis", "rediss")) else {}),
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )

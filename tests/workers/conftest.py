@@ -3,16 +3,23 @@ writes them (a job row and its compressed dataset)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
 from service.codec import compress_json
 from service.db import session_factory, upgrade
-from service.models import Dataset, Job, utcnow
+from service.models import Dataset, EpochMetric, Job, utcnow
 from service.repository import create_tenant
 from service.settings import Settings
 
@@ -68,3 +75,59 @@ def add_job(sessions: sessionmaker[Session], spec: dict | None = None, data=None
                             num_series=len(data), num_points=sum(len(s["values"]) for s in data)))
         session.commit()
         return job.id
+
+
+DEADLINE_S = 180  # every wait in these tests ends by itself
+
+
+def wait_for(predicate: Callable[[], bool], what: str) -> None:
+    """Poll predicate until it holds, or fail after DEADLINE_S."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def job_row(sessions: sessionmaker[Session], job_id: str) -> Job:
+    """The job as the database has it now."""
+    with sessions() as session:
+        return session.get(Job, job_id)
+
+
+def metric_epochs(sessions: sessionmaker[Session], job_id: str) -> list[int]:
+    """The epochs that have a metrics row, in order."""
+    with sessions() as session:
+        return list(session.scalars(select(EpochMetric.epoch)
+                                    .where(EpochMetric.job_id == job_id)
+                                    .order_by(EpochMetric.epoch)))
+
+
+@pytest.fixture
+def start_worker(settings: Settings) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Starts real `celery worker` processes on the test's database; kills them after.
+
+    start_worker(name, **env) adds BPTT_* overrides, e.g. BPTT_BROKER_URL for Redis.
+    """
+    started: list[subprocess.Popen] = []
+    base = {**os.environ, "BPTT_DATA_DIR": str(settings.data_dir), "BPTT_LEASE_SECONDS": "2",
+            "BPTT_REAPER_INTERVAL_SECONDS": "1", "BPTT_REQUEUE_AFTER_SECONDS": "1"}
+
+    def start(name: str, **env: str) -> subprocess.Popen:
+        log = open(settings.data_dir / f"{name}.log", "wb")  # noqa: SIM115  (closed with it)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+             "--pool", "prefork", "--concurrency", "1", "--hostname", f"{name}@%h",
+             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            env={**base, **env}, start_new_session=True,  # kill its pool child with it
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()  # the child keeps its own descriptor
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
