@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sys
+import time
 from pathlib import Path
 
 import click
@@ -11,6 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import db, repository, serve
+from .client import TERMINAL, ApiError, Client, progress_line
 from .logs import configure_logging
 from .settings import Settings
 
@@ -200,3 +204,102 @@ def _issue_token(settings: Settings, tenant: str) -> str:
             return repository.create_token(session, tenant=record).token
     finally:
         sessions.kw["bind"].dispose()
+
+
+def _client_options(command):
+    """--url and --token, from BPTT_URL and BPTT_TOKEN by default."""
+    command = click.option("--token", envvar="BPTT_TOKEN", required=True,
+                           help="API token (env BPTT_TOKEN).")(command)
+    return click.option("--url", envvar="BPTT_URL", default="http://127.0.0.1:8000",
+                        show_default=True, help="API base URL (env BPTT_URL).")(command)
+
+
+def _api_call(action):
+    """Run an API action; print an API error as one line and exit 1."""
+    try:
+        return action()
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("submit")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--horizon", type=int, required=True, help="Steps to forecast.")
+@click.option("--season-length", type=int, default=None, help="Season length (e.g. 12).")
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default=None)
+@click.option("--epochs", type=int, default=None, help="Epoch budget per ensemble member.")
+@click.option("--follow", is_flag=True, help="Show live progress until the job ends.")
+@_client_options
+def submit(csv_file: Path, horizon: int, season_length: int | None, cell: str | None,
+           epochs: int | None, follow: bool, url: str, token: str) -> None:
+    """Submit a training job from a long-format CSV (unique_id,ds,y); print its id."""
+    client = Client(url, token)
+    query = {"horizon": horizon, "season_length": season_length, "model.cell": cell,
+             "training.epochs": epochs}
+    job = _api_call(lambda: _post_csv(client, "/v1/jobs", csv_file, query))
+    click.echo(job["id"])
+    if follow:
+        _follow(client, job["id"])
+
+
+def _post_csv(client: Client, path: str, csv_file: Path, query: dict) -> dict:
+    """POST a CSV file; the decoded JSON answer."""
+    _, body = client.request("POST", path, body=csv_file.read_bytes(), content_type="text/csv",
+                             query=query)
+    return json.loads(body)
+
+
+def _follow(client: Client, job_id: str, poll_s: float = 1.0) -> None:
+    """Redraw one progress line until the job ends; exit 1 unless it succeeded."""
+    while True:
+        job = _api_call(lambda: client.json("GET", f"/v1/jobs/{job_id}"))
+        line = progress_line(job)
+        if sys.stdout.isatty():
+            click.echo("\r" + line.ljust(100), nl=False)
+        else:
+            click.echo(line)
+        if job["status"] in TERMINAL:
+            if sys.stdout.isatty():
+                click.echo()
+            if job["status"] != "succeeded":
+                raise SystemExit(1)
+            return
+        time.sleep(poll_s)
+
+
+@main.command("status")
+@click.argument("job_id")
+@_client_options
+def status(job_id: str, url: str, token: str) -> None:
+    """Print a job's status, progress and latest losses."""
+    client = Client(url, token)
+    click.echo(progress_line(_api_call(lambda: client.json("GET", f"/v1/jobs/{job_id}"))))
+
+
+@main.command("forecast")
+@click.argument("job_id")
+@click.argument("csv_file", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--horizon", type=int, default=None, help="At most the model's horizon.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the CSV here instead of printing it.")
+@_client_options
+def forecast(job_id: str, csv_file: Path | None, horizon: int | None, out: Path | None,
+             url: str, token: str) -> None:
+    """Forecast with a trained job: its own series, or those of CSV_FILE; prints CSV."""
+    client = Client(url, token)
+
+    def call() -> bytes:
+        if csv_file is not None:
+            return client.request("POST", "/v1/forecasts", body=csv_file.read_bytes(),
+                                  content_type="text/csv", accept="text/csv",
+                                  query={"job_id": job_id, "horizon": horizon})[1]
+        payload = {"job_id": job_id, **({"horizon": horizon} if horizon else {})}
+        return client.request("POST", "/v1/forecasts", body=json.dumps(payload).encode(),
+                              content_type="application/json", accept="text/csv")[1]
+
+    text = _api_call(call).decode()
+    if out is not None:
+        out.write_text(text)
+    else:
+        click.echo(text, nl=False)

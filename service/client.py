@@ -1,0 +1,87 @@
+"""A small HTTP client for the CLI (`bptt submit`, `status`, `forecast`): urllib, no extra deps.
+
+Errors from the API (problem+json) become one readable line: "422 Unprocessable Content:
+horizon: must be at least 1".
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+TIMEOUT_S = 60
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class ApiError(Exception):
+    """The API answered an error; str() is one line that says what and where."""
+
+
+@dataclass(frozen=True)
+class Client:
+    """The API at `url`, as the tenant whose `token` this is."""
+
+    url: str
+    token: str
+
+    def request(self, method: str, path: str, *, body: bytes | None = None,
+                content_type: str | None = None, accept: str = "application/json",
+                query: dict[str, Any] | None = None) -> tuple[int, bytes]:
+        """Send one request; return (status, body) or raise ApiError."""
+        target = self.url.rstrip("/") + path
+        if query:
+            target += "?" + urllib.parse.urlencode({k: v for k, v in query.items()
+                                                    if v is not None})
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept}
+        if content_type:
+            headers["Content-Type"] = content_type
+        req = urllib.request.Request(target, data=body, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=TIMEOUT_S) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            raise ApiError(describe_problem(exc.code, exc.read())) from None
+        except urllib.error.URLError as exc:
+            raise ApiError(f"cannot reach {self.url}: {exc.reason}") from None
+
+    def json(self, method: str, path: str, payload: Any = None, **options) -> Any:
+        """A JSON request and its decoded JSON answer."""
+        body = json.dumps(payload).encode() if payload is not None else None
+        status, data = self.request(method, path, body=body,
+                                    content_type="application/json" if body else None, **options)
+        return json.loads(data) if data else None
+
+
+def describe_problem(status: int, body: bytes) -> str:
+    """One line from a problem+json body (or whatever the body was)."""
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        return f"{status}: {body[:200].decode(errors='replace')}"
+    title = problem.get("title", "")
+    errors = problem.get("errors") or []
+    if errors:
+        where = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}"
+                          for e in errors[:5])
+        return f"{status} {title}: {where}"
+    return f"{status} {title}: {problem.get('detail', '')}".rstrip(": ")
+
+
+def progress_line(job: dict[str, Any]) -> str:
+    """One status line: state, epochs done of total, the latest losses."""
+    progress = job.get("progress") or {}
+    done, total = progress.get("epochs_done", 0), progress.get("epochs_total")
+    parts = [f"{job['id'][:8]} {job['status']:<9}", f"epoch {done}/{total or '?'}"]
+    latest = job.get("latest_metrics") or {}
+    if latest:
+        parts.append(f"train {latest.get('train_loss', float('nan')):.4g}")
+        if latest.get("val_loss") is not None:
+            parts.append(f"val {latest['val_loss']:.4g}")
+        parts.append(f"|g| {latest.get('grad_norm', float('nan')):.3g}")
+    if job.get("error"):
+        parts.append(f"error: {job['error']}")
+    return "  ".join(parts)
