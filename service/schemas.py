@@ -1,0 +1,246 @@
+"""Request and response bodies of the v1 API as pydantic models: validation and OpenAPI.
+
+Requests are validated strictly (no "12" for 12, no true for 1, unknown fields refused); the
+training-spec part of a job request is the engine's own `bptt.TrainingSpec`, validated by
+`TrainingSpec.from_dict`, so the library and the API cannot drift apart. Responses are built
+through these models, so what the API answers is what the document describes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+import bptt
+
+from .models import FORECAST_STATUSES, JOB_STATUSES
+
+JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
+ForecastStatus = Literal[FORECAST_STATUSES]  # type: ignore[valid-type]
+# Finite numbers only: NaN and Infinity are not JSON, and a gap is spelled null.
+Number = Annotated[float, Field(allow_inf_nan=False)]
+Value = Number | None
+
+
+class StrictModel(BaseModel):
+    """A request body: exact JSON types, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ResponseModel(BaseModel):
+    """A response body; NaN and infinities (a diverged loss) are written as null, valid JSON."""
+
+    model_config = ConfigDict(ser_json_inf_nan="null")
+
+
+class SeriesIn(StrictModel):
+    """One time series of a request; null marks a gap."""
+
+    id: str = Field(min_length=1, max_length=128)
+    values: list[Value] = Field(min_length=1)
+    start: str | None = Field(None, max_length=64, description="Label of the first value.")
+    freq: str | None = Field(None, max_length=16, description="Pandas-style frequency, e.g. MS.")
+
+
+def _job_request_model() -> type[BaseModel]:
+    """The job request: `series` plus every field of bptt.TrainingSpec, generated from it."""
+    hints = typing.get_type_hints(bptt.TrainingSpec)
+    fields: dict[str, Any] = {"series": (list[SeriesIn], Field(min_length=1))}
+    for f in dataclasses.fields(bptt.TrainingSpec):
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], Field(f.default))
+        elif f.default_factory is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
+        else:
+            fields[f.name] = (hints[f.name], ...)
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "JobRequest",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="A training job: the series and the training spec (validated by the engine).",
+        **fields,
+    )
+
+
+# Documents the body only: POST /v1/jobs validates `series` with SeriesIn and the rest with
+# bptt.TrainingSpec.from_dict (the engine's rules and messages).
+JobRequest = _job_request_model()
+
+
+class ForecastRequest(StrictModel):
+    """Forecasts from a succeeded job's model; without `series`, of its training series."""
+
+    job_id: str = Field(min_length=1, max_length=36)
+    series: list[SeriesIn] | None = Field(None, min_length=1)
+    horizon: int | None = Field(None, ge=1, description="Default: the model's horizon.")
+    quantiles: list[Number] | None = Field(None, description="Default: all trained quantiles.")
+
+
+class ErrorItem(ResponseModel):
+    """One invalid field: where it is and what is wrong with it."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class ProblemOut(ResponseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ErrorItem] | None = Field(None, description="Every invalid field.")
+
+
+class Progress(ResponseModel):
+    """Epochs done of the total (null until the total is known)."""
+
+    epochs_done: int
+    epochs_total: int | None
+
+
+class DatasetInfo(ResponseModel):
+    """The size of a job's submitted data."""
+
+    num_series: int
+    num_points: int
+
+
+class EpochMetricsOut(ResponseModel):
+    """One epoch of training; a loss or norm that was not finite (divergence) is null."""
+
+    epoch: int
+    attempt: int | None
+    train_loss: float | None
+    val_loss: float | None
+    grad_norm: float | None = Field(description="Mean pre-clip global gradient norm.")
+    max_grad_norm: float | None
+    clip_fraction: float = Field(description="Share of the epoch's updates that were clipped.")
+    learning_rate: float
+    seconds: float
+    recorded_at: datetime
+
+
+class JobSummary(ResponseModel):
+    """A job as listed."""
+
+    id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: Progress
+    error: str | None
+
+
+class JobOut(JobSummary):
+    """A job: its status, progress, latest metrics and spec."""
+
+    attempts: int
+    cancel_requested: bool
+    best_epoch: int | None
+    latest_metrics: EpochMetricsOut | None
+    dataset: DatasetInfo | None
+    spec: bptt.TrainingSpec
+
+
+class JobList(ResponseModel):
+    """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    jobs: list[JobSummary]
+    next_cursor: str | None
+
+
+class MetricsPage(ResponseModel):
+    """Per-epoch metrics after `since`; poll again with since=last_epoch."""
+
+    job_id: str
+    metrics: list[EpochMetricsOut]
+    last_epoch: int
+    has_more: bool
+
+
+class GradFlow(ResponseModel):
+    """Mean |dL/dh_t| per input step of one epoch (earliest step first)."""
+
+    epoch: int
+    values: list[float | None]
+
+
+class ClipEpoch(ResponseModel):
+    """Gradient norms (null when not finite) and clipping of one epoch."""
+
+    epoch: int
+    grad_norm: float | None
+    max_grad_norm: float | None
+    clip_fraction: float
+
+
+class ClipSettings(ResponseModel):
+    """The clipping the job trains with."""
+
+    max_norm: float | None
+    max_value: float | None
+
+
+class Diagnostics(ResponseModel):
+    """Gradient flow through time and the clipping history, per epoch after `since`."""
+
+    job_id: str
+    clip: ClipSettings
+    grad_flow: list[GradFlow]
+    clipping: list[ClipEpoch]
+    last_epoch: int
+    has_more: bool
+
+
+class ForecastOut(ResponseModel):
+    """Mean and quantile paths of one series, in its original units."""
+
+    id: str
+    mean: list[float | None]
+    quantiles: dict[str, list[float | None]] = Field(description='Keyed by quantile, e.g. "0.1".')
+
+
+class ForecastResult(ResponseModel):
+    """Forecasts of every requested series."""
+
+    forecasts: list[ForecastOut]
+
+
+class ForecastBatchOut(ResponseModel):
+    """An asynchronous forecast batch; `result` once it succeeded."""
+
+    id: str
+    job_id: str
+    status: ForecastStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    result: ForecastResult | None
+
+
+class Health(ResponseModel):
+    """A probe's answer."""
+
+    status: str
+    checks: dict[str, str] | None = None
+
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobRequest, ForecastRequest)
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    ProblemOut,
+    JobOut,
+    JobList,
+    MetricsPage,
+    Diagnostics,
+    ForecastResult,
+    ForecastBatchOut,
+    Health,
+)
