@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import errors, extensions, health, logs
+from . import docs, errors, extensions, forecasts, health, jobs, logs, openapi
 from .settings import Settings
 
 
@@ -24,6 +24,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(_refuse_large_bodies)
     errors.register_error_handlers(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(jobs.bp)
+    app.register_blueprint(forecasts.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(docs.bp)
     return app
 
 

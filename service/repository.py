@@ -9,13 +9,26 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import ApiToken, EpochMetric, Tenant, utcnow
+from .codec import compress_json
+from .models import (
+    FINISHED_STATUSES,
+    ApiToken,
+    Dataset,
+    EpochMetric,
+    ForecastBatch,
+    Job,
+    Tenant,
+    TrainedModel,
+    new_id,
+    utcnow,
+)
 
 # Recognizable by secret scanners and by people; the random part carries 256 bits.
 TOKEN_PREFIX = "bptt_"
@@ -98,3 +111,183 @@ def upsert_epoch_metrics(session: Session, *, job_id: str, epoch: int, **values:
         set_={name: statement.excluded[name] for name in _METRIC_COLUMNS},
     )
     session.execute(statement)
+
+
+def create_job(
+    session: Session,
+    *,
+    tenant_id: int,
+    spec: dict[str, Any],
+    series: list[dict[str, Any]],
+    num_points: int,
+    epochs_total: int | None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> Job:
+    """Add a queued job and its dataset (flushed; the caller commits both at once)."""
+    now = utcnow()
+    job = Job(
+        id=new_id(),
+        tenant_id=tenant_id,
+        spec=spec,
+        status="queued",
+        created_at=now,
+        enqueued_at=now,  # the message goes out right after the commit
+        epochs_total=epochs_total,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    session.add(job)
+    session.flush()  # the job row first: the dataset refers to it
+    session.add(
+        Dataset(
+            job_id=job.id,
+            series_zlib=compress_json(series),
+            num_series=len(series),
+            num_points=num_points,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return job
+
+
+def job_for_tenant(session: Session, *, tenant_id: int, job_id: str) -> Job | None:
+    """The job `job_id` if it belongs to the tenant (another tenant's job is None, as unknown)."""
+    return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+
+
+def job_by_idempotency_key(session: Session, *, tenant_id: int, key: str) -> Job | None:
+    """The tenant's job submitted with Idempotency-Key `key`, if any."""
+    return session.scalar(
+        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
+    )
+
+
+def count_queued_jobs(session: Session, *, tenant_id: int) -> int:
+    """How many of the tenant's jobs wait for a worker."""
+    query = select(func.count()).where(Job.tenant_id == tenant_id, Job.status == "queued")
+    return session.scalar(query.select_from(Job)) or 0
+
+
+def list_jobs(
+    session: Session,
+    *,
+    tenant_id: int,
+    limit: int,
+    status: str | None = None,
+    before: tuple[datetime, str] | None = None,
+) -> list[Job]:
+    """The tenant's jobs newest first, at most `limit`, after the (created_at, id) `before`."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if before is not None:
+        created_at, job_id = before
+        # Keyset pagination: stable while jobs are added, and an index range scan per page.
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def dataset_size(session: Session, *, job_id: str) -> tuple[int, int] | None:
+    """(num_series, num_points) of a job's dataset, without reading the series themselves."""
+    row = session.execute(
+        select(Dataset.num_series, Dataset.num_points).where(Dataset.job_id == job_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def latest_epoch_metrics(session: Session, *, job_id: str) -> EpochMetric | None:
+    """The metrics row of the job's latest epoch."""
+    return session.scalar(
+        select(EpochMetric)
+        .where(EpochMetric.job_id == job_id)
+        .order_by(EpochMetric.epoch.desc())
+        .limit(1)
+    )
+
+
+def epoch_metrics_since(
+    session: Session, *, job_id: str, since: int, limit: int
+) -> list[EpochMetric]:
+    """The job's metrics rows with epoch > since, in epoch order, at most `limit`."""
+    return list(
+        session.scalars(
+            select(EpochMetric)
+            .where(EpochMetric.job_id == job_id, EpochMetric.epoch > since)
+            .order_by(EpochMetric.epoch)
+            .limit(limit)
+        )
+    )
+
+
+def cancel_job(session: Session, *, job_id: str) -> str:
+    """Cancel a job: "cancelled" (was queued), "requested" (running) or "finished" (too late)."""
+    # Conditional updates, not read-then-write: a worker may claim the job in between, and
+    # then the flag is what stops it.
+    now = utcnow()
+    cancelled = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(status="cancelled", cancel_requested=True, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if cancelled.rowcount:  # type: ignore[attr-defined]
+        return "cancelled"
+    requested = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running")
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    return "requested" if requested.rowcount else "finished"  # type: ignore[attr-defined]
+
+
+def delete_finished_job(session: Session, *, job_id: str) -> bool:
+    """Delete a finished job (its data goes by cascade); False if it is not finished."""
+    deleted = session.execute(
+        delete(Job)
+        .where(Job.id == job_id, Job.status.in_(FINISHED_STATUSES))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(deleted.rowcount)  # type: ignore[attr-defined]
+
+
+def model_digest(session: Session, *, job_id: str) -> str | None:
+    """The sha256 of a job's trained model, without reading its weights."""
+    return session.scalar(select(TrainedModel.sha256).where(TrainedModel.job_id == job_id))
+
+
+def model_weights(session: Session, *, job_id: str) -> bytes | None:
+    """A job's trained model as safetensors bytes."""
+    return session.scalar(select(TrainedModel.weights).where(TrainedModel.job_id == job_id))
+
+
+def create_forecast_batch(
+    session: Session, *, tenant_id: int, job_id: str, request: dict[str, Any]
+) -> ForecastBatch:
+    """Add a queued forecast batch holding the (validated) request, compressed (flushed)."""
+    batch = ForecastBatch(
+        id=new_id(),
+        tenant_id=tenant_id,
+        job_id=job_id,
+        status="queued",
+        request_zlib=compress_json(request),
+    )
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def forecast_batch_for_tenant(
+    session: Session, *, tenant_id: int, batch_id: str
+) -> ForecastBatch | None:
+    """The forecast batch `batch_id` if it belongs to the tenant."""
+    return session.scalar(
+        select(ForecastBatch).where(
+            ForecastBatch.id == batch_id, ForecastBatch.tenant_id == tenant_id
+        )
+    )

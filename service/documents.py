@@ -1,0 +1,165 @@
+"""Response documents built from rows, through the schemas the OpenAPI document describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from pydantic import BaseModel
+
+from .codec import decompress_json
+from .models import EpochMetric, ForecastBatch, Job
+from .schemas import (
+    ClipEpoch,
+    ClipSettings,
+    DatasetInfo,
+    Diagnostics,
+    EpochMetricsOut,
+    ForecastBatchOut,
+    ForecastOut,
+    ForecastResult,
+    GradFlow,
+    JobList,
+    JobOut,
+    JobSummary,
+    MetricsPage,
+    Progress,
+)
+
+
+def json_response(document: BaseModel, status: int = 200) -> Response:
+    """A JSON response with `document` serialized by its schema (NaN becomes null)."""
+    return Response(document.model_dump_json(), status=status, mimetype="application/json")
+
+
+def job_document(
+    job: Job, *, dataset: tuple[int, int] | None, latest: EpochMetric | None
+) -> JobOut:
+    """A job as GET /v1/jobs/{id} answers it."""
+    return _job(job, dataset, latest)
+
+
+def submitted_job_document(job: Job, *, dataset: tuple[int, int] | None) -> JobOut:
+    """The job as POST /v1/jobs first answered it (what an Idempotency-Key replays)."""
+    # Built from the fields that never change after submission, so a replay days later is
+    # byte-for-byte the first answer, whatever the job has done since.
+    return _job(job, dataset, None).model_copy(update={
+        "status": "queued", "started_at": None, "finished_at": None, "error": None,
+        "attempts": 0, "cancel_requested": False, "best_epoch": None,
+        "progress": Progress(epochs_done=0, epochs_total=job.epochs_total),
+    })
+
+
+def job_list(jobs: list[Job], next_cursor: str | None) -> JobList:
+    """A page of jobs as GET /v1/jobs answers it."""
+    return JobList(jobs=[_summary(job) for job in jobs], next_cursor=next_cursor)
+
+
+def _summary(job: Job) -> JobSummary:
+    """A job as GET /v1/jobs lists it."""
+    return JobSummary(
+        id=job.id,
+        status=job.status,  # type: ignore[arg-type]
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        progress=_progress(job),
+        error=job.error,
+    )
+
+
+def metrics_page(job_id: str, rows: list[EpochMetric], *, since: int, has_more: bool
+                 ) -> MetricsPage:
+    """Metrics rows after `since` as GET /v1/jobs/{id}/metrics answers them."""
+    return MetricsPage(
+        job_id=job_id,
+        metrics=[_metrics(row) for row in rows],
+        last_epoch=rows[-1].epoch if rows else since,
+        has_more=has_more,
+    )
+
+
+def diagnostics(job: Job, rows: list[EpochMetric], *, since: int, has_more: bool
+                ) -> Diagnostics:
+    """Gradient flow and clipping history as GET /v1/jobs/{id}/diagnostics answers them."""
+    clip = (job.spec.get("training") or {}).get("clip") or {}
+    return Diagnostics(
+        job_id=job.id,
+        clip=ClipSettings(max_norm=clip.get("max_norm"), max_value=clip.get("max_value")),
+        grad_flow=[GradFlow(epoch=r.epoch, values=r.grad_flow or []) for r in rows],
+        clipping=[ClipEpoch(epoch=r.epoch, grad_norm=r.grad_norm, max_grad_norm=r.max_grad_norm,
+                            clip_fraction=r.clip_fraction) for r in rows],
+        last_epoch=rows[-1].epoch if rows else since,
+        has_more=has_more,
+    )
+
+
+def forecasts_document(results: list[dict[str, Any]]) -> ForecastResult:
+    """bptt.forecast's output as a document: lists of numbers, quantiles keyed by their text."""
+    return ForecastResult(forecasts=[
+        ForecastOut(
+            id=item["id"],
+            mean=item["mean"].tolist(),
+            quantiles={str(float(q)): path.tolist() for q, path in item["quantiles"].items()},
+        )
+        for item in results
+    ])
+
+
+def forecast_batch_document(batch: ForecastBatch) -> ForecastBatchOut:
+    """A forecast batch as GET /v1/forecasts/{id} answers it."""
+    result = None
+    if batch.status == "succeeded" and batch.result_zlib is not None:
+        result = ForecastResult.model_validate(decompress_json(batch.result_zlib))
+    return ForecastBatchOut(
+        id=batch.id,
+        job_id=batch.job_id,
+        status=batch.status,  # type: ignore[arg-type]
+        created_at=batch.created_at,
+        started_at=batch.started_at,
+        finished_at=batch.finished_at,
+        error=batch.error,
+        result=result,
+    )
+
+
+def _job(job: Job, dataset: tuple[int, int] | None, latest: EpochMetric | None) -> JobOut:
+    """The full job model."""
+    return JobOut(
+        id=job.id,
+        status=job.status,  # type: ignore[arg-type]
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        progress=_progress(job),
+        error=job.error,
+        attempts=job.attempts,
+        cancel_requested=job.cancel_requested,
+        best_epoch=job.best_epoch,
+        latest_metrics=None if latest is None else _metrics(latest),
+        dataset=None if dataset is None else DatasetInfo(num_series=dataset[0],
+                                                         num_points=dataset[1]),
+        spec=job.spec,  # type: ignore[arg-type]
+    )
+
+
+def _progress(job: Job) -> Progress:
+    """Epochs done of the total, as the workers record them on the job."""
+    return Progress(epochs_done=job.epochs_done, epochs_total=job.epochs_total)
+
+
+def _metrics(row: EpochMetric) -> EpochMetricsOut:
+    """One metrics row."""
+    return EpochMetricsOut(
+        epoch=row.epoch,
+        attempt=row.attempt,
+        train_loss=row.train_loss,
+        val_loss=row.val_loss,
+        grad_norm=row.grad_norm,
+        max_grad_norm=row.max_grad_norm,
+        clip_fraction=row.clip_fraction,
+        learning_rate=row.learning_rate,
+        seconds=row.seconds,
+        recorded_at=row.recorded_at,
+    )
+

@@ -1,0 +1,205 @@
+"""/v1/jobs: submit training jobs, follow them, cancel them, download their models, delete them."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+import bptt
+
+from . import idempotency, params, queue, repository, validation
+from .auth import authenticate, current_tenant_id
+from .bodies import read_body
+from .documents import diagnostics, job_document, job_list, json_response, metrics_page
+from .errors import Problem
+from .extensions import current_settings, get_session
+from .models import JOB_STATUSES, Job
+from .schemas import JobOut
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+bp.before_request(authenticate)
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100  # list pages stay small enough to render and to hold in memory
+MAX_EPOCHS_PER_ANSWER = 1000  # metrics and diagnostics rows per answer; page on with ?since=
+SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(bptt.TrainingSpec))
+QUOTA_RETRY_AFTER_S = 30  # a queued job usually starts within this on a busy deployment
+
+
+def get_job(job_id: str, *, loc: list[str | int] | None = None) -> Job:
+    """The current tenant's job `job_id`, or 404: another tenant's job is as good as unknown."""
+    job = repository.job_for_tenant(get_session(), tenant_id=current_tenant_id(), job_id=job_id)
+    if job is None:
+        extra: dict[str, Any] = {"errors": [{"loc": loc, "msg": "no such job"}]} if loc else {}
+        raise Problem(f"There is no job {job_id!r}.", status=404, **extra)
+    return job
+
+
+@bp.post("")
+def submit_job() -> Response:
+    """Validate a job request completely, store job and dataset in one commit, wake a worker."""
+    settings, session, tenant_id = current_settings(), get_session(), current_tenant_id()
+    body = read_body(query_fields=SPEC_FIELDS)
+    key = idempotency.key_from_header()
+    if key is not None:
+        # Before validation and quota: a retry of an accepted request must replay, even when
+        # the tenant has filled its quota since.
+        replayed = idempotency.replay(session, tenant_id=tenant_id, key=key,
+                                      request_hash=body.request_hash)
+        if replayed is not None:
+            return replayed
+    valid = validation.training_request(
+        body.data, settings, spec_loc=("query",) if body.is_csv else ()
+    )
+    queued = repository.count_queued_jobs(session, tenant_id=tenant_id)
+    if queued >= settings.max_queued_jobs_per_tenant:
+        raise Problem(
+            f"{queued} jobs are already queued; the limit is "
+            f"{settings.max_queued_jobs_per_tenant}. Retry when some have started.",
+            status=429,
+            headers={"Retry-After": str(QUOTA_RETRY_AFTER_S)},
+        )
+    session.commit()  # end the read phase: the insert gets a transaction of its own
+
+    def insert() -> Job:
+        return repository.create_job(
+            session,
+            tenant_id=tenant_id,
+            spec=valid.spec.to_dict(),
+            series=valid.series,
+            num_points=valid.num_points,
+            epochs_total=_epochs_total(valid.spec),
+            idempotency_key=key,
+            request_hash=body.request_hash,
+        )
+
+    result = idempotency.insert_once(session, insert, tenant_id=tenant_id, key=key,
+                                     request_hash=body.request_hash)
+    if isinstance(result, Response):
+        return result
+    queue.wake(settings, queue.TRAIN_TASK, result.id)  # after the commit; never raises
+    log.info("job submitted", extra={"job_id": result.id, "tenant_id": tenant_id})
+    return idempotency.created_response(session, result)
+
+
+@bp.get("")
+def list_jobs() -> Response:
+    """The tenant's jobs, newest first, filtered by status, a page at a time."""
+    params.refuse_unknown(("status", "limit", "cursor"))
+    status = params.choice_arg("status", JOB_STATUSES)
+    limit = params.int_arg("limit", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
+    before = params.cursor_arg()
+    jobs = repository.list_jobs(get_session(), tenant_id=current_tenant_id(), status=status,
+                                before=before, limit=limit + 1)
+    page = jobs[:limit]
+    more = len(jobs) > limit
+    cursor = params.encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    return json_response(job_list(page, cursor))
+
+
+@bp.get("/<job_id>")
+def show_job(job_id: str) -> Response:
+    """Status, progress, latest metrics, best epoch, error, attempts and timestamps."""
+    return json_response(_document(get_job(job_id)))
+
+
+@bp.get("/<job_id>/metrics")
+def job_metrics(job_id: str) -> Response:
+    """Per-epoch metrics with epoch > since."""
+    params.refuse_unknown(("since",))
+    job = get_job(job_id)
+    since = params.int_arg("since", default=0, minimum=0)
+    rows = repository.epoch_metrics_since(get_session(), job_id=job.id, since=since,
+                                          limit=MAX_EPOCHS_PER_ANSWER + 1)
+    return json_response(metrics_page(job.id, rows[:MAX_EPOCHS_PER_ANSWER], since=since,
+                                      has_more=len(rows) > MAX_EPOCHS_PER_ANSWER))
+
+
+@bp.get("/<job_id>/diagnostics")
+def job_diagnostics(job_id: str) -> Response:
+    """Gradient flow through time and clipping history, per epoch after `since`."""
+    params.refuse_unknown(("since",))
+    job = get_job(job_id)
+    since = params.int_arg("since", default=0, minimum=0)
+    rows = repository.epoch_metrics_since(get_session(), job_id=job.id, since=since,
+                                          limit=MAX_EPOCHS_PER_ANSWER + 1)
+    return json_response(diagnostics(job, rows[:MAX_EPOCHS_PER_ANSWER], since=since,
+                                     has_more=len(rows) > MAX_EPOCHS_PER_ANSWER))
+
+
+@bp.post("/<job_id>/cancel")
+def cancel_job(job_id: str) -> Response:
+    """Cancel a queued job at once (200), or ask a running one to stop (202)."""
+    session = get_session()
+    job = get_job(job_id)
+    outcome = repository.cancel_job(session, job_id=job.id)
+    if outcome == "finished":
+        session.rollback()
+        session.refresh(job)
+        raise Problem(f"The job has already finished ({job.status}).", status=409)
+    session.commit()
+    session.refresh(job)
+    log.info("job cancel %s", outcome, extra={"job_id": job.id})
+    # 202 while running: the worker stops between two batches, within an epoch.
+    return json_response(_document(job), 200 if outcome == "cancelled" else 202)
+
+
+@bp.get("/<job_id>/model")
+def download_model(job_id: str) -> Response:
+    """The trained model as a safetensors file (card in its metadata); ETag is its sha256."""
+    session = get_session()
+    job = get_job(job_id)
+    if job.status != "succeeded":
+        raise Problem(f"The job is {job.status}; a model exists once it has succeeded.",
+                      status=409)
+    digest = repository.model_digest(session, job_id=job.id)
+    if digest is None:
+        raise Problem("The job succeeded but no model is stored for it.", status=409)
+    response = Response(mimetype="application/octet-stream")
+    response.set_etag(digest)
+    # private: one tenant's model must not sit in a shared cache; no-cache: revalidate (cheap).
+    response.headers["Cache-Control"] = "private, no-cache"
+    if request.if_none_match.contains_weak(digest):
+        response.status_code = 304  # the weights are not even read
+        return response
+    response.set_data(repository.model_weights(session, job_id=job.id) or b"")
+    response.headers.set("Content-Disposition", "attachment",
+                         filename=f"bptt-{job.id}.safetensors")
+    return response
+
+
+@bp.delete("/<job_id>")
+def delete_job(job_id: str) -> tuple[str, int]:
+    """Delete a finished job and everything it produced (the database cascades)."""
+    session = get_session()
+    job = get_job(job_id)
+    if not repository.delete_finished_job(session, job_id=job.id):
+        session.rollback()
+        session.refresh(job)
+        raise Problem(f"The job is {job.status}; cancel it and delete it once it has stopped.",
+                      status=409)
+    session.commit()
+    log.info("job deleted", extra={"job_id": job_id})
+    return "", 204
+
+
+def _document(job: Job) -> JobOut:
+    """The full job document, with its dataset size and latest metrics."""
+    session = get_session()
+    return job_document(
+        job,
+        dataset=repository.dataset_size(session, job_id=job.id),
+        latest=repository.latest_epoch_metrics(session, job_id=job.id),
+    )
+
+
+def _epochs_total(spec: bptt.TrainingSpec) -> int | None:
+    """Epochs over all ensemble members, when the spec fixes them (else the worker sets it)."""
+    if spec.training.epochs is None:
+        return None  # the engine chooses from the data; known once the worker resolves it
+    return spec.training.epochs * spec.training.ensemble
+
