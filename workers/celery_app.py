@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
 from service.db import session_factory
+from service.forecasting import answer_batch
 from service.queue import FORECAST_TASK, TRAIN_TASK
 from service.settings import Settings
 
@@ -76,10 +77,8 @@ def train_job(job_id: str) -> str:
 
 @app.task(name=FORECAST_TASK)
 def forecast_batch(batch_id: str) -> str:
-    """Answer one asynchronous forecast batch."""
-    from .forecasting import run_forecast_batch  # the API's forecasting code, imported on use
-
-    return run_forecast_batch(sessions(), settings, batch_id)
+    """Answer one asynchronous forecast batch, with the same code as the API's own forecasts."""
+    return answer_batch(sessions(), settings, batch_id)
 
 
 @signals.worker_process_init.connect

@@ -1,0 +1,121 @@
+"""/v1/forecasts: forecasts from a trained job's model, in the request or as an async batch.
+
+Workers answer the batches with `answer_batch` (service.forecasting), the same code path.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from bptt.data import DataError
+
+from . import queue, repository, validation
+from .auth import authenticate, current_tenant_id
+from .bodies import read_body
+from .codec import decompress_json
+from .csvio import forecasts_to_csv
+from .documents import forecast_batch_document, json_response
+from .errors import Problem, ValidationProblem
+from .extensions import current_settings, get_session
+from .forecasting import load_model, run_forecast
+from .jobs import get_job
+from .models import ForecastBatch
+from .schemas import ForecastResult
+
+bp = Blueprint("forecasts", __name__, url_prefix="/v1/forecasts")
+bp.before_request(authenticate)
+log = logging.getLogger(__name__)
+
+REQUEST_FIELDS = frozenset({"job_id", "horizon", "quantiles"})  # with a CSV body, in the query
+CSV = "text/csv"
+
+
+def get_batch(batch_id: str) -> ForecastBatch:
+    """The current tenant's forecast batch `batch_id`, or 404."""
+    batch = repository.forecast_batch_for_tenant(
+        get_session(), tenant_id=current_tenant_id(), batch_id=batch_id
+    )
+    if batch is None:
+        raise Problem(f"There is no forecast batch {batch_id!r}.", status=404)
+    return batch
+
+
+@bp.post("")
+def create_forecasts() -> Response:
+    """Answer small requests at once (200); store larger ones as a batch for a worker (202)."""
+    settings, session = current_settings(), get_session()
+    body = read_body(query_fields=REQUEST_FIELDS, raw_query=frozenset({"job_id"}))
+    wanted = validation.forecast_request(body.data, settings, from_query=body.is_csv)
+    job_loc: list[str | int] = ["query", "job_id"] if body.is_csv else ["job_id"]
+    job = get_job(wanted.job_id, loc=job_loc)
+    if job.status != "succeeded":
+        raise Problem(
+            f"The job is {job.status}; forecasts need a job that has succeeded.",
+            status=409,
+            errors=[{"loc": job_loc, "msg": f"job is {job.status}, not succeeded"}],
+        )
+    loaded = load_model(session, job_id=job.id)
+    if loaded is None:
+        raise Problem("The job succeeded but no model is stored for it.", status=409,
+                      errors=[{"loc": job_loc, "msg": "no model stored"}])
+    model = loaded[1]
+    validation.check_forecast_against_model(model, wanted, from_query=body.is_csv)
+    count = len(wanted.series) if wanted.series is not None else len(model.series_ids)
+    series = None if wanted.series is None else [s.model_dump(exclude_none=True)
+                                                 for s in wanted.series]
+    if count > settings.sync_forecast_max_series:
+        return _enqueue(job.id, series, wanted.horizon, wanted.quantiles)
+    try:
+        document = run_forecast(model, series, wanted.horizon, wanted.quantiles)
+    except DataError as exc:  # checked above; this is the engine's word if a rule slipped by
+        raise ValidationProblem([{"loc": exc.loc, "msg": exc.msg}]) from None
+    return _answer(document)
+
+
+@bp.get("/<batch_id>")
+def show_batch(batch_id: str) -> Response:
+    """A forecast batch's status, and its forecasts once it has succeeded."""
+    batch = get_batch(batch_id)
+    if batch.status == "succeeded" and batch.result_zlib is not None and _wants_csv():
+        return _csv(ForecastResult.model_validate(decompress_json(batch.result_zlib)))
+    return json_response(forecast_batch_document(batch))
+
+
+def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | None,
+             quantiles: list[float] | None) -> Response:
+    """Store the validated request as a forecast batch, commit, wake a worker: 202."""
+    settings, session = current_settings(), get_session()
+    session.commit()  # end the read phase: the insert gets a transaction of its own
+    batch = repository.create_forecast_batch(
+        session,
+        tenant_id=current_tenant_id(),
+        job_id=job_id,
+        # The worker runs bptt.forecast(model, series, horizon, quantiles) with exactly these.
+        request={"series": series, "horizon": horizon, "quantiles": quantiles},
+    )
+    session.commit()
+    queue.wake(settings, queue.FORECAST_TASK, batch.id)  # after the commit; never raises
+    log.info("forecast batch queued", extra={"batch_id": batch.id, "job_id": job_id})
+    response = json_response(forecast_batch_document(batch), 202)
+    response.headers["Location"] = f"/v1/forecasts/{batch.id}"
+    return response
+
+
+def _answer(document: ForecastResult) -> Response:
+    """The forecasts as JSON, or as CSV when the client prefers it."""
+    return _csv(document) if _wants_csv() else json_response(document)
+
+
+def _wants_csv() -> bool:
+    """Whether the Accept header prefers CSV (JSON on a tie, or when it says nothing)."""
+    return request.accept_mimetypes.best_match(["application/json", CSV]) == CSV
+
+
+def _csv(document: ForecastResult) -> Response:
+    """A forecasts document as `unique_id,step,mean,q...` CSV."""
+    forecasts = document.model_dump()["forecasts"]
+    quantiles = list(forecasts[0]["quantiles"]) if forecasts else []
+    return Response(forecasts_to_csv(forecasts, quantiles), mimetype=CSV)
