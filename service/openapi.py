@@ -1,0 +1,300 @@
+"""The OpenAPI 3.1 document: components generated from service/schemas.py, paths from OPERATIONS.
+
+Served at /openapi.json. The engine's enumerations and the service's limits (from Settings) are
+written into the generated schemas, so the document states what the API actually accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from typing import Any
+
+from flask import Blueprint
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+import bptt
+from bptt.spec import CELLS, NONLINEARITIES, OPTIMIZERS, SCALERS, SCHEDULES, TRAINING_LOSSES
+
+from .errors import PROBLEM_JSON
+from .extensions import current_settings
+from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .models import JOB_STATUSES
+from .schemas import REQUEST_MODELS, RESPONSE_MODELS, ForecastRequest, JobRequest, ProblemOut
+from .settings import Settings
+from .validation import MAX_LAYERS, MAX_QUANTILES
+
+bp = Blueprint("openapi", __name__)
+REF = "#/components/schemas/{model}"
+CSV_BODY = {"type": "string", "description": "Long format: a header `unique_id,ds,y`, then one "
+            "row per point; an empty y is a gap.",
+            "examples": ["unique_id,ds,y\nstore-1,2024-01,112\nstore-1,2024-02,118\n"]}
+_ERROR_TEXT = {
+    400: "Malformed body (not JSON, not UTF-8).",
+    401: "Missing, invalid or revoked API token.",
+    404: "No such resource for this tenant.",
+    409: "The resource is not in a state that allows this.",
+    413: "The body is larger than the limit.",
+    415: "The body is neither application/json nor text/csv.",
+    422: "Invalid input; `errors` names every bad field.",
+    429: "The tenant has too many queued jobs.",
+    503: "Not ready.",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route of the API as the document describes it."""
+
+    method: str
+    path: str  # OpenAPI form: /v1/jobs/{job_id}
+    operation_id: str
+    summary: str
+    tag: str
+    responses: dict[int, dict[str, Any]]  # success answers; errors are added from `errors`
+    errors: tuple[int, ...] = ()
+    parameters: tuple[dict[str, Any], ...] = ()
+    body: type[BaseModel] | None = None  # JSON body (also accepted as CSV + query)
+    secured: bool = True
+    description: str = field(default="")
+
+
+def _json(model: str, description: str, **extra: Any) -> dict[str, Any]:
+    """A JSON response whose body is the schema component `model`."""
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}},
+            **extra}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str,
+           required: bool = False) -> dict[str, Any]:
+    """A parameter object."""
+    return {"name": name, "in": where, "required": required or where == "path",
+            "description": description, "schema": schema}
+
+
+JOB_ID = _param("job_id", "path", {"type": "string"}, "The job's id.")
+LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type": "string"}}}
+SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "default": 0},
+               "Only epochs after this one.")
+FORECASTS_BODY = {"application/json": {"schema": {"$ref": REF.format(model="ForecastResult")}},
+                  "text/csv": {"schema": {"type": "string", "description":
+                                          "unique_id,step,mean,q<quantile>... (Accept: text/csv)"}}}
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("get", "/healthz", "healthz", "Liveness", "health",
+              {200: _json("Health", "The process answers.")}, secured=False),
+    Operation("get", "/readyz", "readyz", "Readiness: the database answers", "health",
+              {200: _json("Health", "Ready.")}, errors=(503,), secured=False),
+    Operation("post", "/v1/jobs", "submit_job", "Submit a training job", "jobs",
+              {202: _json("JobOut", "Accepted and queued (or an Idempotency-Key replay).",
+                          headers=LOCATION)},
+              errors=(400, 401, 409, 413, 415, 422, 429), body=JobRequest,
+              parameters=(_param(IDEMPOTENCY_HEADER, "header", {"type": "string",
+                                                                "maxLength": 255},
+                                 "Same key and body replay the first answer; same key and "
+                                 "another body is 422; a first request still in flight, 409."),),
+              description="Everything is validated before anything is stored. With a text/csv "
+                          "body, the spec fields are query parameters (`?horizon=12`, nested "
+                          "ones dotted: `model.cell=gru`, lists comma-separated)."),
+    Operation("get", "/v1/jobs", "list_jobs", "List the tenant's jobs, newest first", "jobs",
+              {200: _json("JobList", "A page of jobs.")}, errors=(401, 422),
+              parameters=(
+                  _param("status", "query", {"type": "string", "enum": list(JOB_STATUSES)},
+                         "Only jobs in this status."),
+                  _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100,
+                                            "default": 20}, "Jobs per page."),
+                  _param("cursor", "query", {"type": "string"},
+                         "`next_cursor` of the previous page."))),
+    Operation("get", "/v1/jobs/{job_id}", "show_job", "A job's status and progress", "jobs",
+              {200: _json("JobOut", "The job.")}, errors=(401, 404), parameters=(JOB_ID,)),
+    Operation("get", "/v1/jobs/{job_id}/metrics", "job_metrics", "Per-epoch metrics", "jobs",
+              {200: _json("MetricsPage", "Metrics after `since`.")}, errors=(401, 404, 422),
+              parameters=(JOB_ID, SINCE)),
+    Operation("get", "/v1/jobs/{job_id}/diagnostics", "job_diagnostics",
+              "Gradient flow through time and clipping history", "jobs",
+              {200: _json("Diagnostics", "Per epoch after `since`.")}, errors=(401, 404, 422),
+              parameters=(JOB_ID, SINCE)),
+    Operation("post", "/v1/jobs/{job_id}/cancel", "cancel_job", "Cancel a job", "jobs",
+              {200: _json("JobOut", "Was queued: cancelled."),
+               202: _json("JobOut", "Running: asked to stop; it stops within an epoch.")},
+              errors=(401, 404, 409), parameters=(JOB_ID,)),
+    Operation("get", "/v1/jobs/{job_id}/model", "download_model",
+              "The trained model (safetensors, model card in its metadata)", "jobs",
+              {200: {"description": "The safetensors file.",
+                     "headers": {"ETag": {"description": "Quoted sha256 of the file.",
+                                          "schema": {"type": "string"}}},
+                     "content": {"application/octet-stream": {"schema": {
+                         "type": "string", "contentMediaType": "application/octet-stream"}}}},
+               304: {"description": "Unchanged since the ETag given in If-None-Match."}},
+              errors=(401, 404, 409),
+              parameters=(JOB_ID, _param("If-None-Match", "header", {"type": "string"},
+                                         "An ETag from an earlier download."))),
+    Operation("delete", "/v1/jobs/{job_id}", "delete_job", "Delete a finished job", "jobs",
+              {204: {"description": "Deleted with its dataset, metrics and model."}},
+              errors=(401, 404, 409), parameters=(JOB_ID,)),
+    Operation("post", "/v1/forecasts", "create_forecasts", "Forecast with a job's model",
+              "forecasts",
+              {200: {"description": "Forecasts (small requests).", "content": FORECASTS_BODY},
+               202: _json("ForecastBatchOut", "Stored as a batch (large requests).",
+                          headers=LOCATION)},
+              errors=(400, 401, 404, 409, 413, 415, 422), body=ForecastRequest,
+              description="With a text/csv body, job_id, horizon and quantiles are query "
+                          "parameters."),
+    Operation("get", "/v1/forecasts/{batch_id}", "show_forecast_batch", "A forecast batch",
+              "forecasts",
+              {200: _json("ForecastBatchOut", "Its status, and forecasts once succeeded.")},
+              errors=(401, 404),
+              parameters=(_param("batch_id", "path", {"type": "string"}, "The batch's id."),)),
+    Operation("get", "/openapi.json", "openapi", "This document", "meta",
+              {200: {"description": "OpenAPI 3.1.",
+                     "content": {"application/json": {"schema": {"type": "object"}}}}},
+              secured=False),
+    Operation("get", "/docs", "docs", "Browsable documentation", "meta",
+              {200: {"description": "HTML.", "content": {"text/html": {"schema": {
+                  "type": "string"}}}}}, secured=False),
+)
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> dict[str, Any]:
+    """The OpenAPI document of this deployment (its limits included)."""
+    return build_document(current_settings())
+
+
+@lru_cache(maxsize=4)
+def build_document(settings: Settings) -> dict[str, Any]:
+    """The whole document for `settings` (cached: it depends on nothing else)."""
+    refs, definitions = models_json_schema(
+        [(m, "validation") for m in REQUEST_MODELS] + [(m, "serialization") for m in
+                                                       RESPONSE_MODELS],
+        ref_template=REF,
+    )
+    schemas = definitions["$defs"]
+    _constrain_spec(schemas, settings)
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "bptt: RNN forecasters trained over HTTP", "version": _version(),
+                 "description": _limits_text(settings)},
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": name} for name in ("jobs", "forecasts", "health", "meta")],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API token from `bptt tokens create --tenant NAME`."}},
+        },
+    }
+
+
+def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    """The operation object of one route."""
+    out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary,
+                           "tags": [op.tag]}
+    if op.description:
+        out["description"] = op.description
+    parameters = list(op.parameters)
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": refs[(op.body, "validation")]},
+            "text/csv": {"schema": CSV_BODY}}}
+        parameters += _csv_query_parameters(op.body)
+    if parameters:
+        out["parameters"] = parameters
+    responses = {str(status): answer for status, answer in op.responses.items()}
+    problem = refs[(ProblemOut, "serialization")]
+    for status in op.errors:
+        responses[str(status)] = {"description": _ERROR_TEXT[status],
+                                  "content": {PROBLEM_JSON: {"schema": problem}}}
+    out["responses"] = responses
+    if not op.secured:
+        out["security"] = []
+    return out
+
+
+def _csv_query_parameters(body: type[BaseModel]) -> list[dict[str, Any]]:
+    """With a CSV body, every non-series field is a query parameter (nested ones dotted)."""
+    if body is ForecastRequest:
+        return [_query_param(name, f.annotation, required=f.is_required())
+                for name, f in ForecastRequest.model_fields.items() if name != "series"]
+    return [_query_param(name, hint) for name, hint in _spec_leaves(bptt.TrainingSpec, "")]
+
+
+def _spec_leaves(cls: type, prefix: str) -> list[tuple[str, Any]]:
+    """(dotted name, type hint) of every leaf field of a spec dataclass."""
+    hints = typing.get_type_hints(cls)
+    leaves = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            leaves += _spec_leaves(hint, f"{prefix}{f.name}.")  # type: ignore[arg-type]
+        else:
+            leaves.append((prefix + f.name, hint))
+    return leaves
+
+
+def _query_param(name: str, hint: Any, required: bool = False) -> dict[str, Any]:
+    """A query parameter read only with a text/csv body."""
+    schema = TypeAdapter(hint).json_schema()
+    param = _param(name, "query", schema, "With a text/csv body only.", required=required)
+    branches = [schema, *schema.get("anyOf", [])]
+    if any(branch.get("type") == "array" for branch in branches):
+        param.update(style="form", explode=False)  # quantiles=0.1,0.5,0.9
+    return param
+
+
+def _constrain_spec(schemas: dict[str, Any], settings: Settings) -> None:
+    """Write the engine's choices and the service's limits into the generated spec schemas."""
+    for name in ("TrainingSpec", "ModelConfig", "WindowConfig", "TrainingConfig", "ClipConfig"):
+        schemas[name]["additionalProperties"] = False  # TrainingSpec.from_dict refuses extras
+    rules: dict[tuple[str, str], dict[str, Any]] = {
+        ("horizon", ""): {"minimum": 1, "maximum": settings.max_horizon},
+        ("quantiles", ""): {"maxItems": MAX_QUANTILES},
+        ("scaler", ""): {"enum": list(SCALERS)},
+        ("cell", "ModelConfig"): {"enum": sorted(CELLS)},
+        ("hidden_size", "ModelConfig"): {"minimum": 1, "maximum": settings.max_hidden_size},
+        ("num_layers", "ModelConfig"): {"minimum": 1, "maximum": MAX_LAYERS},
+        ("nonlinearity", "ModelConfig"): {"enum": list(NONLINEARITIES)},
+        ("epochs", "TrainingConfig"): {"minimum": 1, "maximum": settings.max_epochs},
+        ("optimizer", "TrainingConfig"): {"enum": list(OPTIMIZERS)},
+        ("schedule", "TrainingConfig"): {"enum": list(SCHEDULES)},
+        ("loss", "TrainingConfig"): {"enum": list(TRAINING_LOSSES)},
+    }
+    for (prop, owner), keywords in rules.items():
+        for name in (owner,) if owner else ("TrainingSpec", "JobRequest"):
+            target = schemas[name]["properties"][prop]
+            if "anyOf" in target:  # optional: constrain the non-null branch
+                target = next(s for s in target["anyOf"] if s.get("type") != "null")
+            target.update(keywords)
+
+
+def _limits_text(settings: Settings) -> str:
+    """The deployment's limits, for the document's description."""
+    return (
+        "Authenticate with `Authorization: Bearer <token>`; every job and forecast batch "
+        "belongs to the token's tenant. Errors are RFC 9457 `application/problem+json`.\n\n"
+        f"Limits: body {settings.max_body_bytes} bytes; {settings.max_series} series and "
+        f"{settings.max_points} values per request; horizon {settings.max_horizon}; hidden size "
+        f"{settings.max_hidden_size}; {MAX_LAYERS} layers; {settings.max_epochs} epochs; "
+        f"{settings.max_queued_jobs_per_tenant} queued jobs per tenant; forecasts of up to "
+        f"{settings.sync_forecast_max_series} series are answered at once, larger ones as "
+        "batches (202)."
+    )
+
+
+def _version() -> str:
+    """The package version, as the document's version."""
+    try:
+        return metadata.version("bptt-service")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
