@@ -1,20 +1,33 @@
-"""Fixtures: migrated SQLite settings, the app and its client, the CLI runner, a real PostgreSQL."""
+"""Fixtures: migrated SQLite settings, the app and its client, the CLI runner, a real PostgreSQL,
+tokens, a simulated worker, the broker's messages and a real trained model."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import math
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 
+import bptt
+from service import repository
 from service.app import create_app
+from service.codec import compress_json
 from service.db import make_engine, upgrade
 from service.extensions import services
+from service.models import ForecastBatch, Job, TrainedModel, utcnow
 from service.settings import Settings
 
 from . import pg_server
@@ -89,6 +102,17 @@ def fresh_postgres_url(postgres_server: pg_server.PostgresServer) -> Iterator[st
         engine.dispose()
 
 
+@pytest.fixture
+def pg_app(tmp_path: Path, fresh_postgres_url: str) -> Iterator[Flask]:
+    """The API app on a migrated database of its own on the real PostgreSQL server."""
+    settings = settings_for(tmp_path / "data", BPTT_DATABASE_URL=fresh_postgres_url)
+    upgrade(settings.database_url)
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    yield application
+    services(application).engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database (no tables), once on SQLite and once on PostgreSQL."""
@@ -105,3 +129,138 @@ def _create_database(server: pg_server.PostgresServer, name: str) -> None:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         engine.dispose()
+
+
+# --- API fixtures: tenants and tokens, a simulated worker, the broker's messages, a real model ---
+
+SPEC = {"horizon": 3, "quantiles": [0.1, 0.5, 0.9], "model": {"hidden_size": 4},
+        "training": {"epochs": 2, "ensemble": 1}}
+SERIES = [
+    {"id": "store-1", "values": [round(20 + 10 * math.sin(i / 3), 3) for i in range(60)]},
+    {"id": "store-2", "values": [round(10 + 5 * math.cos(i / 4), 3) for i in range(50)]},
+]
+
+
+@pytest.fixture
+def sessions(app: Flask) -> sessionmaker[Session]:
+    """The app's session factory, for arranging and inspecting rows directly."""
+    return services(app).sessions
+
+
+@pytest.fixture
+def make_token(sessions: sessionmaker[Session]) -> Callable[[str], str]:
+    """Make a token for the tenant called `name` (created on first use)."""
+
+    def make(name: str) -> str:
+        with sessions.begin() as session:
+            tenant = repository.tenant_by_name(session, name=name)
+            if tenant is None:
+                tenant = repository.create_tenant(session, name=name)
+            return repository.create_token(session, tenant=tenant).token
+
+    return make
+
+
+@pytest.fixture
+def auth(make_token: Callable[[str], str]) -> dict[str, str]:
+    """Authorization headers of tenant "acme"."""
+    return {"Authorization": f"Bearer {make_token('acme')}"}
+
+
+@pytest.fixture
+def other_auth(make_token: Callable[[str], str]) -> dict[str, str]:
+    """Authorization headers of another tenant, "intruder"."""
+    return {"Authorization": f"Bearer {make_token('intruder')}"}
+
+
+class SimulatedWorker:
+    """Writes the rows a worker writes, through the repository and the models (no training)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def start(self, job_id: str) -> None:
+        """Claim the job: running, one more attempt, a lease."""
+        with self.sessions.begin() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.status, job.started_at = "running", utcnow()
+            job.attempts += 1
+            job.lease_owner, job.lease_expires_at = "test:1", utcnow()
+
+    def epoch(self, job_id: str, epoch: int, **metrics: Any) -> None:
+        """Record one epoch's metrics (replacing a retried epoch) and the progress."""
+        values = {"attempt": 1, "train_loss": 1.0 / epoch, "val_loss": 1.5 / epoch,
+                  "grad_norm": 2.0, "max_grad_norm": 3.0 + epoch, "clip_fraction": 0.25,
+                  "learning_rate": 0.003, "seconds": 0.01,
+                  "grad_flow": [0.001 * epoch, 0.01, 0.1], **metrics}
+        with self.sessions.begin() as session:
+            repository.upsert_epoch_metrics(session, job_id=job_id, epoch=epoch, **values)
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.epochs_done = max(job.epochs_done, epoch)
+
+    def finish(self, job_id: str, status: str = "succeeded", *, weights: bytes | None = None,
+               error: str | None = None, best_epoch: int | None = None) -> None:
+        """End the job; with `weights`, store the trained model as a worker would."""
+        with self.sessions.begin() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.status, job.finished_at, job.error = status, utcnow(), error
+            job.best_epoch = best_epoch
+            job.lease_owner = job.lease_expires_at = None
+            if weights is not None:
+                card = bptt.Model.from_bytes(weights).card()
+                session.add(TrainedModel(job_id=job_id, weights=weights,
+                                         sha256=hashlib.sha256(weights).hexdigest(),
+                                         model_card=card))
+
+    def finish_batch(self, batch_id: str, result: dict[str, Any]) -> None:
+        """Answer a forecast batch as a worker would."""
+        with self.sessions.begin() as session:
+            batch = session.get(ForecastBatch, batch_id)
+            assert batch is not None
+            batch.status, batch.started_at, batch.finished_at = "succeeded", utcnow(), utcnow()
+            batch.result_zlib = compress_json(result)
+
+
+@pytest.fixture
+def worker(sessions: sessionmaker[Session]) -> SimulatedWorker:
+    """A simulated worker writing to the app's database."""
+    return SimulatedWorker(sessions)
+
+
+@pytest.fixture(scope="session")
+def trained_weights() -> bytes:
+    """A real (tiny) model trained by bptt.fit on SERIES with SPEC, as safetensors bytes."""
+    result = bptt.fit(SERIES, spec=bptt.TrainingSpec.from_dict(SPEC))
+    return result.model.to_bytes()
+
+
+def broker_messages(settings: Settings) -> list[tuple[str, list[Any]]]:
+    """(task name, args) of every message waiting in the embedded SQLite broker."""
+    path = make_url(settings.broker_url.removeprefix("sqla+")).database
+    if path is None or not Path(path).exists():
+        return []
+    connection = sqlite3.connect(path)
+    try:
+        if not connection.execute(
+            "SELECT name FROM sqlite_master WHERE name = 'kombu_message'"
+        ).fetchall():
+            return []
+        payloads = [row[0] for row in connection.execute(
+            "SELECT payload FROM kombu_message ORDER BY id")]
+    finally:
+        connection.close()
+    messages = []
+    for payload in payloads:
+        message = json.loads(payload)
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        messages.append((message["headers"]["task"], args))
+    return messages
+
+
+def row_count(sessions: sessionmaker[Session], model: type[Any]) -> int:
+    """How many rows the table of `model` holds."""
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0

@@ -93,8 +93,8 @@ def test_oversized_body_is_a_413_problem(tmp_path: Path) -> None:
         body = assert_problem(response, 413)
         assert body["title"] == "Content Too Large"
         assert "1001" in body["detail"] and "1000" in body["detail"]
-        # At the limit, the body passes the size check (and then meets the usual 404).
-        assert client.post("/v1/jobs", data=b"x" * 1000).status_code == 404
+        # At the limit, the body passes the size check (and then meets the route's token check).
+        assert client.post("/v1/jobs", data=b"x" * 1000).status_code == 401
     finally:
         services(app).engine.dispose()
 

@@ -1,0 +1,115 @@
+"""Every /v1 route: 401 without a valid token, 404 for another tenant's job or forecast batch."""
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import repository
+from service.models import ApiToken, Dataset, ForecastBatch, Job
+
+from .conftest import SERIES, SPEC, SimulatedWorker, row_count
+from .test_app import assert_problem
+
+# (method, URL template, JSON body template) for every route that names a job or a batch.
+OWNED_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/v1/jobs/{job}", None),
+    ("GET", "/v1/jobs/{job}/metrics", None),
+    ("GET", "/v1/jobs/{job}/diagnostics", None),
+    ("POST", "/v1/jobs/{job}/cancel", None),
+    ("GET", "/v1/jobs/{job}/model", None),
+    ("DELETE", "/v1/jobs/{job}", None),
+    ("POST", "/v1/forecasts", {"job_id": "{job}"}),
+    ("GET", "/v1/forecasts/{batch}", None),
+]
+# Routes that act on the tenant as a whole.
+TENANT_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/v1/jobs", None),
+    ("POST", "/v1/jobs", {"series": SERIES, **SPEC}),
+]
+
+
+@pytest.fixture
+def owned(client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
+          sessions: sessionmaker[Session], trained_weights: bytes) -> dict[str, str]:
+    """A succeeded job of "acme" with metrics and a model, and a forecast batch of it."""
+    response = client.post("/v1/jobs", json={"series": SERIES, **SPEC}, headers=auth)
+    job_id = response.get_json()["id"]
+    worker.start(job_id)
+    worker.epoch(job_id, 1)
+    worker.finish(job_id, weights=trained_weights)
+    with sessions.begin() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        batch = repository.create_forecast_batch(
+            session, tenant_id=job.tenant_id, job_id=job_id,
+            request={"series": None, "horizon": None, "quantiles": None})
+    return {"job": job_id, "batch": batch.id}
+
+
+def call(client: FlaskClient, route: tuple[str, str, dict[str, Any] | None],
+         ids: dict[str, str], headers: dict[str, str]) -> Any:
+    """Send `route` with the ids filled in."""
+    method, template, body = route
+    url = template.format(**ids)
+    json_body = None if body is None else {k: v.format(**ids) if isinstance(v, str) else v
+                                           for k, v in body.items()}
+    return client.open(url, method=method, json=json_body, headers=headers)
+
+
+@pytest.mark.parametrize("route", OWNED_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+def test_another_tenants_resources_are_404(
+    client: FlaskClient, auth: dict[str, str], other_auth: dict[str, str],
+    owned: dict[str, str], route: tuple[str, str, dict[str, Any] | None],
+    sessions: sessionmaker[Session]
+) -> None:
+    assert_problem(call(client, route, owned, other_auth), 404)
+    # Nothing changed for the owner, who still gets a real answer on the same route.
+    with sessions() as session:
+        job = session.get(Job, owned["job"])
+        assert job is not None and job.status == "succeeded" and not job.cancel_requested
+    assert call(client, route, owned, auth).status_code not in (401, 404)
+
+
+@pytest.mark.parametrize("route", OWNED_ROUTES + TENANT_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+@pytest.mark.parametrize("authorization", [None, "Bearer bptt_not-a-token", "Basic YTpi",
+                                           "Bearer", "revoked"])
+def test_without_a_valid_token_every_route_is_401(
+    client: FlaskClient, owned: dict[str, str], route: tuple[str, str, dict[str, Any] | None],
+    authorization: str | None, make_token: Any, sessions: sessionmaker[Session]
+) -> None:
+    if authorization == "revoked":
+        token = make_token("acme")
+        with sessions.begin() as session:
+            record = session.query(ApiToken).filter_by(
+                token_hash=repository.hash_token(token)).one()
+            record.revoked = True
+        authorization = f"Bearer {token}"
+    headers = {} if authorization is None else {"Authorization": authorization}
+    before = (row_count(sessions, Job), row_count(sessions, Dataset),
+              row_count(sessions, ForecastBatch))
+    response = call(client, route, owned, headers)
+    assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (row_count(sessions, Job), row_count(sessions, Dataset),
+            row_count(sessions, ForecastBatch)) == before
+
+
+def test_the_route_lists_cover_every_v1_route(app: Flask) -> None:
+    listed = {(method, template.replace("{job}", "<job_id>").replace("{batch}", "<batch_id>"))
+              for method, template, _ in OWNED_ROUTES + TENANT_ROUTES}
+    served = {(method, rule.rule) for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/v1/")
+              for method in rule.methods or () if method not in ("HEAD", "OPTIONS")}
+    assert served == listed
+
+
+def test_lists_show_only_the_tenants_own_jobs(
+    client: FlaskClient, auth: dict[str, str], other_auth: dict[str, str],
+    owned: dict[str, str]
+) -> None:
+    assert client.get("/v1/jobs", headers=other_auth).get_json()["jobs"] == []
+    assert [j["id"] for j in client.get("/v1/jobs", headers=auth).get_json()["jobs"]] == [
+        owned["job"]]
