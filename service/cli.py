@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import db, repository, serve
 from .client import TERMINAL, ApiError, Client, progress_line
+from .csvio import forecasts_to_csv
 from .logs import configure_logging
 from .settings import Settings
 
@@ -289,16 +290,30 @@ def forecast(job_id: str, csv_file: Path | None, horizon: int | None, out: Path 
     """Forecast with a trained job: its own series, or those of CSV_FILE; prints CSV."""
     client = Client(url, token)
 
-    def call() -> bytes:
+    def call() -> str:
         if csv_file is not None:
-            return client.request("POST", "/v1/forecasts", body=csv_file.read_bytes(),
-                                  content_type="text/csv", accept="text/csv",
-                                  query={"job_id": job_id, "horizon": horizon})[1]
-        payload = {"job_id": job_id, **({"horizon": horizon} if horizon else {})}
-        return client.request("POST", "/v1/forecasts", body=json.dumps(payload).encode(),
-                              content_type="application/json", accept="text/csv")[1]
+            status, body = client.request("POST", "/v1/forecasts", body=csv_file.read_bytes(),
+                                          content_type="text/csv", accept="text/csv",
+                                          query={"job_id": job_id, "horizon": horizon})
+        else:
+            payload = {"job_id": job_id, **({"horizon": horizon} if horizon else {})}
+            status, body = client.request("POST", "/v1/forecasts",
+                                          body=json.dumps(payload).encode(),
+                                          content_type="application/json", accept="text/csv")
+        if status != 202:
+            return body.decode()
+        # Too many series to answer in the request: the API made a batch; wait for it.
+        batch = json.loads(body)
+        while batch["status"] not in ("succeeded", "failed"):
+            time.sleep(1)
+            batch = client.json("GET", f"/v1/forecasts/{batch['id']}")
+        if batch["status"] == "failed":
+            raise ApiError(f"forecast batch {batch['id']} failed: {batch.get('error')}")
+        forecasts = batch["result"]["forecasts"]
+        quantiles = list(forecasts[0]["quantiles"]) if forecasts else []
+        return forecasts_to_csv(forecasts, quantiles)
 
-    text = _api_call(call).decode()
+    text = _api_call(call)
     if out is not None:
         out.write_text(text)
     else:

@@ -77,11 +77,10 @@ def progress_line(job: dict[str, Any]) -> str:
     done, total = progress.get("epochs_done", 0), progress.get("epochs_total")
     parts = [f"{job['id'][:8]} {job['status']:<9}", f"epoch {done}/{total or '?'}"]
     latest = job.get("latest_metrics") or {}
-    if latest:
-        parts.append(f"train {latest.get('train_loss', float('nan')):.4g}")
-        if latest.get("val_loss") is not None:
-            parts.append(f"val {latest['val_loss']:.4g}")
-        parts.append(f"|g| {latest.get('grad_norm', float('nan')):.3g}")
+    for label, key, digits in (("train", "train_loss", 4), ("val", "val_loss", 4),
+                               ("|g|", "grad_norm", 3)):
+        if latest.get(key) is not None:  # null: not measured, or not finite
+            parts.append(f"{label} {latest[key]:.{digits}g}")
     if job.get("error"):
         parts.append(f"error: {job['error']}")
     return "  ".join(parts)

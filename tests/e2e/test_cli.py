@@ -1,0 +1,46 @@
+"""The CLI against a running service: submit a CSV and follow it, status, forecast."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import subprocess
+
+import pytest
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    rows = ["unique_id,ds,y"]
+    for k in range(2):
+        rows += [f"shop-{k},{i},{20 + 10 * math.sin(i / 3 + k):.3f}" for i in range(70)]
+    path = tmp_path / "sales.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def bptt(stack, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bptt", *args], capture_output=True, text=True, timeout=300,
+                          env={**stack.env, "BPTT_URL": stack.url, "BPTT_TOKEN": stack.token})
+
+
+def test_submit_follow_status_forecast(stack, csv_file, tmp_path):
+    run = bptt(stack, "submit", str(csv_file), "--horizon", "5", "--epochs", "15", "--follow")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    job_id = lines[0]
+    assert "succeeded" in lines[-1] and "epoch 75/75" in lines[-1]  # 15 x 5 members
+    status = bptt(stack, "status", job_id)
+    assert status.returncode == 0 and "succeeded" in status.stdout
+    out = tmp_path / "forecast.csv"
+    forecast = bptt(stack, "forecast", job_id, "--out", str(out))
+    assert forecast.returncode == 0, forecast.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert {r["unique_id"] for r in rows} == {"shop-0", "shop-1"} and len(rows) == 10
+
+
+def test_api_errors_are_one_clear_line(stack, csv_file):
+    run = bptt(stack, "submit", str(csv_file), "--horizon", "0")
+    assert run.returncode == 1
+    assert run.stderr.strip().count("\n") == 0 and "horizon" in run.stderr
