@@ -16,7 +16,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import queue
-from service.models import Job, utcnow
+from service.models import ForecastBatch, Job, utcnow
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,15 +45,30 @@ def sweep(session: Session, settings: Settings) -> list[str]:
     return ids
 
 
+def stale_batches(session: Session, settings: Settings) -> list[str]:
+    """Forecast batches still queued after requeue_after_seconds: their message was lost.
+
+    (A batch left running by a dead worker is taken over by any later delivery; see
+    service.forecasting.) Batches carry no enqueue time, so a batch is re-sent at most once
+    per sweep, which is harmless: claiming it is one conditional update.
+    """
+    cutoff = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
+    return list(session.scalars(select(ForecastBatch.id).where(
+        ForecastBatch.status == "queued", ForecastBatch.created_at < cutoff).limit(1000)))
+
+
 def reap_once(sessions: sessionmaker[Session], settings: Settings) -> list[str]:
-    """One sweep, then a wake-up for every job it found."""
+    """One sweep, then a wake-up for every job and forecast batch it found."""
     with sessions() as session:
         ids = sweep(session, settings)
+        batches = stale_batches(session, settings)
     for job_id in ids:
         queue.wake(settings, queue.TRAIN_TASK, job_id)
-    if ids:
-        log.info("reaper re-sent %d job(s): %s", len(ids), ", ".join(ids))
-    return ids
+    for batch_id in batches:
+        queue.wake(settings, queue.FORECAST_TASK, batch_id)
+    if ids or batches:
+        log.info("reaper re-sent %d job(s) and %d forecast batch(es)", len(ids), len(batches))
+    return ids + batches
 
 
 class Reaper(threading.Thread):

@@ -156,3 +156,22 @@ def test_the_reaper_finds_lost_messages_but_not_fresh_ones(sessions, settings):
         assert sweep(session, settings) == [fresh]
         assert sweep(session, settings) == []  # just re-sent: not again at once
         assert session.scalar(select(func.count()).select_from(Checkpoint)) == 0
+
+
+def test_the_reaper_finds_forecast_batches_whose_message_was_lost(sessions, settings):
+    from service.codec import compress_json
+    from service.models import ForecastBatch
+    from workers.reaper import stale_batches
+
+    job_id = add_job(sessions)
+    with sessions() as session:
+        tenant_id = session.get(Job, job_id).tenant_id
+        batch = ForecastBatch(tenant_id=tenant_id, job_id=job_id,
+                              request_zlib=compress_json({"series": None}))
+        session.add(batch)
+        session.commit()
+        batch_id = batch.id
+        assert stale_batches(session, settings) == []
+    time.sleep(settings.requeue_after_seconds + 0.1)
+    with sessions() as session:
+        assert stale_batches(session, settings) == [batch_id]
