@@ -7,8 +7,11 @@ import logging
 from flask import Blueprint, Response
 from sqlalchemy import text
 
+from . import queue
 from .errors import problem_response
 from .extensions import services
+
+BROKER_CHECK_TIMEOUT_S = 2
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -23,15 +26,32 @@ def healthz() -> dict[str, str]:
 
 @bp.get("/readyz")
 def readyz() -> dict[str, object] | Response:
-    """Readiness: 200 when the database answers, else 503 (take the instance out of rotation)."""
+    """Readiness: 200 when the database and the broker answer, else 503 naming which failed."""
+    checks = {"database": _check(_database), "broker": _check(_broker)}
+    if any(result != "ok" for result in checks.values()):
+        failed = [name for name, result in checks.items() if result != "ok"]
+        return problem_response(503, detail=f"Not ready: {', '.join(failed)} unreachable.",
+                                checks=checks)
+    return {"status": "ok", "checks": checks}
+
+
+def _check(probe) -> str:
+    """"ok", or "error: <kind>" (the details go to the log, not to the caller)."""
     try:
-        with services().engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure to reach the database means "not ready"
-        log.warning("readiness: database check failed: %s", exc)
-        return problem_response(
-            503,
-            detail="The database does not answer.",
-            checks={"database": f"error: {type(exc).__name__}"},
-        )
-    return {"status": "ok", "checks": {"database": "ok"}}
+        probe()
+        return "ok"
+    except Exception as exc:  # any failure to reach it means "not ready"
+        log.warning("readiness: %s failed: %s", probe.__name__.strip("_"), exc)
+        return f"error: {type(exc).__name__}"
+
+
+def _database() -> None:
+    with services().engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def _broker() -> None:
+    # A broker that is down does not stop submissions (the reaper re-sends later), but an
+    # instance that cannot reach it should not take traffic while others can.
+    with queue.client(services().settings.broker_url).connection_for_write() as connection:
+        connection.ensure_connection(max_retries=0, timeout=BROKER_CHECK_TIMEOUT_S)

@@ -3,6 +3,7 @@ handling (Flask's test client drives the whole WSGI stack)."""
 
 import json
 import logging
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from service.app import create_app
+from service.db import upgrade
 from service.errors import PROBLEM_JSON, Problem, ValidationProblem
 from service.extensions import get_session, services
 from service.logs import JsonFormatter
@@ -37,10 +39,25 @@ def test_healthz(client: FlaskClient) -> None:
     assert response.get_json() == {"status": "ok"}
 
 
-def test_readyz_when_the_database_answers(client: FlaskClient) -> None:
+def test_readyz_when_the_database_and_broker_answer(client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert response.get_json() == {"status": "ok",
+                                   "checks": {"database": "ok", "broker": "ok"}}
+
+
+def test_readyz_is_503_when_the_broker_is_unreachable(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = settings_for(tmp_path / "data", BPTT_BROKER_URL=f"redis://127.0.0.1:{port}/0")
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    try:
+        body = assert_problem(app.test_client().get("/readyz"), 503)
+        assert body["checks"] == {"database": "ok", "broker": "error: OperationalError"}
+    finally:
+        services(app).engine.dispose()
 
 
 @pytest.mark.parametrize("breakage", ["garbage file", "directory"])

@@ -12,7 +12,7 @@ from service import queue
 from service.settings import Settings
 
 from . import redis_server
-from .conftest import add_job, job_row, metric_epochs, training_spec, wait_for
+from .conftest import add_job, job_row, metric_epochs, series, training_spec, wait_for
 
 pytestmark = pytest.mark.skipif(redis_server.missing_reason() is not None,
                                 reason=str(redis_server.missing_reason()))
@@ -78,3 +78,28 @@ def test_visibility_timeout_far_shorter_than_the_job(sessions, settings, redis, 
     _ran_once(sessions, job_id)  # attempts == 1: the redelivery never claimed it
     logs = "".join((settings.data_dir / f"{n}.log").read_text() for n in ("w1", "w2"))
     assert f"job {job_id}: not claimed" in logs  # ...and it did happen
+
+
+def test_the_api_accepts_jobs_while_redis_is_down(sessions, settings, redis, start_worker):
+    from service.app import create_app
+    from service.extensions import services
+    from service.repository import create_tenant, create_token
+
+    with sessions() as session:
+        token = create_token(session, tenant=create_tenant(session, name="shop")).token
+        session.commit()
+    app = create_app(_on_redis(settings, redis))
+    redis.stop()
+    try:
+        spec = training_spec(epochs=20)
+        answer = app.test_client().post("/v1/jobs", headers={"Authorization": f"Bearer {token}"},
+                                        json={"series": series(), **spec})
+        assert answer.status_code == 202, answer.get_json()  # committed; the wake-up failed
+        job_id = answer.get_json()["id"]
+        assert app.test_client().get("/readyz").status_code == 503  # and it says so
+    finally:
+        services(app).engine.dispose()
+    redis.start()
+    start_worker("w1", BPTT_BROKER_URL=redis.url)  # its reaper sends the job's first message
+    wait_for(lambda: job_row(sessions, job_id).status == "succeeded", "the job to succeed")
+    assert job_row(sessions, job_id).attempts == 1
