@@ -104,8 +104,8 @@ def run(workers: int, jobs: list[dict], quick: bool) -> tuple[float, float]:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         url = f"http://127.0.0.1:{port}"
-        processes = [serve.start(serve.api_command("127.0.0.1", port), env)]
-        processes += [serve.start(serve.worker_command(f"bench{i}"), env)
+        processes = [serve.start(serve.api_command("127.0.0.1", port), env, quiet=True)]
+        processes += [serve.start(serve.worker_command(f"bench{i}"), env, quiet=True)
                       for i in range(workers)]
         try:
             serve.wait_until_healthy(url + "/healthz", processes)

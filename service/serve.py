@@ -34,9 +34,12 @@ def worker_command(name: str, concurrency: int = 1) -> list[str]:
             "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
 
 
-def start(command: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
-    """A child in its own process group, so that stopping it stops its own children too."""
-    return subprocess.Popen(list(command), env=env, start_new_session=True)
+def start(command: Sequence[str], env: dict[str, str], quiet: bool = False) -> subprocess.Popen:
+    """A child in its own process group, so that stopping it stops its own children too.
+    quiet: discard its output (benchmarks and tests) instead of sharing this terminal."""
+    output = subprocess.DEVNULL if quiet else None
+    return subprocess.Popen(list(command), env=env, start_new_session=True, stdout=output,
+                            stderr=output)
 
 
 def wait_until_healthy(url: str, processes: list[subprocess.Popen]) -> None:

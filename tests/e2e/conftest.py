@@ -63,7 +63,7 @@ class Stack:
     def restart_api(self) -> None:
         """Stop the API process and start a new one on the same port."""
         serve.stop_all([self.api])
-        self.api = serve.start(serve.api_command("127.0.0.1", self.port), self.env)
+        self.api = serve.start(serve.api_command("127.0.0.1", self.port), self.env, quiet=True)
         serve.wait_until_healthy(f"{self.url}/healthz", [self.api])
 
 
@@ -83,8 +83,9 @@ def _start(env: dict[str, str], workers: int) -> Iterator[Stack]:
     sessions.kw["bind"].dispose()
     port = _free_port()
     stack = Stack(f"http://127.0.0.1:{port}", token, env, port)
-    stack.api = serve.start(serve.api_command("127.0.0.1", port), env)
-    stack.workers = [serve.start(serve.worker_command(f"e2e{i}"), env) for i in range(workers)]
+    stack.api = serve.start(serve.api_command("127.0.0.1", port), env, quiet=True)
+    stack.workers = [serve.start(serve.worker_command(f"e2e{i}"), env, quiet=True)
+                     for i in range(workers)]
     try:
         serve.wait_until_healthy(f"{stack.url}/healthz", [stack.api, *stack.workers])
         yield stack
