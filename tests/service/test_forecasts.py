@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
-from service import forecasts
+from service import forecasting
 from service.codec import decompress_json
 from service.db import upgrade
 from service.forecasting import MODELS
@@ -198,8 +198,8 @@ def test_workers_answer_batches_with_the_same_code(
     batch_id = created.get_json()["id"]
     # What the workers' forecast task runs (workers/forecasting.py), twice: a redelivered
     # message finds the batch taken and does nothing.
-    assert forecasts.answer_batch(sessions, settings, batch_id) == "succeeded"
-    assert forecasts.answer_batch(sessions, settings, batch_id) == "not claimed"
+    assert forecasting.answer_batch(sessions, settings, batch_id) == "succeeded"
+    assert forecasting.answer_batch(sessions, settings, batch_id) == "not claimed"
     done = client.get(f"/v1/forecasts/{batch_id}", headers=auth).get_json()
     assert done["status"] == "succeeded" and done["started_at"] and done["finished_at"]
     expected = bptt.forecast(model, series, quantiles=[0.5])
@@ -217,7 +217,7 @@ def test_a_batch_whose_model_is_gone_fails_with_the_reason(
     batch_id = created.get_json()["id"]
     with sessions.begin() as session:
         session.query(TrainedModel).filter_by(job_id=job_id).delete()
-    assert forecasts.answer_batch(sessions, settings, batch_id) == "failed"
+    assert forecasting.answer_batch(sessions, settings, batch_id) == "failed"
     failed = client.get(f"/v1/forecasts/{batch_id}", headers=auth).get_json()
     assert failed["status"] == "failed" and "no longer stored" in failed["error"]
     assert failed["result"] is None
