@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Collection
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import request
 
@@ -21,7 +21,12 @@ def refuse_unknown(allowed: Collection[str]) -> None:
                                  for name in unknown])
 
 
-def int_arg(name: str, *, default: int, minimum: int, maximum: int | None = None) -> int:
+# The largest value an integer column holds on every database we run on (PostgreSQL's
+# INTEGER): a larger bound would reach the database and fail there instead of here.
+MAX_INT = 2**31 - 1
+
+
+def int_arg(name: str, *, default: int, minimum: int, maximum: int = MAX_INT) -> int:
     """An integer query parameter within [minimum, maximum], or `default` when absent."""
     raw = request.args.get(name)
     if raw is None:
@@ -30,8 +35,8 @@ def int_arg(name: str, *, default: int, minimum: int, maximum: int | None = None
         value = int(raw)
     except ValueError:
         value = None
-    if value is None or value < minimum or (maximum is not None and value > maximum):
-        bounds = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+    if value is None or value < minimum or value > maximum:
+        bounds = f"between {minimum} and {maximum}"
         raise ValidationProblem([{"loc": ["query", name], "msg": f"must be an integer {bounds}"}])
     return value
 
@@ -60,9 +65,10 @@ def cursor_arg(name: str = "cursor") -> tuple[datetime, str] | None:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
         moment, item_id = json.loads(text)
         created_at = datetime.fromisoformat(moment)
-        if created_at.tzinfo is None or not isinstance(item_id, str):
+        if created_at.tzinfo is None or not isinstance(item_id, str) or "\x00" in item_id:
             raise ValueError("not a cursor")
-    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError):
+        created_at = created_at.astimezone(UTC)  # out of range near year 1 or 9999: refused
+    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError, OverflowError):
         # json.JSONDecodeError is a ValueError; a wrong shape fails the unpacking.
         raise ValidationProblem([{"loc": ["query", name],
                                   "msg": "is not a cursor this API returned"}]) from None

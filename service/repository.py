@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -152,8 +153,22 @@ def create_job(
     return job
 
 
+def is_item_id(value: str) -> bool:
+    """Whether `value` has the form of a job or batch id (a UUID string, as models.new_id makes).
+
+    Anything else is unknown without asking the database, which also keeps strings it cannot
+    store (PostgreSQL refuses NUL characters in text) out of queries.
+    """
+    try:
+        return str(uuid.UUID(value)) == value
+    except (ValueError, TypeError, AttributeError):
+        return False
+
+
 def job_for_tenant(session: Session, *, tenant_id: int, job_id: str) -> Job | None:
     """The job `job_id` if it belongs to the tenant (another tenant's job is None, as unknown)."""
+    if not is_item_id(job_id):
+        return None
     return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
 
 
@@ -286,6 +301,8 @@ def forecast_batch_for_tenant(
     session: Session, *, tenant_id: int, batch_id: str
 ) -> ForecastBatch | None:
     """The forecast batch `batch_id` if it belongs to the tenant."""
+    if not is_item_id(batch_id):
+        return None
     return session.scalar(
         select(ForecastBatch).where(
             ForecastBatch.id == batch_id, ForecastBatch.tenant_id == tenant_id
