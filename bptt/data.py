@@ -48,21 +48,38 @@ def fit_scaler(kind: str, values: np.ndarray) -> Scaler:
     distribution is 1.349 σ, so both put typical values on the same scale); minmax: minimum and
     range; none: identity. A constant series gets scale max(|center|, 1) instead of zero.
     """
-    observed = values[np.isfinite(values)]
-    if kind == "none":
-        return Scaler(kind, 0.0, 1.0)
-    if kind == "standard":
-        center, scale = observed.mean(), observed.std()
-    elif kind == "robust":
-        q1, center, q3 = np.percentile(observed, [25, 50, 75])
-        scale = (q3 - q1) / 1.349
-    elif kind == "minmax":
-        center, scale = observed.min(), observed.max() - observed.min()
-    else:
+    return fit_scalers(kind, [values])[0]
+
+
+def fit_scalers(kind: str, series: list[np.ndarray]) -> list[Scaler]:
+    """fit_scaler for many series at once: series of equal length are scaled in one vectorised
+    pass (a forecast request may hold ten thousand of them)."""
+    if kind not in ("none", "standard", "robust", "minmax"):
         raise ValueError(f"unknown scaler {kind!r}")
-    if not scale > 1e-12 * max(abs(center), 1.0):
-        scale = max(abs(center), 1.0)
-    return Scaler(kind, float(center), float(scale))
+    out: list[Scaler | None] = [None] * len(series)
+    by_length: dict[int, list[int]] = {}
+    for i, values in enumerate(series):
+        by_length.setdefault(len(values), []).append(i)
+    for rows in by_length.values():
+        block = np.stack([series[i] for i in rows])  # (n, length), NaN for gaps
+        for i, center, scale in zip(rows, *_centers_and_scales(kind, block), strict=True):
+            if not scale > 1e-12 * max(abs(center), 1.0):
+                scale = max(abs(center), 1.0)
+            out[i] = Scaler(kind, float(center), float(scale))
+    return out
+
+
+def _centers_and_scales(kind: str, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row centre and scale of the observed values of (n, length) `block`."""
+    if kind == "none":
+        return np.zeros(len(block)), np.ones(len(block))
+    if kind == "standard":
+        return np.nanmean(block, axis=1), np.nanstd(block, axis=1)
+    if kind == "robust":
+        q1, median, q3 = np.nanpercentile(block, [25, 50, 75], axis=1)
+        return median, (q3 - q1) / 1.349
+    low, high = np.nanmin(block, axis=1), np.nanmax(block, axis=1)
+    return low, high - low
 
 
 def as_series(series: SeriesLike) -> list[tuple[str, np.ndarray]]:
@@ -93,11 +110,22 @@ def as_series(series: SeriesLike) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+# Exact types, checked at C speed with set(map(type, ...)): bools and strings are refused
+# (numpy would quietly read True as 1 and "1.5" as 1.5).
+_NUMBER_TYPES = frozenset({int, float, type(None), np.float64, np.float32, np.float16, np.int64,
+                           np.int32, np.int16, np.int8, np.uint64, np.uint32, np.uint16,
+                           np.uint8})
+
+
 def _as_values(raw, loc: list) -> np.ndarray:
-    try:
-        values = np.array([np.nan if v is None else v for v in raw], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(loc, "values must be numbers or null") from None
+    if isinstance(raw, np.ndarray):
+        values = raw.astype(np.float64) if raw.dtype.kind in "fiu" else None
+    elif isinstance(raw, list | tuple) and set(map(type, raw)) <= _NUMBER_TYPES:
+        values = np.array(raw, dtype=np.float64)  # None becomes NaN
+    else:
+        values = None
+    if values is None:
+        raise DataError(loc, "values must be numbers or null")
     if values.ndim != 1 or values.size == 0:
         raise DataError(loc, "must be a non-empty list of numbers")
     if np.isinf(values).any():

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .data import DataError, as_series, fit_scaler, interpolate_gaps, window_inputs
+from .data import DataError, as_series, fit_scalers, interpolate_gaps, window_inputs
 from .model import Model
 
 
@@ -29,17 +29,19 @@ def forecast(model: Model, series=None, horizon: int | None = None,
         ids, scalers, tails = model.series_ids, model.scalers, model.tails
     else:
         known = dict(zip(model.series_ids, model.scalers, strict=True))
-        ids, scalers, rows = [], [], []
-        for i, (name, values) in enumerate(as_series(series)):
+        named = as_series(series)
+        for i, (name, values) in enumerate(named):
             if len(values) < steps:
                 raise DataError(["series", i, "values"],
                                 f"series {name!r} has {len(values)} points; the model reads "
                                 f"the last {steps}")
-            scaler = known.get(name) or fit_scaler(model.spec.scaler, values)
-            ids.append(name)
-            scalers.append(scaler)
-            rows.append(interpolate_gaps(scaler.transform(values))[-steps:])
-        tails = np.stack(rows)
+        ids = [name for name, _ in named]
+        new = [i for i, name in enumerate(ids) if name not in known]
+        fitted = dict(zip(new, fit_scalers(model.spec.scaler, [named[i][1] for i in new]),
+                          strict=True))
+        scalers = [known.get(name) or fitted[i] for i, name in enumerate(ids)]
+        tails = np.stack([interpolate_gaps(s.transform(values))[-steps:]
+                          for s, (_, values) in zip(scalers, named, strict=True)])
     inputs, levels = zip(*(window_inputs(tail, steps) for tail in tails), strict=True)
     x = np.stack(inputs).T[:, :, None].astype(np.float32)  # (L, S, 1)
     paths = model.quantile_paths(x, threads)[:, :horizon] + np.asarray(levels)[:, None, None]

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .clipping import ClipSpec
-from .data import DataError, Windows, as_series, fit_scaler, interpolate_gaps, make_windows
+from .data import DataError, Windows, as_series, fit_scalers, interpolate_gaps, make_windows
 from .defaults import input_size_for, resolve
 from .forward import dropout_masks, predict
 from .losses import MAE, MSE, Huber, MeanAndQuantiles
@@ -225,7 +225,7 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None):
             raise DataError(["series", i, "values"],
                             f"series {name!r} has {len(values)} points; input_size {input_size} "
                             f"+ horizon {spec.horizon} needs at least {input_size + spec.horizon}")
-    scalers = [fit_scaler(spec.scaler, values) for _, values in named]
+    scalers = fit_scalers(spec.scaler, [values for _, values in named])
     scaled = [s.transform(values) for s, (_, values) in zip(scalers, named, strict=True)]
     train, val = make_windows(scaled, input_size, spec.horizon,
                               spec.training.validation_fraction)

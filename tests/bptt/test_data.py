@@ -51,3 +51,11 @@ def test_validation_windows_are_the_latest_and_never_training_targets():
     last_train_target = (len(train) - 1) + 10 + 4
     first_val_target = (count - len(val)) + 10
     assert last_train_target == first_val_target - 1
+
+
+def test_numbers_of_any_numeric_type_but_never_bools_or_strings():
+    assert as_series([list(np.arange(3.0, dtype=np.float32))])[0][1].tolist() == [0, 1, 2]
+    assert as_series([np.arange(3)])[0][1].dtype == np.float64
+    for bad in ([True, 1.0], ["1.5", 2.0], np.array(["a"])):
+        with pytest.raises(DataError):
+            as_series([bad])
