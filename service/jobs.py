@@ -7,17 +7,19 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, request
+from sqlalchemy import select
 
 import bptt
 
 from . import idempotency, params, queue, repository, validation
 from .auth import authenticate, current_tenant_id
 from .bodies import read_body
+from .codec import decompress_json
 from .documents import diagnostics, job_document, job_list, json_response, metrics_page
 from .errors import Problem
 from .extensions import current_settings, get_session
-from .models import JOB_STATUSES, Job
-from .schemas import JobOut
+from .models import JOB_STATUSES, Dataset, Job
+from .schemas import JobOut, SeriesPage, SeriesTailOut
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 bp.before_request(authenticate)
@@ -28,6 +30,9 @@ MAX_PAGE_SIZE = 100  # list pages stay small enough to render and to hold in mem
 MAX_EPOCHS_PER_ANSWER = 1000  # metrics and diagnostics rows per answer; page on with ?since=
 SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(bptt.TrainingSpec))
 QUOTA_RETRY_AFTER_S = 30  # a queued job usually starts within this on a busy deployment
+# GET /v1/jobs/{id}/series: enough history to plot before a forecast, never a whole dataset.
+DEFAULT_TAIL, MAX_TAIL = 100, 1000
+DEFAULT_SERIES_PER_PAGE, MAX_SERIES_PER_PAGE = 20, 100
 
 
 def get_job(job_id: str, *, loc: list[str | int] | None = None) -> Job:
@@ -129,6 +134,28 @@ def job_diagnostics(job_id: str) -> Response:
                                           limit=MAX_EPOCHS_PER_ANSWER + 1)
     return json_response(diagnostics(job, rows[:MAX_EPOCHS_PER_ANSWER], since=since,
                                      has_more=len(rows) > MAX_EPOCHS_PER_ANSWER))
+
+
+@bp.get("/<job_id>/series")
+def job_series(job_id: str) -> Response:
+    """The job's training series, each cut to its last `tail` values, a page at a time."""
+    params.refuse_unknown(("tail", "limit", "offset"))
+    job = get_job(job_id)
+    tail = params.int_arg("tail", default=DEFAULT_TAIL, minimum=1, maximum=MAX_TAIL)
+    limit = params.int_arg("limit", default=DEFAULT_SERIES_PER_PAGE, minimum=1,
+                           maximum=MAX_SERIES_PER_PAGE)
+    offset = params.int_arg("offset", default=0, minimum=0)
+    # No repository helper: this is the only reader of a dataset's values on the API side.
+    packed = get_session().scalar(select(Dataset.series_zlib).where(Dataset.job_id == job.id))
+    series: list[dict[str, Any]] = decompress_json(packed) if packed is not None else []
+    page = series[offset:offset + limit]
+    return json_response(SeriesPage(
+        job_id=job.id,
+        series=[SeriesTailOut(id=s["id"], values=s["values"][-tail:], length=len(s["values"]),
+                              start=s.get("start"), freq=s.get("freq")) for s in page],
+        num_series=len(series),
+        next_offset=offset + limit if offset + limit < len(series) else None,
+    ))
 
 
 @bp.post("/<job_id>/cancel")

@@ -79,7 +79,8 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str,
 
 JOB_ID = _param("job_id", "path", {"type": "string"}, "The job's id.")
 LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type": "string"}}}
-SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "default": 0},
+SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
+                                  "default": 0},
                "Only epochs after this one.")
 FORECASTS_BODY = {"application/json": {"schema": {"$ref": REF.format(model="ForecastResult")}},
                   "text/csv": {"schema": {"type": "string", "description":
@@ -119,6 +120,20 @@ OPERATIONS: tuple[Operation, ...] = (
               "Gradient flow through time and clipping history", "jobs",
               {200: _json("Diagnostics", "Per epoch after `since`.")}, errors=(401, 404, 422),
               parameters=(JOB_ID, SINCE)),
+    Operation("get", "/v1/jobs/{job_id}/series", "job_series",
+              "The job's training series, cut to their tails", "jobs",
+              {200: _json("SeriesPage", "A page of series, each with its last `tail` values.")},
+              errors=(401, 404, 422),
+              parameters=(JOB_ID,
+                          _param("tail", "query", {"type": "integer", "minimum": 1,
+                                                   "maximum": 1000, "default": 100},
+                                 "Values kept from the end of each series."),
+                          _param("limit", "query", {"type": "integer", "minimum": 1,
+                                                    "maximum": 100, "default": 20},
+                                 "Series per page."),
+                          _param("offset", "query", {"type": "integer", "minimum": 0,
+                                                     "maximum": 2**31 - 1, "default": 0},
+                                 "`next_offset` of the previous page."))),
     Operation("post", "/v1/jobs/{job_id}/cancel", "cancel_job", "Cancel a job", "jobs",
               {200: _json("JobOut", "Was queued: cancelled."),
                202: _json("JobOut", "Running: asked to stop; it stops within an epoch.")},
@@ -150,6 +165,12 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: _json("ForecastBatchOut", "Its status, and forecasts once succeeded.")},
               errors=(401, 404),
               parameters=(_param("batch_id", "path", {"type": "string"}, "The batch's id."),)),
+    Operation("get", "/metrics", "metrics", "Operators' metrics (Prometheus text format)",
+              "health",
+              {200: {"description": "Jobs by status, queue depth, recent epoch durations, "
+                                    "forecast latency, worker heartbeats.",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+              secured=False),
     Operation("get", "/openapi.json", "openapi", "This document", "meta",
               {200: {"description": "OpenAPI 3.1.",
                      "content": {"application/json": {"schema": {"type": "object"}}}}},
@@ -157,6 +178,15 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/docs", "docs", "Browsable documentation", "meta",
               {200: {"description": "HTML.", "content": {"text/html": {"schema": {
                   "type": "string"}}}}}, secured=False),
+    Operation("get", "/", "dashboard", "Dashboard: sign in, jobs, submit a CSV", "meta",
+              {200: {"description": "HTML; the page calls the API with the token it is given.",
+                     "content": {"text/html": {"schema": {"type": "string"}}}}},
+              secured=False),
+    Operation("get", "/jobs/{job_id}", "dashboard_job",
+              "Dashboard: a job's live curves, gradient flow and forecast", "meta",
+              {200: {"description": "HTML; the page calls the API with the token it is given.",
+                     "content": {"text/html": {"schema": {"type": "string"}}}}},
+              errors=(404,), secured=False, parameters=(JOB_ID,)),
 )
 
 

@@ -199,6 +199,25 @@ class Diagnostics(ResponseModel):
     has_more: bool
 
 
+class SeriesTailOut(ResponseModel):
+    """The last values of one training series (null marks a gap)."""
+
+    id: str
+    values: list[float | None] = Field(description="The last `tail` values, oldest first.")
+    length: int = Field(description="Values in the whole series.")
+    start: str | None = Field(description="Label of the series' first value, as submitted.")
+    freq: str | None
+
+
+class SeriesPage(ResponseModel):
+    """A page of a job's training series, each cut to its tail; more from `next_offset`."""
+
+    job_id: str
+    series: list[SeriesTailOut]
+    num_series: int
+    next_offset: int | None
+
+
 class ForecastOut(ResponseModel):
     """Mean and quantile paths of one series, in its original units."""
 
@@ -240,6 +259,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     JobList,
     MetricsPage,
     Diagnostics,
+    SeriesPage,
     ForecastResult,
     ForecastBatchOut,
     Health,

@@ -18,6 +18,7 @@ OWNED_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/jobs/{job}", None),
     ("GET", "/v1/jobs/{job}/metrics", None),
     ("GET", "/v1/jobs/{job}/diagnostics", None),
+    ("GET", "/v1/jobs/{job}/series", None),
     ("POST", "/v1/jobs/{job}/cancel", None),
     ("GET", "/v1/jobs/{job}/model", None),
     ("DELETE", "/v1/jobs/{job}", None),
