@@ -1,4 +1,5 @@
-"""JSON log lines, each carrying the request id of the request that wrote it."""
+"""JSON log lines, each carrying the request id of the request that wrote it, and the tenant and
+job the request acts on."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES and key not in entry:
                 entry[key] = value
+        for key, value in request_context().items():
+            entry.setdefault(key, value)  # a value given with `extra=` wins
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -60,6 +63,22 @@ def configure_logging(level: str = "INFO") -> None:
 def current_request_id() -> str | None:
     """The id of the request being handled, if any."""
     return g.get("request_id") if has_request_context() else None
+
+
+def request_context() -> dict[str, object]:
+    """The tenant (once authenticated) and the job (from the URL) of the request being handled."""
+    # Read from the request rather than passed by each route: every line a job route writes,
+    # the access line included, says whose job it was, without a route having to remember.
+    if not has_request_context():
+        return {}
+    context: dict[str, object] = {}
+    tenant_id = g.get("tenant_id")
+    if tenant_id is not None:
+        context["tenant_id"] = tenant_id
+    job_id = (request.view_args or {}).get("job_id")
+    if job_id is not None:
+        context["job_id"] = job_id
+    return context
 
 
 def init_app(app: Flask) -> None:
