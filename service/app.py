@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import docs, errors, extensions, forecasts, health, jobs, logs, openapi
+from . import dashboard, docs, errors, extensions, forecasts, health, jobs, logs, metrics, openapi
 from .settings import Settings
 
 
@@ -28,6 +28,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(forecasts.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(dashboard.bp)
+    metrics.init_app(app)  # /metrics, and the clock on the forecast route
     return app
 
 

@@ -1,0 +1,64 @@
+// Numbers and job states written exactly as the CLI writes them (service/client.py).
+
+export const TERMINAL = ["succeeded", "failed", "cancelled"];
+
+// Python's format(x, ".{digits}g"): the same digits `bptt status` prints.
+export function formatG(x, digits) {
+  if (x === null || x === undefined) return "–";
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? "nan" : x > 0 ? "inf" : "-inf";
+  if (x === 0) return Object.is(x, -0) ? "-0" : "0";
+  const [kept, exponent] = significantDigits(Math.abs(x), digits);
+  const sign = x < 0 ? "-" : "";
+  if (exponent >= -4 && exponent < digits) {
+    const text = exponent >= 0
+      ? `${kept.slice(0, exponent + 1)}.${kept.slice(exponent + 1)}`
+      : `0.${"0".repeat(-exponent - 1)}${kept}`;
+    return sign + stripZeros(text);
+  }
+  const mantissa = stripZeros(`${kept[0]}.${kept.slice(1)}`);
+  const expSign = exponent < 0 ? "-" : "+";
+  return `${sign}${mantissa}e${expSign}${String(Math.abs(exponent)).padStart(2, "0")}`;
+}
+
+// The first `digits` significant digits of x > 0, rounded as Python rounds them (an exact tie
+// to even, where toExponential rounds it up), and the decimal exponent of the first one.
+function significantDigits(x, digits) {
+  const [rounded, exponentText] = x.toExponential(digits - 1).split("e");
+  const [exact, exactExponent] = x.toExponential(100).split("e");  // enough to see a tie
+  const all = exact.replace(".", "");
+  if (/^50*$/.test(all.slice(digits)) && Number(all[digits - 1]) % 2 === 0) {
+    return [all.slice(0, digits), Number(exactExponent)];
+  }
+  return [rounded.replace(".", ""), Number(exponentText)];
+}
+
+function stripZeros(text) {
+  return text.includes(".") ? text.replace(/0+$/, "").replace(/\.$/, "") : text;
+}
+
+// The fields of the CLI's progress line, by label.
+export function progressFields(job) {
+  const progress = job.progress ?? {};
+  const latest = job.latest_metrics ?? {};
+  return {
+    epoch: `${progress.epochs_done ?? 0}/${progress.epochs_total || "?"}`,
+    train: latest.train_loss == null ? "–" : formatG(latest.train_loss, 4),
+    val: latest.val_loss == null ? "–" : formatG(latest.val_loss, 4),
+    grad: latest.grad_norm == null ? "–" : formatG(latest.grad_norm, 3),
+  };
+}
+
+export function progressRatio(job) {
+  const { epochs_done: done = 0, epochs_total: total } = job.progress ?? {};
+  if (job.status === "succeeded") return 1;
+  return total ? Math.min(1, done / total) : 0;
+}
+
+export function shortId(id) {
+  return id.slice(0, 8);
+}
+
+export function when(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
