@@ -1,0 +1,215 @@
+"""The dashboard in a real browser against the real service: sign in, submit a CSV through the
+form, watch the job train on its page (curves, gradient-flow heatmap, forecast), at desktop and
+phone width, with screenshots of every page."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.client import progress_line
+
+from .conftest import LiveService, wait_for_status
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Page, expect  # noqa: E402  (after the skip)
+
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
+         "has_touch": True}
+TRAINING_TIMEOUT_MS = 180_000  # the first job may wait for the worker to load its kernels
+STEP_TIMEOUT_MS = 30_000
+EPOCHS = 8  # per ensemble member: a few seconds of training, long enough to be seen running
+# What the browser logs for the refusals this test provokes on purpose (a bad token, a bad CSV).
+EXPECTED_REFUSALS = re.compile(r"the server responded with a status of (401|422)")
+# Colours the charts draw with (service/static/dashboard/charts.js).
+TRAIN_BLUE, GRADIENT_PURPLE, CLIP_GREEN = (21, 101, 192), (106, 27, 154), (46, 125, 50)
+
+
+def series_csv() -> str:
+    """Two monthly series of eight years, trend plus season plus a wiggle, in long format."""
+    rows = ["unique_id,ds,y"]
+    for k, name in enumerate(["north", "south"]):
+        for i in range(96):
+            y = 100 + 0.5 * i + 12 * math.sin(2 * math.pi * i / 12 + k) + 3 * math.sin(i * 1.7)
+            rows.append(f"{name},{2015 + i // 12}-{i % 12 + 1:02d},{y:.3f}")
+    return "\n".join(rows) + "\n"
+
+
+def new_page(browser: Any, device: dict[str, Any]) -> tuple[Page, list[str]]:
+    """A page in a fresh context (its own sessionStorage) and the errors it will log (script
+    errors, CSP violations, failed loads)."""
+    context = browser.new_context(**device)
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text)
+            if m.type == "error" and not EXPECTED_REFUSALS.search(m.text) else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    return page, problems
+
+
+def sign_in(page: Page, service: LiveService) -> None:
+    """Use the sign-in form."""
+    page.fill("#token", service.token)
+    page.click("#signin-form button[type=submit]")
+    expect(page.locator("#app")).to_be_visible()
+
+
+def shoot(page: Page, where: Path, name: str) -> None:
+    """A full-page screenshot, after checking that nothing is wider than the viewport."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name}: {overflow} px wider than the viewport"
+    page.screenshot(path=str(where / f"{name}.png"), full_page=True)
+
+
+def painted(page: Page, canvas: str, rgb: tuple[int, int, int] | None = None) -> dict[str, int]:
+    """Pixels of a canvas that are painted (or near `rgb`), and how many colours it holds."""
+    return page.evaluate(
+        """([selector, rgb]) => {
+            const canvas = document.querySelector(selector);
+            const context = canvas.getContext("2d");
+            const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+            let painted = 0, near = 0;
+            const colours = new Set();
+            for (let i = 0; i < data.length; i += 4) {
+                if (data[i + 3] === 0) continue;
+                painted += 1;
+                colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+                if (rgb && Math.abs(data[i] - rgb[0]) + Math.abs(data[i + 1] - rgb[1])
+                    + Math.abs(data[i + 2] - rgb[2]) < 40) near += 1;
+            }
+            return {painted, near, colours: colours.size};
+        }""",
+        [canvas, list(rgb) if rgb else None],
+    )
+
+
+def cli_fields(job: dict[str, Any]) -> dict[str, str]:
+    """The numbers `bptt status` prints for the job, by the page's field names."""
+    line = progress_line(job)
+    found = {name: re.search(rf"{label} (\S+)", line) for name, label in
+             (("epoch", "epoch"), ("train", "train"), ("val", "val"), ("grad", r"\|g\|"))}
+    return {name: match[1] for name, match in found.items() if match}
+
+
+def check_finished_job_page(page: Page, service: LiveService, job_id: str) -> None:
+    """The page of a succeeded job: every curve, the heatmap and the forecast drawn."""
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=TRAINING_TIMEOUT_MS)
+    expect(page.locator("#chart-forecast")).to_have_attribute("data-state", "ready")
+    status, job = service.call("GET", f"/v1/jobs/{job_id}")
+    assert status == 200 and job["status"] == "succeeded"
+    epochs = job["progress"]["epochs_done"]
+    assert epochs == EPOCHS * 5  # the default ensemble of five members
+
+    # Every epoch reached the charts exactly once, through the ?since= polling.
+    for chart in ("#chart-loss", "#chart-grad", "#chart-clip"):
+        expect(page.locator(chart)).to_have_attribute("data-points", str(epochs))
+    assert painted(page, "#chart-loss canvas", TRAIN_BLUE)["near"] > 50
+    assert painted(page, "#chart-grad canvas", GRADIENT_PURPLE)["near"] > 50
+    assert painted(page, "#chart-clip canvas", CLIP_GREEN)["near"] > 50
+
+    heatmap = page.locator("#heatmap")
+    expect(heatmap).to_have_attribute("data-epochs", str(epochs))
+    _, diagnostics = service.call("GET", f"/v1/jobs/{job_id}/diagnostics")
+    steps = max(len(row["values"]) for row in diagnostics["grad_flow"])
+    expect(heatmap).to_have_attribute("data-steps", str(steps))
+    assert painted(page, "#heatmap")["colours"] > 10  # log-scaled colours, not one flat fill
+
+    forecast = page.locator("#chart-forecast")
+    expect(forecast).to_have_attribute("data-horizon", "6")
+    assert painted(page, "#chart-forecast canvas", TRAIN_BLUE)["near"] > 20  # the mean path
+    assert page.locator("#chart-forecast .u-legend").inner_text().count("q0.") == 2  # the band
+
+    # The page's numbers are the CLI's: same fields, same digits.
+    shown = {name: page.locator(f'#summary [data-field="{name}"]').inner_text()
+             for name in ("epoch", "train", "val", "grad")}
+    assert shown == cli_fields(job), (shown, progress_line(job))
+
+
+def test_sign_in_submit_a_csv_and_watch_it_train(
+    browser: Any, live_service: LiveService, screenshots: Path, tmp_path: Path
+) -> None:
+    page, problems = new_page(browser, DESKTOP)
+    page.goto(live_service.url + "/")
+    expect(page.locator("#signin")).to_be_visible()
+    shoot(page, screenshots, "desktop-1-sign-in")
+
+    page.fill("#token", "bptt_not-a-token")
+    page.click("#signin-form button[type=submit]")
+    expect(page.locator("#signin-error")).to_contain_text("invalid or revoked")
+    sign_in(page, live_service)
+    assert page.evaluate("sessionStorage.getItem('bptt.token')") == live_service.token
+
+    # A refused CSV shows the API's reason, field by field, and creates nothing.
+    page.click("text=…or paste the CSV")
+    page.fill("#csv-text", "id,when,value\na,1,2\n")
+    page.click("#submit-button")
+    expect(page.locator("#submit-error")).to_contain_text("422")
+    expect(page.locator("#submit-error")).to_contain_text("unique_id")
+    page.fill("#csv-text", "")
+
+    csv = tmp_path / "stores.csv"
+    csv.write_text(series_csv())
+    page.set_input_files("#csv-file", str(csv))
+    page.fill("#horizon", "6")
+    page.fill("#season_length", "12")
+    page.select_option("#cell", "gru")
+    page.fill("#epochs", str(EPOCHS))
+    shoot(page, screenshots, "desktop-2-jobs-and-form")
+    page.click("#submit-button")
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    status, job = live_service.call("GET", f"/v1/jobs/{job_id}")
+    assert status == 200
+    assert job["spec"]["horizon"] == 6 and job["spec"]["model"]["cell"] == "gru"
+    assert job["spec"]["quantiles"] == [0.1, 0.5, 0.9]  # the form's default
+
+    # Live: the page follows the job while it runs (when it is seen running at all).
+    try:
+        expect(page.locator("main")).to_have_attribute("data-status", "running", timeout=20_000)
+        expect(page.locator("#chart-loss")).not_to_have_attribute("data-points", "0")
+        shoot(page, screenshots, "desktop-3-job-running")
+    except AssertionError:
+        pass  # it finished between two polls: the final state is checked below all the same
+    check_finished_job_page(page, live_service, job_id)
+    shoot(page, screenshots, "desktop-4-job-finished")
+
+    page.click("text=← Jobs")
+    row = page.locator(f'li.job[data-id="{job_id}"]')
+    expect(row.locator(".badge")).to_have_text("succeeded")
+    expect(row).to_contain_text(f"epoch {EPOCHS * 5}/{EPOCHS * 5}")
+    shoot(page, screenshots, "desktop-5-jobs")
+    assert problems == []
+
+
+def test_every_page_works_at_phone_width(
+    browser: Any, live_service: LiveService, screenshots: Path
+) -> None:
+    rows = [line.split(",") for line in series_csv().splitlines()[1:]]
+    series = [{"id": name, "values": [float(y) for uid, _, y in rows if uid == name]}
+              for name in ("north", "south")]
+    status, job = live_service.call("POST", "/v1/jobs", {
+        "series": series, "horizon": 6, "season_length": 12, "quantiles": [0.1, 0.9],
+        "model": {"cell": "gru"}, "training": {"epochs": EPOCHS}})
+    assert status == 202, job
+    wait_for_status(live_service, job["id"], {"succeeded", "failed"})
+
+    page, problems = new_page(browser, PHONE)
+    page.goto(live_service.url + "/")
+    expect(page.locator("#signin")).to_be_visible()
+    shoot(page, screenshots, "phone-1-sign-in")
+    sign_in(page, live_service)
+    expect(page.locator(f'li.job[data-id="{job["id"]}"] .badge')).to_have_text("succeeded")
+    shoot(page, screenshots, "phone-2-jobs-and-form")
+    page.click(f'li.job[data-id="{job["id"]}"] a')
+    check_finished_job_page(page, live_service, job["id"])
+    # Charts follow the width of the screen, not a desktop default.
+    width = page.evaluate("document.querySelector('#chart-loss canvas').clientWidth")
+    assert 200 < width <= 390
+    shoot(page, screenshots, "phone-3-job")
+    assert problems == []
