@@ -166,7 +166,7 @@ def up(host: str, port: int, workers: int, data_dir: Path | None) -> None:
     except RuntimeError as exc:
         serve.stop_all(processes)
         raise click.ClickException(str(exc)) from None
-    click.echo(f"bptt is up: {url} (API docs at {url}/docs), {workers} worker(s), "
+    click.echo(f"bptt is up: dashboard at {url}/, API docs at {url}/docs, {workers} worker(s), "
                f"data in {settings.data_dir}. Ctrl-C stops everything.")
     click.echo("Token for tenant 'local' (Authorization: Bearer <token>):")
     click.echo(token, nl=True)
