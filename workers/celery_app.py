@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import bptt
 from service.db import session_factory
 from service.forecasting import answer_batch
+from service.logs import configure_logging
 from service.queue import FORECAST_TASK, TRAIN_TASK
 from service.settings import Settings
 
@@ -80,8 +81,14 @@ def train_job(job_id: str) -> str:
     """Claim and train one job (a duplicate or stale delivery does nothing)."""
     owner = f"{socket.gethostname()}:{os.getpid()}:{train_job.request.id}"
     outcome = run_training(sessions(), settings, job_id, owner)
-    log.info("job %s: %s", job_id, outcome)
+    log.info("job %s: %s", job_id, outcome, extra={"job_id": job_id, "outcome": outcome})
     return outcome
+
+
+@signals.setup_logging.connect
+def _json_logs(**_) -> None:
+    """The API's JSON log lines for the workers too (Celery's own records included)."""
+    configure_logging(settings.log_level)
 
 
 @app.task(name=FORECAST_TASK)

@@ -112,14 +112,15 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
         if claim is None:
             return "not claimed"
         job = session.get(Job, job_id)
-        spec_data = job.spec
+        spec_data, tenant_id = job.spec, job.tenant_id
         series = decompress_json(session.scalar(
             select(Dataset.series_zlib).where(Dataset.job_id == job_id)))
         saved = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job_id))
         resume = bptt.Checkpoint.from_bytes(saved.data) if saved is not None else None
         epochs_done = saved.epoch if saved is not None else 0
+    context = {"job_id": job_id, "tenant_id": tenant_id, "attempt": claim.attempt}
     log.info("job %s: attempt %d claimed by %s, resuming after epoch %d", job_id,
-             claim.attempt, owner, epochs_done)
+             claim.attempt, owner, epochs_done, extra=context)
     with Heartbeat(sessions, claim, settings.lease_seconds) as heartbeat:
         try:
             return _train(sessions, settings, claim, heartbeat, spec_data, series, resume,
@@ -152,7 +153,8 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, spe
     except LeaseLost:
         raise
     except Exception as exc:
-        log.exception("job %s: attempt %d failed", claim.job_id, claim.attempt)
+        log.exception("job %s: attempt %d failed", claim.job_id, claim.attempt,
+                      extra={"job_id": claim.job_id, "attempt": claim.attempt})
         if claim.attempt >= settings.max_attempts:
             _end(sessions, claim, "failed", f"failed after {claim.attempt} attempts: {exc}")
             return "failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -15,7 +16,14 @@ def test_a_worker_trains_a_job_it_is_woken_for(sessions, settings, start_worker)
     job_id = add_job(sessions)
     assert queue.wake(settings, queue.TRAIN_TASK, job_id)
     wait_for(lambda: job_row(sessions, job_id).status == "succeeded", "the job to succeed")
-    assert job_row(sessions, job_id).attempts == 1
+    job = job_row(sessions, job_id)
+    assert job.attempts == 1
+    # the worker's logs are JSON lines, and its training lines name the job and the tenant
+    lines = [json.loads(line) for line in
+             (settings.data_dir / "w1.log").read_text().splitlines() if line.startswith("{")]
+    mine = [entry for entry in lines if entry.get("job_id") == job_id]
+    assert any(entry.get("tenant_id") == job.tenant_id for entry in mine)
+    assert any(entry.get("outcome") == "succeeded" for entry in mine)
 
 
 def test_a_sigkilled_worker_s_job_is_resumed_by_another(sessions, settings, start_worker):
