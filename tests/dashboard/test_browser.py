@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from service.client import progress_line
-
-from .conftest import LiveService, wait_for_status
+from tests.e2e.conftest import Stack
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402  (after the skip)
@@ -53,7 +52,7 @@ def new_page(browser: Any, device: dict[str, Any]) -> tuple[Page, list[str]]:
     return page, problems
 
 
-def sign_in(page: Page, service: LiveService) -> None:
+def sign_in(page: Page, service: Stack) -> None:
     """Use the sign-in form."""
     page.fill("#token", service.token)
     page.click("#signin-form button[type=submit]")
@@ -97,7 +96,7 @@ def cli_fields(job: dict[str, Any]) -> dict[str, str]:
     return {name: match[1] for name, match in found.items() if match}
 
 
-def check_finished_job_page(page: Page, service: LiveService, job_id: str) -> None:
+def check_finished_job_page(page: Page, service: Stack, job_id: str) -> None:
     """The page of a succeeded job: every curve, the heatmap and the forecast drawn."""
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=TRAINING_TIMEOUT_MS)
     expect(page.locator("#chart-forecast")).to_have_attribute("data-state", "ready")
@@ -132,7 +131,7 @@ def check_finished_job_page(page: Page, service: LiveService, job_id: str) -> No
 
 
 def test_sign_in_submit_a_csv_and_watch_it_train(
-    browser: Any, live_service: LiveService, screenshots: Path, tmp_path: Path
+    browser: Any, live_service: Stack, screenshots: Path, tmp_path: Path
 ) -> None:
     page, problems = new_page(browser, DESKTOP)
     page.goto(live_service.url + "/")
@@ -188,7 +187,7 @@ def test_sign_in_submit_a_csv_and_watch_it_train(
 
 
 def test_every_page_works_at_phone_width(
-    browser: Any, live_service: LiveService, screenshots: Path
+    browser: Any, live_service: Stack, screenshots: Path
 ) -> None:
     rows = [line.split(",") for line in series_csv().splitlines()[1:]]
     series = [{"id": name, "values": [float(y) for uid, _, y in rows if uid == name]}
@@ -197,7 +196,7 @@ def test_every_page_works_at_phone_width(
         "series": series, "horizon": 6, "season_length": 12, "quantiles": [0.1, 0.9],
         "model": {"cell": "gru"}, "training": {"epochs": EPOCHS}})
     assert status == 202, job
-    wait_for_status(live_service, job["id"], {"succeeded", "failed"})
+    live_service.wait_for_status(job["id"], {"succeeded", "failed"})
 
     page, problems = new_page(browser, PHONE)
     page.goto(live_service.url + "/")

@@ -73,7 +73,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(env: dict[str, str], workers: int) -> Iterator[Stack]:
+def start_stack(env: dict[str, str], workers: int) -> Iterator[Stack]:
+    """Migrate, make a tenant and token, start the API and `workers` workers; stop them after."""
     settings = Settings.from_env(env)
     db.upgrade(settings.database_url)
     sessions = db.session_factory(settings)
@@ -125,4 +126,4 @@ def stack(request, tmp_path_factory) -> Iterator[Stack]:
     if request.param == "production":
         database_url, broker_url = request.getfixturevalue("postgres_and_redis")
         env.update(BPTT_DATABASE_URL=database_url, BPTT_BROKER_URL=broker_url)
-    yield from _start(env, workers=2)
+    yield from start_stack(env, workers=2)
