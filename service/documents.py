@@ -124,15 +124,9 @@ def forecast_batch_document(batch: ForecastBatch) -> ForecastBatchOut:
 
 
 def _job(job: Job, dataset: tuple[int, int] | None, latest: EpochMetric | None) -> JobOut:
-    """The full job model."""
+    """The full job model: the list's summary and the rest."""
     return JobOut(
-        id=job.id,
-        status=job.status,  # type: ignore[arg-type]
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        progress=_progress(job),
-        error=job.error,
+        **dict(_summary(job)),  # the summary's fields, nested models as they are
         attempts=job.attempts,
         cancel_requested=job.cancel_requested,
         best_epoch=job.best_epoch,
