@@ -96,8 +96,10 @@ def diagnostics(job: Job, rows: list[EpochMetric], *, since: int, has_more: bool
 
 def forecasts_document(results: list[dict[str, Any]]) -> ForecastResult:
     """bptt.forecast's output as a document: lists of numbers, quantiles keyed by their text."""
-    return ForecastResult(forecasts=[
-        ForecastOut(
+    # model_construct: the engine's own output has the document's types by construction, and
+    # validating ten thousand forecasts again cost a fifth of a large request's time.
+    return ForecastResult.model_construct(forecasts=[
+        ForecastOut.model_construct(
             id=item["id"],
             mean=item["mean"].tolist(),
             quantiles={str(float(q)): path.tolist() for q, path in item["quantiles"].items()},

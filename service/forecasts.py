@@ -62,11 +62,15 @@ def create_forecasts() -> Response:
         raise Problem("The job succeeded but no model is stored for it.", status=409,
                       errors=[{"loc": job_loc, "msg": "no model stored"}])
     model = loaded[1]
-    validation.check_forecast_against_model(model, wanted, from_query=body.is_csv)
     count = len(wanted.series) if wanted.series is not None else len(model.series_ids)
+    queued = count > settings.sync_forecast_max_series
+    # A batch is checked by the engine's parser before it is stored; an answer given now is
+    # checked by the forecast itself (its DataError becomes the same 422 below), not twice.
+    validation.check_forecast_against_model(model, wanted, from_query=body.is_csv,
+                                            engine_check=queued)
     series = None if wanted.series is None else [s.model_dump(exclude_none=True)
                                                  for s in wanted.series]
-    if count > settings.sync_forecast_max_series:
+    if queued:
         return _enqueue(job.id, series, wanted.horizon, wanted.quantiles)
     try:
         document = run_forecast(model, series, wanted.horizon, wanted.quantiles)

@@ -93,8 +93,10 @@ def forecast_request(data: Any, settings: Settings, *, from_query: bool = False
 
 
 def check_forecast_against_model(model: bptt.Model, request: ForecastRequest, *,
-                                 from_query: bool = False) -> None:
-    """Refuse what the model cannot answer: a longer horizon, untrained quantiles, short series."""
+                                 from_query: bool = False, engine_check: bool = True) -> None:
+    """Refuse what the model cannot answer: a longer horizon, untrained quantiles, short series;
+    with engine_check, also what the engine's parser would refuse (for requests stored as
+    batches, which must be refused now rather than by a worker later)."""
     errors: list[dict[str, Any]] = []
     where = ["query"] if from_query else []  # with a CSV body, horizon and quantiles are there
     if request.horizon is not None and request.horizon > model.horizon:
@@ -111,7 +113,7 @@ def check_forecast_against_model(model: bptt.Model, request: ForecastRequest, *,
                 errors.append({"loc": ["series", i, "values"],
                                "msg": f"series {s.id!r} has {len(s.values)} points; the model "
                                       f"reads the last {steps}"})
-        if not errors:
+        if not errors and engine_check:
             errors += _engine_series_errors(request.series)
     if errors:
         raise ValidationProblem(errors[:MAX_ERRORS])
