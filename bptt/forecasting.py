@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .data import DataError, as_series, fit_scalers, interpolate_gaps, window_inputs
+from .data import DataError, as_series, fit_scalers, interpolate_gaps
 from .model import Model
 
 
@@ -40,17 +40,24 @@ def forecast(model: Model, series=None, horizon: int | None = None,
         fitted = dict(zip(new, fit_scalers(model.spec.scaler, [named[i][1] for i in new]),
                           strict=True))
         scalers = [known.get(name) or fitted[i] for i, name in enumerate(ids)]
-        tails = np.stack([interpolate_gaps(s.transform(values))[-steps:]
+        tails = np.stack([_tail(s, values, steps)
                           for s, (_, values) in zip(scalers, named, strict=True)])
-    inputs, levels = zip(*(window_inputs(tail, steps) for tail in tails), strict=True)
-    x = np.stack(inputs).T[:, :, None].astype(np.float32)  # (L, S, 1)
-    paths = model.quantile_paths(x, threads)[:, :horizon] + np.asarray(levels)[:, None, None]
-    results = []
-    for name, scaler, path in zip(ids, scalers, paths, strict=True):
-        original = scaler.inverse(path)  # (h, 1 + Q)
-        results.append({
-            "id": name,
-            "mean": original[:, 0],
-            "quantiles": {q: original[:, 1 + model.quantiles.index(q)] for q in wanted},
-        })
-    return results
+    # Centre every window on its last value, as in training (data.window_inputs), all at once.
+    levels = tails[:, -1]  # (S,)
+    x = (tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1)
+    paths = model.quantile_paths(x, threads)[:, :horizon] + levels[:, None, None]
+    center = np.array([s.center for s in scalers])[:, None, None]
+    scale = np.array([s.scale for s in scalers])[:, None, None]
+    original = paths * scale + center  # (S, h, 1 + Q): every scaler's inverse at once
+    columns = [1 + model.quantiles.index(q) for q in wanted]
+    return [{"id": name, "mean": path[:, 0],
+             "quantiles": {q: path[:, k] for q, k in zip(wanted, columns, strict=True)}}
+            for name, path in zip(ids, original, strict=True)]
+
+
+def _tail(scaler, values: np.ndarray, steps: int) -> np.ndarray:
+    """The last `steps` scaled values, gaps interpolated over the whole series as in training."""
+    scaled = scaler.transform(values)
+    if np.isfinite(scaled[-steps:]).all():  # no gap in the window: no need to interpolate
+        return scaled[-steps:]
+    return interpolate_gaps(scaled)[-steps:]
