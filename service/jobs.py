@@ -18,7 +18,7 @@ from .codec import decompress_json
 from .documents import diagnostics, job_document, job_list, json_response, metrics_page
 from .errors import Problem
 from .extensions import current_settings, get_session
-from .models import JOB_STATUSES, Dataset, Job
+from .models import JOB_STATUSES, Dataset, EpochMetric, Job
 from .schemas import JobOut, SeriesPage, SeriesTailOut
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -115,25 +115,25 @@ def show_job(job_id: str) -> Response:
 @bp.get("/<job_id>/metrics")
 def job_metrics(job_id: str) -> Response:
     """Per-epoch metrics with epoch > since."""
-    params.refuse_unknown(("since",))
-    job = get_job(job_id)
-    since = params.int_arg("since", default=0, minimum=0)
-    rows = repository.epoch_metrics_since(get_session(), job_id=job.id, since=since,
-                                          limit=MAX_EPOCHS_PER_ANSWER + 1)
-    return json_response(metrics_page(job.id, rows[:MAX_EPOCHS_PER_ANSWER], since=since,
-                                      has_more=len(rows) > MAX_EPOCHS_PER_ANSWER))
+    job, rows, since, has_more = _epochs_after_since(job_id)
+    return json_response(metrics_page(job.id, rows, since=since, has_more=has_more))
 
 
 @bp.get("/<job_id>/diagnostics")
 def job_diagnostics(job_id: str) -> Response:
     """Gradient flow through time and clipping history, per epoch after `since`."""
+    job, rows, since, has_more = _epochs_after_since(job_id)
+    return json_response(diagnostics(job, rows, since=since, has_more=has_more))
+
+
+def _epochs_after_since(job_id: str) -> tuple[Job, list[EpochMetric], int, bool]:
+    """The job, its metrics rows after ?since= (one page), since, and whether more follow."""
     params.refuse_unknown(("since",))
     job = get_job(job_id)
     since = params.int_arg("since", default=0, minimum=0)
     rows = repository.epoch_metrics_since(get_session(), job_id=job.id, since=since,
                                           limit=MAX_EPOCHS_PER_ANSWER + 1)
-    return json_response(diagnostics(job, rows[:MAX_EPOCHS_PER_ANSWER], since=since,
-                                     has_more=len(rows) > MAX_EPOCHS_PER_ANSWER))
+    return job, rows[:MAX_EPOCHS_PER_ANSWER], since, len(rows) > MAX_EPOCHS_PER_ANSWER
 
 
 @bp.get("/<job_id>/series")
