@@ -93,13 +93,8 @@ def fresh_postgres_url(postgres_server: pg_server.PostgresServer) -> Iterator[st
     name = f"test_{uuid.uuid4().hex[:12]}"
     _create_database(postgres_server, name)
     yield postgres_server.url(name)
-    engine = make_engine(postgres_server.url("postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            # FORCE: a test that failed may have left a connection open.
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    finally:
-        engine.dispose()
+    # FORCE: a test that failed may have left a connection open.
+    _outside_transaction(postgres_server, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -122,11 +117,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def _create_database(server: pg_server.PostgresServer, name: str) -> None:
-    """CREATE DATABASE outside a transaction (PostgreSQL refuses it inside one)."""
+    """CREATE DATABASE `name` on the server."""
+    _outside_transaction(server, f'CREATE DATABASE "{name}"')
+
+
+def _outside_transaction(server: pg_server.PostgresServer, sql: str) -> None:
+    """Run `sql` in autocommit mode (PostgreSQL refuses CREATE/DROP DATABASE in a transaction)."""
     engine = make_engine(server.url("postgres"), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(sql))
     finally:
         engine.dispose()
 
