@@ -7,6 +7,7 @@ comes from one numpy Generator whose state is in the checkpoint, so a run resume
 checkpoint ends bit-identical to one that never stopped (same machine, same thread count).
 """
 
+import dataclasses
 import json
 import math
 import time
@@ -147,9 +148,13 @@ class _MemberRun:
     epoch: int = 0
 
     @classmethod
-    def start(cls, problem: _Problem, optimizer, member: int) -> "_MemberRun":
+    def start(cls, problem: _Problem, optimizer, member: int,
+              warm_start: Model | None = None) -> "_MemberRun":
         seed = problem.spec.training.seed + member  # members differ only by seed
-        params = init_parameters(problem.network, seed)
+        if warm_start is None:
+            params = init_parameters(problem.network, seed)
+        else:  # member k continues from member k of the earlier model (cycling if it had fewer)
+            params = warm_start.members[member % len(warm_start.members)].copy()
         return cls(member, params, optimizer.init_state(params), _schedule_for(problem.spec),
                    np.random.default_rng(seed), params.copy(),
                    learning_rate=problem.spec.training.learning_rate)
@@ -174,16 +179,19 @@ class _MemberRun:
 
 
 def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
-        callbacks: Callbacks | None = None, resume: Checkpoint | None = None) -> FitResult:
+        callbacks: Callbacks | None = None, resume: Checkpoint | None = None,
+        warm_start: Model | None = None) -> FitResult:
     """Train one global model (an ensemble of `training.ensemble` seeds) on all `series`.
 
     `series` takes the shapes of data.as_series. Give either `horizon` (every other choice made
-    from the data) or a full `spec`. Raises SpecError or DataError for unusable input,
-    NonFiniteError if training diverges, and TrainingCancelled when callbacks.should_cancel()
-    says so.
+    from the data) or a full `spec`. `warm_start` continues from an earlier model's weights
+    (fresh optimizer state, scalers refitted on these series): the network must have its shape,
+    and the spec's open sizes are taken from it (no spec at all: the model's own spec). Raises
+    SpecError or DataError for unusable input, NonFiniteError if training diverges, and
+    TrainingCancelled when callbacks.should_cancel() says so.
     """
     callbacks = callbacks or Callbacks()
-    problem, named, scalers, scaled = _prepare(series, horizon, spec)
+    problem, named, scalers, scaled = _prepare(series, horizon, spec, warm_start)
     spec, network, val = problem.spec, problem.network, problem.val
     optimizer = make_optimizer(spec.training.optimizer, weight_decay=spec.training.weight_decay)
 
@@ -193,7 +201,7 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
         if resume is not None and resume.member == member:
             run = _MemberRun.resume(problem, resume)
         else:
-            run = _MemberRun.start(problem, optimizer, member)
+            run = _MemberRun.start(problem, optimizer, member, warm_start)
         _train_member(problem, optimizer, run, history, finished, callbacks)
         finished.append(run.best_params)
     best_epochs, stopped = _summary(history, spec.training.epochs)
@@ -207,16 +215,19 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     return FitResult(model, history, best_epochs, stopped, coverage)
 
 
-def resolved_spec(series, horizon: int | None = None,
-                  spec: TrainingSpec | None = None) -> TrainingSpec:
+def resolved_spec(series, horizon: int | None = None, spec: TrainingSpec | None = None,
+                  warm_start: Model | None = None) -> TrainingSpec:
     """The spec fit would train with on these series: every open choice made (cheap: no
     training). Raises what fit raises for unusable input."""
-    return _prepare(series, horizon, spec)[0].spec
+    return _prepare(series, horizon, spec, warm_start)[0].spec
 
 
-def _prepare(series, horizon: int | None, spec: TrainingSpec | None):
+def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
+             warm_start: Model | None = None):
     """Validate the input and build what training needs: (problem, named series, scalers,
     scaled series)."""
+    if warm_start is not None:
+        spec = _spec_from_warm_start(horizon, spec, warm_start)
     spec = _spec_for(horizon, spec)
     named = as_series(series)
     input_size = input_size_for(spec, min(len(values) for _, values in named))
@@ -234,7 +245,37 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None):
                           num_layers=spec.model.num_layers, nonlinearity=spec.model.nonlinearity,
                           dropout=spec.model.dropout,
                           output_size=spec.horizon * (1 + len(spec.quantiles or ())))
+    if warm_start is not None and _mismatch(network, warm_start.network):
+        raise SpecError([{"loc": ["warm_start"],
+                          "msg": _mismatch(network, warm_start.network)}])
     return _Problem(network, train, val, _loss_for(spec), spec), named, scalers, scaled
+
+
+def _spec_from_warm_start(horizon: int | None, spec: TrainingSpec | None,
+                          model: Model) -> TrainingSpec:
+    """The spec of a warm-started fit: the model's own when none is given; otherwise the
+    given one with its open sizes (hidden size, input window) taken from the model, so that
+    \"continue training\" needs no restating of the architecture."""
+    if spec is None:
+        return dataclasses.replace(model.spec, horizon=horizon or model.spec.horizon)
+    return dataclasses.replace(
+        spec,
+        model=dataclasses.replace(spec.model, hidden_size=spec.model.hidden_size
+                                  or model.network.hidden_size),
+        window=dataclasses.replace(spec.window, input_size=spec.window.input_size
+                                   or model.spec.window.input_size),
+    )
+
+
+def _mismatch(wanted: NetworkSpec, have: NetworkSpec) -> str:
+    """How this fit's network differs from the warm-start model's, in words ("" if not)."""
+    fields = ("cell", "input_size", "hidden_size", "num_layers", "nonlinearity", "output_size")
+    diffs = [f"{f} {getattr(wanted, f)!r} vs {getattr(have, f)!r}" for f in fields
+             if getattr(wanted, f) != getattr(have, f)]
+    if not diffs:
+        return ""
+    return (f"the warm-start model's network does not fit this spec ({'; '.join(diffs)}; "
+            "output_size is horizon x (1 + number of quantiles))")
 
 
 def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[EpochMetrics],
