@@ -34,6 +34,7 @@ from sqlalchemy.types import TypeDecorator
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
 FORECAST_STATUSES = ("queued", "running", "succeeded", "failed")
+SWEEP_STATUSES = ("running", "succeeded", "failed", "cancelled")
 
 # Deterministic constraint names, so that later migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -151,6 +152,19 @@ class Job(Base):
     epochs_done: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     epochs_total: Mapped[int | None] = mapped_column(Integer)  # known once the spec is resolved
     best_epoch: Mapped[int | None] = mapped_column(Integer)
+    # A sweep's trial is an ordinary job (claims, leases, reaper, fencing all apply) that knows
+    # its sweep; the sweep's progress is counted from these rows, never from broker callbacks.
+    sweep_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"), index=True
+    )
+    trial: Mapped[int | None] = mapped_column(Integer)  # 0-based index within its sweep
+    # The job whose model this one continued from. No foreign key: deleting that job later
+    # must not touch this one's history.
+    warm_start_job_id: Mapped[str | None] = mapped_column(String(36))
+    # What sweeps rank trials by: the mean CV MASE when cross-validated, else the mean of the
+    # members' best validation losses (lower is better).
+    score: Mapped[float | None] = mapped_column(Float)
+    cross_validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # per-window scores
 
 
 class Dataset(Base):
@@ -186,6 +200,9 @@ class EpochMetric(Base):
     learning_rate: Mapped[float] = mapped_column(Float)
     seconds: Mapped[float] = mapped_column(Float)
     grad_flow: Mapped[list[float] | None] = mapped_column(JSON)  # mean |dL/dh_t| per time step
+    # bptt.insight.epoch_insight: memory horizon, spectral radii, gate saturation, truncation
+    # fidelity, suggested clipping threshold
+    insight: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -217,6 +234,45 @@ class TrainedModel(Base):
     sha256: Mapped[str] = mapped_column(String(64))  # hex; served as the download's ETag
     model_card: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Sweep(Base):
+    """A search over job specs; its trials are jobs that point back at it."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'succeeded', 'failed', 'cancelled')",
+                        name="status"),
+        Index("ix_sweeps_tenant_id_created_at", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="running", server_default="running")
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)  # base spec, space, strategy, budget
+    metric: Mapped[str] = mapped_column(String(16))  # "val_loss" or "cv_mase"
+    trials_total: Mapped[int] = mapped_column(Integer)
+    # Set by whichever trial finishes last (see workers/sweeps.py); None until then.
+    best_job_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SeriesState(Base):
+    """What forecasting one training series needs, kept so that clients send only new values:
+    its recent raw values and, per ensemble member, the final hidden state after reading them
+    (bptt.state.SeriesState.to_bytes). `version` makes concurrent appends fail, not interleave."""
+
+    __tablename__ = "series_states"
+    __table_args__ = (UniqueConstraint("job_id", "series_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    series_id: Mapped[str] = mapped_column(String(128))
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    length: Mapped[int] = mapped_column(Integer)  # observations so far, training ones included
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ForecastBatch(Base):

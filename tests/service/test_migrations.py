@@ -17,7 +17,10 @@ TABLES = {
     "checkpoints",
     "models",
     "forecast_batches",
+    "sweeps",
+    "series_states",
 }
+HEAD = "0002"
 
 
 def table_names(url: str) -> set[str]:
@@ -42,7 +45,13 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
 
     upgrade(database_url)
     assert TABLES <= table_names(database_url)
+    assert current_revision(database_url) == HEAD
+
+    downgrade(database_url, "0001")  # one step: the newest revision's downgrade on its own
     assert current_revision(database_url) == "0001"
+    assert "sweeps" not in table_names(database_url)
+    upgrade(database_url)
+    assert current_revision(database_url) == HEAD
 
     downgrade(database_url, "base")
     assert table_names(database_url) & TABLES == set()
@@ -50,13 +59,13 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
 
     upgrade(database_url)
     assert TABLES <= table_names(database_url)
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == HEAD
 
 
 def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
     upgrade(database_url)
     upgrade(database_url)  # would fail with "table already exists" if the version were lost
-    assert current_revision(database_url) == "0001"
+    assert current_revision(database_url) == HEAD
 
 
 def test_models_match_the_migrations(database_url: str) -> None:
