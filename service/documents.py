@@ -136,6 +136,11 @@ def _job(job: Job, dataset: tuple[int, int] | None, latest: EpochMetric | None) 
         dataset=None if dataset is None else DatasetInfo(num_series=dataset[0],
                                                          num_points=dataset[1]),
         spec=job.spec,  # type: ignore[arg-type]
+        warm_start_job_id=job.warm_start_job_id,
+        sweep_id=job.sweep_id,
+        trial=job.trial,
+        score=job.score,
+        cross_validation=job.cross_validation,
     )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 import bptt
 
-from . import idempotency, params, queue, repository, validation
+from . import idempotency, params, queue, repository, validation, warm_start
 from .auth import authenticate, current_tenant_id
 from .bodies import read_body
 from .codec import decompress_json
@@ -48,7 +48,8 @@ def get_job(job_id: str, *, loc: list[str | int] | None = None) -> Job:
 def submit_job() -> Response:
     """Validate a job request completely, store job and dataset in one commit, wake a worker."""
     settings, session, tenant_id = current_settings(), get_session(), current_tenant_id()
-    body = read_body(query_fields=SPEC_FIELDS)
+    body = read_body(query_fields=SPEC_FIELDS | {warm_start.FIELD},
+                     raw_query=frozenset({warm_start.FIELD}))
     key = idempotency.key_from_header()
     if key is not None:
         # Before validation and quota: a retry of an accepted request must replay, even when
@@ -57,9 +58,12 @@ def submit_job() -> Response:
                                       request_hash=body.request_hash)
         if replayed is not None:
             return replayed
+    warm = warm_start.from_request(session, body.data, tenant_id=tenant_id)
     valid = validation.training_request(
-        body.data, settings, spec_loc=("query",) if body.is_csv else ()
+        warm.data if warm else body.data, settings, spec_loc=("query",) if body.is_csv else ()
     )
+    if warm is not None:
+        warm_start.check_fits(session, warm, valid.spec, valid.series)
     queued = repository.count_queued_jobs(session, tenant_id=tenant_id)
     if queued >= settings.max_queued_jobs_per_tenant:
         raise Problem(
@@ -80,6 +84,7 @@ def submit_job() -> Response:
             epochs_total=_epochs_total(valid.spec),
             idempotency_key=key,
             request_hash=body.request_hash,
+            warm_start_job_id=warm.job_id if warm else None,
         )
 
     result = idempotency.insert_once(session, insert, tenant_id=tenant_id, key=key,

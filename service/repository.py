@@ -124,6 +124,9 @@ def create_job(
     epochs_total: int | None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    warm_start_job_id: str | None = None,
+    sweep_id: str | None = None,
+    trial: int | None = None,
 ) -> Job:
     """Add a queued job and its dataset (flushed; the caller commits both at once)."""
     now = utcnow()
@@ -137,6 +140,9 @@ def create_job(
         epochs_total=epochs_total,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        warm_start_job_id=warm_start_job_id,
+        sweep_id=sweep_id,
+        trial=trial,
     )
     session.add(job)
     session.flush()  # the job row first: the dataset refers to it

@@ -51,6 +51,10 @@ def _job_request_model() -> type[BaseModel]:
     """The job request: `series` plus every field of bptt.TrainingSpec, generated from it."""
     hints = typing.get_type_hints(bptt.TrainingSpec)
     fields: dict[str, Any] = {"series": (list[SeriesIn], Field(min_length=1))}
+    fields["warm_start"] = (str | None, Field(
+        None, max_length=36,
+        description="A succeeded job to continue from: its weights start this training, and "
+                    "spec fields left out of this request are that job's."))
     for f in dataclasses.fields(bptt.TrainingSpec):
         if f.default is not dataclasses.MISSING:
             fields[f.name] = (hints[f.name], Field(f.default))
@@ -147,6 +151,14 @@ class JobOut(JobSummary):
     latest_metrics: EpochMetricsOut | None
     dataset: DatasetInfo | None
     spec: bptt.TrainingSpec
+    warm_start_job_id: str | None = Field(None, description="The job this one continued from.")
+    sweep_id: str | None = Field(None, description="The sweep this job is a trial of.")
+    trial: int | None = Field(None, description="0-based trial index within its sweep.")
+    score: float | None = Field(
+        None, description="What sweeps rank by (lower is better): mean cross-validation MASE "
+                          "when cross-validated, else the members' mean best validation loss.")
+    cross_validation: dict[str, Any] | None = Field(
+        None, description="Rolling-origin scores per window (bptt.CrossValidation.to_dict).")
 
 
 class JobList(ResponseModel):

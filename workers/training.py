@@ -23,7 +23,7 @@ from bptt.errors import NonFiniteError
 from bptt.trainer import resolved_spec
 from service import queue
 from service.codec import decompress_json
-from service.models import Checkpoint, Dataset, Job
+from service.models import Checkpoint, Dataset, Job, TrainedModel
 from service.settings import Settings
 
 from . import jobs
@@ -113,6 +113,10 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
             return "not claimed"
         job = session.get(Job, job_id)
         spec_data, tenant_id = job.spec, job.tenant_id
+        warm_from = job.warm_start_job_id
+        warm_bytes = (session.scalar(select(TrainedModel.weights)
+                                     .where(TrainedModel.job_id == warm_from))
+                      if warm_from else None)
         series = decompress_json(session.scalar(
             select(Dataset.series_zlib).where(Dataset.job_id == job_id)))
         saved = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job_id))
@@ -121,24 +125,30 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
     context = {"job_id": job_id, "tenant_id": tenant_id, "attempt": claim.attempt}
     log.info("job %s: attempt %d claimed by %s, resuming after epoch %d", job_id,
              claim.attempt, owner, epochs_done, extra=context)
+    if warm_from and warm_bytes is None:
+        _end(sessions, claim, "failed", f"invalid job: the model of job {warm_from} that it "
+                                        "continues from no longer exists")
+        return "invalid"
+    warm = bptt.Model.from_bytes(warm_bytes) if warm_bytes else None
     with Heartbeat(sessions, claim, settings.lease_seconds) as heartbeat:
         try:
             return _train(sessions, settings, claim, heartbeat, spec_data, series, resume,
-                          epochs_done)
+                          epochs_done, warm)
         except LeaseLost:
             return "lease lost"
 
 
 def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, spec_data: dict,
-           series, resume, epochs_done: int) -> str:
+           series, resume, epochs_done: int, warm: bptt.Model | None) -> str:
     """The fit itself and the job's ending; LeaseLost propagates to the caller."""
     try:
         spec = bptt.TrainingSpec.from_dict(spec_data)
         spec = _with_threads(spec, settings.train_threads)
-        plan = resolved_spec(series, spec=spec)
+        plan = resolved_spec(series, spec=spec, warm_start=warm)
         total = plan.training.epochs * plan.training.ensemble
         callbacks = JobCallbacks(sessions, claim, heartbeat, epochs_done, total)
-        result = bptt.fit(series, spec=spec, callbacks=callbacks.as_bptt(), resume=resume)
+        result = bptt.fit(series, spec=spec, callbacks=callbacks.as_bptt(), resume=resume,
+                          warm_start=warm)
     except bptt.TrainingCancelled:
         if heartbeat.lost.is_set():
             raise LeaseLost(claim.job_id) from None
