@@ -35,6 +35,7 @@ import numpy as np
 from statsmodels.datasets import co2, elnino, macrodata, nile, sunspots
 
 import bptt
+from bptt.scores import mase, smape
 
 try:
     from statsforecast.models import AutoETS
@@ -228,21 +229,6 @@ def fit_bptt(train: dict[str, np.ndarray], h: int, m: int) -> tuple[list[dict], 
     seconds = time.perf_counter() - start
     note = f"{len(result.stopped)} members; best epochs {result.best_epochs}; {result.stopped}"
     return bptt.forecast(result.model), seconds, note
-
-
-def mase(actual: np.ndarray, fc: np.ndarray, train: np.ndarray, m: int) -> float:
-    """Mean absolute error over the training part's mean absolute seasonal-naive error."""
-    lag = max(m, 1)
-    scale = np.mean(np.abs(train[lag:] - train[:-lag]))
-    return float(np.mean(np.abs(actual - fc)) / scale) if scale > 0 else math.nan
-
-
-def smape(actual: np.ndarray, fc: np.ndarray) -> float:
-    """Symmetric MAPE in percent; terms with |y| + |f| = 0 count as 0."""
-    denominator = np.abs(actual) + np.abs(fc)
-    ratio = np.divide(np.abs(actual - fc), denominator, out=np.zeros_like(denominator),
-                      where=denominator > 0)
-    return float(200 * np.mean(ratio))
 
 
 def evaluate(dataset: Dataset) -> DatasetResult:

@@ -1,6 +1,7 @@
 """bptt: recurrent networks trained by backpropagation through time, compiled with Numba."""
 
 from .backprop import Gradients, loss_and_gradients
+from .backtest import cross_validate
 from .forecasting import forecast
 from .forward import LayerState, dropout_masks, predict, zero_states
 from .losses import make_loss
@@ -19,6 +20,7 @@ __all__ = [
     "SpecError",
     "TrainingCancelled",
     "TrainingSpec",
+    "cross_validate",
     "fit",
     "forecast",
     "Gradients",

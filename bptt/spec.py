@@ -78,6 +78,15 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class CrossValidationConfig:
+    """Rolling-origin backtesting (bptt.backtest.cross_validate): `windows` forecast origins,
+    `step` points apart, the last one `horizon` points before each series' end."""
+
+    windows: int = 3  # 1..20
+    step: int | None = None  # None: the horizon (test windows side by side)
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     """Everything a fit needs besides the series themselves."""
 
@@ -89,6 +98,7 @@ class TrainingSpec:
     model: ModelConfig = field(default_factory=ModelConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    cross_validation: CrossValidationConfig | None = None  # None: no backtest asked for
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainingSpec":
@@ -162,6 +172,12 @@ class TrainingSpec:
         check(0 <= t.seed < 2**63, ["training", "seed"], "must be a non-negative integer")
         check(1 <= t.threads <= 256, ["training", "threads"], "must be between 1 and 256")
         check(1 <= t.ensemble <= 100, ["training", "ensemble"], "must be between 1 and 100")
+        cv = self.cross_validation
+        if cv is not None:
+            check(1 <= cv.windows <= 20, ["cross_validation", "windows"],
+                  "must be between 1 and 20")
+            check(cv.step is None or cv.step >= 1, ["cross_validation", "step"],
+                  "must be at least 1 or null")
         return out
 
 

@@ -59,3 +59,37 @@ def test_default_window_follows_the_rule_and_the_data():
     assert resolved.season_length == 12 and resolved.model.hidden_size == 32
     assert resolved.training.epochs == 300 and resolved.training.learning_rate == 3e-3
     assert resolve(spec, 24, train_windows=40_000).training.epochs == 30
+
+
+def test_cross_validation_is_off_by_default_and_round_trips():
+    from bptt.spec import CrossValidationConfig
+
+    assert TrainingSpec(horizon=6).cross_validation is None
+    assert TrainingSpec(horizon=6).to_dict()["cross_validation"] is None
+    spec = TrainingSpec.from_dict({"horizon": 6, "cross_validation": {"windows": 5, "step": 2}})
+    assert spec.cross_validation == CrossValidationConfig(windows=5, step=2)
+    assert spec.to_dict()["cross_validation"] == {"windows": 5, "step": 2}
+    assert TrainingSpec.from_dict(spec.to_dict()) == spec
+    defaults = TrainingSpec.from_dict({"horizon": 6, "cross_validation": {}}).cross_validation
+    assert defaults == CrossValidationConfig() and (defaults.windows, defaults.step) == (3, None)
+    assert TrainingSpec.from_dict({"horizon": 6, "cross_validation": None}).cross_validation is None
+    limits = {"windows": 20, "step": 1}
+    assert TrainingSpec.from_dict({"horizon": 6, "cross_validation": limits}).problems() == []
+
+
+@pytest.mark.parametrize("cv,loc", [
+    ({"windows": 0}, ["cross_validation", "windows"]),
+    ({"windows": 21}, ["cross_validation", "windows"]),
+    ({"windows": "3"}, ["cross_validation", "windows"]),
+    ({"windows": 2.0}, ["cross_validation", "windows"]),
+    ({"windows": True}, ["cross_validation", "windows"]),
+    ({"step": 0}, ["cross_validation", "step"]),
+    ({"step": -6}, ["cross_validation", "step"]),
+    ({"step": 1.5}, ["cross_validation", "step"]),
+    ({"folds": 3}, ["cross_validation", "folds"]),
+    ([3], ["cross_validation"]),
+])
+def test_bad_cross_validation_names_the_field(cv, loc):
+    with pytest.raises(SpecError) as info:
+        TrainingSpec.from_dict({"horizon": 6, "cross_validation": cv})
+    assert [e["loc"] for e in info.value.errors] == [loc]
