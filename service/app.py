@@ -5,7 +5,19 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import dashboard, docs, errors, extensions, forecasts, health, jobs, logs, metrics, openapi
+from . import (
+    dashboard,
+    docs,
+    errors,
+    extensions,
+    forecasts,
+    health,
+    jobs,
+    logs,
+    metrics,
+    openapi,
+    sweeps,
+)
 from .settings import Settings
 
 
@@ -26,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(forecasts.bp)
+    app.register_blueprint(sweeps.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(dashboard.bp)

@@ -24,12 +24,14 @@ from .forecasting import load_model, run_forecast
 from .jobs import get_job
 from .models import ForecastBatch
 from .schemas import ForecastResult
+from .sweeps import get_sweep
 
 bp = Blueprint("forecasts", __name__, url_prefix="/v1/forecasts")
 bp.before_request(authenticate)
 log = logging.getLogger(__name__)
 
-REQUEST_FIELDS = frozenset({"job_id", "horizon", "quantiles"})  # with a CSV body, in the query
+# with a CSV body, these come in the query
+REQUEST_FIELDS = frozenset({"job_id", "sweep_id", "horizon", "quantiles"})
 CSV = "text/csv"
 
 
@@ -47,10 +49,14 @@ def get_batch(batch_id: str) -> ForecastBatch:
 def create_forecasts() -> Response:
     """Answer small requests at once (200); store larger ones as a batch for a worker (202)."""
     settings, session = current_settings(), get_session()
-    body = read_body(query_fields=REQUEST_FIELDS, raw_query=frozenset({"job_id"}))
+    body = read_body(query_fields=REQUEST_FIELDS, raw_query=frozenset({"job_id", "sweep_id"}))
     wanted = validation.forecast_request(body.data, settings, from_query=body.is_csv)
     job_loc: list[str | int] = ["query", "job_id"] if body.is_csv else ["job_id"]
-    job = get_job(wanted.job_id, loc=job_loc)
+    if wanted.sweep_id is not None:
+        job_loc[-1] = "sweep_id"
+        job = get_job(_best_trial(wanted.sweep_id, job_loc), loc=job_loc)
+    else:
+        job = get_job(wanted.job_id or "", loc=job_loc)
     if job.status != "succeeded":
         raise Problem(
             f"The job is {job.status}; forecasts need a job that has succeeded.",
@@ -77,6 +83,16 @@ def create_forecasts() -> Response:
     except DataError as exc:  # checked above; this is the engine's word if a rule slipped by
         raise ValidationProblem([{"loc": exc.loc, "msg": exc.msg}]) from None
     return _answer(document)
+
+
+def _best_trial(sweep_id: str, loc: list[str | int]) -> str:
+    """The best trial's job id of a finished sweep; 404 for an unknown sweep, 409 before."""
+    sweep = get_sweep(sweep_id, loc=loc)
+    if sweep.best_job_id is None:
+        state = "running" if sweep.finished_at is None else f"{sweep.status} without a model"
+        raise Problem(f"The sweep is {state}; forecasts need its best trial.", status=409,
+                      errors=[{"loc": loc, "msg": f"sweep is {state}"}])
+    return sweep.best_job_id
 
 
 @bp.get("/<batch_id>")

@@ -24,7 +24,14 @@ from .errors import PROBLEM_JSON
 from .extensions import current_settings
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .models import JOB_STATUSES
-from .schemas import REQUEST_MODELS, RESPONSE_MODELS, ForecastRequest, JobRequest, ProblemOut
+from .schemas import (
+    REQUEST_MODELS,
+    RESPONSE_MODELS,
+    ForecastRequest,
+    JobRequest,
+    ProblemOut,
+    SweepRequest,
+)
 from .settings import Settings
 from .validation import MAX_LAYERS, MAX_QUANTILES
 
@@ -59,6 +66,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     parameters: tuple[dict[str, Any], ...] = ()
     body: type[BaseModel] | None = None  # JSON body (also accepted as CSV + query)
+    csv: bool = True  # whether the body may also be CSV with the other fields in the query
     secured: bool = True
     description: str = field(default="")
 
@@ -78,6 +86,7 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str,
 
 
 JOB_ID = _param("job_id", "path", {"type": "string"}, "The job's id.")
+SWEEP_ID = _param("sweep_id", "path", {"type": "string"}, "The sweep's id.")
 LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type": "string"}}}
 SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
                                   "default": 0},
@@ -158,13 +167,35 @@ OPERATIONS: tuple[Operation, ...] = (
                202: _json("ForecastBatchOut", "Stored as a batch (large requests).",
                           headers=LOCATION)},
               errors=(400, 401, 404, 409, 413, 415, 422), body=ForecastRequest,
-              description="With a text/csv body, job_id, horizon and quantiles are query "
-                          "parameters."),
+              description="With a text/csv body, job_id (or sweep_id), horizon and quantiles "
+                          "are query parameters."),
     Operation("get", "/v1/forecasts/{batch_id}", "show_forecast_batch", "A forecast batch",
               "forecasts",
               {200: _json("ForecastBatchOut", "Its status, and forecasts once succeeded.")},
               errors=(401, 404),
               parameters=(_param("batch_id", "path", {"type": "string"}, "The batch's id."),)),
+    Operation("post", "/v1/sweeps", "create_sweep", "Start a hyperparameter sweep", "sweeps",
+              {202: _json("SweepOut", "Accepted: every trial is a queued job.",
+                          headers=LOCATION)},
+              errors=(400, 401, 413, 415, 422, 429), body=SweepRequest, csv=False,
+              description="The base job is checked as POST /v1/jobs checks one, then every "
+                          "trial's spec; nothing is stored unless all pass."),
+    Operation("get", "/v1/sweeps", "list_sweeps", "List the tenant's sweeps, newest first",
+              "sweeps", {200: _json("SweepList", "A page of sweeps (without trials).")},
+              errors=(401, 422),
+              parameters=(_param("limit", "query", {"type": "integer", "minimum": 1,
+                                                    "maximum": 100, "default": 20},
+                                 "Sweeps per page."),
+                          _param("cursor", "query", {"type": "string"},
+                                 "`next_cursor` of the previous page."))),
+    Operation("get", "/v1/sweeps/{sweep_id}", "show_sweep", "A sweep, its trials and the best",
+              "sweeps", {200: _json("SweepOut", "The sweep.")}, errors=(401, 404),
+              parameters=(SWEEP_ID,)),
+    Operation("post", "/v1/sweeps/{sweep_id}/cancel", "cancel_sweep",
+              "Cancel a sweep and its trials", "sweeps",
+              {200: _json("SweepOut", "Cancelled; no trial was running."),
+               202: _json("SweepOut", "Cancelled; running trials stop within an epoch.")},
+              errors=(401, 404, 409), parameters=(SWEEP_ID,)),
     Operation("get", "/metrics", "metrics", "Operators' metrics (Prometheus text format)",
               "health",
               {200: {"description": "Jobs by status, queue depth, recent epoch durations, "
@@ -215,7 +246,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
                  "description": _limits_text(settings)},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": name} for name in ("jobs", "forecasts", "health", "meta")],
+        "tags": [{"name": name} for name in ("jobs", "sweeps", "forecasts", "health", "meta")],
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -234,10 +265,11 @@ def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]
         out["description"] = op.description
     parameters = list(op.parameters)
     if op.body is not None:
-        out["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": refs[(op.body, "validation")]},
-            "text/csv": {"schema": CSV_BODY}}}
-        parameters += _csv_query_parameters(op.body)
+        content = {"application/json": {"schema": refs[(op.body, "validation")]}}
+        if op.csv:
+            content["text/csv"] = {"schema": CSV_BODY}
+            parameters += _csv_query_parameters(op.body)
+        out["requestBody"] = {"required": True, "content": content}
     if parameters:
         out["parameters"] = parameters
     responses = {str(status): answer for status, answer in op.responses.items()}
@@ -265,6 +297,10 @@ def _spec_leaves(cls: type, prefix: str) -> list[tuple[str, Any]]:
     leaves = []
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
+        # an optional nested config (cross_validation) is dotted like a required one
+        nested = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
+        if nested:
+            hint = nested[0]
         if dataclasses.is_dataclass(hint):
             leaves += _spec_leaves(hint, f"{prefix}{f.name}.")  # type: ignore[arg-type]
         else:
@@ -284,7 +320,8 @@ def _query_param(name: str, hint: Any, required: bool = False) -> dict[str, Any]
 
 def _constrain_spec(schemas: dict[str, Any], settings: Settings) -> None:
     """Write the engine's choices and the service's limits into the generated spec schemas."""
-    for name in ("TrainingSpec", "ModelConfig", "WindowConfig", "TrainingConfig", "ClipConfig"):
+    for name in ("TrainingSpec", "ModelConfig", "WindowConfig", "TrainingConfig", "ClipConfig",
+                 "CrossValidationConfig"):
         schemas[name]["additionalProperties"] = False  # TrainingSpec.from_dict refuses extras
     rules: dict[tuple[str, str], dict[str, Any]] = {
         ("horizon", ""): {"minimum": 1, "maximum": settings.max_horizon},
@@ -298,6 +335,8 @@ def _constrain_spec(schemas: dict[str, Any], settings: Settings) -> None:
         ("optimizer", "TrainingConfig"): {"enum": list(OPTIMIZERS)},
         ("schedule", "TrainingConfig"): {"enum": list(SCHEDULES)},
         ("loss", "TrainingConfig"): {"enum": list(TRAINING_LOSSES)},
+        ("windows", "CrossValidationConfig"): {"minimum": 1, "maximum": 20},
+        ("step", "CrossValidationConfig"): {"minimum": 1},
     }
     for (prop, owner), keywords in rules.items():
         for name in (owner,) if owner else ("TrainingSpec", "JobRequest"):

@@ -186,8 +186,9 @@ def job_by_idempotency_key(session: Session, *, tenant_id: int, key: str) -> Job
 
 
 def count_queued_jobs(session: Session, *, tenant_id: int) -> int:
-    """How many of the tenant's jobs wait for a worker."""
-    query = select(func.count()).where(Job.tenant_id == tenant_id, Job.status == "queued")
+    """How many of the tenant's jobs wait for a worker (sweep trials have their own limits)."""
+    query = select(func.count()).where(Job.tenant_id == tenant_id, Job.status == "queued",
+                                       Job.sweep_id.is_(None))
     return session.scalar(query.select_from(Job)) or 0
 
 

@@ -17,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 import bptt
 
-from .models import FORECAST_STATUSES, JOB_STATUSES
+from .models import FORECAST_STATUSES, JOB_STATUSES, SWEEP_STATUSES
 
 JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
 ForecastStatus = Literal[FORECAST_STATUSES]  # type: ignore[valid-type]
+SweepStatus = Literal[SWEEP_STATUSES]  # type: ignore[valid-type]
 # Finite numbers only: NaN and Infinity are not JSON, and a gap is spelled null.
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Value = Number | None
@@ -76,9 +77,12 @@ JobRequest = _job_request_model()
 
 
 class ForecastRequest(StrictModel):
-    """Forecasts from a succeeded job's model; without `series`, of its training series."""
+    """Forecasts from a succeeded job's model (or a finished sweep's best trial); without
+    `series`, of its training series. Give exactly one of job_id and sweep_id."""
 
-    job_id: str = Field(min_length=1, max_length=36)
+    job_id: str | None = Field(None, min_length=1, max_length=36)
+    sweep_id: str | None = Field(None, min_length=1, max_length=36,
+                                 description="Forecast with the sweep's best trial's model.")
     series: list[SeriesIn] | None = Field(None, min_length=1)
     horizon: int | None = Field(None, ge=1, description="Default: the model's horizon.")
     quantiles: list[Number] | None = Field(None, description="Default: all trained quantiles.")
@@ -257,6 +261,65 @@ class ForecastBatchOut(ResponseModel):
     result: ForecastResult | None
 
 
+class SweepRequest(StrictModel):
+    """A search over job specs: each trial is a training job on the same series."""
+
+    job: dict[str, Any] = Field(description="The base job request, exactly as POST /v1/jobs "
+                                            "takes it (JobRequest): series and spec.")
+    space: dict[str, Any] = Field(
+        min_length=1, max_length=20,
+        description="Dotted spec paths to a list of values, or (random search) to "
+                    '{"uniform" | "log_uniform" | "int_uniform": [low, high]}, e.g. '
+                    '{"model.hidden_size": [16, 32], "training.learning_rate": '
+                    '{"log_uniform": [0.001, 0.01]}}.')
+    strategy: Literal["grid", "random"] = "random"
+    budget: int = Field(8, ge=1, description="Trials of a random search; the most a grid may "
+                                             "have.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random search draws from this seed.")
+    metric: Literal["val_loss", "cv_mase"] = Field(
+        "val_loss", description="What picks the best trial (lower is better): the members' "
+                                "mean best validation loss, or the mean MASE of the job's "
+                                "cross-validation (then `job` must ask for cross_validation).")
+
+
+class TrialOut(ResponseModel):
+    """One trial of a sweep: its job, the settings it tried and how it scored."""
+
+    job_id: str
+    trial: int
+    settings: dict[str, Any]
+    status: JobStatus
+    score: float | None
+    progress: Progress
+    error: str | None
+
+
+class SweepOut(ResponseModel):
+    """A sweep, its trials and, once they have all finished, the best of them."""
+
+    id: str
+    status: SweepStatus
+    created_at: datetime
+    finished_at: datetime | None
+    strategy: str
+    budget: int
+    metric: str
+    space: dict[str, Any]
+    trials_total: int
+    trials_finished: int
+    best_job_id: str | None = Field(description="Set when the sweep has finished; "
+                                                "POST /v1/forecasts with sweep_id uses it.")
+    best_score: float | None
+    trials: list[TrialOut]
+
+
+class SweepList(ResponseModel):
+    """A page of sweeps (without their trials), newest first."""
+
+    sweeps: list[SweepOut]
+    next_cursor: str | None
+
+
 class Health(ResponseModel):
     """A probe's answer."""
 
@@ -264,7 +327,7 @@ class Health(ResponseModel):
     checks: dict[str, str] | None = None
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobRequest, ForecastRequest)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobRequest, ForecastRequest, SweepRequest)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     ProblemOut,
     JobOut,
@@ -274,5 +337,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     SeriesPage,
     ForecastResult,
     ForecastBatchOut,
+    SweepOut,
+    SweepList,
     Health,
 )

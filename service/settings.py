@@ -17,6 +17,8 @@ file, so nothing needs installing. Production overrides the URLs (PostgreSQL, Re
 | BPTT_MAX_EPOCHS | 1000 |
 | BPTT_MAX_HORIZON | 512 |
 | BPTT_MAX_QUEUED_JOBS_PER_TENANT | 20 |
+| BPTT_MAX_SWEEP_TRIALS | 64 |
+| BPTT_MAX_RUNNING_SWEEPS_PER_TENANT | 2 |
 | BPTT_SYNC_FORECAST_MAX_SERIES | 100 |
 | BPTT_LEASE_SECONDS | 60 |
 | BPTT_REAPER_INTERVAL_SECONDS | 10 |
@@ -63,6 +65,10 @@ class Settings:
     max_horizon: int = 512  # steps forecast at once (the dense head's width)
     # Jobs a tenant may have queued at once; one more answers 429 so nobody floods the workers.
     max_queued_jobs_per_tenant: int = 20
+    # A sweep's trials are jobs but count against these instead of the queued-jobs quota (a
+    # sweep queues all its trials at once by design).
+    max_sweep_trials: int = 64
+    max_running_sweeps_per_tenant: int = 2
     # Forecast requests up to this many series are answered in the request; larger ones become an
     # asynchronous forecast batch (202) so a request never holds a web worker for long.
     sync_forecast_max_series: int = 100

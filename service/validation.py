@@ -67,6 +67,26 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
     )
 
 
+def trial_spec(data: dict[str, Any], series: list[dict[str, Any]], settings: Settings
+               ) -> tuple[bptt.TrainingSpec | None, list[dict[str, Any]]]:
+    """A sweep trial's spec (a job request's spec with the trial's settings applied) checked
+    as POST /v1/jobs checks one: (spec, []) or (None, errors located in the spec)."""
+    try:
+        spec = bptt.TrainingSpec.from_dict(data)
+    except bptt.SpecError as exc:
+        return None, exc.errors
+    errors = _spec_limits(spec, settings, ())
+    if not errors:
+        shortest = min(len(s["values"]) for s in series)
+        window = input_size_for(spec, shortest)
+        if shortest < window + spec.horizon:
+            errors.append({"loc": ["window", "input_size"],
+                           "msg": f"input window {window} + horizon {spec.horizon} needs "
+                                  f"series of {window + spec.horizon} points; the shortest "
+                                  f"has {shortest}"})
+    return (None, errors) if errors else (spec, [])
+
+
 def forecast_request(data: Any, settings: Settings, *, from_query: bool = False
                      ) -> ForecastRequest:
     """Validate a forecast request's types and limits (the model's own checks come later)."""
@@ -84,6 +104,9 @@ def forecast_request(data: Any, settings: Settings, *, from_query: bool = False
             errors += pydantic_errors(exc)
         else:
             errors += _forecast_limits(request, settings)
+            if (request.job_id is None) == (request.sweep_id is None):
+                errors.append({"loc": ["job_id"], "msg": "give exactly one of job_id and "
+                                                         "sweep_id"})
     if errors or request is None:
         if from_query:  # with a CSV body, everything but the series came from the query
             errors = [e if e["loc"][:1] in (["series"], ["body"]) else

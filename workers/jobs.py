@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from service import sweep_progress
 from service.models import Checkpoint, Job, TrainedModel, utcnow
 from service.repository import upsert_epoch_metrics
 
@@ -115,20 +116,31 @@ def record_epoch(session: Session, claim: Claim, *, epoch: int, epochs_total: in
 
 
 def succeed(session: Session, claim: Claim, *, weights: bytes, sha256: str,
-            model_card: dict[str, Any], best_epoch: int | None) -> None:
-    """Store the final model and end the job succeeded."""
+            model_card: dict[str, Any], best_epoch: int | None, score: float | None = None,
+            cross_validation: dict[str, Any] | None = None) -> None:
+    """Store the final model and end the job succeeded (settling its sweep if it is a trial)."""
     _fence(session, claim, status="succeeded", finished_at=utcnow(), best_epoch=best_epoch,
-           lease_owner=None, lease_expires_at=None, error=None)
+           lease_owner=None, lease_expires_at=None, error=None, score=score,
+           cross_validation=cross_validation)
     session.add(TrainedModel(job_id=claim.job_id, weights=weights, sha256=sha256,
                              model_card=model_card))
+    _settle_sweep(session, claim.job_id)
     session.commit()
 
 
 def end(session: Session, claim: Claim, *, status: str, error: str | None = None) -> None:
-    """End the job failed or cancelled, with the reason."""
+    """End the job failed or cancelled, with the reason (settling its sweep if a trial)."""
     _fence(session, claim, status=status, finished_at=utcnow(), error=error,
            lease_owner=None, lease_expires_at=None)
+    _settle_sweep(session, claim.job_id)
     session.commit()
+
+
+def _settle_sweep(session: Session, job_id: str) -> None:
+    """In the transaction that ends a trial: finish its sweep if this was the last trial."""
+    sweep_id = session.scalar(select(Job.sweep_id).where(Job.id == job_id))
+    if sweep_id is not None:
+        sweep_progress.settle(session, sweep_id)
 
 
 def release(session: Session, claim: Claim, *, error: str) -> None:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import queue
+from service import queue, sweep_progress
 from service.models import ForecastBatch, Job, utcnow
 from service.settings import Settings
 
@@ -57,11 +57,20 @@ def stale_batches(session: Session, settings: Settings) -> list[str]:
         ForecastBatch.status == "queued", ForecastBatch.created_at < cutoff).limit(1000)))
 
 
+def settle_sweeps(session: Session) -> list[str]:
+    """Finish sweeps whose trials have all finished but that nobody settled (a trial cancelled
+    while queued ends without a worker; see service.sweep_progress)."""
+    settled = [s for s in sweep_progress.unsettled(session) if sweep_progress.settle(session, s)]
+    session.commit()
+    return settled
+
+
 def reap_once(sessions: sessionmaker[Session], settings: Settings) -> list[str]:
     """One sweep, then a wake-up for every job and forecast batch it found."""
     with sessions() as session:
         ids = sweep(session, settings)
         batches = stale_batches(session, settings)
+        settle_sweeps(session)
     for job_id in ids:
         queue.wake(settings, queue.TRAIN_TASK, job_id)
     for batch_id in batches:

@@ -175,7 +175,8 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, spe
     weights = result.model.to_bytes()
     with sessions() as session:
         jobs.succeed(session, claim, weights=weights, sha256=hashlib.sha256(weights).hexdigest(),
-                     model_card=result.model.card(), best_epoch=_global_best(result))
+                     model_card=result.model.card(), best_epoch=_global_best(result),
+                     score=_score(result))
     return "succeeded"
 
 
@@ -184,6 +185,16 @@ def _global_best(result: bptt.FitResult) -> int:
     members in order, as JobCallbacks numbers them)."""
     return next(i for i, m in enumerate(result.history, start=1)
                 if m.member == 0 and m.epoch == result.best_epochs[0])
+
+
+def _score(result: bptt.FitResult) -> float | None:
+    """What sweeps rank this job by: the mean over members of each member's best monitored
+    loss (validation, or training without validation windows)."""
+    best: dict[int, float] = {}
+    for m in result.history:
+        loss = m.val_loss if m.val_loss is not None else m.train_loss
+        best[m.member] = min(best.get(m.member, loss), loss)
+    return sum(best.values()) / len(best) if best else None
 
 
 def _with_threads(spec: bptt.TrainingSpec, threads: int) -> bptt.TrainingSpec:
