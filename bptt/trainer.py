@@ -20,6 +20,7 @@ from .clipping import ClipSpec
 from .data import DataError, Windows, as_series, fit_scalers, interpolate_gaps, make_windows
 from .defaults import input_size_for, resolve
 from .forward import dropout_masks, predict
+from .insight import epoch_insight
 from .losses import MAE, MSE, Huber, MeanAndQuantiles
 from .model import Model
 from .network import NetworkSpec, init_parameters
@@ -48,6 +49,8 @@ class EpochMetrics:
     seconds: float
     grad_flow: list[float] = field(default_factory=list)  # mean |dL/dh_t| per input step, top layer
     member: int = 0  # which ensemble member (0-based)
+    # bptt.insight.epoch_insight on a fixed sample of training windows, when Callbacks.insight
+    insight: dict | None = None
 
 
 @dataclass
@@ -58,6 +61,9 @@ class Callbacks:
     on_epoch: Callable[[EpochMetrics], None] | None = None
     on_checkpoint: Callable[["Checkpoint"], None] | None = None
     should_cancel: Callable[[], bool] | None = None
+    # Compute EpochMetrics.insight after each epoch (one extra forward, and for truncated BPTT
+    # two extra gradients, on INSIGHT_SAMPLE windows): what the service's diagnostics show.
+    insight: bool = False
 
 
 @dataclass
@@ -285,7 +291,9 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
     clip = ClipSpec(t.clip.max_norm, t.clip.max_value)
     train, rng = problem.train, run.rng
     updates = run.epoch * math.ceil(len(train) / t.batch_size)
-    while run.epoch < t.epochs:
+    patience = t.early_stopping_patience
+    # (checked first too: a run resumed from its early-stopping epoch's checkpoint is done)
+    while run.epoch < t.epochs and not (patience and run.bad_epochs >= patience):
         run.epoch += 1
         began = time.perf_counter()
         losses, norms, clipped, flows = [], [], 0, []
@@ -314,18 +322,34 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
             run.best_epoch, run.bad_epochs = run.epoch, 0
         else:
             run.bad_epochs += 1
+        flow = np.mean(flows, axis=0)
         metrics = EpochMetrics(run.epoch, float(np.mean(losses)), val_loss, float(np.mean(norms)),
                                float(np.max(norms)), clipped / len(norms), run.learning_rate,
-                               time.perf_counter() - began, np.mean(flows, axis=0).tolist(),
-                               run.member)
+                               time.perf_counter() - began, flow.tolist(), run.member,
+                               _insight(problem, run.params, flow, norms)
+                               if callbacks.insight else None)
         history.append(metrics)
         run.learning_rate = run.schedule.next(monitored)
         if callbacks.on_epoch:
             callbacks.on_epoch(metrics)
         if callbacks.on_checkpoint:
             callbacks.on_checkpoint(run.checkpoint(history, finished))
-        if t.early_stopping_patience and run.bad_epochs >= t.early_stopping_patience:
-            return
+
+
+INSIGHT_SAMPLE = 64  # training windows the insight diagnostics look at
+
+
+def _insight(problem: _Problem, params: np.ndarray, flow: np.ndarray, norms: list[float]) -> dict:
+    """The epoch's BPTT insight on a fixed, evenly spread sample of training windows (fixed so
+    that epochs compare, and drawn without the run's generator so that training is unchanged).
+    The clipping suggestion follows AutoClip over this epoch's pre-clip norms."""
+    train = problem.train
+    picks = np.unique(np.linspace(0, len(train) - 1, min(INSIGHT_SAMPLE, len(train))).astype(int))
+    sample = train.take(picks)
+    x = np.ascontiguousarray(sample.x.transpose(1, 0, 2))
+    return epoch_insight(problem.network, params, x, sample.y[None], problem.loss,
+                         grad_flow=flow, norm_history=norms,
+                         truncate=problem.spec.training.truncate)
 
 
 def _summary(history: list[EpochMetrics], budget: int) -> tuple[list[int], list[str]]:

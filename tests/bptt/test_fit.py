@@ -90,6 +90,19 @@ def test_resume_from_a_checkpoint_ends_bit_identical(member, epoch):
     assert whole.best_epochs == resumed.best_epochs and whole.stopped == resumed.stopped
 
 
+def test_resume_from_an_early_stopped_members_last_checkpoint_trains_no_extra_epoch():
+    spec = _spec(epochs=300, early_stopping_patience=2, learning_rate=0.05, ensemble=2)
+    saved = {}
+    whole = bptt.fit(_series(), spec=spec, callbacks=Callbacks(
+        on_checkpoint=lambda c: saved.__setitem__((c.member, c.epoch), c.to_bytes())))
+    assert whole.stopped[0] == "early_stopping"
+    last = max(epoch for member, epoch in saved if member == 0)
+    resumed = bptt.fit(_series(), spec=spec, resume=Checkpoint.from_bytes(saved[(0, last)]))
+    assert [(m.member, m.epoch) for m in resumed.history] == [
+        (m.member, m.epoch) for m in whole.history]
+    assert np.array_equal(whole.model.members, resumed.model.members)
+
+
 def test_cancel_stops_within_the_epoch():
     calls = {"n": 0}
     epochs = []

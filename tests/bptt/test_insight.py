@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+import bptt
 from bptt import NetworkSpec, init_parameters, loss_and_gradients, make_loss
 from bptt.insight import (
     epoch_insight,
@@ -267,3 +268,24 @@ def test_epoch_insight_skips_the_cosine_without_truncation():
         assert insight["memory_threshold"] == 0.05
         assert insight["suggested_max_norm"] is None
         assert _plain(insight)
+
+
+def test_fit_reports_insight_per_epoch_without_changing_the_training():
+    rng = np.random.default_rng(3)
+    t = np.arange(150)
+    series = {f"s{i}": np.sin(2 * np.pi * t / 12 + i) + rng.normal(0, 0.1, t.size)
+              for i in range(3)}
+    spec = bptt.TrainingSpec.from_dict({
+        "horizon": 4, "window": {"input_size": 24}, "model": {"cell": "lstm", "hidden_size": 8},
+        "training": {"epochs": 3, "ensemble": 1, "truncate": [4, 8]}})
+    plain = bptt.fit(series, spec=spec)
+    seen = bptt.fit(series, spec=spec, callbacks=bptt.Callbacks(insight=True))
+    assert np.array_equal(plain.model.members, seen.model.members)  # same weights, bit for bit
+    assert all(m.insight is None for m in plain.history)
+    for m in seen.history:
+        insight = m.insight
+        assert 1 <= insight["memory_horizon"] <= 8  # truncation bounds how far back it reaches
+        assert set(insight["gate_saturation"][0]) == {"i", "f", "g", "o"}
+        assert -1 <= insight["truncation_cosine"] <= 1
+        assert insight["suggested_max_norm"] > 0
+        json.dumps(insight, allow_nan=False)
