@@ -91,17 +91,9 @@ def cross_validate(series: SeriesLike, horizon: int | None = None,
     for a bad spec, windows or step; DataError naming ["cross_validation", "windows"] when a
     series is too short for training before its first cutoff; whatever bptt.fit raises.
     """
-    spec = _spec_for(horizon, spec)
-    config = spec.cross_validation or CrossValidationConfig()
-    config = dataclasses.replace(config, windows=config.windows if windows is None else windows,
-                                 step=config.step if step is None else step)
-    _check_config(spec, config)
-    h, count = spec.horizon, config.windows
-    stride = config.step or h
+    spec, named, count, stride = _checked(series, horizon, spec, windows, step)
+    h = spec.horizon
     offsets = [(count - 1 - i) * stride for i in range(count)]
-
-    named = as_series(series)
-    _check_lengths(spec, named, count, stride)
     first = {name: values[: values.size - h - offsets[0]] for name, values in named}
     result = fit(first, spec=spec, callbacks=callbacks)
     model = result.model
@@ -125,6 +117,26 @@ def cross_validate(series: SeriesLike, horizon: int | None = None,
     every = [r for w in scored for r in w.series]
     return CrossValidation(h, stride, season, quantiles, scored,
                            *(_mean([getattr(r, s) for r in every]) for s in SCORES), fit=result)
+
+
+def check_series(series: SeriesLike, spec: TrainingSpec) -> None:
+    """Raise what cross_validate(series, spec=spec) would raise for its input, without
+    training: for refusing a request before anything is stored."""
+    _checked(series, None, spec, None, None)
+
+
+def _checked(series: SeriesLike, horizon: int | None, spec: TrainingSpec | None,
+             windows: int | None, step: int | None):
+    """(spec, named series, windows, step) once every input check has passed."""
+    spec = _spec_for(horizon, spec)
+    config = spec.cross_validation or CrossValidationConfig()
+    config = dataclasses.replace(config, windows=config.windows if windows is None else windows,
+                                 step=config.step if step is None else step)
+    _check_config(spec, config)
+    named = as_series(series)
+    stride = config.step or spec.horizon
+    _check_lengths(spec, named, config.windows, stride)
+    return spec, named, config.windows, stride
 
 
 def _score(name: str, cutoff: int, actual: np.ndarray, fc: dict, history: np.ndarray,

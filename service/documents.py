@@ -19,6 +19,7 @@ from .schemas import (
     ForecastOut,
     ForecastResult,
     GradFlow,
+    InsightEpoch,
     JobList,
     JobOut,
     JobSummary,
@@ -89,6 +90,7 @@ def diagnostics(job: Job, rows: list[EpochMetric], *, since: int, has_more: bool
         grad_flow=[GradFlow(epoch=r.epoch, values=r.grad_flow or []) for r in rows],
         clipping=[ClipEpoch(epoch=r.epoch, grad_norm=r.grad_norm, max_grad_norm=r.max_grad_norm,
                             clip_fraction=r.clip_fraction) for r in rows],
+        insight=[InsightEpoch(epoch=r.epoch, **r.insight) for r in rows if r.insight],
         last_epoch=rows[-1].epoch if rows else since,
         has_more=has_more,
     )

@@ -204,13 +204,37 @@ class ClipSettings(ResponseModel):
     max_value: float | None
 
 
+class InsightEpoch(ResponseModel):
+    """What BPTT did in one epoch, on a fixed sample of training windows (bptt.insight)."""
+
+    epoch: int
+    memory_horizon: int = Field(description="Lag k at which mean |dL/dh_(T-k)| first falls "
+                                            "below memory_threshold × its value at the output "
+                                            "step: how far back the gradient reaches.")
+    memory_threshold: float
+    spectral_radius: list[dict[str, float | None]] = Field(
+        description="Per layer, the spectral radius of each gate's H×H block of W_hh "
+                    "(rnn: h; lstm: i, f, g, o; gru: r, z, n).")
+    gate_saturation: list[dict[str, float | None]] = Field(
+        description="Per layer and gate, the share of activations within 0.05 of a sigmoid's "
+                    "0 or 1 (or of tanh's ±1); relu RNNs report dead units as h_dead.")
+    truncation_cosine: float | None = Field(
+        description="Cosine between the truncated-BPTT and the full-BPTT gradient on the "
+                    "sample (null without truncation).")
+    suggested_max_norm: float | None = Field(
+        description="AutoClip's threshold: the 10th percentile of the epoch's pre-clip "
+                    "gradient norms.")
+
+
 class Diagnostics(ResponseModel):
-    """Gradient flow through time and the clipping history, per epoch after `since`."""
+    """Gradient flow through time, the clipping history and BPTT insight, per epoch after
+    `since`."""
 
     job_id: str
     clip: ClipSettings
     grad_flow: list[GradFlow]
     clipping: list[ClipEpoch]
+    insight: list[InsightEpoch] = Field(default_factory=list)
     last_epoch: int
     has_more: bool
 

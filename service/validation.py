@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 import bptt
+from bptt.backtest import check_series
 from bptt.data import DataError, as_series
 from bptt.defaults import input_size_for
 
@@ -57,6 +58,8 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
         errors += _spec_limits(spec, settings, spec_loc)
     if spec is not None and series is not None and not errors:
         errors += _long_enough(spec, series)
+    if spec is not None and series is not None and not errors:
+        errors += _cross_validation_errors(spec, [s.model_dump() for s in series])
     if errors:
         raise ValidationProblem(errors[:MAX_ERRORS])
     assert spec is not None and series is not None
@@ -84,6 +87,8 @@ def trial_spec(data: dict[str, Any], series: list[dict[str, Any]], settings: Set
                            "msg": f"input window {window} + horizon {spec.horizon} needs "
                                   f"series of {window + spec.horizon} points; the shortest "
                                   f"has {shortest}"})
+    if not errors:
+        errors += _cross_validation_errors(spec, series)
     return (None, errors) if errors else (spec, [])
 
 
@@ -211,6 +216,18 @@ def _long_enough(spec: bptt.TrainingSpec, series: list[SeriesIn]) -> list[dict[s
                 f"{spec.horizon} needs at least {needed}"}
         for i, s in enumerate(series) if len(s.values) < needed
     ]
+
+
+def _cross_validation_errors(spec: bptt.TrainingSpec, series: list[dict[str, Any]]
+                             ) -> list[dict[str, Any]]:
+    """Series too short for the cross-validation the spec asks for (the engine's rule)."""
+    if spec.cross_validation is None:
+        return []
+    try:
+        check_series([{"id": s["id"], "values": s["values"]} for s in series], spec)
+    except DataError as exc:
+        return [{"loc": exc.loc, "msg": exc.msg}]
+    return []
 
 
 def _forecast_limits(request: ForecastRequest, settings: Settings) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from bptt.errors import NonFiniteError
 from bptt.trainer import resolved_spec
 from service import queue
 from service.codec import decompress_json
-from service.models import Checkpoint, Dataset, Job, TrainedModel
+from service.models import Checkpoint, Dataset, Job, Sweep, TrainedModel
 from service.settings import Settings
 
 from . import jobs
@@ -100,7 +100,7 @@ class JobCallbacks:
 
     def as_bptt(self) -> bptt.Callbacks:
         return bptt.Callbacks(on_epoch=self.on_epoch, on_checkpoint=self.on_checkpoint,
-                              should_cancel=self.should_cancel)
+                              should_cancel=self.should_cancel, insight=True)
 
 
 def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: str,
@@ -114,6 +114,8 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
         job = session.get(Job, job_id)
         spec_data, tenant_id = job.spec, job.tenant_id
         warm_from = job.warm_start_job_id
+        metric = (session.scalar(select(Sweep.metric).where(Sweep.id == job.sweep_id))
+                  if job.sweep_id else None)
         warm_bytes = (session.scalar(select(TrainedModel.weights)
                                      .where(TrainedModel.job_id == warm_from))
                       if warm_from else None)
@@ -133,13 +135,14 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
     with Heartbeat(sessions, claim, settings.lease_seconds) as heartbeat:
         try:
             return _train(sessions, settings, claim, heartbeat, spec_data, series, resume,
-                          epochs_done, warm)
+                          epochs_done, warm, metric)
         except LeaseLost:
             return "lease lost"
 
 
 def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, spec_data: dict,
-           series, resume, epochs_done: int, warm: bptt.Model | None) -> str:
+           series, resume, epochs_done: int, warm: bptt.Model | None,
+           metric: str | None) -> str:
     """The fit itself and the job's ending; LeaseLost propagates to the caller."""
     try:
         spec = bptt.TrainingSpec.from_dict(spec_data)
@@ -149,6 +152,11 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, spe
         callbacks = JobCallbacks(sessions, claim, heartbeat, epochs_done, total)
         result = bptt.fit(series, spec=spec, callbacks=callbacks.as_bptt(), resume=resume,
                           warm_start=warm)
+        backtest = None
+        if plan.cross_validation is not None:  # a second fit, on the series cut back
+            backtest = bptt.cross_validate(
+                series, spec=spec, callbacks=bptt.Callbacks(should_cancel=callbacks.should_cancel)
+            ).to_dict()
     except bptt.TrainingCancelled:
         if heartbeat.lost.is_set():
             raise LeaseLost(claim.job_id) from None
@@ -176,7 +184,7 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, spe
     with sessions() as session:
         jobs.succeed(session, claim, weights=weights, sha256=hashlib.sha256(weights).hexdigest(),
                      model_card=result.model.card(), best_epoch=_global_best(result),
-                     score=_score(result))
+                     score=_score(result, backtest, metric), cross_validation=backtest)
     return "succeeded"
 
 
@@ -187,9 +195,12 @@ def _global_best(result: bptt.FitResult) -> int:
                 if m.member == 0 and m.epoch == result.best_epochs[0])
 
 
-def _score(result: bptt.FitResult) -> float | None:
-    """What sweeps rank this job by: the mean over members of each member's best monitored
-    loss (validation, or training without validation windows)."""
+def _score(result: bptt.FitResult, backtest: dict | None, metric: str | None) -> float | None:
+    """What sweeps rank this job by: its cross-validation's mean MASE for a cv_mase sweep,
+    else the mean over members of each member's best monitored loss (validation, or training
+    without validation windows)."""
+    if metric == "cv_mase" and backtest is not None:
+        return backtest["mase"]
     best: dict[int, float] = {}
     for m in result.history:
         loss = m.val_loss if m.val_loss is not None else m.train_loss
