@@ -169,3 +169,18 @@ def test_more_running_sweeps_than_allowed_is_429(
     before = row_count(sessions, Job)
     assert_problem(client.post("/v1/sweeps", json=GRID, headers=auth), 429)
     assert row_count(sessions, Job) == before
+
+
+def test_a_cv_mase_sweep_ranks_trials_by_their_cross_validation(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    job = {**JOB, "cross_validation": {"windows": 2}}
+    body = {"job": job, "strategy": "grid", "metric": "cv_mase",
+            "space": {"training.learning_rate": [0.0001, 0.01]}}
+    sweep = client.post("/v1/sweeps", json=body, headers=auth).get_json()
+    _train_all(sessions, settings, sweep)
+    done = client.get(f"/v1/sweeps/{sweep['id']}", headers=auth).get_json()
+    mase = {t["job_id"]: client.get(f"/v1/jobs/{t['job_id']}", headers=auth).get_json()[
+        "cross_validation"]["mase"] for t in done["trials"]}
+    assert {t["job_id"]: t["score"] for t in done["trials"]} == mase
+    assert done["best_job_id"] == min(mase, key=mase.get)
