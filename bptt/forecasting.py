@@ -16,14 +16,7 @@ def forecast(model: Model, series=None, horizon: int | None = None,
     them). Returns [{"id", "mean": (h,), "quantiles": {q: (h,)}}]; quantile paths never cross
     and carry the model's conformal calibration.
     """
-    horizon = model.horizon if horizon is None else int(horizon)
-    if not 1 <= horizon <= model.horizon:
-        raise DataError(["horizon"], f"must be between 1 and the model's {model.horizon}")
-    wanted = list(model.quantiles) if quantiles is None else [float(q) for q in quantiles]
-    unknown = [q for q in wanted if q not in model.quantiles]
-    if unknown:
-        raise DataError(["quantiles"], f"{unknown} not trained; available: "
-                                       f"{list(model.quantiles)}")
+    horizon, wanted = checked_request(model, horizon, quantiles)
     steps = model.spec.window.input_size
     if series is None:
         ids, scalers, tails = model.series_ids, model.scalers, model.tails
@@ -45,7 +38,30 @@ def forecast(model: Model, series=None, horizon: int | None = None,
     # Centre every window on its last value, as in training (data.window_inputs), all at once.
     levels = tails[:, -1]  # (S,)
     x = (tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1)
-    paths = model.quantile_paths(x, threads)[:, :horizon] + levels[:, None, None]
+    return forecasts_from_paths(model, ids, model.quantile_paths(x, threads), levels, scalers,
+                                horizon, wanted)
+
+
+def checked_request(model: Model, horizon: int | None, quantiles: list[float] | None
+                    ) -> tuple[int, list[float]]:
+    """(horizon, quantiles) of a forecast request with the model's defaults filled in;
+    DataError for a horizon beyond the model's or a quantile it was not trained for."""
+    horizon = model.horizon if horizon is None else int(horizon)
+    if not 1 <= horizon <= model.horizon:
+        raise DataError(["horizon"], f"must be between 1 and the model's {model.horizon}")
+    wanted = list(model.quantiles) if quantiles is None else [float(q) for q in quantiles]
+    unknown = [q for q in wanted if q not in model.quantiles]
+    if unknown:
+        raise DataError(["quantiles"], f"{unknown} not trained; available: "
+                                       f"{list(model.quantiles)}")
+    return horizon, wanted
+
+
+def forecasts_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: np.ndarray,
+                         scalers: list, horizon: int, wanted: list[float]) -> list[dict]:
+    """forecast's answer from scaled, centred paths (S, h, 1 + Q): the first `horizon` steps,
+    moved back to each window's level and through its series' scaler, `wanted` quantiles."""
+    paths = paths[:, :horizon] + levels[:, None, None]
     center = np.array([s.center for s in scalers])[:, None, None]
     scale = np.array([s.scale for s in scalers])[:, None, None]
     original = paths * scale + center  # (S, h, 1 + Q): every scaler's inverse at once

@@ -43,7 +43,11 @@ class Model:
     def quantile_paths(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
         """(B, h, 1 + Q) scaled, centred paths for inputs x (L, B, 1): the mean first, then the
         calibrated quantiles, sorted so that they never cross."""
-        out = self.predict_scaled(x, threads).astype(np.float64)
+        return self.calibrated_paths(self.predict_scaled(x, threads))
+
+    def calibrated_paths(self, out: np.ndarray) -> np.ndarray:
+        """(B, h, 1 + Q) paths from head outputs (B, O): quantiles calibrated and sorted."""
+        out = out.astype(np.float64)
         paths = out.reshape(out.shape[0], self.horizon, 1 + len(self.quantiles))
         paths[:, :, 1:] = np.sort(paths[:, :, 1:] + self.quantile_offsets, axis=2)
         return paths

@@ -1,0 +1,119 @@
+"""Forecast state of one series: forecasting it again, after new observations, without its
+history.
+
+A model reads a fixed window of the last `input_size` values from a zero state (that is how it
+was trained), so what a series' next forecast needs is (a) its recent raw values, (b) its
+training scaler (in the model), and (c) the final hidden state of the top layer after reading
+its window, one per ensemble member: the head turns that state into the forecast directly.
+Appending values slides the window: the new window is read again from a zero state (carrying
+the old state forward would feed the network states it never saw in training), which costs
+`input_size` steps however long the history is. The result equals bptt.forecast on the whole
+history (tested), because `recent` reaches back to the last observed value before the window,
+so gaps at the window's start are interpolated exactly as over the whole series.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import DataError, interpolate_gaps
+from .forecasting import checked_request, forecasts_from_paths
+from .forward import predict
+from .model import Model
+from .serialization import from_safetensors, to_safetensors
+
+
+@dataclass
+class SeriesState:
+    """What the next forecast of one training series needs."""
+
+    series_id: str
+    recent: np.ndarray  # raw values (NaN: gap), enough to rebuild the input window
+    length: int  # observations so far, the training ones included
+    level: float  # the window's last scaled, gap-filled value: forecasts are centred on it
+    hidden: np.ndarray  # (K, H) top layer's final hidden state per ensemble member
+
+    def to_bytes(self) -> bytes:
+        """Safetensors: the arrays as tensors, the rest as JSON metadata (never pickled)."""
+        meta = {"series_id": self.series_id, "length": self.length, "level": self.level}
+        return to_safetensors({"recent": np.asarray(self.recent, np.float64),
+                               "hidden": np.asarray(self.hidden)},
+                              {"series_state": json.dumps(meta)})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SeriesState:
+        """Rebuild a state from to_bytes' output."""
+        tensors, metadata = from_safetensors(data)
+        meta = json.loads(metadata["series_state"])
+        return cls(meta["series_id"], tensors["recent"], meta["length"], meta["level"],
+                   tensors["hidden"])
+
+
+def initial_states(model: Model, series: dict[str, np.ndarray]) -> list[SeriesState]:
+    """The state of each of the model's training series after its whole raw history
+    (`series`: id -> values, the series the model was trained on), all read at once."""
+    unknown = [name for name in series if name not in model.series_ids]
+    if unknown:
+        raise DataError(["series"], f"not training series of this model: {unknown[:5]}")
+    names = list(series)
+    return _read(model, names, [np.asarray(series[n], np.float64) for n in names],
+                 [len(series[n]) for n in names])
+
+
+def append(model: Model, state: SeriesState, values) -> SeriesState:
+    """The state after `values` (numbers, None/NaN for gaps) follow the series."""
+    new = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    if new.size == 0:
+        raise DataError(["values"], "at least one value is required")
+    if np.isinf(new).any():
+        raise DataError(["values"], "values must be finite numbers or null")
+    history = np.concatenate([state.recent, new])
+    return _read(model, [state.series_id], [history], [state.length + new.size])[0]
+
+
+def forecast_state(model: Model, state: SeriesState, horizon: int | None = None,
+                   quantiles: list[float] | None = None) -> dict:
+    """The series' forecast from its state alone (no window is read): as bptt.forecast's
+    items, {"id", "mean", "quantiles"}."""
+    horizon, wanted = checked_request(model, horizon, quantiles)
+    outputs = []
+    for member, h in zip(model.members, state.hidden, strict=True):
+        views = model.network.layout.views(member)
+        outputs.append(h @ views["head.weight"].T + views["head.bias"])
+    out = outputs[0] if len(outputs) == 1 else np.median(outputs, axis=0)
+    paths = model.calibrated_paths(np.asarray(out)[None])
+    scaler = model.scalers[model.series_ids.index(state.series_id)]
+    return forecasts_from_paths(model, [state.series_id], paths, np.array([state.level]),
+                                [scaler], horizon, wanted)[0]
+
+
+def _read(model: Model, names: list[str], histories: list[np.ndarray], lengths: list[int]
+          ) -> list[SeriesState]:
+    """Read each series' window from a zero state with every member; keep what follows."""
+    steps = model.spec.window.input_size
+    scalers = dict(zip(model.series_ids, model.scalers, strict=True))
+    windows, recents = [], []
+    for name, history in zip(names, histories, strict=True):
+        if history.size < steps or not np.isfinite(history).any():
+            raise DataError(["values"], f"series {name!r} needs {steps} values, some observed")
+        recent = _recent(history, steps)
+        windows.append(interpolate_gaps(scalers[name].transform(recent))[-steps:])
+        recents.append(recent)
+    tails = np.stack(windows)  # (S, L)
+    levels = tails[:, -1]
+    x = (tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1), as forecast
+    hidden = np.stack([predict(model.network, p, x)[1][-1].h for p in model.members], axis=1)
+    return [SeriesState(name, recent, length, float(level), h)
+            for name, recent, length, level, h in zip(names, recents, lengths, levels, hidden,
+                                                      strict=True)]
+
+
+def _recent(history: np.ndarray, steps: int) -> np.ndarray:
+    """The last `steps` values, reaching back to the last observed value before them (so a
+    gap at the window's start interpolates from the same neighbour as over the whole series)."""
+    start = history.size - steps
+    observed = np.flatnonzero(np.isfinite(history[: start + 1]))
+    return history[observed[-1] if observed.size else start:].copy()
