@@ -16,6 +16,7 @@ from . import (
     logs,
     metrics,
     openapi,
+    series_states,
     sweeps,
 )
 from .settings import Settings
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(jobs.bp)
     app.register_blueprint(forecasts.bp)
     app.register_blueprint(sweeps.bp)
+    app.register_blueprint(series_states.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(dashboard.bp)

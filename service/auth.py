@@ -22,17 +22,17 @@ def authenticate() -> None:
         )
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    tenant = None
+    tenant_id = None
     if scheme.lower() == "bearer" and token:
-        tenant = repository.tenant_for_token(get_session(), token=token)
-    if tenant is None:
+        tenant_id = repository.tenant_id_for_token(get_session(), token=token)
+    if tenant_id is None:
         # One answer for malformed, unknown and revoked tokens: no hint which one it was.
         raise Problem(
             "The API token is invalid or revoked.",
             status=401,
             headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
         )
-    g.tenant_id = tenant.id
+    g.tenant_id = tenant_id
 
 
 def current_tenant_id() -> int:

@@ -114,7 +114,11 @@ def list_jobs() -> Response:
 @bp.get("/<job_id>")
 def show_job(job_id: str) -> Response:
     """Status, progress, latest metrics, best epoch, error, attempts and timestamps."""
-    return json_response(_document(get_job(job_id)))
+    # What clients poll: job, dataset size and latest metrics come from one query.
+    found = repository.job_status(get_session(), tenant_id=current_tenant_id(), job_id=job_id)
+    if found is None:  # get_job answers the 404 every job route gives
+        return json_response(_document(get_job(job_id)))
+    return json_response(job_document(found.job, dataset=found.dataset, latest=found.latest))
 
 
 @bp.get("/<job_id>/metrics")

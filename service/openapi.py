@@ -29,6 +29,7 @@ from .schemas import (
     RESPONSE_MODELS,
     ForecastRequest,
     JobRequest,
+    ObservationsIn,
     ProblemOut,
     SweepRequest,
 )
@@ -86,6 +87,7 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str,
 
 
 JOB_ID = _param("job_id", "path", {"type": "string"}, "The job's id.")
+SERIES_ID = _param("series_id", "path", {"type": "string"}, "A training series' id.")
 SWEEP_ID = _param("sweep_id", "path", {"type": "string"}, "The sweep's id.")
 LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type": "string"}}}
 SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
@@ -143,6 +145,24 @@ OPERATIONS: tuple[Operation, ...] = (
                           _param("offset", "query", {"type": "integer", "minimum": 0,
                                                      "maximum": 2**31 - 1, "default": 0},
                                  "`next_offset` of the previous page."))),
+    Operation("get", "/v1/jobs/{job_id}/series/{series_id}/forecast", "series_forecast",
+              "A training series' forecast from its stored state", "jobs",
+              {200: _json("SeriesForecastOut", "The forecast after the series' latest value.")},
+              errors=(401, 404, 409, 422),
+              parameters=(JOB_ID, SERIES_ID,
+                          _param("horizon", "query", {"type": "integer", "minimum": 1},
+                                 "Steps (default: the model's horizon)."),
+                          _param("quantiles", "query", {"type": "string"},
+                                 "Comma-separated trained quantiles (default: all)."))),
+    Operation("post", "/v1/jobs/{job_id}/series/{series_id}/observations",
+              "append_observations", "Append new observations to a training series", "jobs",
+              {200: _json("SeriesForecastOut", "Appended; the updated forecast.")},
+              errors=(400, 401, 404, 409, 413, 415, 422), parameters=(JOB_ID, SERIES_ID),
+              body=ObservationsIn, csv=False,
+              description="The service keeps each training series' recent values and final "
+                          "hidden state, so only the new values are sent; the answer equals a "
+                          "forecast from the whole history. Concurrent appends to one series: "
+                          "one wins, the other gets 409 and sends again."),
     Operation("post", "/v1/jobs/{job_id}/cancel", "cancel_job", "Cancel a job", "jobs",
               {200: _json("JobOut", "Was queued: cancelled."),
                202: _json("JobOut", "Running: asked to stop; it stops within an epoch.")},

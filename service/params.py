@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Collection
 from datetime import UTC, datetime
 
@@ -26,7 +27,8 @@ def refuse_unknown(allowed: Collection[str]) -> None:
 MAX_INT = 2**31 - 1
 
 
-def int_arg(name: str, *, default: int, minimum: int, maximum: int = MAX_INT) -> int:
+def int_arg(name: str, *, default: int | None, minimum: int, maximum: int = MAX_INT
+            ) -> int | None:
     """An integer query parameter within [minimum, maximum], or `default` when absent."""
     raw = request.args.get(name)
     if raw is None:
@@ -39,6 +41,21 @@ def int_arg(name: str, *, default: int, minimum: int, maximum: int = MAX_INT) ->
         bounds = f"between {minimum} and {maximum}"
         raise ValidationProblem([{"loc": ["query", name], "msg": f"must be an integer {bounds}"}])
     return value
+
+
+def float_list_arg(name: str) -> list[float] | None:
+    """Comma-separated finite numbers (`?quantiles=0.1,0.9`), or None when absent."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        values = [float(part) for part in raw.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ValidationProblem([{"loc": ["query", name],
+                                  "msg": "must be finite numbers separated by commas"}])
+    return values
 
 
 def choice_arg(name: str, choices: Collection[str]) -> str | None:

@@ -11,9 +11,10 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -315,3 +316,74 @@ def forecast_batch_for_tenant(
             ForecastBatch.id == batch_id, ForecastBatch.tenant_id == tenant_id
         )
     )
+
+
+# The status poll (GET /v1/jobs/{id}) is the request clients send most. Building a statement
+# and loading ORM objects cost far more than SQLite's own work, so the poll's two queries are
+# built once, here, and return plain rows.
+
+_TENANT_ID_BY_TOKEN = (
+    select(Tenant.id)
+    .join(ApiToken, ApiToken.tenant_id == Tenant.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked.is_(False))
+)
+
+
+def tenant_id_for_token(session: Session, *, token: str) -> int | None:
+    """The id of the tenant a clear bearer token belongs to, or None (as tenant_for_token)."""
+    # On the session's connection (same transaction): Session.execute's ORM bookkeeping would
+    # double the cost of this one-column query.
+    found = session.connection().execute(_TENANT_ID_BY_TOKEN, {"token_hash": hash_token(token)})
+    return found.scalar()
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job with its dataset size and latest epoch metrics, as the status poll reads them.
+
+    `job` and `latest` are plain rows whose attributes are named like Job's and EpochMetric's
+    (documents.job_document reads them as it reads the ORM objects)."""
+
+    job: Any
+    dataset: tuple[int, int] | None
+    latest: Any | None
+
+
+# The metrics columns a job document shows: all but keys and the bulky JSON columns.
+_LATEST_COLUMNS = tuple(c for c in EpochMetric.__table__.columns
+                        if c.name not in ("id", "job_id", "grad_flow", "insight"))
+_LATEST_PREFIX = "latest_"
+
+
+def _job_status_query() -> Any:
+    """Job, dataset size and latest metrics in one statement (outer joins: both may be absent)."""
+    epochs = EpochMetric.__table__.alias("epochs")  # not the joined table: no correlation
+    latest_epoch = (select(func.max(epochs.c.epoch))
+                    .where(epochs.c.job_id == bindparam("job_id")).scalar_subquery())
+    return (
+        select(*Job.__table__.columns, Dataset.num_series, Dataset.num_points,
+               *(c.label(_LATEST_PREFIX + c.name) for c in _LATEST_COLUMNS))
+        .outerjoin(Dataset, Dataset.job_id == Job.id)
+        .outerjoin(EpochMetric, and_(EpochMetric.job_id == Job.id,
+                                     EpochMetric.epoch == latest_epoch))
+        .where(Job.id == bindparam("job_id"), Job.tenant_id == bindparam("tenant_id"))
+    )
+
+
+_JOB_STATUS = _job_status_query()
+
+
+def job_status(session: Session, *, tenant_id: int, job_id: str) -> JobStatus | None:
+    """job_for_tenant, dataset_size and latest_epoch_metrics in one query; None if unknown."""
+    if not is_item_id(job_id):
+        return None
+    row = session.connection().execute(
+        _JOB_STATUS, {"job_id": job_id, "tenant_id": tenant_id}).first()
+    if row is None:
+        return None
+    dataset = None if row.num_series is None else (row.num_series, row.num_points)
+    latest = None
+    if getattr(row, _LATEST_PREFIX + "epoch") is not None:
+        latest = SimpleNamespace(**{c.name: getattr(row, _LATEST_PREFIX + c.name)
+                                    for c in _LATEST_COLUMNS})
+    return JobStatus(job=row, dataset=dataset, latest=latest)

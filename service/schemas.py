@@ -306,6 +306,25 @@ class SweepRequest(StrictModel):
                                 "cross-validation (then `job` must ask for cross_validation).")
 
 
+class ObservationsIn(StrictModel):
+    """New observations of one training series, appended after its last value."""
+
+    values: list[Value] = Field(min_length=1, description="Oldest first; null marks a gap.")
+    horizon: int | None = Field(None, ge=1, description="Default: the model's horizon.")
+    quantiles: list[Number] | None = Field(None, description="Default: all trained ones.")
+
+
+class SeriesForecastOut(ResponseModel):
+    """A training series' forecast from its stored state: the model's final hidden state after
+    the series' latest window, updated by every append."""
+
+    job_id: str
+    series_id: str
+    length: int = Field(description="Observations so far, the training ones included.")
+    version: int = Field(description="Incremented by every append.")
+    forecast: ForecastOut
+
+
 class TrialOut(ResponseModel):
     """One trial of a sweep: its job, the settings it tried and how it scored."""
 
@@ -351,7 +370,8 @@ class Health(ResponseModel):
     checks: dict[str, str] | None = None
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobRequest, ForecastRequest, SweepRequest)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobRequest, ForecastRequest, SweepRequest,
+                                                ObservationsIn)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     ProblemOut,
     JobOut,
@@ -363,5 +383,6 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     ForecastBatchOut,
     SweepOut,
     SweepList,
+    SeriesForecastOut,
     Health,
 )

@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from bptt.state import SeriesState
 from service import sweep_progress
 from service.models import Checkpoint, Job, TrainedModel, utcnow
+from service.models import SeriesState as SeriesStateRow
 from service.repository import upsert_epoch_metrics
 
 
@@ -117,13 +119,19 @@ def record_epoch(session: Session, claim: Claim, *, epoch: int, epochs_total: in
 
 def succeed(session: Session, claim: Claim, *, weights: bytes, sha256: str,
             model_card: dict[str, Any], best_epoch: int | None, score: float | None = None,
-            cross_validation: dict[str, Any] | None = None) -> None:
-    """Store the final model and end the job succeeded (settling its sweep if it is a trial)."""
+            cross_validation: dict[str, Any] | None = None,
+            states: list[SeriesState] = ()) -> None:
+    """Store the final model and each training series' forecast state, and end the job
+    succeeded (settling its sweep if it is a trial)."""
     _fence(session, claim, status="succeeded", finished_at=utcnow(), best_epoch=best_epoch,
            lease_owner=None, lease_expires_at=None, error=None, score=score,
            cross_validation=cross_validation)
     session.add(TrainedModel(job_id=claim.job_id, weights=weights, sha256=sha256,
                              model_card=model_card))
+    now = utcnow()
+    session.add_all([SeriesStateRow(job_id=claim.job_id, series_id=s.series_id,
+                                    state=s.to_bytes(), length=s.length, version=1,
+                                    updated_at=now) for s in states])
     _settle_sweep(session, claim.job_id)
     session.commit()
 

@@ -14,12 +14,14 @@ import threading
 import time
 from dataclasses import asdict
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
 from bptt.data import DataError
 from bptt.errors import NonFiniteError
+from bptt.state import initial_states
 from bptt.trainer import resolved_spec
 from service import queue
 from service.codec import decompress_json
@@ -181,10 +183,13 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, spe
         queue.wake(settings, queue.TRAIN_TASK, claim.job_id)
         return "released"
     weights = result.model.to_bytes()
+    states = initial_states(result.model, {s["id"]: np.array(
+        [np.nan if v is None else v for v in s["values"]], dtype=np.float64) for s in series})
     with sessions() as session:
         jobs.succeed(session, claim, weights=weights, sha256=hashlib.sha256(weights).hexdigest(),
                      model_card=result.model.card(), best_epoch=_global_best(result),
-                     score=_score(result, backtest, metric), cross_validation=backtest)
+                     score=_score(result, backtest, metric), cross_validation=backtest,
+                     states=states)
     return "succeeded"
 
 

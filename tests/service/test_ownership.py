@@ -2,13 +2,16 @@
 
 from typing import Any
 
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+import bptt
+from bptt.state import initial_states
 from service import repository
-from service.models import ApiToken, Dataset, ForecastBatch, Job
+from service.models import ApiToken, Dataset, ForecastBatch, Job, SeriesState, utcnow
 
 from .conftest import SERIES, SPEC, SimulatedWorker, row_count
 from .test_app import assert_problem
@@ -22,20 +25,29 @@ OWNED_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/jobs/{job}/cancel", None),
     ("GET", "/v1/jobs/{job}/model", None),
     ("DELETE", "/v1/jobs/{job}", None),
+    ("GET", "/v1/jobs/{job}/series/store-1/forecast", None),
+    ("POST", "/v1/jobs/{job}/series/store-1/observations", {"values": [1.0]}),
     ("POST", "/v1/forecasts", {"job_id": "{job}"}),
+    ("POST", "/v1/forecasts", {"sweep_id": "{sweep}"}),
     ("GET", "/v1/forecasts/{batch}", None),
+    ("GET", "/v1/sweeps/{sweep}", None),
+    ("POST", "/v1/sweeps/{sweep}/cancel", None),
 ]
 # Routes that act on the tenant as a whole.
 TENANT_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/jobs", None),
     ("POST", "/v1/jobs", {"series": SERIES, **SPEC}),
+    ("GET", "/v1/sweeps", None),
+    ("POST", "/v1/sweeps", {"job": {"series": SERIES, **SPEC},
+                            "space": {"model.hidden_size": [2, 4]}, "strategy": "grid"}),
 ]
 
 
 @pytest.fixture
 def owned(client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
           sessions: sessionmaker[Session], trained_weights: bytes) -> dict[str, str]:
-    """A succeeded job of "acme" with metrics and a model, and a forecast batch of it."""
+    """A succeeded job of "acme" with metrics, a model and series states, a forecast batch of
+    it, and a sweep."""
     response = client.post("/v1/jobs", json={"series": SERIES, **SPEC}, headers=auth)
     job_id = response.get_json()["id"]
     worker.start(job_id)
@@ -47,7 +59,15 @@ def owned(client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
         batch = repository.create_forecast_batch(
             session, tenant_id=job.tenant_id, job_id=job_id,
             request={"series": None, "horizon": None, "quantiles": None})
-    return {"job": job_id, "batch": batch.id}
+        model = bptt.Model.from_bytes(trained_weights)
+        states = initial_states(model, {s["id"]: np.array(s["values"]) for s in SERIES})
+        session.add_all([SeriesState(job_id=job_id, series_id=st.series_id, state=st.to_bytes(),
+                                     length=st.length, version=1, updated_at=utcnow())
+                         for st in states])
+    sweep = client.post("/v1/sweeps", json={"job": {"series": SERIES, **SPEC}, "strategy": "grid",
+                                             "space": {"model.hidden_size": [2, 4]}},
+                        headers=auth).get_json()
+    return {"job": job_id, "batch": batch.id, "sweep": sweep["id"]}
 
 
 def call(client: FlaskClient, route: tuple[str, str, dict[str, Any] | None],
@@ -99,7 +119,8 @@ def test_without_a_valid_token_every_route_is_401(
 
 
 def test_the_route_lists_cover_every_v1_route(app: Flask) -> None:
-    listed = {(method, template.replace("{job}", "<job_id>").replace("{batch}", "<batch_id>"))
+    listed = {(method, template.replace("{job}", "<job_id>").replace("{batch}", "<batch_id>")
+               .replace("{sweep}", "<sweep_id>").replace("store-1", "<path:series_id>"))
               for method, template, _ in OWNED_ROUTES + TENANT_ROUTES}
     served = {(method, rule.rule) for rule in app.url_map.iter_rules()
               if rule.rule.startswith("/v1/")
@@ -112,5 +133,7 @@ def test_lists_show_only_the_tenants_own_jobs(
     owned: dict[str, str]
 ) -> None:
     assert client.get("/v1/jobs", headers=other_auth).get_json()["jobs"] == []
-    assert [j["id"] for j in client.get("/v1/jobs", headers=auth).get_json()["jobs"]] == [
-        owned["job"]]
+    trials = [t["job_id"] for t in client.get(f"/v1/sweeps/{owned['sweep']}",
+                                              headers=auth).get_json()["trials"]]
+    listed = [j["id"] for j in client.get("/v1/jobs", headers=auth).get_json()["jobs"]]
+    assert sorted(listed) == sorted([owned["job"], *trials])  # a sweep's trials are jobs too
