@@ -119,6 +119,16 @@ def check_finished_job_page(page: Page, service: Stack, job_id: str) -> None:
     expect(heatmap).to_have_attribute("data-steps", str(steps))
     assert painted(page, "#heatmap")["colours"] > 10  # log-scaled colours, not one flat fill
 
+    # BPTT insight: a memory horizon per epoch, and the latest epoch's table of gates
+    expect(page.locator("#chart-memory")).to_have_attribute("data-points", str(epochs))
+    assert painted(page, "#chart-memory canvas", TRAIN_BLUE)["near"] > 20
+    expect(page.locator("#insight-table")).to_have_attribute("data-epoch", str(epochs))
+    latest = diagnostics["insight"][-1]
+    gates = sum(len(layer) for layer in latest["spectral_radius"])
+    expect(page.locator("#insight-table tbody tr")).to_have_count(gates)
+    clip = page.locator("#insight-clip").inner_text()
+    assert abs(float(clip) - latest["suggested_max_norm"]) <= 0.01 * latest["suggested_max_norm"]
+
     forecast = page.locator("#chart-forecast")
     expect(forecast).to_have_attribute("data-horizon", "6")
     assert painted(page, "#chart-forecast canvas", TRAIN_BLUE)["near"] > 20  # the mean path

@@ -13,8 +13,8 @@ const jobId = document.querySelector("main").dataset.jobId;
 const jobPath = `/v1/jobs/${encodeURIComponent(jobId)}`;
 const $ = (id) => document.getElementById(id);
 
-const state = { metrics: [], flowEpochs: [], flow: [], metricsSince: 0, flowSince: 0,
-  clip: null, forecast: null };
+const state = { metrics: [], flowEpochs: [], flow: [], insight: [], metricsSince: 0,
+  flowSince: 0, clip: null, forecast: null };
 let charts;
 let heatmap;
 
@@ -26,8 +26,14 @@ function build() {
     }),
     grad: new Chart($("chart-grad"), {
       series: [line("mean", COLORS.grad), line("max", COLORS.max, { width: 1 }),
-        line("clip at", COLORS.limit, { width: 1, dash: [6, 4] })],
+        line("clip at", COLORS.limit, { width: 1, dash: [6, 4] }),
+        line("AutoClip suggests", COLORS.clip, { width: 1, dash: [2, 3] })],
       y: { distr: 3 },
+    }),
+    memory: new Chart($("chart-memory"), {
+      series: [line("memory horizon", COLORS.train, { value: (u, v) => (v == null ? "–"
+        : `${v} steps`) })],
+      y: { range: (u, min, max) => [0, Math.max(1, max)] },
     }),
     clip: new Chart($("chart-clip"), {
       series: [line("clipped %", COLORS.clip, { fill: "rgba(46, 125, 50, 0.15)",
@@ -87,6 +93,52 @@ function showJob(job) {
   $("job-error").hidden = !job.error;
   $("cancel").hidden = TERMINAL.includes(job.status) || job.cancel_requested;
   $("spec").textContent = JSON.stringify(job.spec, null, 2);
+  showCrossValidation(job.cross_validation);
+}
+
+// The latest epoch's insight as a table: one row per layer and gate.
+function showInsight(latest) {
+  if (!latest) return;
+  const body = document.querySelector("#insight-table tbody");
+  body.replaceChildren();
+  latest.spectral_radius.forEach((gates, layer) => {
+    for (const [gate, radius] of Object.entries(gates)) {
+      const saturated = latest.gate_saturation[layer]?.[gate];
+      const cells = [String(layer), gate, formatG(radius, 3),
+        saturated == null ? "–" : `${formatG(100 * saturated, 3)} %`];
+      const row = document.createElement("tr");
+      for (const text of cells) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      }
+      body.append(row);
+    }
+  });
+  $("insight-table").dataset.epoch = String(latest.epoch);
+  $("insight-cosine").textContent = latest.truncation_cosine == null ? "–"
+    : formatG(latest.truncation_cosine, 4);
+  $("insight-clip").textContent = latest.suggested_max_norm == null ? "–"
+    : formatG(latest.suggested_max_norm, 3);
+}
+
+// Cross-validation scores per window, once the job has them.
+function showCrossValidation(backtest) {
+  if (!backtest) return;
+  const body = document.querySelector("#cv-table tbody");
+  body.replaceChildren();
+  const show = (v, digits = 3) => (v == null ? "–" : formatG(v, digits));
+  for (const w of backtest.windows) {
+    const row = document.createElement("tr");
+    for (const text of [String(w.window), `−${w.offset}`, show(w.mase), show(w.smape),
+      show(w.pinball), w.coverage == null ? "–" : `${show(100 * w.coverage)} %`]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    body.append(row);
+  }
+  $("cv").hidden = false;
 }
 
 function showJobError(message) {
@@ -112,6 +164,7 @@ async function pullDiagnostics() {
       state.flowEpochs.push(row.epoch);
       state.flow.push(row.values);
     }
+    state.insight.push(...(data.insight ?? []));
     state.flowSince = data.last_epoch;
     if (!data.has_more) return;
   }
@@ -124,8 +177,13 @@ function drawCurves() {
   charts.loss.setData([epochs, m.map((r) => positive(r.train_loss)),
     m.map((r) => positive(r.val_loss))]);
   const limit = state.clip?.max_norm ?? null;
+  const insightOf = new Map(state.insight.map((row) => [row.epoch, row]));
   charts.grad.setData([epochs, m.map((r) => positive(r.grad_norm)),
-    m.map((r) => positive(r.max_grad_norm)), m.map(() => limit)]);
+    m.map((r) => positive(r.max_grad_norm)), m.map(() => limit),
+    m.map((r) => positive(insightOf.get(r.epoch)?.suggested_max_norm))]);
+  charts.memory.setData([state.insight.map((r) => r.epoch),
+    state.insight.map((r) => r.memory_horizon)]);
+  showInsight(state.insight.at(-1));
   charts.clip.setData([epochs, m.map((r) => 100 * r.clip_fraction)]);
   heatmap.setRows(state.flowEpochs, state.flow);
 }
