@@ -16,19 +16,13 @@ Numbers depend on the machine (2 cores here): rerun it rather than trust a copy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import sys
-import tempfile
 import time
-import urllib.request
 
 import numpy as np
-
-from service import db, repository, serve
-from service.settings import Settings
+from _stack import Stack, embedded_stack
 
 DEADLINE_S = 1800
 
@@ -51,22 +45,13 @@ def mix(quick: bool) -> list[dict]:
     return jobs
 
 
-def call(url: str, token: str, method: str, path: str, payload=None):
-    """One JSON request to the API."""
-    body = json.dumps(payload).encode() if payload is not None else None
-    request = urllib.request.Request(url + path, data=body, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        return json.loads(answer.read())
-
-
-def wait_all(url: str, token: str, ids: list[str]) -> None:
+def wait_all(stack: Stack, ids: list[str]) -> None:
     """Poll until every job has ended; fail if any did not succeed."""
     deadline = time.monotonic() + DEADLINE_S
     pending = set(ids)
     while pending and time.monotonic() < deadline:
         for job_id in list(pending):
-            job = call(url, token, "GET", f"/v1/jobs/{job_id}")
+            job = stack.call("GET", f"/v1/jobs/{job_id}")
             if job["status"] in ("succeeded", "failed", "cancelled"):
                 if job["status"] != "succeeded":
                     raise RuntimeError(f"job {job_id} {job['status']}: {job.get('error')}")
@@ -76,13 +61,13 @@ def wait_all(url: str, token: str, ids: list[str]) -> None:
         raise RuntimeError(f"{len(pending)} jobs did not finish in {DEADLINE_S} s")
 
 
-def start_latency(url: str, token: str, job: dict) -> float:
+def start_latency(stack: Stack, job: dict) -> float:
     """Seconds from submit to the first metrics row, minus the first epoch's own time."""
     began = time.perf_counter()
-    job_id = call(url, token, "POST", "/v1/jobs", job)["id"]
+    job_id = stack.call("POST", "/v1/jobs", job)["id"]
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
-        page = call(url, token, "GET", f"/v1/jobs/{job_id}/metrics")
+        page = stack.call("GET", f"/v1/jobs/{job_id}/metrics")
         if page["metrics"]:
             seen = time.perf_counter() - began
             return seen - page["metrics"][0]["seconds"]
@@ -92,35 +77,16 @@ def start_latency(url: str, token: str, job: dict) -> float:
 
 def run(workers: int, jobs: list[dict], quick: bool) -> tuple[float, float]:
     """(jobs per minute, median start latency) with `workers` worker processes."""
-    with tempfile.TemporaryDirectory() as data_dir:
-        env = {**os.environ, "BPTT_DATA_DIR": data_dir}
-        settings = Settings.from_env(env)
-        db.upgrade(settings.database_url)
-        sessions = db.session_factory(settings)
-        with sessions.begin() as session:
-            tenant = repository.create_tenant(session, name="bench")
-            token = repository.create_token(session, tenant=tenant).token
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        url = f"http://127.0.0.1:{port}"
-        processes = [serve.start(serve.api_command("127.0.0.1", port), env, quiet=True)]
-        processes += [serve.start(serve.worker_command(f"bench{i}"), env, quiet=True)
-                      for i in range(workers)]
-        try:
-            serve.wait_until_healthy(url + "/healthz", processes)
-            warm = {**jobs[0], "training": {**jobs[0]["training"], "epochs": 1}}
-            wait_all(url, token, [call(url, token, "POST", "/v1/jobs", warm)["id"]])
-            latencies = [start_latency(url, token, warm) for _ in range(3 if quick else 5)]
-            time.sleep(1)  # let those finish
-            began = time.perf_counter()
-            ids = [call(url, token, "POST", "/v1/jobs", job)["id"] for job in jobs]
-            wait_all(url, token, ids)
-            minutes = (time.perf_counter() - began) / 60
-            return len(jobs) / minutes, statistics.median(latencies)
-        finally:
-            serve.stop_all(processes)
-            sessions.kw["bind"].dispose()
+    with embedded_stack(workers) as stack:
+        warm = {**jobs[0], "training": {**jobs[0]["training"], "epochs": 1}}
+        wait_all(stack, [stack.call("POST", "/v1/jobs", warm)["id"]])
+        latencies = [start_latency(stack, warm) for _ in range(3 if quick else 5)]
+        time.sleep(1)  # let those finish
+        began = time.perf_counter()
+        ids = [stack.call("POST", "/v1/jobs", job)["id"] for job in jobs]
+        wait_all(stack, ids)
+        minutes = (time.perf_counter() - began) / 60
+        return len(jobs) / minutes, statistics.median(latencies)
 
 
 def main(argv: list[str] | None = None) -> int:
