@@ -12,6 +12,8 @@ which are scored against the held-out values:
   so compile time is not counted.
 
 bptt runs with its defaults: only horizon, season length and quantiles (0.1, 0.5, 0.9) are set.
+bptt1 is the default ensemble's first member alone (what `training.ensemble = 1` trains), to
+show what the ensemble's median gains.
 Data: four synthetic groups (numpy, fixed seed) and real series that ship with statsmodels
 (co2, sunspots, nile, elnino, macrodata) and statsforecast (AirPassengers). Nothing is
 downloaded. AutoETS (statsforecast) is optional: without it that column is skipped.
@@ -24,6 +26,7 @@ Numbers depend on the seed and the machine (timings): rerun it rather than trust
 """
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -43,7 +46,10 @@ except ImportError:  # optional: the AutoETS column is skipped
     AutoETS = None
 
 QUANTILES = (0.1, 0.5, 0.9)
-METHODS = ("bptt", "naive", "snaive", "ets")
+# bptt1: the default ensemble's first member alone, i.e. what `training.ensemble = 1` trains
+# (members train one after another from seeds seed, seed + 1, ...): what the ensemble gains.
+METHODS = ("bptt", "bptt1", "naive", "snaive", "ets")
+WITHOUT_ETS = tuple(m for m in METHODS if m != "ets")
 
 
 @dataclass
@@ -221,14 +227,17 @@ def auto_ets(train: np.ndarray, h: int, m: int) -> tuple[np.ndarray, float]:
     return np.asarray(mean, float), time.perf_counter() - start
 
 
-def fit_bptt(train: dict[str, np.ndarray], h: int, m: int) -> tuple[list[dict], float, str]:
-    """bptt with its defaults on all series at once: forecasts, fit seconds and a short note."""
+def fit_bptt(train: dict[str, np.ndarray], h: int, m: int
+             ) -> tuple[list[dict], list[dict], float, str]:
+    """bptt with its defaults on all series at once: forecasts, the first member's alone, fit
+    seconds and a short note."""
     spec = bptt.TrainingSpec(horizon=h, season_length=m, quantiles=QUANTILES)
     start = time.perf_counter()
     result = bptt.fit(train, spec=spec)
     seconds = time.perf_counter() - start
     note = f"{len(result.stopped)} members; best epochs {result.best_epochs}; {result.stopped}"
-    return bptt.forecast(result.model), seconds, note
+    single = dataclasses.replace(result.model, members=result.model.members[:1])
+    return bptt.forecast(result.model), bptt.forecast(single), seconds, note
 
 
 def evaluate(dataset: Dataset) -> DatasetResult:
@@ -237,16 +246,19 @@ def evaluate(dataset: Dataset) -> DatasetResult:
     train = {name: values[:-h] for name, values in dataset.series.items()}
     test = {name: values[-h:] for name, values in dataset.series.items()}
     try:
-        forecasts, bptt_seconds, note = fit_bptt(train, h, m)
+        forecasts, singles, bptt_seconds, note = fit_bptt(train, h, m)
         by_id = {f["id"]: f for f in forecasts}
+        single_by_id = {f["id"]: f for f in singles}
     except Exception as error:  # reported, and in the exit status
-        by_id, bptt_seconds, note = {}, math.nan, f"FAILED: {type(error).__name__}: {error}"
+        by_id, single_by_id, bptt_seconds = {}, {}, math.nan
+        note = f"FAILED: {type(error).__name__}: {error}"
     scores, inside, total, ets_seconds = [], 0, 0, []
     for name, past in train.items():
         actual = test[name]
         predictions = {"naive": naive(past, h), "snaive": seasonal_naive(past, h, m)}
         if name in by_id:
             predictions["bptt"] = by_id[name]["mean"]
+            predictions["bptt1"] = single_by_id[name]["mean"]
             paths = by_id[name]["quantiles"]
             low, high = paths[QUANTILES[0]], paths[QUANTILES[-1]]
             inside += int(np.sum((actual >= low) & (actual <= high)))
@@ -290,7 +302,7 @@ def mean_of(scores: list[SeriesScore], metric: str, method: str) -> float:
 
 def dataset_table(results: list[DatasetResult]) -> list[str]:
     """One row per dataset: mean MASE and sMAPE per method, bptt coverage and fit time."""
-    methods = METHODS if AutoETS is not None else METHODS[:3]
+    methods = METHODS if AutoETS is not None else WITHOUT_ETS
     head = (["dataset", "series", "m", "h"] + [f"MASE {x}" for x in methods]
             + [f"sMAPE {x}" for x in methods] + ["bptt cover 10-90", "bptt s/fit"])
     if AutoETS is not None:
@@ -325,12 +337,17 @@ def summary(results: list[DatasetResult]) -> list[str]:
     """Mean MASE per method over the real series and over all series, and the two verdicts."""
     every = [s for r in results for s in r.scores]
     real_scores = [s for s in every if s.kind == "real"]
-    methods = METHODS if AutoETS is not None else METHODS[:3]
+    methods = METHODS if AutoETS is not None else WITHOUT_ETS
     lines = []
     for label, scores in (("the {} real series", real_scores), ("all {} series", every)):
         if scores:
             parts = ", ".join(f"{x} {fmt(mean_of(scores, 'mase', x))}" for x in methods)
             lines.append(f"Mean MASE over {label.format(len(scores))}: {parts}")
+    ensemble, single = mean_of(every, "mase", "bptt"), mean_of(every, "mase", "bptt1")
+    change = 100 * (ensemble / single - 1)
+    lines.append(f"Ensemble gain: mean MASE {fmt(ensemble)} for the median of the default "
+                 f"ensemble vs {fmt(single)} for its first member alone (ensemble = 1): "
+                 f"{fmt(abs(change), 1)} % {'lower' if change < 0 else 'higher'}")
     won = sum(s.mase["bptt"] < s.mase["snaive"] for s in every)
     lines.append(f"bptt beats seasonal naive on every series: "
                  f"{'yes' if won == len(every) else 'no'} ({won} of {len(every)})")
