@@ -24,7 +24,13 @@ from .defaults import input_size_for
 from .forecasting import forecast
 from .scores import coverage, mase, pinball, smape
 from .spec import CrossValidationConfig, SpecError, TrainingSpec
-from .trainer import Callbacks, FitResult, TrainingCancelled, fit
+from .trainer import (
+    Callbacks,
+    FitResult,
+    TrainingCancelled,
+    _spec_for,  # the same reading of (horizon, spec) as fit's
+    fit,
+)
 
 SCORES = ("mase", "smape", "pinball", "coverage")
 
@@ -196,20 +202,6 @@ def _windows_needed(horizon: int, fraction: float) -> int:
     while count - math.ceil(fraction * count) - horizon < 0:
         count += 1
     return count
-
-
-def _spec_for(horizon: int | None, spec: TrainingSpec | None) -> TrainingSpec:
-    """The spec to fit with, as bptt.fit reads its horizon and spec arguments."""
-    if spec is None:
-        if horizon is None:
-            raise SpecError([{"loc": ["horizon"], "msg": "field required"}])
-        spec = TrainingSpec(horizon=horizon)
-    elif horizon is not None and horizon != spec.horizon:
-        raise SpecError([{"loc": ["horizon"], "msg": "differs from spec.horizon"}])
-    problems = spec.problems()
-    if problems:
-        raise SpecError(problems)
-    return spec
 
 
 def _number(value: float) -> float | None:
