@@ -81,7 +81,7 @@ def submit_job() -> Response:
             spec=valid.spec.to_dict(),
             series=valid.series,
             num_points=valid.num_points,
-            epochs_total=_epochs_total(valid.spec),
+            epochs_total=epochs_total(valid.spec),
             idempotency_key=key,
             request_hash=body.request_hash,
             warm_start_job_id=warm.job_id if warm else None,
@@ -233,7 +233,7 @@ def _document(job: Job) -> JobOut:
     )
 
 
-def _epochs_total(spec: bptt.TrainingSpec) -> int | None:
+def epochs_total(spec: bptt.TrainingSpec) -> int | None:
     """Epochs over all ensemble members, when the spec fixes them (else the worker sets it)."""
     if spec.training.epochs is None:
         return None  # the engine chooses from the data; known once the worker resolves it

@@ -20,7 +20,7 @@ from .bodies import read_body
 from .documents import json_response
 from .errors import Problem, ValidationProblem
 from .extensions import current_settings, get_session
-from .jobs import QUOTA_RETRY_AFTER_S
+from .jobs import QUOTA_RETRY_AFTER_S, epochs_total
 from .models import Job, Sweep, new_id, utcnow
 from .schemas import Progress, SweepList, SweepOut, SweepRequest, TrialOut
 
@@ -76,7 +76,7 @@ def create_sweep() -> Response:
     ids = [repository.create_job(
         session, tenant_id=tenant_id, spec=spec.to_dict(), series=base.series,
         num_points=base.num_points,
-        epochs_total=spec.training.epochs and spec.training.epochs * spec.training.ensemble,
+        epochs_total=epochs_total(spec),
         sweep_id=sweep.id, trial=i).id for i, (_, spec) in enumerate(trials)]
     session.commit()
     for job_id in ids:
@@ -161,16 +161,12 @@ def _trials(request: SweepRequest, base: validation.TrainingRequest, settings
             path = ".".join(map(str, problem["loc"]))
             loc = ["space", path] if path in trial else ["job", *problem["loc"]]
             errors.append({"loc": loc, "msg": f"trial {i} ({trial}): {problem['msg']}"})
-        if spec is not None and request.metric == "cv_mase" and not _cross_validated(spec):
+        if spec is not None and request.metric == "cv_mase" and spec.cross_validation is None:
             errors.append({"loc": ["metric"], "msg": "cv_mase needs job.cross_validation"})
         out.append((trial, spec))
     if errors:
         raise ValidationProblem(errors[:validation.MAX_ERRORS])
     return out
-
-
-def _cross_validated(spec: Any) -> bool:
-    return getattr(spec, "cross_validation", None) is not None
 
 
 def _document(sweep: Sweep, *, with_trials: bool = True) -> SweepOut:
