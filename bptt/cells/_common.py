@@ -10,8 +10,11 @@ kernels use libm, so gradient checks run at full precision.
 """
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+from numba.np.linalg import ensure_blas
 
 # nogil: batch chunks run in parallel Python threads (see parallel.py).
 KERNEL = {"cache": True, "error_model": "numpy", "nogil": True}
@@ -118,3 +121,67 @@ def weight_gradients(x, h0, hs, dgates_i, dgates_h, w_ih, dx, dw_ih, dw_hh, db_i
     db_hh += colsum
     if need_dx:
         np.dot(di, w_ih, dx.reshape(T * B, I))  # (T*B, GH) @ (GH, I)
+
+
+@intrinsic
+def _xxgemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Column-major c = alpha·op(a)·op(b) + beta·c through Numba's own BLAS entry point, the
+    `numba_xxgemm` that np.dot calls (SciPy's sgemm/dgemm); returns nonzero if BLAS is missing."""
+    if not (isinstance(c, types.Array) and a.dtype == b.dtype == c.dtype
+            and c.dtype in (types.float32, types.float64)):
+        return None
+    sig = types.intc(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, sig, args):
+        ensure_blas()
+        tys = sig.args
+        dtype = tys[11].dtype
+        char = ir.IntType(8)
+        intp = context.get_value_type(types.intp)
+        voidp = cgutils.voidptr_t
+        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, voidp, voidp,
+                                                intp, voidp, intp, voidp, voidp, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+
+        def integer(i):
+            return context.cast(builder, args[i], tys[i], types.intp)
+
+        def scalar(i):  # BLAS takes alpha and beta by pointer
+            value = context.cast(builder, args[i], tys[i], dtype)
+            return builder.bitcast(cgutils.alloca_once_value(builder, value), voidp)
+
+        def data(i):
+            array = context.make_array(tys[i])(context, builder, args[i])
+            return builder.bitcast(array.data, voidp)
+
+        kind = ir.Constant(char, ord("s" if dtype == types.float32 else "d"))
+        return builder.call(fn, (kind, builder.trunc(integer(0), char),
+                                 builder.trunc(integer(1), char), integer(2), integer(3),
+                                 integer(4), scalar(5), data(6), integer(7), data(8), integer(9),
+                                 scalar(10), data(11), integer(12)))
+
+    return sig, codegen
+
+
+@njit(inline="always", **KERNEL)
+def _leading(a):
+    """BLAS leading dimension of a row-major 2-D array or view: its row stride in elements."""
+    if a.shape[1] > 1 and a.strides[1] != a.itemsize:
+        raise ValueError("gemm needs unit-stride rows")
+    if a.shape[0] > 1:
+        return a.strides[0] // a.itemsize
+    return max(a.shape[1], 1)  # a single row: BLAS checks only that ld >= columns
+
+
+@njit(inline="always", **KERNEL)
+def gemm(a, b, c, trans_a, trans_b, beta):
+    """c = op(a) @ op(b) + beta·c in place (op(a) = a.T if trans_a), for 2-D arrays or views with
+    unit-stride rows and any row stride. Unlike np.dot it writes into views, accumulates with
+    beta = 1 and never copies an operand. BLAS is column-major: the row-major c = op(a)·op(b)
+    is the column-major cᵀ = op(b)ᵀ·op(a)ᵀ, so b goes first."""
+    k = a.shape[0] if trans_a else a.shape[1]
+    status = _xxgemm(84 if trans_b else 78, 84 if trans_a else 78,  # 'T' or 'N'
+                     c.shape[1], c.shape[0], k, 1.0, b, _leading(b), a, _leading(a), beta, c,
+                     _leading(c))
+    if status != 0:
+        raise RuntimeError("no BLAS gemm (np.dot's, from SciPy) could be loaded")

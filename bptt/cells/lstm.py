@@ -7,56 +7,123 @@
 Every cell module shares one kernel signature so the network code is cell-agnostic:
 `gates` (T, B, G*H) keeps the activated gates, `aux` (T, B, H) keeps the cell state c,
 `hs` (T, B, H) the hidden state. `dgates_h` and `relu` are unused here.
+
+Elementwise work goes row by row (one batch row b at a time), on 1-D slices of one gate block
+each: the row a GEMM just wrote is still in L1, and unit-stride slices with 0-based loops are
+what LLVM vectorises reliably (indices like row[H + j] or g4[t, b, q, j] made it emit slower
+code). The kernels use BLAS through `gemm`, which writes into views and accumulates in place.
+FMA contraction is the only fast-math flag: it rounds a·b + c once instead of twice.
 """
 
-import numpy as np
 from numba import njit
 
-from ._common import KERNEL, carve, tanh, total_dh, weight_gradients
+from ._common import KERNEL, carve, gemm, tanh, total_dh
 
 GATES = 4
+# Up to this many inputs, x_t·W_ihᵀ is added in the gate loop (I multiply-adds per gate value,
+# from L1) instead of by a GEMM over all steps, which would write all T·B·4H pre-activations
+# out to memory and read them back.
+FOLD_INPUTS = 4
+# From this hidden size the forward's GEMMs read W_hh directly rather than a copy of W_hh^T.
+DIRECT_HIDDEN = 192
+FAST = {"fastmath": {"contract"}}
 
 
-@njit(**KERNEL)
+@njit(inline="always", **KERNEL)
+def _all_zero(a):
+    """Whether the 2-D array a is all zeros (as a zero initial state is): a GEMM with it can be
+    skipped. Stops at the first nonzero, so it costs little either way."""
+    for r in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            if a[r, k] != 0:
+                return False
+    return True
+
+
+@njit(**KERNEL, **FAST)
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one LSTM layer over x (T, B, I) from state (h0, c0), filling gates, aux=c and hs."""
     T, B, I = x.shape
     H = h0.shape[1]
-    # The input projection of every step is one GEMM: (T*B, I) @ (I, 4H).
-    np.dot(x.reshape(T * B, I), w_ih.T, gates.reshape(T * B, 4 * H))
-    # Gate blocks addressed as g4[t, b, gate, j]: a constant gate index lets LLVM see four
-    # unit-stride streams, where offsets like [b, 2 * H + j] made it emit slower code.
-    g4 = gates.reshape(T, B, 4, H)
-    bias = b_ih + b_hh  # (4H,)
-    # σ(z) = ½ + ½·tanh(½z), so one tanh loop over all four gate blocks activates them:
-    # act = shift + scale·tanh(scale·z), with scale ½ for i, f, o and 1 for g. A single uniform
-    # loop vectorises far better than four differently-shaped ones.
-    scale = np.full(4 * H, 0.5, x.dtype)
-    scale[2 * H : 3 * H] = 1
-    shift = np.full(4 * H, 0.5, x.dtype)
-    shift[2 * H : 3 * H] = 0
-    rec, at = carve(work, 0, B, 4 * H)  # recurrent projection, reused every step
-    w_hh_t, at = carve(work, at, H, 4 * H)  # contiguous W_hh^T: faster small per-step GEMMs
-    w_hh_t[:] = w_hh.T
+    G = 4 * H
+    one = x.dtype.type(1)
+    half = x.dtype.type(0.5)
+    zero = x.dtype.type(0)
+    fold = I <= FOLD_INPUTS
+    # Per-step GEMMs against a contiguous copy of W_hh^T ran faster up to H = 128; from about
+    # H = 192 OpenBLAS is faster reading W_hh itself, transposed, and the copy is saved too.
+    direct = H >= DIRECT_HIDDEN
+    w_hh_t, at = carve(work, 0, 0 if direct else H, G)
+    if not direct:
+        w_hh_t[:] = w_hh.T
+    bias = work[at : at + G]
+    at += G
+    for k in range(G):
+        bias[k] = b_ih[k] + b_hh[k]
+    w_ih_t, at = carve(work, at, I if fold else 0, G)
+    if fold:
+        w_ih_t[:] = w_ih.T
+    else:  # the input projection of every step as one GEMM: (T*B, I) @ (I, 4H)
+        gemm(x.reshape(T * B, I), w_ih, gates.reshape(T * B, G), False, True, 0.0)
+    zero_start = _all_zero(h0)
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)
         c_prev = c0 if t == 0 else aux[t - 1]  # (B, H)
-        np.dot(h_prev, w_hh_t, rec)  # (B, 4H)
-        g_t = gates[t]
+        g_t = gates[t]  # (B, 4H)
+        # The recurrent projection goes straight into gates[t], added to the input projection.
+        if t > 0 or not zero_start:
+            if direct:
+                gemm(h_prev, w_hh, g_t, False, True, 0.0 if fold else 1.0)
+            else:
+                gemm(h_prev, w_hh_t, g_t, False, False, 0.0 if fold else 1.0)
+        elif fold:
+            g_t[:] = 0
         for b in range(B):
-            for k in range(4 * H):
-                s = scale[k]
-                g_t[b, k] = shift[k] + s * tanh(s * (g_t[b, k] + rec[b, k] + bias[k]))
-        for b in range(B):
+            row = g_t[b]
+            if fold:
+                for i in range(1, I):
+                    xi = x[t, b, i]
+                    wi = w_ih_t[i]
+                    for k in range(G):
+                        row[k] += xi * wi[k]
+            # σ(z) = ½ + ½·tanh(½z): every block is u + s·tanh(s·z), s = ½ (i, f, o) or 1 (g).
+            # Two copies of the loop rather than a branch inside it, which stopped LLVM
+            # vectorising it.
+            if fold:
+                x0 = x[t, b, 0]
+                for q in range(4):
+                    s = one if q == 2 else half
+                    u = zero if q == 2 else half
+                    lo = q * H
+                    z = row[lo : lo + H]
+                    bq = bias[lo : lo + H]
+                    wq = w_ih_t[0, lo : lo + H]
+                    for j in range(H):
+                        z[j] = u + s * tanh(s * (z[j] + bq[j] + x0 * wq[j]))
+            else:
+                for q in range(4):
+                    s = one if q == 2 else half
+                    u = zero if q == 2 else half
+                    lo = q * H
+                    z = row[lo : lo + H]
+                    bq = bias[lo : lo + H]
+                    for j in range(H):
+                        z[j] = u + s * tanh(s * (z[j] + bq[j]))
+            gi = row[0:H]
+            gf = row[H : 2 * H]
+            gg = row[2 * H : 3 * H]
+            go = row[3 * H : G]
+            cp = c_prev[b]
+            c = aux[t, b]
+            h = hs[t, b]
             for j in range(H):
-                aux[t, b, j] = g4[t, b, 1, j] * c_prev[b, j] + g4[t, b, 0, j] * g4[t, b, 2, j]
-        # tanh gets a loop of its own: inside a loop with many streams LLVM vectorised badly.
-        for b in range(B):
+                c[j] = gf[j] * cp[j] + gi[j] * gg[j]
+            # tanh gets a loop of its own: inside a loop with many streams LLVM vectorised badly.
             for j in range(H):
-                hs[t, b, j] = g4[t, b, 3, j] * tanh(aux[t, b, j])
+                h[j] = go[j] * tanh(c[j])
 
 
-@njit(**KERNEL)
+@njit(**KERNEL, **FAST)
 def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
              dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one LSTM layer.
@@ -68,9 +135,8 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     """
     T, B, I = x.shape
     H = h0.shape[1]
+    G = 4 * H
     one = x.dtype.type(1)
-    g4 = gates.reshape(T, B, 4, H)
-    d4 = dgates.reshape(T, B, 4, H)
     dh_next, at = carve(work, 0, B, H)  # dL/dh_t through the recurrence from step t+1
     dc_next, at = carve(work, at, B, H)
     dh_next[:] = 0
@@ -78,27 +144,70 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     flow = work[at : at + H]  # scratch for total_dh
     at += H
     dh, at = carve(work, at, B, H)  # dL/dh_t, both paths
-    tc, at = carve(work, at, B, H)  # tanh(c_t), recomputed rather than stored
+    tc = work[at : at + H]  # tanh(c_t) of one row, recomputed rather than stored
+    at += H
+    db = work[at : at + G]  # bias gradient (the same for b_ih and b_hh), summed while hot
+    at += G
+    db[:] = 0
+    fold = I <= FOLD_INPUTS
+    dw_ih_t, at = carve(work, at, I if fold else 0, G)  # dW_ih^T, summed while hot
+    dw_ih_t[:] = 0
     for t in range(T - 1, -1, -1):
         c_prev = c0 if t == 0 else aux[t - 1]
         grad_flow[t] += total_dh(dh_out[t], dh_next, dh, flow)
-        # Short single-purpose loops: each vectorises, where one fused loop did not.
+        g_t = gates[t]
+        d_t = dgates[t]
         for b in range(B):
+            c = aux[t, b]
             for j in range(H):
-                tc[b, j] = tanh(aux[t, b, j])
-        for b in range(B):
+                tc[j] = tanh(c[j])
+            row = g_t[b]
+            drow = d_t[b]
+            gi = row[0:H]
+            gf = row[H : 2 * H]
+            gg = row[2 * H : 3 * H]
+            go = row[3 * H : G]
+            di = drow[0:H]
+            df = drow[H : 2 * H]
+            dg = drow[2 * H : 3 * H]
+            do = drow[3 * H : G]
+            cp = c_prev[b]
+            dhb = dh[b]
+            dcb = dc_next[b]
             for j in range(H):
-                i = g4[t, b, 0, j]
-                f = g4[t, b, 1, j]
-                g = g4[t, b, 2, j]
-                o = g4[t, b, 3, j]
-                dc = dc_next[b, j] + dh[b, j] * o * (one - tc[b, j] * tc[b, j])
-                d4[t, b, 0, j] = dc * g * i * (one - i)
-                d4[t, b, 1, j] = dc * c_prev[b, j] * f * (one - f)
-                d4[t, b, 2, j] = dc * i * (one - g * g)
-                d4[t, b, 3, j] = dh[b, j] * tc[b, j] * o * (one - o)
-                dc_next[b, j] = dc * f
+                i = gi[j]
+                f = gf[j]
+                g = gg[j]
+                o = go[j]
+                tcj = tc[j]
+                dc = dcb[j] + dhb[j] * o * (one - tcj * tcj)
+                di[j] = dc * g * i * (one - i)
+                df[j] = dc * cp[j] * f * (one - f)
+                dg[j] = dc * i * (one - g * g)
+                do[j] = dhb[j] * tcj * o * (one - o)
+                dcb[j] = dc * f
+            for k in range(G):
+                db[k] += drow[k]
+            if fold:
+                for i in range(I):
+                    xi = x[t, b, i]
+                    acc = dw_ih_t[i]
+                    for k in range(G):
+                        acc[k] += xi * drow[k]
         if t > 0:
-            np.dot(dgates[t], w_hh, dh_next)  # (B, 4H) @ (4H, H)
-    weight_gradients(x, h0, hs, dgates, dgates, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx,
-                     work[at:])
+            gemm(d_t, w_hh, dh_next, False, False, 0.0)  # (B, 4H) @ (4H, H)
+    # The weight gradients of all steps as single GEMMs, accumulated in place.
+    d2 = dgates.reshape(T * B, G)
+    if not _all_zero(h0):
+        gemm(dgates[0], h0, dw_hh, True, False, 1.0)  # step 0 reads the initial state
+    if T > 1:
+        gemm(d2[B:], hs[: T - 1].reshape((T - 1) * B, H), dw_hh, True, False, 1.0)
+    if fold:
+        dw_ih += dw_ih_t.T
+    else:
+        gemm(d2, x.reshape(T * B, I), dw_ih, True, False, 1.0)
+    for k in range(G):
+        db_ih[k] += db[k]
+        db_hh[k] += db[k]
+    if need_dx:
+        gemm(d2, w_ih, dx.reshape(T * B, I), False, False, 0.0)  # (T*B, 4H) @ (4H, I)
