@@ -13,7 +13,9 @@ which are scored against the held-out values:
 
 bptt runs with its defaults: only horizon, season length and quantiles (0.1, 0.5, 0.9) are set.
 bptt1 is the default ensemble's first member alone (what `training.ensemble = 1` trains), to
-show what the ensemble's median gains.
+show what the ensemble's median gains; bpttnet is the network alone, without the combination
+with the series' mean and the naive forecast that the model fits on its validation windows
+(bptt.combination), to show what that gains.
 Data: four synthetic groups (numpy, fixed seed) and real series that ship with statsmodels
 (co2, sunspots, nile, elnino, macrodata) and statsforecast (AirPassengers). Nothing is
 downloaded. AutoETS (statsforecast) is optional: without it that column is skipped.
@@ -48,7 +50,8 @@ except ImportError:  # optional: the AutoETS column is skipped
 QUANTILES = (0.1, 0.5, 0.9)
 # bptt1: the default ensemble's first member alone, i.e. what `training.ensemble = 1` trains
 # (members train one after another from seeds seed, seed + 1, ...): what the ensemble gains.
-METHODS = ("bptt", "bptt1", "naive", "snaive", "ets")
+# bpttnet: the network alone, without the model's combination (bptt.combination).
+METHODS = ("bptt", "bptt1", "bpttnet", "naive", "snaive", "ets")
 WITHOUT_ETS = tuple(m for m in METHODS if m != "ets")
 
 
@@ -228,16 +231,21 @@ def auto_ets(train: np.ndarray, h: int, m: int) -> tuple[np.ndarray, float]:
 
 
 def fit_bptt(train: dict[str, np.ndarray], h: int, m: int
-             ) -> tuple[list[dict], list[dict], float, str]:
-    """bptt with its defaults on all series at once: forecasts, the first member's alone, fit
-    seconds and a short note."""
+             ) -> tuple[list[dict], list[dict], list[dict], float, str]:
+    """bptt with its defaults on all series at once: forecasts, the first member's alone, the
+    network's alone (no combination), fit seconds and a short note."""
     spec = bptt.TrainingSpec(horizon=h, season_length=m, quantiles=QUANTILES)
     start = time.perf_counter()
     result = bptt.fit(train, spec=spec)
     seconds = time.perf_counter() - start
     note = f"{len(result.stopped)} members; best epochs {result.best_epochs}; {result.stopped}"
+    if result.model.combination is not None:
+        weights = ", ".join(f"{w:.2f}" for w in result.model.combination.default)
+        note += f"; combination (network, mean, naive) = ({weights})"
     single = dataclasses.replace(result.model, members=result.model.members[:1])
-    return bptt.forecast(result.model), bptt.forecast(single), seconds, note
+    network = dataclasses.replace(result.model, combination=None)
+    return (bptt.forecast(result.model), bptt.forecast(single), bptt.forecast(network), seconds,
+            note)
 
 
 def evaluate(dataset: Dataset) -> DatasetResult:
@@ -246,11 +254,12 @@ def evaluate(dataset: Dataset) -> DatasetResult:
     train = {name: values[:-h] for name, values in dataset.series.items()}
     test = {name: values[-h:] for name, values in dataset.series.items()}
     try:
-        forecasts, singles, bptt_seconds, note = fit_bptt(train, h, m)
+        forecasts, singles, networks, bptt_seconds, note = fit_bptt(train, h, m)
         by_id = {f["id"]: f for f in forecasts}
         single_by_id = {f["id"]: f for f in singles}
+        network_by_id = {f["id"]: f for f in networks}
     except Exception as error:  # reported, and in the exit status
-        by_id, single_by_id, bptt_seconds = {}, {}, math.nan
+        by_id, single_by_id, network_by_id, bptt_seconds = {}, {}, {}, math.nan
         note = f"FAILED: {type(error).__name__}: {error}"
     scores, inside, total, ets_seconds = [], 0, 0, []
     for name, past in train.items():
@@ -259,6 +268,7 @@ def evaluate(dataset: Dataset) -> DatasetResult:
         if name in by_id:
             predictions["bptt"] = by_id[name]["mean"]
             predictions["bptt1"] = single_by_id[name]["mean"]
+            predictions["bpttnet"] = network_by_id[name]["mean"]
             paths = by_id[name]["quantiles"]
             low, high = paths[QUANTILES[0]], paths[QUANTILES[-1]]
             inside += int(np.sum((actual >= low) & (actual <= high)))
@@ -321,14 +331,17 @@ def dataset_table(results: list[DatasetResult]) -> list[str]:
 
 
 def series_table(results: list[DatasetResult]) -> list[str]:
-    """One row per series: bptt's MASE beside the seasonal naive's, and which is lower."""
-    lines = ["| dataset | series | n train | MASE bptt | MASE snaive | bptt / snaive | bptt wins |",
-             "|---|---|---|---|---|---|---|"]
+    """One row per series: bptt's MASE (and its network's alone) beside the seasonal naive's,
+    and which of bptt and seasonal naive is lower."""
+    lines = ["| dataset | series | n train | MASE bptt | MASE bpttnet | MASE snaive | "
+             "bptt / snaive | bptt wins |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         for s in r.scores:
             b, sn = s.mase["bptt"], s.mase["snaive"]
             wins = "n/a" if not math.isfinite(b) else ("yes" if b < sn else "**no**")
-            lines.append(f"| {s.dataset} | {s.name} | {s.n_train} | {fmt(b)} | {fmt(sn)} | "
+            lines.append(f"| {s.dataset} | {s.name} | {s.n_train} | {fmt(b)} | "
+                         f"{fmt(s.mase['bpttnet'])} | {fmt(sn)} | "
                          f"{fmt(b / sn if sn else math.nan, 2)} | {wins} |")
     return lines
 
@@ -348,6 +361,14 @@ def summary(results: list[DatasetResult]) -> list[str]:
     lines.append(f"Ensemble gain: mean MASE {fmt(ensemble)} for the median of the default "
                  f"ensemble vs {fmt(single)} for its first member alone (ensemble = 1): "
                  f"{fmt(abs(change), 1)} % {'lower' if change < 0 else 'higher'}")
+    network = mean_of(every, "mase", "bpttnet")
+    change = 100 * (ensemble / network - 1)
+    won_net = sum(s.mase["bpttnet"] < s.mase["snaive"] for s in every)
+    lines.append(f"Combination gain: mean MASE {fmt(ensemble)} for the model's forecasts vs "
+                 f"{fmt(network)} for its network alone (no combination with the series' mean "
+                 f"and the naive forecast): {fmt(abs(change), 1)} % "
+                 f"{'lower' if change < 0 else 'higher'}; the network alone beats seasonal "
+                 f"naive on {won_net} of {len(every)}")
     won = sum(s.mase["bptt"] < s.mase["snaive"] for s in every)
     lines.append(f"bptt beats seasonal naive on every series: "
                  f"{'yes' if won == len(every) else 'no'} ({won} of {len(every)})")

@@ -151,12 +151,19 @@ class Windows:
     x: np.ndarray  # (N, L, 1) centred inputs
     y: np.ndarray  # (N, h) centred targets, NaN where the series had a gap
     series: np.ndarray  # (N,) index of the series each window comes from
+    # (N,) the scaled, gap-filled last input value each window is centred on, and the mean of
+    # the series' observed scaled values up to it (what bptt.combination needs); None when unknown
+    level: np.ndarray | None = None
+    mean: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, rows: np.ndarray) -> "Windows":
-        return Windows(self.x[rows], self.y[rows], self.series[rows])
+        if self.level is None or self.mean is None:
+            return Windows(self.x[rows], self.y[rows], self.series[rows])
+        return Windows(self.x[rows], self.y[rows], self.series[rows], self.level[rows],
+                       self.mean[rows])
 
 
 def window_inputs(filled: np.ndarray, input_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +191,7 @@ def make_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
         inputs = np.lib.stride_tricks.sliding_window_view(filled, input_size)[:count]
         targets = np.lib.stride_tricks.sliding_window_view(values[input_size:], horizon)[:count]
         level = inputs[:, -1:]
+        mean = expanding_mean(values)[input_size - 1 :][:count]  # up to each window's origin
         n_val = int(np.ceil(validation_fraction * count)) if validation_fraction > 0 else 0
         last_train = count - n_val - horizon  # windows 0..last_train have disjoint targets
         if n_val == 0 or last_train < 0:
@@ -192,13 +200,25 @@ def make_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
         for part, rows in splits:
             if rows.stop > rows.start:
                 parts[part].append((inputs[rows] - level[rows], targets[rows] - level[rows],
-                                    np.full(rows.stop - rows.start, index)))
+                                    np.full(rows.stop - rows.start, index), level[rows, 0],
+                                    mean[rows]))
     return _stack(parts["train"], input_size, horizon), _stack(parts["val"], input_size, horizon)
 
 
 def _stack(pieces: list, input_size: int, horizon: int) -> Windows:
     if not pieces:
         return Windows(np.empty((0, input_size, 1), np.float32),
-                       np.empty((0, horizon), np.float32), np.empty(0, np.int64))
-    x, y, s = (np.concatenate(p) for p in zip(*pieces, strict=True))
-    return Windows(x[:, :, None].astype(np.float32), y.astype(np.float32), s)
+                       np.empty((0, horizon), np.float32), np.empty(0, np.int64), np.empty(0),
+                       np.empty(0))
+    x, y, s, level, mean = (np.concatenate(p) for p in zip(*pieces, strict=True))
+    return Windows(x[:, :, None].astype(np.float32), y.astype(np.float32), s, level, mean)
+
+
+def expanding_mean(values: np.ndarray) -> np.ndarray:
+    """Mean of the observed values (gaps skipped) up to and including each point; NaN before
+    the first observation."""
+    known = np.isfinite(values)
+    total = np.cumsum(np.where(known, values, 0.0))
+    count = np.cumsum(known)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .combination import new_series_means
 from .data import DataError, as_series, fit_scalers, interpolate_gaps
 from .model import Model
 
@@ -16,10 +17,20 @@ def forecast(model: Model, series=None, horizon: int | None = None,
     them). Returns [{"id", "mean": (h,), "quantiles": {q: (h,)}}]; quantile paths never cross
     and carry the model's conformal calibration.
     """
+    return as_forecasts(*forecast_arrays(model, series, horizon, quantiles, threads))
+
+
+def forecast_arrays(model: Model, series=None, horizon: int | None = None,
+                    quantiles: list[float] | None = None, threads: int = 1
+                    ) -> tuple[list[str], list[float], np.ndarray]:
+    """forecast's answer as arrays, for callers that handle thousands of series at once:
+    (ids, quantiles, values), values (S, h, 1 + Q) in original units, values[i, :, 0] the mean
+    of series ids[i] and values[i, :, 1 + k] its quantile quantiles[k]."""
     horizon, wanted = checked_request(model, horizon, quantiles)
     steps = model.spec.window.input_size
     if series is None:
         ids, scalers, tails = model.series_ids, model.scalers, model.tails
+        means = None  # the combination's series means: the model's own
     else:
         known = dict(zip(model.series_ids, model.scalers, strict=True))
         named = as_series(series)
@@ -33,13 +44,14 @@ def forecast(model: Model, series=None, horizon: int | None = None,
         fitted = dict(zip(new, fit_scalers(model.spec.scaler, [named[i][1] for i in new]),
                           strict=True))
         scalers = [known.get(name) or fitted[i] for i, name in enumerate(ids)]
-        tails = np.stack([_tail(s, values, steps)
-                          for s, (_, values) in zip(scalers, named, strict=True)])
+        tails = _tails(scalers, [values for _, values in named], steps)
+        means = new_series_means(model, named, scalers, new)  # a new series' own mean
     # Centre every window on its last value, as in training (data.window_inputs), all at once.
     levels = tails[:, -1]  # (S,)
     x = (tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1)
-    return forecasts_from_paths(model, ids, model.quantile_paths(x, threads), levels, scalers,
-                                horizon, wanted)
+    paths = model.quantile_paths(x, threads)
+    return ids, wanted, values_from_paths(model, ids, paths, levels, scalers, horizon, wanted,
+                                          means)
 
 
 def checked_request(model: Model, horizon: int | None, quantiles: list[float] | None
@@ -58,22 +70,43 @@ def checked_request(model: Model, horizon: int | None, quantiles: list[float] | 
 
 
 def forecasts_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: np.ndarray,
-                         scalers: list, horizon: int, wanted: list[float]) -> list[dict]:
+                         scalers: list, horizon: int, wanted: list[float],
+                         means: np.ndarray | None = None) -> list[dict]:
     """forecast's answer from scaled, centred paths (S, h, 1 + Q): the first `horizon` steps,
-    moved back to each window's level and through its series' scaler, `wanted` quantiles."""
+    moved back to each window's level and through its series' scaler, `wanted` quantiles.
+    A model with a combination combines them first (bptt.combination; means: the scaled mean
+    of series it was not trained on, NaN for the others)."""
+    return as_forecasts(ids, wanted, values_from_paths(model, ids, paths, levels, scalers,
+                                                       horizon, wanted, means))
+
+
+def values_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: np.ndarray,
+                      scalers: list, horizon: int, wanted: list[float],
+                      means: np.ndarray | None = None) -> np.ndarray:
+    """forecasts_from_paths' answer as forecast_arrays' values (S, horizon, 1 + len(wanted))."""
+    if model.combination is not None:
+        paths = model.combination.apply(paths, ids, model.series_ids, levels, means)
     paths = paths[:, :horizon] + levels[:, None, None]
     center = np.array([s.center for s in scalers])[:, None, None]
     scale = np.array([s.scale for s in scalers])[:, None, None]
     original = paths * scale + center  # (S, h, 1 + Q): every scaler's inverse at once
-    columns = [1 + model.quantiles.index(q) for q in wanted]
+    return original[:, :, [0] + [1 + model.quantiles.index(q) for q in wanted]]
+
+
+def as_forecasts(ids: list[str], wanted: list[float], values: np.ndarray) -> list[dict]:
+    """forecast_arrays' answer as forecast's: a dict per series, its paths views of `values`."""
     return [{"id": name, "mean": path[:, 0],
-             "quantiles": {q: path[:, k] for q, k in zip(wanted, columns, strict=True)}}
-            for name, path in zip(ids, original, strict=True)]
+             "quantiles": {q: path[:, 1 + k] for k, q in enumerate(wanted)}}
+            for name, path in zip(ids, values, strict=True)]
 
 
-def _tail(scaler, values: np.ndarray, steps: int) -> np.ndarray:
-    """The last `steps` scaled values, gaps interpolated over the whole series as in training."""
-    scaled = scaler.transform(values)
-    if np.isfinite(scaled[-steps:]).all():  # no gap in the window: no need to interpolate
-        return scaled[-steps:]
-    return interpolate_gaps(scaled)[-steps:]
+def _tails(scalers: list, series: list[np.ndarray], steps: int) -> np.ndarray:
+    """(S, steps): each series' last `steps` scaled values, gaps interpolated over the whole
+    series as in training. Scaled all at once; only a series with a gap in its window is
+    interpolated, one by one (each scaler's transform, elementwise: the same numbers)."""
+    center = np.array([s.center for s in scalers])[:, None]
+    scale = np.array([s.scale for s in scalers])[:, None]
+    tails = (np.stack([values[-steps:] for values in series]) - center) / scale
+    for i in np.flatnonzero(~np.isfinite(tails).all(axis=1)):
+        tails[i] = interpolate_gaps(scalers[i].transform(series[i]))[-steps:]
+    return tails

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .combination import Combination
 from .data import Scaler
 from .forward import predict
 from .network import NetworkSpec
@@ -35,6 +36,9 @@ class Model:
     # (h, Q) shifts added to the quantile outputs, in scaled units, from conformal calibration
     # on the validation windows (zeros: not calibrated)
     quantile_offsets: np.ndarray | None = None
+    # how forecasts combine the network with the series' mean and the naive forecast, fitted on
+    # the validation windows (bptt.combination); None: the network alone (and older files)
+    combination: Combination | None = None
 
     def __post_init__(self) -> None:
         if self.quantile_offsets is None:
@@ -99,6 +103,9 @@ class Model:
         tensors[TAILS] = np.asarray(self.tails, np.float64)
         tensors[OFFSETS] = np.asarray(self.quantile_offsets, np.float64)
         card = {**model_card(self.network), **self.card()}
+        if self.combination is not None:
+            tensors.update(self.combination.tensors())
+            card["combination"] = self.combination.card()
         return to_safetensors(tensors, {"model_card": json.dumps(card), "format": "pt"})
 
     @classmethod
@@ -107,6 +114,7 @@ class Model:
         tensors, metadata = from_safetensors(data)
         tails = tensors.pop(TAILS)
         offsets = tensors.pop(OFFSETS)
+        combination = Combination.pop_tensors(tensors)
         extra = {n: tensors.pop(n) for n in list(tensors) if n.startswith("member.")}
         # member 0 alone is a plain bptt network file: load_model checks every name and shape
         network, first, card = load_model(to_safetensors(tensors, metadata))
@@ -118,5 +126,5 @@ class Model:
         spec = TrainingSpec.from_dict(card["training_spec"])
         scalers = [Scaler(**s["scaler"]) for s in card["series"]]
         return cls(spec, network, np.stack(members), [s["id"] for s in card["series"]], scalers,
-                   tails, offsets)
+                   tails, offsets, combination=combination)
 

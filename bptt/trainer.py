@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import combination
 from .clipping import ClipSpec
 from .data import DataError, Windows, as_series, fit_scalers, interpolate_gaps, make_windows
 from .defaults import input_size_for, resolve
@@ -214,6 +215,8 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
 
     tails = np.stack([interpolate_gaps(s)[-spec.window.input_size:] for s in scaled])
     model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails)
+    if len(val):  # the network with the series' mean and the naive forecast (bptt.combination)
+        model.combination = combination.fitted(model, val, scaled)
     coverage = None
     if spec.quantiles and len(val):
         coverage = quantile_coverage(model, val)  # of the network's own quantiles
@@ -391,8 +394,9 @@ def conformal_offsets(model: Model, windows: Windows) -> np.ndarray:
     """Split-conformal shifts (h, Q) for the quantile outputs: for quantile q at step s, the
     q-quantile of (target − predicted q-quantile) over the validation windows, so that the
     shifted quantile is exceeded by a share 1 − q of them. Steps with too few known targets
-    keep a zero shift. Pinball training alone gave intervals far too narrow out of sample."""
-    paths = model.quantile_paths(windows.x.transpose(1, 0, 2))[:, :, 1:]  # (N, h, Q)
+    keep a zero shift. Pinball training alone gave intervals far too narrow out of sample.
+    The quantiles are the ones forecasts use: moved with the model's combination, if any."""
+    paths = combination.window_paths(model, windows)[:, :, 1:]  # (N, h, Q)
     residuals = windows.y[:, :, None] - paths
     offsets = np.zeros((model.horizon, len(model.quantiles)))
     for step in range(model.horizon):

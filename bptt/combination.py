@@ -1,0 +1,183 @@
+"""Forecast combination: the network's forecast with two classical ones, weighted on validation.
+
+A model's forecast of a series is a convex combination (w_net, w_mean, w_naive), weights >= 0
+summing to 1, of three forecasts, all in the series' scaled units and centred on the window's
+last value, as the network sees them:
+
+- the network's mean path;
+- the series' mean: its observed values' mean up to the forecast origin (the training mean, for
+  a series the model was trained on), a flat path at mean - level;
+- the naive forecast: the last value, a flat path at 0.
+
+It amounts to shrinking the network's forecast change towards no change and towards the series'
+mean: the classical combination of forecasts (Bates and Granger 1969; the "Comb" benchmark and
+the combination-based winners of M4). The mean matters because the network reads its window
+centred on the last value and so cannot see where that value stands against the series' long-run
+level; for stationary series (AR processes, say) reverting towards it is most of the forecast.
+Quantile paths move by the same amount as the mean, and the conformal calibration of the model
+(trainer.conformal_offsets) is fitted on the combined paths.
+
+The weights are fitted by fit_weights on the validation windows of every series (the latest
+windows, which training never uses as targets; for each window the mean is the series' mean up
+to that window's origin, so no validation target is ever seen): among the convex weights on a
+grid of step GRID_STEP, the one with the lowest mean over series of the validation MAE relative
+to the network's own MAE (so a series' units do not matter, nor its number of windows); on a tie
+the weight with more on the network. One set of weights is fitted for all series of a model and
+stored per series (and as the default for series the model was not trained on). Weights fitted
+on each series' own validation windows alone were measured on benchmarks/accuracy.py (3
+synthetic seeds, 120 series) to do worse than these pooled ones, and worse than the network
+alone: a series has few, heavily overlapping validation windows, too few to tell which forecast
+will be better after them; shrinking per-series weights towards the pooled ones helped the more,
+the stronger the shrinkage. The pooled weights lowered the mean MASE there.
+Without validation windows (validation_fraction 0) a model has no combination: the network only.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+GRID_STEP = 0.05
+PARTNERS = ("network", "mean", "naive")
+WEIGHTS = "combination.weights"  # (S, 3) per training series, in PARTNERS order
+DEFAULT = "combination.default"  # (3,) for series the model was not trained on
+MEANS = "series.means"  # (S,) scaled observed mean of each training series
+
+
+def weight_grid(step: float = GRID_STEP) -> np.ndarray:
+    """(G, 3) convex weights (w_net, w_mean, w_naive) on a grid, the network alone first and
+    then in order of decreasing weight on the network (so that argmin favours it on ties)."""
+    n = round(1 / step)
+    rows = [(a, b, n - a - b) for a in range(n, -1, -1) for b in range(n - a + 1)]
+    return np.array(rows, dtype=np.float64) / n
+
+
+@dataclass
+class Combination:
+    """Fitted combination weights of one model (see the module docstring)."""
+
+    weights: np.ndarray  # (S, 3) per training series, in the order of model.series_ids
+    default: np.ndarray  # (3,) for any other series
+    means: np.ndarray  # (S,) each training series' scaled observed mean
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The arrays a model file stores for it."""
+        return {WEIGHTS: np.asarray(self.weights, np.float64),
+                DEFAULT: np.asarray(self.default, np.float64),
+                MEANS: np.asarray(self.means, np.float64)}
+
+    @classmethod
+    def pop_tensors(cls, tensors: dict[str, np.ndarray]) -> "Combination | None":
+        """Take the combination's arrays out of a model file's tensors (None: a file written
+        before combinations existed, whose model forecasts with its network only)."""
+        if WEIGHTS not in tensors:
+            return None
+        return cls(tensors.pop(WEIGHTS), tensors.pop(DEFAULT), tensors.pop(MEANS))
+
+    def card(self) -> dict:
+        """The model card's description of it."""
+        return {"partners": list(PARTNERS),
+                "weights": f"{WEIGHTS} (series x 3), {DEFAULT} (3) for other series",
+                "default": [float(w) for w in self.default],
+                "rule": "mean path = w_net * network + w_mean * (series mean - level) "
+                        "+ w_naive * 0, in scaled units centred on the last value (level); "
+                        f"the series mean of a training series is {MEANS}, of another series "
+                        "its own scaled mean; quantile paths move with the mean"}
+
+    def rows_for(self, ids: list[str], series_ids: list[str], levels: np.ndarray,
+                 means: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(weights (S, 3), partner means (S,)) for forecasts of series `ids`. A training
+        series uses its own weights and its training mean; another series the default weights
+        and its entry of `means` (without it, its level: the mean part falls back to naive)."""
+        if list(ids) == list(series_ids):
+            return self.weights, self.means
+        index = {name: i for i, name in enumerate(series_ids)}
+        rows = np.array([index.get(name, -1) for name in ids])
+        known = rows >= 0
+        weights = np.where(known[:, None], self.weights[np.maximum(rows, 0)], self.default)
+        fallback = levels if means is None else means
+        return weights, np.where(known, self.means[np.maximum(rows, 0)], fallback)
+
+    def apply(self, paths: np.ndarray, ids: list[str], series_ids: list[str],
+              levels: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
+        """Combined (S, h, 1 + Q) paths from the network's scaled, centred ones."""
+        weights, partner = self.rows_for(ids, series_ids, levels, means)
+        return combine(paths, weights, partner - levels)
+
+
+def combine(paths: np.ndarray, weights: np.ndarray, mean_offset: np.ndarray) -> np.ndarray:
+    """Paths (N, h, 1 + Q) with the mean replaced by the combination of weights (N, 3) and the
+    quantiles moved by the same amount; mean_offset (N,): series mean minus level."""
+    net = paths[:, :, 0]
+    offset = np.nan_to_num(mean_offset)[:, None]  # an unknown mean: no mean part
+    combined = weights[:, :1] * net + weights[:, 1:2] * offset  # the naive part is 0
+    return paths + (combined - net)[:, :, None]
+
+
+def fitted(model, windows, scaled: list[np.ndarray]) -> "Combination":
+    """The combination of a freshly trained model (whose own forecasts are the network's),
+    fitted on its validation windows; scaled: its training series, scaled."""
+    net = model.quantile_paths(windows.x.transpose(1, 0, 2))[:, :, 0]
+    weights = fit_weights(net, windows.y, windows.mean - windows.level, windows.series)
+    return Combination(np.tile(weights, (len(scaled), 1)), weights, series_means(scaled))
+
+
+def window_paths(model, windows) -> np.ndarray:
+    """The model's (N, h, 1 + Q) scaled, centred paths for training-style windows, combined
+    as its forecasts are (each window's mean partner: its series' mean up to its origin)."""
+    paths = model.quantile_paths(windows.x.transpose(1, 0, 2))
+    if model.combination is None or windows.level is None:
+        return paths
+    return combine(paths, model.combination.weights[windows.series],
+                   windows.mean - windows.level)
+
+
+def new_series_means(model, named: list[tuple[str, np.ndarray]], scalers: list,
+                     new: list[int]) -> np.ndarray | None:
+    """(S,) the scaled observed mean of the series at positions `new` (series the model was not
+    trained on; NaN elsewhere) for forecast's combination; None when it needs none. Series of
+    equal length are averaged in one vectorised pass."""
+    if model.combination is None or not new:
+        return None
+    out = np.full(len(named), np.nan)
+    by_length: dict[int, list[int]] = {}
+    for i in new:
+        by_length.setdefault(len(named[i][1]), []).append(i)
+    for rows in by_length.values():
+        block = np.stack([named[i][1] for i in rows])
+        observed = np.isfinite(block)
+        raw = np.where(observed, block, 0.0).sum(axis=1) / np.maximum(observed.sum(axis=1), 1)
+        center = np.array([scalers[i].center for i in rows])
+        scale = np.array([scalers[i].scale for i in rows])
+        out[rows] = (raw - center) / scale  # each series' Scaler.transform, all at once
+    return out
+
+
+def series_means(scaled: list[np.ndarray]) -> np.ndarray:
+    """(S,) the scaled observed mean of each series (NaN for one without observations)."""
+    return np.array([np.nanmean(s) if np.isfinite(s).any() else np.nan for s in scaled])
+
+
+def fit_weights(net: np.ndarray, y: np.ndarray, mean_offset: np.ndarray, series: np.ndarray,
+        step: float = GRID_STEP) -> np.ndarray:
+    """The pooled weights (3,) from validation windows: network mean paths net (N, h), targets
+    y (N, h) (NaN: gap), series mean minus level mean_offset (N,), series index (N,) of each
+    window (see the module docstring). No window with a known target: the network alone."""
+    known = np.isfinite(y)
+    grid = weight_grid(step)
+    if not known.any():
+        return grid[0]
+    _, series = np.unique(series, return_inverse=True)
+    count = np.bincount(series, weights=known.sum(axis=1))
+    target = np.where(known, y, 0.0)
+    offset = np.nan_to_num(mean_offset)[:, None]
+
+    def per_series_mae(w: np.ndarray) -> np.ndarray:
+        errors = np.where(known, np.abs(w[0] * net + w[1] * offset - target), 0.0)
+        return np.bincount(series, weights=errors.sum(axis=1)) / np.maximum(count, 1)
+
+    own = per_series_mae(grid[0])
+    usable = (count > 0) & (own > 0)  # a series the network forecasts exactly tells nothing
+    if not usable.any():
+        return grid[0]
+    scores = [np.mean(per_series_mae(w)[usable] / own[usable]) for w in grid]
+    return grid[int(np.argmin(scores))]

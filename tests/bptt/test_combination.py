@@ -1,0 +1,221 @@
+"""Forecast combination: weights from validation windows only, saved with the model, applied by
+every forecast path (bptt.forecast, stateful forecasts), quantiles moved with the mean."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+import bptt
+from bptt import Callbacks, Checkpoint, TrainingSpec, combination
+from bptt.combination import Combination, combine, weight_grid
+from bptt.data import expanding_mean, make_windows
+from bptt.serialization import from_safetensors
+from bptt.state import append, forecast_state, initial_states
+
+
+def _spec(**training):
+    return TrainingSpec.from_dict({
+        "horizon": 4, "quantiles": [0.1, 0.5, 0.9], "model": {"hidden_size": 8},
+        "window": {"input_size": 12},
+        "training": {"epochs": 4, "batch_size": 16, "ensemble": 2, **training}})
+
+
+def _stationary(count=3, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in range(count):
+        x = np.zeros(n)
+        for t in range(1, n):
+            x[t] = 0.5 * x[t - 1] + rng.normal()
+        out[f"s{i}"] = 10 + 3 * i + x
+    return out
+
+
+def test_the_grid_is_convex_and_starts_with_the_network_alone():
+    grid = weight_grid(0.25)
+    assert np.allclose(grid.sum(axis=1), 1) and (grid >= 0).all()
+    assert np.array_equal(grid[0], [1, 0, 0]) and len(grid) == 15
+    assert np.all(np.diff(grid[:, 0]) <= 0)  # ties go to more weight on the network
+
+
+@pytest.mark.parametrize("truth,expected", [("net", [1, 0, 0]), ("mean", [0, 1, 0]),
+                                            ("naive", [0, 0, 1])])
+def test_weights_go_to_the_forecast_that_is_right_on_validation(truth, expected):
+    rng = np.random.default_rng(1)
+    n, h = 60, 5
+    net = rng.normal(size=(n, h))
+    offset = rng.normal(size=n)  # series mean minus level
+    y = {"net": net, "mean": np.repeat(offset[:, None], h, axis=1), "naive": np.zeros((n, h))}
+    series = np.repeat(np.arange(3), n // 3)
+    assert np.allclose(combination.fit_weights(net, y[truth], offset, series), expected)
+
+
+def test_every_series_counts_the_same_whatever_its_scale():
+    rng = np.random.default_rng(2)
+    h = 3
+    net = rng.normal(size=(30, h))
+    y = 0.6 * net + 0.3 * rng.normal(size=(30, h))
+    offset = rng.normal(size=30)
+    series = np.repeat(np.arange(3), 10)
+    weights = combination.fit_weights(net, y, offset, series)
+    scale = np.r_[np.full(10, 1e3), np.ones(20)]  # series 0 in other units
+    rescaled = combination.fit_weights(net * scale[:, None], y * scale[:, None], offset * scale,
+                                       series)
+    assert np.array_equal(weights, rescaled) and 0 < weights[0] < 1
+
+
+def test_gaps_in_targets_are_skipped_and_no_targets_keep_the_network():
+    net = np.ones((4, 2))
+    y = np.zeros((4, 2))
+    y[:, 1] = np.nan
+    assert np.allclose(combination.fit_weights(net, y, np.zeros(4), np.zeros(4, int)), [0, 0, 1])
+    assert np.allclose(combination.fit_weights(net, np.full((4, 2), np.nan), np.zeros(4),
+                                       np.zeros(4, int)), [1, 0, 0])
+
+
+def test_quantiles_move_with_the_mean():
+    rng = np.random.default_rng(3)
+    paths = np.sort(rng.normal(size=(5, 4, 4)), axis=2)
+    weights = np.tile([0.5, 0.3, 0.2], (5, 1))
+    offset = rng.normal(size=5)
+    out = combine(paths, weights, offset)
+    assert np.allclose(out[:, :, 0], 0.5 * paths[:, :, 0] + 0.3 * offset[:, None])
+    assert np.allclose(out[:, :, 1:] - out[:, :, :1], paths[:, :, 1:] - paths[:, :, :1])
+
+
+def test_validation_windows_carry_their_level_and_the_mean_up_to_their_origin():
+    values = np.arange(40.0) ** 1.5
+    values[[5, 33]] = np.nan
+    train, val = make_windows([values], input_size=6, horizon=3, validation_fraction=0.2)
+    for part in (train, val):
+        origins = np.rint(part.level ** (2 / 3)).astype(int)  # the level is the origin's value
+        for origin, mean in zip(origins, part.mean, strict=True):
+            assert mean == pytest.approx(np.nanmean(values[: origin + 1]))
+    assert np.allclose(expanding_mean(np.array([np.nan, 1.0, np.nan, 3.0])),
+                       [np.nan, 1, 1, 2], equal_nan=True)
+    assert val.take(np.array([0])).mean[0] == val.mean[0]
+
+
+def test_fit_fits_the_weights_on_the_validation_windows_only(monkeypatch):
+    series = _stationary()
+    seen = {}
+    real_fit = combination.fit_weights
+
+    def spy(net, y, offset, index, **kwargs):
+        seen.update(net=net, y=y, offset=offset, index=index)
+        return real_fit(net, y, offset, index, **kwargs)
+
+    monkeypatch.setattr(combination, "fit_weights", spy)
+    result = bptt.fit(series, spec=_spec())
+    scaled = [s.transform(v) for s, v in zip(result.model.scalers, series.values(), strict=True)]
+    train, val = make_windows(scaled, 12, 4, 0.1)
+    assert np.array_equal(seen["y"], val.y) and np.array_equal(seen["index"], val.series)
+    assert np.allclose(seen["offset"], val.mean - val.level)
+    # no validation target is a training target, and no target reaches the means
+    assert len(seen["y"]) < len(train)
+    model = result.model
+    assert model.combination is not None
+    assert np.array_equal(model.combination.weights, np.tile(model.combination.default, (3, 1)))
+    assert np.allclose(model.combination.means, [np.nanmean(s) for s in scaled])
+
+
+def test_the_combination_is_saved_and_loaded_and_old_files_forecast_with_the_network():
+    result = bptt.fit(_stationary(), spec=_spec())
+    model = dataclasses.replace(result.model, combination=Combination(
+        np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [1.0, 0.0, 0.0]]), np.array([0.6, 0.3, 0.1]),
+        result.model.combination.means))
+    again = bptt.Model.from_bytes(model.to_bytes())
+    for name in ("weights", "default", "means"):
+        assert np.array_equal(getattr(again.combination, name), getattr(model.combination, name))
+    a, b = bptt.forecast(model), bptt.forecast(again)
+    assert all(np.array_equal(x["mean"], y["mean"]) for x, y in zip(a, b, strict=True))
+    # a file written before combinations existed: no such tensors, the network alone
+    old = bptt.Model.from_bytes(dataclasses.replace(model, combination=None).to_bytes())
+    assert old.combination is None
+    plain = bptt.forecast(old)
+    assert not np.allclose(plain[0]["mean"], a[0]["mean"])
+    assert np.allclose(plain[2]["mean"], a[2]["mean"])  # weights (1, 0, 0): the network
+
+
+def test_forecasts_combine_the_network_the_mean_and_the_last_value():
+    series = _stationary()
+    result = bptt.fit(series, spec=_spec())
+    weights = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.0, 1.0, 0.0]])
+    means = result.model.combination.means
+    model = dataclasses.replace(result.model, combination=Combination(
+        weights, np.array([0.2, 0.8, 0.0]), means))
+    network = bptt.forecast(dataclasses.replace(result.model, combination=None))
+    combined = bptt.forecast(model)
+    for i, values in enumerate(series.values()):
+        scaler = model.scalers[i]
+        mean, last = scaler.inverse(means[i]), values[-1]
+        expected = weights[i, 0] * network[i]["mean"] + weights[i, 1] * mean + weights[i, 2] * last
+        assert np.allclose(combined[i]["mean"], expected)
+        for q in (0.1, 0.9):  # quantiles keep their distance to the mean
+            assert np.allclose(combined[i]["quantiles"][q] - combined[i]["mean"],
+                               network[i]["quantiles"][q] - network[i]["mean"])
+    # a series the model never saw: the default weights and its own mean
+    new = series["s0"] * 2 + 7
+    fresh = bptt.forecast(model, {"new": new})[0]
+    alone = bptt.forecast(dataclasses.replace(result.model, combination=None), {"new": new})[0]
+    assert np.allclose(fresh["mean"], 0.2 * alone["mean"] + 0.8 * new.mean())
+    # a training series sent with more history keeps its training mean, as it keeps its scaler
+    longer = np.concatenate([series["s2"], [30.0, 31.0]])
+    sent = bptt.forecast(model, {"s2": longer})[0]
+    assert np.allclose(sent["mean"], model.scalers[2].inverse(means[2]))
+
+
+def test_stateful_forecasts_equal_forecasts_with_a_combination():
+    series = _stationary()
+    result = bptt.fit(series, spec=_spec())
+    model = dataclasses.replace(result.model, combination=Combination(
+        np.tile([0.4, 0.4, 0.2], (3, 1)), np.array([0.4, 0.4, 0.2]),
+        result.model.combination.means))
+    state = initial_states(model, {"s1": series["s1"]})[0]
+    first = forecast_state(model, state)
+    assert np.allclose(first["mean"], bptt.forecast(model)[1]["mean"], atol=1e-5)
+    state = append(model, state, [20.0, None, 14.0])
+    history = np.concatenate([series["s1"], [20.0, np.nan, 14.0]])
+    expected = bptt.forecast(model, {"s1": history})[0]
+    got = forecast_state(model, state)
+    np.testing.assert_allclose(got["mean"], expected["mean"], rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(got["quantiles"][0.9], expected["quantiles"][0.9], rtol=1e-6,
+                               atol=1e-5)
+
+
+def test_random_walks_that_the_network_cannot_forecast_put_most_weight_on_naive():
+    rng = np.random.default_rng(4)
+    walks = {f"w{i}": 100 + np.cumsum(rng.normal(size=150)) for i in range(4)}
+    # one epoch at a tiny rate: an untrained network, clearly worse than the last value
+    result = bptt.fit(walks, spec=_spec(epochs=1, learning_rate=1e-6, ensemble=1))
+    assert result.model.combination.default[2] >= 0.8
+
+
+def test_stationary_series_far_from_their_mean_lean_on_it():
+    rng = np.random.default_rng(5)
+    # white noise around fixed means: the series' mean is the best forecast
+    noise = {f"n{i}": 50 + 10 * i + rng.normal(size=150) for i in range(4)}
+    result = bptt.fit(noise, spec=_spec(epochs=1, learning_rate=1e-6, ensemble=1))
+    assert result.model.combination.default[1] >= 0.6
+
+
+def test_without_validation_windows_there_is_no_combination():
+    result = bptt.fit(_stationary(), spec=_spec(validation_fraction=0.0))
+    assert result.model.combination is None
+    _, metadata = from_safetensors(result.model.to_bytes())
+    assert "combination" not in json.loads(metadata["model_card"])
+    _, metadata = from_safetensors(bptt.fit(_stationary(), spec=_spec()).model.to_bytes())
+    assert json.loads(metadata["model_card"])["combination"]["partners"] == [
+        "network", "mean", "naive"]
+
+
+def test_a_resumed_fit_ends_with_the_same_combination():
+    spec = _spec(epochs=4, early_stopping_patience=None)
+    saved = {}
+    whole = bptt.fit(_stationary(), spec=spec, callbacks=Callbacks(
+        on_checkpoint=lambda c: saved.setdefault((c.member, c.epoch), c.to_bytes())))
+    resumed = bptt.fit(_stationary(), spec=spec, resume=Checkpoint.from_bytes(saved[(1, 2)]))
+    assert np.array_equal(whole.model.combination.weights, resumed.model.combination.weights)
+    assert np.array_equal(whole.model.quantile_offsets, resumed.model.quantile_offsets)
