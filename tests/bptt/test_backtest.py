@@ -88,7 +88,7 @@ def make_series(noise: float = 0.3) -> dict[str, np.ndarray]:
 def small_spec(epochs: int = 15, learning_rate: float = 1e-2, **extra) -> TrainingSpec:
     return TrainingSpec.from_dict({
         "horizon": H, "season_length": 12, "quantiles": [0.1, 0.9],
-        "model": {"cell": "gru", "hidden_size": 8},
+        "model": {"cell": "gru", "hidden_size": 8}, "window": {"input_size": 24},
         "training": {"epochs": epochs, "ensemble": 1, "learning_rate": learning_rate},
         **extra})
 

@@ -53,7 +53,7 @@ def test_seasons_from_frequencies():
 
 def test_default_window_follows_the_rule_and_the_data():
     spec = TrainingSpec(horizon=12, freq="MS")
-    assert input_size_for(spec, shortest=500) == 24  # max(8, 2h, 2m)
+    assert input_size_for(spec, shortest=500) == 48  # max(8, 4h, 4m)
     assert input_size_for(spec, shortest=40) == 13  # room for horizon + 4 windows
     resolved = resolve(spec, 24, train_windows=100)
     assert resolved.season_length == 12 and resolved.model.hidden_size == 32
