@@ -1,10 +1,10 @@
-"""Pieces shared by the cell kernels: fast activations and the weight-gradient GEMMs.
+"""Pieces shared by the cell kernels: fast activations, BLAS GEMM into views, scratch carving.
 
 Every kernel is compiled with error_model="numpy": Python's error model checks each division for
 a zero divisor, and that branch stops LLVM from vectorising the gate loops. With numpy's model a
 division by zero gives inf/nan, which the training step catches as a non-finite loss.
 
-float32 kernels use a branch-free rational tanh that LLVM vectorises, and the sigmoid through it
+float32 kernels use a branch-free rational tanh that LLVM vectorises, and sigmoids through it
 (libm's scalar expf/tanhf made the gate loops several times slower than the GEMMs); float64
 kernels use libm, so gradient checks run at full precision.
 """
@@ -49,13 +49,6 @@ def _tanh(x):
     return tanh32
 
 
-@njit(inline="always", **KERNEL)
-def sigmoid(x, half):
-    """Logistic function as ½ + ½·tanh(½x): one division and no exp, so it vectorises cheaply.
-    `half` carries the kernel's dtype so float32 stays float32."""
-    return half + half * tanh(half * x)
-
-
 def work_size(batch: int, hidden: int, gate_width: int, inputs: int) -> int:
     """Elements of the `work` scratch a forward or backward kernel carves its buffers from.
 
@@ -87,40 +80,6 @@ def total_dh(dh_out_t, dh_next, dh, flow):
         for j in range(H):
             flow[j] += abs(dh[b, j])
     return flow.sum() / (B * H)
-
-
-@njit(**KERNEL)
-def weight_gradients(x, h0, hs, dgates_i, dgates_h, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh,
-                     need_dx, work):
-    """Form the parameter gradients of all steps as single GEMMs, after the time loop."""
-    T, B, I = x.shape
-    GH = dgates_i.shape[2]
-    H = h0.shape[1]
-    di = dgates_i.reshape(T * B, GH)
-    dh = dgates_h.reshape(T * B, GH)
-    tmp_ih, at = carve(work, 0, GH, I)
-    np.dot(di.T, x.reshape(T * B, I), tmp_ih)  # (GH, I)
-    dw_ih += tmp_ih
-    tmp_hh, at = carve(work, at, GH, H)
-    np.dot(dgates_h[0].T, h0, tmp_hh)  # step 0 reads the initial state
-    dw_hh += tmp_hh
-    if T > 1:
-        np.dot(dh[B:].T, hs[: T - 1].reshape((T - 1) * B, H), tmp_hh)  # (GH, H)
-        dw_hh += tmp_hh
-    colsum = work[at : at + GH]  # this call's bias gradient
-    colsum[:] = 0
-    for r in range(T * B):
-        for k in range(GH):
-            colsum[k] += di[r, k]
-    db_ih += colsum
-    if dgates_h.ctypes.data != dgates_i.ctypes.data:  # GRU: the hidden side differs
-        colsum[:] = 0
-        for r in range(T * B):
-            for k in range(GH):
-                colsum[k] += dh[r, k]
-    db_hh += colsum
-    if need_dx:
-        np.dot(di, w_ih, dx.reshape(T * B, I))  # (T*B, GH) @ (GH, I)
 
 
 @intrinsic
@@ -185,3 +144,41 @@ def gemm(a, b, c, trans_a, trans_b, beta):
                      _leading(c))
     if status != 0:
         raise RuntimeError("no BLAS gemm (np.dot's, from SciPy) could be loaded")
+
+
+@njit(inline="always", **KERNEL)
+def all_zero(a):
+    """Whether the 2-D array a is all zeros (as a zero initial state is): a GEMM with it can be
+    skipped. Stops at the first nonzero, so it costs little either way."""
+    for r in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            if a[r, k] != 0:
+                return False
+    return True
+
+
+@intrinsic
+def unowned(typingctx, a):
+    """The array `a` as a view that holds no reference to its memory (a null meminfo).
+
+    A view a kernel takes (a row, a gate block) increfs its array's memory through a call to
+    NRT_incref, and decrefs it when it dies. Numba's pass that prunes those pairs gives up once
+    more than about three vectorised loops lie between them, and the calls left in a row loop
+    cost more than the loops' arithmetic at small H (each call also spills and reloads the
+    vector registers holding the tanh constants). Views of an unowned array carry the null
+    reference, whose reference-count calls Numba drops. Only for arrays that the caller keeps
+    alive for the whole kernel call (its arguments); never return one from a kernel.
+    """
+    if not isinstance(a, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        src = context.make_array(a)(context, builder, args[0])
+        out = context.make_array(a)(context, builder)
+        for field in ("data", "shape", "strides", "nitems", "itemsize"):
+            setattr(out, field, getattr(src, field))
+        out.meminfo = cgutils.get_null_value(out.meminfo.type)
+        out.parent = cgutils.get_null_value(out.parent.type)
+        return out._getvalue()
+
+    return a(a), codegen

@@ -17,7 +17,7 @@ FMA contraction is the only fast-math flag: it rounds a·b + c once instead of t
 
 from numba import njit
 
-from ._common import KERNEL, carve, gemm, tanh, total_dh
+from ._common import KERNEL, all_zero, carve, gemm, tanh, total_dh
 
 GATES = 4
 # Up to this many inputs, x_t·W_ihᵀ is added in the gate loop (I multiply-adds per gate value,
@@ -27,17 +27,6 @@ FOLD_INPUTS = 4
 # From this hidden size the forward's GEMMs read W_hh directly rather than a copy of W_hh^T.
 DIRECT_HIDDEN = 192
 FAST = {"fastmath": {"contract"}}
-
-
-@njit(inline="always", **KERNEL)
-def _all_zero(a):
-    """Whether the 2-D array a is all zeros (as a zero initial state is): a GEMM with it can be
-    skipped. Stops at the first nonzero, so it costs little either way."""
-    for r in range(a.shape[0]):
-        for k in range(a.shape[1]):
-            if a[r, k] != 0:
-                return False
-    return True
 
 
 @njit(**KERNEL, **FAST)
@@ -65,7 +54,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
         w_ih_t[:] = w_ih.T
     else:  # the input projection of every step as one GEMM: (T*B, I) @ (I, 4H)
         gemm(x.reshape(T * B, I), w_ih, gates.reshape(T * B, G), False, True, 0.0)
-    zero_start = _all_zero(h0)
+    zero_start = all_zero(h0)
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)
         c_prev = c0 if t == 0 else aux[t - 1]  # (B, H)
@@ -198,7 +187,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
             gemm(d_t, w_hh, dh_next, False, False, 0.0)  # (B, 4H) @ (4H, H)
     # The weight gradients of all steps as single GEMMs, accumulated in place.
     d2 = dgates.reshape(T * B, G)
-    if not _all_zero(h0):
+    if not all_zero(h0):
         gemm(dgates[0], h0, dw_hh, True, False, 1.0)  # step 0 reads the initial state
     if T > 1:
         gemm(d2[B:], hs[: T - 1].reshape((T - 1) * B, H), dw_hh, True, False, 1.0)

@@ -1,61 +1,154 @@
 """Vanilla RNN layer kernels, PyTorch's nn.RNN: h' = act(W_ih x + b_ih + W_hh h + b_hh).
 
 act is tanh, or relu when `relu` is true. Same kernel signature as the other cells (see lstm.py):
-`gates` (T, B, H) holds the input projection, `aux`, `c0` and `dgates_h` are unused.
+`gates` (T, B, H) holds the input projection W_ih x (no bias), `aux`, `c0` and `dgates_h` are
+unused.
+
+The kernels follow lstm.py's layout: BLAS through `gemm` straight into views (the recurrent
+projection lands in hs[t] and is activated there), elementwise work row by row on unit-stride
+slices, the input projection folded into the row loop for few inputs, and bias and input-weight
+gradients summed row by row while hot. Arrays are taken `unowned` so the row loops make no
+reference-count calls (see _common.unowned).
 """
 
-import numpy as np
 from numba import njit
 
-from ._common import KERNEL, carve, tanh, total_dh, weight_gradients
+from ._common import KERNEL, all_zero, carve, gemm, tanh, unowned
 
 GATES = 1
+# Up to this many inputs, W_ih x is computed in the row loop instead of by a GEMM over all steps
+# (see lstm.py).
+FOLD_INPUTS = 4
+# From this hidden size the forward's GEMMs read W_hh directly rather than a copy of W_hh^T
+# (for the RNN's square W_hh the two measured about the same from there on).
+DIRECT_HIDDEN = 192
+FAST = {"fastmath": {"contract"}}
 
 
-@njit(**KERNEL)
+@njit(**KERNEL, **FAST)
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
-    """Run one RNN layer over x (T, B, I) from h0 (B, H), filling hs (T, B, H)."""
+    """Run one RNN layer over x (T, B, I) from h0 (B, H), filling gates and hs (T, B, H)."""
+    x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
+    b_ih, b_hh, work = unowned(b_ih), unowned(b_hh), unowned(work)
+    gates, hs = unowned(gates), unowned(hs)
     T, B, I = x.shape
     H = h0.shape[1]
     zero = x.dtype.type(0)
-    np.dot(x.reshape(T * B, I), w_ih.T, gates.reshape(T * B, H))  # all steps' input projection
-    bias = b_ih + b_hh  # (H,)
-    rec, at = carve(work, 0, B, H)
-    w_hh_t, at = carve(work, at, H, H)  # contiguous W_hh^T: faster small per-step GEMMs
-    w_hh_t[:] = w_hh.T
+    fold = I <= FOLD_INPUTS
+    direct = H >= DIRECT_HIDDEN
+    w_hh_t, at = carve(work, 0, 0 if direct else H, H)  # contiguous W_hh^T (see lstm.py)
+    if not direct:
+        w_hh_t[:] = w_hh.T
+    bias = work[at : at + H]
+    at += H
+    for j in range(H):
+        bias[j] = b_ih[j] + b_hh[j]
+    w_ih_t, at = carve(work, at, I if fold else 0, H)
+    if fold:
+        w_ih_t[:] = w_ih.T
+    else:  # the input projection of every step as one GEMM: (T*B, I) @ (I, H)
+        gemm(x.reshape(T * B, I), w_ih, gates.reshape(T * B, H), False, True, 0.0)
+    zero_start = all_zero(h0)
     for t in range(T):
-        h_prev = h0 if t == 0 else hs[t - 1]
-        np.dot(h_prev, w_hh_t, rec)  # (B, H)
+        h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)
+        h_t = hs[t]
+        # The recurrent projection goes straight into hs[t], activated in place below.
+        if t > 0 or not zero_start:
+            if direct:
+                gemm(h_prev, w_hh, h_t, False, True, 0.0)
+            else:
+                gemm(h_prev, w_hh_t, h_t, False, False, 0.0)
+        else:
+            h_t[:] = 0
         for b in range(B):
-            for j in range(H):
-                a = gates[t, b, j] + rec[b, j] + bias[j]
-                hs[t, b, j] = max(a, zero) if relu else tanh(a)
+            g = gates[t, b]
+            h = h_t[b]
+            if fold:  # W_ih x into the gates cache, while the row is in L1
+                x0 = x[t, b, 0]
+                w0 = w_ih_t[0]
+                for j in range(H):
+                    g[j] = x0 * w0[j]
+                for i in range(1, I):
+                    xi = x[t, b, i]
+                    wi = w_ih_t[i]
+                    for j in range(H):
+                        g[j] += xi * wi[j]
+            # Two copies of the loop rather than a branch inside it (see lstm.py).
+            if relu:
+                for j in range(H):
+                    h[j] = max(h[j] + g[j] + bias[j], zero)
+            else:
+                for j in range(H):
+                    h[j] = tanh(h[j] + g[j] + bias[j])
 
 
-@njit(**KERNEL)
+@njit(**KERNEL, **FAST)
 def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
              dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one RNN layer; contract as in lstm.backward."""
+    x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
+    hs, dh_out, dgates, dx = unowned(hs), unowned(dh_out), unowned(dgates), unowned(dx)
+    dw_ih, dw_hh, db_ih, db_hh = unowned(dw_ih), unowned(dw_hh), unowned(db_ih), unowned(db_hh)
+    grad_flow, work = unowned(grad_flow), unowned(work)
     T, B, I = x.shape
     H = h0.shape[1]
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
-    dh_next, at = carve(work, 0, B, H)
+    dh_next, at = carve(work, 0, B, H)  # dL/dh_t through the recurrence from step t+1
     dh_next[:] = 0
-    dh, at = carve(work, at, B, H)  # dL/dh_t, both paths
-    flow = work[at : at + H]  # scratch for total_dh
+    flow = work[at : at + H]  # mean |dL/dh_t|, summed per unit (see total_dh)
     at += H
+    db = work[at : at + H]  # the bias gradient (the same for b_ih and b_hh), summed while hot
+    at += H
+    db[:] = 0
+    fold = I <= FOLD_INPUTS
+    dw_ih_t, at = carve(work, at, I if fold else 0, H)  # dW_ih^T, summed while hot
+    dw_ih_t[:] = 0
     for t in range(T - 1, -1, -1):
         d_t = dgates[t]
-        grad_flow[t] += total_dh(dh_out[t], dh_next, dh, flow)
+        flow[:] = 0
         for b in range(B):
-            for j in range(H):
-                h = hs[t, b, j]
-                if relu:
-                    d_t[b, j] = dh[b, j] if h > zero else zero
-                else:
-                    d_t[b, j] = dh[b, j] * (one - h * h)
+            dho = dh_out[t, b]
+            dhn = dh_next[b]
+            h = hs[t, b]
+            dg = d_t[b]
+            # dL/dh_t through both paths (as total_dh), then through the activation.
+            if relu:
+                for j in range(H):
+                    d = dho[j] + dhn[j]
+                    flow[j] += abs(d)
+                    g = d if h[j] > zero else zero
+                    dg[j] = g
+                    db[j] += g
+            else:
+                for j in range(H):
+                    d = dho[j] + dhn[j]
+                    flow[j] += abs(d)
+                    hj = h[j]
+                    g = d * (one - hj * hj)
+                    dg[j] = g
+                    db[j] += g
+            if fold:
+                for i in range(I):
+                    xi = x[t, b, i]
+                    acc = dw_ih_t[i]
+                    for j in range(H):
+                        acc[j] += xi * dg[j]
+        grad_flow[t] += flow.sum() / (B * H)
         if t > 0:
-            np.dot(d_t, w_hh, dh_next)  # (B, H) @ (H, H)
-    weight_gradients(x, h0, hs, dgates, dgates, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, need_dx,
-                     work[at:])
+            gemm(d_t, w_hh, dh_next, False, False, 0.0)  # (B, H) @ (H, H)
+    # The weight gradients of all steps as single GEMMs, accumulated in place.
+    d2 = dgates.reshape(T * B, H)
+    if not all_zero(h0):
+        gemm(dgates[0], h0, dw_hh, True, False, 1.0)  # step 0 reads the initial state
+    if T > 1:
+        gemm(d2[B:], hs[: T - 1].reshape((T - 1) * B, H), dw_hh, True, False, 1.0)
+    if fold:
+        dw_ih += dw_ih_t.T
+    else:
+        gemm(d2, x.reshape(T * B, I), dw_ih, True, False, 1.0)
+    for j in range(H):
+        db_ih[j] += db[j]
+        db_hh[j] += db[j]
+    if need_dx:
+        gemm(d2, w_ih, dx.reshape(T * B, I), False, False, 0.0)  # (T*B, H) @ (H, I)
