@@ -177,7 +177,8 @@ def up(host: str, port: int, workers: int, data_dir: Path | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 @click.option("--processes", default=2, show_default=True, help="gunicorn worker processes.")
-@click.option("--threads", default=4, show_default=True, help="Threads per process.")
+@click.option("--threads", default=serve.API_THREADS, show_default=True,
+              help="Threads per process.")
 def api(host: str, port: int, processes: int, threads: int) -> None:
     """Serve the HTTP API under gunicorn (the schema must exist: `bptt db upgrade`)."""
     command = serve.api_command(host, port, processes, threads)

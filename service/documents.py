@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pydantic_core
 from flask import Response
 from pydantic import BaseModel
 
@@ -28,8 +34,10 @@ from .schemas import (
 )
 
 
-def json_response(document: BaseModel, status: int = 200) -> Response:
+def json_response(document: BaseModel | ForecastTable, status: int = 200) -> Response:
     """A JSON response with `document` serialized by its schema (NaN becomes null)."""
+    if isinstance(document, ForecastTable):  # bytes as they are: no 18 MB str to encode again
+        return Response(document.json_bytes(), status=status, mimetype="application/json")
     return Response(document.model_dump_json(), status=status, mimetype="application/json")
 
 
@@ -166,3 +174,53 @@ def _metrics(row: EpochMetric) -> EpochMetricsOut:
         recorded_at=row.recorded_at,
     )
 
+
+@dataclass(frozen=True)
+class ForecastTable:
+    """Forecasts as bptt.forecasting.forecast_arrays gives them, standing in for a
+    ForecastResult: model_dump() and model_dump_json() give exactly that document's.
+
+    Ten thousand series are a million numbers. Built as a ForecastOut per series, the document
+    cost more time than the forecast itself; here tolist() makes every path a list at C speed
+    and pydantic's own JSON writer (the one behind model_dump_json: the same number formatting,
+    NaN and infinities as null) writes the whole document in one call.
+    """
+
+    ids: list[str]
+    quantiles: list[float]
+    values: np.ndarray  # (S, h, 1 + Q) in original units: the mean, then each quantile's path
+
+    def model_dump(self) -> dict[str, Any]:
+        """The document as Python data, as ForecastResult.model_dump gives it (NaN stays NaN)."""
+        keys = [str(float(q)) for q in self.quantiles]
+        paths = np.moveaxis(self.values, 2, 1).tolist()  # per series: [mean, q1, q2, ...]
+        return {"forecasts": [
+            {"id": name, "mean": own[0], "quantiles": dict(zip(keys, own[1:], strict=True))}
+            for name, own in zip(self.ids, paths, strict=True)
+        ]}
+
+    def json_bytes(self) -> bytes:
+        """The document as JSON: ForecastResult.model_dump_json()'s text, as UTF-8."""
+        with _collector_paused():
+            return pydantic_core.to_json(self.model_dump(), inf_nan_mode="null")
+
+    def model_dump_json(self) -> str:
+        """The document as JSON text, as ForecastResult.model_dump_json gives it."""
+        return self.json_bytes().decode("utf-8")
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector meanwhile. A large document is tens of thousands
+    of lists and dicts without cycles, freed by reference counting as soon as it is written:
+    collections triggered by allocating them would only walk them (and everything else alive)
+    for nothing. Safe with threads: whoever paused it resumes it; a collector another thread
+    paused is left alone."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
 from bptt.data import DataError
+from bptt.forecasting import forecast_arrays
 
 from . import repository
 from .codec import compress_json, decompress_json
-from .documents import forecasts_document
+from .documents import ForecastTable
 from .model_cache import ModelCache
 from .models import ForecastBatch, utcnow
-from .schemas import ForecastResult
 from .settings import Settings
 
 # One cache per process, keyed by the sha256 of the model's bytes: the same bytes are the same
@@ -43,14 +43,17 @@ def load_model(session: Session, *, job_id: str) -> tuple[str, bptt.Model] | Non
 
 
 def run_forecast(model: bptt.Model, series: list[dict[str, Any]] | None, horizon: int | None,
-                 quantiles: list[float] | None) -> ForecastResult:
-    """bptt.forecast as a document; raises bptt.data.DataError for input the model refuses."""
-    return forecasts_document(bptt.forecast(model, series, horizon=horizon, quantiles=quantiles))
+                 quantiles: list[float] | None, threads: int) -> ForecastTable:
+    """bptt.forecast as a document (a ForecastResult's, written from the engine's arrays);
+    raises bptt.data.DataError for input the model refuses. threads: the engine's
+    (BPTT_FORECAST_THREADS)."""
+    ids, wanted, values = forecast_arrays(model, series, horizon=horizon, quantiles=quantiles,
+                                          threads=threads)
+    return ForecastTable(ids, wanted, values)
 
 
 def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: str) -> str:
     """Claim a queued forecast batch, forecast it, store the result; returns what happened."""
-    # `settings` is part of the workers' task signature; nothing in it applies here yet.
     with sessions() as session:
         now = utcnow()
         claimable = or_(ForecastBatch.status == "queued",
@@ -74,7 +77,7 @@ def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: 
             if loaded is None:
                 raise LookupError("the job's model is no longer stored")
             document = run_forecast(loaded[1], request["series"], request["horizon"],
-                                    request["quantiles"])
+                                    request["quantiles"], settings.forecast_threads)
         except (DataError, LookupError) as exc:  # the API checked; only a changed model gets here
             return _finish(session, batch_id, status="failed", error=str(exc))
         except Exception as exc:

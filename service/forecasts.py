@@ -17,7 +17,7 @@ from .auth import authenticate, current_tenant_id
 from .bodies import read_body
 from .codec import decompress_json
 from .csvio import forecasts_to_csv
-from .documents import forecast_batch_document, json_response
+from .documents import ForecastTable, forecast_batch_document, json_response
 from .errors import Problem, ValidationProblem
 from .extensions import current_settings, get_session
 from .forecasting import load_model, run_forecast
@@ -74,12 +74,14 @@ def create_forecasts() -> Response:
     # checked by the forecast itself (its DataError becomes the same 422 below), not twice.
     validation.check_forecast_against_model(model, wanted, from_query=body.is_csv,
                                             engine_check=queued)
-    series = None if wanted.series is None else [s.model_dump(exclude_none=True)
+    # id and values are all the engine reads (start and freq label history, not forecasts)
+    series = None if wanted.series is None else [{"id": s.id, "values": s.values}
                                                  for s in wanted.series]
     if queued:
         return _enqueue(job.id, series, wanted.horizon, wanted.quantiles)
     try:
-        document = run_forecast(model, series, wanted.horizon, wanted.quantiles)
+        document = run_forecast(model, series, wanted.horizon, wanted.quantiles,
+                                settings.forecast_threads)
     except DataError as exc:  # checked above; this is the engine's word if a rule slipped by
         raise ValidationProblem([{"loc": exc.loc, "msg": exc.msg}]) from None
     return _answer(document)
@@ -124,7 +126,7 @@ def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | No
     return response
 
 
-def _answer(document: ForecastResult) -> Response:
+def _answer(document: ForecastResult | ForecastTable) -> Response:
     """The forecasts as JSON, or as CSV when the client prefers it."""
     return _csv(document) if _wants_csv() else json_response(document)
 
@@ -134,7 +136,7 @@ def _wants_csv() -> bool:
     return request.accept_mimetypes.best_match(["application/json", CSV]) == CSV
 
 
-def _csv(document: ForecastResult) -> Response:
+def _csv(document: ForecastResult | ForecastTable) -> Response:
     """A forecasts document as `unique_id,step,mean,q...` CSV."""
     forecasts = document.model_dump()["forecasts"]
     quantiles = list(forecasts[0]["quantiles"]) if forecasts else []

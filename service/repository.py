@@ -349,9 +349,8 @@ class JobStatus:
     latest: Any | None
 
 
-# The metrics columns a job document shows: all but keys and the bulky JSON columns.
-_LATEST_COLUMNS = tuple(c for c in EpochMetric.__table__.columns
-                        if c.name not in ("id", "job_id", "grad_flow", "insight"))
+# Every column of both rows: documents.job_document reads them as it reads the ORM objects.
+_LATEST_COLUMNS = tuple(EpochMetric.__table__.columns)
 _LATEST_PREFIX = "latest_"
 
 

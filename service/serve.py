@@ -8,6 +8,7 @@ production (`bptt api`, `bptt worker`).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -15,16 +16,42 @@ import sys
 import time
 import urllib.request
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 STARTUP_TIMEOUT_S = 120  # first start compiles the kernels into Numba's cache
 STOP_TIMEOUT_S = 20  # a worker finishing its current batch, then a hard kill
+# Two processes (Python code runs on one core per process) with two threads each, so that a
+# status poll need not wait behind a forecast. More threads per process only add waits for the
+# GIL: with 32 clients polling on 2 cores, 4 threads per process gave a server-side p99 of
+# 12-30 ms against 4-5 ms with 2, at the same throughput (benchmarks/api.py).
+API_PROCESSES, API_THREADS = 2, 2
 
 
-def api_command(host: str, port: int, processes: int = 2, threads: int = 4) -> list[str]:
-    """gunicorn serving create_app() (threads: status polls are short and I/O bound)."""
-    return [sys.executable, "-m", "gunicorn", "service.app:create_app()", "--bind",
+def api_command(host: str, port: int, processes: int = API_PROCESSES,
+                threads: int = API_THREADS) -> list[str]:
+    """gunicorn serving api_app(), gthread workers. No gunicorn access log: the service writes
+    its own JSON line per request (service.logs), and a second line cost ~5% of a poll's CPU."""
+    return [sys.executable, "-m", "gunicorn", "service.serve:api_app()", "--bind",
             f"{host}:{port}", "--workers", str(processes), "--threads", str(threads),
-            "--worker-class", "gthread", "--graceful-timeout", "10", "--access-logfile", "-"]
+            "--worker-class", "gthread", "--graceful-timeout", "10"]
+
+
+def api_app() -> Flask:
+    """create_app() as each gunicorn worker process serves it, with what it loaded frozen."""
+    from .app import create_app  # here, not at the top: the CLI imports this module too
+
+    app = create_app()
+    # Everything loaded so far (Flask, SQLAlchemy, pydantic, NumPy, Numba: a few hundred
+    # thousand objects) lives as long as the process. Frozen, the garbage collector no longer
+    # walks it on every full collection: those cost ~0.2 s each, and a 10,000-series forecast
+    # request allocates enough objects to trigger two of them (and a status poll may be the one
+    # that stalls behind a collection).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def worker_command(name: str, concurrency: int = 1) -> list[str]:

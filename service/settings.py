@@ -25,6 +25,7 @@ file, so nothing needs installing. Production overrides the URLs (PostgreSQL, Re
 | BPTT_REQUEUE_AFTER_SECONDS | 30 |
 | BPTT_MAX_ATTEMPTS | 3 |
 | BPTT_TRAIN_THREADS | 1 |
+| BPTT_FORECAST_THREADS | 2 |
 | BPTT_VISIBILITY_TIMEOUT_SECONDS | 3600 |
 """
 
@@ -84,6 +85,9 @@ class Settings:
     max_attempts: int = 3  # a job that failed this many times (not by diverging) stays failed
     # Engine threads per training job (bptt's batch-parallel threads); 1 suits one job per core.
     train_threads: int = 1
+    # Engine threads per forecast (the API's answers and the workers' batches): thousands of
+    # series are split across them; fewer than 16 series always run on one.
+    forecast_threads: int = 2
     # Redis redelivers an unacknowledged message after this long, even while its job still
     # trains; the claim turns such a duplicate into a no-op, so this only bounds how long the
     # message of a vanished worker waits.

@@ -154,7 +154,7 @@ def arranged(client: FlaskClient, make_token: Callable[[str], str], worker: Simu
         deletable.append(job_id)
 
     model = bptt.Model.from_bytes(trained_weights)
-    result = json.loads(run_forecast(model, None, None, None).model_dump_json())
+    result = json.loads(run_forecast(model, None, None, None, threads=1).model_dump_json())
     with sessions.begin() as session:
         tenant = repository.tenant_by_name(session, name="acme")
         assert tenant is not None

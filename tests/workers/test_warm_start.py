@@ -16,6 +16,11 @@ def _first_val_loss(sessions, job_id: str) -> float:
             EpochMetric.job_id == job_id, EpochMetric.epoch == 1))
 
 
+def _spec(epochs: int) -> dict:
+    """The workers' small spec with a window short enough for many windows per series."""
+    return {**training_spec(epochs=epochs), "window": {"input_size": 24}}
+
+
 def _continuing(sessions, parent: str | None, spec: dict) -> str:
     job_id = add_job(sessions, spec, series(length=110, seed=1))
     with sessions.begin() as session:
@@ -24,10 +29,10 @@ def _continuing(sessions, parent: str | None, spec: dict) -> str:
 
 
 def test_a_warm_started_job_starts_where_the_earlier_model_ended(sessions, settings):
-    parent = add_job(sessions, training_spec(epochs=30))
+    parent = add_job(sessions, _spec(30))
     assert run_training(sessions, settings, parent, "w:1") == "succeeded"
-    warm = _continuing(sessions, parent, training_spec(epochs=3))
-    cold = add_job(sessions, training_spec(epochs=3), series(length=110, seed=1))
+    warm = _continuing(sessions, parent, _spec(3))
+    cold = add_job(sessions, _spec(3), series(length=110, seed=1))
     assert run_training(sessions, settings, warm, "w:1") == "succeeded"
     assert run_training(sessions, settings, cold, "w:1") == "succeeded"
     # its own metrics history, numbered from 1, and a much better first epoch than scratch
