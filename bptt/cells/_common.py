@@ -182,3 +182,28 @@ def unowned(typingctx, a):
         return out._getvalue()
 
     return a(a), codegen
+
+
+@njit(**KERNEL)
+def weight_gradients(dgates, x, h0, hs, w_ih, dw_ih_t, db, fold, need_dx, dw_ih, dw_hh, db_ih,
+                     db_hh, dx):
+    """After a backward pass over all steps: dW_hh as one accumulating GEMM (step 0 reads the
+    initial state, skipped when it is zero), dW_ih from the gate loops' running sum (fold) or
+    one GEMM, both biases from the running sum db, and dx when wanted. For cells whose gate
+    gradients are the same on the input and the hidden side (RNN, LSTM)."""
+    T, B, G = dgates.shape
+    H, I = hs.shape[2], x.shape[2]
+    d2 = dgates.reshape(T * B, G)
+    if not all_zero(h0):
+        gemm(dgates[0], h0, dw_hh, True, False, 1.0)
+    if T > 1:
+        gemm(d2[B:], hs[: T - 1].reshape((T - 1) * B, H), dw_hh, True, False, 1.0)
+    if fold:
+        dw_ih += dw_ih_t.T
+    else:
+        gemm(d2, x.reshape(T * B, I), dw_ih, True, False, 1.0)
+    for k in range(G):
+        db_ih[k] += db[k]
+        db_hh[k] += db[k]
+    if need_dx:
+        gemm(d2, w_ih, dx.reshape(T * B, I), False, False, 0.0)  # (T*B, G) @ (G, I)

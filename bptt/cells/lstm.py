@@ -17,7 +17,7 @@ FMA contraction is the only fast-math flag: it rounds a·b + c once instead of t
 
 from numba import njit
 
-from ._common import KERNEL, all_zero, carve, gemm, tanh, total_dh
+from ._common import KERNEL, all_zero, carve, gemm, tanh, total_dh, weight_gradients
 
 GATES = 4
 # Up to this many inputs, x_t·W_ihᵀ is added in the gate loop (I multiply-adds per gate value,
@@ -185,18 +185,5 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
                         acc[k] += xi * drow[k]
         if t > 0:
             gemm(d_t, w_hh, dh_next, False, False, 0.0)  # (B, 4H) @ (4H, H)
-    # The weight gradients of all steps as single GEMMs, accumulated in place.
-    d2 = dgates.reshape(T * B, G)
-    if not all_zero(h0):
-        gemm(dgates[0], h0, dw_hh, True, False, 1.0)  # step 0 reads the initial state
-    if T > 1:
-        gemm(d2[B:], hs[: T - 1].reshape((T - 1) * B, H), dw_hh, True, False, 1.0)
-    if fold:
-        dw_ih += dw_ih_t.T
-    else:
-        gemm(d2, x.reshape(T * B, I), dw_ih, True, False, 1.0)
-    for k in range(G):
-        db_ih[k] += db[k]
-        db_hh[k] += db[k]
-    if need_dx:
-        gemm(d2, w_ih, dx.reshape(T * B, I), False, False, 0.0)  # (T*B, 4H) @ (4H, I)
+    weight_gradients(dgates, x, h0, hs, w_ih, dw_ih_t, db, fold, need_dx, dw_ih, dw_hh, db_ih,
+                     db_hh, dx)

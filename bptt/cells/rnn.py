@@ -13,7 +13,7 @@ reference-count calls (see _common.unowned).
 
 from numba import njit
 
-from ._common import KERNEL, all_zero, carve, gemm, tanh, unowned
+from ._common import KERNEL, all_zero, carve, gemm, tanh, unowned, weight_gradients
 
 GATES = 1
 # Up to this many inputs, W_ih x is computed in the row loop instead of by a GEMM over all steps
@@ -137,18 +137,5 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
         grad_flow[t] += flow.sum() / (B * H)
         if t > 0:
             gemm(d_t, w_hh, dh_next, False, False, 0.0)  # (B, H) @ (H, H)
-    # The weight gradients of all steps as single GEMMs, accumulated in place.
-    d2 = dgates.reshape(T * B, H)
-    if not all_zero(h0):
-        gemm(dgates[0], h0, dw_hh, True, False, 1.0)  # step 0 reads the initial state
-    if T > 1:
-        gemm(d2[B:], hs[: T - 1].reshape((T - 1) * B, H), dw_hh, True, False, 1.0)
-    if fold:
-        dw_ih += dw_ih_t.T
-    else:
-        gemm(d2, x.reshape(T * B, I), dw_ih, True, False, 1.0)
-    for j in range(H):
-        db_ih[j] += db[j]
-        db_hh[j] += db[j]
-    if need_dx:
-        gemm(d2, w_ih, dx.reshape(T * B, I), False, False, 0.0)  # (T*B, H) @ (H, I)
+    weight_gradients(dgates, x, h0, hs, w_ih, dw_ih_t, db, fold, need_dx, dw_ih, dw_hh, db_ih,
+                     db_hh, dx)
