@@ -1,4 +1,4 @@
-"""The GRU and RNN kernels' other paths, which the shared cases (2 inputs, hidden 3) do not reach:
+"""The kernels' other paths, which the shared cases (2 inputs, hidden 3) do not reach:
 one input and more than FOLD_INPUTS inputs (the input projection as one GEMM), hidden sizes from
 DIRECT_HIDDEN up (W_hh read in place), and nonzero start states (truncated windows); and what
 the forward leaves in its caches, which bptt.insight reads."""
@@ -11,7 +11,7 @@ from bptt.cells import gru, rnn
 from bptt.cells._common import work_size
 from bptt.gradcheck import check_gradients, relative_error
 
-CELLS = [("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
+CELLS = [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
 
 
 @pytest.mark.parametrize("cell,act", CELLS)
