@@ -20,7 +20,7 @@ row loops take make no reference-count calls (see _common.unowned).
 
 from numba import njit
 
-from ._common import KERNEL, all_zero, carve, gemm, tanh, unowned
+from ._common import KERNEL, all_zero, carve, gemm, hidden_weights, recurrent_gemm, tanh, unowned
 
 GATES = 3
 # Up to this many inputs, W_ih x is added in the gate loop instead of by a GEMM over all steps
@@ -46,9 +46,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     half = x.dtype.type(0.5)
     fold = I <= FOLD_INPUTS
     direct = H >= DIRECT_HIDDEN
-    w_hh_t, at = carve(work, 0, 0 if direct else H, G)  # contiguous W_hh^T
-    if not direct:
-        w_hh_t[:] = w_hh.T
+    w_hh_t, at = hidden_weights(work, w_hh, direct)
     b_rz = work[at : at + H2]  # r's and z's two biases, summed
     at += H2
     for k in range(H2):
@@ -75,21 +73,14 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
             # One GEMM writes all three blocks of W_hh h into gates[t]; the gate loop moves the
             # n block's to aux.
             if recur:
-                if direct:
-                    gemm(h_prev, w_hh, g_t, False, True, 0.0)
-                else:
-                    gemm(h_prev, w_hh_t, g_t, False, False, 0.0)
+                recurrent_gemm(h_prev, w_hh, w_hh_t, 0, G, g_t, direct, 0.0)
             else:
                 g_t[:] = 0
         else:
             # r's and z's blocks add to their input projections; W_hn h goes to aux.
             if recur:
-                if direct:
-                    gemm(h_prev, w_hh[0:H2], g_t[:, 0:H2], False, True, 1.0)
-                    gemm(h_prev, w_hh[H2:G], a_t, False, True, 0.0)
-                else:
-                    gemm(h_prev, w_hh_t[:, 0:H2], g_t[:, 0:H2], False, False, 1.0)
-                    gemm(h_prev, w_hh_t[:, H2:G], a_t, False, False, 0.0)
+                recurrent_gemm(h_prev, w_hh, w_hh_t, 0, H2, g_t[:, 0:H2], direct, 1.0)
+                recurrent_gemm(h_prev, w_hh, w_hh_t, H2, G, a_t, direct, 0.0)
             else:
                 a_t[:] = 0
         for b in range(B):

@@ -17,7 +17,17 @@ FMA contraction is the only fast-math flag: it rounds a·b + c once instead of t
 
 from numba import njit
 
-from ._common import KERNEL, all_zero, carve, gemm, tanh, total_dh, weight_gradients
+from ._common import (
+    KERNEL,
+    all_zero,
+    carve,
+    gemm,
+    hidden_weights,
+    recurrent_gemm,
+    tanh,
+    total_dh,
+    weight_gradients,
+)
 
 GATES = 4
 # Up to this many inputs, x_t·W_ihᵀ is added in the gate loop (I multiply-adds per gate value,
@@ -39,12 +49,8 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     half = x.dtype.type(0.5)
     zero = x.dtype.type(0)
     fold = I <= FOLD_INPUTS
-    # Per-step GEMMs against a contiguous copy of W_hh^T ran faster up to H = 128; from about
-    # H = 192 OpenBLAS is faster reading W_hh itself, transposed, and the copy is saved too.
     direct = H >= DIRECT_HIDDEN
-    w_hh_t, at = carve(work, 0, 0 if direct else H, G)
-    if not direct:
-        w_hh_t[:] = w_hh.T
+    w_hh_t, at = hidden_weights(work, w_hh, direct)
     bias = work[at : at + G]
     at += G
     for k in range(G):
@@ -61,10 +67,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
         g_t = gates[t]  # (B, 4H)
         # The recurrent projection goes straight into gates[t], added to the input projection.
         if t > 0 or not zero_start:
-            if direct:
-                gemm(h_prev, w_hh, g_t, False, True, 0.0 if fold else 1.0)
-            else:
-                gemm(h_prev, w_hh_t, g_t, False, False, 0.0 if fold else 1.0)
+            recurrent_gemm(h_prev, w_hh, w_hh_t, 0, G, g_t, direct, 0.0 if fold else 1.0)
         elif fold:
             g_t[:] = 0
         for b in range(B):

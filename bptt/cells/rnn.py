@@ -13,7 +13,17 @@ reference-count calls (see _common.unowned).
 
 from numba import njit
 
-from ._common import KERNEL, all_zero, carve, gemm, tanh, unowned, weight_gradients
+from ._common import (
+    KERNEL,
+    all_zero,
+    carve,
+    gemm,
+    hidden_weights,
+    recurrent_gemm,
+    tanh,
+    unowned,
+    weight_gradients,
+)
 
 GATES = 1
 # Up to this many inputs, W_ih x is computed in the row loop instead of by a GEMM over all steps
@@ -36,9 +46,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     zero = x.dtype.type(0)
     fold = I <= FOLD_INPUTS
     direct = H >= DIRECT_HIDDEN
-    w_hh_t, at = carve(work, 0, 0 if direct else H, H)  # contiguous W_hh^T (see lstm.py)
-    if not direct:
-        w_hh_t[:] = w_hh.T
+    w_hh_t, at = hidden_weights(work, w_hh, direct)
     bias = work[at : at + H]
     at += H
     for j in range(H):
@@ -54,10 +62,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
         h_t = hs[t]
         # The recurrent projection goes straight into hs[t], activated in place below.
         if t > 0 or not zero_start:
-            if direct:
-                gemm(h_prev, w_hh, h_t, False, True, 0.0)
-            else:
-                gemm(h_prev, w_hh_t, h_t, False, False, 0.0)
+            recurrent_gemm(h_prev, w_hh, w_hh_t, 0, H, h_t, direct, 0.0)
         else:
             h_t[:] = 0
         for b in range(B):
