@@ -18,12 +18,16 @@ def test_a_worker_trains_a_job_it_is_woken_for(sessions, settings, start_worker)
     wait_for(lambda: job_row(sessions, job_id).status == "succeeded", "the job to succeed")
     job = job_row(sessions, job_id)
     assert job.attempts == 1
-    # the worker's logs are JSON lines, and its training lines name the job and the tenant
-    lines = [json.loads(line) for line in
-             (settings.data_dir / "w1.log").read_text().splitlines() if line.startswith("{")]
-    mine = [entry for entry in lines if entry.get("job_id") == job_id]
-    assert any(entry.get("tenant_id") == job.tenant_id for entry in mine)
-    assert any(entry.get("outcome") == "succeeded" for entry in mine)
+    # the worker's logs are JSON lines, and its training lines name the job and the tenant;
+    # the outcome line is written after the commit the test saw, so wait for it too
+    def lines_of_this_job():
+        lines = [json.loads(line) for line in
+                 (settings.data_dir / "w1.log").read_text().splitlines() if line.startswith("{")]
+        return [entry for entry in lines if entry.get("job_id") == job_id]
+
+    wait_for(lambda: any(entry.get("outcome") == "succeeded" for entry in lines_of_this_job()),
+             "the worker to log the outcome")
+    assert any(entry.get("tenant_id") == job.tenant_id for entry in lines_of_this_job())
 
 
 def test_a_sigkilled_worker_s_job_is_resumed_by_another(sessions, settings, start_worker):
