@@ -19,6 +19,11 @@ tenant, a token and a job to it). Prints two Markdown tables:
 3. Where the server time of the 10,000-series request goes: the route's own functions (parse,
    validate, forecast, encode) timed one by one in-process, without HTTP.
 
+Below the poll table, a floor row: the same gunicorn settings serving a Flask app that answers
+every poll with the same bytes and does nothing else (benchmarks/_floor_app.py: no token
+check, no database, no log line), polled the same way at 32 clients. What the service adds to a
+poll is the difference; a floor above the target means no status route can meet it here.
+
     python benchmarks/api.py                      # 5 s per concurrency level (about 35 s)
     python benchmarks/api.py --quick              # a smoke run (about 15 s)
     python benchmarks/api.py --database-url postgresql://user:pass@host/scratch
@@ -207,6 +212,31 @@ def serving(data_dir: Path, database_url: str | None, epochs: int,
         serve.stop_all([process])
 
 
+@contextlib.contextmanager
+def serving_floor(data_dir: Path, served: Served) -> Iterator[Served]:
+    """benchmarks/_floor_app.py under the same gunicorn settings, answering with the status
+    document `served` gives for its job."""
+    client = Client(served)
+    try:
+        status, body = client.request("GET", f"/v1/jobs/{served.job_id}")
+    finally:
+        client.close()
+    if status != 200:
+        raise RuntimeError(f"status poll: HTTP {status}")
+    body_path = data_dir / "floor-body.json"
+    body_path.write_bytes(body)
+    port = free_port()
+    command = serve.api_command(HOST, port, PROCESSES, THREADS)
+    command[command.index("service.serve:api_app()")] = "_floor_app:create()"
+    env = {**os.environ, "BPTT_FLOOR_BODY": str(body_path)}
+    process = serve.start([*command, "--chdir", str(Path(__file__).parent)], env, quiet=True)
+    try:
+        serve.wait_until_healthy(f"http://{HOST}:{port}/healthz", [process])
+        yield Served(port, served.token, served.job_id, served.log_path, served.model)
+    finally:
+        serve.stop_all([process])
+
+
 class Client:
     """One keep-alive connection, authenticated."""
 
@@ -368,7 +398,7 @@ def warm_up(served: Served) -> None:
         thread.join()
 
 
-def poll_table(rows: list[PollRow]) -> list[str]:
+def poll_table(rows: list[PollRow], floor: PollRow | None = None) -> list[str]:
     lines = ["| clients | requests | errors | p50 ms | p99 ms | requests/s | server p50 ms | "
              f"server p99 ms | p99 < {POLL_TARGET_P99_MS:g} ms |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
@@ -378,6 +408,9 @@ def poll_table(rows: list[PollRow]) -> list[str]:
         lines.append(f"| {r.clients} | {r.requests} | {r.errors} | {r.p50_ms:.2f} | "
                      f"{r.p99_ms:.2f} | {r.per_second:.0f} | {np.percentile(server, 50):.2f} | "
                      f"{np.percentile(server, 99):.2f} | {verdict} |")
+    if floor is not None:
+        lines.append(f"| {floor.clients}, floor | {floor.requests} | {floor.errors} | "
+                     f"{floor.p50_ms:.2f} | {floor.p99_ms:.2f} | {floor.per_second:.0f} | | | |")
     return lines
 
 
@@ -416,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
                      max_series=max(SERIES_COUNTS)) as served:
             warm_up(served)
             polls = [poll_status(served, clients, seconds) for clients in CONCURRENCY]
+            with serving_floor(Path(tmp), served) as floor_served:
+                poll_status(floor_served, max(CONCURRENCY), 1.0)  # warm its processes
+                floor = poll_status(floor_served, max(CONCURRENCY), seconds)
             forecasts = [forecast(served, count, runs[count]) for count in SERIES_COUNTS]
             attach_server_times(served.log_path, polls, forecasts)
         stages = stage_breakdown(served.model, max(SERIES_COUNTS))
@@ -426,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{platform.python_version()}, {platform.machine()}; clients run on the same "
           "machine.\n")
     print(f"### Status polls: GET /v1/jobs/<id>, keep-alive, {seconds:g} s per level\n")
-    print("\n".join(poll_table(polls)))
+    print("\n".join(poll_table(polls, floor)))
+    print("\nFloor: the same gunicorn settings serving fixed bytes for every poll "
+          "(benchmarks/_floor_app.py: no token check, no database, no log line).")
     print(f"\n### Batch forecasts: POST /v1/forecasts, GRU hidden {HIDDEN}, horizon {HORIZON}, "
           f"3 quantiles, {FORECAST_LENGTH} values per series\n")
     print("\n".join(forecast_table(forecasts)))
