@@ -18,7 +18,7 @@ from .cells._common import work_size
 from .forward import LayerCache, LayerState, run_window, zero_states
 from .network import NetworkSpec
 from .parallel import chunk_bounds, run_chunks, single_threaded_blas
-from .workspace import scratch, scratch_zeros
+from .workspace import scratch
 
 
 @dataclass
@@ -117,14 +117,25 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
     top = caches[-1].hs[rows]  # (K, B, H)
     k, batch, hidden = top.shape
     top2 = top.reshape(k * batch, hidden)
-    pred = top2 @ views["head.weight"].T + views["head.bias"]  # (K*B, O)
+    head_w = views["head.weight"]
+    pred = np.matmul(top2, head_w.T, out=scratch(("pred",), (k * batch, head_w.shape[0]),
+                                                  top.dtype))
+    pred += views["head.bias"]  # (K*B, O)
     value, dpred = loss.sum_and_grad(pred, y.reshape(k * batch, -1), known.reshape(k * batch, -1))
-    dpred = (dpred / count).astype(pred.dtype, copy=False)
+    if dpred.dtype == pred.dtype:  # the losses return a fresh array: scale it in place
+        dpred /= count
+    else:
+        dpred = (dpred / count).astype(pred.dtype, copy=False)
     grad_views["head.weight"] += dpred.T @ top2  # (O, H)
-    grad_views["head.bias"] += dpred.sum(axis=0)
-    # (W, B, H): dL/dh_t from above, zero off the output rows
-    dh_out = scratch_zeros(("dh_top",), caches[-1].hs.shape, top.dtype)
-    dh_out[rows] = (dpred @ views["head.weight"]).reshape(k, batch, hidden)
+    # a matrix-vector product: numpy's axis-0 sum of a narrow (K*B, O) array is several
+    # times slower, and on the long windows of truncated BPTT it showed in the step time
+    grad_views["head.bias"] += np.ones(k * batch, top.dtype) @ dpred
+    # (W, B, H): dL/dh_t from above, zero off the output rows; the output rows are written by
+    # the GEMM itself (often they are all of the window's rows)
+    dh_out = scratch(("dh_top",), caches[-1].hs.shape, top.dtype)
+    dh_out[: rows.start] = 0
+    dh_out[rows.stop :] = 0
+    np.matmul(dpred, head_w, out=dh_out[rows].reshape(k * batch, hidden))
     for layer in range(spec.num_layers - 1, -1, -1):
         c = caches[layer]
         dgates = scratch(("dgates",), c.gates.shape, top.dtype)
