@@ -331,19 +331,24 @@ def dataset_table(results: list[DatasetResult]) -> list[str]:
 
 
 def series_table(results: list[DatasetResult]) -> list[str]:
-    """One row per series: bptt's MASE (and its network's alone) beside the seasonal naive's,
-    and which of bptt and seasonal naive is lower."""
-    lines = ["| dataset | series | n train | MASE bptt | MASE bpttnet | MASE snaive | "
-             "bptt / snaive | bptt wins |",
-             "|---|---|---|---|---|---|---|---|"]
+    """One row per series: bptt's MASE (and its network's alone) beside the naive's, the
+    seasonal naive's and AutoETS's, and whether bptt and AutoETS are below the seasonal naive."""
+    lines = ["| dataset | series | n train | MASE bptt | MASE bpttnet | MASE naive | MASE snaive | "
+             "MASE ets | bptt / snaive | bptt wins | ets wins |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         for s in r.scores:
             b, sn = s.mase["bptt"], s.mase["snaive"]
-            wins = "n/a" if not math.isfinite(b) else ("yes" if b < sn else "**no**")
+            ets = s.mase.get("ets", math.nan)
             lines.append(f"| {s.dataset} | {s.name} | {s.n_train} | {fmt(b)} | "
-                         f"{fmt(s.mase['bpttnet'])} | {fmt(sn)} | "
-                         f"{fmt(b / sn if sn else math.nan, 2)} | {wins} |")
+                         f"{fmt(s.mase['bpttnet'])} | {fmt(s.mase['naive'])} | {fmt(sn)} | "
+                         f"{fmt(ets)} | {fmt(b / sn if sn else math.nan, 2)} | "
+                         f"{_beats(b, sn)} | {_beats(ets, sn)} |")
     return lines
+
+
+def _beats(score: float, snaive: float) -> str:
+    return "n/a" if not math.isfinite(score) else ("yes" if score < snaive else "**no**")
 
 
 def summary(results: list[DatasetResult]) -> list[str]:
@@ -372,6 +377,13 @@ def summary(results: list[DatasetResult]) -> list[str]:
     won = sum(s.mase["bptt"] < s.mase["snaive"] for s in every)
     lines.append(f"bptt beats seasonal naive on every series: "
                  f"{'yes' if won == len(every) else 'no'} ({won} of {len(every)})")
+    lost = [s for s in every if not s.mase["bptt"] < s.mase["snaive"]]
+    if lost and AutoETS is not None:
+        ets_lost = [s.name for s in lost if not s.mase["ets"] < s.mase["snaive"]]
+        lines.append(f"Of the {len(lost)} series where bptt does not beat seasonal naive, "
+                     f"AutoETS does not either on {len(ets_lost)}: {', '.join(ets_lost) or '-'}; "
+                     f"AutoETS beats seasonal naive on "
+                     f"{sum(s.mase['ets'] < s.mase['snaive'] for s in every)} of {len(every)}")
     if AutoETS is None:
         lines.append("bptt mean MASE < AutoETS mean MASE: n/a (statsforecast not installed)")
     else:
