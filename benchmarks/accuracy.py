@@ -20,7 +20,7 @@ Data: four synthetic groups (numpy, fixed seed) and real series that ship with s
 (co2, sunspots, nile, elnino, macrodata) and statsforecast (AirPassengers). Nothing is
 downloaded. AutoETS (statsforecast) is optional: without it that column is skipped.
 
-    python benchmarks/accuracy.py             # the full tables (about 15 s)
+    python benchmarks/accuracy.py             # the full tables (about a minute)
     python benchmarks/accuracy.py --quick     # a smoke run: one small group and one real series
     python benchmarks/accuracy.py --seed 3    # other synthetic series
 
