@@ -7,6 +7,7 @@ caller must copy whatever has to outlive the next call that asks for the same ro
 states are copied, gradients are fresh arrays).
 """
 
+import math
 import threading
 
 import numpy as np
@@ -19,7 +20,7 @@ def scratch(role: tuple, shape: tuple[int, ...], dtype) -> np.ndarray:
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     key = (role, np.dtype(dtype))
     buffer = buffers.get(key)
     if buffer is None or buffer.size < size:
