@@ -28,13 +28,6 @@ def scratch(role: tuple, shape: tuple[int, ...], dtype) -> np.ndarray:
     return buffer[:size].reshape(shape)
 
 
-def scratch_zeros(role: tuple, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """Like scratch, filled with zeros."""
-    array = scratch(role, shape, dtype)
-    array.fill(0)
-    return array
-
-
 def release_scratch() -> None:
     """Drop this thread's buffers (e.g. after a large job, to give the memory back)."""
     _local.buffers = {}
