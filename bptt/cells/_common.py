@@ -222,6 +222,32 @@ def hidden_weights(work, w_hh, direct):
 
 
 @njit(inline="always", **KERNEL)
+def summed_bias(work, at, b_ih, b_hh, n):
+    """(b_ih[:n] + b_hh[:n] carved from work at `at`, next free offset): the gate biases that
+    are only ever added together, summed once per call rather than once per step."""
+    bias = work[at : at + n]
+    for k in range(n):
+        bias[k] = b_ih[k] + b_hh[k]
+    return bias, at + n
+
+
+@njit(inline="always", **KERNEL)
+def input_side(work, at, x, w_ih, gates, fold):
+    """The forward's input projection, set up once per call; returns (W_ih^T, next offset).
+    fold (at most FOLD_INPUTS inputs): W_ih^T is copied into work for the gate loops, which add
+    x_t·W_ihᵀ themselves. Otherwise every step's projection is one GEMM, (T*B, I) @ (I, G),
+    written into gates, and the copy is empty."""
+    T, B, I = x.shape
+    G = w_ih.shape[0]
+    w_ih_t, at = carve(work, at, I if fold else 0, G)
+    if fold:
+        w_ih_t[:] = w_ih.T
+    else:
+        gemm(x.reshape(T * B, I), w_ih, gates.reshape(T * B, G), False, True, 0.0)
+    return w_ih_t, at
+
+
+@njit(inline="always", **KERNEL)
 def recurrent_gemm(h, w_hh, w_hh_t, lo, hi, out, direct, beta):
     """out = h @ W_hh[lo:hi].T + beta·out, from W_hh itself or its copy (see hidden_weights)."""
     if direct:

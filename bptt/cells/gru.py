@@ -20,7 +20,18 @@ row loops take make no reference-count calls (see _common.unowned).
 
 from numba import njit
 
-from ._common import KERNEL, all_zero, carve, gemm, hidden_weights, recurrent_gemm, tanh, unowned
+from ._common import (
+    KERNEL,
+    all_zero,
+    carve,
+    gemm,
+    hidden_weights,
+    input_side,
+    recurrent_gemm,
+    summed_bias,
+    tanh,
+    unowned,
+)
 
 GATES = 3
 # Up to this many inputs, W_ih x is added in the gate loop instead of by a GEMM over all steps
@@ -47,10 +58,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     fold = I <= FOLD_INPUTS
     direct = H >= DIRECT_HIDDEN
     w_hh_t, at = hidden_weights(work, w_hh, direct)
-    b_rz = work[at : at + H2]  # r's and z's two biases, summed
-    at += H2
-    for k in range(H2):
-        b_rz[k] = b_ih[k] + b_hh[k]
+    b_rz, at = summed_bias(work, at, b_ih, b_hh, H2)  # r's and z's two biases (n's apart)
     b_in = b_ih[H2:G]
     b_hn = b_hh[H2:G]
     # With folded inputs: b_in + W_in x less its first input's term, which the gate loop adds.
@@ -58,11 +66,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     x_n = work[at : at + H]
     at += H
     x_n[:] = b_in
-    w_ih_t, at = carve(work, at, I if fold else 0, G)
-    if fold:
-        w_ih_t[:] = w_ih.T
-    else:  # the input projection of every step as one GEMM: (T*B, I) @ (I, 3H)
-        gemm(x.reshape(T * B, I), w_ih, gates.reshape(T * B, G), False, True, 0.0)
+    w_ih_t, at = input_side(work, at, x, w_ih, gates, fold)
     zero_start = all_zero(h0)  # then step 0's recurrent projection is zero: no GEMM
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)

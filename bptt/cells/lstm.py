@@ -23,7 +23,9 @@ from ._common import (
     carve,
     gemm,
     hidden_weights,
+    input_side,
     recurrent_gemm,
+    summed_bias,
     tanh,
     total_dh,
     weight_gradients,
@@ -51,15 +53,8 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     fold = I <= FOLD_INPUTS
     direct = H >= DIRECT_HIDDEN
     w_hh_t, at = hidden_weights(work, w_hh, direct)
-    bias = work[at : at + G]
-    at += G
-    for k in range(G):
-        bias[k] = b_ih[k] + b_hh[k]
-    w_ih_t, at = carve(work, at, I if fold else 0, G)
-    if fold:
-        w_ih_t[:] = w_ih.T
-    else:  # the input projection of every step as one GEMM: (T*B, I) @ (I, 4H)
-        gemm(x.reshape(T * B, I), w_ih, gates.reshape(T * B, G), False, True, 0.0)
+    bias, at = summed_bias(work, at, b_ih, b_hh, G)
+    w_ih_t, at = input_side(work, at, x, w_ih, gates, fold)
     zero_start = all_zero(h0)
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)
