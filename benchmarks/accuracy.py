@@ -1,7 +1,11 @@
 """Forecast accuracy of bptt's defaults against naive, seasonal naive and AutoETS on held-out data.
 
-Every series loses its last `h` points; each method sees only the rest and forecasts `h` steps,
-which are scored against the held-out values:
+Every series is forecast from several rolling origins (4 by default): at the k-th of n origins
+the last (n - k) * h points are cut, each method sees only what remains but its last `h` points,
+and forecasts those `h`, which are scored. The held-out horizons tile each series' last n * h
+points; a method is refitted at every origin. A series' score is its mean over the origins (one
+horizon of a random walk mostly measures the luck of its few points); the verdicts are given on
+those means and on the last origin alone (the single-horizon protocol of earlier versions).
 
 - MASE: mean absolute error over the in-sample mean absolute seasonal-naive error (lag m, lag 1
   when m = 1) of the training part; below 1 beats the in-sample seasonal naive.
@@ -20,8 +24,10 @@ Data: four synthetic groups (numpy, fixed seed) and real series that ship with s
 (co2, sunspots, nile, elnino, macrodata) and statsforecast (AirPassengers). Nothing is
 downloaded. AutoETS (statsforecast) is optional: without it that column is skipped.
 
-    python benchmarks/accuracy.py             # the full tables (about a minute)
-    python benchmarks/accuracy.py --quick     # a smoke run: one small group and one real series
+    python benchmarks/accuracy.py             # the full tables (about three minutes)
+    python benchmarks/accuracy.py --origins 1 # one held-out horizon per series
+    python benchmarks/accuracy.py --quick     # a smoke run: one small group and one real series,
+                                              # one origin
     python benchmarks/accuracy.py --seed 3    # other synthetic series
 
 Numbers depend on the seed and the machine (timings): rerun it rather than trust a copy.
@@ -53,6 +59,10 @@ QUANTILES = (0.1, 0.5, 0.9)
 # bpttnet: the network alone, without the model's combination (bptt.combination).
 METHODS = ("bptt", "bptt1", "bpttnet", "naive", "snaive", "ets")
 WITHOUT_ETS = tuple(m for m in METHODS if m != "ets")
+# Rolling forecast origins per series: one held-out horizon per series says more about the
+# luck of those h values than about a method (on a random walk the last value wins or loses
+# by the noise of one point); the mean over 4 tiled horizons is steadier.
+ORIGINS = 4
 
 
 @dataclass
@@ -68,26 +78,44 @@ class Dataset:
 
 @dataclass
 class SeriesScore:
-    """The scores of every method on one series."""
+    """The scores of every method on one series, one entry per forecast origin (oldest first)."""
 
     dataset: str
     kind: str
     name: str
-    n_train: int
-    mase: dict[str, float] = field(default_factory=dict)
-    smape: dict[str, float] = field(default_factory=dict)
+    n_train: int  # at the last origin
+    mase: dict[str, list[float]] = field(default_factory=dict)
+    smape: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, method: str, actual: np.ndarray, forecast: np.ndarray | None,
+            past: np.ndarray, m: int) -> None:
+        """Score one origin's forecast (None: the method failed there, NaN scores)."""
+        self.mase.setdefault(method, []).append(
+            math.nan if forecast is None else mase(actual, forecast, past, m))
+        self.smape.setdefault(method, []).append(
+            math.nan if forecast is None else smape(actual, forecast))
+
+    def score(self, metric: str, method: str, origin: str = "mean") -> float:
+        """A metric's mean over the origins, or ("last") at the last origin alone."""
+        values = getattr(self, metric).get(method, [math.nan])
+        return float(values[-1]) if origin == "last" else float(np.mean(values))
+
+    def origins_won(self, method: str) -> int:
+        """At how many origins the method's MASE is below seasonal naive's."""
+        return sum(a < b for a, b in zip(self.mase[method], self.mase["snaive"],
+                                                  strict=True))
 
 
 @dataclass
 class DatasetResult:
-    """Per-series scores of one dataset plus its bptt fit's facts."""
+    """Per-series scores of one dataset plus its bptt fits' facts."""
 
     dataset: Dataset
     scores: list[SeriesScore]
-    coverage: float
-    bptt_seconds: float
+    coverage: float  # pooled over the origins
+    bptt_seconds: float  # mean over the origins' fits
     ets_seconds: float
-    bptt_note: str
+    bptt_note: str  # the last origin's fit
 
 
 # ---------------------------------------------------------------- synthetic data
@@ -248,11 +276,37 @@ def fit_bptt(train: dict[str, np.ndarray], h: int, m: int
             note)
 
 
-def evaluate(dataset: Dataset) -> DatasetResult:
-    """Hold out the last h points of every series, forecast them with every method, score."""
+def evaluate(dataset: Dataset, origins: int) -> DatasetResult:
+    """Forecast and score every series from `origins` rolling origins: at origin k (of n) the
+    last (n - k) * h points are cut, each method sees all but the last h of what remains and
+    forecasts those h. The held-out horizons tile the series' last n * h points."""
+    h = dataset.h
+    scores = {name: SeriesScore(dataset.name, dataset.kind, name, len(values) - h)
+              for name, values in dataset.series.items()}
+    inside = total = 0
+    bptt_seconds, ets_seconds, note = [], [], ""
+    for k in range(origins):
+        cut = (origins - 1 - k) * h
+        series = {name: values[:len(values) - cut] for name, values in dataset.series.items()}
+        counts, seconds, ets, note = evaluate_origin(dataset, series, scores)
+        inside, total = inside + counts[0], total + counts[1]
+        bptt_seconds.append(seconds)
+        ets_seconds += ets
+    coverage = inside / total if total else math.nan
+    ets_mean = float(np.mean(ets_seconds)) if ets_seconds else math.nan
+    return DatasetResult(dataset, list(scores.values()), coverage, float(np.mean(bptt_seconds)),
+                         ets_mean, note)
+
+
+def evaluate_origin(dataset: Dataset, series: dict[str, np.ndarray],
+                    scores: dict[str, SeriesScore]
+                    ) -> tuple[tuple[int, int], float, list[float], str]:
+    """Hold out the last h points of every series, forecast them with every method and add the
+    scores; returns (values inside bptt's interval, values), bptt's fit seconds, AutoETS's fit
+    seconds per series and bptt's note."""
     h, m = dataset.h, dataset.m
-    train = {name: values[:-h] for name, values in dataset.series.items()}
-    test = {name: values[-h:] for name, values in dataset.series.items()}
+    train = {name: values[:-h] for name, values in series.items()}
+    test = {name: values[-h:] for name, values in series.items()}
     try:
         forecasts, singles, networks, bptt_seconds, note = fit_bptt(train, h, m)
         by_id = {f["id"]: f for f in forecasts}
@@ -261,7 +315,7 @@ def evaluate(dataset: Dataset) -> DatasetResult:
     except Exception as error:  # reported, and in the exit status
         by_id, single_by_id, network_by_id, bptt_seconds = {}, {}, {}, math.nan
         note = f"FAILED: {type(error).__name__}: {error}"
-    scores, inside, total, ets_seconds = [], 0, 0, []
+    inside, total, ets_seconds = 0, 0, []
     for name, past in train.items():
         actual = test[name]
         predictions = {"naive": naive(past, h), "snaive": seasonal_naive(past, h, m)}
@@ -276,15 +330,9 @@ def evaluate(dataset: Dataset) -> DatasetResult:
         if AutoETS is not None:
             predictions["ets"], seconds = auto_ets(past, h, m)
             ets_seconds.append(seconds)
-        score = SeriesScore(dataset.name, dataset.kind, name, len(past))
         for method in METHODS:
-            fc = predictions.get(method)
-            score.mase[method] = math.nan if fc is None else mase(actual, fc, past, m)
-            score.smape[method] = math.nan if fc is None else smape(actual, fc)
-        scores.append(score)
-    coverage = inside / total if total else math.nan
-    ets_mean = float(np.mean(ets_seconds)) if ets_seconds else math.nan
-    return DatasetResult(dataset, scores, coverage, bptt_seconds, ets_mean, note)
+            scores[name].add(method, actual, predictions.get(method), past, m)
+    return (inside, total), bptt_seconds, ets_seconds, note
 
 
 def warm_up() -> None:
@@ -304,9 +352,10 @@ def fmt(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def mean_of(scores: list[SeriesScore], metric: str, method: str) -> float:
-    """Mean of a metric over series (NaN when any is missing, so failures are visible)."""
-    values = [getattr(s, metric)[method] for s in scores]
+def mean_of(scores: list[SeriesScore], metric: str, method: str, origin: str = "mean") -> float:
+    """Mean over series of a metric (each series' mean over the origins, or its last origin's);
+    NaN when any is missing, so that failures are visible."""
+    values = [s.score(metric, method, origin) for s in scores]
     return float(np.mean(values)) if values else math.nan
 
 
@@ -331,19 +380,24 @@ def dataset_table(results: list[DatasetResult]) -> list[str]:
 
 
 def series_table(results: list[DatasetResult]) -> list[str]:
-    """One row per series: bptt's MASE (and its network's alone) beside the naive's, the
-    seasonal naive's and AutoETS's, and whether bptt and AutoETS are below the seasonal naive."""
+    """One row per series: MASE over the origins of bptt (and of its network alone) beside the
+    naive's, the seasonal naive's and AutoETS's; whether bptt and AutoETS are below the
+    seasonal naive; at how many origins bptt is; and the last origin's bptt and snaive MASE."""
     lines = ["| dataset | series | n train | MASE bptt | MASE bpttnet | MASE naive | MASE snaive | "
-             "MASE ets | bptt / snaive | bptt wins | ets wins |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "MASE ets | bptt / snaive | bptt wins | ets wins | origins bptt wins | "
+             "last origin bptt / snaive |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         for s in r.scores:
-            b, sn = s.mase["bptt"], s.mase["snaive"]
-            ets = s.mase.get("ets", math.nan)
+            b, sn = s.score("mase", "bptt"), s.score("mase", "snaive")
+            ets = s.score("mase", "ets")
+            last = (f"{fmt(s.score('mase', 'bptt', 'last'))} / "
+                    f"{fmt(s.score('mase', 'snaive', 'last'))}")
             lines.append(f"| {s.dataset} | {s.name} | {s.n_train} | {fmt(b)} | "
-                         f"{fmt(s.mase['bpttnet'])} | {fmt(s.mase['naive'])} | {fmt(sn)} | "
-                         f"{fmt(ets)} | {fmt(b / sn if sn else math.nan, 2)} | "
-                         f"{_beats(b, sn)} | {_beats(ets, sn)} |")
+                         f"{fmt(s.score('mase', 'bpttnet'))} | {fmt(s.score('mase', 'naive'))} | "
+                         f"{fmt(sn)} | {fmt(ets)} | {fmt(b / sn if sn else math.nan, 2)} | "
+                         f"{_beats(b, sn)} | {_beats(ets, sn)} | "
+                         f"{s.origins_won('bptt')} of {len(s.mase['bptt'])} | {last} |")
     return lines
 
 
@@ -351,8 +405,15 @@ def _beats(score: float, snaive: float) -> str:
     return "n/a" if not math.isfinite(score) else ("yes" if score < snaive else "**no**")
 
 
-def summary(results: list[DatasetResult]) -> list[str]:
-    """Mean MASE per method over the real series and over all series, and the two verdicts."""
+def beats_snaive(every: list[SeriesScore], method: str, origin: str) -> list[SeriesScore]:
+    """The series on which a method's MASE is below seasonal naive's."""
+    return [s for s in every
+            if s.score("mase", method, origin) < s.score("mase", "snaive", origin)]
+
+
+def summary(results: list[DatasetResult], origins: int) -> list[str]:
+    """Mean MASE per method over the real series and over all series, and the verdicts: on
+    the means over the origins, and on the last origin alone."""
     every = [s for r in results for s in r.scores]
     real_scores = [s for s in every if s.kind == "real"]
     methods = METHODS if AutoETS is not None else WITHOUT_ETS
@@ -368,29 +429,40 @@ def summary(results: list[DatasetResult]) -> list[str]:
                  f"{fmt(abs(change), 1)} % {'lower' if change < 0 else 'higher'}")
     network = mean_of(every, "mase", "bpttnet")
     change = 100 * (ensemble / network - 1)
-    won_net = sum(s.mase["bpttnet"] < s.mase["snaive"] for s in every)
     lines.append(f"Combination gain: mean MASE {fmt(ensemble)} for the model's forecasts vs "
                  f"{fmt(network)} for its network alone (no combination with the series' mean "
                  f"and the naive forecast): {fmt(abs(change), 1)} % "
                  f"{'lower' if change < 0 else 'higher'}; the network alone beats seasonal "
-                 f"naive on {won_net} of {len(every)}")
-    won = sum(s.mase["bptt"] < s.mase["snaive"] for s in every)
-    lines.append(f"bptt beats seasonal naive on every series: "
-                 f"{'yes' if won == len(every) else 'no'} ({won} of {len(every)})")
-    lost = [s for s in every if not s.mase["bptt"] < s.mase["snaive"]]
-    if lost and AutoETS is not None:
-        ets_lost = [s.name for s in lost if not s.mase["ets"] < s.mase["snaive"]]
-        lines.append(f"Of the {len(lost)} series where bptt does not beat seasonal naive, "
-                     f"AutoETS does not either on {len(ets_lost)}: {', '.join(ets_lost) or '-'}; "
-                     f"AutoETS beats seasonal naive on "
-                     f"{sum(s.mase['ets'] < s.mase['snaive'] for s in every)} of {len(every)}")
+                 f"naive on {len(beats_snaive(every, 'bpttnet', 'mean'))} of {len(every)}")
+    over = f"MASE over the {origins} origins" if origins > 1 else "MASE"
+    lines += verdict(every, "mean", over)
+    if origins > 1:
+        lines += verdict(every, "last", "the last origin alone (one held-out horizon)")
     if AutoETS is None:
         lines.append("bptt mean MASE < AutoETS mean MASE: n/a (statsforecast not installed)")
     else:
         b, e = mean_of(every, "mase", "bptt"), mean_of(every, "mase", "ets")
-        verdict = "n/a" if not (math.isfinite(b) and math.isfinite(e)) else (
+        answer = "n/a" if not (math.isfinite(b) and math.isfinite(e)) else (
             "yes" if b < e else "no")
-        lines.append(f"bptt mean MASE < AutoETS mean MASE: {verdict} ({fmt(b)} vs {fmt(e)})")
+        lines.append(f"bptt mean MASE < AutoETS mean MASE: {answer} ({fmt(b)} vs {fmt(e)})")
+    return lines
+
+
+def verdict(every: list[SeriesScore], origin: str, label: str) -> list[str]:
+    """Whether bptt beats seasonal naive on every series (by `origin`'s MASE), and where the
+    series it does not beat it on stand with AutoETS."""
+    won = beats_snaive(every, "bptt", origin)
+    lines = [f"bptt beats seasonal naive on every series, by {label}: "
+             f"{'yes' if len(won) == len(every) else 'no'} ({len(won)} of {len(every)})"]
+    lost = [s for s in every if s not in won]
+    if AutoETS is not None:
+        ets_won = beats_snaive(every, "ets", origin)
+        shared = [s.name for s in lost if s not in ets_won]
+        lines.append(f"  AutoETS beats seasonal naive on {len(ets_won)} of {len(every)}"
+                     + (f"; of bptt's {len(lost)} losses, AutoETS loses too on "
+                        f"{len(shared)}: {', '.join(shared) or '-'}" if lost else ""))
+    elif lost:
+        lines.append(f"  bptt's losses: {', '.join(s.name for s in lost)}")
     return lines
 
 
@@ -400,7 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="one synthetic group of 2 short series and one real series")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic series")
+    parser.add_argument("--origins", type=int, default=ORIGINS,
+                        help=f"rolling forecast origins per series (default {ORIGINS})")
     args = parser.parse_args(argv)
+    origins = 1 if args.quick else args.origins
 
     began = time.perf_counter()
     if AutoETS is None:
@@ -412,17 +487,17 @@ def main(argv: list[str] | None = None) -> int:
         datasets = synthetic(args.seed, 8, (100, 300), list(SYNTHETIC)) + real(quick=False)
     results = []
     for dataset in datasets:
-        results.append(evaluate(dataset))
+        results.append(evaluate(dataset, origins))
         print(f"  {dataset.name}: bptt {results[-1].bptt_note} "
               f"({fmt(results[-1].bptt_seconds, 2)} s)", file=sys.stderr)
 
-    print(f"## Forecast accuracy on held-out horizons (seed {args.seed})\n")
-    print("Means over each dataset's series. bptt: defaults with horizon, season length and "
-          "quantiles set;\nsnaive: seasonal naive; ets: statsforecast AutoETS. Coverage is "
-          "nominally 80 %.\n")
+    print(f"## Forecast accuracy on held-out horizons (seed {args.seed}, {origins} origins)\n")
+    print("Means over each dataset's series of each series' mean over the origins. bptt: "
+          "defaults with horizon,\nseason length and quantiles set; snaive: seasonal naive; "
+          "ets: statsforecast AutoETS.\nCoverage is nominally 80 %.\n")
     print("\n".join(dataset_table(results)))
     print()
-    print("\n".join(summary(results)))
+    print("\n".join(summary(results, origins)))
     print("\n## Per-series MASE: bptt against seasonal naive\n")
     print("\n".join(series_table(results)))
     failed = [r for r in results if r.bptt_note.startswith("FAILED")]
