@@ -387,24 +387,42 @@ def quantile_coverage(model: Model, windows: Windows) -> float:
     return float(inside[known].mean())
 
 
-MIN_CALIBRATION_WINDOWS = 8  # fewer validation residuals per step give too noisy a shift
+MIN_CALIBRATION_RESIDUALS = 8  # fewer residuals per shift give too noisy a quantile
 
 
 def conformal_offsets(model: Model, windows: Windows) -> np.ndarray:
     """Split-conformal shifts (h, Q) for the quantile outputs: for quantile q at step s, the
     q-quantile of (target − predicted q-quantile) over the validation windows, so that the
-    shifted quantile is exceeded by a share 1 − q of them. Steps with too few known targets
-    keep a zero shift. Pinball training alone gave intervals far too narrow out of sample.
+    shifted quantile is exceeded by a share 1 − q of them. Pinball training alone gave
+    intervals far too narrow out of sample. With few validation windows (a short single
+    series has 4 or 5) a step pools the residuals of its nearest steps, widening the band
+    step by step until it holds MIN_CALIBRATION_RESIDUALS: errors grow smoothly with the step,
+    and an uncalibrated step kept intervals as narrow as training left them (15 % coverage of
+    the 10-90 % interval on the Nile series). Without that many residuals in all: no shift.
     The quantiles are the ones forecasts use: moved with the model's combination, if any."""
     paths = combination.window_paths(model, windows)[:, :, 1:]  # (N, h, Q)
     residuals = windows.y[:, :, None] - paths
+    known = np.isfinite(windows.y)
     offsets = np.zeros((model.horizon, len(model.quantiles)))
+    if known.sum() < MIN_CALIBRATION_RESIDUALS:
+        return offsets
     for step in range(model.horizon):
-        known = np.isfinite(windows.y[:, step])
-        if known.sum() >= MIN_CALIBRATION_WINDOWS:
-            for k, q in enumerate(model.quantiles):
-                offsets[step, k] = np.quantile(residuals[known, step, k], q)
+        band = _calibration_band(known.sum(axis=0), step)
+        pooled = residuals[:, band][known[:, band]]  # (residuals, Q)
+        for k, q in enumerate(model.quantiles):
+            offsets[step, k] = np.quantile(pooled[:, k], q)
     return offsets
+
+
+def _calibration_band(known_per_step: np.ndarray, step: int) -> slice:
+    """The narrowest band of steps around `step` (one more on each side at a time, clipped to
+    the horizon) holding MIN_CALIBRATION_RESIDUALS known residuals."""
+    horizon = len(known_per_step)
+    for width in range(horizon):
+        band = slice(max(0, step - width), min(horizon, step + width + 1))
+        if known_per_step[band].sum() >= MIN_CALIBRATION_RESIDUALS:
+            return band
+    return slice(0, horizon)
 
 
 def _spec_for(horizon: int | None, spec: TrainingSpec | None) -> TrainingSpec:

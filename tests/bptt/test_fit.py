@@ -143,3 +143,24 @@ def test_divergence_is_a_clear_error():
                                                 "ensemble": 1}})
     with pytest.raises(NonFiniteError):
         bptt.fit({"a": np.sin(np.arange(200.0))}, spec=spec)
+
+
+def test_a_short_series_gets_its_quantiles_calibrated_at_every_step():
+    # 100 points, horizon 10, window 40: 5 validation windows, too few for a per-step quantile
+    # alone; each step pools its neighbours' residuals, so no step keeps training's width
+    rng = np.random.default_rng(3)
+    values = 50 + np.cumsum(rng.normal(0, 1, 100))
+    spec = TrainingSpec.from_dict({"horizon": 10, "quantiles": [0.1, 0.5, 0.9],
+                                   "model": {"hidden_size": 8},
+                                   "training": {"epochs": 3, "ensemble": 1}})
+    result = bptt.fit({"walk": values}, spec=spec)
+    offsets = result.model.quantile_offsets
+    assert offsets.shape == (10, 3)
+    assert np.all(np.any(offsets != 0, axis=1))
+
+
+@pytest.mark.parametrize(("step", "band"), [(0, (0, 2)), (5, (4, 7)), (9, (8, 10))])
+def test_calibration_band_widens_until_it_holds_enough_residuals(step, band):
+    from bptt.trainer import _calibration_band
+    assert _calibration_band(np.full(10, 4), step) == slice(*band)
+    assert _calibration_band(np.full(10, 8), step) == slice(step, step + 1)
