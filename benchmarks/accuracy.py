@@ -27,7 +27,7 @@ downloaded. AutoETS (statsforecast) is optional: without it that column is skipp
     python benchmarks/accuracy.py             # the full tables (about three minutes)
     python benchmarks/accuracy.py --origins 1 # one held-out horizon per series
     python benchmarks/accuracy.py --quick     # a smoke run: one small group and one real series,
-                                              # one origin
+                                              # one origin unless --origins says otherwise
     python benchmarks/accuracy.py --seed 3    # other synthetic series
 
 Numbers depend on the seed and the machine (timings): rerun it rather than trust a copy.
@@ -102,8 +102,8 @@ class SeriesScore:
 
     def origins_won(self, method: str) -> int:
         """At how many origins the method's MASE is below seasonal naive's."""
-        return sum(a < b for a, b in zip(self.mase[method], self.mase["snaive"],
-                                                  strict=True))
+        pairs = zip(self.mase[method], self.mase["snaive"], strict=True)
+        return sum(a < b for a, b in pairs)
 
 
 @dataclass
@@ -115,7 +115,7 @@ class DatasetResult:
     coverage: float  # pooled over the origins
     bptt_seconds: float  # mean over the origins' fits
     ets_seconds: float
-    bptt_note: str  # the last origin's fit
+    bptt_note: str  # the last origin's fit, or the first failed one's
 
 
 # ---------------------------------------------------------------- synthetic data
@@ -288,7 +288,9 @@ def evaluate(dataset: Dataset, origins: int) -> DatasetResult:
     for k in range(origins):
         cut = (origins - 1 - k) * h
         series = {name: values[:len(values) - cut] for name, values in dataset.series.items()}
-        counts, seconds, ets, note = evaluate_origin(dataset, series, scores)
+        counts, seconds, ets, origin_note = evaluate_origin(dataset, series, scores)
+        if not note.startswith("FAILED"):  # a failure at any origin stays in the note
+            note = origin_note
         inside, total = inside + counts[0], total + counts[1]
         bptt_seconds.append(seconds)
         ets_seconds += ets
@@ -472,10 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="one synthetic group of 2 short series and one real series")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic series")
-    parser.add_argument("--origins", type=int, default=ORIGINS,
-                        help=f"rolling forecast origins per series (default {ORIGINS})")
+    parser.add_argument("--origins", type=int,
+                        help=f"rolling forecast origins per series (default {ORIGINS}; "
+                             "1 with --quick)")
     args = parser.parse_args(argv)
-    origins = 1 if args.quick else args.origins
+    origins = args.origins or (1 if args.quick else ORIGINS)
 
     began = time.perf_counter()
     if AutoETS is None:
