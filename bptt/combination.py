@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import rows_by_length, scaler_arrays
+
 GRID_STEP = 0.05
 PARTNERS = ("network", "mean", "naive")
 WEIGHTS = "combination.weights"  # (S, 3) per training series, in PARTNERS order
@@ -139,16 +141,13 @@ def new_series_means(model, named: list[tuple[str, np.ndarray]], scalers: list,
     if model.combination is None or not new:
         return None
     out = np.full(len(named), np.nan)
-    by_length: dict[int, list[int]] = {}
-    for i in new:
-        by_length.setdefault(len(named[i][1]), []).append(i)
-    for rows in by_length.values():
-        block = np.stack([named[i][1] for i in rows])
+    values = [v for _, v in named]
+    for rows in rows_by_length(values, new).values():
+        block = np.stack([values[i] for i in rows])
         observed = np.isfinite(block)
         raw = np.where(observed, block, 0.0).sum(axis=1) / np.maximum(observed.sum(axis=1), 1)
-        center = np.array([scalers[i].center for i in rows])
-        scale = np.array([scalers[i].scale for i in rows])
-        out[rows] = (raw - center) / scale  # each series' Scaler.transform, all at once
+        center, scale = scaler_arrays([scalers[i] for i in rows])
+        out[rows] = (raw - center) / scale
     return out
 
 

@@ -57,16 +57,29 @@ def fit_scalers(kind: str, series: list[np.ndarray]) -> list[Scaler]:
     if kind not in ("none", "standard", "robust", "minmax"):
         raise ValueError(f"unknown scaler {kind!r}")
     out: list[Scaler | None] = [None] * len(series)
-    by_length: dict[int, list[int]] = {}
-    for i, values in enumerate(series):
-        by_length.setdefault(len(values), []).append(i)
-    for rows in by_length.values():
+    for rows in rows_by_length(series).values():
         block = np.stack([series[i] for i in rows])  # (n, length), NaN for gaps
         for i, center, scale in zip(rows, *_centers_and_scales(kind, block), strict=True):
             if not scale > 1e-12 * max(abs(center), 1.0):
                 scale = max(abs(center), 1.0)
             out[i] = Scaler(kind, float(center), float(scale))
     return out
+
+
+def rows_by_length(series: list[np.ndarray], rows: Iterable[int] | None = None
+                   ) -> dict[int, list[int]]:
+    """The positions of the series (all, or those in `rows`) grouped by length: series of one
+    length stack into one block for a vectorised pass."""
+    groups: dict[int, list[int]] = {}
+    for i in range(len(series)) if rows is None else rows:
+        groups.setdefault(len(series[i]), []).append(i)
+    return groups
+
+
+def scaler_arrays(scalers: list[Scaler]) -> tuple[np.ndarray, np.ndarray]:
+    """(centers (S,), scales (S,)) of the scalers, to apply every Scaler.transform or inverse
+    at once (elementwise: the same numbers)."""
+    return np.array([s.center for s in scalers]), np.array([s.scale for s in scalers])
 
 
 def _centers_and_scales(kind: str, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .combination import new_series_means
-from .data import DataError, as_series, fit_scalers, interpolate_gaps
+from .data import DataError, as_series, fit_scalers, interpolate_gaps, scaler_arrays
 from .model import Model
 
 
@@ -87,9 +87,8 @@ def values_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: n
     if model.combination is not None:
         paths = model.combination.apply(paths, ids, model.series_ids, levels, means)
     paths = paths[:, :horizon] + levels[:, None, None]
-    center = np.array([s.center for s in scalers])[:, None, None]
-    scale = np.array([s.scale for s in scalers])[:, None, None]
-    original = paths * scale + center  # (S, h, 1 + Q): every scaler's inverse at once
+    center, scale = scaler_arrays(scalers)
+    original = paths * scale[:, None, None] + center[:, None, None]  # (S, h, 1 + Q)
     return original[:, :, [0] + [1 + model.quantiles.index(q) for q in wanted]]
 
 
@@ -104,9 +103,8 @@ def _tails(scalers: list, series: list[np.ndarray], steps: int) -> np.ndarray:
     """(S, steps): each series' last `steps` scaled values, gaps interpolated over the whole
     series as in training. Scaled all at once; only a series with a gap in its window is
     interpolated, one by one (each scaler's transform, elementwise: the same numbers)."""
-    center = np.array([s.center for s in scalers])[:, None]
-    scale = np.array([s.scale for s in scalers])[:, None]
-    tails = (np.stack([values[-steps:] for values in series]) - center) / scale
+    center, scale = scaler_arrays(scalers)
+    tails = (np.stack([values[-steps:] for values in series]) - center[:, None]) / scale[:, None]
     for i in np.flatnonzero(~np.isfinite(tails).all(axis=1)):
         tails[i] = interpolate_gaps(scalers[i].transform(series[i]))[-steps:]
     return tails
