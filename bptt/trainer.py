@@ -403,11 +403,12 @@ def conformal_offsets(model: Model, windows: Windows) -> np.ndarray:
     paths = combination.window_paths(model, windows)[:, :, 1:]  # (N, h, Q)
     residuals = windows.y[:, :, None] - paths
     known = np.isfinite(windows.y)
+    known_per_step = known.sum(axis=0)
     offsets = np.zeros((model.horizon, len(model.quantiles)))
-    if known.sum() < MIN_CALIBRATION_RESIDUALS:
+    if known_per_step.sum() < MIN_CALIBRATION_RESIDUALS:
         return offsets
     for step in range(model.horizon):
-        band = _calibration_band(known.sum(axis=0), step)
+        band = _calibration_band(known_per_step, step)
         pooled = residuals[:, band][known[:, band]]  # (residuals, Q)
         for k, q in enumerate(model.quantiles):
             offsets[step, k] = np.quantile(pooled[:, k], q)
