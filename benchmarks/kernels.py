@@ -114,11 +114,16 @@ def gemm_floor(spec, steps: int, batch: int, reps: int, rng) -> float:
                 np.matmul(dgates, w_hh, out=dh_out)
             np.matmul(all_dgates.T, states, out=dw_out)
 
-    step()
+    return median_seconds(step, reps)
+
+
+def median_seconds(fn, reps: int) -> float:
+    """Median seconds of `reps` calls of fn, after one untimed call."""
+    fn()
     times = []
     for _ in range(reps):
         t = time.perf_counter()
-        step()
+        fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -144,13 +149,8 @@ def gemm_gflops(threads: int, n: int = 1024, reps: int = 10) -> float:
     """float32 GEMM rate of numpy's BLAS at this thread count (median of reps)."""
     a = np.random.default_rng(0).random((n, n), dtype=np.float32)
     with threadpool_limits(threads, user_api="blas"):
-        a @ a
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            a @ a
-            times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times) / 1e9
+        seconds = median_seconds(lambda: a @ a, reps)
+    return 2 * n**3 / seconds / 1e9
 
 
 def compile_times() -> tuple[float, float]:
