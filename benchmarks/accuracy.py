@@ -11,6 +11,12 @@ those means and on the last origin alone (the single-horizon protocol of earlier
   when m = 1) of the training part; below 1 beats the in-sample seasonal naive.
 - sMAPE: 200 · mean(|y - f| / (|y| + |f|)), in percent (a 0/0 term counts as 0).
 - coverage: share of held-out values inside bptt's 10-90 % interval (nominal 80 %).
+- oracle (synthetic series only): each process's own forecast, the conditional median of every
+  held-out point given the data before the origin, computed with the process's true parameters
+  (for the level shifts, whose level is hidden, by the exact Bayes filter of the jump process).
+  No method seeing the same data has a lower expected MASE, yet on a given series the held-out
+  points can still favour seasonal naive; the verdicts say on which series that happens and
+  whether bptt beats seasonal naive on all the others.
 - seconds per fit: wall time of one bptt.fit (one global model per dataset or synthetic group)
   and of one AutoETS fit (one local model per series). Kernels and AutoETS are warmed up first,
   so compile time is not counted.
@@ -43,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.signal import fftconvolve
 from statsmodels.datasets import co2, elnino, macrodata, nile, sunspots
 
 import bptt
@@ -63,6 +70,13 @@ WITHOUT_ETS = tuple(m for m in METHODS if m != "ets")
 # luck of those h values than about a method (on a random walk the last value wins or loses
 # by the noise of one point); the mean over 4 tiled horizons is steadier.
 ORIGINS = 4
+# A synthetic series comes with its oracle: oracle(n, h) is the process's own forecast of the h
+# points after the first n: each point's conditional median given the series' first n values,
+# computed with the process's true parameters. That is the forecast with the lowest expected
+# absolute error, so the lowest expected MASE, that any method seeing the same data can reach.
+# It is not a method (it knows the parameters and the kind of process); it shows where a
+# series' held-out points favour seasonal naive whatever a forecaster does.
+Oracle = Callable[[int, int], np.ndarray]
 
 
 @dataclass
@@ -74,6 +88,7 @@ class Dataset:
     series: dict[str, np.ndarray]
     m: int
     h: int
+    oracles: dict[str, Oracle] = field(default_factory=dict)  # synthetic series only
 
 
 @dataclass
@@ -121,16 +136,20 @@ class DatasetResult:
 # ---------------------------------------------------------------- synthetic data
 
 
-def trend_season(rng: np.random.Generator, n: int) -> np.ndarray:
+def trend_season(rng: np.random.Generator, n: int) -> tuple[np.ndarray, Oracle]:
     """Linear trend plus a sine of period 12 plus Gaussian noise."""
     t = np.arange(n)
     level, slope = rng.uniform(20, 100), rng.uniform(-0.1, 0.3)
     amplitude, phase = rng.uniform(2, 10), rng.uniform(0, 2 * np.pi)
-    season = amplitude * np.sin(2 * np.pi * t / 12 + phase)
-    return level + slope * t + season + rng.normal(0, rng.uniform(0.5, 2), n)
+
+    def signal(t: np.ndarray) -> np.ndarray:
+        return level + slope * t + amplitude * np.sin(2 * np.pi * t / 12 + phase)
+
+    values = signal(t) + rng.normal(0, rng.uniform(0.5, 2), n)
+    return values, lambda origin, h: signal(np.arange(origin, origin + h))
 
 
-def ar2(rng: np.random.Generator, n: int) -> np.ndarray:
+def ar2(rng: np.random.Generator, n: int) -> tuple[np.ndarray, Oracle]:
     """A stationary AR(2) process around a positive mean (after a burn-in)."""
     phi1 = rng.uniform(0.2, 1.3)
     phi2 = rng.uniform(-0.8, min(0.5, 0.95 - phi1))  # inside the stationary triangle
@@ -139,24 +158,70 @@ def ar2(rng: np.random.Generator, n: int) -> np.ndarray:
     noise = rng.normal(0, 1, n + burn)
     for i in range(2, n + burn):
         x[i] = phi1 * x[i - 1] + phi2 * x[i - 2] + noise[i]
-    return rng.uniform(10, 50) + x[burn:]
+    mean, x = rng.uniform(10, 50), x[burn:]
+
+    def oracle(origin: int, h: int) -> np.ndarray:
+        path = [x[origin - 2], x[origin - 1]]
+        for _ in range(h):
+            path.append(phi1 * path[-1] + phi2 * path[-2])
+        return mean + np.array(path[2:])
+
+    return mean + x, oracle
 
 
-def level_shifts(rng: np.random.Generator, n: int) -> np.ndarray:
+JUMP_RATE, JUMP_SD, NOISE_SD = 0.02, 5.0, 1.0  # of the level-shift process
+
+
+def level_shifts(rng: np.random.Generator, n: int) -> tuple[np.ndarray, Oracle]:
     """A random walk of rare jumps (2 % of steps) plus Gaussian noise."""
-    jumps = rng.normal(0, 5, n) * (rng.random(n) < 0.02)
-    return 50 + np.cumsum(jumps) + rng.normal(0, 1, n)
+    jumps = rng.normal(0, JUMP_SD, n) * (rng.random(n) < JUMP_RATE)
+    values = 50 + np.cumsum(jumps) + rng.normal(0, NOISE_SD, n)
+    return values, lambda origin, h: level_shift_forecast(values[:origin], h)
 
 
-def multiplicative(rng: np.random.Generator, n: int) -> np.ndarray:
+def level_shift_forecast(past: np.ndarray, h: int, step: float = 0.05) -> np.ndarray:
+    """The level-shift process's conditional medians of the h values after `past`: the exact
+    Bayes filter of its level on a grid (the level is hidden: a value far from the last ones
+    may be noise or a jump), then the predictive distribution h steps on."""
+    pad = 6 * JUMP_SD
+    grid = np.arange(past.min() - pad, past.max() + pad, step)
+    offsets = np.arange(-pad, pad + step / 2, step)
+    jump = np.exp(-0.5 * (offsets / JUMP_SD) ** 2)
+    noise = np.exp(-0.5 * (offsets / NOISE_SD) ** 2)
+    jump, noise = jump / jump.sum(), noise / noise.sum()
+
+    def move(p: np.ndarray) -> np.ndarray:  # one step of the level: stay, or jump
+        p = (1 - JUMP_RATE) * p + JUMP_RATE * fftconvolve(p, jump, mode="same")
+        return np.clip(p, 0, None)
+
+    p = np.ones_like(grid)
+    for i, y in enumerate(past):
+        if i:
+            p = move(p)
+        p = p * np.exp(-0.5 * ((y - grid) / NOISE_SD) ** 2)
+        p /= p.sum()
+    medians = []
+    for _ in range(h):
+        p = move(p)
+        value = np.cumsum(fftconvolve(p, noise, mode="same"))
+        medians.append(grid[np.searchsorted(value, value[-1] / 2)])
+    return np.array(medians)
+
+
+def multiplicative(rng: np.random.Generator, n: int) -> tuple[np.ndarray, Oracle]:
     """A rising trend times a period-12 season whose amplitude grows with it, times noise."""
-    t = np.arange(n)
-    trend = rng.uniform(50, 200) + rng.uniform(0.2, 1.0) * t
-    season = 1 + rng.uniform(0.1, 0.3) * np.sin(2 * np.pi * t / 12 + rng.uniform(0, 2 * np.pi))
-    return trend * season * (1 + rng.normal(0, 0.03, n))
+    base, slope = rng.uniform(50, 200), rng.uniform(0.2, 1.0)
+    amplitude, phase = rng.uniform(0.1, 0.3), rng.uniform(0, 2 * np.pi)
+
+    def signal(t: np.ndarray) -> np.ndarray:
+        return (base + slope * t) * (1 + amplitude * np.sin(2 * np.pi * t / 12 + phase))
+
+    values = signal(np.arange(n)) * (1 + rng.normal(0, 0.03, n))
+    return values, lambda origin, h: signal(np.arange(origin, origin + h))
 
 
-SYNTHETIC: dict[str, tuple[Callable[[np.random.Generator, int], np.ndarray], int, int]] = {
+SYNTHETIC: dict[str, tuple[Callable[[np.random.Generator, int], tuple[np.ndarray, Oracle]],
+                           int, int]] = {
     "trend+season": (trend_season, 12, 12),
     "ar2": (ar2, 1, 8),
     "level shifts": (level_shifts, 1, 8),
@@ -171,9 +236,11 @@ def synthetic(seed: int, per_group: int, lengths: tuple[int, int],
     out = []
     for group in groups:
         make, m, h = SYNTHETIC[group]
-        series = {f"{group}-{i}": make(rng, int(rng.integers(lengths[0], lengths[1] + 1)))
-                  for i in range(per_group)}
-        out.append(Dataset(group, "synthetic", series, m, h))
+        made = {f"{group}-{i}": make(rng, int(rng.integers(lengths[0], lengths[1] + 1)))
+                for i in range(per_group)}
+        series = {name: values for name, (values, _) in made.items()}
+        oracles = {name: oracle for name, (_, oracle) in made.items()}
+        out.append(Dataset(group, "synthetic", series, m, h, oracles))
     return out
 
 
@@ -334,13 +401,15 @@ def evaluate_origin(dataset: Dataset, series: dict[str, np.ndarray],
             ets_seconds.append(seconds)
         for method in METHODS:
             scores[name].add(method, actual, predictions.get(method), past, m)
+        if name in dataset.oracles:
+            scores[name].add("oracle", actual, dataset.oracles[name](len(past), h), past, m)
     return (inside, total), bptt_seconds, ets_seconds, note
 
 
 def warm_up() -> None:
     """Compile (or load) the bptt kernels and AutoETS once, so that timings exclude it."""
     rng = np.random.default_rng(0)
-    series = {"warm": trend_season(rng, 80)}
+    series = {"warm": trend_season(rng, 80)[0]}
     fit_bptt(series, 4, 12)
     if AutoETS is not None:
         auto_ets(series["warm"], 4, 12)
@@ -383,22 +452,24 @@ def dataset_table(results: list[DatasetResult]) -> list[str]:
 
 def series_table(results: list[DatasetResult]) -> list[str]:
     """One row per series: MASE over the origins of bptt (and of its network alone) beside the
-    naive's, the seasonal naive's and AutoETS's; whether bptt and AutoETS are below the
-    seasonal naive; at how many origins bptt is; and the last origin's bptt and snaive MASE."""
+    naive's, the seasonal naive's, AutoETS's and (synthetic series) the oracle's; whether bptt,
+    AutoETS and the oracle are below the seasonal naive; at how many origins bptt is; and the
+    last origin's bptt and snaive MASE."""
     lines = ["| dataset | series | n train | MASE bptt | MASE bpttnet | MASE naive | MASE snaive | "
-             "MASE ets | bptt / snaive | bptt wins | ets wins | origins bptt wins | "
-             "last origin bptt / snaive |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "MASE ets | MASE oracle | bptt / snaive | bptt wins | ets wins | oracle wins | "
+             "origins bptt wins | last origin bptt / snaive |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         for s in r.scores:
             b, sn = s.score("mase", "bptt"), s.score("mase", "snaive")
-            ets = s.score("mase", "ets")
+            ets, oracle = s.score("mase", "ets"), s.score("mase", "oracle")
             last = (f"{fmt(s.score('mase', 'bptt', 'last'))} / "
                     f"{fmt(s.score('mase', 'snaive', 'last'))}")
             lines.append(f"| {s.dataset} | {s.name} | {s.n_train} | {fmt(b)} | "
                          f"{fmt(s.score('mase', 'bpttnet'))} | {fmt(s.score('mase', 'naive'))} | "
-                         f"{fmt(sn)} | {fmt(ets)} | {fmt(b / sn if sn else math.nan, 2)} | "
-                         f"{_beats(b, sn)} | {_beats(ets, sn)} | "
+                         f"{fmt(sn)} | {fmt(ets)} | {fmt(oracle)} | "
+                         f"{fmt(b / sn if sn else math.nan, 2)} | "
+                         f"{_beats(b, sn)} | {_beats(ets, sn)} | {_beats(oracle, sn)} | "
                          f"{s.origins_won('bptt')} of {len(s.mase['bptt'])} | {last} |")
     return lines
 
@@ -418,11 +489,15 @@ def summary(results: list[DatasetResult], origins: int) -> list[str]:
     the means over the origins, and on the last origin alone."""
     every = [s for r in results for s in r.scores]
     real_scores = [s for s in every if s.kind == "real"]
+    synthetic_scores = [s for s in every if s.kind == "synthetic"]
     methods = METHODS if AutoETS is not None else WITHOUT_ETS
     lines = []
-    for label, scores in (("the {} real series", real_scores), ("all {} series", every)):
+    for label, scores, shown in (("the {} real series", real_scores, methods),
+                                 ("the {} synthetic series", synthetic_scores,
+                                  (*methods, "oracle")),
+                                 ("all {} series", every, methods)):
         if scores:
-            parts = ", ".join(f"{x} {fmt(mean_of(scores, 'mase', x))}" for x in methods)
+            parts = ", ".join(f"{x} {fmt(mean_of(scores, 'mase', x))}" for x in shown)
             lines.append(f"Mean MASE over {label.format(len(scores))}: {parts}")
     ensemble, single = mean_of(every, "mase", "bptt"), mean_of(every, "mase", "bptt1")
     change = 100 * (ensemble / single - 1)
@@ -465,7 +540,24 @@ def verdict(every: list[SeriesScore], origin: str, label: str) -> list[str]:
                         f"{len(shared)}: {', '.join(shared) or '-'}" if lost else ""))
     elif lost:
         lines.append(f"  bptt's losses: {', '.join(s.name for s in lost)}")
+    lines += oracle_verdict(every, won, origin)
     return lines
+
+
+def oracle_verdict(every: list[SeriesScore], won: list[SeriesScore], origin: str) -> list[str]:
+    """On the synthetic series: on how many the oracle (each process's own forecast, with its
+    true parameters) beats seasonal naive, and whether bptt beats it on all of those. Where the
+    oracle loses, the held-out points themselves favour seasonal naive."""
+    synthetic = [s for s in every if math.isfinite(s.score("mase", "oracle", origin))]
+    if not synthetic:
+        return []
+    oracle_won = beats_snaive(synthetic, "oracle", origin)
+    oracle_lost = [s.name for s in synthetic if s not in oracle_won]
+    missed = [s.name for s in oracle_won if s not in won]
+    return [f"  The oracle beats seasonal naive on {len(oracle_won)} of {len(synthetic)} synthetic "
+            f"series (loses on: {', '.join(oracle_lost) or '-'}); bptt beats it on every one "
+            f"the oracle beats it on: {'yes' if not missed else 'no'}"
+            + (f" (not on: {', '.join(missed)})" if missed else "")]
 
 
 def main(argv: list[str] | None = None) -> int:

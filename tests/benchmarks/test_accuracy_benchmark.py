@@ -1,9 +1,11 @@
 """The accuracy benchmark still runs end to end (a smoke run: the figures come from a full run)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("statsmodels")
@@ -18,6 +20,27 @@ def test_quick_run_from_two_origins_prints_both_verdicts():
     assert "Mean MASE over all" in run.stdout, run.stdout + run.stderr
     assert "bptt beats seasonal naive on every series, by MASE over the 2 origins" in run.stdout
     assert "by the last origin alone" in run.stdout
+    assert "The oracle beats seasonal naive on" in run.stdout  # the synthetic group's reference
     # every series row counts its origins won out of 2
     rows = [line for line in run.stdout.splitlines() if line.startswith("| nile | nile |")]
     assert len(rows) == 1 and " of 2 |" in rows[0]
+
+
+def _accuracy_module():
+    spec = importlib.util.spec_from_file_location("accuracy", ROOT / "benchmarks" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_level_shift_oracle_discounts_noise_and_follows_a_jump():
+    # The oracle of the level-shift process is a Bayes filter: a 2-sigma blip at the end of a
+    # flat stretch is mostly noise, four points 10 sigmas up are a jump.
+    accuracy = _accuracy_module()
+    flat = 50 + np.random.default_rng(0).normal(0, accuracy.NOISE_SD, 100)
+    blip = np.append(flat, 52.0)
+    forecast = accuracy.level_shift_forecast(blip, 3)
+    assert np.all(np.abs(forecast - flat.mean()) < 0.5), forecast
+    jumped = np.append(flat, [60.2, 59.9, 60.1, 59.8])
+    forecast = accuracy.level_shift_forecast(jumped, 3)
+    assert np.all(np.abs(forecast - 60.0) < 0.5), forecast
