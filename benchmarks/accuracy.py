@@ -35,6 +35,7 @@ downloaded. AutoETS (statsforecast) is optional: without it that column is skipp
     python benchmarks/accuracy.py --quick     # a smoke run: one small group and one real series,
                                               # one origin unless --origins says otherwise
     python benchmarks/accuracy.py --seed 3    # other synthetic series
+    python benchmarks/accuracy.py --oracle-seeds 40  # how often the oracle loses somewhere
 
 Numbers depend on the seed and the machine (timings): rerun it rather than trust a copy.
 """
@@ -353,8 +354,7 @@ def evaluate(dataset: Dataset, origins: int) -> DatasetResult:
     inside = total = 0
     bptt_seconds, ets_seconds, note = [], [], ""
     for k in range(origins):
-        cut = (origins - 1 - k) * h
-        series = {name: values[:len(values) - cut] for name, values in dataset.series.items()}
+        series = {name: seen_at(values, h, origins, k) for name, values in dataset.series.items()}
         counts, seconds, ets, origin_note = evaluate_origin(dataset, series, scores)
         if not note.startswith("FAILED"):  # a failure at any origin stays in the note
             note = origin_note
@@ -365,6 +365,12 @@ def evaluate(dataset: Dataset, origins: int) -> DatasetResult:
     ets_mean = float(np.mean(ets_seconds)) if ets_seconds else math.nan
     return DatasetResult(dataset, list(scores.values()), coverage, float(np.mean(bptt_seconds)),
                          ets_mean, note)
+
+
+def seen_at(values: np.ndarray, h: int, origins: int, k: int) -> np.ndarray:
+    """What origin k of n sees of a series: all but the last (n - 1 - k) * h points (its own
+    held-out h points are the last h of these)."""
+    return values[:len(values) - (origins - 1 - k) * h]
 
 
 def evaluate_origin(dataset: Dataset, series: dict[str, np.ndarray],
@@ -404,6 +410,32 @@ def evaluate_origin(dataset: Dataset, series: dict[str, np.ndarray],
         if name in dataset.oracles:
             scores[name].add("oracle", actual, dataset.oracles[name](len(past), h), past, m)
     return (inside, total), bptt_seconds, ets_seconds, note
+
+
+def oracle_luck(seeds: int, origins: int) -> list[str]:
+    """How often the oracle itself beats seasonal naive on every synthetic series: a table of
+    the number of synthetic series it loses on, over seeds 0..seeds-1 (no fitting: seconds)."""
+    lost = []
+    for seed in range(seeds):
+        every = []
+        for dataset in synthetic(seed, 8, (100, 300), list(SYNTHETIC)):
+            h, m = dataset.h, dataset.m
+            for name, values in dataset.series.items():
+                score = SeriesScore(dataset.name, dataset.kind, name, len(values) - h)
+                for k in range(origins):
+                    seen = seen_at(values, h, origins, k)
+                    past, actual = seen[:-h], seen[-h:]
+                    score.add("oracle", actual, dataset.oracles[name](len(past), h), past, m)
+                    score.add("snaive", actual, seasonal_naive(past, h, m), past, m)
+                every.append(score)
+        lost.append(len(every) - len(beats_snaive(every, "oracle", "mean")))
+    counts = np.bincount(lost)
+    return ([f"## The oracle against seasonal naive, synthetic series of seeds 0-{seeds - 1} "
+             f"({origins} origins)\n",
+             f"| synthetic series (of {len(every)}) the oracle loses on | seeds |", "|---|---|"]
+            + [f"| {k} | {c} |" for k, c in enumerate(counts)]
+            + ["", f"The oracle beats seasonal naive on every synthetic series at {counts[0]} of "
+                   f"{seeds} seeds; it loses on {np.mean(lost):.2f} per seed on average."])
 
 
 def warm_up() -> None:
@@ -569,8 +601,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--origins", type=int,
                         help=f"rolling forecast origins per series (default {ORIGINS}; "
                              "1 with --quick)")
+    parser.add_argument("--oracle-seeds", type=int, metavar="N",
+                        help="only count, for seeds 0..N-1, the synthetic series on which the "
+                             "oracle loses to seasonal naive (no fitting)")
     args = parser.parse_args(argv)
     origins = args.origins or (1 if args.quick else ORIGINS)
+    if args.oracle_seeds:
+        print("\n".join(oracle_luck(args.oracle_seeds, origins)))
+        return 0
 
     began = time.perf_counter()
     if AutoETS is None:

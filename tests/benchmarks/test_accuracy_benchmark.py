@@ -1,6 +1,7 @@
 """The accuracy benchmark still runs end to end (a smoke run: the figures come from a full run)."""
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,12 @@ def test_level_shift_oracle_discounts_noise_and_follows_a_jump():
     jumped = np.append(flat, [60.2, 59.9, 60.1, 59.8])
     forecast = accuracy.level_shift_forecast(jumped, 3)
     assert np.all(np.abs(forecast - 60.0) < 0.5), forecast
+
+
+def test_oracle_seeds_counts_every_seed_once():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"),
+                          "--oracle-seeds", "2"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = re.findall(r"^\| (\d+) \| (\d+) \|$", run.stdout, flags=re.MULTILINE)
+    assert sum(int(seeds) for _, seeds in rows) == 2, run.stdout  # each seed in one row
+    assert "of 2 seeds" in run.stdout
