@@ -245,6 +245,11 @@ def synthetic(seed: int, per_group: int, lengths: tuple[int, int],
     return out
 
 
+def full_synthetic(seed: int) -> list[Dataset]:
+    """The full run's synthetic series: every group, 8 series of 100 to 300 points."""
+    return synthetic(seed, 8, (100, 300), list(SYNTHETIC))
+
+
 # ---------------------------------------------------------------- real data
 
 
@@ -418,7 +423,7 @@ def oracle_luck(seeds: int, origins: int) -> list[str]:
     lost = []
     for seed in range(seeds):
         every = []
-        for dataset in synthetic(seed, 8, (100, 300), list(SYNTHETIC)):
+        for dataset in full_synthetic(seed):
             h, m = dataset.h, dataset.m
             for name, values in dataset.series.items():
                 score = SeriesScore(dataset.name, dataset.kind, name, len(values) - h)
@@ -617,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         datasets = synthetic(args.seed, 2, (100, 120), ["trend+season"]) + real(quick=True)
     else:
-        datasets = synthetic(args.seed, 8, (100, 300), list(SYNTHETIC)) + real(quick=False)
+        datasets = full_synthetic(args.seed) + real(quick=False)
     results = []
     for dataset in datasets:
         results.append(evaluate(dataset, origins))
