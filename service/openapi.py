@@ -28,6 +28,7 @@ from .schemas import (
     REQUEST_MODELS,
     RESPONSE_MODELS,
     ForecastRequest,
+    JobOut,
     JobRequest,
     ObservationsIn,
     ProblemOut,
@@ -256,7 +257,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
         ref_template=REF,
     )
     schemas = definitions["$defs"]
-    _constrain_spec(schemas, settings)
+    _constrain_spec(schemas, settings, refs)
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op, refs)
@@ -338,32 +339,66 @@ def _query_param(name: str, hint: Any, required: bool = False) -> dict[str, Any]
     return param
 
 
-def _constrain_spec(schemas: dict[str, Any], settings: Settings) -> None:
-    """Write the engine's choices and the service's limits into the generated spec schemas."""
-    for name in ("TrainingSpec", "ModelConfig", "WindowConfig", "TrainingConfig", "ClipConfig",
-                 "CrossValidationConfig"):
-        schemas[name]["additionalProperties"] = False  # TrainingSpec.from_dict refuses extras
-    rules: dict[tuple[str, str], dict[str, Any]] = {
-        ("horizon", ""): {"minimum": 1, "maximum": settings.max_horizon},
-        ("quantiles", ""): {"maxItems": MAX_QUANTILES},
-        ("scaler", ""): {"enum": list(SCALERS)},
-        ("cell", "ModelConfig"): {"enum": sorted(CELLS)},
-        ("hidden_size", "ModelConfig"): {"minimum": 1, "maximum": settings.max_hidden_size},
-        ("num_layers", "ModelConfig"): {"minimum": 1, "maximum": MAX_LAYERS},
-        ("nonlinearity", "ModelConfig"): {"enum": list(NONLINEARITIES)},
-        ("epochs", "TrainingConfig"): {"minimum": 1, "maximum": settings.max_epochs},
-        ("optimizer", "TrainingConfig"): {"enum": list(OPTIMIZERS)},
-        ("schedule", "TrainingConfig"): {"enum": list(SCHEDULES)},
-        ("loss", "TrainingConfig"): {"enum": list(TRAINING_LOSSES)},
-        ("windows", "CrossValidationConfig"): {"minimum": 1, "maximum": 20},
-        ("step", "CrossValidationConfig"): {"minimum": 1},
+def _constrain_spec(schemas: dict[str, Any], settings: Settings,
+                    refs: dict[Any, dict[str, Any]]) -> None:
+    """Write the engine's choices and the service's limits into the generated spec schemas.
+
+    The schemas are found by following the request's and the job document's `$ref`s along the
+    spec's own structure, never by the names pydantic gives them: those differ between
+    versions (2.14 splits a dataclass used both ways into `ModelConfig-Input` and `-Output`).
+    """
+    rules: dict[str, dict[str, Any]] = {
+        "horizon": {"minimum": 1, "maximum": settings.max_horizon},
+        "quantiles": {"maxItems": MAX_QUANTILES},
+        "scaler": {"enum": list(SCALERS)},
+        "model.cell": {"enum": sorted(CELLS)},
+        "model.hidden_size": {"minimum": 1, "maximum": settings.max_hidden_size},
+        "model.num_layers": {"minimum": 1, "maximum": MAX_LAYERS},
+        "model.nonlinearity": {"enum": list(NONLINEARITIES)},
+        "training.epochs": {"minimum": 1, "maximum": settings.max_epochs},
+        "training.optimizer": {"enum": list(OPTIMIZERS)},
+        "training.schedule": {"enum": list(SCHEDULES)},
+        "training.loss": {"enum": list(TRAINING_LOSSES)},
+        "cross_validation.windows": {"minimum": 1, "maximum": 20},
+        "cross_validation.step": {"minimum": 1},
     }
-    for (prop, owner), keywords in rules.items():
-        for name in (owner,) if owner else ("TrainingSpec", "JobRequest"):
-            target = schemas[name]["properties"][prop]
-            if "anyOf" in target:  # optional: constrain the non-null branch
-                target = next(s for s in target["anyOf"] if s.get("type") != "null")
-            target.update(keywords)
+    request = _component(schemas, refs[(JobRequest, "validation")])
+    document = _component(schemas, refs[(JobOut, "serialization")])
+    for root in (request, _component(schemas, document["properties"]["spec"])):
+        objects = _spec_objects(schemas, root, bptt.TrainingSpec, "")
+        for schema in objects.values():  # TrainingSpec.from_dict refuses unknown fields
+            schema["additionalProperties"] = False
+        for path, keywords in rules.items():
+            prefix, _, name = path.rpartition(".")
+            _non_null(objects[prefix]["properties"][name]).update(keywords)
+
+
+def _component(schemas: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The component a schema refers to (through an optional field's non-null branch)."""
+    ref = _non_null(schema)["$ref"]
+    return schemas[ref.rsplit("/", 1)[-1]]
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional field's non-null branch, else the schema itself."""
+    if "anyOf" in schema:
+        return next(s for s in schema["anyOf"] if s.get("type") != "null")
+    return schema
+
+
+def _spec_objects(schemas: dict[str, Any], root: dict[str, Any], cls: type,
+                  prefix: str) -> dict[str, dict[str, Any]]:
+    """Dotted path of each spec dataclass ("" for the spec itself) -> its object schema."""
+    found = {prefix: root}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        nested = [a for a in (hints[f.name], *typing.get_args(hints[f.name]))
+                  if dataclasses.is_dataclass(a)]
+        if nested:
+            child = _component(schemas, root["properties"][f.name])
+            path = f"{prefix}.{f.name}" if prefix else f.name
+            found.update(_spec_objects(schemas, child, nested[0], path))
+    return found
 
 
 def _limits_text(settings: Settings) -> str:
