@@ -99,9 +99,12 @@ REACHED: dict[str, set[int]] = defaultdict(set)
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Small limits, so that generated requests reach them: forecasts of more than 2 series
-    become batches (202), and the 9th queued job is refused (429)."""
+    become batches (202), and with the arranged queued job, the 3rd accepted job fills the
+    quota (429 after it). How many generated bodies get accepted varies with the releases of
+    hypothesis and schemathesis (it fell short of a quota of 8 in one CI run), so the
+    quota leaves no more than a couple to luck."""
     result = settings_for(tmp_path / "data", BPTT_SYNC_FORECAST_MAX_SERIES="2",
-                          BPTT_MAX_QUEUED_JOBS_PER_TENANT="8")
+                          BPTT_MAX_QUEUED_JOBS_PER_TENANT="3")
     upgrade(result.database_url)
     return result
 
