@@ -11,6 +11,7 @@ The rule, in order:
 - epochs: enough for about 1,500 updates, within 30..300; early stopping on the validation
   loss (patience 20) ends most fits sooner and keeps the best epoch's weights.
 - learning rate: 3e-3 for adam, adamw and rmsprop; 3e-2 for the sgd family.
+- weight decay: the optimizer's own default (0.01 for adamw, as in PyTorch; else none).
 
 After training, with validation windows (validation_fraction > 0), fit also chooses how
 forecasts combine the network with the series' mean and the naive forecast: convex weights on a
@@ -21,6 +22,7 @@ forecasts combine the network with the series' mean and the naive forecast: conv
 import dataclasses
 import math
 
+from .optimizers import default_weight_decay
 from .seasons import season_from_freq
 from .spec import TrainingSpec
 
@@ -53,11 +55,12 @@ def resolve(spec: TrainingSpec, input_size: int, train_windows: int) -> Training
     epochs = t.epochs or min(300, max(30, math.ceil(TARGET_UPDATES / batches)))
     sgd_family = t.optimizer in ("sgd", "momentum", "nesterov")
     lr = t.learning_rate or (3e-2 if sgd_family else 3e-3)
+    decay = default_weight_decay(t.optimizer) if t.weight_decay is None else t.weight_decay
     hidden = spec.model.hidden_size or (64 if train_windows >= 2000 else 32)
     return dataclasses.replace(
         spec,
         season_length=season_of(spec),
         model=dataclasses.replace(spec.model, hidden_size=hidden),
         window=dataclasses.replace(spec.window, input_size=input_size),
-        training=dataclasses.replace(t, epochs=epochs, learning_rate=lr),
+        training=dataclasses.replace(t, epochs=epochs, learning_rate=lr, weight_decay=decay),
     )

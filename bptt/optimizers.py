@@ -107,8 +107,16 @@ class Adam:
               t(decay))
 
 
+def default_weight_decay(name: str) -> float:
+    """The weight decay optimizer `name` uses when none is given: PyTorch's defaults (AdamW's
+    decoupled decay is 0.01; L2 decay is off for the others)."""
+    return 0.01 if name == "adamw" else 0.0
+
+
 def make_optimizer(name: str, **options):
-    """Build an optimizer by name: sgd, momentum, nesterov, rmsprop, adam, adamw."""
+    """Build an optimizer by name: sgd, momentum, nesterov, rmsprop, adam, adamw. Options
+    given as None take the optimizer's defaults."""
+    options = {k: v for k, v in options.items() if v is not None}
     if name == "sgd":
         return SGD(**options)
     if name == "momentum":
@@ -120,6 +128,6 @@ def make_optimizer(name: str, **options):
     if name == "adam":
         return Adam(**options)
     if name == "adamw":
-        return Adam(**{"weight_decay": 0.01, **options, "decoupled": True})
+        return Adam(**{"weight_decay": default_weight_decay(name), **options, "decoupled": True})
     raise ValueError(f"optimizer must be one of sgd, momentum, nesterov, rmsprop, adam, adamw, "
                      f"not {name!r}")

@@ -64,7 +64,8 @@ class TrainingConfig:
     batch_size: int = 32
     optimizer: str = "adam"
     learning_rate: float | None = None  # None: 3e-3 (adam/adamw/rmsprop), 3e-2 (sgd family)
-    weight_decay: float = 0.0
+    # None: the optimizer's own default, as in PyTorch (0.01 for adamw, 0 for the others)
+    weight_decay: float | None = None
     schedule: str = "plateau"  # on validation loss: halve after 8 epochs without progress
     loss: str = "mse"  # for the mean forecast; quantiles, if asked for, add a pinball part
     huber_delta: float = 1.0
@@ -150,8 +151,8 @@ class TrainingSpec:
               f"must be one of {list(OPTIMIZERS)}")
         check(t.learning_rate is None or (math.isfinite(t.learning_rate) and t.learning_rate > 0),
               ["training", "learning_rate"], "must be a positive number")
-        check(math.isfinite(t.weight_decay) and t.weight_decay >= 0, ["training", "weight_decay"],
-              "must be zero or positive")
+        check(t.weight_decay is None or (math.isfinite(t.weight_decay) and t.weight_decay >= 0),
+              ["training", "weight_decay"], "must be zero or positive")
         check(t.schedule in SCHEDULES, ["training", "schedule"],
               f"must be one of {list(SCHEDULES)}")
         check(t.loss in TRAINING_LOSSES, ["training", "loss"],

@@ -20,6 +20,7 @@ from . import combination
 from .clipping import ClipSpec
 from .data import DataError, Windows, as_series, fit_scalers, interpolate_gaps, make_windows
 from .defaults import input_size_for, resolve
+from .errors import NonFiniteError
 from .forward import dropout_masks, predict
 from .insight import epoch_insight
 from .losses import MAE, MSE, Huber, MeanAndQuantiles
@@ -306,7 +307,7 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
                 raise TrainingCancelled(f"cancelled during epoch {run.epoch}")
             batch = train.take(order[first : first + t.batch_size])
             x = np.ascontiguousarray(batch.x.transpose(1, 0, 2))  # (L, b, 1)
-            masks = dropout_masks(problem.network, len(batch), rng, np.float32)
+            masks = dropout_masks(problem.network, len(batch), rng, run.params.dtype)
             updates += 1
             report = train_step(problem.network, run.params, x, batch.y[None], loss=problem.loss,
                                 optimizer=optimizer, optimizer_state=run.optimizer_state,
@@ -319,6 +320,8 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
         val_loss = None
         if len(problem.val):
             val_loss = evaluate(problem.network, run.params, problem.val, problem.loss, t.threads)
+            if not math.isfinite(val_loss):  # diverged: no later epoch can be trusted either
+                raise NonFiniteError("validation loss", updates, f"epoch {run.epoch}")
         monitored = val_loss if val_loss is not None else float(np.mean(losses))
         if monitored < run.best_loss:
             run.best_params, run.best_loss = run.params.copy(), monitored

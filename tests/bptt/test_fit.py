@@ -9,6 +9,7 @@ import bptt
 from bptt import Callbacks, Checkpoint, TrainingCancelled, TrainingSpec
 from bptt.data import DataError
 from bptt.errors import NonFiniteError
+from bptt.trainer import resolved_spec
 
 
 def _series(seed=0, count=3):
@@ -164,3 +165,25 @@ def test_calibration_band_widens_until_it_holds_enough_residuals(step, band):
     from bptt.trainer import _calibration_band
     assert _calibration_band(np.full(10, 4), step) == slice(*band)
     assert _calibration_band(np.full(10, 8), step) == slice(step, step + 1)
+
+
+def test_adamw_decays_by_default_and_an_explicit_zero_stays_zero():
+    series = _series()
+    decay = {name: resolved_spec(series, spec=_spec(optimizer=name)).training.weight_decay
+             for name in ("adam", "adamw", "sgd")}
+    assert decay == {"adam": 0.0, "adamw": 0.01, "sgd": 0.0}  # PyTorch's defaults
+    explicit = resolved_spec(series, spec=_spec(optimizer="adamw", weight_decay=0.0))
+    assert explicit.training.weight_decay == 0.0
+    decayed = bptt.fit(series, spec=_spec(optimizer="adamw")).model.members
+    undecayed = bptt.fit(series, spec=_spec(optimizer="adamw", weight_decay=0.0)).model.members
+    assert not np.array_equal(decayed, undecayed)  # the default was silently 0 before
+
+
+def test_a_non_finite_validation_loss_stops_training_with_a_clear_error():
+    series = _series()
+    # Only a validation target (the latest point) overflows the squared error; the training
+    # windows and their targets are all finite, so only the validation loss diverges.
+    series["s0"][-1] = 1e30  # float32 holds it; its square does not
+    with pytest.raises(NonFiniteError, match="validation loss"):
+        bptt.fit(series, spec=dataclasses.replace(_spec(), scaler="robust"))
+
