@@ -15,7 +15,7 @@ the combination-based winners of M4). The mean matters because the network reads
 centred on the last value and so cannot see where that value stands against the series' long-run
 level; for stationary series (AR processes, say) reverting towards it is most of the forecast.
 Quantile paths move by the same amount as the mean, and the conformal calibration of the model
-(trainer.conformal_offsets) is fitted on the combined paths.
+(calibration.conformal_offsets) is fitted on the combined paths.
 
 The weights are fitted by fit_weights on the validation windows of every series (the latest
 windows, which training never uses as targets; for each window the mean is the series' mean up

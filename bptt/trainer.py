@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import combination
+from .calibration import calibrate
 from .clipping import ClipSpec
 from .data import DataError, Windows, as_series, fit_scalers, interpolate_gaps, make_windows
 from .defaults import input_size_for, resolve
@@ -216,12 +216,7 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
 
     tails = np.stack([interpolate_gaps(s)[-spec.window.input_size:] for s in scaled])
     model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails)
-    if len(val):  # the network with the series' mean and the naive forecast (bptt.combination)
-        model.combination = combination.fitted(model, val, scaled)
-    coverage = None
-    if spec.quantiles and len(val):
-        coverage = quantile_coverage(model, val)  # of the network's own quantiles
-        model.quantile_offsets = conformal_offsets(model, val)
+    coverage = calibrate(model, val, scaled)
     return FitResult(model, history, best_epochs, stopped, coverage)
 
 
@@ -380,53 +375,6 @@ def evaluate(network: NetworkSpec, params: np.ndarray, windows: Windows, loss,
     known = np.isfinite(windows.y)
     total, _ = loss.sum_and_grad(out, windows.y, known)
     return total / max(int(known.sum()) * loss.outputs_per_target, 1)
-
-
-def quantile_coverage(model: Model, windows: Windows) -> float:
-    """Share of known targets that fall inside the model's outermost quantile interval."""
-    paths = model.quantile_paths(windows.x.transpose(1, 0, 2))[:, :, 1:]
-    known = np.isfinite(windows.y)
-    inside = (windows.y >= paths[:, :, 0]) & (windows.y <= paths[:, :, -1])
-    return float(inside[known].mean())
-
-
-MIN_CALIBRATION_RESIDUALS = 8  # fewer residuals per shift give too noisy a quantile
-
-
-def conformal_offsets(model: Model, windows: Windows) -> np.ndarray:
-    """Split-conformal shifts (h, Q) for the quantile outputs: for quantile q at step s, the
-    q-quantile of (target − predicted q-quantile) over the validation windows, so that the
-    shifted quantile is exceeded by a share 1 − q of them. Pinball training alone gave
-    intervals far too narrow out of sample. With few validation windows (a short single
-    series has 4 or 5) a step pools the residuals of its nearest steps, widening the band
-    step by step until it holds MIN_CALIBRATION_RESIDUALS: errors grow smoothly with the step,
-    and an uncalibrated step kept intervals as narrow as training left them (15 % coverage of
-    the 10-90 % interval on the Nile series). Without that many residuals in all: no shift.
-    The quantiles are the ones forecasts use: moved with the model's combination, if any."""
-    paths = combination.window_paths(model, windows)[:, :, 1:]  # (N, h, Q)
-    residuals = windows.y[:, :, None] - paths
-    known = np.isfinite(windows.y)
-    known_per_step = known.sum(axis=0)
-    offsets = np.zeros((model.horizon, len(model.quantiles)))
-    if known_per_step.sum() < MIN_CALIBRATION_RESIDUALS:
-        return offsets
-    for step in range(model.horizon):
-        band = _calibration_band(known_per_step, step)
-        pooled = residuals[:, band][known[:, band]]  # (residuals, Q)
-        for k, q in enumerate(model.quantiles):
-            offsets[step, k] = np.quantile(pooled[:, k], q)
-    return offsets
-
-
-def _calibration_band(known_per_step: np.ndarray, step: int) -> slice:
-    """The narrowest band of steps around `step` (one more on each side at a time, clipped to
-    the horizon) holding MIN_CALIBRATION_RESIDUALS known residuals."""
-    horizon = len(known_per_step)
-    for width in range(horizon):
-        band = slice(max(0, step - width), min(horizon, step + width + 1))
-        if known_per_step[band].sum() >= MIN_CALIBRATION_RESIDUALS:
-            return band
-    return slice(0, horizon)
 
 
 def _spec_for(horizon: int | None, spec: TrainingSpec | None) -> TrainingSpec:

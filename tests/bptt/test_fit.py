@@ -162,7 +162,7 @@ def test_a_short_series_gets_its_quantiles_calibrated_at_every_step():
 
 @pytest.mark.parametrize(("step", "band"), [(0, (0, 2)), (5, (4, 7)), (9, (8, 10))])
 def test_calibration_band_widens_until_it_holds_enough_residuals(step, band):
-    from bptt.trainer import _calibration_band
+    from bptt.calibration import _calibration_band
     assert _calibration_band(np.full(10, 4), step) == slice(*band)
     assert _calibration_band(np.full(10, 8), step) == slice(step, step + 1)
 
