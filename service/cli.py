@@ -156,6 +156,8 @@ def up(host: str, port: int, workers: int, data_dir: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_level)
     db.upgrade(settings.database_url)
+    # Created once here, before any worker starts: workers racing to create it kill each other.
+    serve.prepare_broker(settings.broker_url)
     token = _issue_token(settings, "local")
     processes = [serve.start(serve.api_command(host, port), env)]
     processes += [serve.start(serve.worker_command(f"worker{i + 1}"), env)

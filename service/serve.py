@@ -28,6 +28,7 @@ STOP_TIMEOUT_S = 20  # a worker finishing its current batch, then a hard kill
 # GIL: with 32 clients polling on 2 cores, 4 threads per process gave a server-side p99 of
 # 12-30 ms against 4-5 ms with 2, at the same throughput (benchmarks/api.py).
 API_PROCESSES, API_THREADS = 2, 2
+BROKER_PREPARE_ATTEMPTS = 3
 
 
 def api_command(host: str, port: int, processes: int = API_PROCESSES,
@@ -59,6 +60,31 @@ def worker_command(name: str, concurrency: int = 1) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
             "--hostname", f"{name}@%h", "--concurrency", str(concurrency), "--pool", "prefork",
             "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+
+
+def prepare_broker(broker_url: str) -> None:
+    """Create the broker's tables and the workers' queue, so that no two processes race to.
+
+    kombu's SQLAlchemy transport creates both on first use, unguarded across processes: two
+    workers starting at once on a fresh broker both find no `celery` row and insert one, and the
+    loser dies of `UNIQUE constraint failed: kombu_queue.name` (or of "table already exists").
+    Once they exist every process only reads them. A loser of the race here (two `bptt worker`
+    starting at once) retries and then finds them. On Redis the declaration adds a binding to a
+    set, which nothing can race on.
+    """
+    from kombu import Connection, Exchange, Queue  # here: other commands need no kombu
+
+    # Celery's default queue, as its workers declare it (no routes send tasks elsewhere).
+    queue = Queue("celery", Exchange("celery", "direct"), routing_key="celery")
+    for attempt in range(1, BROKER_PREPARE_ATTEMPTS + 1):
+        try:
+            with Connection(broker_url) as connection:
+                queue.bind(connection.default_channel).declare()
+            return
+        except Exception:  # the race's loser: IntegrityError, OperationalError, by transport
+            if attempt == BROKER_PREPARE_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
 
 
 def start(command: Sequence[str], env: dict[str, str], quiet: bool = False) -> subprocess.Popen:

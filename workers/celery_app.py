@@ -19,6 +19,7 @@ from service.db import session_factory
 from service.forecasting import answer_batch
 from service.logs import configure_logging
 from service.queue import FORECAST_TASK, TRAIN_TASK
+from service.serve import prepare_broker
 from service.settings import Settings
 
 from .reaper import Reaper
@@ -95,6 +96,18 @@ def _json_logs(**_) -> None:
 def forecast_batch(batch_id: str) -> str:
     """Answer one asynchronous forecast batch, with the same code as the API's own forecasts."""
     return answer_batch(sessions(), settings, batch_id)
+
+
+@signals.worker_init.connect
+def _prepare_broker(**_) -> None:
+    """Create the SQLite broker's queue before this worker's consumer does, for workers started
+    without `bptt up` (which creates it once first): two consumers creating it at once kill one
+    of them (serve.prepare_broker says how)."""
+    if settings.broker_url.startswith("sqla+"):
+        try:
+            prepare_broker(settings.broker_url)
+        except Exception as exc:  # the consumer then tries, and reports, as it always did
+            log.warning("could not prepare the broker's queue: %s", exc)
 
 
 @signals.worker_process_init.connect
