@@ -19,7 +19,7 @@ from service.db import session_factory
 from service.forecasting import answer_batch
 from service.logs import configure_logging
 from service.queue import FORECAST_TASK, TRAIN_TASK
-from service.serve import prepare_broker
+from service.serve import READY_FILE_ENV, prepare_broker
 from service.settings import Settings
 
 from .reaper import Reaper
@@ -115,6 +115,21 @@ def _warm_kernels(**_) -> None:
     """Compile or load every kernel when a worker process starts, not on its first job."""
     seconds = bptt.warm_kernels()
     log.info("kernels ready in %.2f s", seconds)
+    _tell_bptt_up("kernels")
+
+
+@signals.worker_ready.connect
+def _consuming(**_) -> None:
+    _tell_bptt_up("consuming")
+
+
+def _tell_bptt_up(what: str) -> None:
+    """Append `what` to the ready file `bptt up` named, if it started this worker: it prints its
+    URL only once every worker is consuming and has its kernels loaded."""
+    path = os.environ.get(READY_FILE_ENV)
+    if path:
+        with open(path, "a") as ready:  # one short append per line: writers never interleave
+            ready.write(what + "\n")
 
 
 _reaper: list[Reaper] = []
