@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 
 from celery import Celery, signals
+from celery.exceptions import SecurityWarning
 from kombu.transport import sqlalchemy as sqla_transport
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,6 +61,18 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )
+
+# Celery warns on every start as root (or in group sudo/wheel) and refuses to start only when
+# it accepts pickle: C_FORCE_ROOT lifts that refusal and nothing else (check_privileges in
+# celery/platforms.py), so it would not silence this. We drop the warning under `bptt up` only
+# (which names a ready file), and only while the worker accepts JSON alone: a message is then a
+# task name and an id, never code, and what a task reads was parsed and checked first by the
+# API, which `bptt up` runs as the same user. Privileges are whoever ran `bptt up` (often root
+# in a container); dropping them would need a user that owns the data dir. The production image
+# runs `bptt worker` as its own user, and there the warning stays.
+if os.environ.get(READY_FILE_ENV) and app.conf.accept_content == ["json"]:
+    warnings.filterwarnings("ignore", category=SecurityWarning,
+                            message="You're running the worker with superuser privileges")
 
 if settings.broker_url.startswith("sqla+"):
     # kombu's SQLAlchemy transport polls its table once a second and cannot take the usual

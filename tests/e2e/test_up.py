@@ -161,6 +161,7 @@ def test_up_prints_a_token_once_ready_serves_and_stops_cleanly(tmp_path):
         assert "kernels ready" in up.stdout()
         worker_log = (tmp_path / "data" / "logs" / "worker1.log").read_text()
         assert "kernels ready in" in worker_log and "worker1@" in worker_log
+        assert "superuser privileges" not in worker_log  # dropped under bptt up (celery_app)
         assert len(processes_with_data_dir(tmp_path / "data")) >= 3  # API, worker, pool child
         assert up.train(TINY_JOB)["status"] == "succeeded"
         # Request lines go to the API's log file, not to the terminal.
