@@ -171,7 +171,8 @@ def up(host: str, port: int, workers: int, data_dir: Path | None, verbose: bool)
     token = _issue_token(settings, "local")
     env = serve.kernel_cache_env(env, settings.data_dir)
     logs = settings.data_dir / "logs"
-    children = [supervisor.Child("api", serve.api_command(host, port), env, logs / "api.log")]
+    children = [supervisor.Child("api", serve.api_command(host, port, control_socket=False), env,
+                                 logs / "api.log")]
     children += [supervisor.Child(f"worker{i}", serve.worker_command(f"worker{i}"), env,
                                   logs / f"worker{i}.log",
                                   ready_file=settings.data_dir / "run" / f"worker{i}.ready")

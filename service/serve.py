@@ -42,12 +42,24 @@ BROKER_PREPARE_ATTEMPTS = 3
 
 
 def api_command(host: str, port: int, processes: int = API_PROCESSES,
-                threads: int = API_THREADS) -> list[str]:
+                threads: int = API_THREADS, control_socket: bool = True) -> list[str]:
     """gunicorn serving api_app(), gthread workers. No gunicorn access log: the service writes
-    its own JSON line per request (service.logs), and a second line cost ~5% of a poll's CPU."""
-    return [sys.executable, "-m", "gunicorn", "service.serve:api_app()", "--bind",
-            f"{host}:{port}", "--workers", str(processes), "--threads", str(threads),
-            "--worker-class", "gthread", "--graceful-timeout", "10"]
+    its own JSON line per request (service.logs), and a second line cost ~5% of a poll's CPU.
+    control_socket=False turns off gunicorn's control socket (gunicorn >= 25.1), whose default
+    path ($XDG_RUNTIME_DIR or ~/.gunicorn, then gunicorn.ctl) every instance of a user shares and
+    takes over from the one before."""
+    command = [sys.executable, "-m", "gunicorn", "service.serve:api_app()", "--bind",
+               f"{host}:{port}", "--workers", str(processes), "--threads", str(threads),
+               "--worker-class", "gthread", "--graceful-timeout", "10"]
+    if not control_socket and _gunicorn_has_control_socket():
+        command.append("--no-control-socket")
+    return command
+
+
+def _gunicorn_has_control_socket() -> bool:
+    from gunicorn.config import KNOWN_SETTINGS  # light: gunicorn's option table
+
+    return any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS)
 
 
 def api_app() -> Flask:
