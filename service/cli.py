@@ -13,13 +13,16 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import db, repository, serve
+from . import db, repository, serve, supervisor
 from .client import TERMINAL, ApiError, Client, progress_line
 from .csvio import forecasts_to_csv
 from .logs import configure_logging
 from .settings import Settings
 
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Loading cached kernels takes 1-4 s (importing Numba and SciPy, most of it): no progress line
+# for that. Compiling them takes a minute or two.
+KERNEL_PROGRESS_AFTER_S = 5
 
 
 def load_settings() -> Settings:
@@ -142,10 +145,13 @@ def tokens_create(tenant: str) -> None:
               help="Training worker processes (one job at a time each).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the SQLite database and broker live (default: BPTT_DATA_DIR or ./data).")
-def up(host: str, port: int, workers: int, data_dir: Path | None) -> None:
+@click.option("--verbose", is_flag=True,
+              help="Show every process's log lines here (requests too), not only warnings.")
+def up(host: str, port: int, workers: int, data_dir: Path | None, verbose: bool) -> None:
     """Run everything on this machine: migrate, start the API and workers, print a token.
 
-    Nothing else to install: SQLite holds the data and serves as the broker. Ctrl-C stops all.
+    Nothing else to install: SQLite holds the data and serves as the broker. A process that
+    exits is restarted; each one's log is in <data dir>/logs. Ctrl-C stops all.
     """
     env = dict(os.environ)
     if data_dir is not None:
@@ -154,23 +160,57 @@ def up(host: str, port: int, workers: int, data_dir: Path | None) -> None:
         settings = Settings.from_env(env)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    configure_logging(settings.log_level)
+    if serve.port_in_use(host, port):
+        raise click.ClickException(f"{host}:{port} is in use: choose another with --port")
+    # Migrations and the like log at INFO: only what went wrong is worth a user's screen.
+    configure_logging(settings.log_level if verbose else "WARNING")
+    # Everything the processes share exists before any of them starts (none of them races to
+    # create it): the schema, the broker's queue, the token's tenant, the kernels' cache.
     db.upgrade(settings.database_url)
+    serve.prepare_broker(settings.broker_url)
     token = _issue_token(settings, "local")
-    processes = [serve.start(serve.api_command(host, port), env)]
-    processes += [serve.start(serve.worker_command(f"worker{i + 1}"), env)
-                  for i in range(workers)]
+    env = serve.kernel_cache_env(env, settings.data_dir)
+    logs = settings.data_dir / "logs"
+    children = [supervisor.Child("api", serve.api_command(host, port, control_socket=False), env,
+                                 logs / "api.log")]
+    children += [supervisor.Child(f"worker{i}", serve.worker_command(f"worker{i}"), env,
+                                  logs / f"worker{i}.log",
+                                  ready_file=settings.data_dir / "run" / f"worker{i}.ready")
+                 for i in range(1, workers + 1)]
     url = f"http://{host}:{port}"
-    try:
-        serve.wait_until_healthy(f"{url}/healthz", processes)
-    except RuntimeError as exc:
-        serve.stop_all(processes)
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"bptt is up: dashboard at {url}/, API docs at {url}/docs, {workers} worker(s), "
-               f"data in {settings.data_dir}. Ctrl-C stops everything.")
-    click.echo("Token for tenant 'local' (Authorization: Bearer <token>):")
-    click.echo(token, nl=True)
-    raise SystemExit(serve.supervise(processes))
+
+    def ready() -> None:
+        click.echo(f"bptt is up: dashboard at {url}/, API docs at {url}/docs, {workers} "
+                   f"worker(s), data in {settings.data_dir}, logs in {logs}. Ctrl-C stops "
+                   "everything.")
+        click.echo("Token for tenant 'local' (Authorization: Bearer <token>):")
+        click.echo(token)
+
+    supervised = supervisor.Supervisor(children, click.echo, verbose=verbose)
+    raise SystemExit(supervised.run(env, f"{url}/readyz", _kernel_progress(env), ready))
+
+
+def _kernel_progress(env: dict[str, str]):
+    """A progress display for the kernels' compilation: one line redrawn on a terminal, a line
+    per step otherwise; silent when they come from Numba's cache within a few seconds."""
+    shown = {"done": -1}
+    cache = env.get("NUMBA_CACHE_DIR") or "__pycache__ beside bptt's sources"
+
+    def show(done: int, total: int, seconds: float) -> None:
+        if done == total and total:
+            end = "\r" if sys.stdout.isatty() and shown["done"] >= 0 else ""
+            click.echo(f"{end}kernels ready in {seconds:.0f} s (Numba's cache: {cache})".ljust(
+                100 if end else 0))
+        elif seconds >= KERNEL_PROGRESS_AFTER_S and total:
+            line = (f"compiling kernels (once: later starts load them from the cache): "
+                    f"{done}/{total}, {seconds:.0f} s")
+            if sys.stdout.isatty():
+                click.echo("\r" + line.ljust(100), nl=False)
+            elif done != shown["done"]:
+                click.echo(line)
+            shown["done"] = done
+
+    return show
 
 
 @main.command("api")

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 
 from celery import Celery, signals
+from celery.exceptions import SecurityWarning
 from kombu.transport import sqlalchemy as sqla_transport
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +21,7 @@ from service.db import session_factory
 from service.forecasting import answer_batch
 from service.logs import configure_logging
 from service.queue import FORECAST_TASK, TRAIN_TASK
+from service.serve import READY_FILE_ENV, prepare_broker
 from service.settings import Settings
 
 from .reaper import Reaper
@@ -59,6 +62,18 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 
+# Celery warns on every start as root (or in group sudo/wheel) and refuses to start only when
+# it accepts pickle: C_FORCE_ROOT lifts that refusal and nothing else (check_privileges in
+# celery/platforms.py), so it would not silence this. We drop the warning under `bptt up` only
+# (which names a ready file), and only while the worker accepts JSON alone: a message is then a
+# task name and an id, never code, and what a task reads was parsed and checked first by the
+# API, which `bptt up` runs as the same user. Privileges are whoever ran `bptt up` (often root
+# in a container); dropping them would need a user that owns the data dir. The production image
+# runs `bptt worker` as its own user, and there the warning stays.
+if os.environ.get(READY_FILE_ENV) and app.conf.accept_content == ["json"]:
+    warnings.filterwarnings("ignore", category=SecurityWarning,
+                            message="You're running the worker with superuser privileges")
+
 if settings.broker_url.startswith("sqla+"):
     # kombu's SQLAlchemy transport polls its table once a second and cannot take the usual
     # polling_interval option (it hands every option on to create_engine), so set the class
@@ -97,11 +112,38 @@ def forecast_batch(batch_id: str) -> str:
     return answer_batch(sessions(), settings, batch_id)
 
 
+@signals.worker_init.connect
+def _prepare_broker(**_) -> None:
+    """Create the SQLite broker's queue before this worker's consumer does, for workers started
+    without `bptt up` (which creates it once first): two consumers creating it at once kill one
+    of them (serve.prepare_broker says how)."""
+    if settings.broker_url.startswith("sqla+"):
+        try:
+            prepare_broker(settings.broker_url)
+        except Exception as exc:  # the consumer then tries, and reports, as it always did
+            log.warning("could not prepare the broker's queue: %s", exc)
+
+
 @signals.worker_process_init.connect
 def _warm_kernels(**_) -> None:
     """Compile or load every kernel when a worker process starts, not on its first job."""
     seconds = bptt.warm_kernels()
     log.info("kernels ready in %.2f s", seconds)
+    _tell_bptt_up("kernels")
+
+
+@signals.worker_ready.connect
+def _consuming(**_) -> None:
+    _tell_bptt_up("consuming")
+
+
+def _tell_bptt_up(what: str) -> None:
+    """Append `what` to the ready file `bptt up` named, if it started this worker: it prints its
+    URL only once every worker is consuming and has its kernels loaded."""
+    path = os.environ.get(READY_FILE_ENV)
+    if path:
+        with open(path, "a") as ready:  # one short append per line: writers never interleave
+            ready.write(what + "\n")
 
 
 _reaper: list[Reaper] = []
