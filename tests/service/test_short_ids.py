@@ -15,6 +15,7 @@ from sqlalchemy import event, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import repository
+from service.client import describe_problem
 from service.db import make_engine, upgrade
 from service.extensions import services
 from service.models import ForecastBatch, Job, Sweep, utcnow
@@ -151,7 +152,8 @@ def test_a_short_id_of_several_jobs_is_409_naming_them_and_changes_nothing(
         assert problem["candidates"] == candidates
         [error] = problem["errors"]
         assert error["loc"] == loc
-        assert all(c in error["msg"] for c in candidates)  # what the CLI prints
+        line = describe_problem(answer.status_code, answer.data)  # what the CLI prints
+        assert line.startswith("409 Conflict: ") and all(c in line for c in candidates)
 
     for method, path in (("get", ""), ("get", "/metrics"), ("get", "/diagnostics"),
                          ("get", "/series"), ("get", "/model"), ("get", "/series/store-1/forecast"),
@@ -236,6 +238,19 @@ def test_an_ambiguity_names_at_most_ten_ids(
     assert "more than 10 of your jobs" in problem["detail"]
     assert problem["errors"][0]["msg"].count(", ") == 10  # ten ids and "..."
 
+
+def test_the_api_document_says_where_a_short_id_can_be_ambiguous(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    for path, item in document["paths"].items():
+        ids = [p for p in item[next(iter(item))].get("parameters", [])
+               if p["in"] == "path" and p["name"].endswith("_id") and p["name"] != "series_id"]
+        if not path.startswith("/v1/") or not ids:
+            continue
+        assert "short id" in ids[0]["description"], path
+        for method, operation in item.items():
+            assert "409" in operation["responses"], (method, path)
+    for body_field in ("/v1/forecasts", "/v1/jobs"):  # job_id and sweep_id; warm_start
+        assert "409" in document["paths"][body_field]["post"]["responses"]
 
 def test_a_short_id_reads_a_range_of_the_primary_key(
         client: FlaskClient, auth: dict[str, str], app, trained: str) -> None:
