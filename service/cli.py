@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -25,15 +26,65 @@ TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 KERNEL_PROGRESS_AFTER_S = 5
 
 
-def load_settings() -> Settings:
-    """The settings for this command: the context's object if one was given, else BPTT_*."""
+def load_settings(data_dir: Path | None = None) -> Settings:
+    """The settings for this command: BPTT_* with `data_dir` (--data-dir) as BPTT_DATA_DIR if
+    given; else the context's object if one was given, else BPTT_*."""
     ctx = click.get_current_context(silent=True)
-    if ctx is not None and isinstance(ctx.obj, Settings):
+    if data_dir is None and ctx is not None and isinstance(ctx.obj, Settings):
         return ctx.obj  # tests and embedding programs pass settings as the context object
+    env = dict(os.environ)
+    if data_dir is not None:
+        env["BPTT_DATA_DIR"] = str(data_dir)
     try:
-        return Settings.from_env()
+        return Settings.from_env(env)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def data_dir_option(command):
+    """--data-dir, as `bptt up` takes it, for every command that opens the database."""
+    return click.option(
+        "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Where the SQLite database and broker live, as given to `bptt up` "
+             "(default: BPTT_DATA_DIR or ./data).")(command)
+
+
+def database_place(settings: Settings) -> str:
+    """Where the command looked for the database, as a user would look for it."""
+    if settings.database_url == Settings(data_dir=settings.data_dir).database_url:
+        return f"data dir {settings.data_dir}"  # derived from the data dir
+    return f"database {redacted(settings.database_url)}"
+
+
+def upgrade_command(settings: Settings) -> str:
+    """The `bptt db upgrade` that migrates the database these settings name."""
+    if database_place(settings).startswith("data dir"):
+        return f"bptt db upgrade --data-dir {shlex.quote(str(settings.data_dir))}"
+    return "bptt db upgrade (with the same BPTT_DATABASE_URL)"
+
+
+def require_schema(settings: Settings) -> None:
+    """Stop with what to do when the database has no schema, or an older one than this code's.
+
+    Checked before anything else opens the database: a SQLite file that is not there is not
+    created (a command run from the wrong directory leaves no stray ./data behind).
+    """
+    try:
+        revision, head = db.schema_revision(settings.database_url), db.head_revision()
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc  # the driver's message, without the SQL
+        raise click.ClickException(
+            f"cannot open the database ({database_place(settings)}): {reason}") from None
+    if revision == head:
+        return
+    place, fix = database_place(settings), upgrade_command(settings)
+    if revision is None:
+        other = (", or give the --data-dir that `bptt up` uses" if place.startswith("data dir")
+                 else "")
+        raise click.ClickException(f"No database schema in {place}. Run `{fix}` to create "
+                                   f"it{other}.")
+    raise click.ClickException(f"The schema in {place} is at revision {revision}; this version "
+                               f"of bptt needs {head}. Run `{fix}` first.")
 
 
 def redacted(url: str) -> str:
@@ -47,7 +98,8 @@ def main() -> None:
     """Train RNN forecasters over HTTP.
 
     Every command reads its settings from BPTT_* environment variables; by default all data
-    lives under ./data (BPTT_DATA_DIR) in SQLite files. See service/settings.py for the list.
+    lives under ./data (BPTT_DATA_DIR, or --data-dir on every command that opens the database)
+    in SQLite files. See service/settings.py for the list.
     """
 
 
@@ -60,9 +112,11 @@ def db_group() -> None:
 @click.option(
     "--revision", default="head", show_default=True, help="Alembic revision to migrate up to."
 )
-def db_upgrade(revision: str) -> None:
-    """Create or update the schema of BPTT_DATABASE_URL. Safe to run repeatedly."""
-    settings = load_settings()
+@data_dir_option
+def db_upgrade(revision: str, data_dir: Path | None) -> None:
+    """Create or update the schema of the database (in the data dir, or BPTT_DATABASE_URL).
+    Safe to run repeatedly."""
+    settings = load_settings(data_dir)
     configure_logging(settings.log_level)
     try:
         db.upgrade(settings.database_url, revision)
@@ -75,10 +129,14 @@ def db_upgrade(revision: str) -> None:
 @db_group.command("downgrade")
 @click.argument("revision")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def db_downgrade(revision: str, yes: bool) -> None:
+@data_dir_option
+def db_downgrade(revision: str, yes: bool, data_dir: Path | None) -> None:
     """Migrate the schema down to REVISION ("base" drops every table and its data)."""
-    settings = load_settings()
+    settings = load_settings(data_dir)
     configure_logging(settings.log_level)
+    if db.schema_revision(settings.database_url) is None:
+        raise click.ClickException(f"No database schema in {database_place(settings)}: "
+                                   "nothing to downgrade.")
     if not yes:
         click.confirm(
             f"Downgrade {redacted(settings.database_url)} to {revision}? Data may be lost.",
@@ -103,7 +161,8 @@ def tokens_group() -> None:
     required=True,
     help="Tenant name (letters, digits, '.', '_', '-'; up to 64). Created if it does not exist.",
 )
-def tokens_create(tenant: str) -> None:
+@data_dir_option
+def tokens_create(tenant: str, data_dir: Path | None) -> None:
     """Create an API token for a tenant and print it.
 
     The token is printed once, as the last line of output; only its SHA-256 is stored, so it
@@ -114,7 +173,8 @@ def tokens_create(tenant: str) -> None:
             "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
             param_hint="--tenant",
         )
-    settings = load_settings()
+    settings = load_settings(data_dir)
+    require_schema(settings)
     sessions = db.session_factory(settings)
     try:
         with sessions.begin() as session:
@@ -126,14 +186,14 @@ def tokens_create(tenant: str) -> None:
     except SQLAlchemyError as exc:
         reason = getattr(exc, "orig", None) or exc  # the driver's message, without the SQL
         raise click.ClickException(
-            f"database error: {reason}. Has `bptt db upgrade` been run?"
+            f"database error ({database_place(settings)}): {reason}"
         ) from None
     finally:
         sessions.kw["bind"].dispose()
     what = "new tenant" if created else "existing tenant"
     click.echo(
-        f"Created token {issued.record.prefix}... for {what} {tenant!r}. "
-        "It is shown only this once:"
+        f"Created token {issued.record.prefix}... for {what} {tenant!r} "
+        f"({database_place(settings)}). It is shown only this once:"
     )
     click.echo(issued.token)
 
@@ -219,8 +279,10 @@ def _kernel_progress(env: dict[str, str]):
 @click.option("--processes", default=2, show_default=True, help="gunicorn worker processes.")
 @click.option("--threads", default=serve.API_THREADS, show_default=True,
               help="Threads per process.")
-def api(host: str, port: int, processes: int, threads: int) -> None:
+@data_dir_option
+def api(host: str, port: int, processes: int, threads: int, data_dir: Path | None) -> None:
     """Serve the HTTP API under gunicorn (the schema must exist: `bptt db upgrade`)."""
+    _export_data_dir(data_dir)
     command = serve.api_command(host, port, processes, threads)
     os.execv(command[0], command)
 
@@ -229,10 +291,19 @@ def api(host: str, port: int, processes: int, threads: int) -> None:
 @click.option("--name", default="worker", show_default=True, help="Celery node name.")
 @click.option("--concurrency", default=1, show_default=True,
               help="Jobs this worker trains at once (one process each).")
-def worker(name: str, concurrency: int) -> None:
+@data_dir_option
+def worker(name: str, concurrency: int, data_dir: Path | None) -> None:
     """Run a Celery worker that trains jobs (and answers large forecast batches)."""
+    _export_data_dir(data_dir)
     command = serve.worker_command(name, concurrency)
     os.execv(command[0], command)
+
+
+def _export_data_dir(data_dir: Path | None) -> None:
+    """Hand --data-dir to the program this process becomes (it reads BPTT_DATA_DIR), absolute:
+    gunicorn and Celery may change directory."""
+    if data_dir is not None:
+        os.environ["BPTT_DATA_DIR"] = str(data_dir.expanduser().resolve())
 
 
 def _issue_token(settings: Settings, tenant: str) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -82,6 +84,32 @@ def upgrade(url: str, revision: str = "head") -> None:
 def downgrade(url: str, revision: str) -> None:
     """Migrate the database at `url` down to `revision` ("base" removes every table)."""
     command.downgrade(alembic_config(url), revision)
+
+
+def schema_revision(url: str) -> str | None:
+    """The migration revision of the database at `url`; None when it has no schema. A SQLite
+    file that does not exist is not created (nor its directory) by asking."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite" and not _sqlite_file_exists(parsed.database):
+        return None
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def head_revision() -> str | None:
+    """The latest revision of the repository's migrations (what `upgrade` migrates to)."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def _sqlite_file_exists(database: str | None) -> bool:
+    """Whether a SQLite URL's file exists (in-memory and URI databases count as existing)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return True
+    return Path(database).expanduser().is_file()
 
 
 def _ensure_sqlite_dir(database: str | None) -> None:

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request
 
 from bptt.data import DataError
 
-from . import queue, repository, validation
+from . import lookup, queue, repository, validation
 from .auth import authenticate, current_tenant_id
 from .bodies import read_body
 from .codec import decompress_json
@@ -36,13 +36,9 @@ CSV = "text/csv"
 
 
 def get_batch(batch_id: str) -> ForecastBatch:
-    """The current tenant's forecast batch `batch_id`, or 404."""
-    batch = repository.forecast_batch_for_tenant(
-        get_session(), tenant_id=current_tenant_id(), batch_id=batch_id
-    )
-    if batch is None:
-        raise Problem(f"There is no forecast batch {batch_id!r}.", status=404)
-    return batch
+    """The current tenant's forecast batch (full or short id), or 404, or 409; as get_job."""
+    return lookup.find(ForecastBatch, batch_id, kind="forecast batch",
+                       loc=["path", "batch_id"])
 
 
 @bp.post("")

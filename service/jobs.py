@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 import bptt
 
-from . import idempotency, params, queue, repository, validation, warm_start
+from . import idempotency, lookup, params, queue, repository, validation, warm_start
 from .auth import authenticate, current_tenant_id
 from .bodies import read_body
 from .codec import decompress_json
@@ -36,12 +36,10 @@ DEFAULT_SERIES_PER_PAGE, MAX_SERIES_PER_PAGE = 20, 100
 
 
 def get_job(job_id: str, *, loc: list[str | int] | None = None) -> Job:
-    """The current tenant's job `job_id`, or 404: another tenant's job is as good as unknown."""
-    job = repository.job_for_tenant(get_session(), tenant_id=current_tenant_id(), job_id=job_id)
-    if job is None:
-        extra: dict[str, Any] = {"errors": [{"loc": loc, "msg": "no such job"}]} if loc else {}
-        raise Problem(f"There is no job {job_id!r}.", status=404, **extra)
-    return job
+    """The current tenant's job `job_id` (full or short id), or 404 (another tenant's job is as
+    good as unknown), or 409 for a short id of several jobs. `loc`: the body field it came
+    from; the path's job_id by default."""
+    return lookup.find(Job, job_id, kind="job", loc=loc or ["path", "job_id"])
 
 
 @bp.post("")
@@ -219,7 +217,7 @@ def delete_job(job_id: str) -> tuple[str, int]:
         raise Problem(f"The job is {job.status}; cancel it and delete it once it has stopped.",
                       status=409)
     session.commit()
-    log.info("job deleted", extra={"job_id": job_id})
+    log.info("job deleted", extra={"job_id": job.id})
     return "", 204
 
 

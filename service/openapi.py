@@ -24,6 +24,7 @@ from .errors import PROBLEM_JSON
 from .extensions import current_settings
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
 from .models import JOB_STATUSES
+from .repository import MIN_SHORT_ID_LENGTH
 from .schemas import (
     REQUEST_MODELS,
     RESPONSE_MODELS,
@@ -46,7 +47,8 @@ _ERROR_TEXT = {
     400: "Malformed body (not JSON, not UTF-8).",
     401: "Missing, invalid or revoked API token.",
     404: "No such resource for this tenant.",
-    409: "The resource is not in a state that allows this.",
+    409: "The resource is not in a state that allows this; or a short id begins the ids of "
+         "several of the tenant's resources (`candidates` lists their full ids).",
     413: "The body is larger than the limit.",
     415: "The body is neither application/json nor text/csv.",
     422: "Invalid input; `errors` names every bad field.",
@@ -87,9 +89,11 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str,
             "description": description, "schema": schema}
 
 
-JOB_ID = _param("job_id", "path", {"type": "string"}, "The job's id.")
+SHORT_ID = (f"or a short id: its first {MIN_SHORT_ID_LENGTH} or more characters, if they begin "
+            "no other id of the tenant's (409 if they do)")
+JOB_ID = _param("job_id", "path", {"type": "string"}, f"The job's id, {SHORT_ID}.")
 SERIES_ID = _param("series_id", "path", {"type": "string"}, "A training series' id.")
-SWEEP_ID = _param("sweep_id", "path", {"type": "string"}, "The sweep's id.")
+SWEEP_ID = _param("sweep_id", "path", {"type": "string"}, f"The sweep's id, {SHORT_ID}.")
 LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type": "string"}}}
 SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
                                   "default": 0},
@@ -124,18 +128,20 @@ OPERATIONS: tuple[Operation, ...] = (
                   _param("cursor", "query", {"type": "string"},
                          "`next_cursor` of the previous page."))),
     Operation("get", "/v1/jobs/{job_id}", "show_job", "A job's status and progress", "jobs",
-              {200: _json("JobOut", "The job.")}, errors=(401, 404), parameters=(JOB_ID,)),
+              {200: _json("JobOut", "The job.")}, errors=(401, 404, 409), parameters=(JOB_ID,)),
     Operation("get", "/v1/jobs/{job_id}/metrics", "job_metrics", "Per-epoch metrics", "jobs",
-              {200: _json("MetricsPage", "Metrics after `since`.")}, errors=(401, 404, 422),
+              {200: _json("MetricsPage", "Metrics after `since`.")},
+              errors=(401, 404, 409, 422),
               parameters=(JOB_ID, SINCE)),
     Operation("get", "/v1/jobs/{job_id}/diagnostics", "job_diagnostics",
               "Gradient flow through time and clipping history", "jobs",
-              {200: _json("Diagnostics", "Per epoch after `since`.")}, errors=(401, 404, 422),
+              {200: _json("Diagnostics", "Per epoch after `since`.")},
+              errors=(401, 404, 409, 422),
               parameters=(JOB_ID, SINCE)),
     Operation("get", "/v1/jobs/{job_id}/series", "job_series",
               "The job's training series, cut to their tails", "jobs",
               {200: _json("SeriesPage", "A page of series, each with its last `tail` values.")},
-              errors=(401, 404, 422),
+              errors=(401, 404, 409, 422),
               parameters=(JOB_ID,
                           _param("tail", "query", {"type": "integer", "minimum": 1,
                                                    "maximum": 1000, "default": 100},
@@ -193,8 +199,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/forecasts/{batch_id}", "show_forecast_batch", "A forecast batch",
               "forecasts",
               {200: _json("ForecastBatchOut", "Its status, and forecasts once succeeded.")},
-              errors=(401, 404),
-              parameters=(_param("batch_id", "path", {"type": "string"}, "The batch's id."),)),
+              errors=(401, 404, 409),
+              parameters=(_param("batch_id", "path", {"type": "string"},
+                                 f"The batch's id, {SHORT_ID}."),)),
     Operation("post", "/v1/sweeps", "create_sweep", "Start a hyperparameter sweep", "sweeps",
               {202: _json("SweepOut", "Accepted: every trial is a queued job.",
                           headers=LOCATION)},
@@ -210,7 +217,7 @@ OPERATIONS: tuple[Operation, ...] = (
                           _param("cursor", "query", {"type": "string"},
                                  "`next_cursor` of the previous page."))),
     Operation("get", "/v1/sweeps/{sweep_id}", "show_sweep", "A sweep, its trials and the best",
-              "sweeps", {200: _json("SweepOut", "The sweep.")}, errors=(401, 404),
+              "sweeps", {200: _json("SweepOut", "The sweep.")}, errors=(401, 404, 409),
               parameters=(SWEEP_ID,)),
     Operation("post", "/v1/sweeps/{sweep_id}/cancel", "cancel_sweep",
               "Cancel a sweep and its trials", "sweeps",

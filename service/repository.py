@@ -172,11 +172,89 @@ def is_item_id(value: str) -> bool:
         return False
 
 
-def job_for_tenant(session: Session, *, tenant_id: int, job_id: str) -> Job | None:
-    """The job `job_id` if it belongs to the tenant (another tenant's job is None, as unknown)."""
-    if not is_item_id(job_id):
+# Short ids: the CLI and the dashboard print an id's first 8 characters, and any unique prefix
+# of an id is accepted wherever the id is. At least 4 characters (65,536 possible prefixes; git
+# asks as many): one to three match up to a sixteenth of all ids, so a slip such as
+# `DELETE /v1/jobs/3` would likely act on some job, and the slice of the primary key a prefix
+# reads (every tenant's ids share that index) would grow with the whole table.
+MIN_SHORT_ID_LENGTH = 4
+MAX_ID_CANDIDATES = 10  # named in an ambiguity answer; more are only counted as "more"
+_ID_FORM = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"  # what models.new_id makes, x a hex digit
+_HEX_DIGITS = "0123456789abcdef"
+
+
+class AmbiguousIdError(LookupError):
+    """A short id that begins several of the tenant's ids.
+
+    `candidates` are their full ids (sorted, at most MAX_ID_CANDIDATES); `more` says whether
+    further ids matched too.
+    """
+
+    def __init__(self, short_id: str, candidates: list[str], *, more: bool) -> None:
+        super().__init__(f"{short_id!r} begins {len(candidates)}{'+' if more else ''} ids")
+        self.short_id = short_id
+        self.candidates = candidates
+        self.more = more
+
+
+def item_for_tenant(session: Session, model: Any, *, tenant_id: int, item_id: str) -> Any:
+    """The tenant's row of `model` (Job, Sweep, ForecastBatch) with id `item_id`, or whose id
+    begins with it (a short id); None if there is none. Another tenant's rows are never
+    candidates. Raises AmbiguousIdError when a short id begins several of the tenant's ids.
+    """
+    # UUIDs are case-insensitive (RFC 9562); the ids are stored as models.new_id writes them.
+    wanted = item_id.lower()
+    if is_item_id(wanted):
+        return session.scalar(select(model).where(model.id == wanted,
+                                                  model.tenant_id == tenant_id))
+    bounds = short_id_range(wanted)
+    if bounds is None:
         return None
-    return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    low, high = bounds
+    # A range on the primary key, not LIKE: an index range scan on SQLite and on PostgreSQL
+    # whatever the database's collation (LIKE 'p%' uses a PostgreSQL index only under the C
+    # collation or with text_pattern_ops). `tenant_id + 0` keeps the planner off the tenant
+    # indexes: SQLite would otherwise read every job of the tenant, where the range reads about
+    # one id in 65,536 of the table. Ids only, so that an ambiguous prefix loads no rows.
+    query = select(model.id).where(model.id >= low, (model.tenant_id + 0) == tenant_id)
+    if high is not None:
+        query = query.where(model.id < high)
+    ids = list(session.scalars(query.order_by(model.id).limit(MAX_ID_CANDIDATES + 1)))
+    if len(ids) > 1:
+        raise AmbiguousIdError(item_id, ids[:MAX_ID_CANDIDATES],
+                               more=len(ids) > MAX_ID_CANDIDATES)
+    if not ids:
+        return None
+    return session.scalar(select(model).where(model.id == ids[0]))
+
+
+def short_id_range(short_id: str) -> tuple[str, str | None] | None:
+    """[low, high) holding exactly the ids that begin with `short_id` (high None: no bound);
+    None when no id can begin with it (too short, too long, or not in the form of an id).
+
+    Exact under any collation that orders digits before a-f: an id and the bounds have their
+    hyphens at the same places, so the first difference between them is a hex digit (and a
+    collation that skips hyphens compares the same digits).
+    """
+    if not MIN_SHORT_ID_LENGTH <= len(short_id) < len(_ID_FORM):
+        return None
+    for char, form in zip(short_id, _ID_FORM, strict=False):
+        if char not in ("-" if form == "-" else _HEX_DIGITS):
+            return None
+    # high: the prefix with its last digit below f raised by one and what follows dropped
+    # ("338f" -> "339"); every id beginning with the prefix sorts below it, no other id does.
+    digits = list(short_id)
+    while digits:
+        last = digits.pop()
+        if last not in ("-", "f"):
+            return short_id, "".join(digits) + _HEX_DIGITS[_HEX_DIGITS.index(last) + 1]
+    return short_id, None  # only f: every id from the prefix on begins with it
+
+
+def job_for_tenant(session: Session, *, tenant_id: int, job_id: str) -> Job | None:
+    """The job `job_id` (full or short id) if it belongs to the tenant (another tenant's job is
+    None, as unknown); raises AmbiguousIdError for a short id of several jobs."""
+    return item_for_tenant(session, Job, tenant_id=tenant_id, item_id=job_id)
 
 
 def job_by_idempotency_key(session: Session, *, tenant_id: int, key: str) -> Job | None:
@@ -304,18 +382,6 @@ def create_forecast_batch(
     session.flush()
     return batch
 
-
-def forecast_batch_for_tenant(
-    session: Session, *, tenant_id: int, batch_id: str
-) -> ForecastBatch | None:
-    """The forecast batch `batch_id` if it belongs to the tenant."""
-    if not is_item_id(batch_id):
-        return None
-    return session.scalar(
-        select(ForecastBatch).where(
-            ForecastBatch.id == batch_id, ForecastBatch.tenant_id == tenant_id
-        )
-    )
 
 
 # The status poll (GET /v1/jobs/{id}) is the request clients send most. Building a statement

@@ -14,7 +14,7 @@ from flask import Blueprint, Response
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select
 
-from . import params, queue, repository, sweep_progress, sweep_space, validation
+from . import lookup, params, queue, repository, sweep_progress, sweep_space, validation
 from .auth import authenticate, current_tenant_id
 from .bodies import read_body
 from .documents import json_response
@@ -32,15 +32,9 @@ DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 
 
 def get_sweep(sweep_id: str, *, loc: list[str | int] | None = None) -> Sweep:
-    """The current tenant's sweep, or 404 (another tenant's sweep is as good as unknown)."""
-    sweep = None
-    if repository.is_item_id(sweep_id):
-        sweep = get_session().scalar(select(Sweep).where(
-            Sweep.id == sweep_id, Sweep.tenant_id == current_tenant_id()))
-    if sweep is None:
-        extra: dict[str, Any] = {"errors": [{"loc": loc, "msg": "no such sweep"}]} if loc else {}
-        raise Problem(f"There is no sweep {sweep_id!r}.", status=404, **extra)
-    return sweep
+    """The current tenant's sweep (full or short id), or 404 (another tenant's sweep is as good
+    as unknown), or 409 for a short id of several sweeps; as jobs.get_job."""
+    return lookup.find(Sweep, sweep_id, kind="sweep", loc=loc or ["path", "sweep_id"])
 
 
 @bp.post("")

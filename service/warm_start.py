@@ -17,7 +17,7 @@ import bptt
 from bptt.data import DataError
 from bptt.trainer import resolved_spec
 
-from . import repository
+from . import lookup, repository
 from .errors import ValidationProblem
 from .forecasting import load_model
 
@@ -41,7 +41,10 @@ def from_request(session: Session, data: Any, *, tenant_id: int) -> WarmStart | 
     job_id = data.pop(FIELD)
     if not isinstance(job_id, str):
         raise ValidationProblem([{"loc": [FIELD], "msg": "must be a job id (a string)"}])
-    parent = repository.job_for_tenant(session, tenant_id=tenant_id, job_id=job_id)
+    try:
+        parent = repository.job_for_tenant(session, tenant_id=tenant_id, job_id=job_id)
+    except repository.AmbiguousIdError as exc:
+        raise lookup.ambiguous(exc, kind="job", loc=[FIELD]) from None
     if parent is None:
         raise ValidationProblem([{"loc": [FIELD], "msg": "no such job"}])
     if parent.status != "succeeded":

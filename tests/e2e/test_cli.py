@@ -44,3 +44,20 @@ def test_api_errors_are_one_clear_line(stack, csv_file):
     run = bptt(stack, "submit", str(csv_file), "--horizon", "0")
     assert run.returncode == 1
     assert run.stderr.strip().count("\n") == 0 and "horizon" in run.stderr
+
+
+def test_the_short_id_a_command_prints_works_in_the_others(stack, csv_file):
+    run = bptt(stack, "submit", str(csv_file), "--horizon", "3", "--epochs", "2", "--follow")
+    assert run.returncode == 0, run.stderr
+    short = run.stdout.splitlines()[0][:8]  # as the progress lines print it
+    status = bptt(stack, "status", short)
+    assert status.returncode == 0 and short in status.stdout, status.stderr
+    assert "succeeded" in status.stdout
+    forecast = bptt(stack, "forecast", short, str(csv_file))
+    assert forecast.returncode == 0, forecast.stderr
+    assert forecast.stdout.startswith("unique_id,step,mean")
+    _, page = stack.call("GET", "/v1/jobs?limit=100")
+    taken = {job["id"][:4] for job in page["jobs"]}
+    unused = next(f"{n:04x}" for n in range(2**16) if f"{n:04x}" not in taken)
+    unknown = bptt(stack, "status", unused)
+    assert unknown.returncode == 1 and "404" in unknown.stderr and unknown.stderr.count("\n") == 1
