@@ -8,7 +8,15 @@ from .losses import make_loss
 from .model import Model
 from .network import NetworkSpec, ParameterLayout, init_parameters, parameter_shapes
 from .spec import SpecError, TrainingSpec
-from .trainer import Callbacks, Checkpoint, EpochMetrics, FitResult, TrainingCancelled, fit
+from .trainer import (
+    Callbacks,
+    Checkpoint,
+    EpochMetrics,
+    FitResult,
+    TrainingCancelled,
+    fit,
+    resolve_spec,
+)
 from .warmup import warm_kernels
 
 __all__ = [
@@ -33,6 +41,7 @@ __all__ = [
     "make_loss",
     "parameter_shapes",
     "predict",
+    "resolve_spec",
     "warm_kernels",
     "zero_states",
 ]

@@ -7,6 +7,7 @@ masks. Centring makes the network forecast changes from the last observation, wh
 trends and level shifts over to unseen series and windows.
 """
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -205,17 +206,39 @@ def make_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
         targets = np.lib.stride_tricks.sliding_window_view(values[input_size:], horizon)[:count]
         level = inputs[:, -1:]
         mean = expanding_mean(values)[input_size - 1 :][:count]  # up to each window's origin
-        n_val = int(np.ceil(validation_fraction * count)) if validation_fraction > 0 else 0
-        last_train = count - n_val - horizon  # windows 0..last_train have disjoint targets
-        if n_val == 0 or last_train < 0:
-            n_val, last_train = 0, count - 1
-        splits = (("train", slice(0, last_train + 1)), ("val", slice(count - n_val, count)))
+        n_train, n_val = split_counts(count, horizon, validation_fraction)
+        splits = (("train", slice(0, n_train)), ("val", slice(count - n_val, count)))
         for part, rows in splits:
             if rows.stop > rows.start:
                 parts[part].append((inputs[rows] - level[rows], targets[rows] - level[rows],
                                     np.full(rows.stop - rows.start, index), level[rows, 0],
                                     mean[rows]))
     return _stack(parts["train"], input_size, horizon), _stack(parts["val"], input_size, horizon)
+
+
+def split_counts(count: int, horizon: int, validation_fraction: float) -> tuple[int, int]:
+    """(training, validation) windows of a series that yields `count` windows, as make_windows
+    splits them: the latest ceil(fraction x count) for validation, and for training only the
+    earlier windows whose targets end before the first validation target (all of them, and no
+    validation, when too few remain)."""
+    n_val = math.ceil(validation_fraction * count) if validation_fraction > 0 else 0
+    last_train = count - n_val - horizon  # windows 0..last_train have disjoint targets
+    if n_val == 0 or last_train < 0:
+        return count, 0
+    return last_train + 1, n_val
+
+
+def window_counts(lengths: Iterable[int], input_size: int, horizon: int,
+                  validation_fraction: float) -> tuple[int, int]:
+    """(training, validation) windows that make_windows builds from series of these lengths,
+    counted without building them (a series shorter than input_size + horizon yields none)."""
+    train = val = 0
+    for length in lengths:
+        count = length - input_size - horizon + 1
+        if count >= 1:
+            n_train, n_val = split_counts(count, horizon, validation_fraction)
+            train, val = train + n_train, val + n_val
+    return train, val
 
 
 def _stack(pieces: list, input_size: int, horizon: int) -> Windows:

@@ -11,14 +11,22 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .calibration import calibrate
 from .clipping import ClipSpec
-from .data import DataError, Windows, as_series, fit_scalers, interpolate_gaps, make_windows
+from .data import (
+    DataError,
+    Windows,
+    as_series,
+    fit_scalers,
+    interpolate_gaps,
+    make_windows,
+    window_counts,
+)
 from .defaults import input_size_for, resolve
 from .errors import NonFiniteError
 from .forward import dropout_masks, predict
@@ -227,6 +235,30 @@ def resolved_spec(series, horizon: int | None = None, spec: TrainingSpec | None 
     return _prepare(series, horizon, spec, warm_start)[0].spec
 
 
+def resolve_spec(lengths: Iterable[int], spec: TrainingSpec, *,
+                 warm_start: Model | None = None) -> TrainingSpec:
+    """The spec that fit trains with on series of these lengths, every open choice made
+    (bptt.defaults: input window, hidden size, epochs, learning rate, season length), from the
+    lengths alone: no series parsed, no windows built, so a service can show and check a job's
+    plan when it is submitted. With `warm_start`, open sizes come from that model, as in fit.
+    fit(series, spec=resolve_spec(lengths, spec)) trains exactly as fit(series, spec=spec).
+    Raises SpecError for an invalid spec; series too short for the window are fit's to refuse.
+    """
+    if warm_start is not None:
+        spec = _spec_from_warm_start(None, spec, warm_start)
+    return _resolved(_spec_for(None, spec), list(lengths))
+
+
+def _resolved(spec: TrainingSpec, lengths: list[int]) -> TrainingSpec:
+    """bptt.defaults' choices for a valid spec on series of these lengths."""
+    if not lengths:
+        raise DataError(["series"], "at least one series is required")
+    input_size = input_size_for(spec, min(lengths))
+    train, _ = window_counts(lengths, input_size, spec.horizon,
+                             spec.training.validation_fraction)
+    return resolve(spec, input_size, train)
+
+
 def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
              warm_start: Model | None = None):
     """Validate the input and build what training needs: (problem, named series, scalers,
@@ -235,7 +267,10 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
         spec = _spec_from_warm_start(horizon, spec, warm_start)
     spec = _spec_for(horizon, spec)
     named = as_series(series)
-    input_size = input_size_for(spec, min(len(values) for _, values in named))
+    # Resolved from the lengths, as resolve_spec does, so that a plan shown before training is
+    # the one trained.
+    spec = _resolved(spec, [len(values) for _, values in named])
+    input_size = spec.window.input_size
     for i, (name, values) in enumerate(named):
         if len(values) < input_size + spec.horizon:
             raise DataError(["series", i, "values"],
@@ -245,7 +280,6 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
     scaled = [s.transform(values) for s, (_, values) in zip(scalers, named, strict=True)]
     train, val = make_windows(scaled, input_size, spec.horizon,
                               spec.training.validation_fraction)
-    spec = resolve(spec, input_size, len(train))
     network = NetworkSpec(cell=spec.model.cell, input_size=1, hidden_size=spec.model.hidden_size,
                           num_layers=spec.model.num_layers, nonlinearity=spec.model.nonlinearity,
                           dropout=spec.model.dropout,
