@@ -61,6 +61,10 @@ class EpochMetrics:
     member: int = 0  # which ensemble member (0-based)
     # bptt.insight.epoch_insight on a fixed sample of training windows, when Callbacks.insight
     insight: dict | None = None
+    # On the member's last epoch, why it was the last: "completed" (the epoch budget) or
+    # "early_stopping"; None on every other epoch. A service can say so while later members
+    # still train, rather than once the whole fit has returned.
+    stopped: str | None = None
 
 
 @dataclass
@@ -357,12 +361,17 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
             run.best_epoch, run.bad_epochs = run.epoch, 0
         else:
             run.bad_epochs += 1
+        stopped = None  # the loop's condition, and _summary's wording, for this epoch
+        if run.epoch >= t.epochs:
+            stopped = "completed"
+        elif patience and run.bad_epochs >= patience:
+            stopped = "early_stopping"
         flow = np.mean(flows, axis=0)
         metrics = EpochMetrics(run.epoch, float(np.mean(losses)), val_loss, float(np.mean(norms)),
                                float(np.max(norms)), clipped / len(norms), run.learning_rate,
                                time.perf_counter() - began, flow.tolist(), run.member,
                                _insight(problem, run.params, flow, norms)
-                               if callbacks.insight else None)
+                               if callbacks.insight else None, stopped)
         history.append(metrics)
         run.learning_rate = run.schedule.next(monitored)
         if callbacks.on_epoch:

@@ -130,6 +130,20 @@ def test_early_stopping_keeps_the_best_epoch():
     assert np.array_equal(result.model.params, checkpoints[best.epoch])
 
 
+def test_each_members_last_epoch_says_why_it_was_the_last():
+    seen = []
+    result = bptt.fit(_series(), spec=_spec(epochs=300, early_stopping_patience=2,
+                                            learning_rate=0.05, ensemble=2),
+                      callbacks=Callbacks(on_epoch=seen.append))
+    assert result.stopped == ["early_stopping", "early_stopping"]
+    for member in (0, 1):
+        epochs = [m for m in seen if m.member == member]
+        assert [m.stopped for m in epochs] == [None] * (len(epochs) - 1) + ["early_stopping"]
+    budget = bptt.fit(_series(), spec=_spec(epochs=3, early_stopping_patience=None))
+    assert [m.stopped for m in budget.history] == [None, None, "completed"]
+    assert budget.stopped == ["completed"]
+
+
 def test_too_short_series_name_themselves():
     with pytest.raises(DataError) as info:
         bptt.fit({"long": np.arange(100.0), "short": np.arange(20.0)},
