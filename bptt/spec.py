@@ -20,6 +20,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 SCALERS = ("standard", "robust", "minmax", "none")
 TRAINING_LOSSES = ("mse", "mae", "huber")  # quantiles add a pinball part on top (see fit)
+DEFAULT_QUANTILES = (0.1, 0.5, 0.9)  # the 80 % interval and the median
 
 
 class SpecError(ValueError):
@@ -94,7 +95,9 @@ class TrainingSpec:
     horizon: int
     season_length: int | None = None  # None: from freq, else no seasonality
     freq: str | None = None  # a pandas-style frequency ("MS", "D", "h", ...) to infer seasons
-    quantiles: tuple[float, ...] | None = None  # e.g. (0.1, 0.5, 0.9); None: mean only
+    # Prediction intervals by default: a forecast without its uncertainty invites over-trust,
+    # and the pinball part costs little. () or None: the mean only.
+    quantiles: tuple[float, ...] | None = DEFAULT_QUANTILES
     scaler: str = "standard"  # per series: standard, robust, minmax or none
     model: ModelConfig = field(default_factory=ModelConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
@@ -131,9 +134,9 @@ class TrainingSpec:
         if self.freq is not None:
             check(season_from_freq(self.freq) is not None, ["freq"],
                   f"unknown frequency {self.freq!r}")
-        if self.quantiles is not None:
+        if self.quantiles:
             qs = list(self.quantiles)
-            check(bool(qs) and all(0 < q < 1 for q in qs) and qs == sorted(set(qs)),
+            check(all(0 < q < 1 for q in qs) and qs == sorted(set(qs)),
                   ["quantiles"], "must be distinct, increasing and strictly between 0 and 1")
         check(self.scaler in SCALERS, ["scaler"], f"must be one of {list(SCALERS)}")
         check(m.cell in CELLS, ["model", "cell"], f"must be one of {sorted(CELLS)}")

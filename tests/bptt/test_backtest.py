@@ -216,6 +216,7 @@ def test_gaps_in_actuals_are_skipped(series):
 
 def test_to_dict_is_plain_json_and_missing_scores_are_null(series):
     spec = TrainingSpec.from_dict({"horizon": H, "freq": "MS",  # season 12 from the frequency
+                                   "quantiles": [],  # the mean only: no pinball, no coverage
                                    "model": {"cell": "gru", "hidden_size": 8},
                                    "training": {"epochs": 1, "ensemble": 1}})
     cv = cross_validate(series, spec=spec, windows=2)

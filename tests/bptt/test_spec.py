@@ -45,6 +45,32 @@ def test_bad_specs_name_the_field(data, loc):
     assert loc in [e["loc"] for e in info.value.errors]
 
 
+def test_quantiles_are_on_by_default_and_an_empty_list_or_null_means_the_mean_only():
+    assert TrainingSpec(horizon=6).quantiles == (0.1, 0.5, 0.9)
+    assert TrainingSpec.from_dict({"horizon": 6}).to_dict()["quantiles"] == [0.1, 0.5, 0.9]
+    none = TrainingSpec.from_dict({"horizon": 6, "quantiles": []})
+    assert none.quantiles == () and none.to_dict()["quantiles"] == []
+    assert TrainingSpec.from_dict(none.to_dict()) == none  # stays the mean only
+    assert TrainingSpec.from_dict({"horizon": 6, "quantiles": None}).quantiles is None
+    assert TrainingSpec.from_dict({"horizon": 6, "quantiles": [0.05, 0.95]}).quantiles == (
+        0.05, 0.95)
+
+
+def test_a_fit_forecasts_intervals_by_default_and_none_when_asked():
+    import numpy as np
+
+    import bptt
+
+    series = {"a": 5 + np.sin(np.arange(60) / 2)}
+    quick = {"epochs": 1, "ensemble": 1}
+    default = bptt.fit(series, spec=TrainingSpec.from_dict({"horizon": 3, "training": quick}))
+    assert set(bptt.forecast(default.model)[0]["quantiles"]) == {0.1, 0.5, 0.9}
+    bare = bptt.fit(series, spec=TrainingSpec.from_dict({"horizon": 3, "quantiles": [],
+                                                         "training": quick}))
+    assert bptt.forecast(bare.model)[0]["quantiles"] == {}
+    assert bare.model.network.output_size == 3 and default.model.network.output_size == 12
+
+
 def test_seasons_from_frequencies():
     assert season_from_freq("MS") == 12 and season_from_freq("W-SUN") == 52
     assert season_from_freq("h") == 24 and season_from_freq("QS") == 4
