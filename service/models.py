@@ -130,7 +130,13 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the TrainingSpec as submitted
+    # The TrainingSpec as submitted (null where the engine chooses from the data): what a warm
+    # start merges its own request with, so that open choices are made again for new data.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The spec with every choice made (bptt.resolve_spec at submit): what the job trains with
+    # and what its document shows. None for jobs from before revision 0003 until a worker
+    # resolves them.
+    resolved_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # When a message was last sent for it: the reaper re-enqueues only jobs queued for long.
@@ -149,8 +155,18 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     # SHA-256 of the request body: the same key with another body answers 422, not a replay.
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # Epochs numbered across ensemble members, as the metrics rows are. The total is what the job
+    # will train in all: the finished members' epochs plus the budget of each one still to
+    # train, so it shrinks when early stopping ends a member and equals epochs_done once the job
+    # has succeeded (never 388/1500 beside a full bar).
     epochs_done: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     epochs_total: Mapped[int | None] = mapped_column(Integer)  # known once the spec is resolved
+    # Each ensemble member that has finished, in order: {"member": 1-based, "epochs",
+    # "best_epoch" (within the member), "stopped": "completed" or "early_stopping"}. With
+    # epochs_done it says which member trains now and its epoch within it.
+    members: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # What a running job is doing: "training", then "cross_validation" (a second fit) if asked.
+    stage: Mapped[str | None] = mapped_column(String(32))
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     # A sweep's trial is an ordinary job (claims, leases, reaper, fencing all apply) that knows
     # its sweep; the sweep's progress is counted from these rows, never from broker callbacks.

@@ -20,13 +20,21 @@ TABLES = {
     "sweeps",
     "series_states",
 }
-HEAD = "0002"
+HEAD = "0003"
 
 
 def table_names(url: str) -> set[str]:
     engine = make_engine(url)
     try:
         return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def column_names(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
     finally:
         engine.dispose()
 
@@ -47,7 +55,10 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert TABLES <= table_names(database_url)
     assert current_revision(database_url) == HEAD
 
-    downgrade(database_url, "0001")  # one step: the newest revision's downgrade on its own
+    downgrade(database_url, "0002")  # one step: the newest revision's downgrade on its own
+    assert current_revision(database_url) == "0002"
+    assert "resolved_spec" not in column_names(database_url, "jobs")
+    downgrade(database_url, "0001")
     assert current_revision(database_url) == "0001"
     assert "sweeps" not in table_names(database_url)
     upgrade(database_url)
