@@ -71,11 +71,13 @@ def describe_problem(status: int, body: bytes) -> str:
     return f"{status} {title}: {problem.get('detail', '')}".rstrip(": ")
 
 
+MEMBERS_NAMED = 5  # early-stopped members named on the line; more are counted
+
+
 def progress_line(job: dict[str, Any]) -> str:
-    """One status line: state, epochs done of total, the latest losses."""
-    progress = job.get("progress") or {}
-    done, total = progress.get("epochs_done", 0), progress.get("epochs_total")
-    parts = [f"{job['id'][:8]} {job['status']:<9}", f"epoch {done}/{total or '?'}"]
+    """One status line: state, the ensemble member in training and its epoch (or epochs done of
+    total, for jobs from before members were recorded), early stops, the latest losses."""
+    parts = [f"{job['id'][:8]} {job['status']:<9}", progress_text(job.get("progress") or {})]
     latest = job.get("latest_metrics") or {}
     for label, key, digits in (("train", "train_loss", 4), ("val", "val_loss", 4),
                                ("|g|", "grad_norm", 3)):
@@ -84,3 +86,27 @@ def progress_line(job: dict[str, Any]) -> str:
     if job.get("error"):
         parts.append(f"error: {job['error']}")
     return "  ".join(parts)
+
+
+def progress_text(progress: dict[str, Any]) -> str:
+    """`member 2/5 · epoch 37/300 · member 1 stopped early`: the member in training (the last
+    once all have finished) and its epoch, whether it or earlier members stopped early, and
+    cross-validation when that is what runs. The dashboard writes the same (format.js)."""
+    member = progress.get("member")
+    if member is None:
+        done, total = progress.get("epochs_done", 0), progress.get("epochs_total")
+        return f"epoch {done}/{total or '?'}"
+    text = (f"member {member}/{progress.get('members')} · "
+            f"epoch {progress.get('member_epoch')}/{progress.get('member_epochs')}")
+    early = [m["member"] for m in progress.get("finished_members") or ()
+             if m["stopped"] == "early_stopping"]
+    if member in early:  # the member shown has finished: it is the last one
+        text += " (stopped early)"
+        early.remove(member)
+    if early:
+        named = ", ".join(map(str, early[:MEMBERS_NAMED]))
+        more = f" and {len(early) - MEMBERS_NAMED} more" if len(early) > MEMBERS_NAMED else ""
+        text += f" · {'members' if len(early) > 1 else 'member'} {named}{more} stopped early"
+    if progress.get("stage") == "cross_validation":
+        text += " · cross-validating"
+    return text
