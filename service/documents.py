@@ -29,6 +29,7 @@ from .schemas import (
     JobList,
     JobOut,
     JobSummary,
+    MemberOut,
     MetricsPage,
     Progress,
 )
@@ -55,7 +56,7 @@ def submitted_job_document(job: Job, *, dataset: tuple[int, int] | None) -> JobO
     return _job(job, dataset, None).model_copy(update={
         "status": "queued", "started_at": None, "finished_at": None, "error": None,
         "attempts": 0, "cancel_requested": False, "best_epoch": None,
-        "progress": Progress(epochs_done=0, epochs_total=job.epochs_total),
+        "progress": _progress_at_submit(job),
     })
 
 
@@ -72,7 +73,7 @@ def _summary(job: Job) -> JobSummary:
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
-        progress=_progress(job),
+        progress=job_progress(job),
         error=job.error,
     )
 
@@ -91,7 +92,7 @@ def metrics_page(job_id: str, rows: list[EpochMetric], *, since: int, has_more: 
 def diagnostics(job: Job, rows: list[EpochMetric], *, since: int, has_more: bool
                 ) -> Diagnostics:
     """Gradient flow and clipping history as GET /v1/jobs/{id}/diagnostics answers them."""
-    clip = (job.spec.get("training") or {}).get("clip") or {}
+    clip = ((job.resolved_spec or job.spec).get("training") or {}).get("clip") or {}
     return Diagnostics(
         job_id=job.id,
         clip=ClipSettings(max_norm=clip.get("max_norm"), max_value=clip.get("max_value")),
@@ -145,7 +146,8 @@ def _job(job: Job, dataset: tuple[int, int] | None, latest: EpochMetric | None) 
         latest_metrics=None if latest is None else _metrics(latest),
         dataset=None if dataset is None else DatasetInfo(num_series=dataset[0],
                                                          num_points=dataset[1]),
-        spec=job.spec,  # type: ignore[arg-type]
+        spec=job.resolved_spec or job.spec,  # type: ignore[arg-type]
+        requested_spec=job.spec,  # type: ignore[arg-type]
         warm_start_job_id=job.warm_start_job_id,
         sweep_id=job.sweep_id,
         trial=job.trial,
@@ -154,9 +156,33 @@ def _job(job: Job, dataset: tuple[int, int] | None, latest: EpochMetric | None) 
     )
 
 
-def _progress(job: Job) -> Progress:
-    """Epochs done of the total, as the workers record them on the job."""
-    return Progress(epochs_done=job.epochs_done, epochs_total=job.epochs_total)
+def job_progress(job: Job) -> Progress:
+    """Where the job is, from what the workers record on it: epochs over the whole job, and the
+    member in training with its epoch (the members before it have finished, see `members`)."""
+    finished = [MemberOut(**m) for m in job.members or ()]
+    plan = (job.resolved_spec or {}).get("training") or {}
+    members, budget = plan.get("ensemble"), plan.get("epochs")
+    progress = Progress(epochs_done=job.epochs_done, epochs_total=job.epochs_total,
+                        finished_members=finished,
+                        stage=job.stage if job.status == "running" else None)
+    if members is None or budget is None:
+        return progress  # a job from before resolved specs were stored: epochs only
+    if len(finished) < members:
+        member, epoch = len(finished) + 1, job.epochs_done - sum(m.epochs for m in finished)
+    else:
+        member, epoch = members, finished[-1].epochs
+    return progress.model_copy(update={"member": member, "members": members,
+                                       "member_epoch": epoch, "member_epochs": budget})
+
+
+def _progress_at_submit(job: Job) -> Progress:
+    """The progress POST /v1/jobs answered: nothing trained, the whole budget ahead."""
+    plan = (job.resolved_spec or {}).get("training") or {}
+    members, budget = plan.get("ensemble"), plan.get("epochs")
+    if members is None or budget is None:
+        return Progress(epochs_done=0, epochs_total=job.epochs_total)
+    return Progress(epochs_done=0, epochs_total=members * budget, member=1, members=members,
+                    member_epoch=0, member_epochs=budget)
 
 
 def _metrics(row: EpochMetric) -> EpochMetricsOut:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 import bptt
 
-from . import idempotency, lookup, params, queue, repository, validation, warm_start
+from . import idempotency, lookup, params, plans, queue, repository, validation, warm_start
 from .auth import authenticate, current_tenant_id
 from .bodies import read_body
 from .codec import decompress_json
@@ -61,7 +61,10 @@ def submit_job() -> Response:
         warm.data if warm else body.data, settings, spec_loc=("query",) if body.is_csv else ()
     )
     if warm is not None:
-        warm_start.check_fits(session, warm, valid.spec, valid.series)
+        plan = plans.for_workers(warm_start.check_fits(session, warm, valid.spec, valid.series),
+                                 settings)
+    else:
+        plan = plans.resolve(valid.spec, plans.lengths(valid.series), settings)
     queued = repository.count_queued_jobs(session, tenant_id=tenant_id)
     if queued >= settings.max_queued_jobs_per_tenant:
         raise Problem(
@@ -77,9 +80,10 @@ def submit_job() -> Response:
             session,
             tenant_id=tenant_id,
             spec=valid.spec.to_dict(),
+            resolved_spec=plan.to_dict(),
             series=valid.series,
             num_points=valid.num_points,
-            epochs_total=epochs_total(valid.spec),
+            epochs_total=epochs_total(plan),
             idempotency_key=key,
             request_hash=body.request_hash,
             warm_start_job_id=warm.job_id if warm else None,
@@ -232,8 +236,9 @@ def _document(job: Job) -> JobOut:
 
 
 def epochs_total(spec: bptt.TrainingSpec) -> int | None:
-    """Epochs over all ensemble members, when the spec fixes them (else the worker sets it)."""
+    """Epochs over all ensemble members before any stops early (None while epochs are open:
+    a job's resolved spec always fixes them)."""
     if spec.training.epochs is None:
-        return None  # the engine chooses from the data; known once the worker resolves it
+        return None
     return spec.training.epochs * spec.training.ensemble
 

@@ -123,6 +123,7 @@ def create_job(
     series: list[dict[str, Any]],
     num_points: int,
     epochs_total: int | None,
+    resolved_spec: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     warm_start_job_id: str | None = None,
@@ -135,6 +136,7 @@ def create_job(
         id=new_id(),
         tenant_id=tenant_id,
         spec=spec,
+        resolved_spec=resolved_spec,
         status="queued",
         created_at=now,
         enqueued_at=now,  # the message goes out right after the commit

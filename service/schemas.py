@@ -105,11 +105,39 @@ class ProblemOut(ResponseModel):
     errors: list[ErrorItem] | None = Field(None, description="Every invalid field.")
 
 
-class Progress(ResponseModel):
-    """Epochs done of the total (null until the total is known)."""
+class MemberOut(ResponseModel):
+    """An ensemble member that has finished training."""
 
-    epochs_done: int
-    epochs_total: int | None
+    member: int = Field(description="1-based, as in `member 2/5`.")
+    epochs: int = Field(description="Epochs it trained.")
+    best_epoch: int | None = Field(
+        description="Its epoch (counted within the member) whose weights the model keeps.")
+    stopped: Literal["completed", "early_stopping"] = Field(
+        description="completed: it trained its whole epoch budget; early_stopping: its "
+                    "validation loss stopped improving first.")
+
+
+class Progress(ResponseModel):
+    """How far training is: over the whole job, and within the ensemble member it trains."""
+
+    epochs_done: int = Field(description="Epochs trained, numbered across ensemble members as "
+                                         "the metrics are.")
+    epochs_total: int | None = Field(
+        description="Epochs the job trains in all: the finished members' epochs plus the "
+                    "budget of each member still to train. It shrinks when early stopping ends "
+                    "a member and equals epochs_done once the job has succeeded.")
+    member: int | None = Field(
+        None, description="The ensemble member in training, 1-based (the last one once all "
+                          "have finished); null for jobs without a resolved spec.")
+    members: int | None = Field(None, description="Ensemble members in all.")
+    member_epoch: int | None = Field(None, description="Epochs `member` has trained.")
+    member_epochs: int | None = Field(None, description="Each member's epoch budget.")
+    finished_members: list[MemberOut] = Field(
+        default_factory=list, description="The members that have finished, and why each "
+                                          "stopped.")
+    stage: Literal["training", "cross_validation"] | None = Field(
+        None, description="What a running job is doing (cross-validation is a second fit, on "
+                          "the series cut back); null unless running.")
 
 
 class DatasetInfo(ResponseModel):
@@ -154,7 +182,13 @@ class JobOut(JobSummary):
     best_epoch: int | None
     latest_metrics: EpochMetricsOut | None
     dataset: DatasetInfo | None
-    spec: bptt.TrainingSpec
+    spec: bptt.TrainingSpec = Field(
+        description="What the job trains with: the request with every choice left open made "
+                    "from the data (input window, hidden size, epochs, learning rate, season).")
+    requested_spec: bptt.TrainingSpec = Field(
+        description="The spec as submitted (a warm start's merged with its earlier job's): "
+                    "null where the choice was left to the data. A warm start from this job "
+                    "takes these fields, so open choices are made again for its data.")
     warm_start_job_id: str | None = Field(None, description="The job this one continued from.")
     sweep_id: str | None = Field(None, description="The sweep this job is a trial of.")
     trial: int | None = Field(None, description="0-based trial index within its sweep.")

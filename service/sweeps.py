@@ -14,15 +14,15 @@ from flask import Blueprint, Response
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select
 
-from . import lookup, params, queue, repository, sweep_progress, sweep_space, validation
+from . import lookup, params, plans, queue, repository, sweep_progress, sweep_space, validation
 from .auth import authenticate, current_tenant_id
 from .bodies import read_body
-from .documents import json_response
+from .documents import job_progress, json_response
 from .errors import Problem, ValidationProblem
 from .extensions import current_settings, get_session
 from .jobs import QUOTA_RETRY_AFTER_S, epochs_total
 from .models import Job, Sweep, new_id, utcnow
-from .schemas import Progress, SweepList, SweepOut, SweepRequest, TrialOut
+from .schemas import SweepList, SweepOut, SweepRequest, TrialOut
 
 bp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps")
 bp.before_request(authenticate)
@@ -67,11 +67,13 @@ def create_sweep() -> Response:
                            "trials": [settings_ for settings_, _ in trials]})
     session.add(sweep)
     session.flush()
+    lengths = plans.lengths(base.series)
+    planned = [plans.resolve(spec, lengths, settings) for _, spec in trials]
     ids = [repository.create_job(
-        session, tenant_id=tenant_id, spec=spec.to_dict(), series=base.series,
-        num_points=base.num_points,
-        epochs_total=epochs_total(spec),
-        sweep_id=sweep.id, trial=i).id for i, (_, spec) in enumerate(trials)]
+        session, tenant_id=tenant_id, spec=spec.to_dict(), resolved_spec=plan.to_dict(),
+        series=base.series, num_points=base.num_points, epochs_total=epochs_total(plan),
+        sweep_id=sweep.id, trial=i).id
+        for i, ((_, spec), plan) in enumerate(zip(trials, planned, strict=True))]
     session.commit()
     for job_id in ids:
         queue.wake(settings, queue.TRAIN_TASK, job_id)  # after the commit; never raises
@@ -184,7 +186,6 @@ def _document(sweep: Sweep, *, with_trials: bool = True) -> SweepOut:
                          and j.trial < len(settings_of) else {},
                          status=j.status,  # type: ignore[arg-type]
                          score=j.score,
-                         progress=Progress(epochs_done=j.epochs_done,
-                                           epochs_total=j.epochs_total),
+                         progress=job_progress(j),
                          error=j.error) for j in jobs],
     )

@@ -55,13 +55,14 @@ def from_request(session: Session, data: Any, *, tenant_id: int) -> WarmStart | 
 
 
 def check_fits(session: Session, warm: WarmStart, spec: bptt.TrainingSpec,
-               series: list[dict[str, Any]]) -> None:
-    """Refuse, naming `warm_start`, a spec the earlier model's network cannot train under."""
+               series: list[dict[str, Any]]) -> bptt.TrainingSpec:
+    """Refuse, naming `warm_start`, a spec the earlier model's network cannot train under;
+    else the spec resolved against that model (open sizes are the model's)."""
     loaded = load_model(session, job_id=warm.job_id)
     if loaded is None:
         raise ValidationProblem([{"loc": [FIELD], "msg": "the job has no stored model"}])
     try:
-        resolved_spec(series, spec=spec, warm_start=loaded[1])
+        return resolved_spec(series, spec=spec, warm_start=loaded[1])
     except bptt.SpecError as exc:
         raise ValidationProblem([{"loc": [FIELD], "msg": e["msg"]} for e in exc.errors]) from None
     except DataError as exc:

@@ -100,11 +100,29 @@ def cancel_requested(session: Session, claim: Claim) -> bool:
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == claim.job_id)))
 
 
+def set_stage(session: Session, claim: Claim, stage: str, *, epochs_total: int | None = None,
+              resolved_spec: dict[str, Any] | None = None) -> None:
+    """Record what the attempt does now ("training", "cross_validation"); with it, the job's
+    planned epochs and, for a job submitted without one, the spec the worker resolved."""
+    values: dict[str, Any] = {"stage": stage}
+    if epochs_total is not None:
+        values["epochs_total"] = epochs_total
+    if resolved_spec is not None:
+        values["resolved_spec"] = resolved_spec
+    _fence(session, claim, **values)
+    session.commit()
+
+
 def record_epoch(session: Session, claim: Claim, *, epoch: int, epochs_total: int,
-                 metrics: dict[str, Any], checkpoint: bytes | None) -> None:
-    """Write one epoch's metrics (replacing a retried epoch's row) and the checkpoint after it,
-    in one fenced transaction: metrics and checkpoint always agree."""
-    _fence(session, claim, epochs_done=epoch, epochs_total=epochs_total)
+                 metrics: dict[str, Any], checkpoint: bytes | None,
+                 members: list[dict[str, Any]] | None = None) -> None:
+    """Write one epoch's metrics (replacing a retried epoch's row), the progress (with the
+    ensemble members finished so far) and the checkpoint after it, in one fenced transaction:
+    metrics, progress and checkpoint always agree, so a resumed attempt picks all three up."""
+    progress: dict[str, Any] = {"epochs_done": epoch, "epochs_total": epochs_total}
+    if members is not None:
+        progress["members"] = members
+    _fence(session, claim, **progress)
     upsert_epoch_metrics(session, job_id=claim.job_id, epoch=epoch, attempt=claim.attempt,
                          **metrics)
     if checkpoint is not None:
@@ -120,12 +138,19 @@ def record_epoch(session: Session, claim: Claim, *, epoch: int, epochs_total: in
 def succeed(session: Session, claim: Claim, *, weights: bytes, sha256: str,
             model_card: dict[str, Any], best_epoch: int | None, score: float | None = None,
             cross_validation: dict[str, Any] | None = None,
-            states: list[SeriesState] = ()) -> None:
+            states: list[SeriesState] = (), epochs: int | None = None,
+            members: list[dict[str, Any]] | None = None) -> None:
     """Store the final model and each training series' forecast state, and end the job
-    succeeded (settling its sweep if it is a trial)."""
+    succeeded (settling its sweep if it is a trial). `epochs` trained in all becomes both done
+    and total: a job that early stopping made shorter reads complete, not 388/1500."""
+    progress: dict[str, Any] = {}
+    if epochs is not None:
+        progress.update(epochs_done=epochs, epochs_total=epochs)
+    if members is not None:
+        progress["members"] = members
     _fence(session, claim, status="succeeded", finished_at=utcnow(), best_epoch=best_epoch,
            lease_owner=None, lease_expires_at=None, error=None, score=score,
-           cross_validation=cross_validation)
+           cross_validation=cross_validation, **progress)
     session.add(TrainedModel(job_id=claim.job_id, weights=weights, sha256=sha256,
                              model_card=model_card))
     now = utcnow()

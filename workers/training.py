@@ -12,6 +12,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict
 
 import numpy as np
@@ -22,8 +23,7 @@ import bptt
 from bptt.data import DataError
 from bptt.errors import NonFiniteError
 from bptt.state import initial_states
-from bptt.trainer import resolved_spec
-from service import queue
+from service import plans, queue
 from service.codec import decompress_json
 from service.models import Checkpoint, Dataset, Job, Sweep, TrainedModel
 from service.settings import Settings
@@ -69,26 +69,37 @@ class JobCallbacks:
     """bptt callbacks that write each epoch to the database and watch for cancellation."""
 
     def __init__(self, sessions: sessionmaker[Session], claim: Claim, heartbeat: Heartbeat,
-                 epochs_done: int, epochs_total: int):
+                 epochs_done: int, plan: bptt.TrainingSpec, finished: list[dict]):
         self.sessions, self.claim, self.heartbeat = sessions, claim, heartbeat
         self.epoch = epochs_done  # epochs are numbered across ensemble members, from 1
-        self.epochs_total = epochs_total
+        self.budget, self.ensemble = plan.training.epochs, plan.training.ensemble
+        self.finished = list(finished)  # members done, as the job row has them (jobs.Job.members)
         self.pending: dict | None = None
+        self.pending_stop: dict | None = None
         self.cancelled = False
         self._next_poll = 0.0
 
     def on_epoch(self, metrics: bptt.EpochMetrics) -> None:
         self.epoch += 1
         row = asdict(metrics)
-        row.pop("epoch")
-        row.pop("member")
+        for key in ("epoch", "member", "stopped"):  # the job's progress, not metrics columns
+            row.pop(key)
         self.pending = row
+        self.pending_stop = None if metrics.stopped is None else {
+            "member": metrics.member + 1, "epochs": metrics.epoch, "stopped": metrics.stopped}
 
     def on_checkpoint(self, checkpoint: bptt.Checkpoint) -> None:
+        if self.pending_stop is not None:  # the member's last epoch: its checkpoint has its best
+            self.finished.append({**self.pending_stop, "best_epoch": checkpoint.best_epoch})
         with self.sessions() as session:
             jobs.record_epoch(session, self.claim, epoch=self.epoch,
-                              epochs_total=self.epochs_total, metrics=self.pending,
-                              checkpoint=checkpoint.to_bytes())
+                              epochs_total=self.epochs_total(), members=list(self.finished),
+                              metrics=self.pending, checkpoint=checkpoint.to_bytes())
+
+    def epochs_total(self) -> int:
+        """The finished members' epochs and the whole budget of each member still to train."""
+        done = sum(m["epochs"] for m in self.finished)
+        return done + (self.ensemble - len(self.finished)) * self.budget
 
     def should_cancel(self) -> bool:
         if self.heartbeat.lost.is_set():
@@ -115,6 +126,7 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
             return "not claimed"
         job = session.get(Job, job_id)
         spec_data, tenant_id = job.spec, job.tenant_id
+        plan_data, finished = job.resolved_spec, job.members or []
         warm_from = job.warm_start_job_id
         metric = (session.scalar(select(Sweep.metric).where(Sweep.id == job.sweep_id))
                   if job.sweep_id else None)
@@ -136,26 +148,48 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
     warm = bptt.Model.from_bytes(warm_bytes) if warm_bytes else None
     with Heartbeat(sessions, claim, settings.lease_seconds) as heartbeat:
         try:
-            return _train(sessions, settings, claim, heartbeat, spec_data, series, resume,
-                          epochs_done, warm, metric)
+            return _train(sessions, settings, claim, heartbeat, _Job(
+                spec_data, plan_data, finished, series, resume, epochs_done, warm, metric))
         except LeaseLost:
             return "lease lost"
 
 
-def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, spec_data: dict,
-           series, resume, epochs_done: int, warm: bptt.Model | None,
-           metric: str | None) -> str:
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What an attempt reads from the database before it trains."""
+
+    spec: dict  # the request (Job.spec)
+    plan: dict | None  # the resolved spec (Job.resolved_spec); None for jobs from before it
+    finished: list[dict]  # members finished before this attempt (Job.members)
+    series: list[dict]
+    resume: bptt.Checkpoint | None
+    epochs_done: int
+    warm: bptt.Model | None
+    metric: str | None  # the sweep's metric, for a trial
+
+
+def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job: _Job) -> str:
     """The fit itself and the job's ending; LeaseLost propagates to the caller."""
+    series, warm = job.series, job.warm
     try:
-        spec = bptt.TrainingSpec.from_dict(spec_data)
-        spec = _with_threads(spec, settings.train_threads)
-        plan = resolved_spec(series, spec=spec, warm_start=warm)
-        total = plan.training.epochs * plan.training.ensemble
-        callbacks = JobCallbacks(sessions, claim, heartbeat, epochs_done, total)
-        result = bptt.fit(series, spec=spec, callbacks=callbacks.as_bptt(), resume=resume,
+        spec = plans.for_workers(bptt.TrainingSpec.from_dict(job.spec), settings)
+        if job.plan is not None:  # resolved at submit: train exactly what the document shows
+            plan = plans.for_workers(bptt.TrainingSpec.from_dict(job.plan), settings)
+        else:
+            plan = plans.for_workers(
+                bptt.resolve_spec(plans.lengths(series), spec, warm_start=warm), settings)
+        callbacks = JobCallbacks(sessions, claim, heartbeat, job.epochs_done, plan, job.finished)
+        with sessions() as session:
+            jobs.set_stage(session, claim, "training", epochs_total=callbacks.epochs_total(),
+                           resolved_spec=plan.to_dict() if job.plan is None else None)
+        result = bptt.fit(series, spec=plan, callbacks=callbacks.as_bptt(), resume=job.resume,
                           warm_start=warm)
         backtest = None
         if plan.cross_validation is not None:  # a second fit, on the series cut back
+            with sessions() as session:
+                jobs.set_stage(session, claim, "cross_validation")
+            # From the request, not the plan: open choices are made again for the shorter
+            # series, as they would be for a fit on them alone.
             backtest = bptt.cross_validate(
                 series, spec=spec, callbacks=bptt.Callbacks(should_cancel=callbacks.should_cancel)
             ).to_dict()
@@ -188,9 +222,18 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, spe
     with sessions() as session:
         jobs.succeed(session, claim, weights=weights, sha256=hashlib.sha256(weights).hexdigest(),
                      model_card=result.model.card(), best_epoch=_global_best(result),
-                     score=_score(result, backtest, metric), cross_validation=backtest,
-                     states=states)
+                     score=_score(result, backtest, job.metric), cross_validation=backtest,
+                     states=states, epochs=len(result.history), members=_members(result))
     return "succeeded"
+
+
+def _members(result: bptt.FitResult) -> list[dict]:
+    """Every member's summary as the engine reports it at the end (what JobCallbacks recorded
+    member by member, now from the fit's own account)."""
+    epochs = Counter(m.member for m in result.history)
+    return [{"member": k + 1, "epochs": epochs[k], "best_epoch": best, "stopped": stopped}
+            for k, (best, stopped) in enumerate(zip(result.best_epochs, result.stopped,
+                                                    strict=True))]
 
 
 def _global_best(result: bptt.FitResult) -> int:
@@ -211,10 +254,6 @@ def _score(result: bptt.FitResult, backtest: dict | None, metric: str | None) ->
         loss = m.val_loss if m.val_loss is not None else m.train_loss
         best[m.member] = min(best.get(m.member, loss), loss)
     return sum(best.values()) / len(best) if best else None
-
-
-def _with_threads(spec: bptt.TrainingSpec, threads: int) -> bptt.TrainingSpec:
-    return dataclasses.replace(spec, training=dataclasses.replace(spec.training, threads=threads))
 
 
 def _end(sessions, claim: Claim, status: str, error: str) -> None:

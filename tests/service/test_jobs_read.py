@@ -97,7 +97,9 @@ def test_status_shows_progress_latest_metrics_and_attempts(
     worker.epoch(job_id, 2, train_loss=0.125)
     job = client.get(f"/v1/jobs/{job_id}", headers=auth).get_json()
     assert job["status"] == "running" and job["attempts"] == 1
-    assert job["progress"] == {"epochs_done": 2, "epochs_total": 2}
+    assert job["progress"] == {"epochs_done": 2, "epochs_total": 2, "member": 1, "members": 1,
+                               "member_epoch": 2, "member_epochs": 2, "finished_members": [],
+                               "stage": None}
     assert job["latest_metrics"]["epoch"] == 2
     assert job["latest_metrics"]["train_loss"] == 0.125
     assert job["started_at"] is not None and job["finished_at"] is None

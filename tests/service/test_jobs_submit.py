@@ -60,14 +60,20 @@ def test_submit_stores_job_and_dataset_and_wakes_a_worker(
     body = response.get_json()
     assert response.headers["Location"] == f"/v1/jobs/{body['id']}"
     assert body["status"] == "queued"
-    assert body["progress"] == {"epochs_done": 0, "epochs_total": 2}  # 2 epochs x 1 member
+    assert body["progress"] == {  # 2 epochs x 1 member
+        "epochs_done": 0, "epochs_total": 2, "member": 1, "members": 1, "member_epoch": 0,
+        "member_epochs": 2, "finished_members": [], "stage": None}
     assert body["dataset"] == {"num_series": 2, "num_points": 110}
-    assert body["spec"] == bptt.TrainingSpec.from_dict(SPEC).to_dict()
+    requested = bptt.TrainingSpec.from_dict(SPEC)
+    assert body["requested_spec"] == requested.to_dict()
+    # what the job trains with: every open choice made from the series' lengths
+    assert body["spec"] == bptt.resolve_spec([60, 50], requested).to_dict()
 
     with sessions() as session:
         job = session.get(Job, body["id"])
         assert job is not None and job.status == "queued" and job.enqueued_at is not None
-        assert job.spec == bptt.TrainingSpec.from_dict(SPEC).to_dict()
+        assert job.spec == requested.to_dict()
+        assert job.resolved_spec == body["spec"]
         dataset = session.query(Dataset).filter_by(job_id=job.id).one()
         assert decompress_json(dataset.series_zlib) == SERIES
         assert (dataset.num_series, dataset.num_points) == (2, 110)
@@ -99,6 +105,56 @@ def test_submit_accepts_long_csv_with_the_spec_in_the_query(
     assert series[0]["values"] == [m * 1.5 for m in range(1, 13)]
     assert series[0]["start"] == "2024-01"
     assert series[1]["values"][2] is None and series[1]["values"][:2] == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(("quantiles", "expected"), [
+    ("absent", [0.1, 0.5, 0.9]),  # intervals by default, as in the library and the dashboard
+    ([], []),  # explicitly none: the mean only
+    (None, None),  # null: the mean only too (what jobs before the default stored)
+    ([0.05, 0.95], [0.05, 0.95]),
+])
+def test_prediction_intervals_are_on_unless_the_request_says_otherwise(
+        client: FlaskClient, auth: dict[str, str], quantiles: Any, expected: Any) -> None:
+    body = {k: v for k, v in BODY.items() if k != "quantiles"}
+    if quantiles != "absent":
+        body["quantiles"] = quantiles
+    answer = client.post("/v1/jobs", json=body, headers=auth)
+    assert answer.status_code == 202, answer.get_json()
+    job = answer.get_json()
+    assert job["spec"]["quantiles"] == job["requested_spec"]["quantiles"] == expected
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("", [0.1, 0.5, 0.9]),
+    ("&quantiles=[]", []),  # what the dashboard's form sends when its field is emptied
+    ("&quantiles=[0.5]", [0.5]),  # and with one level (the CLI sends lists the same way)
+    ("&quantiles=0.2,0.8", [0.2, 0.8]),
+])
+def test_csv_requests_take_the_same_quantile_default(
+        client: FlaskClient, auth: dict[str, str], query: str, expected: list[float]) -> None:
+    rows = [f"a,{day},{day % 7}" for day in range(1, 41)]
+    answer = client.post(f"/v1/jobs?horizon=2{query}", data="unique_id,ds,y\n" + "\n".join(rows),
+                         content_type="text/csv", headers=auth)
+    assert answer.status_code == 202, answer.get_json()
+    assert answer.get_json()["spec"]["quantiles"] == expected
+
+
+def test_a_job_asked_for_no_quantiles_forecasts_the_mean_only(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    from workers.training import run_training
+
+    jobs = {}
+    for name, extra in (("default", {}), ("none", {"quantiles": []})):
+        body = {"series": SERIES, "horizon": 3, "training": {"epochs": 2, "ensemble": 1},
+                **extra}
+        jobs[name] = client.post("/v1/jobs", json=body, headers=auth).get_json()["id"]
+        assert run_training(sessions, settings, jobs[name], "test:1") == "succeeded"
+    answers = {name: client.post("/v1/forecasts", json={"job_id": job_id}, headers=auth)
+               for name, job_id in jobs.items()}
+    assert set(answers["default"].get_json()["forecasts"][0]["quantiles"]) == {
+        "0.1", "0.5", "0.9"}
+    assert answers["none"].get_json()["forecasts"][0]["quantiles"] == {}
 
 
 def test_idempotency_key_replays_the_first_answer(

@@ -11,6 +11,8 @@ import time
 
 from sqlalchemy import func, select, update
 
+import bptt
+from bptt import TrainingSpec
 from service.models import Checkpoint, EpochMetric, Job, TrainedModel
 from workers import jobs
 from workers.reaper import sweep
@@ -41,6 +43,23 @@ def test_a_job_trains_once_and_a_second_delivery_does_nothing(sessions, settings
     with sessions() as session:
         model = session.scalar(select(TrainedModel).where(TrainedModel.job_id == job_id))
         assert model.model_card["horizon"] == 4 and len(model.sha256) == 64
+
+
+def test_a_job_stored_without_a_resolved_spec_gets_the_one_the_worker_trains_with(
+        sessions, settings):
+    spec = training_spec(epochs=300, ensemble=2, early_stopping_patience=3, learning_rate=0.05)
+    spec["model"]["hidden_size"] = None  # left to the data
+    job_id = add_job(sessions, spec)  # as jobs from before revision 0003 are stored: no plan
+    assert run_training(sessions, settings, job_id, "w1") == "succeeded"
+    job = _job(sessions, job_id)
+    assert job.resolved_spec == bptt.resolve_spec([90, 90], TrainingSpec.from_dict(spec)).to_dict()
+    assert job.resolved_spec["model"]["hidden_size"] == 32
+    epochs = _metric_epochs(sessions, job_id)
+    assert job.epochs_done == job.epochs_total == len(epochs) < 600
+    assert [(m["member"], m["stopped"]) for m in job.members] == [
+        (1, "early_stopping"), (2, "early_stopping")]
+    assert sum(m["epochs"] for m in job.members) == len(epochs)
+    assert all(1 <= m["best_epoch"] <= m["epochs"] for m in job.members)
 
 
 def test_concurrent_duplicate_deliveries_train_once(sessions, settings):

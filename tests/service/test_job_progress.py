@@ -1,0 +1,229 @@
+"""What the job document says about a job, through the HTTP app with the real worker code: the
+values it trains with (not null), the ensemble member in training and its epoch, which members
+early stopping ended, and a finished job that reads complete."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+
+import bptt
+from service.client import progress_line, progress_text
+from service.db import upgrade
+from service.settings import Settings
+from workers.training import run_training
+
+from .conftest import SERIES, SPEC, SimulatedWorker, settings_for
+
+# Three members that early stopping ends after 53, 61 and 77 of their 300 epochs (the run is
+# repeatable: the same seed gives the same epochs on every machine this test has seen; the
+# assertions below compare with the engine's own account rather than with these numbers).
+EARLY = {"series": SERIES, "horizon": 3, "model": {"hidden_size": 4},
+         "training": {"epochs": 300, "ensemble": 3, "early_stopping_patience": 10,
+                      "learning_rate": 0.05}}
+DEADLINE_S = 120  # every wait ends by itself
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """A short lease, so that a killed worker's job can be taken over soon."""
+    result = settings_for(tmp_path / "data", BPTT_LEASE_SECONDS="1")
+    upgrade(result.database_url)
+    return result
+
+
+def _get(client: FlaskClient, auth: dict[str, str], job_id: str) -> dict[str, Any]:
+    answer = client.get(f"/v1/jobs/{job_id}", headers=auth)
+    assert answer.status_code == 200
+    return answer.get_json()
+
+
+def _worker(settings: Settings, job_id: str) -> subprocess.Popen:
+    """The real worker code training the job in a process of its own, to be killed."""
+    code = ("import sys; from service.db import session_factory; "
+            "from service.settings import Settings; from workers.training import run_training; "
+            "s = Settings.from_env(); run_training(session_factory(s), s, sys.argv[1], 'first')")
+    env = {**os.environ, "BPTT_DATA_DIR": str(settings.data_dir), "BPTT_LEASE_SECONDS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code, job_id], env=env)
+
+
+def _wait(client: FlaskClient, auth: dict[str, str], job_id: str, worker: subprocess.Popen,
+          until: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """Poll the job document until `until` holds, while the worker still runs."""
+    deadline = time.monotonic() + DEADLINE_S
+    job = _get(client, auth, job_id)
+    while not until(job):
+        assert time.monotonic() < deadline, "the job never got there"
+        assert worker.poll() is None, "the worker ended before it could be killed"
+        time.sleep(0.01)
+        job = _get(client, auth, job_id)
+    return job
+
+
+def _engine_account(spec: dict[str, Any]) -> bptt.FitResult:
+    """The same fit run by the library alone: what the job's members must report."""
+    return bptt.fit(SERIES, spec=bptt.TrainingSpec.from_dict(spec))
+
+
+def _members_of(result: bptt.FitResult) -> list[dict[str, Any]]:
+    epochs = [sum(1 for m in result.history if m.member == k) for k in range(len(result.stopped))]
+    return [{"member": k + 1, "epochs": epochs[k], "best_epoch": result.best_epochs[k],
+             "stopped": result.stopped[k]} for k in range(len(result.stopped))]
+
+
+def test_the_document_shows_the_values_the_job_trains_with_and_the_request_apart(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    body = {"series": SERIES, "horizon": 3, "training": {"ensemble": 2}}
+    submitted = client.post("/v1/jobs", json=body, headers=auth).get_json()
+    spec, requested = submitted["spec"], submitted["requested_spec"]
+    used = {"hidden_size": spec["model"]["hidden_size"],
+            "input_size": spec["window"]["input_size"],
+            "epochs": spec["training"]["epochs"], "ensemble": spec["training"]["ensemble"],
+            "learning_rate": spec["training"]["learning_rate"],
+            "season_length": spec["season_length"], "quantiles": spec["quantiles"]}
+    assert None not in used.values(), used
+    assert used["hidden_size"] == 32 and used["ensemble"] == 2 and used["season_length"] == 1
+    assert used["quantiles"] == [0.1, 0.5, 0.9]  # intervals by default
+    assert spec == bptt.resolve_spec([60, 50], bptt.TrainingSpec.from_dict(
+        {k: v for k, v in body.items() if k != "series"})).to_dict()
+    # the request keeps its open choices: a warm start from this job makes them again
+    assert requested["model"]["hidden_size"] is None and requested["training"]["epochs"] is None
+    assert submitted["progress"]["epochs_total"] == 2 * used["epochs"]  # known at submit
+
+    assert run_training(sessions, settings, submitted["id"], "test:1") == "succeeded"
+    weights = client.get(f"/v1/jobs/{submitted['id']}/model", headers=auth).data
+    trained = bptt.Model.from_bytes(weights)
+    assert trained.spec.to_dict() == _get(client, auth, submitted["id"])["spec"] == spec
+
+
+def test_a_finished_job_reads_complete_with_each_members_stop(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    submitted = client.post("/v1/jobs", json=EARLY, headers=auth).get_json()
+    assert submitted["progress"] == {
+        "epochs_done": 0, "epochs_total": 900, "member": 1, "members": 3, "member_epoch": 0,
+        "member_epochs": 300, "finished_members": [], "stage": None}
+    assert progress_text(submitted["progress"]) == "member 1/3 · epoch 0/300"
+    assert progress_line(submitted).endswith("queued     member 1/3 · epoch 0/300")
+
+    assert run_training(sessions, settings, submitted["id"], "test:1") == "succeeded"
+    job = _get(client, auth, submitted["id"])
+    members = _members_of(_engine_account(submitted["spec"]))
+    assert [m["stopped"] for m in members] == ["early_stopping"] * 3
+    epochs = sum(m["epochs"] for m in members)
+    metrics = client.get(f"/v1/jobs/{job['id']}/metrics", headers=auth).get_json()["metrics"]
+    assert len(metrics) == epochs < 900
+    assert job["progress"] == {
+        "epochs_done": epochs, "epochs_total": epochs,  # complete: never 191/900 at the end
+        "member": 3, "members": 3, "member_epoch": members[-1]["epochs"], "member_epochs": 300,
+        "finished_members": members, "stage": None}
+    assert progress_text(job["progress"]) == (
+        f"member 3/3 · epoch {members[-1]['epochs']}/300 (stopped early) · members 1, 2 "
+        "stopped early")
+    assert progress_text(job["progress"]) in progress_line(job)
+    listed = client.get("/v1/jobs", headers=auth).get_json()["jobs"]
+    assert listed[0]["progress"] == job["progress"]
+
+
+def test_a_running_job_says_which_member_trains_and_which_stopped_early(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    submitted = client.post("/v1/jobs", json=EARLY, headers=auth).get_json()
+    job_id = submitted["id"]
+    members = _members_of(_engine_account(submitted["spec"]))
+    worker = _worker(settings, job_id)
+    try:  # until member 1 has stopped
+        _wait(client, auth, job_id, worker, lambda j: j["progress"]["finished_members"])
+        worker.send_signal(signal.SIGKILL)  # frozen mid-ensemble, as a lost worker leaves it
+    finally:
+        worker.wait(timeout=30)
+
+    job = _get(client, auth, job_id)
+    progress, finished = job["progress"], job["progress"]["finished_members"]
+    assert job["status"] == "running" and 1 <= len(finished) < 3
+    assert finished == members[:len(finished)]  # each as the engine itself reports it
+    member = len(finished) + 1
+    done_before = sum(m["epochs"] for m in finished)
+    assert (progress["member"], progress["members"]) == (member, 3)
+    assert progress["member_epoch"] == progress["epochs_done"] - done_before
+    assert 0 <= progress["member_epoch"] < members[member - 1]["epochs"]
+    # the plan shrank by what early stopping saved; what is left is whole budgets
+    assert progress["epochs_total"] == done_before + (3 - len(finished)) * 300
+    line = progress_line(job)
+    assert f"member {member}/3 · epoch {progress['member_epoch']}/300 · member" in line
+    assert "1 stopped early" in line or "1, 2 stopped early" in line
+
+    time.sleep(settings.lease_seconds + 0.2)  # the killed worker's lease runs out
+    assert run_training(sessions, settings, job_id, "second") == "succeeded"
+    job = _get(client, auth, job_id)
+    epochs = sum(m["epochs"] for m in members)
+    assert job["progress"]["finished_members"] == members
+    assert job["progress"]["epochs_done"] == job["progress"]["epochs_total"] == epochs
+
+
+def test_a_job_that_cross_validates_says_so_while_it_does(
+        client: FlaskClient, auth: dict[str, str], settings: Settings) -> None:
+    body = {"series": SERIES, "horizon": 3, "model": {"hidden_size": 4},
+            "training": {"epochs": 300, "ensemble": 1, "early_stopping_patience": None},
+            "cross_validation": {"windows": 2}}
+    job_id = client.post("/v1/jobs", json=body, headers=auth).get_json()["id"]
+    worker = _worker(settings, job_id)
+    try:
+        job = _wait(client, auth, job_id, worker,
+                    lambda j: j["progress"]["stage"] == "cross_validation")
+        worker.send_signal(signal.SIGKILL)  # caught in the act
+    finally:
+        worker.wait(timeout=30)
+    job = _get(client, auth, job_id)
+    assert job["status"] == "running" and job["progress"]["stage"] == "cross_validation"
+    assert progress_text(job["progress"]) == "member 1/1 · epoch 300/300 · cross-validating"
+
+
+def test_a_warm_start_makes_the_earlier_jobs_open_choices_again_for_its_own_data(
+        client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
+        trained_weights: bytes) -> None:
+    # The earlier job left its epochs open; its own (few) windows made them 300.
+    open_epochs = {**SPEC, "training": {"ensemble": 1}}
+    parent = client.post("/v1/jobs", json={"series": SERIES, **open_epochs},
+                         headers=auth).get_json()
+    assert parent["spec"]["training"]["epochs"] == 300
+    worker.start(parent["id"])
+    worker.finish(parent["id"], weights=trained_weights)  # SPEC's network: hidden size 4
+
+    many = [{"id": f"s{k}", "values": [float((i * (k + 3)) % 17) for i in range(400)]}
+            for k in range(20)]
+    child = client.post("/v1/jobs", json={"series": many, "horizon": 3,
+                                          "warm_start": parent["id"]}, headers=auth)
+    assert child.status_code == 202, child.get_json()
+    child = child.get_json()
+    # Thousands of windows: about 1,500 updates take the 30-epoch floor, not the earlier 300,
+    # because the request it inherits left epochs open; the network is the earlier model's.
+    assert child["requested_spec"]["training"]["epochs"] is None
+    assert child["spec"]["training"]["epochs"] == 30
+    assert child["spec"]["model"]["hidden_size"] == 4  # not 64, which these windows would get
+    assert child["spec"]["quantiles"] == [0.1, 0.5, 0.9] == parent["spec"]["quantiles"]
+    assert child["progress"]["epochs_total"] == 30
+
+
+def test_sweep_trials_show_their_resolved_spec_and_member_progress(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    sweep = client.post("/v1/sweeps", headers=auth, json={
+        "job": {"series": SERIES, "horizon": 3, "training": {"ensemble": 2}},
+        "strategy": "grid", "space": {"model.hidden_size": [4, 8]}}).get_json()
+    for trial, hidden in zip(sweep["trials"], (4, 8), strict=True):
+        assert trial["progress"]["member"] == 1 and trial["progress"]["members"] == 2
+        job = _get(client, auth, trial["job_id"])
+        assert job["spec"]["model"]["hidden_size"] == hidden
+        assert job["spec"]["training"]["epochs"] == 300
+        assert job["requested_spec"]["training"]["epochs"] is None
