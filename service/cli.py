@@ -341,14 +341,20 @@ def _api_call(action):
 @click.option("--season-length", type=int, default=None, help="Season length (e.g. 12).")
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default=None)
 @click.option("--epochs", type=int, default=None, help="Epoch budget per ensemble member.")
+@click.option("--quantiles", default=None, metavar="Q,Q,...",
+              help="Prediction quantiles, comma-separated (default: 0.1,0.5,0.9; an empty "
+                   "value '' forecasts the mean only).")
 @click.option("--follow", is_flag=True, help="Show live progress until the job ends.")
 @_client_options
 def submit(csv_file: Path, horizon: int, season_length: int | None, cell: str | None,
-           epochs: int | None, follow: bool, url: str, token: str) -> None:
+           epochs: int | None, quantiles: str | None, follow: bool, url: str,
+           token: str) -> None:
     """Submit a training job from a long-format CSV (unique_id,ds,y); print its id."""
     client = Client(url, token)
     query = {"horizon": horizon, "season_length": season_length, "model.cell": cell,
-             "training.epochs": epochs}
+             "training.epochs": epochs,
+             # a JSON list, so that one quantile or none at all is a list too
+             "quantiles": None if quantiles is None else f"[{quantiles.strip()}]"}
     job = _api_call(lambda: _post_csv(client, "/v1/jobs", csv_file, query))
     click.echo(job["id"])
     if follow:
