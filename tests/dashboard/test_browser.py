@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.client import progress_line
+from service.client import progress_line, progress_text
 from tests.e2e.conftest import Stack
 
 pytest.importorskip("playwright")
@@ -92,18 +92,37 @@ def cli_fields(job: dict[str, Any]) -> dict[str, str]:
     """The numbers `bptt status` prints for the job, by the page's field names."""
     line = progress_line(job)
     found = {name: re.search(rf"{label} (\S+)", line) for name, label in
-             (("epoch", "epoch"), ("train", "train"), ("val", "val"), ("grad", r"\|g\|"))}
+             (("member", "member"), ("epoch", "epoch"), ("train", "train"), ("val", "val"),
+              ("grad", r"\|g\|"))}
     return {name: match[1] for name, match in found.items() if match}
 
 
-def check_finished_job_page(page: Page, service: Stack, job_id: str) -> None:
-    """The page of a succeeded job: every curve, the heatmap and the forecast drawn."""
+def check_finished_job_page(page: Page, service: Stack, job_id: str,
+                            epochs_per_member: int | None = EPOCHS) -> None:
+    """The page of a succeeded job: every curve, the heatmap and the forecast drawn, and its
+    progress complete; each member trained `epochs_per_member` (None: early stopping chose)."""
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=TRAINING_TIMEOUT_MS)
     expect(page.locator("#chart-forecast")).to_have_attribute("data-state", "ready")
     status, job = service.call("GET", f"/v1/jobs/{job_id}")
     assert status == 200 and job["status"] == "succeeded"
     epochs = job["progress"]["epochs_done"]
-    assert epochs == EPOCHS * 5  # the default ensemble of five members
+    assert epochs == job["progress"]["epochs_total"]  # complete, as the full bar says
+    assert page.evaluate("document.querySelector('#job-progress').value") == 1
+    if epochs_per_member is not None:
+        assert epochs == epochs_per_member * 5  # the default ensemble of five members
+    # One row per member, saying how it stopped, as the job document does.
+    finished = job["progress"]["finished_members"]
+    rows = page.locator("#members-table tbody tr")
+    expect(rows).to_have_count(5)
+    for k, member in enumerate(finished):
+        expect(rows.nth(k)).to_have_attribute("data-stopped", member["stopped"])
+        expect(rows.nth(k).locator("td").nth(1)).to_have_text(str(member["epochs"]))
+    # ...and the rest of the CLI's progress text (early stops) beside the numbers
+    progress = job["progress"]
+    numbers = (f"member {progress['member']}/{progress['members']} · "
+               f"epoch {progress['member_epoch']}/{progress['member_epochs']}")
+    note = progress_text(progress).removeprefix(numbers).removeprefix(" · ").strip()
+    expect(page.locator("#progress-note")).to_have_text(note)
 
     # Every epoch reached the charts exactly once, through the ?since= polling.
     for chart in ("#chart-loss", "#chart-grad", "#chart-clip"):
@@ -136,7 +155,7 @@ def check_finished_job_page(page: Page, service: Stack, job_id: str) -> None:
 
     # The page's numbers are the CLI's: same fields, same digits.
     shown = {name: page.locator(f'#summary [data-field="{name}"]').inner_text()
-             for name in ("epoch", "train", "val", "grad")}
+             for name in ("member", "epoch", "train", "val", "grad")}
     assert shown == cli_fields(job), (shown, progress_line(job))
 
 
@@ -191,8 +210,18 @@ def test_sign_in_submit_a_csv_and_watch_it_train(
     page.click("text=← Jobs")
     row = page.locator(f'li.job[data-id="{job_id}"]')
     expect(row.locator(".badge")).to_have_text("succeeded")
-    expect(row).to_contain_text(f"epoch {EPOCHS * 5}/{EPOCHS * 5}")
+    expect(row).to_contain_text(f"member 5/5 · epoch {EPOCHS}/{EPOCHS}")
     shoot(page, screenshots, "desktop-5-jobs")
+
+    # Emptying the quantiles field asks for the mean only, as its placeholder says.
+    page.set_input_files("#csv-file", str(csv))
+    page.fill("#horizon", "6")
+    page.fill("#epochs", "1")
+    page.fill("#quantiles", "")
+    page.click("#submit-button")
+    page.wait_for_url(re.compile(r"/jobs/[0-9a-f-]{36}$"))
+    status, job = live_service.call("GET", f"/v1/jobs/{page.url.rsplit('/', 1)[1]}")
+    assert status == 200 and job["spec"]["quantiles"] == []
     assert problems == []
 
 
@@ -202,11 +231,14 @@ def test_every_page_works_at_phone_width(
     rows = [line.split(",") for line in series_csv().splitlines()[1:]]
     series = [{"id": name, "values": [float(y) for uid, _, y in rows if uid == name]}
               for name in ("north", "south")]
+    # Members that early stopping ends long before their budget: the page still reads complete.
     status, job = live_service.call("POST", "/v1/jobs", {
         "series": series, "horizon": 6, "season_length": 12, "quantiles": [0.1, 0.9],
-        "model": {"cell": "gru"}, "training": {"epochs": EPOCHS}})
+        "model": {"cell": "gru"}, "training": {"epochs": 300, "early_stopping_patience": 3,
+                                               "learning_rate": 0.05}})
     assert status == 202, job
-    live_service.wait_for_status(job["id"], {"succeeded", "failed"})
+    ended = live_service.wait_for_status(job["id"], {"succeeded", "failed"})
+    assert "early_stopping" in [m["stopped"] for m in ended["progress"]["finished_members"]]
 
     page, problems = new_page(browser, PHONE)
     page.goto(live_service.url + "/")
@@ -216,7 +248,7 @@ def test_every_page_works_at_phone_width(
     expect(page.locator(f'li.job[data-id="{job["id"]}"] .badge')).to_have_text("succeeded")
     shoot(page, screenshots, "phone-2-jobs-and-form")
     page.click(f'li.job[data-id="{job["id"]}"] a')
-    check_finished_job_page(page, live_service, job["id"])
+    check_finished_job_page(page, live_service, job["id"], epochs_per_member=None)
     # Charts follow the width of the screen, not a desktop default.
     width = page.evaluate("document.querySelector('#chart-loss canvas').clientWidth")
     assert 200 < width <= 390

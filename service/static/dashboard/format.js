@@ -36,15 +36,53 @@ function stripZeros(text) {
   return text.includes(".") ? text.replace(/0+$/, "").replace(/\.$/, "") : text;
 }
 
-// The fields of the CLI's progress line, by label.
+const MEMBERS_NAMED = 5;  // early-stopped members named; more are counted (as the CLI does)
+
+// The fields of the CLI's progress line, by label: the ensemble member in training and its
+// epoch (`member 2/5 · epoch 37/300`), or epochs done of total for jobs from before members
+// were recorded; `note` is the rest of the line's progress part (early stops, the stage).
 export function progressFields(job) {
   const progress = job.progress ?? {};
   const latest = job.latest_metrics ?? {};
+  const parts = progressParts(progress);
   return {
-    epoch: `${progress.epochs_done ?? 0}/${progress.epochs_total || "?"}`,
+    member: parts.member ?? "–",
+    epoch: parts.epoch,
+    note: parts.note,
     train: latest.train_loss == null ? "–" : formatG(latest.train_loss, 4),
     val: latest.val_loss == null ? "–" : formatG(latest.val_loss, 4),
     grad: latest.grad_norm == null ? "–" : formatG(latest.grad_norm, 3),
+  };
+}
+
+// service/client.py progress_text, word for word.
+export function progressText(progress) {
+  const { member, epoch, note } = progressParts(progress ?? {});
+  return member === null ? `epoch ${epoch}` : `member ${member} · epoch ${epoch}${note}`;
+}
+
+function progressParts(progress) {
+  if (progress.member == null) {
+    const total = progress.epochs_total || "?";
+    return { member: null, epoch: `${progress.epochs_done ?? 0}/${total}`, note: "" };
+  }
+  let note = "";
+  const early = (progress.finished_members ?? [])
+    .filter((m) => m.stopped === "early_stopping").map((m) => m.member);
+  if (early.includes(progress.member)) {  // the member shown has finished: it is the last one
+    note += " (stopped early)";
+    early.splice(early.indexOf(progress.member), 1);
+  }
+  if (early.length) {
+    const named = early.slice(0, MEMBERS_NAMED).join(", ");
+    const more = early.length > MEMBERS_NAMED ? ` and ${early.length - MEMBERS_NAMED} more` : "";
+    note += ` · ${early.length > 1 ? "members" : "member"} ${named}${more} stopped early`;
+  }
+  if (progress.stage === "cross_validation") note += " · cross-validating";
+  return {
+    member: `${progress.member}/${progress.members}`,
+    epoch: `${progress.member_epoch}/${progress.member_epochs}`,
+    note,
   };
 }
 

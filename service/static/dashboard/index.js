@@ -1,7 +1,7 @@
 // The jobs page: the tenant's jobs (refreshed while any is active) and the CSV submit form.
 
 import { api, newIdempotencyKey } from "./api.js";
-import { TERMINAL, progressFields, progressRatio, shortId, when } from "./format.js";
+import { TERMINAL, progressRatio, progressText, shortId, when } from "./format.js";
 import { whenSignedIn } from "./signin.js";
 
 const REFRESH_MS = 3000;
@@ -55,9 +55,8 @@ function jobItem(job) {
     shortId(job.id));
   const badge = element("span", { className: `badge ${job.status}` }, job.status);
   const bar = element("progress", { max: 1, value: progressRatio(job) });
-  const fields = progressFields(job);
   const detail = element("span", { className: "muted" },
-    `epoch ${fields.epoch} · ${when(job.created_at)}`);
+    `${progressText(job.progress)} · ${when(job.created_at)}`);
   item.append(link, badge, bar, detail);
   if (job.error) item.append(element("span", { className: "error small" }, job.error));
   return item;
@@ -90,10 +89,14 @@ function wireSubmitForm() {
     }
     // Spec fields go in the query with a CSV body, named as the API names them.
     const query = new URLSearchParams();
-    for (const name of ["horizon", "season_length", "model.cell", "training.epochs", "quantiles"]) {
+    for (const name of ["horizon", "season_length", "model.cell", "training.epochs"]) {
       const value = form.elements[name].value.trim();
       if (value) query.set(name, value);
     }
+    // Quantiles are on unless the field is emptied: then none, as its placeholder says (an
+    // absent field would mean the API's default, 0.1,0.5,0.9). As a JSON list, so that one
+    // level alone ("0.5") is a list too.
+    query.set("quantiles", `[${form.elements.quantiles.value.trim()}]`);
     button.disabled = true;
     try {
       const { data } = await api(`/v1/jobs?${query}`, {

@@ -85,15 +85,36 @@ function showJob(job) {
   status.className = `badge ${job.status}`;
   document.querySelector("main").dataset.status = job.status;
   $("job-progress").value = progressRatio(job);
-  const fields = { ...progressFields(job), best: job.best_epoch ?? "–", attempts: job.attempts };
+  const { note, ...numbers } = progressFields(job);
+  const fields = { ...numbers, best: job.best_epoch ?? "–", attempts: job.attempts };
   for (const [name, text] of Object.entries(fields)) {
     document.querySelector(`#summary [data-field="${name}"]`).textContent = String(text);
   }
+  $("progress-note").textContent = note.replace(/^ · /, "").trim();
+  showMembers(job.progress?.finished_members ?? []);
   $("job-error").textContent = job.error ?? "";
   $("job-error").hidden = !job.error;
   $("cancel").hidden = TERMINAL.includes(job.status) || job.cancel_requested;
   $("spec").textContent = JSON.stringify(job.spec, null, 2);
   showCrossValidation(job.cross_validation);
+}
+
+// The ensemble members that have finished: how long each trained and why it stopped.
+function showMembers(finished) {
+  $("members").hidden = finished.length === 0;
+  const body = $("members-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const m of finished) {
+    const row = document.createElement("tr");
+    row.dataset.stopped = m.stopped;
+    for (const text of [String(m.member), String(m.epochs), String(m.best_epoch ?? "–"),
+      m.stopped === "early_stopping" ? "early stopping" : "epoch budget"]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    body.append(row);
+  }
 }
 
 // The latest epoch's insight as a table: one row per layer and gate.
