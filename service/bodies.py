@@ -37,17 +37,20 @@ class Body:
     request_hash: str  # identifies the request for Idempotency-Key replays
 
 
-def read_body(*, query_fields: frozenset[str] | None = None, raw_query: frozenset[str] = frozenset()
-              ) -> Body:
+def read_body(*, query_fields: frozenset[str] | None = None,
+              raw_query: frozenset[str] = frozenset(),
+              list_query: frozenset[str] = frozenset()) -> Body:
     """The request's fields from a JSON body, or from a CSV body (`series`) plus the query.
 
-    With CSV, `query_fields` (None: any) names the fields accepted as query parameters, and
-    those in `raw_query` are taken as plain strings rather than parsed.
+    With CSV, `query_fields` (None: any) names the fields accepted as query parameters, those
+    in `raw_query` are taken as plain strings rather than parsed, and the dotted names in
+    `list_query` are lists even with one value (`quantiles=0.5` is [0.5]).
     """
     raw = request.get_data(cache=True)
     mimetype = request.mimetype
     if mimetype in CSV_TYPES:
-        data = query_to_fields(request.args, allowed=query_fields, raw=raw_query)
+        data = query_to_fields(request.args, allowed=query_fields, raw=raw_query,
+                               lists=list_query)
         data["series"] = csvio.parse_long_csv(_decode(raw))
         return Body(data, True, _hash(mimetype, raw))
     if mimetype in JSON_TYPES or mimetype.endswith("+json"):
@@ -75,12 +78,14 @@ def parse_json(raw: bytes) -> Any:
 
 
 def query_to_fields(args: MultiDict[str, str], *, allowed: frozenset[str] | None,
-                    raw: frozenset[str] = frozenset()) -> dict[str, Any]:
+                    raw: frozenset[str] = frozenset(),
+                    lists: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Query parameters as nested fields: `model.cell=gru` is {"model": {"cell": "gru"}}.
 
     Each value is read as JSON when it parses (12, 0.5, null, true, [5, 10]), else as a list
     when it has commas (`quantiles=0.1,0.9`), else as a string (`freq=MS`); a repeated
-    parameter is a list.
+    parameter is a list. A parameter named in `lists` is a list even with one value, as the
+    OpenAPI document's comma-separated arrays read (`quantiles=0.5` is [0.5]); null stays null.
     """
     fields: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
@@ -94,6 +99,8 @@ def query_to_fields(args: MultiDict[str, str], *, allowed: frozenset[str] | None
             value: Any = values[0] if len(values) == 1 else values
         elif len(values) == 1:
             value = _query_value(values[0])
+            if name in lists and value is not None and not isinstance(value, list):
+                value = [value]
         else:
             value = [_query_scalar(v) for v in values]
         _put(fields, path, value, name, errors)

@@ -29,6 +29,8 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100  # list pages stay small enough to render and to hold in memory
 MAX_EPOCHS_PER_ANSWER = 1000  # metrics and diagnostics rows per answer; page on with ?since=
 SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(bptt.TrainingSpec))
+# Spec fields that are lists: one value in the query is a list of one, as documented.
+LIST_QUERY = frozenset({"quantiles", "training.truncate"})
 QUOTA_RETRY_AFTER_S = 30  # a queued job usually starts within this on a busy deployment
 # GET /v1/jobs/{id}/series: enough history to plot before a forecast, never a whole dataset.
 DEFAULT_TAIL, MAX_TAIL = 100, 1000
@@ -47,7 +49,7 @@ def submit_job() -> Response:
     """Validate a job request completely, store job and dataset in one commit, wake a worker."""
     settings, session, tenant_id = current_settings(), get_session(), current_tenant_id()
     body = read_body(query_fields=SPEC_FIELDS | {warm_start.FIELD},
-                     raw_query=frozenset({warm_start.FIELD}))
+                     raw_query=frozenset({warm_start.FIELD}), list_query=LIST_QUERY)
     key = idempotency.key_from_header()
     if key is not None:
         # Before validation and quota: a retry of an accepted request must replay, even when

@@ -129,9 +129,11 @@ def test_prediction_intervals_are_on_unless_the_request_says_otherwise(
     ("&quantiles=[]", []),  # what the dashboard's form sends when its field is emptied
     ("&quantiles=[0.5]", [0.5]),  # and with one level (the CLI sends lists the same way)
     ("&quantiles=0.2,0.8", [0.2, 0.8]),
+    ("&quantiles=0.5", [0.5]),  # one value of a comma-separated array, as documented
+    ("&quantiles=null", None),
 ])
 def test_csv_requests_take_the_same_quantile_default(
-        client: FlaskClient, auth: dict[str, str], query: str, expected: list[float]) -> None:
+        client: FlaskClient, auth: dict[str, str], query: str, expected: Any) -> None:
     rows = [f"a,{day},{day % 7}" for day in range(1, 41)]
     answer = client.post(f"/v1/jobs?horizon=2{query}", data="unique_id,ds,y\n" + "\n".join(rows),
                          content_type="text/csv", headers=auth)
