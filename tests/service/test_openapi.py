@@ -75,6 +75,8 @@ def test_schemas_come_from_the_code_with_the_deployments_limits(client: FlaskCli
     # Nested schemas are reached through the references, whatever pydantic names them
     # (2.14 names a dataclass used in requests and answers `ModelConfig-Input`/`-Output`).
     spec = referenced(schemas, schemas["JobOut"]["properties"]["spec"])
+    # what the job trains with, and what was asked: one schema
+    assert referenced(schemas, schemas["JobOut"]["properties"]["requested_spec"]) == spec
     for root in (job_request, spec):
         model = referenced(schemas, root["properties"]["model"])
         assert model["properties"]["cell"]["enum"] == ["gru", "lstm", "rnn"]
