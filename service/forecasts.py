@@ -45,7 +45,8 @@ def get_batch(batch_id: str) -> ForecastBatch:
 def create_forecasts() -> Response:
     """Answer small requests at once (200); store larger ones as a batch for a worker (202)."""
     settings, session = current_settings(), get_session()
-    body = read_body(query_fields=REQUEST_FIELDS, raw_query=frozenset({"job_id", "sweep_id"}))
+    body = read_body(query_fields=REQUEST_FIELDS, raw_query=frozenset({"job_id", "sweep_id"}),
+                     list_query=frozenset({"quantiles"}))  # quantiles=0.5 is [0.5]
     wanted = validation.forecast_request(body.data, settings, from_query=body.is_csv)
     job_loc: list[str | int] = ["query", "job_id"] if body.is_csv else ["job_id"]
     if wanted.sweep_id is not None:

@@ -106,6 +106,10 @@ def test_csv_in_and_csv_out(client: FlaskClient, auth: dict[str, str], job_id: s
     assert [(r[0], r[1]) for r in rows[1:]] == [(s, str(k)) for s in ("new-0", "new-1")
                                               for k in (1, 2, 3)]
     assert all(float(r[3]) <= float(r[4]) for r in rows[1:])  # quantiles never cross
+    one = client.post(f"/v1/forecasts?job_id={job_id}&quantiles=0.9", data="\n".join(lines),
+                      content_type="text/csv", headers={**auth, "Accept": "text/csv"})
+    assert one.status_code == 200, one.data  # one value is a list of one, as for jobs
+    assert one.get_data(as_text=True).splitlines()[0] == "unique_id,step,mean,q0.9"
 
     as_json = client.post("/v1/forecasts", json={"job_id": job_id, "series": series,
                                                  "quantiles": [0.1, 0.9]}, headers=auth)
