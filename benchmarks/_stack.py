@@ -12,8 +12,9 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from service import db, repository, serve
+from service import serve
 from service.settings import Settings
+from service.store import db, repository
 
 
 @dataclass(frozen=True)

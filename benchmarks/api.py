@@ -57,12 +57,14 @@ from typing import Any
 import numpy as np
 
 import bptt
-from service import repository, serve, validation
-from service.bodies import parse_json
-from service.db import session_factory, upgrade
-from service.forecasting import run_forecast
-from service.models import Job, TrainedModel, utcnow
+from service import serve
+from service.api import validation
+from service.api.bodies import parse_json
 from service.settings import Settings
+from service.store import repository
+from service.store.db import session_factory, upgrade
+from service.store.forecast_batches import run_forecast
+from service.store.tables import Job, TrainedModel, utcnow
 
 HOST = "127.0.0.1"
 PROCESSES, THREADS = serve.API_PROCESSES, serve.API_THREADS  # as `bptt up` runs it

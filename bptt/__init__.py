@@ -1,13 +1,35 @@
-"""bptt: recurrent networks trained by backpropagation through time, compiled with Numba."""
+"""bptt: recurrent networks trained by backpropagation through time, compiled with Numba.
+
+Everything a program needs is here, in `__all__`; the submodules are the engine's own rooms.
+The service (service/, workers/) uses the engine only through these names.
+"""
 
 from .backprop import Gradients, loss_and_gradients
-from .backtest import cross_validate
-from .forecasting import forecast
+from .backtest import CrossValidation, check_cross_validation, cross_validate
+from .data import DataError, as_series
+from .defaults import input_size_for
+from .errors import NonFiniteError
 from .forward import LayerState, dropout_masks, predict, zero_states
+from .inference import forecast, forecast_arrays, resolve_forecast_request
 from .losses import make_loss
 from .model import Model
-from .network import NetworkSpec, ParameterLayout, init_parameters, parameter_shapes
-from .spec import SpecError, TrainingSpec
+from .network import (
+    NONLINEARITIES,
+    NetworkSpec,
+    ParameterLayout,
+    init_parameters,
+    parameter_shapes,
+)
+from .spec import (
+    CELL_NAMES,
+    OPTIMIZERS,
+    SCALERS,
+    SCHEDULES,
+    TRAINING_LOSSES,
+    SpecError,
+    TrainingSpec,
+)
+from .state import SeriesState, append_observations, forecast_state, initial_states
 from .trainer import (
     Callbacks,
     Checkpoint,
@@ -20,17 +42,42 @@ from .trainer import (
 from .warmup import warm_kernels
 
 __all__ = [
+    # training and forecasting
     "Callbacks",
     "Checkpoint",
     "EpochMetrics",
     "FitResult",
     "Model",
-    "SpecError",
     "TrainingCancelled",
     "TrainingSpec",
     "cross_validate",
+    "CrossValidation",
     "fit",
     "forecast",
+    "forecast_arrays",
+    "resolve_forecast_request",
+    "resolve_spec",
+    "input_size_for",
+    "warm_kernels",
+    # input and its checks
+    "as_series",
+    "check_cross_validation",
+    "DataError",
+    "NonFiniteError",
+    "SpecError",
+    # the spec's choices
+    "CELL_NAMES",
+    "NONLINEARITIES",
+    "OPTIMIZERS",
+    "SCALERS",
+    "SCHEDULES",
+    "TRAINING_LOSSES",
+    # per-series forecast state
+    "SeriesState",
+    "append_observations",
+    "forecast_state",
+    "initial_states",
+    # the engine's pieces
     "Gradients",
     "LayerState",
     "NetworkSpec",
@@ -41,7 +88,5 @@ __all__ = [
     "make_loss",
     "parameter_shapes",
     "predict",
-    "resolve_spec",
-    "warm_kernels",
     "zero_states",
 ]

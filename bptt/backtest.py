@@ -21,7 +21,7 @@ import numpy as np
 
 from .data import DataError, SeriesLike, as_series
 from .defaults import input_size_for
-from .forecasting import forecast
+from .inference import forecast
 from .scores import coverage, mase, pinball, smape
 from .spec import CrossValidationConfig, SpecError, TrainingSpec
 from .trainer import (
@@ -125,7 +125,7 @@ def cross_validate(series: SeriesLike, horizon: int | None = None,
                            *(_mean([getattr(r, s) for r in every]) for s in SCORES), fit=result)
 
 
-def check_series(series: SeriesLike, spec: TrainingSpec) -> None:
+def check_cross_validation(series: SeriesLike, spec: TrainingSpec) -> None:
     """Raise what cross_validate(series, spec=spec) would raise for its input, without
     training: for refusing a request before anything is stored."""
     _checked(series, None, spec, None, None)

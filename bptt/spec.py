@@ -16,6 +16,7 @@ from .cells import CELLS
 from .network import NONLINEARITIES
 from .seasons import season_from_freq
 
+CELL_NAMES = tuple(CELLS)  # "rnn", "lstm", "gru"
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 SCALERS = ("standard", "robust", "minmax", "none")

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import DataError, interpolate_gaps
-from .forecasting import checked_request, forecasts_from_paths
 from .forward import predict
+from .inference import forecasts_from_paths, resolve_forecast_request
 from .model import Model
 from .serialization import from_safetensors, to_safetensors
 
@@ -63,7 +63,7 @@ def initial_states(model: Model, series: dict[str, np.ndarray]) -> list[SeriesSt
                  [len(series[n]) for n in names])
 
 
-def append(model: Model, state: SeriesState, values) -> SeriesState:
+def append_observations(model: Model, state: SeriesState, values) -> SeriesState:
     """The state after `values` (numbers, None/NaN for gaps) follow the series."""
     new = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     if new.size == 0:
@@ -78,7 +78,7 @@ def forecast_state(model: Model, state: SeriesState, horizon: int | None = None,
                    quantiles: list[float] | None = None) -> dict:
     """The series' forecast from its state alone (no window is read): as bptt.forecast's
     items, {"id", "mean", "quantiles"}."""
-    horizon, wanted = checked_request(model, horizon, quantiles)
+    horizon, wanted = resolve_forecast_request(model, horizon, quantiles)
     outputs = []
     for member, h in zip(model.members, state.hidden, strict=True):
         views = model.network.layout.views(member)

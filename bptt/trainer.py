@@ -232,25 +232,22 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     return FitResult(model, history, best_epochs, stopped, coverage)
 
 
-def resolved_spec(series, horizon: int | None = None, spec: TrainingSpec | None = None,
-                  warm_start: Model | None = None) -> TrainingSpec:
-    """The spec fit would train with on these series: every open choice made (cheap: no
-    training). Raises what fit raises for unusable input."""
-    return _prepare(series, horizon, spec, warm_start)[0].spec
-
-
 def resolve_spec(lengths: Iterable[int], spec: TrainingSpec, *,
                  warm_start: Model | None = None) -> TrainingSpec:
     """The spec that fit trains with on series of these lengths, every open choice made
     (bptt.defaults: input window, hidden size, epochs, learning rate, season length), from the
     lengths alone: no series parsed, no windows built, so a service can show and check a job's
-    plan when it is submitted. With `warm_start`, open sizes come from that model, as in fit.
+    plan when it is submitted. With `warm_start`, open sizes come from that model, as in fit,
+    and a network the model's weights cannot fill is a SpecError at ["warm_start"].
     fit(series, spec=resolve_spec(lengths, spec)) trains exactly as fit(series, spec=spec).
     Raises SpecError for an invalid spec; series too short for the window are fit's to refuse.
     """
     if warm_start is not None:
         spec = _spec_from_warm_start(None, spec, warm_start)
-    return _resolved(_spec_for(None, spec), list(lengths))
+    resolved = _resolved(_spec_for(None, spec), list(lengths))
+    if warm_start is not None:
+        _check_warm_start(_network_for(resolved), warm_start)
+    return resolved
 
 
 def _resolved(spec: TrainingSpec, lengths: list[int]) -> TrainingSpec:
@@ -284,14 +281,26 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
     scaled = [s.transform(values) for s, (_, values) in zip(scalers, named, strict=True)]
     train, val = make_windows(scaled, input_size, spec.horizon,
                               spec.training.validation_fraction)
-    network = NetworkSpec(cell=spec.model.cell, input_size=1, hidden_size=spec.model.hidden_size,
-                          num_layers=spec.model.num_layers, nonlinearity=spec.model.nonlinearity,
-                          dropout=spec.model.dropout,
-                          output_size=spec.horizon * (1 + len(spec.quantiles or ())))
-    if warm_start is not None and _mismatch(network, warm_start.network):
-        raise SpecError([{"loc": ["warm_start"],
-                          "msg": _mismatch(network, warm_start.network)}])
+    network = _network_for(spec)
+    if warm_start is not None:
+        _check_warm_start(network, warm_start)
     return _Problem(network, train, val, _loss_for(spec), spec), named, scalers, scaled
+
+
+def _network_for(spec: TrainingSpec) -> NetworkSpec:
+    """The network a resolved spec trains: one input feature, a head for every horizon step and
+    quantile."""
+    return NetworkSpec(cell=spec.model.cell, input_size=1, hidden_size=spec.model.hidden_size,
+                       num_layers=spec.model.num_layers, nonlinearity=spec.model.nonlinearity,
+                       dropout=spec.model.dropout,
+                       output_size=spec.horizon * (1 + len(spec.quantiles or ())))
+
+
+def _check_warm_start(network: NetworkSpec, warm_start: Model) -> None:
+    """SpecError at ["warm_start"] when the earlier model's weights cannot fill `network`."""
+    mismatch = _mismatch(network, warm_start.network)
+    if mismatch:
+        raise SpecError([{"loc": ["warm_start"], "msg": mismatch}])
 
 
 def _spec_from_warm_start(horizon: int | None, spec: TrainingSpec | None,

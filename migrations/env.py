@@ -8,14 +8,14 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.pool import NullPool
 
-from service.db import make_engine, normalize_url
-from service.models import Base
 from service.settings import Settings
+from service.store.db import make_engine, normalize_url
+from service.store.tables import Base
 
 config = context.config
 
-# From the alembic command line, log as alembic.ini says; service.db.upgrade() turns this off so
-# that a running program keeps its own logging (fileConfig would replace its handlers).
+# From the alembic command line, log as alembic.ini says; service.store.db.upgrade() turns this
+# off so that a running program keeps its own logging (fileConfig would replace its handlers).
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 

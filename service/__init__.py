@@ -1,1 +1,2 @@
-"""The HTTP service: Flask app factory, persistence, settings and the `bptt` command."""
+"""The service around the engine: the `bptt` command, serving, settings and logging here; the
+HTTP API in api/, persistence in store/, the dashboard in dashboard/."""

@@ -5,21 +5,22 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import (
-    dashboard,
+from service import logs
+from service.api import (
     docs,
-    errors,
     extensions,
     forecasts,
     health,
     jobs,
-    logs,
     metrics,
     openapi,
+    problems,
+    request_log,
     series_states,
     sweeps,
 )
-from .settings import Settings
+from service.dashboard import views as dashboard
+from service.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -27,15 +28,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     logs.configure_logging(settings.log_level)
 
-    app = Flask(__name__)
+    # The dashboard's pages and files live in its room; the app serves them at /static, as
+    # before, so the pages' URLs do not depend on where the files sit in the package.
+    app = Flask(__name__, static_folder="dashboard/static", template_folder="dashboard/templates")
     # Werkzeug refuses to read a larger body with 413; _refuse_large_bodies answers it early.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep documents in the order the code builds them
 
     extensions.init_app(app, settings)
-    logs.init_app(app)  # first before_request: every answer, even an early 413, gets an id
+    request_log.init_app(app)  # first before_request: every answer, even an early 413, gets an id
     app.before_request(_refuse_large_bodies)
-    errors.register_error_handlers(app)
+    problems.register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(forecasts.bp)

@@ -14,11 +14,12 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import db, repository, serve, supervisor
-from .client import TERMINAL, ApiError, Client, progress_line
-from .csvio import forecasts_to_csv
-from .logs import configure_logging
-from .settings import Settings
+from service import serve, supervisor
+from service.api.csvio import forecasts_to_csv
+from service.client import TERMINAL, ApiError, Client, progress_line
+from service.logs import configure_logging
+from service.settings import Settings
+from service.store import db, queue, repository
 
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Loading cached kernels takes 1-4 s (importing Numba and SciPy, most of it): no progress line
@@ -227,7 +228,7 @@ def up(host: str, port: int, workers: int, data_dir: Path | None, verbose: bool)
     # Everything the processes share exists before any of them starts (none of them races to
     # create it): the schema, the broker's queue, the token's tenant, the kernels' cache.
     db.upgrade(settings.database_url)
-    serve.prepare_broker(settings.broker_url)
+    queue.prepare_broker(settings.broker_url)
     token = _issue_token(settings, "local")
     env = serve.kernel_cache_env(env, settings.data_dir)
     logs = settings.data_dir / "logs"

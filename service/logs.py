@@ -1,27 +1,27 @@
-"""JSON log lines, each carrying the request id of the request that wrote it, and the tenant and
-job the request acts on."""
+"""JSON log lines for every process (API, workers, CLI).
+
+No Flask here: the workers log through this module too. Inside a request the API adds the
+request id, tenant and job to each line through a context provider (service.api.request_log).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-import time
-import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from flask import Flask, Response, g, has_request_context, request
-
-REQUEST_ID_HEADER = "X-Request-ID"
-# A client's id is echoed into headers and logs: accept only short, plain ids, else make one.
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
-access_log = logging.getLogger("service.access")
 # What json.dumps(entry, default=str) does, without building a new encoder for every line.
 _ENCODER = json.JSONEncoder(default=str)
+
+
+# Each returns what the line's context adds (e.g. the request id of the request that wrote it);
+# called for every line, so it must be cheap and must not log.
+CONTEXT_PROVIDERS: list[Callable[[], dict[str, object]]] = []
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,14 +35,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = getattr(record, "request_id", None) or current_request_id()
-        if request_id:
-            entry["request_id"] = request_id
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES and key not in entry:
                 entry[key] = value
-        for key, value in request_context().items():
-            entry.setdefault(key, value)  # a value given with `extra=` wins
+        for provider in CONTEXT_PROVIDERS:
+            for key, value in provider().items():
+                entry.setdefault(key, value)  # a value given with `extra=` wins
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         return _ENCODER.encode(entry)
@@ -60,61 +58,3 @@ def configure_logging(level: str = "INFO") -> None:
     handler._bptt_json = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-
-
-def current_request_id() -> str | None:
-    """The id of the request being handled, if any."""
-    return g.get("request_id") if has_request_context() else None
-
-
-def request_context() -> dict[str, object]:
-    """The tenant (once authenticated) and the job (from the URL) of the request being handled."""
-    # Read from the request rather than passed by each route: every line a job route writes,
-    # the access line included, says whose job it was, without a route having to remember.
-    if not has_request_context():
-        return {}
-    context: dict[str, object] = {}
-    tenant_id = g.get("tenant_id")
-    if tenant_id is not None:
-        context["tenant_id"] = tenant_id
-    job_id = (request.view_args or {}).get("job_id")
-    if job_id is not None:
-        context["job_id"] = job_id
-    return context
-
-
-def init_app(app: Flask) -> None:
-    """Give every request an id (the client's X-Request-ID or a new one), echo it, log it."""
-    app.before_request(_start_request)
-    app.after_request(_finish_request)
-
-
-def _start_request() -> None:
-    """Take the client's request id if it is well-formed, else make one; start the clock."""
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if _VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-    g.request_started = time.perf_counter()
-
-
-def _finish_request(response: Response) -> Response:
-    """Echo the request id and write one access line."""
-    # Errors raised before _start_request ran (none today) would find no id: make one then.
-    request_id = g.get("request_id") or uuid.uuid4().hex
-    response.headers[REQUEST_ID_HEADER] = request_id
-    started = g.get("request_started")
-    # Each read through the `request` proxy costs a lookup; this runs on every request.
-    method, path, status = request.method, request.path, response.status_code
-    access_log.info(
-        "%s %s %s",
-        method,
-        path,
-        status,
-        extra={
-            "request_id": request_id,
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-        },
-    )
-    return response

@@ -34,11 +34,6 @@ STOP_TIMEOUT_S = 20  # a worker finishing its current batch, then a hard kill
 # GIL: with 32 clients polling on 2 cores, 4 threads per process gave a server-side p99 of
 # 12-30 ms against 4-5 ms with 2, at the same throughput (benchmarks/api.py).
 API_PROCESSES, API_THREADS = 2, 2
-# `bptt up` names a file here for each worker it starts; the worker appends one line to it per
-# thing that is ready (workers/celery_app.py). A contract between the two, not a setting.
-READY_FILE_ENV = "BPTT_UP_READY_FILE"
-READY_WHEN = frozenset({"consuming", "kernels"})  # the broker is read; the pool child is warm
-BROKER_PREPARE_ATTEMPTS = 3
 
 
 def api_command(host: str, port: int, processes: int = API_PROCESSES,
@@ -64,7 +59,7 @@ def _gunicorn_has_control_socket() -> bool:
 
 def api_app() -> Flask:
     """create_app() as each gunicorn worker process serves it, with what it loaded frozen."""
-    from .app import create_app  # here, not at the top: the CLI imports this module too
+    from service.app import create_app  # here, not at the top: the CLI imports this module too
 
     app = create_app()
     # Everything loaded so far (Flask, SQLAlchemy, pydantic, NumPy, Numba: a few hundred
@@ -91,31 +86,6 @@ WARM_KERNELS_COMMAND = [
     sys.executable, "-c",
     "import bptt; bptt.warm_kernels(progress=lambda done, total: print(done, total, flush=True))",
 ]
-
-
-def prepare_broker(broker_url: str) -> None:
-    """Create the broker's tables and the workers' queue, so that no two processes race to.
-
-    kombu's SQLAlchemy transport creates both on first use, unguarded across processes: two
-    workers starting at once on a fresh broker both find no `celery` row and insert one, and the
-    loser dies of `UNIQUE constraint failed: kombu_queue.name` (or of "table already exists").
-    Once they exist every process only reads them. A loser of the race here (two `bptt worker`
-    starting at once) retries and then finds them. On Redis the declaration adds a binding to a
-    set, which nothing can race on.
-    """
-    from kombu import Connection, Exchange, Queue  # here: other commands need no kombu
-
-    # Celery's default queue, as its workers declare it (no routes send tasks elsewhere).
-    queue = Queue("celery", Exchange("celery", "direct"), routing_key="celery")
-    for attempt in range(1, BROKER_PREPARE_ATTEMPTS + 1):
-        try:
-            with Connection(broker_url) as connection:
-                queue.bind(connection.default_channel).declare()
-            return
-        except Exception:  # the race's loser: IntegrityError, OperationalError, by transport
-            if attempt == BROKER_PREPARE_ATTEMPTS:
-                raise
-            time.sleep(0.2 * attempt)
 
 
 def kernel_cache_env(env: dict[str, str], data_dir: Path) -> dict[str, str]:

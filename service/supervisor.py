@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import serve
+from service import serve
+from workers import READY_FILE_ENV, READY_WHEN
 
 POLL_S = 0.2
 # Restart rule: a child that exits unexpectedly is started again after a delay that doubles with
@@ -68,7 +69,7 @@ class Child:
         if self.ready_file is not None:
             self.ready_file.parent.mkdir(parents=True, exist_ok=True)
             self.ready_file.unlink(missing_ok=True)
-            env[serve.READY_FILE_ENV] = str(self.ready_file)
+            env[READY_FILE_ENV] = str(self.ready_file)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.log_start = log.tell()
@@ -88,7 +89,7 @@ class Child:
             said = set(self.ready_file.read_text().split())
         except OSError:
             return False
-        return serve.READY_WHEN <= said
+        return READY_WHEN <= said
 
     def last_error(self) -> str | None:
         """The last error line this run wrote, if any (a JSON line's message, else the line)."""

@@ -17,15 +17,14 @@ from kombu.transport import sqlalchemy as sqla_transport
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
-from service.db import session_factory
-from service.forecasting import answer_batch
 from service.logs import configure_logging
-from service.queue import FORECAST_TASK, TRAIN_TASK
-from service.serve import READY_FILE_ENV, prepare_broker
 from service.settings import Settings
-
-from .reaper import Reaper
-from .training import run_training
+from service.store.db import session_factory
+from service.store.forecast_batches import answer_batch
+from service.store.queue import FORECAST_TASK, TRAIN_TASK, prepare_broker
+from workers import READY_FILE_ENV
+from workers.attempts import run_training
+from workers.reaper import Reaper
 
 SQLA_POLL_SECONDS = 0.1
 
@@ -116,7 +115,7 @@ def forecast_batch(batch_id: str) -> str:
 def _prepare_broker(**_) -> None:
     """Create the SQLite broker's queue before this worker's consumer does, for workers started
     without `bptt up` (which creates it once first): two consumers creating it at once kill one
-    of them (serve.prepare_broker says how)."""
+    of them (queue.prepare_broker says how)."""
     if settings.broker_url.startswith("sqla+"):
         try:
             prepare_broker(settings.broker_url)

@@ -15,9 +15,9 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import queue, sweep_progress
-from service.models import ForecastBatch, Job, utcnow
 from service.settings import Settings
+from service.store import queue, sweep_settlement
+from service.store.tables import ForecastBatch, Job, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def stale_batches(session: Session, settings: Settings) -> list[str]:
     """Forecast batches still queued after requeue_after_seconds: their message was lost.
 
     (A batch left running by a dead worker is taken over by any later delivery; see
-    service.forecasting.) Batches carry no enqueue time, so a batch is re-sent at most once
-    per sweep, which is harmless: claiming it is one conditional update.
+    service.store.forecast_batches.) Batches carry no enqueue time, so a batch is re-sent at
+    most once per sweep, which is harmless: claiming it is one conditional update.
     """
     cutoff = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
     return list(session.scalars(select(ForecastBatch.id).where(
@@ -59,8 +59,9 @@ def stale_batches(session: Session, settings: Settings) -> list[str]:
 
 def settle_sweeps(session: Session) -> list[str]:
     """Finish sweeps whose trials have all finished but that nobody settled (a trial cancelled
-    while queued ends without a worker; see service.sweep_progress)."""
-    settled = [s for s in sweep_progress.unsettled(session) if sweep_progress.settle(session, s)]
+    while queued ends without a worker; see service.store.sweep_settlement)."""
+    settled = [s for s in sweep_settlement.unsettled(session)
+               if sweep_settlement.settle(session, s)]
     session.commit()
     return settled
 

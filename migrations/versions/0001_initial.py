@@ -19,7 +19,7 @@ depends_on = None
 
 
 def timestamp(name: str, nullable: bool = False) -> sa.Column:
-    """A UTC timestamp column (service.models.UTCDateTime stores this type)."""
+    """A UTC timestamp column (service.store.tables.UTCDateTime stores this type)."""
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 

@@ -12,7 +12,7 @@ from bptt import Callbacks, Checkpoint, TrainingSpec, combination
 from bptt.combination import Combination, combine, weight_grid
 from bptt.data import expanding_mean, make_windows
 from bptt.serialization import from_safetensors
-from bptt.state import append, forecast_state, initial_states
+from bptt.state import append_observations, forecast_state, initial_states
 
 
 def _spec(**training):
@@ -176,7 +176,7 @@ def test_stateful_forecasts_equal_forecasts_with_a_combination():
     state = initial_states(model, {"s1": series["s1"]})[0]
     first = forecast_state(model, state)
     assert np.allclose(first["mean"], bptt.forecast(model)[1]["mean"], atol=1e-5)
-    state = append(model, state, [20.0, None, 14.0])
+    state = append_observations(model, state, [20.0, None, 14.0])
     history = np.concatenate([series["s1"], [20.0, np.nan, 14.0]])
     expected = bptt.forecast(model, {"s1": history})[0]
     got = forecast_state(model, state)

@@ -9,7 +9,6 @@ import bptt
 from bptt import Callbacks, Checkpoint, TrainingCancelled, TrainingSpec
 from bptt.data import DataError
 from bptt.errors import NonFiniteError
-from bptt.trainer import resolved_spec
 
 
 def _series(seed=0, count=3):
@@ -183,10 +182,11 @@ def test_calibration_band_widens_until_it_holds_enough_residuals(step, band):
 
 def test_adamw_decays_by_default_and_an_explicit_zero_stays_zero():
     series = _series()
-    decay = {name: resolved_spec(series, spec=_spec(optimizer=name)).training.weight_decay
+    lengths = [len(values) for values in series.values()]
+    decay = {name: bptt.resolve_spec(lengths, _spec(optimizer=name)).training.weight_decay
              for name in ("adam", "adamw", "sgd")}
     assert decay == {"adam": 0.0, "adamw": 0.01, "sgd": 0.0}  # PyTorch's defaults
-    explicit = resolved_spec(series, spec=_spec(optimizer="adamw", weight_decay=0.0))
+    explicit = bptt.resolve_spec(lengths, _spec(optimizer="adamw", weight_decay=0.0))
     assert explicit.training.weight_decay == 0.0
     decayed = bptt.fit(series, spec=_spec(optimizer="adamw")).model.members
     undecayed = bptt.fit(series, spec=_spec(optimizer="adamw", weight_decay=0.0)).model.members

@@ -8,7 +8,7 @@ import pytest
 import bptt
 from bptt import TrainingSpec
 from bptt.data import make_windows, window_counts
-from bptt.trainer import resolved_spec
+from bptt.trainer import _prepare
 
 
 @pytest.mark.parametrize("lengths", [[30], [19, 200, 57], [12, 12, 12, 12], [500] * 30])
@@ -40,7 +40,7 @@ SPECS = [
 def test_resolve_spec_from_lengths_is_the_spec_fit_trains_with(request_, lengths):
     spec = TrainingSpec.from_dict(request_)
     planned = bptt.resolve_spec(lengths, spec)
-    assert planned == resolved_spec(_series(lengths), spec=spec)
+    assert planned == _prepare(_series(lengths), None, spec)[0].spec  # what fit trains with
     assert planned.model.hidden_size and planned.window.input_size and planned.season_length
     assert planned.training.epochs and planned.training.learning_rate
     assert bptt.resolve_spec(lengths, planned) == planned  # nothing left open to choose
@@ -63,7 +63,7 @@ def test_a_warm_start_takes_its_open_sizes_from_the_model():
     spec = TrainingSpec.from_dict({"horizon": 4, "training": {"ensemble": 1}})
     planned = bptt.resolve_spec([80, 110], spec, warm_start=earlier.model)
     assert (planned.model.hidden_size, planned.window.input_size) == (6, 9)
-    assert planned == resolved_spec(series, spec=spec, warm_start=earlier.model)
+    assert planned == _prepare(series, None, spec, earlier.model)[0].spec
 
 
 def test_an_invalid_spec_or_no_series_is_refused():

@@ -5,7 +5,7 @@ import pytest
 
 import bptt
 from bptt.data import DataError
-from bptt.state import SeriesState, append, forecast_state, initial_states
+from bptt.state import SeriesState, append_observations, forecast_state, initial_states
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_appending_equals_forecasting_from_the_whole_history(trained, chunks):
     state = initial_states(model, {"s1": series["s1"]})[0]
     history = series["s1"]
     for chunk in chunks:
-        state = append(model, state, chunk)
+        state = append_observations(model, state, chunk)
         history = np.concatenate([history, [np.nan if v is None else v for v in chunk]])
         assert state.length == history.size
         expected = bptt.forecast(model, {"s1": history}, horizon=4, quantiles=[0.9])[0]
@@ -61,7 +61,8 @@ def test_appending_equals_forecasting_from_the_whole_history(trained, chunks):
 def test_a_gap_at_the_window_start_interpolates_from_before_it(trained):
     model, series = trained
     state = initial_states(model, {"s2": series["s2"]})[0]
-    state = append(model, state, [None] * 5 + [20.0] * 20)  # window starts inside the gap
+    # the window starts inside the gap
+    state = append_observations(model, state, [None] * 5 + [20.0] * 20)
     assert np.isfinite(state.recent[0])
     history = np.concatenate([series["s2"], [np.nan] * 5, [20.0] * 20])
     _same(forecast_state(model, state), bptt.forecast(model, {"s2": history})[0])
@@ -69,7 +70,7 @@ def test_a_gap_at_the_window_start_interpolates_from_before_it(trained):
 
 def test_state_round_trips_through_bytes(trained):
     model, series = trained
-    state = append(model, initial_states(model, {"s0": series["s0"]})[0], [1.0, None])
+    state = append_observations(model, initial_states(model, {"s0": series["s0"]})[0], [1.0, None])
     again = SeriesState.from_bytes(state.to_bytes())
     assert again.series_id == "s0" and again.length == state.length
     assert np.array_equal(again.recent, state.recent, equal_nan=True)
@@ -83,6 +84,6 @@ def test_bad_input_is_refused(trained):
     state = initial_states(model, {"s0": series["s0"]})[0]
     for values in ([], [float("inf")]):
         with pytest.raises(DataError):
-            append(model, state, values)
+            append_observations(model, state, values)
     with pytest.raises(DataError):
         forecast_state(model, state, horizon=7)

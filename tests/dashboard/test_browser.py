@@ -25,7 +25,7 @@ STEP_TIMEOUT_MS = 30_000
 EPOCHS = 8  # per ensemble member: a few seconds of training, long enough to be seen running
 # What the browser logs for the refusals this test provokes on purpose (a bad token, a bad CSV).
 EXPECTED_REFUSALS = re.compile(r"the server responded with a status of (401|422)")
-# Colours the charts draw with (service/static/dashboard/charts.js).
+# Colours the charts draw with (service/dashboard/static/dashboard/charts.js).
 TRAIN_BLUE, GRADIENT_PURPLE, CLIP_GREEN = (21, 101, 192), (106, 27, 154), (46, 125, 50)
 
 

@@ -10,9 +10,9 @@ import pytest
 from flask.testing import FlaskClient
 
 import service
-from service.dashboard import CONTENT_SECURITY_POLICY
+from service.dashboard.views import CONTENT_SECURITY_POLICY
 
-STATIC = Path(service.__file__).parent / "static"
+STATIC = Path(service.__file__).parent / "dashboard" / "static"
 PAGES = ["/", "/jobs/3f1c2a9e-0000-4000-8000-000000000000"]
 
 

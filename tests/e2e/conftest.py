@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from service import db, repository, serve
+from service import serve
 from service.settings import Settings
+from service.store import db, repository
 from tests.service import pg_server
 from tests.workers import redis_server
 

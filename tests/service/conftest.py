@@ -22,13 +22,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
-from service import repository
+from service.api.extensions import services
 from service.app import create_app
-from service.codec import compress_json
-from service.db import make_engine, upgrade
-from service.extensions import services
-from service.models import ForecastBatch, Job, TrainedModel, utcnow
 from service.settings import Settings
+from service.store import repository
+from service.store.codec import compress_json
+from service.store.db import make_engine, upgrade
+from service.store.tables import ForecastBatch, Job, TrainedModel, utcnow
 
 from . import pg_server
 

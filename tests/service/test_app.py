@@ -11,12 +11,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from service.api.extensions import get_session, services
+from service.api.problems import PROBLEM_JSON, Problem, ValidationProblem
 from service.app import create_app
-from service.db import upgrade
-from service.errors import PROBLEM_JSON, Problem, ValidationProblem
-from service.extensions import get_session, services
 from service.logs import JsonFormatter
 from service.settings import Settings
+from service.store.db import upgrade
 
 from .conftest import settings_for
 

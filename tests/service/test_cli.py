@@ -8,10 +8,10 @@ from click.testing import CliRunner
 from sqlalchemy import inspect, select
 
 from service.cli import main
-from service.db import make_engine, session_factory
-from service.models import ApiToken, Tenant
-from service.repository import tenant_for_token
 from service.settings import Settings
+from service.store.db import make_engine, session_factory
+from service.store.repository import tenant_for_token
+from service.store.tables import ApiToken, Tenant
 
 from .conftest import settings_for
 

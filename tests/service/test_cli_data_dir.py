@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from service.db import head_revision, make_engine, session_factory
-from service.repository import tenant_for_token
 from service.settings import Settings
+from service.store.db import head_revision, make_engine, session_factory
+from service.store.repository import tenant_for_token
 
 BPTT = str(Path(sys.executable).parent / "bptt")  # the console script pip installed
 TIMEOUT_S = 120

@@ -12,13 +12,13 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
-from service import forecasting
-from service.codec import decompress_json
-from service.db import upgrade
-from service.forecasting import MODELS
-from service.models import ForecastBatch, TrainedModel
-from service.queue import FORECAST_TASK, TRAIN_TASK
 from service.settings import Settings
+from service.store import forecast_batches
+from service.store.codec import decompress_json
+from service.store.db import upgrade
+from service.store.forecast_batches import MODELS
+from service.store.queue import FORECAST_TASK, TRAIN_TASK
+from service.store.tables import ForecastBatch, TrainedModel
 
 from .conftest import SERIES, SPEC, SimulatedWorker, broker_messages, row_count, settings_for
 from .test_app import assert_problem
@@ -200,10 +200,10 @@ def test_workers_answer_batches_with_the_same_code(
                                                  "quantiles": [0.5]}, headers=auth)
     assert created.status_code == 202
     batch_id = created.get_json()["id"]
-    # What the workers' forecast task runs (workers/forecasting.py), twice: a redelivered
+    # What the workers' forecast task runs (workers/forecast_batches.py), twice: a redelivered
     # message finds the batch taken and does nothing.
-    assert forecasting.answer_batch(sessions, settings, batch_id) == "succeeded"
-    assert forecasting.answer_batch(sessions, settings, batch_id) == "not claimed"
+    assert forecast_batches.answer_batch(sessions, settings, batch_id) == "succeeded"
+    assert forecast_batches.answer_batch(sessions, settings, batch_id) == "not claimed"
     done = client.get(f"/v1/forecasts/{batch_id}", headers=auth).get_json()
     assert done["status"] == "succeeded" and done["started_at"] and done["finished_at"]
     expected = bptt.forecast(model, series, quantiles=[0.5])
@@ -221,7 +221,7 @@ def test_a_batch_whose_model_is_gone_fails_with_the_reason(
     batch_id = created.get_json()["id"]
     with sessions.begin() as session:
         session.query(TrainedModel).filter_by(job_id=job_id).delete()
-    assert forecasting.answer_batch(sessions, settings, batch_id) == "failed"
+    assert forecast_batches.answer_batch(sessions, settings, batch_id) == "failed"
     failed = client.get(f"/v1/forecasts/{batch_id}", headers=auth).get_json()
     assert failed["status"] == "failed" and "no longer stored" in failed["error"]
     assert failed["result"] is None

@@ -49,10 +49,10 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
-from service import repository
-from service.db import upgrade
-from service.forecasting import run_forecast
 from service.settings import Settings
+from service.store import repository
+from service.store.db import upgrade
+from service.store.forecast_batches import run_forecast
 
 from .conftest import SERIES, SPEC, SimulatedWorker, settings_for
 

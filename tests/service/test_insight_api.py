@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.models import Job
 from service.settings import Settings
-from workers.training import run_training
+from service.store.tables import Job
+from workers.attempts import run_training
 
 from .conftest import SERIES, row_count
 from .test_app import assert_problem

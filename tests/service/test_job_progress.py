@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
 from service.client import progress_line, progress_text
-from service.db import upgrade
 from service.settings import Settings
-from workers.training import run_training
+from service.store.db import upgrade
+from workers.attempts import run_training
 
 from .conftest import SERIES, SPEC, SimulatedWorker, settings_for
 
@@ -50,8 +50,8 @@ def _get(client: FlaskClient, auth: dict[str, str], job_id: str) -> dict[str, An
 
 def _worker(settings: Settings, job_id: str) -> subprocess.Popen:
     """The real worker code training the job in a process of its own, to be killed."""
-    code = ("import sys; from service.db import session_factory; "
-            "from service.settings import Settings; from workers.training import run_training; "
+    code = ("import sys; from service.store.db import session_factory; "
+            "from service.settings import Settings; from workers.attempts import run_training; "
             "s = Settings.from_env(); run_training(session_factory(s), s, sys.argv[1], 'first')")
     env = {**os.environ, "BPTT_DATA_DIR": str(settings.data_dir), "BPTT_LEASE_SECONDS": "1"}
     return subprocess.Popen([sys.executable, "-c", code, job_id], env=env)

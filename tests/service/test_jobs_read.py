@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
-from service.models import Dataset, EpochMetric, Job, TrainedModel
+from service.store.tables import Dataset, EpochMetric, Job, TrainedModel
 
 from .conftest import SERIES, SPEC, SimulatedWorker, row_count
 from .test_app import assert_problem

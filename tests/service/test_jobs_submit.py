@@ -13,13 +13,13 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
+from service.api.extensions import services
 from service.app import create_app
-from service.codec import decompress_json
-from service.db import upgrade
-from service.extensions import services
-from service.models import Dataset, Job, new_id, utcnow
-from service.queue import TRAIN_TASK
 from service.settings import Settings
+from service.store.codec import decompress_json
+from service.store.db import upgrade
+from service.store.queue import TRAIN_TASK
+from service.store.tables import Dataset, Job, new_id, utcnow
 
 from .conftest import SERIES, SPEC, SimulatedWorker, broker_messages, row_count, settings_for
 from .test_app import assert_problem
@@ -144,7 +144,7 @@ def test_csv_requests_take_the_same_quantile_default(
 def test_a_job_asked_for_no_quantiles_forecasts_the_mean_only(
         client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
         settings: Settings) -> None:
-    from workers.training import run_training
+    from workers.attempts import run_training
 
     jobs = {}
     for name, extra in (("default", {}), ("none", {"quantiles": []})):
@@ -221,7 +221,7 @@ def insert_keyed_job(session: Session, tenant_id: int, key: str) -> None:
 
 def tenant_of(sessions: sessionmaker[Session], name: str) -> int:
     with sessions() as session:
-        from service.repository import tenant_by_name
+        from service.store.repository import tenant_by_name
 
         tenant = tenant_by_name(session, name=name)
         assert tenant is not None
@@ -253,7 +253,7 @@ def test_a_concurrent_request_with_the_key_waits_for_the_first_on_sqlite(
 
 
 def test_a_request_whose_key_is_still_in_flight_gets_409_on_postgres(pg_app: Flask) -> None:
-    from service import repository
+    from service.store import repository
 
     sessions = services(pg_app).sessions
     with sessions.begin() as session:
@@ -459,7 +459,7 @@ def test_a_dead_broker_does_not_fail_the_request(
     try:
         sessions = services(app).sessions
         with sessions.begin() as session:
-            from service import repository
+            from service.store import repository
 
             tenant = repository.create_tenant(session, name="solo")
             token = repository.create_token(session, tenant=tenant).token

@@ -15,11 +15,11 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service.api.extensions import services
 from service.app import create_app
-from service.extensions import services
 from service.logs import JsonFormatter
-from service.models import Job, utcnow
+from service.store import repository
+from service.store.tables import Job, utcnow
 
 from .conftest import SERIES, SPEC, SimulatedWorker, settings_for
 

@@ -8,8 +8,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from service.db import upgrade
 from service.settings import Settings
+from service.store.db import upgrade
 
 from .conftest import settings_for
 

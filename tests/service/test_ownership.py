@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
 from bptt.state import initial_states
-from service import repository
-from service.models import ApiToken, Dataset, ForecastBatch, Job, SeriesState, utcnow
+from service.store import repository
+from service.store.tables import ApiToken, Dataset, ForecastBatch, Job, SeriesState, utcnow
 
 from .conftest import SERIES, SPEC, SimulatedWorker, row_count
 from .test_app import assert_problem

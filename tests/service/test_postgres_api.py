@@ -3,9 +3,9 @@ conditional updates, cascades, the idempotency constraint) behave as on SQLite."
 
 from flask import Flask
 
-from service import repository
-from service.extensions import services
-from service.models import Dataset, EpochMetric, Job
+from service.api.extensions import services
+from service.store import repository
+from service.store.tables import Dataset, EpochMetric, Job
 
 from .conftest import SERIES, SPEC, SimulatedWorker
 

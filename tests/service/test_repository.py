@@ -10,10 +10,10 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
-from service.codec import compress_json, decompress_json
-from service.db import make_engine, upgrade
-from service.models import ApiToken, Checkpoint, Dataset, EpochMetric, Job, Tenant
+from service.store import repository
+from service.store.codec import compress_json, decompress_json
+from service.store.db import make_engine, upgrade
+from service.store.tables import ApiToken, Checkpoint, Dataset, EpochMetric, Job, Tenant
 
 from .conftest import settings_for
 

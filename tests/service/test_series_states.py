@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
-from workers.training import run_training
+from workers.attempts import run_training
 
 from .conftest import SERIES
 from .test_app import assert_problem

@@ -14,13 +14,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service.api.extensions import services
 from service.client import describe_problem
-from service.db import make_engine, upgrade
-from service.extensions import services
-from service.models import ForecastBatch, Job, Sweep, utcnow
 from service.settings import Settings
-from workers.training import run_training
+from service.store import repository
+from service.store.db import make_engine, upgrade
+from service.store.tables import ForecastBatch, Job, Sweep, utcnow
+from workers.attempts import run_training
 
 from .conftest import SERIES, SPEC, SimulatedWorker, settings_for
 from .test_app import assert_problem

@@ -11,11 +11,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.models import Job, Sweep
-from service.queue import TRAIN_TASK
 from service.settings import Settings
+from service.store.queue import TRAIN_TASK
+from service.store.tables import Job, Sweep
+from workers.attempts import run_training
 from workers.reaper import settle_sweeps
-from workers.training import run_training
 
 from .conftest import SERIES, broker_messages, row_count
 from .test_app import assert_problem

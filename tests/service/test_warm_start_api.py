@@ -6,7 +6,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.models import Job
+from service.store.tables import Job
 
 from .conftest import SERIES, SPEC, SimulatedWorker, broker_messages, row_count
 from .test_app import assert_problem

@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
-from service.codec import compress_json
-from service.db import session_factory, upgrade
-from service.models import Dataset, EpochMetric, Job, utcnow
-from service.repository import create_tenant
 from service.settings import Settings
+from service.store.codec import compress_json
+from service.store.db import session_factory, upgrade
+from service.store.repository import create_tenant
+from service.store.tables import Dataset, EpochMetric, Job, utcnow
 
 
 @pytest.fixture

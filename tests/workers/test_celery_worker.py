@@ -6,7 +6,7 @@ import json
 import os
 import signal
 
-from service import queue
+from service.store import queue
 
 from .conftest import add_job, job_row, metric_epochs, training_spec, wait_for
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from service import queue
 from service.settings import Settings
+from service.store import queue
 
 from . import redis_server
 from .conftest import add_job, job_row, metric_epochs, series, training_spec, wait_for
@@ -85,9 +85,9 @@ def test_visibility_timeout_far_shorter_than_the_job(sessions, settings, redis, 
 
 
 def test_the_api_accepts_jobs_while_redis_is_down(sessions, settings, redis, start_worker):
+    from service.api.extensions import services
     from service.app import create_app
-    from service.extensions import services
-    from service.repository import create_tenant, create_token
+    from service.store.repository import create_tenant, create_token
 
     with sessions() as session:
         token = create_token(session, tenant=create_tenant(session, name="shop")).token

@@ -8,10 +8,10 @@ import signal
 
 from sqlalchemy import select
 
-from service import repository
+from service.api.extensions import services
 from service.app import create_app
-from service.extensions import services
-from service.models import Job, Sweep
+from service.store import repository
+from service.store.tables import Job, Sweep
 
 from .conftest import metric_epochs, series, training_spec, wait_for
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from service.models import EpochMetric, Job
-from workers.training import run_training
+from service.store.tables import EpochMetric, Job
+from workers.attempts import run_training
 
 from .conftest import add_job, job_row, series, training_spec
 

@@ -1,0 +1,110 @@
+"""Inference: a trained Model and raw series in, mean and quantile paths in original units out."""
+
+import numpy as np
+
+from .combination import new_series_means
+from .data import DataError, as_series, fit_scalers, interpolate_gaps, scaler_arrays
+from .model import Model
+
+
+def forecast(model: Model, series=None, horizon: int | None = None,
+             quantiles: list[float] | None = None, threads: int = 1) -> list[dict]:
+    """Forecast `horizon` steps (default: the model's) after the end of each series.
+
+    `series` takes the shapes of data.as_series; None forecasts the model's own training series
+    from their ends. A series the model was trained on keeps its training scaler; a new one is
+    scaled from its own values. `quantiles` must be among the trained ones (default: all of
+    them). Returns [{"id", "mean": (h,), "quantiles": {q: (h,)}}]; quantile paths never cross
+    and carry the model's conformal calibration.
+    """
+    return as_forecasts(*forecast_arrays(model, series, horizon, quantiles, threads))
+
+
+def forecast_arrays(model: Model, series=None, horizon: int | None = None,
+                    quantiles: list[float] | None = None, threads: int = 1
+                    ) -> tuple[list[str], list[float], np.ndarray]:
+    """forecast's answer as arrays, for callers that handle thousands of series at once:
+    (ids, quantiles, values), values (S, h, 1 + Q) in original units, values[i, :, 0] the mean
+    of series ids[i] and values[i, :, 1 + k] its quantile quantiles[k]."""
+    horizon, wanted = resolve_forecast_request(model, horizon, quantiles)
+    steps = model.spec.window.input_size
+    if series is None:
+        ids, scalers, tails = model.series_ids, model.scalers, model.tails
+        means = None  # the combination's series means: the model's own
+    else:
+        known = dict(zip(model.series_ids, model.scalers, strict=True))
+        named = as_series(series)
+        for i, (name, values) in enumerate(named):
+            if len(values) < steps:
+                raise DataError(["series", i, "values"],
+                                f"series {name!r} has {len(values)} points; the model reads "
+                                f"the last {steps}")
+        ids = [name for name, _ in named]
+        new = [i for i, name in enumerate(ids) if name not in known]
+        fitted = dict(zip(new, fit_scalers(model.spec.scaler, [named[i][1] for i in new]),
+                          strict=True))
+        scalers = [known.get(name) or fitted[i] for i, name in enumerate(ids)]
+        tails = _tails(scalers, [values for _, values in named], steps)
+        means = new_series_means(model, named, scalers, new)  # a new series' own mean
+    # Centre every window on its last value, as in training (data.window_inputs), all at once.
+    levels = tails[:, -1]  # (S,)
+    x = (tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1)
+    paths = model.quantile_paths(x, threads)
+    return ids, wanted, values_from_paths(model, ids, paths, levels, scalers, horizon, wanted,
+                                          means)
+
+
+def resolve_forecast_request(model: Model, horizon: int | None,
+                             quantiles: list[float] | None) -> tuple[int, list[float]]:
+    """(horizon, quantiles) of a forecast request with the model's defaults filled in;
+    DataError for a horizon beyond the model's or a quantile it was not trained for."""
+    horizon = model.horizon if horizon is None else int(horizon)
+    if not 1 <= horizon <= model.horizon:
+        raise DataError(["horizon"], f"must be between 1 and the model's {model.horizon}")
+    wanted = list(model.quantiles) if quantiles is None else [float(q) for q in quantiles]
+    unknown = [q for q in wanted if q not in model.quantiles]
+    if unknown:
+        raise DataError(["quantiles"], f"{unknown} not trained; available: "
+                                       f"{list(model.quantiles)}")
+    return horizon, wanted
+
+
+def forecasts_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: np.ndarray,
+                         scalers: list, horizon: int, wanted: list[float],
+                         means: np.ndarray | None = None) -> list[dict]:
+    """forecast's answer from scaled, centred paths (S, h, 1 + Q): the first `horizon` steps,
+    moved back to each window's level and through its series' scaler, `wanted` quantiles.
+    A model with a combination combines them first (bptt.combination; means: the scaled mean
+    of series it was not trained on, NaN for the others)."""
+    return as_forecasts(ids, wanted, values_from_paths(model, ids, paths, levels, scalers,
+                                                       horizon, wanted, means))
+
+
+def values_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: np.ndarray,
+                      scalers: list, horizon: int, wanted: list[float],
+                      means: np.ndarray | None = None) -> np.ndarray:
+    """forecasts_from_paths' answer as forecast_arrays' values (S, horizon, 1 + len(wanted))."""
+    if model.combination is not None:
+        paths = model.combination.apply(paths, ids, model.series_ids, levels, means)
+    paths = paths[:, :horizon] + levels[:, None, None]
+    center, scale = scaler_arrays(scalers)
+    original = paths * scale[:, None, None] + center[:, None, None]  # (S, h, 1 + Q)
+    return original[:, :, [0] + [1 + model.quantiles.index(q) for q in wanted]]
+
+
+def as_forecasts(ids: list[str], wanted: list[float], values: np.ndarray) -> list[dict]:
+    """forecast_arrays' answer as forecast's: a dict per series, its paths views of `values`."""
+    return [{"id": name, "mean": path[:, 0],
+             "quantiles": {q: path[:, 1 + k] for k, q in enumerate(wanted)}}
+            for name, path in zip(ids, values, strict=True)]
+
+
+def _tails(scalers: list, series: list[np.ndarray], steps: int) -> np.ndarray:
+    """(S, steps): each series' last `steps` scaled values, gaps interpolated over the whole
+    series as in training. Scaled all at once; only a series with a gap in its window is
+    interpolated, one by one (each scaler's transform, elementwise: the same numbers)."""
+    center, scale = scaler_arrays(scalers)
+    tails = (np.stack([values[-steps:] for values in series]) - center[:, None]) / scale[:, None]
+    for i in np.flatnonzero(~np.isfinite(tails).all(axis=1)):
+        tails[i] = interpolate_gaps(scalers[i].transform(series[i]))[-steps:]
+    return tails

@@ -1,0 +1,1 @@
+"""The HTTP contract: blueprints, request/response schemas, validation, problem+json, OpenAPI."""

@@ -1,0 +1,163 @@
+"""Reading request bodies: strict JSON, or long-format CSV with the other fields in the query."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import request
+from werkzeug.datastructures import MultiDict
+
+from service.api import csvio
+from service.api.problems import Problem, ValidationProblem
+
+JSON_TYPES = ("application/json",)
+CSV_TYPES = ("text/csv",)
+
+
+class JsonConstant:
+    """NaN, Infinity or -Infinity where JSON has no such thing: invalid wherever it appears."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Body:
+    """A parsed request: the fields as JSON would give them, and where they came from."""
+
+    data: Any
+    is_csv: bool
+    request_hash: str  # identifies the request for Idempotency-Key replays
+
+
+def read_body(*, query_fields: frozenset[str] | None = None,
+              raw_query: frozenset[str] = frozenset(),
+              list_query: frozenset[str] = frozenset()) -> Body:
+    """The request's fields from a JSON body, or from a CSV body (`series`) plus the query.
+
+    With CSV, `query_fields` (None: any) names the fields accepted as query parameters, those
+    in `raw_query` are taken as plain strings rather than parsed, and the dotted names in
+    `list_query` are lists even with one value (`quantiles=0.5` is [0.5]).
+    """
+    raw = request.get_data(cache=True)
+    mimetype = request.mimetype
+    if mimetype in CSV_TYPES:
+        data = query_to_fields(request.args, allowed=query_fields, raw=raw_query,
+                               lists=list_query)
+        data["series"] = csvio.parse_long_csv(_decode(raw))
+        return Body(data, True, _hash(mimetype, raw))
+    if mimetype in JSON_TYPES or mimetype.endswith("+json"):
+        if request.args:
+            raise ValidationProblem([
+                {"loc": ["query", name], "msg": "query parameters are read only with a text/csv "
+                                                "body; put this field in the JSON body"}
+                for name in request.args
+            ])
+        return Body(parse_json(raw), False, _hash(mimetype, raw))
+    raise Problem(
+        f"Send the body as application/json or text/csv (got {mimetype or 'no Content-Type'}).",
+        status=415,
+    )
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: NaN and Infinity become JsonConstant, which every field refuses by name."""
+    try:
+        return json.loads(raw, parse_constant=JsonConstant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Problem(f"The body is not valid JSON: {exc}", status=400) from None
+    except RecursionError:  # thousands of nested brackets: refused, not a 500
+        raise Problem("The body is nested too deeply.", status=400) from None
+
+
+def query_to_fields(args: MultiDict[str, str], *, allowed: frozenset[str] | None,
+                    raw: frozenset[str] = frozenset(),
+                    lists: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Query parameters as nested fields: `model.cell=gru` is {"model": {"cell": "gru"}}.
+
+    Each value is read as JSON when it parses (12, 0.5, null, true, [5, 10]), else as a list
+    when it has commas (`quantiles=0.1,0.9`), else as a string (`freq=MS`); a repeated
+    parameter is a list. A parameter named in `lists` is a list even with one value, as the
+    OpenAPI document's comma-separated arrays read (`quantiles=0.5` is [0.5]); null stays null.
+    """
+    fields: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for name in args:
+        path = name.split(".")
+        if allowed is not None and path[0] not in allowed:
+            errors.append({"loc": ["query", name], "msg": "unknown field"})
+            continue
+        values = args.getlist(name)
+        if path[0] in raw:
+            value: Any = values[0] if len(values) == 1 else values
+        elif len(values) == 1:
+            value = _query_value(values[0])
+            if name in lists and value is not None and not isinstance(value, list):
+                value = [value]
+        else:
+            value = [_query_scalar(v) for v in values]
+        _put(fields, path, value, name, errors)
+    if errors:
+        raise ValidationProblem(errors)
+    return fields
+
+
+def _query_value(text: str) -> Any:
+    """One parameter's value: JSON, else a comma-separated list, else the text itself."""
+    try:
+        return json.loads(text, parse_constant=JsonConstant)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:
+        return [_query_scalar(part.strip()) for part in text.split(",")]
+    return text
+
+
+def _query_scalar(text: str) -> Any:
+    """JSON if the text parses as JSON, else the text as a string."""
+    try:
+        return json.loads(text, parse_constant=JsonConstant)
+    except json.JSONDecodeError:
+        return text
+
+
+def _put(fields: dict[str, Any], path: list[str], value: Any, name: str,
+         errors: list[dict[str, Any]]) -> None:
+    """Set fields[path[0]][path[1]]... = value, refusing a name that is both value and group."""
+    node = fields
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            errors.append({"loc": ["query", name], "msg": "given both as a value and as a group"})
+            return
+    if path[-1] in node:
+        errors.append({"loc": ["query", name], "msg": "given both as a value and as a group"})
+        return
+    node[path[-1]] = value
+
+
+def _decode(raw: bytes) -> str:
+    """The body as text (UTF-8, with or without a byte-order mark)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Problem(f"The CSV body is not UTF-8: {exc}", status=400) from None
+
+
+def _hash(mimetype: str, raw: bytes) -> str:
+    """SHA-256 over what makes the request: body, media type, and (for CSV) the query."""
+    # With CSV the spec fields are query parameters, so the same body with another horizon is
+    # another request; sorting makes the parameters' order irrelevant.
+    query = urlencode(sorted(request.args.items(multi=True)))
+    digest = hashlib.sha256()
+    for part in (mimetype.encode(), query.encode(), raw):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()

@@ -1,0 +1,140 @@
+"""/v1/forecasts: forecasts from a trained job's model, in the request or as an async batch.
+
+Workers answer the batches with `answer_batch` (service.store.forecast_batches), the same code path.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from bptt import DataError
+from service.api import lookup, validation
+from service.api.auth import authenticate, current_tenant_id
+from service.api.bodies import read_body
+from service.api.csvio import forecasts_to_csv
+from service.api.documents import forecast_batch_document, json_response
+from service.api.extensions import current_settings, get_session
+from service.api.jobs import get_job
+from service.api.problems import Problem, ValidationProblem
+from service.api.schemas import ForecastResult
+from service.api.sweeps import get_sweep
+from service.store import queue, repository
+from service.store.codec import decompress_json
+from service.store.forecast_batches import ForecastTable, load_model, run_forecast
+from service.store.tables import ForecastBatch
+
+bp = Blueprint("forecasts", __name__, url_prefix="/v1/forecasts")
+bp.before_request(authenticate)
+log = logging.getLogger(__name__)
+
+# with a CSV body, these come in the query
+REQUEST_FIELDS = frozenset({"job_id", "sweep_id", "horizon", "quantiles"})
+CSV = "text/csv"
+
+
+def get_batch(batch_id: str) -> ForecastBatch:
+    """The current tenant's forecast batch (full or short id), or 404, or 409; as get_job."""
+    return lookup.find(ForecastBatch, batch_id, kind="forecast batch",
+                       loc=["path", "batch_id"])
+
+
+@bp.post("")
+def create_forecasts() -> Response:
+    """Answer small requests at once (200); store larger ones as a batch for a worker (202)."""
+    settings, session = current_settings(), get_session()
+    body = read_body(query_fields=REQUEST_FIELDS, raw_query=frozenset({"job_id", "sweep_id"}),
+                     list_query=frozenset({"quantiles"}))  # quantiles=0.5 is [0.5]
+    wanted = validation.forecast_request(body.data, settings, from_query=body.is_csv)
+    job_loc: list[str | int] = ["query", "job_id"] if body.is_csv else ["job_id"]
+    if wanted.sweep_id is not None:
+        job_loc[-1] = "sweep_id"
+        job = get_job(_best_trial(wanted.sweep_id, job_loc), loc=job_loc)
+    else:
+        job = get_job(wanted.job_id or "", loc=job_loc)
+    if job.status != "succeeded":
+        raise Problem(
+            f"The job is {job.status}; forecasts need a job that has succeeded.",
+            status=409,
+            errors=[{"loc": job_loc, "msg": f"job is {job.status}, not succeeded"}],
+        )
+    loaded = load_model(session, job_id=job.id)
+    if loaded is None:
+        raise Problem("The job succeeded but no model is stored for it.", status=409,
+                      errors=[{"loc": job_loc, "msg": "no model stored"}])
+    model = loaded[1]
+    count = len(wanted.series) if wanted.series is not None else len(model.series_ids)
+    queued = count > settings.sync_forecast_max_series
+    # A batch is checked by the engine's parser before it is stored; an answer given now is
+    # checked by the forecast itself (its DataError becomes the same 422 below), not twice.
+    validation.check_forecast_against_model(model, wanted, from_query=body.is_csv,
+                                            engine_check=queued)
+    # id and values are all the engine reads (start and freq label history, not forecasts)
+    series = None if wanted.series is None else [{"id": s.id, "values": s.values}
+                                                 for s in wanted.series]
+    if queued:
+        return _enqueue(job.id, series, wanted.horizon, wanted.quantiles)
+    try:
+        document = run_forecast(model, series, wanted.horizon, wanted.quantiles,
+                                settings.forecast_threads)
+    except DataError as exc:  # checked above; this is the engine's word if a rule slipped by
+        raise ValidationProblem([{"loc": exc.loc, "msg": exc.msg}]) from None
+    return _answer(document)
+
+
+def _best_trial(sweep_id: str, loc: list[str | int]) -> str:
+    """The best trial's job id of a finished sweep; 404 for an unknown sweep, 409 before."""
+    sweep = get_sweep(sweep_id, loc=loc)
+    if sweep.best_job_id is None:
+        state = "running" if sweep.finished_at is None else f"{sweep.status} without a model"
+        raise Problem(f"The sweep is {state}; forecasts need its best trial.", status=409,
+                      errors=[{"loc": loc, "msg": f"sweep is {state}"}])
+    return sweep.best_job_id
+
+
+@bp.get("/<batch_id>")
+def show_batch(batch_id: str) -> Response:
+    """A forecast batch's status, and its forecasts once it has succeeded."""
+    batch = get_batch(batch_id)
+    if batch.status == "succeeded" and batch.result_zlib is not None and _wants_csv():
+        return _csv(ForecastResult.model_validate(decompress_json(batch.result_zlib)))
+    return json_response(forecast_batch_document(batch))
+
+
+def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | None,
+             quantiles: list[float] | None) -> Response:
+    """Store the validated request as a forecast batch, commit, wake a worker: 202."""
+    settings, session = current_settings(), get_session()
+    session.commit()  # end the read phase: the insert gets a transaction of its own
+    batch = repository.create_forecast_batch(
+        session,
+        tenant_id=current_tenant_id(),
+        job_id=job_id,
+        # The worker runs bptt.forecast(model, series, horizon, quantiles) with exactly these.
+        request={"series": series, "horizon": horizon, "quantiles": quantiles},
+    )
+    session.commit()
+    queue.wake(settings, queue.FORECAST_TASK, batch.id)  # after the commit; never raises
+    log.info("forecast batch queued", extra={"batch_id": batch.id, "job_id": job_id})
+    response = json_response(forecast_batch_document(batch), 202)
+    response.headers["Location"] = f"/v1/forecasts/{batch.id}"
+    return response
+
+
+def _answer(document: ForecastResult | ForecastTable) -> Response:
+    """The forecasts as JSON, or as CSV when the client prefers it."""
+    return _csv(document) if _wants_csv() else json_response(document)
+
+
+def _wants_csv() -> bool:
+    """Whether the Accept header prefers CSV (JSON on a tie, or when it says nothing)."""
+    return request.accept_mimetypes.best_match(["application/json", CSV]) == CSV
+
+
+def _csv(document: ForecastResult | ForecastTable) -> Response:
+    """A forecasts document as `unique_id,step,mean,q...` CSV."""
+    forecasts = document.model_dump()["forecasts"]
+    quantiles = list(forecasts[0]["quantiles"]) if forecasts else []
+    return Response(forecasts_to_csv(forecasts, quantiles), mimetype=CSV)

@@ -1,0 +1,246 @@
+"""/v1/jobs: submit training jobs, follow them, cancel them, download their models, delete them."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, request
+from sqlalchemy import select
+
+import bptt
+from service.api import idempotency, lookup, params, validation, warm_start
+from service.api.auth import authenticate, current_tenant_id
+from service.api.bodies import read_body
+from service.api.documents import diagnostics, job_document, job_list, json_response, metrics_page
+from service.api.extensions import current_settings, get_session
+from service.api.problems import Problem
+from service.api.schemas import JobOut, SeriesPage, SeriesTailOut
+from service.store import plans, queue, repository
+from service.store.codec import decompress_json
+from service.store.tables import JOB_STATUSES, Dataset, EpochMetric, Job
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
+bp.before_request(authenticate)
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100  # list pages stay small enough to render and to hold in memory
+MAX_EPOCHS_PER_ANSWER = 1000  # metrics and diagnostics rows per answer; page on with ?since=
+SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(bptt.TrainingSpec))
+# Spec fields that are lists: one value in the query is a list of one, as documented.
+LIST_QUERY = frozenset({"quantiles", "training.truncate"})
+QUOTA_RETRY_AFTER_S = 30  # a queued job usually starts within this on a busy deployment
+# GET /v1/jobs/{id}/series: enough history to plot before a forecast, never a whole dataset.
+DEFAULT_TAIL, MAX_TAIL = 100, 1000
+DEFAULT_SERIES_PER_PAGE, MAX_SERIES_PER_PAGE = 20, 100
+
+
+def get_job(job_id: str, *, loc: list[str | int] | None = None) -> Job:
+    """The current tenant's job `job_id` (full or short id), or 404 (another tenant's job is as
+    good as unknown), or 409 for a short id of several jobs. `loc`: the body field it came
+    from; the path's job_id by default."""
+    return lookup.find(Job, job_id, kind="job", loc=loc or ["path", "job_id"])
+
+
+@bp.post("")
+def submit_job() -> Response:
+    """Validate a job request completely, store job and dataset in one commit, wake a worker."""
+    settings, session, tenant_id = current_settings(), get_session(), current_tenant_id()
+    body = read_body(query_fields=SPEC_FIELDS | {warm_start.FIELD},
+                     raw_query=frozenset({warm_start.FIELD}), list_query=LIST_QUERY)
+    key = idempotency.key_from_header()
+    if key is not None:
+        # Before validation and quota: a retry of an accepted request must replay, even when
+        # the tenant has filled its quota since.
+        replayed = idempotency.replay(session, tenant_id=tenant_id, key=key,
+                                      request_hash=body.request_hash)
+        if replayed is not None:
+            return replayed
+    warm = warm_start.from_request(session, body.data, tenant_id=tenant_id)
+    valid = validation.training_request(
+        warm.data if warm else body.data, settings, spec_loc=("query",) if body.is_csv else ()
+    )
+    if warm is not None:
+        plan = plans.for_workers(warm_start.check_fits(session, warm, valid.spec, valid.series),
+                                 settings)
+    else:
+        plan = plans.resolve(valid.spec, plans.lengths(valid.series), settings)
+    queued = repository.count_queued_jobs(session, tenant_id=tenant_id)
+    if queued >= settings.max_queued_jobs_per_tenant:
+        raise Problem(
+            f"{queued} jobs are already queued; the limit is "
+            f"{settings.max_queued_jobs_per_tenant}. Retry when some have started.",
+            status=429,
+            headers={"Retry-After": str(QUOTA_RETRY_AFTER_S)},
+        )
+    session.commit()  # end the read phase: the insert gets a transaction of its own
+
+    def insert() -> Job:
+        return repository.create_job(
+            session,
+            tenant_id=tenant_id,
+            spec=valid.spec.to_dict(),
+            resolved_spec=plan.to_dict(),
+            series=valid.series,
+            num_points=valid.num_points,
+            epochs_total=epochs_total(plan),
+            idempotency_key=key,
+            request_hash=body.request_hash,
+            warm_start_job_id=warm.job_id if warm else None,
+        )
+
+    result = idempotency.insert_once(session, insert, tenant_id=tenant_id, key=key,
+                                     request_hash=body.request_hash)
+    if isinstance(result, Response):
+        return result
+    queue.wake(settings, queue.TRAIN_TASK, result.id)  # after the commit; never raises
+    log.info("job submitted", extra={"job_id": result.id, "tenant_id": tenant_id})
+    return idempotency.created_response(session, result)
+
+
+@bp.get("")
+def list_jobs() -> Response:
+    """The tenant's jobs, newest first, filtered by status, a page at a time."""
+    params.refuse_unknown(("status", "limit", "cursor"))
+    status = params.choice_arg("status", JOB_STATUSES)
+    limit = params.int_arg("limit", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
+    before = params.cursor_arg()
+    jobs = repository.list_jobs(get_session(), tenant_id=current_tenant_id(), status=status,
+                                before=before, limit=limit + 1)
+    page = jobs[:limit]
+    more = len(jobs) > limit
+    cursor = params.encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    return json_response(job_list(page, cursor))
+
+
+@bp.get("/<job_id>")
+def show_job(job_id: str) -> Response:
+    """Status, progress, latest metrics, best epoch, error, attempts and timestamps."""
+    # What clients poll: job, dataset size and latest metrics come from one query.
+    found = repository.job_status(get_session(), tenant_id=current_tenant_id(), job_id=job_id)
+    if found is None:  # get_job answers the 404 every job route gives
+        return json_response(_document(get_job(job_id)))
+    return json_response(job_document(found.job, dataset=found.dataset, latest=found.latest))
+
+
+@bp.get("/<job_id>/metrics")
+def job_metrics(job_id: str) -> Response:
+    """Per-epoch metrics with epoch > since."""
+    job, rows, since, has_more = _epochs_after_since(job_id)
+    return json_response(metrics_page(job.id, rows, since=since, has_more=has_more))
+
+
+@bp.get("/<job_id>/diagnostics")
+def job_diagnostics(job_id: str) -> Response:
+    """Gradient flow through time and clipping history, per epoch after `since`."""
+    job, rows, since, has_more = _epochs_after_since(job_id)
+    return json_response(diagnostics(job, rows, since=since, has_more=has_more))
+
+
+def _epochs_after_since(job_id: str) -> tuple[Job, list[EpochMetric], int, bool]:
+    """The job, its metrics rows after ?since= (one page), since, and whether more follow."""
+    params.refuse_unknown(("since",))
+    job = get_job(job_id)
+    since = params.int_arg("since", default=0, minimum=0)
+    rows = repository.epoch_metrics_since(get_session(), job_id=job.id, since=since,
+                                          limit=MAX_EPOCHS_PER_ANSWER + 1)
+    return job, rows[:MAX_EPOCHS_PER_ANSWER], since, len(rows) > MAX_EPOCHS_PER_ANSWER
+
+
+@bp.get("/<job_id>/series")
+def job_series(job_id: str) -> Response:
+    """The job's training series, each cut to its last `tail` values, a page at a time."""
+    params.refuse_unknown(("tail", "limit", "offset"))
+    job = get_job(job_id)
+    tail = params.int_arg("tail", default=DEFAULT_TAIL, minimum=1, maximum=MAX_TAIL)
+    limit = params.int_arg("limit", default=DEFAULT_SERIES_PER_PAGE, minimum=1,
+                           maximum=MAX_SERIES_PER_PAGE)
+    offset = params.int_arg("offset", default=0, minimum=0)
+    # No repository helper: this is the only reader of a dataset's values on the API side.
+    packed = get_session().scalar(select(Dataset.series_zlib).where(Dataset.job_id == job.id))
+    series: list[dict[str, Any]] = decompress_json(packed) if packed is not None else []
+    page = series[offset:offset + limit]
+    return json_response(SeriesPage(
+        job_id=job.id,
+        series=[SeriesTailOut(id=s["id"], values=s["values"][-tail:], length=len(s["values"]),
+                              start=s.get("start"), freq=s.get("freq")) for s in page],
+        num_series=len(series),
+        next_offset=offset + limit if offset + limit < len(series) else None,
+    ))
+
+
+@bp.post("/<job_id>/cancel")
+def cancel_job(job_id: str) -> Response:
+    """Cancel a queued job at once (200), or ask a running one to stop (202)."""
+    session = get_session()
+    job = get_job(job_id)
+    outcome = repository.cancel_job(session, job_id=job.id)
+    if outcome == "finished":
+        session.rollback()
+        session.refresh(job)
+        raise Problem(f"The job has already finished ({job.status}).", status=409)
+    session.commit()
+    session.refresh(job)
+    log.info("job cancel %s", outcome, extra={"job_id": job.id})
+    # 202 while running: the worker stops between two batches, within an epoch.
+    return json_response(_document(job), 200 if outcome == "cancelled" else 202)
+
+
+@bp.get("/<job_id>/model")
+def download_model(job_id: str) -> Response:
+    """The trained model as a safetensors file (card in its metadata); ETag is its sha256."""
+    session = get_session()
+    job = get_job(job_id)
+    if job.status != "succeeded":
+        raise Problem(f"The job is {job.status}; a model exists once it has succeeded.",
+                      status=409)
+    digest = repository.model_digest(session, job_id=job.id)
+    if digest is None:
+        raise Problem("The job succeeded but no model is stored for it.", status=409)
+    response = Response(mimetype="application/octet-stream")
+    response.set_etag(digest)
+    # private: one tenant's model must not sit in a shared cache; no-cache: revalidate (cheap).
+    response.headers["Cache-Control"] = "private, no-cache"
+    if request.if_none_match.contains_weak(digest):
+        response.status_code = 304  # the weights are not even read
+        return response
+    response.set_data(repository.model_weights(session, job_id=job.id) or b"")
+    response.headers.set("Content-Disposition", "attachment",
+                         filename=f"bptt-{job.id}.safetensors")
+    return response
+
+
+@bp.delete("/<job_id>")
+def delete_job(job_id: str) -> tuple[str, int]:
+    """Delete a finished job and everything it produced (the database cascades)."""
+    session = get_session()
+    job = get_job(job_id)
+    if not repository.delete_finished_job(session, job_id=job.id):
+        session.rollback()
+        session.refresh(job)
+        raise Problem(f"The job is {job.status}; cancel it and delete it once it has stopped.",
+                      status=409)
+    session.commit()
+    log.info("job deleted", extra={"job_id": job.id})
+    return "", 204
+
+
+def _document(job: Job) -> JobOut:
+    """The full job document, with its dataset size and latest metrics."""
+    session = get_session()
+    return job_document(
+        job,
+        dataset=repository.dataset_size(session, job_id=job.id),
+        latest=repository.latest_epoch_metrics(session, job_id=job.id),
+    )
+
+
+def epochs_total(spec: bptt.TrainingSpec) -> int | None:
+    """Epochs over all ensemble members before any stops early (None while epochs are open:
+    a job's resolved spec always fixes them)."""
+    if spec.training.epochs is None:
+        return None
+    return spec.training.epochs * spec.training.ensemble
+

@@ -1,0 +1,437 @@
+"""The OpenAPI 3.1 document: components generated from api/schemas.py, paths from OPERATIONS.
+
+Served at /openapi.json. The engine's enumerations and the service's limits (from Settings) are
+written into the generated schemas, so the document states what the API actually accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from typing import Any
+
+from flask import Blueprint
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+import bptt
+from bptt import (
+    CELL_NAMES,
+    NONLINEARITIES,
+    OPTIMIZERS,
+    SCALERS,
+    SCHEDULES,
+    TRAINING_LOSSES,
+)
+from service.api.extensions import current_settings
+from service.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from service.api.problems import PROBLEM_JSON
+from service.api.schemas import (
+    REQUEST_MODELS,
+    RESPONSE_MODELS,
+    ForecastRequest,
+    JobOut,
+    JobRequest,
+    ObservationsIn,
+    ProblemOut,
+    SweepRequest,
+)
+from service.api.validation import MAX_LAYERS, MAX_QUANTILES
+from service.settings import Settings
+from service.store.repository import MIN_SHORT_ID_LENGTH
+from service.store.tables import JOB_STATUSES
+
+bp = Blueprint("openapi", __name__)
+REF = "#/components/schemas/{model}"
+CSV_BODY = {"type": "string", "description": "Long format: a header `unique_id,ds,y`, then one "
+            "row per point; an empty y is a gap.",
+            "examples": ["unique_id,ds,y\nstore-1,2024-01,112\nstore-1,2024-02,118\n"]}
+_ERROR_TEXT = {
+    400: "Malformed body (not JSON, not UTF-8).",
+    401: "Missing, invalid or revoked API token.",
+    404: "No such resource for this tenant.",
+    409: "The resource is not in a state that allows this; or a short id begins the ids of "
+         "several of the tenant's resources (`candidates` lists their full ids).",
+    413: "The body is larger than the limit.",
+    415: "The body is neither application/json nor text/csv.",
+    422: "Invalid input; `errors` names every bad field.",
+    429: "The tenant has too many queued jobs.",
+    503: "Not ready.",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route of the API as the document describes it."""
+
+    method: str
+    path: str  # OpenAPI form: /v1/jobs/{job_id}
+    operation_id: str
+    summary: str
+    tag: str
+    responses: dict[int, dict[str, Any]]  # success answers; errors are added from `errors`
+    errors: tuple[int, ...] = ()
+    parameters: tuple[dict[str, Any], ...] = ()
+    body: type[BaseModel] | None = None  # JSON body (also accepted as CSV + query)
+    csv: bool = True  # whether the body may also be CSV with the other fields in the query
+    secured: bool = True
+    description: str = field(default="")
+
+
+def _json(model: str, description: str, **extra: Any) -> dict[str, Any]:
+    """A JSON response whose body is the schema component `model`."""
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}},
+            **extra}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str,
+           required: bool = False) -> dict[str, Any]:
+    """A parameter object."""
+    return {"name": name, "in": where, "required": required or where == "path",
+            "description": description, "schema": schema}
+
+
+SHORT_ID = (f"or a short id: its first {MIN_SHORT_ID_LENGTH} or more characters, if they begin "
+            "no other id of the tenant's (409 if they do)")
+JOB_ID = _param("job_id", "path", {"type": "string"}, f"The job's id, {SHORT_ID}.")
+SERIES_ID = _param("series_id", "path", {"type": "string"}, "A training series' id.")
+SWEEP_ID = _param("sweep_id", "path", {"type": "string"}, f"The sweep's id, {SHORT_ID}.")
+LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type": "string"}}}
+SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
+                                  "default": 0},
+               "Only epochs after this one.")
+FORECASTS_BODY = {"application/json": {"schema": {"$ref": REF.format(model="ForecastResult")}},
+                  "text/csv": {"schema": {"type": "string", "description":
+                                          "unique_id,step,mean,q<quantile>... (Accept: text/csv)"}}}
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("get", "/healthz", "healthz", "Liveness", "health",
+              {200: _json("Health", "The process answers.")}, secured=False),
+    Operation("get", "/readyz", "readyz", "Readiness: the database answers", "health",
+              {200: _json("Health", "Ready.")}, errors=(503,), secured=False),
+    Operation("post", "/v1/jobs", "submit_job", "Submit a training job", "jobs",
+              {202: _json("JobOut", "Accepted and queued (or an Idempotency-Key replay).",
+                          headers=LOCATION)},
+              errors=(400, 401, 409, 413, 415, 422, 429), body=JobRequest,
+              parameters=(_param(IDEMPOTENCY_HEADER, "header", {"type": "string",
+                                                                "maxLength": 255},
+                                 "Same key and body replay the first answer; same key and "
+                                 "another body is 422; a first request still in flight, 409."),),
+              description="Everything is validated before anything is stored. With a text/csv "
+                          "body, the spec fields are query parameters (`?horizon=12`, nested "
+                          "ones dotted: `model.cell=gru`, lists comma-separated)."),
+    Operation("get", "/v1/jobs", "list_jobs", "List the tenant's jobs, newest first", "jobs",
+              {200: _json("JobList", "A page of jobs.")}, errors=(401, 422),
+              parameters=(
+                  _param("status", "query", {"type": "string", "enum": list(JOB_STATUSES)},
+                         "Only jobs in this status."),
+                  _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100,
+                                            "default": 20}, "Jobs per page."),
+                  _param("cursor", "query", {"type": "string"},
+                         "`next_cursor` of the previous page."))),
+    Operation("get", "/v1/jobs/{job_id}", "show_job", "A job's status and progress", "jobs",
+              {200: _json("JobOut", "The job.")}, errors=(401, 404, 409), parameters=(JOB_ID,)),
+    Operation("get", "/v1/jobs/{job_id}/metrics", "job_metrics", "Per-epoch metrics", "jobs",
+              {200: _json("MetricsPage", "Metrics after `since`.")},
+              errors=(401, 404, 409, 422),
+              parameters=(JOB_ID, SINCE)),
+    Operation("get", "/v1/jobs/{job_id}/diagnostics", "job_diagnostics",
+              "Gradient flow through time and clipping history", "jobs",
+              {200: _json("Diagnostics", "Per epoch after `since`.")},
+              errors=(401, 404, 409, 422),
+              parameters=(JOB_ID, SINCE)),
+    Operation("get", "/v1/jobs/{job_id}/series", "job_series",
+              "The job's training series, cut to their tails", "jobs",
+              {200: _json("SeriesPage", "A page of series, each with its last `tail` values.")},
+              errors=(401, 404, 409, 422),
+              parameters=(JOB_ID,
+                          _param("tail", "query", {"type": "integer", "minimum": 1,
+                                                   "maximum": 1000, "default": 100},
+                                 "Values kept from the end of each series."),
+                          _param("limit", "query", {"type": "integer", "minimum": 1,
+                                                    "maximum": 100, "default": 20},
+                                 "Series per page."),
+                          _param("offset", "query", {"type": "integer", "minimum": 0,
+                                                     "maximum": 2**31 - 1, "default": 0},
+                                 "`next_offset` of the previous page."))),
+    Operation("get", "/v1/jobs/{job_id}/series/{series_id}/forecast", "series_forecast",
+              "A training series' forecast from its stored state", "jobs",
+              {200: _json("SeriesForecastOut", "The forecast after the series' latest value.")},
+              errors=(401, 404, 409, 422),
+              parameters=(JOB_ID, SERIES_ID,
+                          _param("horizon", "query", {"type": "integer", "minimum": 1},
+                                 "Steps (default: the model's horizon)."),
+                          _param("quantiles", "query", {"type": "string"},
+                                 "Comma-separated trained quantiles (default: all)."))),
+    Operation("post", "/v1/jobs/{job_id}/series/{series_id}/observations",
+              "append_observations", "Append new observations to a training series", "jobs",
+              {200: _json("SeriesForecastOut", "Appended; the updated forecast.")},
+              errors=(400, 401, 404, 409, 413, 415, 422), parameters=(JOB_ID, SERIES_ID),
+              body=ObservationsIn, csv=False,
+              description="The service keeps each training series' recent values and final "
+                          "hidden state, so only the new values are sent; the answer equals a "
+                          "forecast from the whole history. Concurrent appends to one series: "
+                          "one wins, the other gets 409 and sends again."),
+    Operation("post", "/v1/jobs/{job_id}/cancel", "cancel_job", "Cancel a job", "jobs",
+              {200: _json("JobOut", "Was queued: cancelled."),
+               202: _json("JobOut", "Running: asked to stop; it stops within an epoch.")},
+              errors=(401, 404, 409), parameters=(JOB_ID,)),
+    Operation("get", "/v1/jobs/{job_id}/model", "download_model",
+              "The trained model (safetensors, model card in its metadata)", "jobs",
+              {200: {"description": "The safetensors file.",
+                     "headers": {"ETag": {"description": "Quoted sha256 of the file.",
+                                          "schema": {"type": "string"}}},
+                     "content": {"application/octet-stream": {"schema": {
+                         "type": "string", "contentMediaType": "application/octet-stream"}}}},
+               304: {"description": "Unchanged since the ETag given in If-None-Match."}},
+              errors=(401, 404, 409),
+              parameters=(JOB_ID, _param("If-None-Match", "header", {"type": "string"},
+                                         "An ETag from an earlier download."))),
+    Operation("delete", "/v1/jobs/{job_id}", "delete_job", "Delete a finished job", "jobs",
+              {204: {"description": "Deleted with its dataset, metrics and model."}},
+              errors=(401, 404, 409), parameters=(JOB_ID,)),
+    Operation("post", "/v1/forecasts", "create_forecasts", "Forecast with a job's model",
+              "forecasts",
+              {200: {"description": "Forecasts (small requests).", "content": FORECASTS_BODY},
+               202: _json("ForecastBatchOut", "Stored as a batch (large requests).",
+                          headers=LOCATION)},
+              errors=(400, 401, 404, 409, 413, 415, 422), body=ForecastRequest,
+              description="With a text/csv body, job_id (or sweep_id), horizon and quantiles "
+                          "are query parameters."),
+    Operation("get", "/v1/forecasts/{batch_id}", "show_forecast_batch", "A forecast batch",
+              "forecasts",
+              {200: _json("ForecastBatchOut", "Its status, and forecasts once succeeded.")},
+              errors=(401, 404, 409),
+              parameters=(_param("batch_id", "path", {"type": "string"},
+                                 f"The batch's id, {SHORT_ID}."),)),
+    Operation("post", "/v1/sweeps", "create_sweep", "Start a hyperparameter sweep", "sweeps",
+              {202: _json("SweepOut", "Accepted: every trial is a queued job.",
+                          headers=LOCATION)},
+              errors=(400, 401, 413, 415, 422, 429), body=SweepRequest, csv=False,
+              description="The base job is checked as POST /v1/jobs checks one, then every "
+                          "trial's spec; nothing is stored unless all pass."),
+    Operation("get", "/v1/sweeps", "list_sweeps", "List the tenant's sweeps, newest first",
+              "sweeps", {200: _json("SweepList", "A page of sweeps (without trials).")},
+              errors=(401, 422),
+              parameters=(_param("limit", "query", {"type": "integer", "minimum": 1,
+                                                    "maximum": 100, "default": 20},
+                                 "Sweeps per page."),
+                          _param("cursor", "query", {"type": "string"},
+                                 "`next_cursor` of the previous page."))),
+    Operation("get", "/v1/sweeps/{sweep_id}", "show_sweep", "A sweep, its trials and the best",
+              "sweeps", {200: _json("SweepOut", "The sweep.")}, errors=(401, 404, 409),
+              parameters=(SWEEP_ID,)),
+    Operation("post", "/v1/sweeps/{sweep_id}/cancel", "cancel_sweep",
+              "Cancel a sweep and its trials", "sweeps",
+              {200: _json("SweepOut", "Cancelled; no trial was running."),
+               202: _json("SweepOut", "Cancelled; running trials stop within an epoch.")},
+              errors=(401, 404, 409), parameters=(SWEEP_ID,)),
+    Operation("get", "/metrics", "metrics", "Operators' metrics (Prometheus text format)",
+              "health",
+              {200: {"description": "Jobs by status, queue depth, recent epoch durations, "
+                                    "forecast latency, worker heartbeats.",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+              secured=False),
+    Operation("get", "/openapi.json", "openapi", "This document", "meta",
+              {200: {"description": "OpenAPI 3.1.",
+                     "content": {"application/json": {"schema": {"type": "object"}}}}},
+              secured=False),
+    Operation("get", "/docs", "docs", "Browsable documentation", "meta",
+              {200: {"description": "HTML.", "content": {"text/html": {"schema": {
+                  "type": "string"}}}}}, secured=False),
+    Operation("get", "/", "dashboard", "Dashboard: sign in, jobs, submit a CSV", "meta",
+              {200: {"description": "HTML; the page calls the API with the token it is given.",
+                     "content": {"text/html": {"schema": {"type": "string"}}}}},
+              secured=False),
+    Operation("get", "/jobs/{job_id}", "dashboard_job",
+              "Dashboard: a job's live curves, gradient flow and forecast", "meta",
+              {200: {"description": "HTML; the page calls the API with the token it is given.",
+                     "content": {"text/html": {"schema": {"type": "string"}}}}},
+              errors=(404,), secured=False, parameters=(JOB_ID,)),
+)
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> dict[str, Any]:
+    """The OpenAPI document of this deployment (its limits included)."""
+    return build_document(current_settings())
+
+
+@lru_cache(maxsize=4)
+def build_document(settings: Settings) -> dict[str, Any]:
+    """The whole document for `settings` (cached: it depends on nothing else)."""
+    refs, definitions = models_json_schema(
+        [(m, "validation") for m in REQUEST_MODELS] + [(m, "serialization") for m in
+                                                       RESPONSE_MODELS],
+        ref_template=REF,
+    )
+    schemas = definitions["$defs"]
+    _constrain_spec(schemas, settings, refs)
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "bptt: RNN forecasters trained over HTTP", "version": _version(),
+                 "description": _limits_text(settings)},
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": name} for name in ("jobs", "sweeps", "forecasts", "health", "meta")],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API token from `bptt tokens create --tenant NAME`."}},
+        },
+    }
+
+
+def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    """The operation object of one route."""
+    out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary,
+                           "tags": [op.tag]}
+    if op.description:
+        out["description"] = op.description
+    parameters = list(op.parameters)
+    if op.body is not None:
+        content = {"application/json": {"schema": refs[(op.body, "validation")]}}
+        if op.csv:
+            content["text/csv"] = {"schema": CSV_BODY}
+            parameters += _csv_query_parameters(op.body)
+        out["requestBody"] = {"required": True, "content": content}
+    if parameters:
+        out["parameters"] = parameters
+    responses = {str(status): answer for status, answer in op.responses.items()}
+    problem = refs[(ProblemOut, "serialization")]
+    for status in op.errors:
+        responses[str(status)] = {"description": _ERROR_TEXT[status],
+                                  "content": {PROBLEM_JSON: {"schema": problem}}}
+    out["responses"] = responses
+    if not op.secured:
+        out["security"] = []
+    return out
+
+
+def _csv_query_parameters(body: type[BaseModel]) -> list[dict[str, Any]]:
+    """With a CSV body, every non-series field is a query parameter (nested ones dotted)."""
+    if body is ForecastRequest:
+        return [_query_param(name, f.annotation, required=f.is_required())
+                for name, f in ForecastRequest.model_fields.items() if name != "series"]
+    return [_query_param(name, hint) for name, hint in _spec_leaves(bptt.TrainingSpec, "")]
+
+
+def _spec_leaves(cls: type, prefix: str) -> list[tuple[str, Any]]:
+    """(dotted name, type hint) of every leaf field of a spec dataclass."""
+    hints = typing.get_type_hints(cls)
+    leaves = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        # an optional nested config (cross_validation) is dotted like a required one
+        nested = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
+        if nested:
+            hint = nested[0]
+        if dataclasses.is_dataclass(hint):
+            leaves += _spec_leaves(hint, f"{prefix}{f.name}.")  # type: ignore[arg-type]
+        else:
+            leaves.append((prefix + f.name, hint))
+    return leaves
+
+
+def _query_param(name: str, hint: Any, required: bool = False) -> dict[str, Any]:
+    """A query parameter read only with a text/csv body."""
+    schema = TypeAdapter(hint).json_schema()
+    param = _param(name, "query", schema, "With a text/csv body only.", required=required)
+    branches = [schema, *schema.get("anyOf", [])]
+    if any(branch.get("type") == "array" for branch in branches):
+        param.update(style="form", explode=False)  # quantiles=0.1,0.5,0.9
+    return param
+
+
+def _constrain_spec(schemas: dict[str, Any], settings: Settings,
+                    refs: dict[Any, dict[str, Any]]) -> None:
+    """Write the engine's choices and the service's limits into the generated spec schemas.
+
+    The schemas are found by following the request's and the job document's `$ref`s along the
+    spec's own structure, never by the names pydantic gives them: those differ between
+    versions (2.14 splits a dataclass used both ways into `ModelConfig-Input` and `-Output`).
+    """
+    rules: dict[str, dict[str, Any]] = {
+        "horizon": {"minimum": 1, "maximum": settings.max_horizon},
+        "quantiles": {"maxItems": MAX_QUANTILES},
+        "scaler": {"enum": list(SCALERS)},
+        "model.cell": {"enum": sorted(CELL_NAMES)},
+        "model.hidden_size": {"minimum": 1, "maximum": settings.max_hidden_size},
+        "model.num_layers": {"minimum": 1, "maximum": MAX_LAYERS},
+        "model.nonlinearity": {"enum": list(NONLINEARITIES)},
+        "training.epochs": {"minimum": 1, "maximum": settings.max_epochs},
+        "training.optimizer": {"enum": list(OPTIMIZERS)},
+        "training.schedule": {"enum": list(SCHEDULES)},
+        "training.loss": {"enum": list(TRAINING_LOSSES)},
+        "cross_validation.windows": {"minimum": 1, "maximum": 20},
+        "cross_validation.step": {"minimum": 1},
+    }
+    request = _component(schemas, refs[(JobRequest, "validation")])
+    document = _component(schemas, refs[(JobOut, "serialization")])
+    for root in (request, _component(schemas, document["properties"]["spec"])):
+        objects = _spec_objects(schemas, root, bptt.TrainingSpec, "")
+        for schema in objects.values():  # TrainingSpec.from_dict refuses unknown fields
+            schema["additionalProperties"] = False
+        for path, keywords in rules.items():
+            prefix, _, name = path.rpartition(".")
+            _non_null(objects[prefix]["properties"][name]).update(keywords)
+
+
+def _component(schemas: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The component a schema refers to (through an optional field's non-null branch)."""
+    ref = _non_null(schema)["$ref"]
+    return schemas[ref.rsplit("/", 1)[-1]]
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional field's non-null branch, else the schema itself."""
+    if "anyOf" in schema:
+        return next(s for s in schema["anyOf"] if s.get("type") != "null")
+    return schema
+
+
+def _spec_objects(schemas: dict[str, Any], root: dict[str, Any], cls: type,
+                  prefix: str) -> dict[str, dict[str, Any]]:
+    """Dotted path of each spec dataclass ("" for the spec itself) -> its object schema."""
+    found = {prefix: root}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        nested = [a for a in (hints[f.name], *typing.get_args(hints[f.name]))
+                  if dataclasses.is_dataclass(a)]
+        if nested:
+            child = _component(schemas, root["properties"][f.name])
+            path = f"{prefix}.{f.name}" if prefix else f.name
+            found.update(_spec_objects(schemas, child, nested[0], path))
+    return found
+
+
+def _limits_text(settings: Settings) -> str:
+    """The deployment's limits, for the document's description."""
+    return (
+        "Authenticate with `Authorization: Bearer <token>`; every job and forecast batch "
+        "belongs to the token's tenant. Errors are RFC 9457 `application/problem+json`.\n\n"
+        f"Limits: body {settings.max_body_bytes} bytes; {settings.max_series} series and "
+        f"{settings.max_points} values per request; horizon {settings.max_horizon}; hidden size "
+        f"{settings.max_hidden_size}; {MAX_LAYERS} layers; {settings.max_epochs} epochs; "
+        f"{settings.max_queued_jobs_per_tenant} queued jobs per tenant; forecasts of up to "
+        f"{settings.sync_forecast_max_series} series are answered at once, larger ones as "
+        "batches (202)."
+    )
+
+
+def _version() -> str:
+    """The package version, as the document's version."""
+    try:
+        return metadata.version("bptt-service")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+

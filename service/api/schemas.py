@@ -1,0 +1,421 @@
+"""Request and response bodies of the v1 API as pydantic models: validation and OpenAPI.
+
+Requests are validated strictly (no "12" for 12, no true for 1, unknown fields refused); the
+training-spec part of a job request is the engine's own `bptt.TrainingSpec`, validated by
+`TrainingSpec.from_dict`, so the library and the API cannot drift apart. Responses are built
+through these models, so what the API answers is what the document describes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+import bptt
+from service.store.tables import FORECAST_STATUSES, JOB_STATUSES, SWEEP_STATUSES
+
+JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
+ForecastStatus = Literal[FORECAST_STATUSES]  # type: ignore[valid-type]
+SweepStatus = Literal[SWEEP_STATUSES]  # type: ignore[valid-type]
+# Finite numbers only: NaN and Infinity are not JSON, and a gap is spelled null.
+Number = Annotated[float, Field(allow_inf_nan=False)]
+Value = Number | None
+
+
+class StrictModel(BaseModel):
+    """A request body: exact JSON types, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ResponseModel(BaseModel):
+    """A response body; NaN and infinities (a diverged loss) are written as null, valid JSON."""
+
+    model_config = ConfigDict(ser_json_inf_nan="null")
+
+
+class SeriesIn(StrictModel):
+    """One time series of a request; null marks a gap."""
+
+    id: str = Field(min_length=1, max_length=128)
+    values: list[Value] = Field(min_length=1)
+    start: str | None = Field(None, max_length=64, description="Label of the first value.")
+    freq: str | None = Field(None, max_length=16, description="Pandas-style frequency, e.g. MS.")
+
+
+def _job_request_model() -> type[BaseModel]:
+    """The job request: `series` plus every field of bptt.TrainingSpec, generated from it."""
+    hints = typing.get_type_hints(bptt.TrainingSpec)
+    fields: dict[str, Any] = {"series": (list[SeriesIn], Field(min_length=1))}
+    fields["warm_start"] = (str | None, Field(
+        None, max_length=36,
+        description="A succeeded job to continue from: its weights start this training, and "
+                    "spec fields left out of this request are that job's."))
+    for f in dataclasses.fields(bptt.TrainingSpec):
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], Field(f.default))
+        elif f.default_factory is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
+        else:
+            fields[f.name] = (hints[f.name], ...)
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "JobRequest",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="A training job: the series and the training spec (validated by the engine).",
+        **fields,
+    )
+
+
+# Documents the body only: POST /v1/jobs validates `series` with SeriesIn and the rest with
+# bptt.TrainingSpec.from_dict (the engine's rules and messages).
+JobRequest = _job_request_model()
+
+
+class ForecastRequest(StrictModel):
+    """Forecasts from a succeeded job's model (or a finished sweep's best trial); without
+    `series`, of its training series. Give exactly one of job_id and sweep_id."""
+
+    job_id: str | None = Field(None, min_length=1, max_length=36)
+    sweep_id: str | None = Field(None, min_length=1, max_length=36,
+                                 description="Forecast with the sweep's best trial's model.")
+    series: list[SeriesIn] | None = Field(None, min_length=1)
+    horizon: int | None = Field(None, ge=1, description="Default: the model's horizon.")
+    quantiles: list[Number] | None = Field(None, description="Default: all trained quantiles.")
+
+
+class ErrorItem(ResponseModel):
+    """One invalid field: where it is and what is wrong with it."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class ProblemOut(ResponseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ErrorItem] | None = Field(None, description="Every invalid field.")
+
+
+class MemberOut(ResponseModel):
+    """An ensemble member that has finished training."""
+
+    member: int = Field(description="1-based, as in `member 2/5`.")
+    epochs: int = Field(description="Epochs it trained.")
+    best_epoch: int | None = Field(
+        description="Its epoch (counted within the member) whose weights the model keeps.")
+    stopped: Literal["completed", "early_stopping"] = Field(
+        description="completed: it trained its whole epoch budget; early_stopping: its "
+                    "validation loss stopped improving first.")
+
+
+class Progress(ResponseModel):
+    """How far training is: over the whole job, and within the ensemble member it trains."""
+
+    epochs_done: int = Field(description="Epochs trained, numbered across ensemble members as "
+                                         "the metrics are.")
+    epochs_total: int | None = Field(
+        description="Epochs the job trains in all: the finished members' epochs plus the "
+                    "budget of each member still to train. It shrinks when early stopping ends "
+                    "a member and equals epochs_done once the job has succeeded.")
+    member: int | None = Field(
+        None, description="The ensemble member in training, 1-based (the last one once all "
+                          "have finished); null for jobs without a resolved spec.")
+    members: int | None = Field(None, description="Ensemble members in all.")
+    member_epoch: int | None = Field(None, description="Epochs `member` has trained.")
+    member_epochs: int | None = Field(None, description="Each member's epoch budget.")
+    finished_members: list[MemberOut] = Field(
+        default_factory=list, description="The members that have finished, and why each "
+                                          "stopped.")
+    stage: Literal["training", "cross_validation"] | None = Field(
+        None, description="What a running job is doing (cross-validation is a second fit, on "
+                          "the series cut back); null unless running.")
+
+
+class DatasetInfo(ResponseModel):
+    """The size of a job's submitted data."""
+
+    num_series: int
+    num_points: int
+
+
+class EpochMetricsOut(ResponseModel):
+    """One epoch of training; a loss or norm that was not finite (divergence) is null."""
+
+    epoch: int
+    attempt: int | None
+    train_loss: float | None
+    val_loss: float | None
+    grad_norm: float | None = Field(description="Mean pre-clip global gradient norm.")
+    max_grad_norm: float | None
+    clip_fraction: float = Field(description="Share of the epoch's updates that were clipped.")
+    learning_rate: float
+    seconds: float
+    recorded_at: datetime
+
+
+class JobSummary(ResponseModel):
+    """A job as listed."""
+
+    id: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: Progress
+    error: str | None
+
+
+class JobOut(JobSummary):
+    """A job: its status, progress, latest metrics and spec."""
+
+    attempts: int
+    cancel_requested: bool
+    best_epoch: int | None
+    latest_metrics: EpochMetricsOut | None
+    dataset: DatasetInfo | None
+    spec: bptt.TrainingSpec = Field(
+        description="What the job trains with: the request with every choice left open made "
+                    "from the data (input window, hidden size, epochs, learning rate, season).")
+    requested_spec: bptt.TrainingSpec = Field(
+        description="The spec as submitted (a warm start's merged with its earlier job's): "
+                    "null where the choice was left to the data. A warm start from this job "
+                    "takes these fields, so open choices are made again for its data.")
+    warm_start_job_id: str | None = Field(None, description="The job this one continued from.")
+    sweep_id: str | None = Field(None, description="The sweep this job is a trial of.")
+    trial: int | None = Field(None, description="0-based trial index within its sweep.")
+    score: float | None = Field(
+        None, description="What sweeps rank by (lower is better): mean cross-validation MASE "
+                          "when cross-validated, else the members' mean best validation loss.")
+    cross_validation: dict[str, Any] | None = Field(
+        None, description="Rolling-origin scores per window (bptt.CrossValidation.to_dict).")
+
+
+class JobList(ResponseModel):
+    """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    jobs: list[JobSummary]
+    next_cursor: str | None
+
+
+class MetricsPage(ResponseModel):
+    """Per-epoch metrics after `since`; poll again with since=last_epoch."""
+
+    job_id: str
+    metrics: list[EpochMetricsOut]
+    last_epoch: int
+    has_more: bool
+
+
+class GradFlow(ResponseModel):
+    """Mean |dL/dh_t| per input step of one epoch (earliest step first)."""
+
+    epoch: int
+    values: list[float | None]
+
+
+class ClipEpoch(ResponseModel):
+    """Gradient norms (null when not finite) and clipping of one epoch."""
+
+    epoch: int
+    grad_norm: float | None
+    max_grad_norm: float | None
+    clip_fraction: float
+
+
+class ClipSettings(ResponseModel):
+    """The clipping the job trains with."""
+
+    max_norm: float | None
+    max_value: float | None
+
+
+class InsightEpoch(ResponseModel):
+    """What BPTT did in one epoch, on a fixed sample of training windows (bptt.insight)."""
+
+    epoch: int
+    memory_horizon: int = Field(description="Lag k at which mean |dL/dh_(T-k)| first falls "
+                                            "below memory_threshold × its value at the output "
+                                            "step: how far back the gradient reaches.")
+    memory_threshold: float
+    spectral_radius: list[dict[str, float | None]] = Field(
+        description="Per layer, the spectral radius of each gate's H×H block of W_hh "
+                    "(rnn: h; lstm: i, f, g, o; gru: r, z, n).")
+    gate_saturation: list[dict[str, float | None]] = Field(
+        description="Per layer and gate, the share of activations within 0.05 of a sigmoid's "
+                    "0 or 1 (or of tanh's ±1); relu RNNs report dead units as h_dead.")
+    truncation_cosine: float | None = Field(
+        description="Cosine between the truncated-BPTT and the full-BPTT gradient on the "
+                    "sample (null without truncation).")
+    suggested_max_norm: float | None = Field(
+        description="AutoClip's threshold: the 10th percentile of the epoch's pre-clip "
+                    "gradient norms.")
+
+
+class Diagnostics(ResponseModel):
+    """Gradient flow through time, the clipping history and BPTT insight, per epoch after
+    `since`."""
+
+    job_id: str
+    clip: ClipSettings
+    grad_flow: list[GradFlow]
+    clipping: list[ClipEpoch]
+    insight: list[InsightEpoch] = Field(default_factory=list)
+    last_epoch: int
+    has_more: bool
+
+
+class SeriesTailOut(ResponseModel):
+    """The last values of one training series (null marks a gap)."""
+
+    id: str
+    values: list[float | None] = Field(description="The last `tail` values, oldest first.")
+    length: int = Field(description="Values in the whole series.")
+    start: str | None = Field(description="Label of the series' first value, as submitted.")
+    freq: str | None
+
+
+class SeriesPage(ResponseModel):
+    """A page of a job's training series, each cut to its tail; more from `next_offset`."""
+
+    job_id: str
+    series: list[SeriesTailOut]
+    num_series: int
+    next_offset: int | None
+
+
+class ForecastOut(ResponseModel):
+    """Mean and quantile paths of one series, in its original units."""
+
+    id: str
+    mean: list[float | None]
+    quantiles: dict[str, list[float | None]] = Field(description='Keyed by quantile, e.g. "0.1".')
+
+
+class ForecastResult(ResponseModel):
+    """Forecasts of every requested series."""
+
+    forecasts: list[ForecastOut]
+
+
+class ForecastBatchOut(ResponseModel):
+    """An asynchronous forecast batch; `result` once it succeeded."""
+
+    id: str
+    job_id: str
+    status: ForecastStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    result: ForecastResult | None
+
+
+class SweepRequest(StrictModel):
+    """A search over job specs: each trial is a training job on the same series."""
+
+    job: dict[str, Any] = Field(description="The base job request, exactly as POST /v1/jobs "
+                                            "takes it (JobRequest): series and spec.")
+    space: dict[str, Any] = Field(
+        min_length=1, max_length=20,
+        description="Dotted spec paths to a list of values, or (random search) to "
+                    '{"uniform" | "log_uniform" | "int_uniform": [low, high]}, e.g. '
+                    '{"model.hidden_size": [16, 32], "training.learning_rate": '
+                    '{"log_uniform": [0.001, 0.01]}}.')
+    strategy: Literal["grid", "random"] = "random"
+    budget: int = Field(8, ge=1, description="Trials of a random search; the most a grid may "
+                                             "have.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random search draws from this seed.")
+    metric: Literal["val_loss", "cv_mase"] = Field(
+        "val_loss", description="What picks the best trial (lower is better): the members' "
+                                "mean best validation loss, or the mean MASE of the job's "
+                                "cross-validation (then `job` must ask for cross_validation).")
+
+
+class ObservationsIn(StrictModel):
+    """New observations of one training series, appended after its last value."""
+
+    values: list[Value] = Field(min_length=1, description="Oldest first; null marks a gap.")
+    horizon: int | None = Field(None, ge=1, description="Default: the model's horizon.")
+    quantiles: list[Number] | None = Field(None, description="Default: all trained ones.")
+
+
+class SeriesForecastOut(ResponseModel):
+    """A training series' forecast from its stored state: the model's final hidden state after
+    the series' latest window, updated by every append."""
+
+    job_id: str
+    series_id: str
+    length: int = Field(description="Observations so far, the training ones included.")
+    version: int = Field(description="Incremented by every append.")
+    forecast: ForecastOut
+
+
+class TrialOut(ResponseModel):
+    """One trial of a sweep: its job, the settings it tried and how it scored."""
+
+    job_id: str
+    trial: int
+    settings: dict[str, Any]
+    status: JobStatus
+    score: float | None
+    progress: Progress
+    error: str | None
+
+
+class SweepOut(ResponseModel):
+    """A sweep, its trials and, once they have all finished, the best of them."""
+
+    id: str
+    status: SweepStatus
+    created_at: datetime
+    finished_at: datetime | None
+    strategy: str
+    budget: int
+    metric: str
+    space: dict[str, Any]
+    trials_total: int
+    trials_finished: int
+    best_job_id: str | None = Field(description="Set when the sweep has finished; "
+                                                "POST /v1/forecasts with sweep_id uses it.")
+    best_score: float | None
+    trials: list[TrialOut]
+
+
+class SweepList(ResponseModel):
+    """A page of sweeps (without their trials), newest first."""
+
+    sweeps: list[SweepOut]
+    next_cursor: str | None
+
+
+class Health(ResponseModel):
+    """A probe's answer."""
+
+    status: str
+    checks: dict[str, str] | None = None
+
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (JobRequest, ForecastRequest, SweepRequest,
+                                                ObservationsIn)
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    ProblemOut,
+    JobOut,
+    JobList,
+    MetricsPage,
+    Diagnostics,
+    SeriesPage,
+    ForecastResult,
+    ForecastBatchOut,
+    SweepOut,
+    SweepList,
+    SeriesForecastOut,
+    Health,
+)

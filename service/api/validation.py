@@ -1,0 +1,239 @@
+"""Every check a request passes before anything is stored: types, the engine's rules, our limits.
+
+Errors are collected as {"loc": [...], "msg": ...} and raised together as one ValidationProblem,
+so a client fixes everything at once and a refused request leaves no row and no message behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+import bptt
+from bptt import DataError, as_series, check_cross_validation, input_size_for
+from service.api.bodies import JsonConstant
+from service.api.problems import ValidationProblem
+from service.api.schemas import ForecastRequest, SeriesIn
+from service.settings import Settings
+
+MAX_LAYERS = 4  # stacked recurrent layers; deeper RNNs barely help forecasting and cost linearly
+MAX_QUANTILES = 20  # each one widens the dense head by `horizon` outputs
+MAX_ERRORS = 50  # a bad 10,000-series body could name every value; the first ones suffice
+_MESSAGES = {"extra_forbidden": "unknown field", "missing": "field required"}
+_SERIES = TypeAdapter(list[SeriesIn])
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """A job request that passed every check: the spec and the series as they will be stored."""
+
+    spec: bptt.TrainingSpec
+    series: list[dict[str, Any]]
+    num_points: int
+
+
+def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...] = ()
+                     ) -> TrainingRequest:
+    """Validate a job request (`series` + TrainingSpec fields); `spec_loc` prefixes spec errors."""
+    if not isinstance(data, dict):
+        raise ValidationProblem([{"loc": ["body"], "msg": "must be a JSON object"}])
+    fields = dict(data)
+    errors: list[dict[str, Any]] = []
+    if "series" not in fields:
+        errors.append({"loc": ["series"], "msg": "field required"})
+        series = None
+    else:
+        series = _series(fields.pop("series"), settings, errors)
+    spec = None
+    try:
+        spec = bptt.TrainingSpec.from_dict(fields)
+    except bptt.SpecError as exc:
+        errors += [{"loc": [*spec_loc, *e["loc"]], "msg": e["msg"]} for e in exc.errors]
+    if spec is not None:
+        errors += _spec_limits(spec, settings, spec_loc)
+    if spec is not None and series is not None and not errors:
+        errors += _long_enough(spec, series)
+    if spec is not None and series is not None and not errors:
+        errors += _cross_validation_errors(spec, [s.model_dump() for s in series])
+    if errors:
+        raise ValidationProblem(errors[:MAX_ERRORS])
+    assert spec is not None and series is not None
+    return TrainingRequest(
+        spec=spec,
+        series=[s.model_dump(exclude_none=True) for s in series],
+        num_points=sum(len(s.values) for s in series),
+    )
+
+
+def trial_spec(data: dict[str, Any], series: list[dict[str, Any]], settings: Settings
+               ) -> tuple[bptt.TrainingSpec | None, list[dict[str, Any]]]:
+    """A sweep trial's spec (a job request's spec with the trial's settings applied) checked
+    as POST /v1/jobs checks one: (spec, []) or (None, errors located in the spec)."""
+    try:
+        spec = bptt.TrainingSpec.from_dict(data)
+    except bptt.SpecError as exc:
+        return None, exc.errors
+    errors = _spec_limits(spec, settings, ())
+    if not errors:
+        shortest = min(len(s["values"]) for s in series)
+        window = input_size_for(spec, shortest)
+        if shortest < window + spec.horizon:
+            errors.append({"loc": ["window", "input_size"],
+                           "msg": f"input window {window} + horizon {spec.horizon} needs "
+                                  f"series of {window + spec.horizon} points; the shortest "
+                                  f"has {shortest}"})
+    if not errors:
+        errors += _cross_validation_errors(spec, series)
+    return (None, errors) if errors else (spec, [])
+
+
+def forecast_request(data: Any, settings: Settings, *, from_query: bool = False
+                     ) -> ForecastRequest:
+    """Validate a forecast request's types and limits (the model's own checks come later)."""
+    if not isinstance(data, dict):
+        raise ValidationProblem([{"loc": ["body"], "msg": "must be a JSON object"}])
+    errors: list[dict[str, Any]] = []
+    request = None
+    raw_series = data.get("series")
+    if isinstance(raw_series, list) and len(raw_series) > settings.max_series:
+        errors.append({"loc": ["series"], "msg": f"at most {settings.max_series} series"})
+    else:
+        try:
+            request = ForecastRequest.model_validate(data)
+        except ValidationError as exc:
+            errors += pydantic_errors(exc)
+        else:
+            errors += _forecast_limits(request, settings)
+            if (request.job_id is None) == (request.sweep_id is None):
+                errors.append({"loc": ["job_id"], "msg": "give exactly one of job_id and "
+                                                         "sweep_id"})
+    if errors or request is None:
+        if from_query:  # with a CSV body, everything but the series came from the query
+            errors = [e if e["loc"][:1] in (["series"], ["body"]) else
+                      {**e, "loc": ["query", *e["loc"]]} for e in errors]
+        raise ValidationProblem(errors[:MAX_ERRORS])
+    return request
+
+
+def check_forecast_against_model(model: bptt.Model, request: ForecastRequest, *,
+                                 from_query: bool = False, engine_check: bool = True) -> None:
+    """Refuse what the model cannot answer: a longer horizon, untrained quantiles, short series;
+    with engine_check, also what the engine's parser would refuse (for requests stored as
+    batches, which must be refused now rather than by a worker later)."""
+    errors: list[dict[str, Any]] = []
+    where = ["query"] if from_query else []  # with a CSV body, horizon and quantiles are there
+    if request.horizon is not None and request.horizon > model.horizon:
+        errors.append({"loc": [*where, "horizon"],
+                       "msg": f"must be at most the model's horizon, {model.horizon}"})
+    for i, q in enumerate(request.quantiles or ()):
+        if q not in model.quantiles:
+            errors.append({"loc": [*where, "quantiles", i],
+                           "msg": f"{q} was not trained; available: {list(model.quantiles)}"})
+    if request.series is not None:
+        steps = model.spec.window.input_size or 1
+        for i, s in enumerate(request.series):
+            if len(s.values) < steps:
+                errors.append({"loc": ["series", i, "values"],
+                               "msg": f"series {s.id!r} has {len(s.values)} points; the model "
+                                      f"reads the last {steps}"})
+        if not errors and engine_check:
+            errors += _engine_series_errors(request.series)
+    if errors:
+        raise ValidationProblem(errors[:MAX_ERRORS])
+
+
+def pydantic_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()
+                    ) -> list[dict[str, Any]]:
+    """Pydantic's errors in our shape, with the engine's wording where the two overlap."""
+    out = []
+    for error in exc.errors(include_url=False):
+        message = _MESSAGES.get(error["type"], error["msg"])
+        if isinstance(error.get("input"), JsonConstant):
+            message = f"{error['input']} is not valid JSON (use null for a gap)"
+        out.append({"loc": [*prefix, *error["loc"]], "msg": message})
+    return out
+
+
+def _series(raw: Any, settings: Settings, errors: list[dict[str, Any]]) -> list[SeriesIn] | None:
+    """The series of a job request, typed and within the limits, or None (errors added)."""
+    if isinstance(raw, list) and len(raw) > settings.max_series:
+        errors.append({"loc": ["series"], "msg": f"at most {settings.max_series} series "
+                                                 f"(got {len(raw)})"})
+        return None
+    try:
+        series = _SERIES.validate_python(raw)
+    except ValidationError as exc:
+        errors += pydantic_errors(exc, ("series",))
+        return None
+    if not series:
+        errors.append({"loc": ["series"], "msg": "at least one series is required"})
+        return None
+    points = sum(len(s.values) for s in series)
+    if points > settings.max_points:
+        errors.append({"loc": ["series"], "msg": f"at most {settings.max_points} values in all "
+                                                 f"(got {points})"})
+        return None
+    found = _engine_series_errors(series)
+    errors += found
+    return None if found else series
+
+
+def _engine_series_errors(series: list[SeriesIn]) -> list[dict[str, Any]]:
+    """What the engine's own parser refuses (duplicate ids, series without any value)."""
+    try:
+        as_series([{"id": s.id, "values": s.values} for s in series])
+    except DataError as exc:
+        return [{"loc": exc.loc, "msg": exc.msg}]
+    return []
+
+
+def _spec_limits(spec: bptt.TrainingSpec, settings: Settings, spec_loc: tuple[str, ...]
+                 ) -> list[dict[str, Any]]:
+    """The service's limits on a valid spec (the engine accepts any size)."""
+    limits = [
+        (["horizon"], spec.horizon, settings.max_horizon),
+        (["model", "hidden_size"], spec.model.hidden_size, settings.max_hidden_size),
+        (["model", "num_layers"], spec.model.num_layers, MAX_LAYERS),
+        (["training", "epochs"], spec.training.epochs, settings.max_epochs),
+        (["quantiles"], len(spec.quantiles or ()), MAX_QUANTILES),
+    ]
+    return [{"loc": [*spec_loc, *loc], "msg": f"must be at most {limit}"}
+            for loc, value, limit in limits if value is not None and value > limit]
+
+
+def _long_enough(spec: bptt.TrainingSpec, series: list[SeriesIn]) -> list[dict[str, Any]]:
+    """Every series must hold one input window plus one horizon (the engine's rule)."""
+    window = input_size_for(spec, min(len(s.values) for s in series))
+    needed = window + spec.horizon
+    return [
+        {"loc": ["series", i, "values"],
+         "msg": f"series {s.id!r} has {len(s.values)} points; input window {window} + horizon "
+                f"{spec.horizon} needs at least {needed}"}
+        for i, s in enumerate(series) if len(s.values) < needed
+    ]
+
+
+def _cross_validation_errors(spec: bptt.TrainingSpec, series: list[dict[str, Any]]
+                             ) -> list[dict[str, Any]]:
+    """Series too short for the cross-validation the spec asks for (the engine's rule)."""
+    if spec.cross_validation is None:
+        return []
+    try:
+        check_cross_validation([{"id": s["id"], "values": s["values"]} for s in series], spec)
+    except DataError as exc:
+        return [{"loc": exc.loc, "msg": exc.msg}]
+    return []
+
+
+def _forecast_limits(request: ForecastRequest, settings: Settings) -> list[dict[str, Any]]:
+    """The service's limits on a forecast request."""
+    errors = []
+    if request.horizon is not None and request.horizon > settings.max_horizon:
+        errors.append({"loc": ["horizon"], "msg": f"must be at most {settings.max_horizon}"})
+    points = sum(len(s.values) for s in request.series or ())
+    if points > settings.max_points:
+        errors.append({"loc": ["series"], "msg": f"at most {settings.max_points} values in all "
+                                                 f"(got {points})"})
+    return errors

@@ -1,0 +1,88 @@
+"""`"warm_start": job_id` on a job request: continue from a finished job's model.
+
+The new job's spec is the earlier job's with this request's fields laid over it (nested objects
+merged field by field), so "continue training on new data" needs only the series, the horizon
+and whatever should change. The earlier model's network must fit the merged spec; that is
+checked here, before anything is stored, by resolving the spec against the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+import bptt
+from service.api import lookup
+from service.api.problems import ValidationProblem
+from service.store import repository
+from service.store.forecast_batches import load_model
+
+FIELD = "warm_start"
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """The job a request continues from, and the request with that job's spec merged in."""
+
+    job_id: str
+    data: dict[str, Any]
+
+
+def from_request(session: Session, data: Any, *, tenant_id: int) -> WarmStart | None:
+    """Take `warm_start` out of a job request; None when it has none (or it is null)."""
+    if not isinstance(data, dict) or data.get(FIELD) is None:
+        if isinstance(data, dict):
+            data.pop(FIELD, None)
+        return None
+    job_id = data.pop(FIELD)
+    if not isinstance(job_id, str):
+        raise ValidationProblem([{"loc": [FIELD], "msg": "must be a job id (a string)"}])
+    try:
+        parent = repository.job_for_tenant(session, tenant_id=tenant_id, job_id=job_id)
+    except repository.AmbiguousIdError as exc:
+        raise lookup.ambiguous(exc, kind="job", loc=[FIELD]) from None
+    if parent is None:
+        raise ValidationProblem([{"loc": [FIELD], "msg": "no such job"}])
+    if parent.status != "succeeded":
+        raise ValidationProblem([{"loc": [FIELD],
+                                  "msg": f"job is {parent.status}; only a succeeded job's "
+                                         "model can be continued"}])
+    return WarmStart(parent.id, _merge(parent.spec, data))
+
+
+def check_fits(session: Session, warm: WarmStart, spec: bptt.TrainingSpec,
+               series: list[dict[str, Any]]) -> bptt.TrainingSpec:
+    """Refuse, naming `warm_start`, a spec the earlier model's network cannot train under;
+    else the spec resolved against that model (open sizes are the model's)."""
+    loaded = load_model(session, job_id=warm.job_id)
+    if loaded is None:
+        raise ValidationProblem([{"loc": [FIELD], "msg": "the job has no stored model"}])
+    try:
+        plan = bptt.resolve_spec([len(s["values"]) for s in series], spec,
+                                 warm_start=loaded[1])
+    except bptt.SpecError as exc:
+        raise ValidationProblem([{"loc": [FIELD], "msg": e["msg"]} for e in exc.errors]) from None
+    # The window is the earlier model's, which may be longer than what the request's own
+    # checks assumed: every series must still fill it and a horizon.
+    needed = plan.window.input_size + plan.horizon
+    short = [{"loc": ["series", i, "values"],
+              "msg": f"series {s['id']!r} has {len(s['values'])} points; the continued model's "
+                     f"input window {plan.window.input_size} + horizon {plan.horizon} needs at "
+                     f"least {needed}"}
+             for i, s in enumerate(series) if len(s["values"]) < needed]
+    if short:
+        raise ValidationProblem(short)
+    return plan
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` laid over `base`: nested objects field by field, everything else replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

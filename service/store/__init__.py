@@ -1,0 +1,1 @@
+"""Persistence without Flask: tables, repository, sessions, the queue hand-off, forecast batches."""

@@ -1,0 +1,258 @@
+"""One training attempt: claim the job, train it with bptt, stream everything to the database.
+
+Metrics and the checkpoint of each epoch go to the database together, in one fenced
+transaction, so a resumed attempt starts from the last checkpoint and every epoch's metrics row
+exists exactly once. A heartbeat thread renews the lease while Numba kernels run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+import bptt
+from bptt import DataError, NonFiniteError, initial_states
+from service.settings import Settings
+from service.store import plans, queue
+from service.store.codec import decompress_json
+from service.store.tables import Checkpoint, Dataset, Job, Sweep, TrainedModel
+from workers import claims
+from workers.claims import Claim, LeaseLost
+
+CANCEL_POLL_SECONDS = 0.5  # how often, at most, the trainer asks the database about a cancel
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Renews a claim's lease every third of the lease until stopped; remembers a lost lease."""
+
+    def __init__(self, sessions: sessionmaker[Session], claim: Claim, lease_seconds: int):
+        self.sessions, self.claim, self.lease_seconds = sessions, claim, lease_seconds
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bptt-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.lease_seconds)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                with self.sessions() as session:
+                    claims.renew_lease(session, self.claim, lease_seconds=self.lease_seconds)
+            except LeaseLost:
+                self.lost.set()
+                return
+            except Exception:  # a database hiccup: try again at the next beat
+                log.exception("heartbeat for job %s failed", self.claim.job_id)
+
+
+class JobCallbacks:
+    """bptt callbacks that write each epoch to the database and watch for cancellation."""
+
+    def __init__(self, sessions: sessionmaker[Session], claim: Claim, heartbeat: Heartbeat,
+                 epochs_done: int, plan: bptt.TrainingSpec, finished: list[dict]):
+        self.sessions, self.claim, self.heartbeat = sessions, claim, heartbeat
+        self.epoch = epochs_done  # epochs are numbered across ensemble members, from 1
+        self.budget, self.ensemble = plan.training.epochs, plan.training.ensemble
+        self.finished = list(finished)  # members done, as the job row has them (claims.Job.members)
+        self.pending: dict | None = None
+        self.pending_stop: dict | None = None
+        self.cancelled = False
+        self._next_poll = 0.0
+
+    def on_epoch(self, metrics: bptt.EpochMetrics) -> None:
+        self.epoch += 1
+        row = asdict(metrics)
+        for key in ("epoch", "member", "stopped"):  # the job's progress, not metrics columns
+            row.pop(key)
+        self.pending = row
+        self.pending_stop = None if metrics.stopped is None else {
+            "member": metrics.member + 1, "epochs": metrics.epoch, "stopped": metrics.stopped}
+
+    def on_checkpoint(self, checkpoint: bptt.Checkpoint) -> None:
+        if self.pending_stop is not None:  # the member's last epoch: its checkpoint has its best
+            self.finished.append({**self.pending_stop, "best_epoch": checkpoint.best_epoch})
+        with self.sessions() as session:
+            claims.record_epoch(session, self.claim, epoch=self.epoch,
+                              epochs_total=self.epochs_total(), members=list(self.finished),
+                              metrics=self.pending, checkpoint=checkpoint.to_bytes())
+
+    def epochs_total(self) -> int:
+        """The finished members' epochs and the whole budget of each member still to train."""
+        done = sum(m["epochs"] for m in self.finished)
+        return done + (self.ensemble - len(self.finished)) * self.budget
+
+    def should_cancel(self) -> bool:
+        if self.heartbeat.lost.is_set():
+            return True
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + CANCEL_POLL_SECONDS
+            with self.sessions() as session:
+                self.cancelled = claims.cancel_requested(session, self.claim)
+        return self.cancelled
+
+    def as_bptt(self) -> bptt.Callbacks:
+        return bptt.Callbacks(on_epoch=self.on_epoch, on_checkpoint=self.on_checkpoint,
+                              should_cancel=self.should_cancel, insight=True)
+
+
+def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: str,
+                 owner: str) -> str:
+    """Claim and train one job; returns what happened (for logs and tests)."""
+    with sessions() as session:
+        claim = claims.claim_job(session, job_id=job_id, owner=owner,
+                               lease_seconds=settings.lease_seconds)
+        if claim is None:
+            return "not claimed"
+        job = session.get(Job, job_id)
+        spec_data, tenant_id = job.spec, job.tenant_id
+        plan_data, finished = job.resolved_spec, job.members or []
+        warm_from = job.warm_start_job_id
+        metric = (session.scalar(select(Sweep.metric).where(Sweep.id == job.sweep_id))
+                  if job.sweep_id else None)
+        warm_bytes = (session.scalar(select(TrainedModel.weights)
+                                     .where(TrainedModel.job_id == warm_from))
+                      if warm_from else None)
+        series = decompress_json(session.scalar(
+            select(Dataset.series_zlib).where(Dataset.job_id == job_id)))
+        saved = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job_id))
+        resume = bptt.Checkpoint.from_bytes(saved.data) if saved is not None else None
+        epochs_done = saved.epoch if saved is not None else 0
+    context = {"job_id": job_id, "tenant_id": tenant_id, "attempt": claim.attempt}
+    log.info("job %s: attempt %d claimed by %s, resuming after epoch %d", job_id,
+             claim.attempt, owner, epochs_done, extra=context)
+    if warm_from and warm_bytes is None:
+        _end(sessions, claim, "failed", f"invalid job: the model of job {warm_from} that it "
+                                        "continues from no longer exists")
+        return "invalid"
+    warm = bptt.Model.from_bytes(warm_bytes) if warm_bytes else None
+    with Heartbeat(sessions, claim, settings.lease_seconds) as heartbeat:
+        try:
+            return _train(sessions, settings, claim, heartbeat, _Job(
+                spec_data, plan_data, finished, series, resume, epochs_done, warm, metric))
+        except LeaseLost:
+            return "lease lost"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What an attempt reads from the database before it trains."""
+
+    spec: dict  # the request (Job.spec)
+    plan: dict | None  # the resolved spec (Job.resolved_spec); None for jobs from before it
+    finished: list[dict]  # members finished before this attempt (Job.members)
+    series: list[dict]
+    resume: bptt.Checkpoint | None
+    epochs_done: int
+    warm: bptt.Model | None
+    metric: str | None  # the sweep's metric, for a trial
+
+
+def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job: _Job) -> str:
+    """The fit itself and the job's ending; LeaseLost propagates to the caller."""
+    series, warm = job.series, job.warm
+    try:
+        spec = plans.for_workers(bptt.TrainingSpec.from_dict(job.spec), settings)
+        if job.plan is not None:  # resolved at submit: train exactly what the document shows
+            plan = plans.for_workers(bptt.TrainingSpec.from_dict(job.plan), settings)
+        else:
+            plan = plans.for_workers(
+                bptt.resolve_spec(plans.lengths(series), spec, warm_start=warm), settings)
+        callbacks = JobCallbacks(sessions, claim, heartbeat, job.epochs_done, plan, job.finished)
+        with sessions() as session:
+            claims.set_stage(session, claim, "training", epochs_total=callbacks.epochs_total(),
+                           resolved_spec=plan.to_dict() if job.plan is None else None)
+        result = bptt.fit(series, spec=plan, callbacks=callbacks.as_bptt(), resume=job.resume,
+                          warm_start=warm)
+        backtest = None
+        if plan.cross_validation is not None:  # a second fit, on the series cut back
+            with sessions() as session:
+                claims.set_stage(session, claim, "cross_validation")
+            # From the request, not the plan: open choices are made again for the shorter
+            # series, as they would be for a fit on them alone.
+            backtest = bptt.cross_validate(
+                series, spec=spec, callbacks=bptt.Callbacks(should_cancel=callbacks.should_cancel)
+            ).to_dict()
+    except bptt.TrainingCancelled:
+        if heartbeat.lost.is_set():
+            raise LeaseLost(claim.job_id) from None
+        _end(sessions, claim, "cancelled", "cancelled on request")
+        return "cancelled"
+    except NonFiniteError as exc:  # deterministic: another attempt would diverge the same way
+        _end(sessions, claim, "failed", f"training diverged: {exc}")
+        return "diverged"
+    except (bptt.SpecError, DataError) as exc:  # bad input the API should have refused
+        _end(sessions, claim, "failed", f"invalid job: {exc}")
+        return "invalid"
+    except LeaseLost:
+        raise
+    except Exception as exc:
+        log.exception("job %s: attempt %d failed", claim.job_id, claim.attempt,
+                      extra={"job_id": claim.job_id, "attempt": claim.attempt})
+        if claim.attempt >= settings.max_attempts:
+            _end(sessions, claim, "failed", f"failed after {claim.attempt} attempts: {exc}")
+            return "failed"
+        with sessions() as session:
+            claims.release(session, claim, error=f"attempt {claim.attempt} failed: {exc}")
+        queue.wake(settings, queue.TRAIN_TASK, claim.job_id)
+        return "released"
+    weights = result.model.to_bytes()
+    states = initial_states(result.model, {s["id"]: np.array(
+        [np.nan if v is None else v for v in s["values"]], dtype=np.float64) for s in series})
+    with sessions() as session:
+        claims.succeed(session, claim, weights=weights, sha256=hashlib.sha256(weights).hexdigest(),
+                     model_card=result.model.card(), best_epoch=_global_best(result),
+                     score=_score(result, backtest, job.metric), cross_validation=backtest,
+                     states=states, epochs=len(result.history), members=_members(result))
+    return "succeeded"
+
+
+def _members(result: bptt.FitResult) -> list[dict]:
+    """Every member's summary as the engine reports it at the end (what JobCallbacks recorded
+    member by member, now from the fit's own account)."""
+    epochs = Counter(m.member for m in result.history)
+    return [{"member": k + 1, "epochs": epochs[k], "best_epoch": best, "stopped": stopped}
+            for k, (best, stopped) in enumerate(zip(result.best_epochs, result.stopped,
+                                                    strict=True))]
+
+
+def _global_best(result: bptt.FitResult) -> int:
+    """Member 0's best epoch as a 1-based index into the job's epoch numbering (epochs of all
+    members in order, as JobCallbacks numbers them)."""
+    return next(i for i, m in enumerate(result.history, start=1)
+                if m.member == 0 and m.epoch == result.best_epochs[0])
+
+
+def _score(result: bptt.FitResult, backtest: dict | None, metric: str | None) -> float | None:
+    """What sweeps rank this job by: its cross-validation's mean MASE for a cv_mase sweep,
+    else the mean over members of each member's best monitored loss (validation, or training
+    without validation windows)."""
+    if metric == "cv_mase" and backtest is not None:
+        return backtest["mase"]
+    best: dict[int, float] = {}
+    for m in result.history:
+        loss = m.val_loss if m.val_loss is not None else m.train_loss
+        best[m.member] = min(best.get(m.member, loss), loss)
+    return sum(best.values()) / len(best) if best else None
+
+
+def _end(sessions, claim: Claim, status: str, error: str) -> None:
+    with sessions() as session:
+        claims.end(session, claim, status=status, error=error)
