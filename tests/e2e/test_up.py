@@ -82,6 +82,7 @@ class Up:
 
     def __init__(self, data_dir: Path, *args: str, **env: str) -> None:
         self.data_dir, self.port = data_dir, free_port()
+        self.interrupted = False
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout_path = data_dir.with_name(data_dir.name + ".stdout")
         self.stderr_path = data_dir.with_name(data_dir.name + ".stderr")
@@ -128,10 +129,16 @@ class Up:
         assert status == 202, submitted
         return self.job_when(submitted["id"], {"succeeded", "failed", "cancelled"})
 
+    def interrupt(self) -> None:
+        """Ctrl-C, once: a second one while Python finalizes (its SIGINT handler reset) would
+        end the process by the signal, as a user's double Ctrl-C may."""
+        if self.process.poll() is None and not self.interrupted:
+            self.process.send_signal(signal.SIGINT)
+            self.interrupted = True
+
     def stop(self) -> int:
         """Ctrl-C, as a user would; the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+        self.interrupt()
         try:
             return self.process.wait(timeout=DEADLINE_S)
         finally:
@@ -191,7 +198,7 @@ def test_ten_fresh_starts_with_two_workers_each_stay_up_and_train(tmp_path):
             assert job["status"] == "succeeded", job
             assert up.process.poll() is None and exit_lines(up) == [], up.stderr()
             assert sorted(worker_children(up.process.pid)) == sorted(workers)  # no restarts
-            up.process.send_signal(signal.SIGINT)  # stops while the next one starts
+            up.interrupt()  # stops while the next one starts
         assert [up.stop() for up in stopping] == [0] * 10
     finally:
         for up in stopping:
