@@ -237,6 +237,18 @@ def trained_weights() -> bytes:
     return result.model.to_bytes()
 
 
+@pytest.fixture
+def trained_job(client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
+                trained_weights: bytes) -> str:
+    """The id of a succeeded job of tenant "acme" whose model was really trained on SERIES."""
+    response = client.post("/v1/jobs", json={"series": SERIES, **SPEC}, headers=auth)
+    assert response.status_code == 202
+    job_id = str(response.get_json()["id"])
+    worker.start(job_id)
+    worker.finish(job_id, weights=trained_weights)
+    return job_id
+
+
 def broker_messages(settings: Settings) -> list[tuple[str, list[Any]]]:
     """(task name, args) of every message waiting in the embedded SQLite broker."""
     path = make_url(settings.broker_url.removeprefix("sqla+")).database

@@ -5,7 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from service.store.db import downgrade, make_engine, upgrade
+from service.store.db import downgrade, make_engine, schema_revision, upgrade
 from service.store.tables import Base
 
 TABLES = {
@@ -40,12 +40,7 @@ def column_names(url: str, table: str) -> set[str]:
 
 
 def current_revision(url: str) -> str | None:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-    finally:
-        engine.dispose()
+    return schema_revision(url)
 
 
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
