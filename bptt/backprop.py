@@ -138,16 +138,13 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
     np.matmul(dpred, head_w, out=dh_out[rows].reshape(k * batch, hidden))
     for layer in range(spec.num_layers - 1, -1, -1):
         c = caches[layer]
-        dgates = scratch(("dgates",), c.gates.shape, top.dtype)
-        gru = spec.cell == "gru"  # only the GRU's hidden-side gate gradients differ
-        dgates_h = scratch(("dgates_h",), c.gates.shape, top.dtype) if gru else dgates
         # layer 0's dx is not wanted: the kernel is told so and never writes it
         dx = scratch(("dx", layer), c.inputs.shape, top.dtype) if layer > 0 else c.inputs
         gh = c.gates.shape[2]
         work = scratch(("work",), (work_size(batch, hidden, gh, c.inputs.shape[2]),), top.dtype)
         cell.backward(c.inputs, c.start.h, c.start.c, views[f"weight_ih_l{layer}"],
-                      views[f"weight_hh_l{layer}"], c.gates, c.aux, c.hs, dh_out, dgates, dgates_h,
-                      dx, grad_views[f"weight_ih_l{layer}"], grad_views[f"weight_hh_l{layer}"],
+                      views[f"weight_hh_l{layer}"], c.gates, c.aux, c.hs, dh_out, dx,
+                      grad_views[f"weight_ih_l{layer}"], grad_views[f"weight_hh_l{layer}"],
                       grad_views[f"bias_ih_l{layer}"], grad_views[f"bias_hh_l{layer}"],
                       grad_flow[layer], spec.relu, layer > 0, work)
         if layer > 0:
