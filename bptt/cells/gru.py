@@ -24,7 +24,10 @@ from ._common import (
     KERNEL,
     all_zero,
     carve,
+    carve_padded,
     matmul,
+    matmul_packed,
+    packed,
     summed_bias,
     tanh,
     transposed,
@@ -51,8 +54,18 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     one = x.dtype.type(1)
     half = x.dtype.type(0.5)
     fold = I <= FOLD_INPUTS
-    w_hh_t, at = transposed(work, 0, w_hh)  # (H, 3H)
-    w_ih_t, at = transposed(work, at, w_ih)  # (I, 3H)
+    # W_hh^T (H, 3H) packed, its r and z blocks apart from its n block for the GEMMs without
+    # folded inputs; W_ih^T (I, 3H), read row by row in the gate loop, or packed for its GEMM.
+    if fold:
+        w_hh_p, at = packed(work, 0, w_hh, True)
+        w_hn_p = w_hh_p
+        w_ih_t, at = transposed(work, at, w_ih)
+        w_ih_p = w_hh_p
+    else:
+        w_hh_p, at = packed(work, 0, w_hh[0:H2], True)
+        w_hn_p, at = packed(work, at, w_hh[H2:G], True)
+        w_ih_p, at = packed(work, at, w_ih, True)
+        w_ih_t = w_ih
     b_rz, at = summed_bias(work, at, b_ih, b_hh, H2)  # r's and z's two biases (n's apart)
     b_in = b_ih[H2:G]
     b_hn = b_hh[H2:G]
@@ -71,16 +84,16 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
             # One GEMM writes all three blocks of W_hh h into gates[t]; the gate loop moves the
             # n block's to aux.
             if recur:
-                matmul(h_prev, w_hh_t, g_t, False, False)
+                matmul_packed(h_prev, w_hh_p, g_t, False, False)
             else:
                 g_t[:] = 0
         else:
             # The input projection of all three blocks; r's and z's recurrent blocks add to
             # theirs and W_hn h goes to aux.
-            matmul(x[t], w_ih_t, g_t, False, False)
+            matmul_packed(x[t], w_ih_p, g_t, False, False)
             if recur:
-                matmul(h_prev, w_hh_t[:, 0:H2], g_t[:, 0:H2], False, True)
-                matmul(h_prev, w_hh_t[:, H2:G], a_t, False, False)
+                matmul_packed(h_prev, w_hh_p, g_t[:, 0:H2], False, True)
+                matmul_packed(h_prev, w_hn_p, a_t, False, False)
             else:
                 a_t[:] = 0
         for b in range(B):
@@ -139,8 +152,10 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     H2 = 2 * H
     G = 3 * H
     one = x.dtype.type(1)
-    d_h, at = carve(work, 0, B, G)  # one step's hidden-side gate gradients (dr, dz, dn·r)
-    d_in, at = carve(work, at, B, H)  # and the input side's dn
+    d_h_pad, at = carve_padded(work, 0, B, G)  # one step's hidden-side (dr, dz, dn·r)
+    d_in_pad, at = carve_padded(work, at, B, H)  # and the input side's dn
+    d_h = d_h_pad[:, 0:G]
+    d_in = d_in_pad[:, 0:H]
     dh_next, at = carve(work, at, B, H)  # dL/dh_t through the recurrence from step t+1
     dh_next[:] = 0
     flow = work[at : at + H]  # |dL/dh_t| summed per unit, as in total_dh
@@ -154,6 +169,10 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     fold = I <= FOLD_INPUTS
     dw_ih_t, at = carve(work, at, I if fold else 0, G)  # dW_ih^T, summed while hot
     dw_ih_t[:] = 0
+    w_hh_p, at = packed(work, at, w_hh, False)  # W_hh (3H, H), packed
+    # W_ih's r and z blocks and its n block (2H, I) and (H, I), packed, for dx
+    w_irz_p, at = packed(work, at, w_ih[0:H2], False) if need_dx else (w_hh_p, at)
+    w_in_p, at = packed(work, at, w_ih[H2:G], False) if need_dx else (w_hh_p, at)
     zero_start = all_zero(h0)
     for t in range(T - 1, -1, -1):
         h_prev = h0 if t == 0 else hs[t - 1]
@@ -163,11 +182,11 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
             gr = row[0:H]
             gz = row[H:H2]
             gn = row[H2:G]
-            drow = d_h[b]
+            drow = d_h_pad[b, 0:G]
             dr = drow[0:H]
             dz = drow[H:H2]
             dnh = drow[H2:G]
-            dni = d_in[b]
+            dni = d_in_pad[b, 0:H]
             hn = aux[t, b]
             hp = h_prev[b]
             dho = dh_out[t, b]
@@ -206,15 +225,15 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
         # The step's GEMMs while its gradients are in cache (as _common.step_weight_gradients,
         # with the input side split into d_h's r and z blocks and d_in's n block).
         if t > 0:
-            matmul(d_h, w_hh, dh_next, False, True)  # += (B, 3H) @ (3H, H)
+            matmul_packed(d_h, w_hh_p, dh_next, False, True)  # += (B, 3H) @ (3H, H)
         if t > 0 or not zero_start:
             matmul(d_h, h_prev, dw_hh, True, True)  # += (3H, B) @ (B, H)
         if not fold:
             matmul(d_h[:, 0:H2], x[t], dw_ih[0:H2], True, True)
             matmul(d_in, x[t], dw_ih[H2:G], True, True)
         if need_dx:  # (B, 3H) @ (3H, I), in the same two blocks
-            matmul(d_h[:, 0:H2], w_ih[0:H2], dx[t], False, False)
-            matmul(d_in, w_ih[H2:G], dx[t], False, True)
+            matmul_packed(d_h[:, 0:H2], w_irz_p, dx[t], False, False)
+            matmul_packed(d_in, w_in_p, dx[t], False, True)
     if fold:
         dw_ih += dw_ih_t.T
     for k in range(H2):

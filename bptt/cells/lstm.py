@@ -24,7 +24,9 @@ from ._common import (
     KERNEL,
     all_zero,
     carve,
-    matmul,
+    carve_padded,
+    matmul_packed,
+    packed,
     step_weight_gradients,
     summed_bias,
     tanh,
@@ -53,8 +55,13 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     half = x.dtype.type(0.5)
     zero = x.dtype.type(0)
     fold = I <= FOLD_INPUTS
-    w_hh_t, at = transposed(work, 0, w_hh)  # (H, 4H)
-    w_ih_t, at = transposed(work, at, w_ih)  # (I, 4H)
+    w_hh_p, at = packed(work, 0, w_hh, True)  # W_hh^T (H, 4H), packed
+    if fold:  # W_ih^T (I, 4H), read row by row in the gate loop, or packed for its GEMM
+        w_ih_t, at = transposed(work, at, w_ih)
+        w_ih_p = w_hh_p
+    else:
+        w_ih_p, at = packed(work, at, w_ih, True)
+        w_ih_t = w_ih
     bias, at = summed_bias(work, at, b_ih, b_hh, G)
     zero_start = all_zero(h0)
     for t in range(T):
@@ -65,9 +72,9 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
         # The projections go straight into gates[t]: the recurrent one, after the input one
         # for many inputs (few are added in the gate loop).
         if not fold:
-            matmul(x[t], w_ih_t, g_t, False, False)
+            matmul_packed(x[t], w_ih_p, g_t, False, False)
         if recur:
-            matmul(h_prev, w_hh_t, g_t, False, not fold)
+            matmul_packed(h_prev, w_hh_p, g_t, False, not fold)
         elif fold:
             g_t[:] = 0
         for b in range(B):
@@ -132,7 +139,8 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     H = h0.shape[1]
     G = 4 * H
     one = x.dtype.type(1)
-    d_t, at = carve(work, 0, B, G)  # dL/d(pre-activations) of one step
+    d_pad, at = carve_padded(work, 0, B, G)  # dL/d(pre-activations) of one step
+    d_t = d_pad[:, 0:G]
     dh_next, at = carve(work, at, B, H)  # dL/dh_t through the recurrence from step t+1
     dc_next, at = carve(work, at, B, H)
     dh_next[:] = 0
@@ -148,6 +156,8 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     fold = I <= FOLD_INPUTS
     dw_ih_t, at = carve(work, at, I if fold else 0, G)  # dW_ih^T, summed while hot
     dw_ih_t[:] = 0
+    w_hh_p, at = packed(work, at, w_hh, False)  # W_hh (4H, H), packed
+    w_ih_p, at = packed(work, at, w_ih, False) if need_dx else (w_hh_p, at)
     zero_start = all_zero(h0)
     for t in range(T - 1, -1, -1):
         c_prev = c0 if t == 0 else aux[t - 1]
@@ -158,7 +168,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
             for j in range(H):
                 tc[j] = tanh(c[j])
             row = g_t[b]
-            drow = d_t[b]
+            drow = d_pad[b, 0:G]
             gi = row[0:H]
             gf = row[H : 2 * H]
             gg = row[2 * H : 3 * H]
@@ -191,8 +201,8 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
                     for k in range(G):
                         acc[k] += xi * drow[k]
         h_prev = h0 if t == 0 else hs[t - 1]
-        step_weight_gradients(d_t, h_prev, x[t], w_hh, w_ih, dw_hh, dw_ih, dh_next, dx[t], t > 0,
-                              t > 0 or not zero_start, fold, need_dx)
+        step_weight_gradients(d_t, h_prev, x[t], w_hh_p, w_ih_p, dw_hh, dw_ih, dh_next, dx[t],
+                              t > 0, t > 0 or not zero_start, fold, need_dx)
     if fold:
         dw_ih += dw_ih_t.T
     for k in range(G):

@@ -17,7 +17,9 @@ from ._common import (
     KERNEL,
     all_zero,
     carve,
-    matmul,
+    carve_padded,
+    matmul_packed,
+    packed,
     step_weight_gradients,
     summed_bias,
     tanh,
@@ -42,18 +44,23 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     H = h0.shape[1]
     zero = x.dtype.type(0)
     fold = I <= FOLD_INPUTS
-    w_hh_t, at = transposed(work, 0, w_hh)  # (H, H)
-    w_ih_t, at = transposed(work, at, w_ih)  # (I, H)
+    w_hh_p, at = packed(work, 0, w_hh, True)  # W_hh^T (H, H), packed
+    if fold:  # W_ih^T (I, H), read row by row in the row loop, or packed for its GEMM
+        w_ih_t, at = transposed(work, at, w_ih)
+        w_ih_p = w_hh_p
+    else:
+        w_ih_p, at = packed(work, at, w_ih, True)
+        w_ih_t = w_ih
     bias, at = summed_bias(work, at, b_ih, b_hh, H)
     zero_start = all_zero(h0)
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)
         h_t = hs[t]
         if not fold:
-            matmul(x[t], w_ih_t, gates[t], False, False)
+            matmul_packed(x[t], w_ih_p, gates[t], False, False)
         # The recurrent projection goes straight into hs[t], activated in place below.
         if t > 0 or not zero_start:
-            matmul(h_prev, w_hh_t, h_t, False, False)
+            matmul_packed(h_prev, w_hh_p, h_t, False, False)
         else:
             h_t[:] = 0
         for b in range(B):
@@ -90,7 +97,8 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     H = h0.shape[1]
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
-    d_t, at = carve(work, 0, B, H)  # dL/d(pre-activation) of one step
+    d_pad, at = carve_padded(work, 0, B, H)  # dL/d(pre-activation) of one step
+    d_t = d_pad[:, 0:H]
     dh_next, at = carve(work, at, B, H)  # dL/dh_t through the recurrence from step t+1
     dh_next[:] = 0
     flow = work[at : at + H]  # mean |dL/dh_t|, summed per unit (see total_dh)
@@ -101,6 +109,8 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     fold = I <= FOLD_INPUTS
     dw_ih_t, at = carve(work, at, I if fold else 0, H)  # dW_ih^T, summed while hot
     dw_ih_t[:] = 0
+    w_hh_p, at = packed(work, at, w_hh, False)  # W_hh (H, H), packed
+    w_ih_p, at = packed(work, at, w_ih, False) if need_dx else (w_hh_p, at)
     zero_start = all_zero(h0)
     for t in range(T - 1, -1, -1):
         flow[:] = 0
@@ -108,7 +118,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
             dho = dh_out[t, b]
             dhn = dh_next[b]
             h = hs[t, b]
-            dg = d_t[b]
+            dg = d_pad[b, 0:H]
             # dL/dh_t through both paths (as total_dh), then through the activation.
             if relu:
                 for j in range(H):
@@ -133,8 +143,8 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
                         acc[j] += xi * dg[j]
         grad_flow[t] += flow.sum() / (B * H)
         h_prev = h0 if t == 0 else hs[t - 1]
-        step_weight_gradients(d_t, h_prev, x[t], w_hh, w_ih, dw_hh, dw_ih, dh_next, dx[t], t > 0,
-                              t > 0 or not zero_start, fold, need_dx)
+        step_weight_gradients(d_t, h_prev, x[t], w_hh_p, w_ih_p, dw_hh, dw_ih, dh_next, dx[t],
+                              t > 0, t > 0 or not zero_start, fold, need_dx)
     if fold:
         dw_ih += dw_ih_t.T
     for j in range(H):
