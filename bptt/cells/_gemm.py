@@ -69,6 +69,20 @@ def address(typingctx, a):
     return types.intp(a), codegen
 
 
+@intrinsic
+def plain(typingctx, value):
+    """`value` typed as a plain integer or boolean, not as the literal it may be at a call site.
+    gemm is a function of its own (not inlined), and Numba compiles a function once per distinct
+    argument types: passing constants such as 1 or False as they are made it compile gemm for
+    each combination of them (8 versions instead of 2)."""
+    plain_type = types.unliteral(value)
+
+    def codegen(context, builder, sig, args):
+        return context.cast(builder, args[0], sig.args[0], sig.return_type)
+
+    return plain_type(value), codegen
+
+
 def _splat(builder, value, vector):
     """A vector with every lane `value`."""
     lanes = vector.count
@@ -250,7 +264,7 @@ def _reference(a, b, c, trans_a, accumulate):
         c[:] = product
 
 
-@njit(inline="always", **KERNEL)
+@njit(**KERNEL)
 def matmul(a, b, c, trans_a, accumulate):
     """c = op(a) @ b, or c += op(a) @ b if accumulate, in place; op(a) = a.T if trans_a.
 
@@ -273,8 +287,8 @@ def matmul(a, b, c, trans_a, accumulate):
         return
     lda = _leading(a)
     a_rs, a_ks = (1, lda) if trans_a else (lda, 1)
-    gemm(c.dtype.type(0), m, n, k, address(a), a_rs, a_ks, address(b), _leading(b),
-         panel_width(c.dtype.type(0)), address(c), _leading(c), accumulate)
+    gemm(c.dtype.type(0), m, n, k, address(a), plain(a_rs), plain(a_ks), address(b), _leading(b),
+         plain(panel_width(c.dtype.type(0))), address(c), _leading(c), plain(accumulate))
 
 
 @njit(inline="always", **KERNEL)
@@ -312,7 +326,7 @@ def pack(b, panels, transposed):
                     dst[j] = src[j]
 
 
-@njit(inline="always", **KERNEL)
+@njit(**KERNEL)
 def matmul_packed(a, panels, c, trans_a, accumulate):
     """matmul(a, B, c, trans_a, accumulate) for B (k × c.shape[1]) packed by `pack`."""
     m, n = c.shape
@@ -334,6 +348,6 @@ def matmul_packed(a, panels, c, trans_a, accumulate):
         return
     lda = _leading(a)
     a_rs, a_ks = (1, lda) if trans_a else (lda, 1)
-    gemm(c.dtype.type(0), m, n, k, address(a), a_rs, a_ks, address(panels), width, k * width,
-         address(c), _leading(c), accumulate)
+    gemm(c.dtype.type(0), m, n, k, address(a), plain(a_rs), plain(a_ks), address(panels),
+         plain(width), k * width, address(c), _leading(c), plain(accumulate))
 
