@@ -351,3 +351,30 @@ def matmul_packed(a, panels, c, trans_a, accumulate):
     gemm(c.dtype.type(0), m, n, k, address(a), plain(a_rs), plain(a_ks), address(panels),
          plain(width), k * width, address(c), _leading(c), plain(accumulate))
 
+
+@njit(**KERNEL)
+def blocked_matmul(a, b, c, panels):
+    """c = a @ b for large C-contiguous float32 or float64 matrices, blocked for the caches: B
+    in chunks of KC rows packed into panels of NR columns that stay in L2, and MR rows of A
+    (KC long) kept in L1 while they pass over every panel. The kernels never need it (their
+    products are small);
+    benchmarks/kernels.py measures the engine's GEMM peak with it. `panels` is scratch of
+    packed_shape(·, KC, NC), which sets the block sizes."""
+    m, k = a.shape
+    n = b.shape[1]
+    count, kc_max, width = panels.shape
+    nc_max = count * width
+    size = a.itemsize
+    lda, ldc = a.strides[0] // size, c.strides[0] // size
+    witness = c.dtype.type(0)
+    for jc in range(0, n, nc_max):
+        nc = min(nc_max, n - jc)
+        for pc in range(0, k, kc_max):
+            kc = min(kc_max, k - pc)
+            pack(b[pc : pc + kc, jc : jc + nc], panels[:, :kc], False)
+            for i in range(0, m, MR):
+                for p in range((nc + width - 1) // width):
+                    tile(MR, NV, witness, kc, address(a) + (i * lda + pc) * size, lda, 1,
+                         address(panels) + p * kc_max * width * size, width,
+                         address(c) + (i * ldc + jc + p * width) * size, ldc, min(MR, m - i),
+                         min(width, nc - p * width), pc > 0)
