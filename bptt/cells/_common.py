@@ -120,8 +120,14 @@ def unowned(typingctx, a):
     more than about three vectorised loops lie between them, and the calls left in a row loop
     cost more than the loops' arithmetic at small H (each call also spills and reloads the
     vector registers holding the tanh constants). Views of an unowned array carry the null
-    reference, whose reference-count calls Numba drops. Only for arrays that the caller keeps
-    alive for the whole kernel call (its arguments); never return one from a kernel.
+    reference, whose reference-count calls Numba drops.
+
+    Why this is safe, and must stay so: a kernel calls unowned only on its own arguments, at
+    its top. Its caller (Python) holds a reference to every argument until the call returns,
+    so their memory outlives the kernel; and the unowned arrays and every view taken of them
+    are the kernel's locals: no kernel returns one, stores one in a global or a container, or
+    hands one to code that keeps it. So none outlives the call that made it. (The GEMM gets
+    raw data addresses, _gemm.address, under the same rule.)
     """
     if not isinstance(a, types.Array):
         return None

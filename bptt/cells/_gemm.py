@@ -58,7 +58,8 @@ NV = 2
 
 @intrinsic
 def address(typingctx, a):
-    """The data address of array `a` as an integer (no reference is taken)."""
+    """The data address of array `a` as an integer. No reference is taken: the address is valid
+    only while the caller holds `a`, and is used only within the call it is passed to."""
     if not isinstance(a, types.Array):
         return None
 
