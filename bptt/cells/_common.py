@@ -85,22 +85,6 @@ def carve_padded(work, at, rows, cols):
 
 
 @njit(inline="always", **KERNEL)
-def total_dh(dh_out_t, dh_next, dh, flow):
-    """dh = dL/dh_t through both paths (from above and through the recurrence); returns its mean
-    absolute value, the gradient-flow diagnostic. `flow` (H,) is scratch: summing per unit keeps
-    the loop free of a scalar float reduction, which LLVM would not vectorise."""
-    B, H = dh.shape
-    for b in range(B):
-        for j in range(H):
-            dh[b, j] = dh_out_t[b, j] + dh_next[b, j]
-    flow[:] = 0
-    for b in range(B):
-        for j in range(H):
-            flow[j] += abs(dh[b, j])
-    return flow.sum() / (B * H)
-
-
-@njit(inline="always", **KERNEL)
 def all_zero(a):
     """Whether the 2-D array a is all zeros (as a zero initial state is): a GEMM with it can be
     skipped. Stops at the first nonzero, so it costs little either way."""

@@ -158,7 +158,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     d_in = d_in_pad[:, 0:H]
     dh_next, at = carve(work, at, B, H)  # dL/dh_t through the recurrence from step t+1
     dh_next[:] = 0
-    flow = work[at : at + H]  # |dL/dh_t| summed per unit, as in total_dh
+    flow = work[at : at + H]  # |dL/dh_t| summed per unit, as in lstm.backward
     at += H
     db_h = work[at : at + G]  # b_hh's gradient, which is also b_ih's in the r and z blocks
     at += G
@@ -191,7 +191,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
             hp = h_prev[b]
             dho = dh_out[t, b]
             dhn = dh_next[b]
-            # dL/dh_t through both paths (total_dh's work, done here in the same pass), then
+            # dL/dh_t through both paths (from above and the recurrence) and its flow, then
             # the gates; dh_next[b] becomes the z·h path, to which the GEMM below adds the
             # path through W_hh.
             for j in range(H):

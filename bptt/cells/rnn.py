@@ -101,7 +101,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     d_t = d_pad[:, 0:H]
     dh_next, at = carve(work, at, B, H)  # dL/dh_t through the recurrence from step t+1
     dh_next[:] = 0
-    flow = work[at : at + H]  # mean |dL/dh_t|, summed per unit (see total_dh)
+    flow = work[at : at + H]  # mean |dL/dh_t|, summed per unit (see lstm.backward)
     at += H
     db = work[at : at + H]  # the bias gradient (the same for b_ih and b_hh), summed while hot
     at += H
@@ -119,7 +119,8 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
             dhn = dh_next[b]
             h = hs[t, b]
             dg = d_pad[b, 0:H]
-            # dL/dh_t through both paths (as total_dh), then through the activation.
+            # dL/dh_t through both paths (from above and the recurrence), then through the
+            # activation.
             if relu:
                 for j in range(H):
                     d = dho[j] + dhn[j]
