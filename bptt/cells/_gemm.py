@@ -6,8 +6,9 @@ operands) and on this machine runs its Haswell (AVX2) kernels on an AVX-512 core
 shapes it reached about half the core's FMA rate. The micro-kernel here keeps an MR × NR tile
 of C in vector registers, and per step of k broadcasts MR values of A and multiplies them with
 NR/VL vectors of a row of B: MR·NR/VL independent fused multiply-adds, enough to keep both FMA
-pipes busy. It reads A and B where they lie (any row stride; A also transposed), so nothing is
-packed or copied, and it writes (or adds into) views in place.
+pipes busy. It reads A and B where they lie (any row stride; A also transposed) and writes (or
+adds into) views in place; a B that is used for many products (a weight matrix, T steps) is
+packed once into contiguous panels of NR columns first (`pack`, `matmul_packed`).
 
 `tile` emits that loop directly as LLVM vector IR through llvmlite: the only way to have Numba
 keep a tile of accumulators in registers (a loop over a local array is not promoted). Vectors
@@ -18,6 +19,7 @@ re-read the last row and are not stored, so any shape works with one compiled ti
 `gemm` drives the tiles over a whole product and is compiled once per dtype: it takes data
 addresses, not arrays, so views of every layout share one compilation. Its operands must stay
 alive for the call: callers pass views of their own arguments or scratch, which they hold.
+Nothing here calls BLAS or Numba's private BLAS bindings.
 
 With BPTT_REFERENCE_GEMM=1 in the environment when bptt is imported, `matmul` computes every
 product with np.dot instead (allocating, slow): the reference that tests compare the fast path
@@ -50,9 +52,10 @@ AVX512 = "+avx512f" in _target_features()
 VL = 16 if AVX512 else 8  # float32 lanes per vector register; float64 has half as many
 # The register tile: MR rows of A × NV vectors of B's row. AVX-512 has 32 vector registers:
 # 8 × 2 uses 16 accumulators, 2 for B and 1 for the broadcast. With 16 registers (AVX2), 6 × 2.
-# MR = 8 divides the batch chunks the trainer uses (multiples of 8 rows) and NR = 2·VL = 32
-# float32 divides every hidden size the service offers from 32 up.
-MR = 8 if AVX512 else 6
+# MR = 8 divides the usual batches (64, or 32 per thread on two threads) and NR = 2·VL = 32
+# float32 the usual hidden sizes (32 to 256); other sizes leave one tile row or panel partly
+# used per product. Measured at the per-step shapes, 8 × 2 ran as fast as 6 × 4 and 4 × 4.
+MR = 8 if AVX512 else 4
 NV = 2
 
 
@@ -146,59 +149,96 @@ def tile(typingctx, mr, nv, witness, k, a, a_rs, a_ks, b, b_ks, c, c_rs, m, n, a
         a_rows = [builder.mul(builder.select(builder.icmp_signed("<", const(r), m), const(r),
                                              last), a_rs) for r in range(rows)]
         lane_ids = ir.Constant(ir.VectorType(intp, lanes), [const(x) for x in range(lanes)])
-        masks = [builder.icmp_signed("<", lane_ids,
-                                     _splat(builder, builder.sub(n, const(v * lanes)),
-                                            ir.VectorType(intp, lanes)))
-                 for v in range(vectors)]
-        zero = ir.Constant(vector, None)
-        entry = builder.block
-        loop = builder.append_basic_block("tile.loop")
-        done = builder.append_basic_block("tile.done")
-        builder.cbranch(builder.icmp_signed(">", k, const(0)), loop, done)
 
-        builder.position_at_end(loop)
-        step = builder.phi(intp)
-        step.add_incoming(const(0), entry)
-        accs = []
-        for _ in range(rows * vectors):
-            acc = builder.phi(vector)
-            acc.add_incoming(zero, entry)
-            accs.append(acc)
-        b_row = builder.mul(step, b_ks)
-        b_vectors = []
-        for v in range(vectors):
-            where = builder.bitcast(element(b, builder.add(b_row, const(v * lanes))), vptr)
-            b_vectors.append(builder.call(load, [where, align, masks[v], zero]))
-        a_col = builder.mul(step, a_ks)
-        sums = []
-        for r in range(rows):
-            value = builder.load(element(a, builder.add(a_rows[r], a_col)))
-            broadcast = _splat(builder, value, vector)
-            for v in range(vectors):
-                sums.append(builder.call(fma, [broadcast, b_vectors[v], accs[r * vectors + v]]))
-        following = builder.add(step, const(1))
-        body_end = builder.block
-        step.add_incoming(following, body_end)
-        for acc, total in zip(accs, sums, strict=True):
-            acc.add_incoming(total, body_end)
-        builder.cbranch(builder.icmp_signed("<", following, k), loop, done)
+        def edge_masks():  # lanes < n of each vector; made where used: with AVX2 a mask takes a
+            # vector register, and masks live across the whole-tile loop made it spill
+            return [builder.icmp_signed("<", lane_ids,
+                                        _splat(builder, builder.sub(n, const(v * lanes)),
+                                               ir.VectorType(intp, lanes)))
+                    for v in range(vectors)]
+
+        zero = ir.Constant(vector, None)
+        width = const(vectors * lanes)
+        full = builder.icmp_signed("==", n, width)
+
+        def vector_at(base, index):
+            return builder.bitcast(element(base, index), vptr)
+
+        def load_b(where, v, masks):
+            if masks:
+                return builder.call(load, [where, align, masks[v], zero])
+            return builder.load(where, align=size)
+
+        # Two copies of the k loop: plain vector loads for a whole tile, masked ones for the
+        # last panel of a product whose width NR does not divide. (A masked load costs as
+        # much as a plain one with AVX-512, but on AVX2 CPUs it is a slower instruction.)
+        entry = builder.block
+        done = builder.append_basic_block("tile.done")
+        ends = []
+        sums_of = []
+        start = builder.append_basic_block("tile.start")
+        heads = [builder.append_basic_block(f"tile.head.{kind}") for kind in ("full", "edge")]
+        loops = [builder.append_basic_block(f"tile.loop.{kind}") for kind in ("full", "edge")]
+        builder.cbranch(builder.icmp_signed(">", k, const(0)), start, done)
+        builder.position_at_end(start)
+        builder.cbranch(full, heads[0], heads[1])
+        for head, loop, masked in zip(heads, loops, (False, True), strict=True):
+            builder.position_at_end(head)
+            masks = edge_masks() if masked else None
+            builder.branch(loop)
+            builder.position_at_end(loop)
+            step = builder.phi(intp)
+            step.add_incoming(const(0), head)
+            accs = []
+            for _ in range(rows * vectors):
+                acc = builder.phi(vector)
+                acc.add_incoming(zero, head)
+                accs.append(acc)
+            b_row = builder.mul(step, b_ks)
+            b_vectors = [load_b(vector_at(b, builder.add(b_row, const(v * lanes))), v, masks)
+                         for v in range(vectors)]
+            a_col = builder.mul(step, a_ks)
+            sums = []
+            for r in range(rows):
+                value = builder.load(element(a, builder.add(a_rows[r], a_col)))
+                broadcast = _splat(builder, value, vector)
+                for v in range(vectors):
+                    sums.append(builder.call(fma, [broadcast, b_vectors[v],
+                                                   accs[r * vectors + v]]))
+            following = builder.add(step, const(1))
+            body_end = builder.block
+            step.add_incoming(following, body_end)
+            for acc, total in zip(accs, sums, strict=True):
+                acc.add_incoming(total, body_end)
+            builder.cbranch(builder.icmp_signed("<", following, k), loop, done)
+            ends.append(body_end)
+            sums_of.append(sums)
 
         builder.position_at_end(done)
         results = []
         for r in range(rows * vectors):
             result = builder.phi(vector)
             result.add_incoming(zero, entry)
-            result.add_incoming(sums[r], body_end)
+            for body_end, sums in zip(ends, sums_of, strict=True):
+                result.add_incoming(sums[r], body_end)
             results.append(result)
-        for r in range(rows):
-            with builder.if_then(builder.icmp_signed("<", const(r), m)):
-                c_row = builder.mul(const(r), c_rs)
-                for v in range(vectors):
-                    where = builder.bitcast(element(c, builder.add(c_row, const(v * lanes))), vptr)
-                    old = builder.call(load, [where, align, masks[v], zero])
-                    value = results[r * vectors + v]
-                    total = builder.select(accumulate, builder.fadd(old, value), value)
-                    builder.call(store, [total, where, align, masks[v]])
+        with builder.if_else(full) as (whole, edge):
+            for block, masked in ((whole, False), (edge, True)):
+                with block:
+                    masks = edge_masks() if masked else None
+                    for r in range(rows):
+                        with builder.if_then(builder.icmp_signed("<", const(r), m)):
+                            c_row = builder.mul(const(r), c_rs)
+                            for v in range(vectors):
+                                where = vector_at(c, builder.add(c_row, const(v * lanes)))
+                                old = load_b(where, v, masks)
+                                value = results[r * vectors + v]
+                                total = builder.select(accumulate, builder.fadd(old, value),
+                                                       value)
+                                if masks:
+                                    builder.call(store, [total, where, align, masks[v]])
+                                else:
+                                    builder.store(total, where, align=size)
         return context.get_dummy_value()
 
     return sig, codegen
