@@ -140,8 +140,8 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
 
 
 @njit(**KERNEL, **FAST)
-def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db_ih, db_hh,
-             grad_flow, relu, need_dx, work):
+def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw_hh, db_ih,
+             db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one GRU layer; contract as in lstm.backward."""
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     gates, aux, hs, dh_out = unowned(gates), unowned(aux), unowned(hs), unowned(dh_out)
@@ -174,7 +174,10 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     w_irz_p, at = packed(work, at, w_ih[0:H2], False) if need_dx else (w_hh_p, at)
     w_in_p, at = packed(work, at, w_ih[H2:G], False) if need_dx else (w_hh_p, at)
     zero_start = all_zero(h0)
+    no_dh, at = carve(work, at, B, H)  # zeros, read for dh_out's rows before `first`
+    no_dh[:] = 0
     for t in range(T - 1, -1, -1):
+        dh_t = dh_out[t] if t >= first else no_dh
         h_prev = h0 if t == 0 else hs[t - 1]
         flow[:] = 0
         for b in range(B):
@@ -189,7 +192,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
             dni = d_in_pad[b, 0:H]
             hn = aux[t, b]
             hp = h_prev[b]
-            dho = dh_out[t, b]
+            dho = dh_t[b]
             dhn = dh_next[b]
             # dL/dh_t through both paths (from above and the recurrence) and its flow, then
             # the gates; dh_next[b] becomes the z·h path, to which the GEMM below adds the

@@ -122,13 +122,15 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
 
 
 @njit(**KERNEL, **FAST)
-def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db_ih, db_hh,
-             grad_flow, relu, need_dx, work):
+def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw_hh, db_ih,
+             db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one LSTM layer.
 
-    dh_out (T, B, H) is dL/dh_t arriving from above (head or next layer), without the recurrence.
-    Writes dx (T, B, I) if need_dx; adds the parameter gradients into dw_ih, dw_hh, db_ih, db_hh
-    (so truncated segments accumulate) and mean |dL/dh_t| into grad_flow (T,).
+    dh_out (T, B, H) is dL/dh_t arriving from above (head or next layer), without the recurrence;
+    its rows before `first` are zero and not read (the head reads only the last steps, and the
+    caller need not clear the others). Writes dx (T, B, I) if need_dx; adds the parameter
+    gradients into dw_ih, dw_hh, db_ih, db_hh (so truncated segments accumulate) and mean
+    |dL/dh_t| into grad_flow (T,).
     """
     x, h0, c0, w_ih, w_hh = unowned(x), unowned(h0), unowned(c0), unowned(w_ih), unowned(w_hh)
     gates, aux, hs, dh_out = unowned(gates), unowned(aux), unowned(hs), unowned(dh_out)
@@ -159,7 +161,10 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     w_hh_p, at = packed(work, at, w_hh, False)  # W_hh (4H, H), packed
     w_ih_p, at = packed(work, at, w_ih, False) if need_dx else (w_hh_p, at)
     zero_start = all_zero(h0)
+    no_dh, at = carve(work, at, B, H)  # zeros, read for dh_out's rows before `first`
+    no_dh[:] = 0
     for t in range(T - 1, -1, -1):
+        dh_t = dh_out[t] if t >= first else no_dh
         c_prev = c0 if t == 0 else aux[t - 1]
         g_t = gates[t]
         flow[:] = 0
@@ -176,7 +181,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
             do = drow[3 * H : G]
             c = aux[t, b]
             cp = c_prev[b]
-            dho = dh_out[t, b]
+            dho = dh_t[b]
             dhn = dh_next[b]
             dcb = dc_next[b]
             # The row's elementwise work streams through L2 (a step's gates and gradients do

@@ -86,8 +86,8 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
 
 
 @njit(**KERNEL, **FAST)
-def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db_ih, db_hh,
-             grad_flow, relu, need_dx, work):
+def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw_hh, db_ih,
+             db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one RNN layer; contract as in lstm.backward."""
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     hs, dh_out, dx = unowned(hs), unowned(dh_out), unowned(dx)
@@ -112,10 +112,13 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dx, dw_ih, dw_hh, db
     w_hh_p, at = packed(work, at, w_hh, False)  # W_hh (H, H), packed
     w_ih_p, at = packed(work, at, w_ih, False) if need_dx else (w_hh_p, at)
     zero_start = all_zero(h0)
+    no_dh, at = carve(work, at, B, H)  # zeros, read for dh_out's rows before `first`
+    no_dh[:] = 0
     for t in range(T - 1, -1, -1):
+        dh_t = dh_out[t] if t >= first else no_dh
         flow[:] = 0
         for b in range(B):
-            dho = dh_out[t, b]
+            dho = dh_t[b]
             dhn = dh_next[b]
             h = hs[t, b]
             dg = d_pad[b, 0:H]
