@@ -7,9 +7,10 @@ count, alternating repetitions so that both see the same machine load, and repor
 
 Efficiency. "GFLOP" counts the multiply-adds (×2) of every matrix product one step needs:
 input projection, recurrent forward, backward dgates·W_hh, dW_hh, dW_ih, and the head's three
-products; the recurrent products of a step that starts from the all-zero state are not counted,
-since neither engine needs them. "bptt GFLOP/s" is that over the step's time. The same run
-measures, at the same thread count:
+products; the recurrent products of a window's first step from the all-zero state are not
+counted, since they multiply zeros (the engine skips them). "bptt GFLOP/s" is that over the
+step's time. The same run measures, at the same thread count, before the table and again
+after it (the higher rate counts, each the best of its repetitions):
 - the float32 GEMM peak: the faster of numpy's BLAS (OpenBLAS, which runs its Haswell AVX2
   kernels on this AVX-512 machine) and the engine's own micro-kernel blocked for a large
   product (_gemm.blocked_matmul), both on 1024 x 1024 x 1024; "of peak" divides by it;
@@ -24,6 +25,7 @@ that speed.
 
     python benchmarks/kernels.py                 # the full table (several minutes)
     python benchmarks/kernels.py --quick         # a smoke run
+    python benchmarks/kernels.py --threads 1 --clock cpu   # 1 thread, timed by CPU time
 
 Needs the bench extra (torch). Numbers depend on the machine: rerun it rather than trust a copy.
 """
