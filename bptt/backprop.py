@@ -131,25 +131,24 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
     # times slower, and on the long windows of truncated BPTT it showed in the step time
     grad_views["head.bias"] += np.ones(k * batch, top.dtype) @ dpred
     # (W, B, H): dL/dh_t from above, zero off the output rows; the output rows are written by
-    # the GEMM itself (often they are all of the window's rows)
+    # the GEMM itself (often they are all of the window's rows), and the kernel is told that the
+    # rows before them are zero rather than reading them (`first`)
     dh_out = scratch(("dh_top",), caches[-1].hs.shape, top.dtype)
-    dh_out[: rows.start] = 0
     dh_out[rows.stop :] = 0
     np.matmul(dpred, head_w, out=dh_out[rows].reshape(k * batch, hidden))
+    first = rows.start
     for layer in range(spec.num_layers - 1, -1, -1):
         c = caches[layer]
-        dgates = scratch(("dgates",), c.gates.shape, top.dtype)
-        gru = spec.cell == "gru"  # only the GRU's hidden-side gate gradients differ
-        dgates_h = scratch(("dgates_h",), c.gates.shape, top.dtype) if gru else dgates
         # layer 0's dx is not wanted: the kernel is told so and never writes it
         dx = scratch(("dx", layer), c.inputs.shape, top.dtype) if layer > 0 else c.inputs
         gh = c.gates.shape[2]
         work = scratch(("work",), (work_size(batch, hidden, gh, c.inputs.shape[2]),), top.dtype)
         cell.backward(c.inputs, c.start.h, c.start.c, views[f"weight_ih_l{layer}"],
-                      views[f"weight_hh_l{layer}"], c.gates, c.aux, c.hs, dh_out, dgates, dgates_h,
-                      dx, grad_views[f"weight_ih_l{layer}"], grad_views[f"weight_hh_l{layer}"],
+                      views[f"weight_hh_l{layer}"], c.gates, c.aux, c.hs, dh_out, first, dx,
+                      grad_views[f"weight_ih_l{layer}"], grad_views[f"weight_hh_l{layer}"],
                       grad_views[f"bias_ih_l{layer}"], grad_views[f"bias_hh_l{layer}"],
                       grad_flow[layer], spec.relu, layer > 0, work)
         if layer > 0:
             dh_out = dx * masks[layer][None] if masks[layer] is not None else dx  # (W, B, H)
+            first = 0
     return value

@@ -1,4 +1,4 @@
-"""Pieces shared by the cell kernels: fast activations, BLAS GEMM into views, scratch carving.
+"""Pieces shared by the cell kernels: fast activations, scratch carving, per-step GEMM helpers.
 
 Every kernel is compiled with error_model="numpy": Python's error model checks each division for
 a zero divisor, and that branch stops LLVM from vectorising the gate loops. With numpy's model a
@@ -10,14 +10,14 @@ kernels use libm, so gradient checks run at full precision.
 """
 
 import numpy as np
-from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
-from numba.np.linalg import ensure_blas
 
-# nogil: batch chunks run in parallel Python threads (see parallel.py).
-KERNEL = {"cache": True, "error_model": "numpy", "nogil": True}
+from ._gemm import KERNEL, NR, matmul, matmul_packed, pack, packed_shape
+
+# KERNEL: nogil because batch chunks run in parallel Python threads (see parallel.py).
+__all__ = ["KERNEL", "matmul", "matmul_packed"]
 
 
 def tanh(x):
@@ -53,10 +53,13 @@ def work_size(batch: int, hidden: int, gate_width: int, inputs: int) -> int:
     """Elements of the `work` scratch a forward or backward kernel carves its buffers from.
 
     Kernels take their per-call buffers from `work` rather than allocating them: buffers above
-    malloc's mmap threshold were mapped and faulted in afresh on every call.
+    malloc's mmap threshold were mapped and faulted in afresh on every call. The forward holds
+    W_hh^T, W_ih^T and summed biases; the backward one step's gate gradients (two sets for the
+    GRU), dL/dh and dL/dc rows and the bias and input-weight sums.
     """
-    forward = batch * gate_width + gate_width * hidden
-    backward = 6 * batch * hidden + hidden + gate_width * (inputs + hidden + 1)
+    forward = gate_width * (hidden + inputs + 1) + NR * (hidden + inputs) + hidden
+    backward = (batch * (2 * gate_width + 4 * hidden + 2 * PAD) + 3 * hidden
+                + gate_width * (hidden + 2 * inputs + 2 * NR + 2))
     return max(forward, backward)
 
 
@@ -66,84 +69,19 @@ def carve(work, at, rows, cols):
     return work[at : at + rows * cols].reshape(rows, cols), at + rows * cols
 
 
-@njit(inline="always", **KERNEL)
-def total_dh(dh_out_t, dh_next, dh, flow):
-    """dh = dL/dh_t through both paths (from above and through the recurrence); returns its mean
-    absolute value, the gradient-flow diagnostic. `flow` (H,) is scratch: summing per unit keeps
-    the loop free of a scalar float reduction, which LLVM would not vectorise."""
-    B, H = dh.shape
-    for b in range(B):
-        for j in range(H):
-            dh[b, j] = dh_out_t[b, j] + dh_next[b, j]
-    flow[:] = 0
-    for b in range(B):
-        for j in range(H):
-            flow[j] += abs(dh[b, j])
-    return flow.sum() / (B * H)
-
-
-@intrinsic
-def _xxgemm(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-    """Column-major c = alpha·op(a)·op(b) + beta·c through Numba's own BLAS entry point, the
-    `numba_xxgemm` that np.dot calls (SciPy's sgemm/dgemm); returns nonzero if BLAS is missing."""
-    if not (isinstance(c, types.Array) and a.dtype == b.dtype == c.dtype
-            and c.dtype in (types.float32, types.float64)):
-        return None
-    sig = types.intc(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-
-    def codegen(context, builder, sig, args):
-        ensure_blas()
-        tys = sig.args
-        dtype = tys[11].dtype
-        char = ir.IntType(8)
-        intp = context.get_value_type(types.intp)
-        voidp = cgutils.voidptr_t
-        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, voidp, voidp,
-                                                intp, voidp, intp, voidp, voidp, intp])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-
-        def integer(i):
-            return context.cast(builder, args[i], tys[i], types.intp)
-
-        def scalar(i):  # BLAS takes alpha and beta by pointer
-            value = context.cast(builder, args[i], tys[i], dtype)
-            return builder.bitcast(cgutils.alloca_once_value(builder, value), voidp)
-
-        def data(i):
-            array = context.make_array(tys[i])(context, builder, args[i])
-            return builder.bitcast(array.data, voidp)
-
-        kind = ir.Constant(char, ord("s" if dtype == types.float32 else "d"))
-        return builder.call(fn, (kind, builder.trunc(integer(0), char),
-                                 builder.trunc(integer(1), char), integer(2), integer(3),
-                                 integer(4), scalar(5), data(6), integer(7), data(8), integer(9),
-                                 scalar(10), data(11), integer(12)))
-
-    return sig, codegen
+# Elements added to the row stride of a padded carve (one 64-byte line of float32).
+PAD = 16
 
 
 @njit(inline="always", **KERNEL)
-def _leading(a):
-    """BLAS leading dimension of a row-major 2-D array or view: its row stride in elements."""
-    if a.shape[1] > 1 and a.strides[1] != a.itemsize:
-        raise ValueError("gemm needs unit-stride rows")
-    if a.shape[0] > 1:
-        return a.strides[0] // a.itemsize
-    return max(a.shape[1], 1)  # a single row: BLAS checks only that ld >= columns
-
-
-@njit(inline="always", **KERNEL)
-def gemm(a, b, c, trans_a, trans_b, beta):
-    """c = op(a) @ op(b) + beta·c in place (op(a) = a.T if trans_a), for 2-D arrays or views with
-    unit-stride rows and any row stride. Unlike np.dot it writes into views, accumulates with
-    beta = 1 and never copies an operand. BLAS is column-major: the row-major c = op(a)·op(b)
-    is the column-major cᵀ = op(b)ᵀ·op(a)ᵀ, so b goes first."""
-    k = a.shape[0] if trans_a else a.shape[1]
-    status = _xxgemm(84 if trans_b else 78, 84 if trans_a else 78,  # 'T' or 'N'
-                     c.shape[1], c.shape[0], k, 1.0, b, _leading(b), a, _leading(a), beta, c,
-                     _leading(c))
-    if status != 0:
-        raise RuntimeError("no BLAS gemm (np.dot's, from SciPy) could be loaded")
+def carve_padded(work, at, rows, cols):
+    """(a (rows, cols + PAD) carve whose first cols columns are the array wanted, next offset):
+    rows PAD elements further apart than their length. One step's gate gradients are the A
+    operand of dW_hh += d_tᵀ·h_{t-1}, read down their columns: with rows 4H floats apart (a
+    power of two) every row falls in the same L1 cache set, and at H = 256 that GEMM ran at
+    about 170 instead of 207 GFLOP/s. Take rows as padded[b, 0:cols] (Numba types that slice
+    as contiguous, and its loops vectorise; padded[:, 0:cols][b] would not be)."""
+    return carve(work, at, rows, cols + PAD)
 
 
 @njit(inline="always", **KERNEL)
@@ -166,8 +104,14 @@ def unowned(typingctx, a):
     more than about three vectorised loops lie between them, and the calls left in a row loop
     cost more than the loops' arithmetic at small H (each call also spills and reloads the
     vector registers holding the tanh constants). Views of an unowned array carry the null
-    reference, whose reference-count calls Numba drops. Only for arrays that the caller keeps
-    alive for the whole kernel call (its arguments); never return one from a kernel.
+    reference, whose reference-count calls Numba drops.
+
+    Why this is safe, and must stay so: a kernel calls unowned only on its own arguments, at
+    its top. Its caller (Python) holds a reference to every argument until the call returns,
+    so their memory outlives the kernel; and the unowned arrays and every view taken of them
+    are the kernel's locals: no kernel returns one, stores one in a global or a container, or
+    hands one to code that keeps it. So none outlives the call that made it. (The GEMM gets
+    raw data addresses, _gemm.address, under the same rule.)
     """
     if not isinstance(a, types.Array):
         return None
@@ -184,41 +128,32 @@ def unowned(typingctx, a):
     return a(a), codegen
 
 
-@njit(**KERNEL)
-def weight_gradients(dgates, x, h0, hs, w_ih, dw_ih_t, db, fold, need_dx, dw_ih, dw_hh, db_ih,
-                     db_hh, dx):
-    """After a backward pass over all steps: dW_hh as one accumulating GEMM (step 0 reads the
-    initial state, skipped when it is zero), dW_ih from the gate loops' running sum (fold) or
-    one GEMM, both biases from the running sum db, and dx when wanted. For cells whose gate
-    gradients are the same on the input and the hidden side (RNN, LSTM)."""
-    T, B, G = dgates.shape
-    H, I = hs.shape[2], x.shape[2]
-    d2 = dgates.reshape(T * B, G)
-    if not all_zero(h0):
-        gemm(dgates[0], h0, dw_hh, True, False, 1.0)
-    if T > 1:
-        gemm(d2[B:], hs[: T - 1].reshape((T - 1) * B, H), dw_hh, True, False, 1.0)
-    if fold:
-        dw_ih += dw_ih_t.T
-    else:
-        gemm(d2, x.reshape(T * B, I), dw_ih, True, False, 1.0)
-    for k in range(G):
-        db_ih[k] += db[k]
-        db_hh[k] += db[k]
-    if need_dx:
-        gemm(d2, w_ih, dx.reshape(T * B, I), False, False, 0.0)  # (T*B, G) @ (G, I)
 
 
 @njit(inline="always", **KERNEL)
-def hidden_weights(work, w_hh, direct):
-    """(W_hh^T as a contiguous copy carved from work, next free offset). Per-step GEMMs against
-    that copy ran faster up to H = 128; from about DIRECT_HIDDEN units OpenBLAS is faster
-    reading W_hh itself transposed, so then nothing is copied (an empty carve)."""
-    G, H = w_hh.shape
-    w_hh_t, at = carve(work, 0, 0 if direct else H, G)
-    if not direct:
-        w_hh_t[:] = w_hh.T
-    return w_hh_t, at
+def transposed(work, at, w):
+    """(w.T as a contiguous copy carved from work at `at`, next free offset). The forward's
+    GEMMs read weights as B operands, whose rows must run along the gates: W_hh^T and W_ih^T.
+    Copied once per call, for T steps of use."""
+    rows, cols = w.shape
+    w_t, at = carve(work, at, cols, rows)
+    for i in range(rows):
+        for j in range(cols):
+            w_t[j, i] = w[i, j]
+    return w_t, at
+
+
+@njit(inline="always", **KERNEL)
+def packed(work, at, b, transposed):
+    """(B packed into panels for matmul_packed, carved from work at `at`; next free offset).
+    B is b, or b.T if `transposed`. Weights are packed once per call, for T steps of use."""
+    k = b.shape[1] if transposed else b.shape[0]
+    n = b.shape[0] if transposed else b.shape[1]
+    count, k, width = packed_shape(work.dtype.type(0), k, n)
+    size = count * k * width
+    panels = work[at : at + size].reshape(count, k, width)
+    pack(b, panels, transposed)
+    return panels, at + size
 
 
 @njit(inline="always", **KERNEL)
@@ -232,25 +167,18 @@ def summed_bias(work, at, b_ih, b_hh, n):
 
 
 @njit(inline="always", **KERNEL)
-def input_side(work, at, x, w_ih, gates, fold):
-    """The forward's input projection, set up once per call; returns (W_ih^T, next offset).
-    fold (at most FOLD_INPUTS inputs): W_ih^T is copied into work for the gate loops, which add
-    x_t·W_ihᵀ themselves. Otherwise every step's projection is one GEMM, (T*B, I) @ (I, G),
-    written into gates, and the copy is empty."""
-    T, B, I = x.shape
-    G = w_ih.shape[0]
-    w_ih_t, at = carve(work, at, I if fold else 0, G)
-    if fold:
-        w_ih_t[:] = w_ih.T
-    else:
-        gemm(x.reshape(T * B, I), w_ih, gates.reshape(T * B, G), False, True, 0.0)
-    return w_ih_t, at
-
-
-@njit(inline="always", **KERNEL)
-def recurrent_gemm(h, w_hh, w_hh_t, lo, hi, out, direct, beta):
-    """out = h @ W_hh[lo:hi].T + beta·out, from W_hh itself or its copy (see hidden_weights)."""
-    if direct:
-        gemm(h, w_hh[lo:hi], out, False, True, beta)
-    else:
-        gemm(h, w_hh_t[:, lo:hi], out, False, False, beta)
+def step_weight_gradients(d_t, h_prev, x_t, w_hh_p, w_ih_p, dw_hh, dw_ih, dh_next, dx_t,
+                          recurrent, read_h, fold, need_dx):
+    """The GEMMs of one backward step, while d_t (B, G) = dL/d(pre-activations) is hot:
+    dL/dh_{t-1} = d_t @ W_hh into dh_next (when `recurrent`: there is a step before), and
+    dW_hh += d_t^T @ h_{t-1} (when `read_h`: h_{t-1} is not the all-zero initial state); for inputs
+    that the gate loops do not fold, dW_ih += d_t^T @ x_t; dx_t = d_t @ W_ih when wanted. W_hh
+    and W_ih come packed (w_hh_p, w_ih_p: see packed)."""
+    if recurrent:
+        matmul_packed(d_t, w_hh_p, dh_next, False, False)  # (B, G) @ (G, H)
+    if read_h:
+        matmul(d_t, h_prev, dw_hh, True, True)  # (G, B) @ (B, H)
+    if not fold:
+        matmul(d_t, x_t, dw_ih, True, True)  # (G, B) @ (B, I)
+    if need_dx:
+        matmul_packed(d_t, w_ih_p, dx_t, False, False)  # (B, G) @ (G, I)

@@ -6,16 +6,16 @@
 
 Same kernel signature as the other cells (see lstm.py): `gates` (T, B, 3H) keeps r, z, n (after
 their nonlinearities); `aux` (T, B, H) keeps W_hn h + b_hn, which r multiplies. Because of that
-product the input-side and hidden-side gate gradients differ in the n block: backward fills
-dgates_h (T, B, 3H) with the hidden side's (dr, dz, dn·r) and only the n block of dgates with
-the input side's dn (the input side's r and z blocks are dgates_h's, and its GEMMs read them
-there).
+product the input-side and hidden-side gate gradients differ in the n block: backward keeps,
+per step, the hidden side's (dr, dz, dn·r) in d_h (B, 3H) and the input side's dn in d_in
+(B, H) (the input side's r and z gradients are d_h's, and its GEMMs read them there).
 
-The kernels are laid out as lstm.py's: BLAS through `gemm` straight into views, elementwise work
+The kernels are laid out as lstm.py's: per-step GEMMs straight into views, elementwise work
 row by row on unit-stride slices of one gate block, the input projection folded into the gate
-loop for few inputs, bias and input-weight gradients summed row by row while hot, and FMA
-contraction as the only fast-math flag. Every array is taken `unowned`, so that the views the
-row loops take make no reference-count calls (see _common.unowned).
+loop for few inputs, bias and input-weight gradients summed row by row while hot, a backward
+step's GEMMs done while its gradients are in cache, and FMA contraction as the only fast-math
+flag. Every array is taken `unowned`, so that the views the row loops take make no
+reference-count calls (see _common.unowned).
 """
 
 from numba import njit
@@ -24,22 +24,20 @@ from ._common import (
     KERNEL,
     all_zero,
     carve,
-    gemm,
-    hidden_weights,
-    input_side,
-    recurrent_gemm,
+    carve_padded,
+    matmul,
+    matmul_packed,
+    packed,
     summed_bias,
     tanh,
+    transposed,
     unowned,
 )
 
 GATES = 3
-# Up to this many inputs, W_ih x is added in the gate loop instead of by a GEMM over all steps
+# Up to this many inputs, W_ih x is added in the gate loop instead of by a GEMM per step
 # (see lstm.py).
 FOLD_INPUTS = 4
-# From this hidden size the forward's GEMMs read W_hh directly rather than a copy of W_hh^T
-# (measured as for the LSTM: the copy is faster below it).
-DIRECT_HIDDEN = 192
 FAST = {"fastmath": {"contract"}}
 
 
@@ -56,8 +54,18 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     one = x.dtype.type(1)
     half = x.dtype.type(0.5)
     fold = I <= FOLD_INPUTS
-    direct = H >= DIRECT_HIDDEN
-    w_hh_t, at = hidden_weights(work, w_hh, direct)
+    # W_hh^T (H, 3H) packed, its r and z blocks apart from its n block for the GEMMs without
+    # folded inputs; W_ih^T (I, 3H), read row by row in the gate loop, or packed for its GEMM.
+    if fold:
+        w_hh_p, at = packed(work, 0, w_hh, True)
+        w_hn_p = w_hh_p
+        w_ih_t, at = transposed(work, at, w_ih)
+        w_ih_p = w_hh_p
+    else:
+        w_hh_p, at = packed(work, 0, w_hh[0:H2], True)
+        w_hn_p, at = packed(work, at, w_hh[H2:G], True)
+        w_ih_p, at = packed(work, at, w_ih, True)
+        w_ih_t = w_ih
     b_rz, at = summed_bias(work, at, b_ih, b_hh, H2)  # r's and z's two biases (n's apart)
     b_in = b_ih[H2:G]
     b_hn = b_hh[H2:G]
@@ -66,7 +74,6 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     x_n = work[at : at + H]
     at += H
     x_n[:] = b_in
-    w_ih_t, at = input_side(work, at, x, w_ih, gates, fold)
     zero_start = all_zero(h0)  # then step 0's recurrent projection is zero: no GEMM
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)
@@ -77,14 +84,16 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
             # One GEMM writes all three blocks of W_hh h into gates[t]; the gate loop moves the
             # n block's to aux.
             if recur:
-                recurrent_gemm(h_prev, w_hh, w_hh_t, 0, G, g_t, direct, 0.0)
+                matmul_packed(h_prev, w_hh_p, g_t, False, False)
             else:
                 g_t[:] = 0
         else:
-            # r's and z's blocks add to their input projections; W_hn h goes to aux.
+            # The input projection of all three blocks; r's and z's recurrent blocks add to
+            # theirs and W_hn h goes to aux.
+            matmul_packed(x[t], w_ih_p, g_t, False, False)
             if recur:
-                recurrent_gemm(h_prev, w_hh, w_hh_t, 0, H2, g_t[:, 0:H2], direct, 1.0)
-                recurrent_gemm(h_prev, w_hh, w_hh_t, H2, G, a_t, direct, 0.0)
+                matmul_packed(h_prev, w_hh_p, g_t[:, 0:H2], False, True)
+                matmul_packed(h_prev, w_hn_p, a_t, False, False)
             else:
                 a_t[:] = 0
         for b in range(B):
@@ -131,23 +140,25 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
 
 
 @njit(**KERNEL, **FAST)
-def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
-             dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx, work):
-    """Backpropagate through one GRU layer; contract as in lstm.backward, except that dgates
-    gets only its n block (see the module docstring)."""
+def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw_hh, db_ih,
+             db_hh, grad_flow, relu, need_dx, work):
+    """Backpropagate through one GRU layer; contract as in lstm.backward."""
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     gates, aux, hs, dh_out = unowned(gates), unowned(aux), unowned(hs), unowned(dh_out)
-    dgates, dgates_h, dx = unowned(dgates), unowned(dgates_h), unowned(dx)
-    dw_ih, dw_hh, db_ih, db_hh = unowned(dw_ih), unowned(dw_hh), unowned(db_ih), unowned(db_hh)
-    grad_flow, work = unowned(grad_flow), unowned(work)
+    dx, dw_ih, dw_hh, db_ih = unowned(dx), unowned(dw_ih), unowned(dw_hh), unowned(db_ih)
+    db_hh, grad_flow, work = unowned(db_hh), unowned(grad_flow), unowned(work)
     T, B, I = x.shape
     H = h0.shape[1]
     H2 = 2 * H
     G = 3 * H
     one = x.dtype.type(1)
-    dh_next, at = carve(work, 0, B, H)  # dL/dh_t through the recurrence from step t+1
+    d_h_pad, at = carve_padded(work, 0, B, G)  # one step's hidden-side (dr, dz, dn·r)
+    d_in_pad, at = carve_padded(work, at, B, H)  # and the input side's dn
+    d_h = d_h_pad[:, 0:G]
+    d_in = d_in_pad[:, 0:H]
+    dh_next, at = carve(work, at, B, H)  # dL/dh_t through the recurrence from step t+1
     dh_next[:] = 0
-    flow = work[at : at + H]  # |dL/dh_t| summed per unit, as in total_dh
+    flow = work[at : at + H]  # |dL/dh_t| summed per unit, as in lstm.backward
     at += H
     db_h = work[at : at + G]  # b_hh's gradient, which is also b_ih's in the r and z blocks
     at += G
@@ -158,7 +169,15 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     fold = I <= FOLD_INPUTS
     dw_ih_t, at = carve(work, at, I if fold else 0, G)  # dW_ih^T, summed while hot
     dw_ih_t[:] = 0
+    w_hh_p, at = packed(work, at, w_hh, False)  # W_hh (3H, H), packed
+    # W_ih's r and z blocks and its n block (2H, I) and (H, I), packed, for dx
+    w_irz_p, at = packed(work, at, w_ih[0:H2], False) if need_dx else (w_hh_p, at)
+    w_in_p, at = packed(work, at, w_ih[H2:G], False) if need_dx else (w_hh_p, at)
+    zero_start = all_zero(h0)
+    no_dh, at = carve(work, at, B, H)  # zeros, read for dh_out's rows before `first`
+    no_dh[:] = 0
     for t in range(T - 1, -1, -1):
+        dh_t = dh_out[t] if t >= first else no_dh
         h_prev = h0 if t == 0 else hs[t - 1]
         flow[:] = 0
         for b in range(B):
@@ -166,16 +185,16 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
             gr = row[0:H]
             gz = row[H:H2]
             gn = row[H2:G]
-            drow = dgates_h[t, b]
+            drow = d_h_pad[b, 0:G]
             dr = drow[0:H]
             dz = drow[H:H2]
             dnh = drow[H2:G]
-            dni = dgates[t, b, H2:G]
+            dni = d_in_pad[b, 0:H]
             hn = aux[t, b]
             hp = h_prev[b]
-            dho = dh_out[t, b]
+            dho = dh_t[b]
             dhn = dh_next[b]
-            # dL/dh_t through both paths (total_dh's work, done here in the same pass), then
+            # dL/dh_t through both paths (from above and the recurrence) and its flow, then
             # the gates; dh_next[b] becomes the z·h path, to which the GEMM below adds the
             # path through W_hh.
             for j in range(H):
@@ -194,7 +213,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
                 db_h[k] += drow[k]
             for j in range(H):
                 db_n[j] += dni[j]
-            if fold:  # the input side: dr and dz from dgates_h, dn from dgates
+            if fold:  # the input side: dr and dz from d_h, dn from d_in
                 drz = drow[0:H2]
                 for i in range(I):
                     xi = x[t, b, i]
@@ -206,28 +225,23 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
                     for j in range(H):
                         acc_n[j] += xi * dni[j]
         grad_flow[t] += flow.sum() / (B * H)
+        # The step's GEMMs while its gradients are in cache (as _common.step_weight_gradients,
+        # with the input side split into d_h's r and z blocks and d_in's n block).
         if t > 0:
-            gemm(dgates_h[t], w_hh, dh_next, False, False, 1.0)  # += (B, 3H) @ (3H, H)
-    # The weight gradients of all steps as single GEMMs, accumulated in place.
-    dh2 = dgates_h.reshape(T * B, G)
-    di2 = dgates.reshape(T * B, G)
-    if not all_zero(h0):
-        gemm(dgates_h[0], h0, dw_hh, True, False, 1.0)  # step 0 reads the initial state
-    if T > 1:
-        gemm(dh2[B:], hs[: T - 1].reshape((T - 1) * B, H), dw_hh, True, False, 1.0)
-    x2 = x.reshape(T * B, I)
+            matmul_packed(d_h, w_hh_p, dh_next, False, True)  # += (B, 3H) @ (3H, H)
+        if t > 0 or not zero_start:
+            matmul(d_h, h_prev, dw_hh, True, True)  # += (3H, B) @ (B, H)
+        if not fold:
+            matmul(d_h[:, 0:H2], x[t], dw_ih[0:H2], True, True)
+            matmul(d_in, x[t], dw_ih[H2:G], True, True)
+        if need_dx:  # (B, 3H) @ (3H, I), in the same two blocks
+            matmul_packed(d_h[:, 0:H2], w_irz_p, dx[t], False, False)
+            matmul_packed(d_in, w_in_p, dx[t], False, True)
     if fold:
         dw_ih += dw_ih_t.T
-    else:  # the input side: r's and z's blocks from dgates_h, n's from dgates
-        gemm(dh2[:, 0:H2], x2, dw_ih[0:H2], True, False, 1.0)
-        gemm(di2[:, H2:G], x2, dw_ih[H2:G], True, False, 1.0)
     for k in range(H2):
         db_ih[k] += db_h[k]
     for j in range(H):
         db_ih[H2 + j] += db_n[j]
     for k in range(G):
         db_hh[k] += db_h[k]
-    if need_dx:  # (T*B, 3H) @ (3H, I), in the same two blocks
-        dx2 = dx.reshape(T * B, I)
-        gemm(dh2[:, 0:H2], w_ih[0:H2], dx2, False, False, 0.0)
-        gemm(di2[:, H2:G], w_ih[H2:G], dx2, False, False, 1.0)

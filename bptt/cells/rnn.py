@@ -1,14 +1,14 @@
 """Vanilla RNN layer kernels, PyTorch's nn.RNN: h' = act(W_ih x + b_ih + W_hh h + b_hh).
 
 act is tanh, or relu when `relu` is true. Same kernel signature as the other cells (see lstm.py):
-`gates` (T, B, H) holds the input projection W_ih x (no bias), `aux`, `c0` and `dgates_h` are
-unused.
+`gates` (T, B, H) holds the input projection W_ih x (no bias), `aux` and `c0` are unused.
 
-The kernels follow lstm.py's layout: BLAS through `gemm` straight into views (the recurrent
+The kernels follow lstm.py's layout: per-step GEMMs straight into views (the recurrent
 projection lands in hs[t] and is activated there), elementwise work row by row on unit-stride
-slices, the input projection folded into the row loop for few inputs, and bias and input-weight
-gradients summed row by row while hot. Arrays are taken `unowned` so the row loops make no
-reference-count calls (see _common.unowned).
+slices, the input projection folded into the row loop for few inputs, bias and input-weight
+gradients summed row by row while hot, and a backward step's GEMMs done while its gradients are
+in cache. Arrays are taken `unowned` so the row loops make no reference-count calls (see
+_common.unowned).
 """
 
 from numba import njit
@@ -17,23 +17,20 @@ from ._common import (
     KERNEL,
     all_zero,
     carve,
-    gemm,
-    hidden_weights,
-    input_side,
-    recurrent_gemm,
+    carve_padded,
+    matmul_packed,
+    packed,
+    step_weight_gradients,
     summed_bias,
     tanh,
+    transposed,
     unowned,
-    weight_gradients,
 )
 
 GATES = 1
-# Up to this many inputs, W_ih x is computed in the row loop instead of by a GEMM over all steps
+# Up to this many inputs, W_ih x is computed in the row loop instead of by a GEMM per step
 # (see lstm.py).
 FOLD_INPUTS = 4
-# From this hidden size the forward's GEMMs read W_hh directly rather than a copy of W_hh^T
-# (for the RNN's square W_hh the two measured about the same from there on).
-DIRECT_HIDDEN = 192
 FAST = {"fastmath": {"contract"}}
 
 
@@ -47,17 +44,23 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     H = h0.shape[1]
     zero = x.dtype.type(0)
     fold = I <= FOLD_INPUTS
-    direct = H >= DIRECT_HIDDEN
-    w_hh_t, at = hidden_weights(work, w_hh, direct)
+    w_hh_p, at = packed(work, 0, w_hh, True)  # W_hh^T (H, H), packed
+    if fold:  # W_ih^T (I, H), read row by row in the row loop, or packed for its GEMM
+        w_ih_t, at = transposed(work, at, w_ih)
+        w_ih_p = w_hh_p
+    else:
+        w_ih_p, at = packed(work, at, w_ih, True)
+        w_ih_t = w_ih
     bias, at = summed_bias(work, at, b_ih, b_hh, H)
-    w_ih_t, at = input_side(work, at, x, w_ih, gates, fold)
     zero_start = all_zero(h0)
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)
         h_t = hs[t]
+        if not fold:
+            matmul_packed(x[t], w_ih_p, gates[t], False, False)
         # The recurrent projection goes straight into hs[t], activated in place below.
         if t > 0 or not zero_start:
-            recurrent_gemm(h_prev, w_hh, w_hh_t, 0, H, h_t, direct, 0.0)
+            matmul_packed(h_prev, w_hh_p, h_t, False, False)
         else:
             h_t[:] = 0
         for b in range(B):
@@ -83,20 +86,22 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
 
 
 @njit(**KERNEL, **FAST)
-def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
-             dx, dw_ih, dw_hh, db_ih, db_hh, grad_flow, relu, need_dx, work):
+def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw_hh, db_ih,
+             db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one RNN layer; contract as in lstm.backward."""
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
-    hs, dh_out, dgates, dx = unowned(hs), unowned(dh_out), unowned(dgates), unowned(dx)
+    hs, dh_out, dx = unowned(hs), unowned(dh_out), unowned(dx)
     dw_ih, dw_hh, db_ih, db_hh = unowned(dw_ih), unowned(dw_hh), unowned(db_ih), unowned(db_hh)
     grad_flow, work = unowned(grad_flow), unowned(work)
     T, B, I = x.shape
     H = h0.shape[1]
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
-    dh_next, at = carve(work, 0, B, H)  # dL/dh_t through the recurrence from step t+1
+    d_pad, at = carve_padded(work, 0, B, H)  # dL/d(pre-activation) of one step
+    d_t = d_pad[:, 0:H]
+    dh_next, at = carve(work, at, B, H)  # dL/dh_t through the recurrence from step t+1
     dh_next[:] = 0
-    flow = work[at : at + H]  # mean |dL/dh_t|, summed per unit (see total_dh)
+    flow = work[at : at + H]  # mean |dL/dh_t|, summed per unit (see lstm.backward)
     at += H
     db = work[at : at + H]  # the bias gradient (the same for b_ih and b_hh), summed while hot
     at += H
@@ -104,15 +109,21 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
     fold = I <= FOLD_INPUTS
     dw_ih_t, at = carve(work, at, I if fold else 0, H)  # dW_ih^T, summed while hot
     dw_ih_t[:] = 0
+    w_hh_p, at = packed(work, at, w_hh, False)  # W_hh (H, H), packed
+    w_ih_p, at = packed(work, at, w_ih, False) if need_dx else (w_hh_p, at)
+    zero_start = all_zero(h0)
+    no_dh, at = carve(work, at, B, H)  # zeros, read for dh_out's rows before `first`
+    no_dh[:] = 0
     for t in range(T - 1, -1, -1):
-        d_t = dgates[t]
+        dh_t = dh_out[t] if t >= first else no_dh
         flow[:] = 0
         for b in range(B):
-            dho = dh_out[t, b]
+            dho = dh_t[b]
             dhn = dh_next[b]
             h = hs[t, b]
-            dg = d_t[b]
-            # dL/dh_t through both paths (as total_dh), then through the activation.
+            dg = d_pad[b, 0:H]
+            # dL/dh_t through both paths (from above and the recurrence), then through the
+            # activation.
             if relu:
                 for j in range(H):
                     d = dho[j] + dhn[j]
@@ -135,7 +146,11 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, dgates, dgates_h,
                     for j in range(H):
                         acc[j] += xi * dg[j]
         grad_flow[t] += flow.sum() / (B * H)
-        if t > 0:
-            gemm(d_t, w_hh, dh_next, False, False, 0.0)  # (B, H) @ (H, H)
-    weight_gradients(dgates, x, h0, hs, w_ih, dw_ih_t, db, fold, need_dx, dw_ih, dw_hh, db_ih,
-                     db_hh, dx)
+        h_prev = h0 if t == 0 else hs[t - 1]
+        step_weight_gradients(d_t, h_prev, x[t], w_hh_p, w_ih_p, dw_hh, dw_ih, dh_next, dx[t],
+                              t > 0, t > 0 or not zero_start, fold, need_dx)
+    if fold:
+        dw_ih += dw_ih_t.T
+    for j in range(H):
+        db_ih[j] += db[j]
+        db_hh[j] += db[j]

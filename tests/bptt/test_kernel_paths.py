@@ -1,7 +1,8 @@
 """The kernels' other paths, which the shared cases (2 inputs, hidden 3) do not reach:
-one input and more than FOLD_INPUTS inputs (the input projection as one GEMM), hidden sizes from
-DIRECT_HIDDEN up (W_hh read in place), and nonzero start states (truncated windows); and what
-the forward leaves in its caches, which bptt.insight reads."""
+one input and more than FOLD_INPUTS inputs (the input projection as a GEMM per step), hidden
+sizes across the GEMM tiles' column panels (NR) and batches across their rows (MR), and nonzero
+start states (truncated windows); and what the forward leaves in its caches, which
+bptt.insight reads."""
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from bptt import NetworkSpec, dropout_masks, init_parameters, loss_and_gradients, make_loss
 from bptt.cells import gru, rnn
 from bptt.cells._common import work_size
+from bptt.cells._gemm import MR, NR
 from bptt.gradcheck import check_gradients, relative_error
 
 CELLS = [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
@@ -50,6 +52,28 @@ def test_gradients_match_torch_autograd(cell, act, dtype, tol, inputs, hidden, t
     y = rng.normal(size=(8, 6, 3)).astype(dtype)
     ours = loss_and_gradients(spec, params, x, y, loss, first_output=2, truncate=trunc)
     ref_loss, ref = loss_and_grads(spec, params, x, y, loss, 2, trunc)
+    assert ours.loss == pytest.approx(ref_loss, rel=tol)
+    for name, grad in spec.layout.views(ours.grad).items():
+        assert relative_error(grad, ref[name]) < tol, name
+
+
+@pytest.mark.parametrize("cell,act", CELLS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-8), (np.float32, 1e-4)])
+@pytest.mark.parametrize("inputs,hidden,batch", [(2, NR + 1, 2 * MR - 3), (5, NR - 1, MR + 1)])
+def test_tile_edges_match_torch_autograd(cell, act, dtype, tol, inputs, hidden, batch):
+    """Batches and hidden sizes one past and one short of the GEMM tiles' rows and columns."""
+    pytest.importorskip("torch")
+    from tests.bptt.torch_reference import loss_and_grads
+
+    loss = make_loss("mse")
+    spec = NetworkSpec(cell=cell, nonlinearity=act, input_size=inputs, hidden_size=hidden,
+                       num_layers=2, output_size=3)
+    rng = np.random.default_rng(6)
+    params = init_parameters(spec, 8, dtype)
+    x = rng.normal(size=(7, batch, inputs)).astype(dtype)
+    y = rng.normal(size=(5, batch, 3)).astype(dtype)
+    ours = loss_and_gradients(spec, params, x, y, loss, first_output=2, truncate=(3, 5))
+    ref_loss, ref = loss_and_grads(spec, params, x, y, loss, 2, (3, 5))
     assert ours.loss == pytest.approx(ref_loss, rel=tol)
     for name, grad in spec.layout.views(ours.grad).items():
         assert relative_error(grad, ref[name]) < tol, name
