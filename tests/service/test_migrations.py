@@ -20,7 +20,7 @@ TABLES = {
     "sweeps",
     "series_states",
 }
-HEAD = "0003"
+HEAD = "0008_names_labels"
 
 
 def table_names(url: str) -> set[str]:
@@ -50,7 +50,11 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert TABLES <= table_names(database_url)
     assert current_revision(database_url) == HEAD
 
-    downgrade(database_url, "0002")  # one step: the newest revision's downgrade on its own
+    downgrade(database_url, "0003")  # one step: the newest revision's downgrade on its own
+    assert current_revision(database_url) == "0003"
+    assert "labels" not in column_names(database_url, "jobs")
+    assert "name" not in column_names(database_url, "sweeps")
+    downgrade(database_url, "0002")
     assert current_revision(database_url) == "0002"
     assert "resolved_spec" not in column_names(database_url, "jobs")
     downgrade(database_url, "0001")
