@@ -113,6 +113,8 @@ LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type"
 SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
                                   "default": 0},
                "Only epochs after this one.")
+PAGE = {"description": "HTML; the page calls the API with the token it is given.",
+        "content": {"text/html": {"schema": {"type": "string"}}}}
 FORECASTS_BODY = {"application/json": {"schema": {"$ref": REF.format(model="ForecastResult")}},
                   "text/csv": {"schema": {"type": "string", "description":
                                           "unique_id,step,mean,q<quantile>... (Accept: text/csv)"}}}
@@ -271,15 +273,19 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/docs", "docs", "Browsable documentation", "meta",
               {200: {"description": "HTML.", "content": {"text/html": {"schema": {
                   "type": "string"}}}}}, secured=False),
-    Operation("get", "/", "dashboard", "Dashboard: sign in, jobs, submit a CSV", "meta",
-              {200: {"description": "HTML; the page calls the API with the token it is given.",
-                     "content": {"text/html": {"schema": {"type": "string"}}}}},
-              secured=False),
+    Operation("get", "/", "dashboard", "Dashboard: sign in, the runs table, submit a CSV",
+              "meta", {200: PAGE}, secured=False),
     Operation("get", "/jobs/{job_id}", "dashboard_job",
-              "Dashboard: a job's live curves, gradient flow and forecast", "meta",
-              {200: {"description": "HTML; the page calls the API with the token it is given.",
-                     "content": {"text/html": {"schema": {"type": "string"}}}}},
-              errors=(404,), secured=False, parameters=(JOB_ID,)),
+              "Dashboard: a job's live curves, gradient flow, forecast and actions", "meta",
+              {200: PAGE}, errors=(404,), secured=False, parameters=(JOB_ID,)),
+    Operation("get", "/sweeps/{sweep_id}", "dashboard_sweep",
+              "Dashboard: a sweep's trials, score against each setting, best forecast", "meta",
+              {200: PAGE}, errors=(404,), secured=False, parameters=(SWEEP_ID,)),
+    Operation("get", "/compare", "dashboard_compare",
+              "Dashboard: 2 to 6 runs compared (losses, gradient norms, spec differences)",
+              "meta", {200: PAGE}, secured=False,
+              parameters=(_param("ids", "query", {"type": "string"},
+                                 "The runs' ids, comma-separated.", required=True),)),
 )
 
 
