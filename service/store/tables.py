@@ -206,7 +206,11 @@ class EpochMetric(Base):
     """One epoch of one job; a retried epoch replaces its row (see upsert_epoch_metrics)."""
 
     __tablename__ = "epoch_metrics"
-    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "epoch"),
+        # A job's best validation loss (job documents, the list's val_loss sort) in one seek.
+        Index("ix_epoch_metrics_job_id_val_loss", "job_id", "val_loss"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))

@@ -105,6 +105,9 @@ def test_indexes_and_constraints_exist(database_url: str) -> None:
             u["name"]: u["column_names"] for u in inspector.get_unique_constraints("epoch_metrics")
         }
         assert metric_uniques["uq_epoch_metrics_job_id_epoch"] == ["job_id", "epoch"]
+        metric_indexes = {i["name"]: i["column_names"]
+                          for i in inspector.get_indexes("epoch_metrics")}
+        assert metric_indexes["ix_epoch_metrics_job_id_val_loss"] == ["job_id", "val_loss"]
         job_uniques = {u["name"] for u in inspector.get_unique_constraints("jobs")}
         assert "uq_jobs_tenant_id_idempotency_key" in job_uniques
     finally:
