@@ -336,6 +336,18 @@ def _api_call(action):
         raise click.ClickException(str(exc)) from None
 
 
+def _labels(context: click.Context, parameter: click.Parameter, values: tuple[str, ...]
+            ) -> dict[str, str]:
+    """--label KEY=VALUE options as a map (the API checks keys and values)."""
+    labels = {}
+    for raw in values:
+        key, equals, value = raw.partition("=")
+        if not equals or not key:
+            raise click.BadParameter(f"{raw!r} is not KEY=VALUE", context, parameter)
+        labels[key] = value
+    return labels
+
+
 @main.command("submit")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--horizon", type=int, required=True, help="Steps to forecast.")
@@ -345,17 +357,22 @@ def _api_call(action):
 @click.option("--quantiles", default=None, metavar="Q,Q,...",
               help="Prediction quantiles, comma-separated (default: 0.1,0.5,0.9; an empty "
                    "value '' forecasts the mean only).")
+@click.option("--name", default=None, help="A name for the job, shown by the dashboard.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", callback=_labels,
+              help="A label (repeat for more); `GET /v1/jobs?label=KEY:VALUE` and the "
+                   "dashboard filter by them.")
 @click.option("--follow", is_flag=True, help="Show live progress until the job ends.")
 @_client_options
 def submit(csv_file: Path, horizon: int, season_length: int | None, cell: str | None,
-           epochs: int | None, quantiles: str | None, follow: bool, url: str,
-           token: str) -> None:
+           epochs: int | None, quantiles: str | None, name: str | None,
+           labels: dict[str, str], follow: bool, url: str, token: str) -> None:
     """Submit a training job from a long-format CSV (unique_id,ds,y); print its id."""
     client = Client(url, token)
     query = {"horizon": horizon, "season_length": season_length, "model.cell": cell,
              "training.epochs": epochs,
              # a JSON list, so that one quantile or none at all is a list too
-             "quantiles": None if quantiles is None else f"[{quantiles.strip()}]"}
+             "quantiles": None if quantiles is None else f"[{quantiles.strip()}]",
+             "name": name, **{f"labels.{key}": value for key, value in labels.items()}}
     job = _api_call(lambda: _post_csv(client, "/v1/jobs", csv_file, query))
     click.echo(job["id"])
     if follow:

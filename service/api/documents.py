@@ -27,6 +27,7 @@ from service.api.schemas import (
 )
 from service.store.codec import decompress_json
 from service.store.forecast_batches import ForecastTable
+from service.store.job_listing import ListedJob
 from service.store.tables import EpochMetric, ForecastBatch, Job
 
 
@@ -38,38 +39,60 @@ def json_response(document: BaseModel | ForecastTable, status: int = 200) -> Res
 
 
 def job_document(
-    job: Job, *, dataset: tuple[int, int] | None, latest: EpochMetric | None
+    job: Job, *, dataset: tuple[int, int] | None, latest: EpochMetric | None,
+    best_val_loss: float | None
 ) -> JobOut:
     """A job as GET /v1/jobs/{id} answers it."""
-    return _job(job, dataset, latest)
+    return _job(job, dataset, latest, best_val_loss)
 
 
 def submitted_job_document(job: Job, *, dataset: tuple[int, int] | None) -> JobOut:
     """The job as POST /v1/jobs first answered it (what an Idempotency-Key replays)."""
     # Built from the fields that never change after submission, so a replay days later is
     # byte-for-byte the first answer, whatever the job has done since.
-    return _job(job, dataset, None).model_copy(update={
+    return _job(job, dataset, None, None).model_copy(update={
         "status": "queued", "started_at": None, "finished_at": None, "error": None,
         "attempts": 0, "cancel_requested": False, "best_epoch": None,
-        "progress": _progress_at_submit(job),
+        "progress": _progress_at_submit(job), "duration_seconds": None, "score": None,
+        "cv_mase": None,
     })
 
 
-def job_list(jobs: list[Job], next_cursor: str | None) -> JobList:
+def job_list(rows: list[ListedJob], next_cursor: str | None) -> JobList:
     """A page of jobs as GET /v1/jobs answers it."""
-    return JobList(jobs=[_summary(job) for job in jobs], next_cursor=next_cursor)
+    return JobList(jobs=[_summary(row.job, num_series=row.num_series,
+                                  best_val_loss=row.best_val_loss) for row in rows],
+                   next_cursor=next_cursor)
 
 
-def _summary(job: Job) -> JobSummary:
-    """A job as GET /v1/jobs lists it."""
+def _summary(job: Job, *, num_series: int | None, best_val_loss: float | None) -> JobSummary:
+    """A job as GET /v1/jobs lists it: the row, its dataset's size and its best loss."""
+    spec = job.resolved_spec or job.spec or {}
+    model = spec.get("model") or {}
+    duration = None
+    if job.started_at is not None and job.finished_at is not None:
+        duration = (job.finished_at - job.started_at).total_seconds()
     return JobSummary(
         id=job.id,
+        name=job.name,
+        labels=job.labels or {},
         status=job.status,  # type: ignore[arg-type]
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        duration_seconds=duration,
         progress=job_progress(job),
         error=job.error,
+        cell=model.get("cell"),
+        hidden_size=model.get("hidden_size"),
+        num_layers=model.get("num_layers"),
+        horizon=spec.get("horizon"),
+        num_series=num_series,
+        best_val_loss=best_val_loss,
+        cv_mase=(job.cross_validation or {}).get("mase"),
+        sweep_id=job.sweep_id,
+        trial=job.trial,
+        score=job.score,
     )
 
 
@@ -131,10 +154,13 @@ def forecast_batch_document(batch: ForecastBatch) -> ForecastBatchOut:
     )
 
 
-def _job(job: Job, dataset: tuple[int, int] | None, latest: EpochMetric | None) -> JobOut:
+def _job(job: Job, dataset: tuple[int, int] | None, latest: EpochMetric | None,
+         best_val_loss: float | None) -> JobOut:
     """The full job model: the list's summary and the rest."""
+    summary = _summary(job, num_series=None if dataset is None else dataset[0],
+                       best_val_loss=best_val_loss)
     return JobOut(
-        **dict(_summary(job)),  # the summary's fields, nested models as they are
+        **dict(summary),  # the summary's fields, nested models as they are
         attempts=job.attempts,
         cancel_requested=job.cancel_requested,
         best_epoch=job.best_epoch,
@@ -144,9 +170,6 @@ def _job(job: Job, dataset: tuple[int, int] | None, latest: EpochMetric | None) 
         spec=job.resolved_spec or job.spec,  # type: ignore[arg-type]
         requested_spec=job.spec,  # type: ignore[arg-type]
         warm_start_job_id=job.warm_start_job_id,
-        sweep_id=job.sweep_id,
-        trial=job.trial,
-        score=job.score,
         cross_validation=job.cross_validation,
     )
 

@@ -10,16 +10,16 @@ from flask import Blueprint, Response, request
 from sqlalchemy import select
 
 import bptt
-from service.api import idempotency, lookup, params, validation, warm_start
+from service.api import idempotency, list_query, lookup, params, validation, warm_start
 from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
 from service.api.documents import diagnostics, job_document, job_list, json_response, metrics_page
 from service.api.extensions import current_settings, get_session
 from service.api.problems import Problem
 from service.api.schemas import JobOut, SeriesPage, SeriesTailOut
-from service.store import plans, queue, repository
+from service.store import job_listing, plans, queue, repository
 from service.store.codec import decompress_json
-from service.store.tables import JOB_STATUSES, Dataset, EpochMetric, Job
+from service.store.tables import Dataset, EpochMetric, Job
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 bp.before_request(authenticate)
@@ -31,6 +31,8 @@ MAX_EPOCHS_PER_ANSWER = 1000  # metrics and diagnostics rows per answer; page on
 SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(bptt.TrainingSpec))
 # Spec fields that are lists: one value in the query is a list of one, as documented.
 LIST_QUERY = frozenset({"quantiles", "training.truncate"})
+# With a CSV body, fields that are text whatever they look like (`name=2024`, `labels.v=1`).
+TEXT_QUERY = frozenset({warm_start.FIELD, "name", "labels"})
 QUOTA_RETRY_AFTER_S = 30  # a queued job usually starts within this on a busy deployment
 # GET /v1/jobs/{id}/series: enough history to plot before a forecast, never a whole dataset.
 DEFAULT_TAIL, MAX_TAIL = 100, 1000
@@ -48,8 +50,8 @@ def get_job(job_id: str, *, loc: list[str | int] | None = None) -> Job:
 def submit_job() -> Response:
     """Validate a job request completely, store job and dataset in one commit, wake a worker."""
     settings, session, tenant_id = current_settings(), get_session(), current_tenant_id()
-    body = read_body(query_fields=SPEC_FIELDS | {warm_start.FIELD},
-                     raw_query=frozenset({warm_start.FIELD}), list_query=LIST_QUERY)
+    body = read_body(query_fields=SPEC_FIELDS | TEXT_QUERY, raw_query=TEXT_QUERY,
+                     list_query=LIST_QUERY)
     key = idempotency.key_from_header()
     if key is not None:
         # Before validation and quota: a retry of an accepted request must replay, even when
@@ -89,6 +91,8 @@ def submit_job() -> Response:
             idempotency_key=key,
             request_hash=body.request_hash,
             warm_start_job_id=warm.job_id if warm else None,
+            name=valid.name,
+            labels=valid.labels,
         )
 
     result = idempotency.insert_once(session, insert, tenant_id=tenant_id, key=key,
@@ -102,16 +106,18 @@ def submit_job() -> Response:
 
 @bp.get("")
 def list_jobs() -> Response:
-    """The tenant's jobs, newest first, filtered by status, a page at a time."""
-    params.refuse_unknown(("status", "limit", "cursor"))
-    status = params.choice_arg("status", JOB_STATUSES)
+    """The tenant's jobs, filtered by status, cell, label and sweep, in the order asked for
+    (newest first by default), a page at a time."""
+    params.refuse_unknown(list_query.PARAMETERS)
+    filters = list_query.job_filter()
+    sort = list_query.sort()
+    after = list_query.cursor(sort)
     limit = params.int_arg("limit", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
-    before = params.cursor_arg()
-    jobs = repository.list_jobs(get_session(), tenant_id=current_tenant_id(), status=status,
-                                before=before, limit=limit + 1)
-    page = jobs[:limit]
-    more = len(jobs) > limit
-    cursor = params.encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    assert limit is not None
+    rows = job_listing.list_jobs(get_session(), tenant_id=current_tenant_id(), filters=filters,
+                                 sort=sort, after=after, limit=limit + 1)
+    page = rows[:limit]
+    cursor = list_query.encode_cursor(page[-1].position) if len(rows) > limit else None
     return json_response(job_list(page, cursor))
 
 
@@ -122,7 +128,8 @@ def show_job(job_id: str) -> Response:
     found = repository.job_status(get_session(), tenant_id=current_tenant_id(), job_id=job_id)
     if found is None:  # get_job answers the 404 every job route gives
         return json_response(_document(get_job(job_id)))
-    return json_response(job_document(found.job, dataset=found.dataset, latest=found.latest))
+    return json_response(job_document(found.job, dataset=found.dataset, latest=found.latest,
+                                      best_val_loss=found.best_val_loss))
 
 
 @bp.get("/<job_id>/metrics")
@@ -234,6 +241,7 @@ def _document(job: Job) -> JobOut:
         job,
         dataset=repository.dataset_size(session, job_id=job.id),
         latest=repository.latest_epoch_metrics(session, job_id=job.id),
+        best_val_loss=repository.best_val_loss(session, job_id=job.id),
     )
 
 

@@ -30,6 +30,7 @@ from service.api.extensions import current_settings
 from service.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from service.api.problems import PROBLEM_JSON
 from service.api.schemas import (
+    MAX_LABELS,
     REQUEST_MODELS,
     RESPONSE_MODELS,
     ForecastRequest,
@@ -37,10 +38,12 @@ from service.api.schemas import (
     JobRequest,
     ObservationsIn,
     ProblemOut,
+    RunName,
     SweepRequest,
 )
 from service.api.validation import MAX_LAYERS, MAX_QUANTILES
 from service.settings import Settings
+from service.store.job_listing import DEFAULT_SORT, sort_names
 from service.store.repository import MIN_SHORT_ID_LENGTH
 from service.store.tables import JOB_STATUSES
 
@@ -95,6 +98,12 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str,
             "description": description, "schema": schema}
 
 
+def _many(name: str, item: dict[str, Any], description: str) -> dict[str, Any]:
+    """A query parameter that may be repeated (`status=queued&status=running`)."""
+    return {**_param(name, "query", {"type": "array", "items": item}, description),
+            "style": "form", "explode": True}
+
+
 SHORT_ID = (f"or a short id: its first {MIN_SHORT_ID_LENGTH} or more characters, if they begin "
             "no other id of the tenant's (409 if they do)")
 JOB_ID = _param("job_id", "path", {"type": "string"}, f"The job's id, {SHORT_ID}.")
@@ -104,6 +113,8 @@ LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type"
 SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
                                   "default": 0},
                "Only epochs after this one.")
+PAGE = {"description": "HTML; the page calls the API with the token it is given.",
+        "content": {"text/html": {"schema": {"type": "string"}}}}
 FORECASTS_BODY = {"application/json": {"schema": {"$ref": REF.format(model="ForecastResult")}},
                   "text/csv": {"schema": {"type": "string", "description":
                                           "unique_id,step,mean,q<quantile>... (Accept: text/csv)"}}}
@@ -123,16 +134,35 @@ OPERATIONS: tuple[Operation, ...] = (
                                  "another body is 422; a first request still in flight, 409."),),
               description="Everything is validated before anything is stored. With a text/csv "
                           "body, the spec fields are query parameters (`?horizon=12`, nested "
-                          "ones dotted: `model.cell=gru`, lists comma-separated)."),
-    Operation("get", "/v1/jobs", "list_jobs", "List the tenant's jobs, newest first", "jobs",
-              {200: _json("JobList", "A page of jobs.")}, errors=(401, 422),
+                          "ones dotted: `model.cell=gru`, lists comma-separated), and so are "
+                          "the name and labels (`name=weekly&labels.team=retail`)."),
+    Operation("get", "/v1/jobs", "list_jobs",
+              "List the tenant's jobs: filtered, sorted, a page at a time", "jobs",
+              {200: _json("JobList", "A page of jobs.")}, errors=(401, 404, 409, 422),
               parameters=(
-                  _param("status", "query", {"type": "string", "enum": list(JOB_STATUSES)},
-                         "Only jobs in this status."),
+                  _many("status", {"type": "string", "enum": list(JOB_STATUSES)},
+                        "Only jobs in one of these statuses (repeat it, or separate with "
+                        "commas)."),
+                  _many("cell", {"type": "string", "enum": sorted(CELL_NAMES)},
+                        "Only jobs training one of these cells."),
+                  _many("label", {"type": "string", "maxLength": 320},
+                        "`key:value`: only jobs with this label; `key`: only jobs that have "
+                        f"the key. Repeat it to ask for all of them (at most {MAX_LABELS})."),
+                  _param("sweep_id", "query", {"type": "string"},
+                         f"Only the trials of this sweep ({SHORT_ID}); `none`: only jobs "
+                         "that are no sweep's trial."),
+                  _param("sort", "query", {"type": "string", "enum": sort_names(),
+                                           "default": DEFAULT_SORT},
+                         "The order, `-` first for descending: created, name (ignoring "
+                         "case), status (queued, running, succeeded, failed, cancelled), cell, "
+                         "hidden (hidden size, then layers), series, horizon, val_loss (the "
+                         "best validation loss so far), cv_mase, score, duration. Jobs "
+                         "without the value come last either way; ties go by id."),
                   _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100,
                                             "default": 20}, "Jobs per page."),
                   _param("cursor", "query", {"type": "string"},
-                         "`next_cursor` of the previous page."))),
+                         "`next_cursor` of the previous page, asked for with the same sort "
+                         "and filters (a cursor of another sort is refused)."))),
     Operation("get", "/v1/jobs/{job_id}", "show_job", "A job's status and progress", "jobs",
               {200: _json("JobOut", "The job.")}, errors=(401, 404, 409), parameters=(JOB_ID,)),
     Operation("get", "/v1/jobs/{job_id}/metrics", "job_metrics", "Per-epoch metrics", "jobs",
@@ -243,15 +273,19 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/docs", "docs", "Browsable documentation", "meta",
               {200: {"description": "HTML.", "content": {"text/html": {"schema": {
                   "type": "string"}}}}}, secured=False),
-    Operation("get", "/", "dashboard", "Dashboard: sign in, jobs, submit a CSV", "meta",
-              {200: {"description": "HTML; the page calls the API with the token it is given.",
-                     "content": {"text/html": {"schema": {"type": "string"}}}}},
-              secured=False),
+    Operation("get", "/", "dashboard", "Dashboard: sign in, the runs table, submit a CSV",
+              "meta", {200: PAGE}, secured=False),
     Operation("get", "/jobs/{job_id}", "dashboard_job",
-              "Dashboard: a job's live curves, gradient flow and forecast", "meta",
-              {200: {"description": "HTML; the page calls the API with the token it is given.",
-                     "content": {"text/html": {"schema": {"type": "string"}}}}},
-              errors=(404,), secured=False, parameters=(JOB_ID,)),
+              "Dashboard: a job's live curves, gradient flow, forecast and actions", "meta",
+              {200: PAGE}, errors=(404,), secured=False, parameters=(JOB_ID,)),
+    Operation("get", "/sweeps/{sweep_id}", "dashboard_sweep",
+              "Dashboard: a sweep's trials, score against each setting, best forecast", "meta",
+              {200: PAGE}, errors=(404,), secured=False, parameters=(SWEEP_ID,)),
+    Operation("get", "/compare", "dashboard_compare",
+              "Dashboard: 2 to 6 runs compared (losses, gradient norms, spec differences)",
+              "meta", {200: PAGE}, secured=False,
+              parameters=(_param("ids", "query", {"type": "string"},
+                                 "The runs' ids, comma-separated.", required=True),)),
 )
 
 
@@ -322,7 +356,8 @@ def _csv_query_parameters(body: type[BaseModel]) -> list[dict[str, Any]]:
     if body is ForecastRequest:
         return [_query_param(name, f.annotation, required=f.is_required())
                 for name, f in ForecastRequest.model_fields.items() if name != "series"]
-    return [_query_param(name, hint) for name, hint in _spec_leaves(bptt.TrainingSpec, "")]
+    return [_query_param("name", RunName), *(_query_param(name, hint) for name, hint in
+                                         _spec_leaves(bptt.TrainingSpec, ""))]
 
 
 def _spec_leaves(cls: type, prefix: str) -> list[tuple[str, Any]]:

@@ -38,6 +38,34 @@ class ResponseModel(BaseModel):
     model_config = ConfigDict(ser_json_inf_nan="null")
 
 
+# Names and labels: for people and for filtering lists, never read by training.
+NAME_MAX_LENGTH = 128
+MAX_LABELS = 16
+LABEL_KEY_MAX_LENGTH = 63
+LABEL_VALUE_MAX_LENGTH = 256
+# Keys as Kubernetes and Prometheus write them: safe in a query (`label=k:v` splits at the
+# first colon) and in the JSON paths the list filters are built from.
+LABEL_KEY_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{LABEL_KEY_MAX_LENGTH - 1}}}$"
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters: names end up in tables and logs
+RunName = Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=_PRINTABLE,
+                               description="A name for people; need not be unique.")]
+LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN)]
+LabelValue = Annotated[str, Field(max_length=LABEL_VALUE_MAX_LENGTH, pattern=_PRINTABLE)]
+Labels = Annotated[dict[LabelKey, LabelValue], Field(
+    max_length=MAX_LABELS,
+    description=f"Up to {MAX_LABELS} labels: keys of 1-{LABEL_KEY_MAX_LENGTH} letters, digits, "
+                f"`_`, `.` or `-` (starting with a letter or digit), values of up to "
+                f"{LABEL_VALUE_MAX_LENGTH} characters. `GET /v1/jobs?label=key:value` filters "
+                "by them.")]
+
+
+class RunTags(StrictModel):
+    """The name and labels of a job or sweep request."""
+
+    name: RunName | None = None
+    labels: Labels | None = None
+
+
 class SeriesIn(StrictModel):
     """One time series of a request; null marks a gap."""
 
@@ -50,7 +78,8 @@ class SeriesIn(StrictModel):
 def _job_request_model() -> type[BaseModel]:
     """The job request: `series` plus every field of bptt.TrainingSpec, generated from it."""
     hints = typing.get_type_hints(bptt.TrainingSpec)
-    fields: dict[str, Any] = {"series": (list[SeriesIn], Field(min_length=1))}
+    fields: dict[str, Any] = {"series": (list[SeriesIn], Field(min_length=1)),
+                              "name": (RunName | None, None), "labels": (Labels | None, None)}
     fields["warm_start"] = (str | None, Field(
         None, max_length=36,
         description="A succeeded job to continue from: its weights start this training, and "
@@ -162,15 +191,38 @@ class EpochMetricsOut(ResponseModel):
 
 
 class JobSummary(ResponseModel):
-    """A job as listed."""
+    """A job as listed: what a table of runs shows, read without a query per job."""
 
     id: str
+    name: str | None = Field(None, description="As submitted (a trial: its sweep's name and "
+                                               "trial number).")
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   description="As submitted (a trial: its sweep's).")
     status: JobStatus
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    duration_seconds: float | None = Field(
+        None, description="From start to finish; null until the job has finished.")
     progress: Progress
     error: str | None
+    cell: str | None = Field(None, description="model.cell of the spec the job trains with.")
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    horizon: int | None = None
+    num_series: int | None = Field(None, description="Series in the job's dataset.")
+    best_val_loss: float | None = Field(
+        None, description="The lowest validation loss any epoch has reached so far (any "
+                          "ensemble member); null before the first epoch or without "
+                          "validation windows.")
+    cv_mase: float | None = Field(None, description="Mean MASE of the job's cross-validation, "
+                                                    "once it has one.")
+    sweep_id: str | None = Field(None, description="The sweep this job is a trial of.")
+    trial: int | None = Field(None, description="0-based trial index within its sweep.")
+    score: float | None = Field(
+        None, description="What sweeps rank by (lower is better): mean cross-validation MASE "
+                          "for a cv_mase sweep's trial, else the members' mean best validation "
+                          "loss. Set when the job succeeds.")
 
 
 class JobOut(JobSummary):
@@ -189,17 +241,13 @@ class JobOut(JobSummary):
                     "null where the choice was left to the data. A warm start from this job "
                     "takes these fields, so open choices are made again for its data.")
     warm_start_job_id: str | None = Field(None, description="The job this one continued from.")
-    sweep_id: str | None = Field(None, description="The sweep this job is a trial of.")
-    trial: int | None = Field(None, description="0-based trial index within its sweep.")
-    score: float | None = Field(
-        None, description="What sweeps rank by (lower is better): mean cross-validation MASE "
-                          "when cross-validated, else the members' mean best validation loss.")
     cross_validation: dict[str, Any] | None = Field(
         None, description="Rolling-origin scores per window (bptt.CrossValidation.to_dict).")
 
 
 class JobList(ResponseModel):
-    """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
+    """A page of jobs in the order asked for (newest first by default); pass `next_cursor` as
+    `cursor`, with the same sort and filters, for the next page."""
 
     jobs: list[JobSummary]
     next_cursor: str | None
@@ -337,6 +385,10 @@ class SweepRequest(StrictModel):
         "val_loss", description="What picks the best trial (lower is better): the members' "
                                 "mean best validation loss, or the mean MASE of the job's "
                                 "cross-validation (then `job` must ask for cross_validation).")
+    name: RunName | None = Field(None, description="A name for people; each trial is named "
+                                                   "after it with its trial number (`name #3`).")
+    labels: Labels | None = Field(None, description="Labels of the sweep, given to each trial "
+                                                    "too (so label filters find them).")
 
 
 class ObservationsIn(StrictModel):
@@ -374,6 +426,8 @@ class SweepOut(ResponseModel):
     """A sweep, its trials and, once they have all finished, the best of them."""
 
     id: str
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
     status: SweepStatus
     created_at: datetime
     finished_at: datetime | None

@@ -21,7 +21,7 @@ from service.api.documents import job_progress, json_response
 from service.api.extensions import current_settings, get_session
 from service.api.jobs import QUOTA_RETRY_AFTER_S, epochs_total
 from service.api.problems import Problem, ValidationProblem
-from service.api.schemas import SweepList, SweepOut, SweepRequest, TrialOut
+from service.api.schemas import NAME_MAX_LENGTH, SweepList, SweepOut, SweepRequest, TrialOut
 from service.store import plans, queue, repository, sweep_settlement
 from service.store.tables import Job, Sweep, new_id, utcnow
 
@@ -52,6 +52,11 @@ def create_sweep() -> Response:
     if "warm_start" in request.job:
         raise ValidationProblem([{"loc": ["job", "warm_start"],
                                   "msg": "not supported in a sweep's trials"}])
+    for field in ("name", "labels"):
+        if field in request.job:
+            raise ValidationProblem([{"loc": ["job", field],
+                                      "msg": f"give the sweep's {field} beside `job`; each "
+                                             "trial takes it"}])
     base = _base_job(request.job, settings)
     trials = _trials(request, base, settings)
     running = session.scalar(select(func.count()).select_from(Sweep).where(
@@ -62,7 +67,8 @@ def create_sweep() -> Response:
                       headers={"Retry-After": str(QUOTA_RETRY_AFTER_S)})
     session.commit()  # end the read phase: the inserts get a transaction of their own
     sweep = Sweep(id=new_id(), tenant_id=tenant_id, status="running", metric=request.metric,
-                  trials_total=len(trials), created_at=utcnow(),
+                  trials_total=len(trials), created_at=utcnow(), name=request.name,
+                  labels=request.labels or None,
                   request={"space": request.space, "strategy": request.strategy,
                            "budget": request.budget, "seed": request.seed,
                            "trials": [settings_ for settings_, _ in trials]})
@@ -73,7 +79,8 @@ def create_sweep() -> Response:
     ids = [repository.create_job(
         session, tenant_id=tenant_id, spec=spec.to_dict(), resolved_spec=plan.to_dict(),
         series=base.series, num_points=base.num_points, epochs_total=epochs_total(plan),
-        sweep_id=sweep.id, trial=i).id
+        sweep_id=sweep.id, trial=i, labels=request.labels,
+        name=None if request.name is None else trial_name(request.name, i)).id
         for i, ((_, spec), plan) in enumerate(zip(trials, planned, strict=True))]
     session.commit()
     for job_id in ids:
@@ -125,12 +132,25 @@ def cancel_sweep(sweep_id: str) -> Response:
     return json_response(_document(sweep), 202 if sweep.finished_at is None else 200)
 
 
+def trial_name(sweep_name: str, trial: int) -> str:
+    """A trial's name: its sweep's, and its number (within the name's length limit)."""
+    number = f" #{trial}"
+    return sweep_name[:NAME_MAX_LENGTH - len(number)] + number
+
+
 def _envelope(data: Any) -> SweepRequest:
     """The sweep request's own fields, typed (the job part is checked next)."""
+    errors: list[dict[str, Any]] = []
+    fields = dict(data) if isinstance(data, dict) else data
+    tags = validation.run_tags(fields, errors) if isinstance(fields, dict) else None
     try:
-        return SweepRequest.model_validate(data)
+        request = SweepRequest.model_validate(fields)
     except ValidationError as exc:
-        raise ValidationProblem(validation.pydantic_errors(exc)[:validation.MAX_ERRORS]) from None
+        errors += validation.pydantic_errors(exc)
+    if errors:
+        raise ValidationProblem(errors[:validation.MAX_ERRORS])
+    assert tags is not None
+    return request.model_copy(update={"name": tags.name, "labels": tags.labels})
 
 
 def _base_job(job: dict[str, Any], settings) -> validation.TrainingRequest:
@@ -175,7 +195,8 @@ def _document(sweep: Sweep, *, with_trials: bool = True) -> SweepOut:
     counts = sweep_settlement.counts(session, sweep.id)
     best = session.get(Job, sweep.best_job_id) if sweep.best_job_id else None
     return SweepOut(
-        id=sweep.id, status=sweep.status,  # type: ignore[arg-type]
+        id=sweep.id, name=sweep.name, labels=sweep.labels or {},
+        status=sweep.status,  # type: ignore[arg-type]
         created_at=sweep.created_at, finished_at=sweep.finished_at,
         strategy=sweep.request["strategy"], budget=sweep.request["budget"], metric=sweep.metric,
         space=sweep.request["space"], trials_total=sweep.trials_total,

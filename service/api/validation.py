@@ -15,7 +15,13 @@ import bptt
 from bptt import DataError, as_series, check_cross_validation, input_size_for
 from service.api.bodies import JsonConstant
 from service.api.problems import ValidationProblem
-from service.api.schemas import ForecastRequest, SeriesIn
+from service.api.schemas import (
+    LABEL_KEY_MAX_LENGTH,
+    LABEL_VALUE_MAX_LENGTH,
+    ForecastRequest,
+    RunTags,
+    SeriesIn,
+)
 from service.settings import Settings
 
 MAX_LAYERS = 4  # stacked recurrent layers; deeper RNNs barely help forecasting and cost linearly
@@ -32,6 +38,8 @@ class TrainingRequest:
     spec: bptt.TrainingSpec
     series: list[dict[str, Any]]
     num_points: int
+    name: str | None = None
+    labels: dict[str, str] | None = None
 
 
 def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...] = ()
@@ -41,6 +49,7 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
         raise ValidationProblem([{"loc": ["body"], "msg": "must be a JSON object"}])
     fields = dict(data)
     errors: list[dict[str, Any]] = []
+    tags = run_tags(fields, errors, loc=spec_loc)
     if "series" not in fields:
         errors.append({"loc": ["series"], "msg": "field required"})
         series = None
@@ -64,7 +73,38 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
         spec=spec,
         series=[s.model_dump(exclude_none=True) for s in series],
         num_points=sum(len(s.values) for s in series),
+        name=tags.name,
+        labels=tags.labels,
     )
+
+
+_TAG_MESSAGES = {
+    ("name", "string_pattern_mismatch"): "must not contain control characters",
+    ("labels", "string_pattern_mismatch"): "must not contain control characters",
+    ("key", "string_pattern_mismatch"): f"a label key is 1-{LABEL_KEY_MAX_LENGTH} letters, "
+                                        "digits, '_', '.' or '-', starting with a letter or a "
+                                        "digit",
+    ("labels", "string_too_long"): f"a label value has at most {LABEL_VALUE_MAX_LENGTH} "
+                                   "characters",
+}
+
+
+def run_tags(fields: dict[str, Any], errors: list[dict[str, Any]], *,
+             loc: tuple[str, ...] = ()) -> RunTags:
+    """Take `name` and `labels` out of a request's fields, checked (errors added, prefixed
+    with `loc`); empty tags when they are invalid."""
+    raw = {key: fields.pop(key) for key in ("name", "labels") if key in fields}
+    try:
+        return RunTags.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            where = [str(part) for part in error["loc"] if part != "[key]"]
+            field = "key" if error["loc"][-1] == "[key]" else where[0]
+            message = _TAG_MESSAGES.get((field, error["type"]), error["msg"])
+            if error["type"] == "too_long" and where == ["labels"]:
+                message = f"at most {error['ctx']['max_length']} labels"
+            errors.append({"loc": [*loc, *where], "msg": message})
+        return RunTags()
 
 
 def trial_spec(data: dict[str, Any], series: list[dict[str, Any]], settings: Settings

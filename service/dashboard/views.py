@@ -25,7 +25,7 @@ CONTENT_SECURITY_POLICY = (
 
 @bp.get("/")
 def index() -> Response:
-    """Sign in, the tenant's jobs with status and progress, and a form to submit a CSV."""
+    """Sign in, the tenant's runs (sorted, filtered, sweeps grouped), and a CSV submit form."""
     return _page("dashboard/index.html")
 
 
@@ -33,6 +33,20 @@ def index() -> Response:
 def job_page(job_id: str) -> Response:
     """One job: live losses, gradient norms and clipping, gradient flow, the forecast."""
     return _page("dashboard/job.html", job_id=job_id)
+
+
+@bp.get("/sweeps/<sweep_id>")
+def sweep_page(sweep_id: str) -> Response:
+    """One sweep: progress, trials with their settings and scores, score against each swept
+    setting, cancel, and a forecast with the best trial."""
+    return _page("dashboard/sweep.html", sweep_id=sweep_id)
+
+
+@bp.get("/compare")
+def compare_page() -> Response:
+    """Two to six runs (?ids=a,b,c): validation losses overlaid, gradient norms side by side,
+    and the spec fields where they differ."""
+    return _page("dashboard/compare.html")
 
 
 def _page(template: str, **context: Any) -> Response:

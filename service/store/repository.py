@@ -10,11 +10,10 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -129,6 +128,8 @@ def create_job(
     warm_start_job_id: str | None = None,
     sweep_id: str | None = None,
     trial: int | None = None,
+    name: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Job:
     """Add a queued job and its dataset (flushed; the caller commits both at once)."""
     now = utcnow()
@@ -146,6 +147,8 @@ def create_job(
         warm_start_job_id=warm_start_job_id,
         sweep_id=sweep_id,
         trial=trial,
+        name=name,
+        labels=labels or None,
     )
     session.add(job)
     session.flush()  # the job row first: the dataset refers to it
@@ -273,34 +276,18 @@ def count_queued_jobs(session: Session, *, tenant_id: int) -> int:
     return session.scalar(query.select_from(Job)) or 0
 
 
-def list_jobs(
-    session: Session,
-    *,
-    tenant_id: int,
-    limit: int,
-    status: str | None = None,
-    before: tuple[datetime, str] | None = None,
-) -> list[Job]:
-    """The tenant's jobs newest first, at most `limit`, after the (created_at, id) `before`."""
-    query = select(Job).where(Job.tenant_id == tenant_id)
-    if status is not None:
-        query = query.where(Job.status == status)
-    if before is not None:
-        created_at, job_id = before
-        # Keyset pagination: stable while jobs are added, and an index range scan per page.
-        query = query.where(
-            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
-        )
-    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
-    return list(session.scalars(query))
-
-
 def dataset_size(session: Session, *, job_id: str) -> tuple[int, int] | None:
     """(num_series, num_points) of a job's dataset, without reading the series themselves."""
     row = session.execute(
         select(Dataset.num_series, Dataset.num_points).where(Dataset.job_id == job_id)
     ).first()
     return None if row is None else (row[0], row[1])
+
+
+def best_val_loss(session: Session, *, job_id: str) -> float | None:
+    """The lowest validation loss any epoch of the job has reached."""
+    return session.scalar(select(func.min(EpochMetric.val_loss))
+                          .where(EpochMetric.job_id == job_id))
 
 
 def latest_epoch_metrics(session: Session, *, job_id: str) -> EpochMetric | None:
@@ -407,7 +394,8 @@ def tenant_id_for_token(session: Session, *, token: str) -> int | None:
 
 @dataclass(frozen=True)
 class JobStatus:
-    """A job with its dataset size and latest epoch metrics, as the status poll reads them.
+    """A job with its dataset size, latest epoch metrics and best validation loss, as the
+    status poll reads them.
 
     `job` and `latest` are plain rows whose attributes are named like Job's and EpochMetric's
     (documents.job_document reads them as it reads the ORM objects)."""
@@ -415,6 +403,7 @@ class JobStatus:
     job: Any
     dataset: tuple[int, int] | None
     latest: Any | None
+    best_val_loss: float | None
 
 
 # Every column of both rows: documents.job_document reads them as it reads the ORM objects.
@@ -427,8 +416,11 @@ def _job_status_query() -> Any:
     epochs = EpochMetric.__table__.alias("epochs")  # not the joined table: no correlation
     latest_epoch = (select(func.max(epochs.c.epoch))
                     .where(epochs.c.job_id == bindparam("job_id")).scalar_subquery())
+    best = (select(func.min(epochs.c.val_loss))
+            .where(epochs.c.job_id == bindparam("job_id")).scalar_subquery())
     return (
         select(*Job.__table__.columns, Dataset.num_series, Dataset.num_points,
+               best.label("best_val_loss"),
                *(c.label(_LATEST_PREFIX + c.name) for c in _LATEST_COLUMNS))
         .outerjoin(Dataset, Dataset.job_id == Job.id)
         .outerjoin(EpochMetric, and_(EpochMetric.job_id == Job.id,
@@ -453,4 +445,4 @@ def job_status(session: Session, *, tenant_id: int, job_id: str) -> JobStatus | 
     if getattr(row, _LATEST_PREFIX + "epoch") is not None:
         latest = SimpleNamespace(**{c.name: getattr(row, _LATEST_PREFIX + c.name)
                                     for c in _LATEST_COLUMNS})
-    return JobStatus(job=row, dataset=dataset, latest=latest)
+    return JobStatus(job=row, dataset=dataset, latest=latest, best_val_loss=row.best_val_loss)

@@ -181,6 +181,10 @@ class Job(Base):
     # members' best validation losses (lower is better).
     score: Mapped[float | None] = mapped_column(Float)
     cross_validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # per-window scores
+    # For people and filters, never read by workers (revision 0008): a free-text name and a
+    # map of label keys to values (service/api/schemas.py bounds both).
+    name: Mapped[str | None] = mapped_column(String(128))
+    labels: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class Dataset(Base):
@@ -202,7 +206,11 @@ class EpochMetric(Base):
     """One epoch of one job; a retried epoch replaces its row (see upsert_epoch_metrics)."""
 
     __tablename__ = "epoch_metrics"
-    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "epoch"),
+        # A job's best validation loss (job documents, the list's val_loss sort) in one seek.
+        Index("ix_epoch_metrics_job_id_val_loss", "job_id", "val_loss"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -272,6 +280,9 @@ class Sweep(Base):
     best_job_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # As a job's; its trials take the sweep's labels, and its name with their trial number.
+    name: Mapped[str | None] = mapped_column(String(128))
+    labels: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class SeriesState(Base):

@@ -17,14 +17,17 @@ from tests.e2e.conftest import Stack
 pytest.importorskip("playwright")
 from playwright.sync_api import Page, expect  # noqa: E402  (after the skip)
 
-DESKTOP = {"viewport": {"width": 1280, "height": 900}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
-         "has_touch": True}
+from tests.dashboard.browsing import (  # noqa: E402
+    DESKTOP,
+    PHONE,
+    new_page,
+    painted,
+    shoot,
+    sign_in,
+)
+
 TRAINING_TIMEOUT_MS = 180_000  # the first job may wait for the worker to load its kernels
-STEP_TIMEOUT_MS = 30_000
 EPOCHS = 8  # per ensemble member: a few seconds of training, long enough to be seen running
-# What the browser logs for the refusals this test provokes on purpose (a bad token, a bad CSV).
-EXPECTED_REFUSALS = re.compile(r"the server responded with a status of (401|422)")
 # Colours the charts draw with (service/dashboard/static/dashboard/charts.js).
 TRAIN_BLUE, GRADIENT_PURPLE, CLIP_GREEN = (21, 101, 192), (106, 27, 154), (46, 125, 50)
 
@@ -37,55 +40,6 @@ def series_csv() -> str:
             y = 100 + 0.5 * i + 12 * math.sin(2 * math.pi * i / 12 + k) + 3 * math.sin(i * 1.7)
             rows.append(f"{name},{2015 + i // 12}-{i % 12 + 1:02d},{y:.3f}")
     return "\n".join(rows) + "\n"
-
-
-def new_page(browser: Any, device: dict[str, Any]) -> tuple[Page, list[str]]:
-    """A page in a fresh context (its own sessionStorage) and the errors it will log (script
-    errors, CSP violations, failed loads)."""
-    context = browser.new_context(**device)
-    context.set_default_timeout(STEP_TIMEOUT_MS)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text)
-            if m.type == "error" and not EXPECTED_REFUSALS.search(m.text) else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    return page, problems
-
-
-def sign_in(page: Page, service: Stack) -> None:
-    """Use the sign-in form."""
-    page.fill("#token", service.token)
-    page.click("#signin-form button[type=submit]")
-    expect(page.locator("#app")).to_be_visible()
-
-
-def shoot(page: Page, where: Path, name: str) -> None:
-    """A full-page screenshot, after checking that nothing is wider than the viewport."""
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{name}: {overflow} px wider than the viewport"
-    page.screenshot(path=str(where / f"{name}.png"), full_page=True)
-
-
-def painted(page: Page, canvas: str, rgb: tuple[int, int, int] | None = None) -> dict[str, int]:
-    """Pixels of a canvas that are painted (or near `rgb`), and how many colours it holds."""
-    return page.evaluate(
-        """([selector, rgb]) => {
-            const canvas = document.querySelector(selector);
-            const context = canvas.getContext("2d");
-            const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
-            let painted = 0, near = 0;
-            const colours = new Set();
-            for (let i = 0; i < data.length; i += 4) {
-                if (data[i + 3] === 0) continue;
-                painted += 1;
-                colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
-                if (rgb && Math.abs(data[i] - rgb[0]) + Math.abs(data[i + 1] - rgb[1])
-                    + Math.abs(data[i + 2] - rgb[2]) < 40) near += 1;
-            }
-            return {painted, near, colours: colours.size};
-        }""",
-        [canvas, list(rgb) if rgb else None],
-    )
 
 
 def cli_fields(job: dict[str, Any]) -> dict[str, str]:
@@ -207,8 +161,8 @@ def test_sign_in_submit_a_csv_and_watch_it_train(
     check_finished_job_page(page, live_service, job_id)
     shoot(page, screenshots, "desktop-4-job-finished")
 
-    page.click("text=← Jobs")
-    row = page.locator(f'li.job[data-id="{job_id}"]')
+    page.click("text=← Runs")
+    row = page.locator(f'tr.run[data-id="{job_id}"]')
     expect(row.locator(".badge")).to_have_text("succeeded")
     expect(row).to_contain_text(f"member 5/5 · epoch {EPOCHS}/{EPOCHS}")
     shoot(page, screenshots, "desktop-5-jobs")
@@ -245,9 +199,9 @@ def test_every_page_works_at_phone_width(
     expect(page.locator("#signin")).to_be_visible()
     shoot(page, screenshots, "phone-1-sign-in")
     sign_in(page, live_service)
-    expect(page.locator(f'li.job[data-id="{job["id"]}"] .badge')).to_have_text("succeeded")
+    expect(page.locator(f'tr.run[data-id="{job["id"]}"] .badge')).to_have_text("succeeded")
     shoot(page, screenshots, "phone-2-jobs-and-form")
-    page.click(f'li.job[data-id="{job["id"]}"] a')
+    page.click(f'tr.run[data-id="{job["id"]}"] td.name a')
     check_finished_job_page(page, live_service, job["id"], epochs_per_member=None)
     # Charts follow the width of the screen, not a desktop default.
     width = page.evaluate("document.querySelector('#chart-loss canvas').clientWidth")

@@ -13,7 +13,8 @@ import service
 from service.dashboard.views import CONTENT_SECURITY_POLICY
 
 STATIC = Path(service.__file__).parent / "dashboard" / "static"
-PAGES = ["/", "/jobs/3f1c2a9e-0000-4000-8000-000000000000"]
+PAGES = ["/", "/jobs/3f1c2a9e-0000-4000-8000-000000000000",
+         "/sweeps/3f1c2a9e-0000-4000-8000-000000000000", "/compare?ids=3f1c,9a2b"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -34,16 +35,19 @@ def test_pages_need_no_token_and_load_nothing_from_elsewhere(
         assert client.get(asset).status_code == 200, asset
 
 
-def test_the_job_page_carries_its_id_escaped(client: FlaskClient) -> None:
-    html = client.get('/jobs/a"><img src=x onerror=alert(1)>').get_data(as_text=True)
+@pytest.mark.parametrize(("path", "attribute"), [("/jobs/", "data-job-id"),
+                                                ("/sweeps/", "data-sweep-id")])
+def test_a_page_carries_its_id_escaped(client: FlaskClient, path: str, attribute: str) -> None:
+    html = client.get(path + 'a"><img src=x onerror=alert(1)>').get_data(as_text=True)
     assert "<img" not in html
-    assert 'data-job-id="a&#34;&gt;&lt;img src=x onerror=alert(1)&gt;"' in html
+    assert f'{attribute}="a&#34;&gt;&lt;img src=x onerror=alert(1)&gt;"' in html
 
 
 def test_every_module_the_scripts_import_exists() -> None:
     scripts = sorted((STATIC / "dashboard").glob("*.js"))
     assert {p.name for p in scripts} >= {"api.js", "index.js", "job.js", "charts.js",
-                                         "heatmap.js", "format.js", "signin.js"}
+                                         "heatmap.js", "format.js", "signin.js", "runs.js",
+                                         "sweep.js", "compare.js", "forecast.js", "dates.js"}
     for script in scripts:
         text = script.read_text()
         for name in re.findall(r"""from\s+"\./([^"]+)\"""", text):

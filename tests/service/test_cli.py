@@ -1,11 +1,14 @@
 """The `bptt` command, run through click's CliRunner against a real SQLite database."""
 
 import hashlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect, select
+from werkzeug.serving import make_server
 
 from service.cli import main
 from service.settings import Settings
@@ -113,3 +116,34 @@ def test_every_command_has_help(runner: CliRunner, args: list[str]) -> None:
     assert result.exit_code == 0
     assert "Usage: " in result.output
     assert len(result.output.splitlines()) > 4
+
+
+@pytest.fixture
+def served(app) -> Iterator[str]:
+    """The app over real HTTP on 127.0.0.1 (werkzeug's server in a thread): its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_submit_names_and_labels_the_job(runner: CliRunner, served: str, tmp_path: Path,
+                                         client, auth: dict[str, str]) -> None:
+    data = tmp_path / "sales.csv"
+    data.write_text("unique_id,ds,y\n" + "".join(f"a,{i},{i % 5}\n" for i in range(40)))
+    env = {"BPTT_URL": served, "BPTT_TOKEN": auth["Authorization"].removeprefix("Bearer ")}
+    result = runner.invoke(main, ["submit", str(data), "--horizon", "2", "--name", "weekly 7",
+                                  "--label", "team=retail", "--label", "v=2"], env=env)
+    assert result.exit_code == 0, result.output
+    job = client.get(f"/v1/jobs/{result.stdout.strip()}", headers=auth).get_json()
+    assert job["name"] == "weekly 7" and job["labels"] == {"team": "retail", "v": "2"}
+
+    bad = runner.invoke(main, ["submit", str(data), "--horizon", "2", "--label", "team"], env=env)
+    assert bad.exit_code == 2 and "'team' is not KEY=VALUE" in bad.output
+    refused = runner.invoke(main, ["submit", str(data), "--horizon", "2", "--label", "a:b=c"],
+                            env=env)
+    assert refused.exit_code == 1 and "labels.a:b: a label key is" in refused.output

@@ -45,8 +45,10 @@ def test_list_is_newest_first_filtered_and_paged(
     everything = client.get("/v1/jobs", headers=auth).get_json()
     assert [j["id"] for j in everything["jobs"]] == ids[::-1]
     assert everything["next_cursor"] is None
-    assert set(everything["jobs"][0]) == {"id", "status", "created_at", "started_at",
-                                          "finished_at", "progress", "error"}
+    assert set(everything["jobs"][0]) == {
+        "id", "name", "labels", "status", "created_at", "started_at", "finished_at",
+        "duration_seconds", "progress", "error", "cell", "hidden_size", "num_layers", "horizon",
+        "num_series", "best_val_loss", "cv_mase", "sweep_id", "trial", "score"}
 
     running = client.get("/v1/jobs?status=running", headers=auth).get_json()
     assert [j["id"] for j in running["jobs"]] == [ids[3], ids[1]]

@@ -20,7 +20,7 @@ TABLES = {
     "sweeps",
     "series_states",
 }
-HEAD = "0003"
+HEAD = "0008_names_labels"
 
 
 def table_names(url: str) -> set[str]:
@@ -50,7 +50,11 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert TABLES <= table_names(database_url)
     assert current_revision(database_url) == HEAD
 
-    downgrade(database_url, "0002")  # one step: the newest revision's downgrade on its own
+    downgrade(database_url, "0003")  # one step: the newest revision's downgrade on its own
+    assert current_revision(database_url) == "0003"
+    assert "labels" not in column_names(database_url, "jobs")
+    assert "name" not in column_names(database_url, "sweeps")
+    downgrade(database_url, "0002")
     assert current_revision(database_url) == "0002"
     assert "resolved_spec" not in column_names(database_url, "jobs")
     downgrade(database_url, "0001")
@@ -101,6 +105,9 @@ def test_indexes_and_constraints_exist(database_url: str) -> None:
             u["name"]: u["column_names"] for u in inspector.get_unique_constraints("epoch_metrics")
         }
         assert metric_uniques["uq_epoch_metrics_job_id_epoch"] == ["job_id", "epoch"]
+        metric_indexes = {i["name"]: i["column_names"]
+                          for i in inspector.get_indexes("epoch_metrics")}
+        assert metric_indexes["ix_epoch_metrics_job_id_val_loss"] == ["job_id", "val_loss"]
         job_uniques = {u["name"] for u in inspector.get_unique_constraints("jobs")}
         assert "uq_jobs_tenant_id_idempotency_key" in job_uniques
     finally:

@@ -45,6 +45,29 @@ export async function api(path, { method = "GET", body, contentType, headers = {
   return { status: response.status, data };
 }
 
+// A file from the API (a model, a CSV) as a Blob, sent with the token as every call is: a plain
+// link could not carry it. The file name is the one Content-Disposition gives, else `fallback`.
+export async function fetchFile(path, { method = "GET", body, accept, fallback = "download" } = {}) {
+  const headers = { Authorization: `Bearer ${getToken() ?? ""}` };
+  if (accept) headers.Accept = accept;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) {
+    let problem = null;
+    try {
+      problem = await response.json();
+    } catch {
+      problem = null;
+    }
+    throw new ApiError(response.status, problem);
+  }
+  const named = /filename="?([^";]+)"?/.exec(response.headers.get("Content-Disposition") ?? "");
+  return { status: response.status, blob: await response.blob(), filename: named?.[1] ?? fallback,
+    type: response.headers.get("Content-Type") ?? "" };
+}
+
 // One line from a problem document, as the CLI prints it: "422 Unprocessable Content: loc: msg".
 export function describeProblem(status, problem) {
   const title = problem?.title ?? "";

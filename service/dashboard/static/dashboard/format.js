@@ -100,3 +100,51 @@ export function when(iso) {
   if (!iso) return "";
   return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
+
+// A job's or sweep's name, else its short id.
+export function runName(item) {
+  return item.name ?? shortId(item.id);
+}
+
+// Seconds as people read a duration: "850 ms", "12.4 s", "3 min 05 s", "2 h 07 min".
+export function duration(seconds) {
+  if (seconds == null) return "–";
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 60) return `${formatG(seconds, 3)} s`;
+  const whole = Math.round(seconds);
+  if (whole < 3600) return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, "0")} s`;
+  const minutes = Math.round(whole / 60);
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+
+// How long a job has run: to its end, or until now while it runs.
+export function elapsed(job, now = Date.now()) {
+  if (job.duration_seconds != null) return job.duration_seconds;
+  if (job.started_at && !TERMINAL.includes(job.status)) {
+    return Math.max(0, (now - Date.parse(job.started_at)) / 1000);
+  }
+  return null;
+}
+
+const LOSS_NAMES = { mse: "MSE", mae: "MAE", huber: "Huber" };
+
+// The y-axis title of a loss curve, with its unit: losses are measured on each series scaled
+// by its scaler (in the series' own units with scaler "none").
+export function lossTitle(spec) {
+  const training = spec?.training ?? {};
+  const name = LOSS_NAMES[training.loss] ?? training.loss ?? "loss";
+  const pinball = spec?.quantiles?.length ? " + pinball" : "";
+  return `${name}${pinball} (${spec?.scaler === "none" ? "series units" : "scaled"})`;
+}
+
+// How long ago an instant was, in one short phrase ("just now", "5 min ago", "3 d ago").
+export function ago(iso, now = Date.now()) {
+  if (!iso) return "–";
+  const seconds = Math.max(0, (now - Date.parse(iso)) / 1000);
+  if (seconds < 45) return "just now";
+  const steps = [[3600, 60, "min"], [86400, 3600, "h"], [86400 * 60, 86400, "d"]];
+  for (const [below, unit, name] of steps) {
+    if (seconds < below) return `${Math.round(seconds / unit)} ${name} ago`;
+  }
+  return new Date(iso).toLocaleDateString(undefined, { dateStyle: "medium" });
+}

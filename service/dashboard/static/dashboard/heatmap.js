@@ -1,5 +1,7 @@
-// Gradient flow as a heatmap drawn on a canvas: epochs down, time steps across, log colours.
+// Gradient flow as a heatmap drawn on a canvas: epochs down, lags across (the last input step
+// at the right), log colours; tick marks on SVG axes beside it.
 
+import { niceStep, svg } from "./dom.js";
 import { formatG } from "./format.js";
 
 // Viridis at six stops: perceptually even, readable in greyscale and by most colour-blind eyes.
@@ -31,9 +33,27 @@ export function logRange(rows) {
   return hi - lo < 1e-9 ? [lo - 0.5, hi + 0.5] : [lo, hi];  // one value: a span around it
 }
 
+// Ticks of an axis over `count` cells whose values are `valueAt(i)`: [{at: 0..1, label}], at a
+// nice step of the values, each at its cell's centre.
+export function cellTicks(count, valueAt, most = 6) {
+  if (!count) return [];
+  const values = Array.from({ length: count }, (_, i) => valueAt(i));
+  const step = niceStep(Math.abs(values[count - 1] - values[0]) || 1, most - 1);
+  const ticks = [];
+  values.forEach((value, i) => {
+    if (value % step === 0) ticks.push({ at: (i + 0.5) / count, label: String(value) });
+  });
+  // The first cell too (epoch 1, the oldest lag), unless a tick is already close to it.
+  if (!ticks.length || Math.abs(Number(ticks[0].label) - values[0]) >= step / 2) {
+    ticks.unshift({ at: 0.5 / count, label: String(values[0]) });
+  }
+  return ticks;
+}
+
 export class Heatmap {
-  constructor(canvas, { ramp, min, max, hover }) {
-    Object.assign(this, { canvas, min, max, hover, epochs: [], rows: [] });
+  // axes: {x, y} SVG elements beside the canvas; empty: what shows while there are no rows.
+  constructor(canvas, { ramp, min, max, hover, axes, empty }) {
+    Object.assign(this, { canvas, min, max, hover, axes, empty, epochs: [], rows: [] });
     drawRamp(ramp);
     new ResizeObserver(() => this.draw()).observe(canvas);
     canvas.addEventListener("mousemove", (event) => this.describe(event));
@@ -56,6 +76,9 @@ export class Heatmap {
     const context = canvas.getContext("2d");
     context.clearRect(0, 0, canvas.width, canvas.height);
     const range = logRange(rows);
+    this.empty.hidden = Boolean(steps && range);
+    canvas.closest(".heatmap-frame").classList.toggle("is-empty", !this.empty.hidden);
+    this.drawAxes(steps);
     if (!steps || !range) return;
     // One pixel per cell off screen, scaled up without smoothing: crisp cells at any size, and
     // a thousand epochs cost one putImageData.
@@ -80,6 +103,23 @@ export class Heatmap {
     canvas.dataset.steps = String(steps);
   }
 
+  // Epochs down the left (the first at the top), lags along the bottom (0: the last input).
+  drawAxes(steps) {
+    const { x, y } = this.axes;
+    const epochs = this.epochs;
+    const yTicks = cellTicks(this.rows.length, (r) => epochs[r]);
+    y.replaceChildren(...yTicks.map(({ at, label }) => svg("text", {
+      x: "100%", y: `${(100 * at).toFixed(2)}%`, dx: -4, "text-anchor": "end",
+      "dominant-baseline": "middle" }, label)));
+    const xTicks = cellTicks(steps, (s) => steps - 1 - s);
+    // A label at an end is anchored inside the axis, not centred half outside it.
+    const anchor = (at) => (at < 0.04 ? "start" : at > 0.96 ? "end" : "middle");
+    x.replaceChildren(...xTicks.map(({ at, label }) => svg("text", {
+      x: `${(100 * at).toFixed(2)}%`, y: 12, "text-anchor": anchor(at) }, label)));
+    y.dataset.ticks = yTicks.map((t) => t.label).join(",");
+    x.dataset.ticks = xTicks.map((t) => t.label).join(",");
+  }
+
   describe(event) {
     const { rows, canvas } = this;
     if (!rows.length) return;
@@ -89,8 +129,8 @@ export class Heatmap {
     const s = Math.floor(((event.clientX - box.left) / box.width) * steps);
     const value = rows[r]?.[s];
     if (r < 0 || r >= rows.length || s < 0 || s >= steps) return;
-    this.hover.textContent = `epoch ${this.epochs[r]}, step ${s + 1} of ${steps}: ` +
-      formatG(value, 3);
+    this.hover.textContent = `epoch ${this.epochs[r]}, lag ${steps - 1 - s} ` +
+      `(input step ${s + 1} of ${steps}): ${formatG(value, 3)}`;
   }
 }
 

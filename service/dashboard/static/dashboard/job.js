@@ -1,50 +1,60 @@
-// The job page: status, live curves (polled with ?since=), gradient flow, and the forecast.
+// The job page: status, live curves (polled with ?since=), gradient flow, the forecast, and
+// the actions (job_actions.js).
 
 import { api } from "./api.js";
-import { COLORS, Chart, line } from "./charts.js";
-import { TERMINAL, formatG, progressFields, progressRatio } from "./format.js";
+import { COLORS, Chart, line, logRange } from "./charts.js";
+import { element } from "./dom.js";
+import { ForecastView } from "./forecast.js";
+import {
+  TERMINAL, formatG, lossTitle, progressFields, progressRatio, runName, shortId,
+} from "./format.js";
 import { Heatmap } from "./heatmap.js";
+import { JobActions } from "./job_actions.js";
 import { whenSignedIn } from "./signin.js";
 
 const POLL_MS = { queued: 2000, running: 1000 };
 const RETRY_MS = 5000;
-const HISTORY_TAIL = 120;  // points of history drawn before the forecast, at most
 const jobId = document.querySelector("main").dataset.jobId;
 const jobPath = `/v1/jobs/${encodeURIComponent(jobId)}`;
 const $ = (id) => document.getElementById(id);
 
 const state = { metrics: [], flowEpochs: [], flow: [], insight: [], metricsSince: 0,
-  flowSince: 0, clip: null, forecast: null };
+  flowSince: 0, clip: null };
 let charts;
 let heatmap;
+let forecast;
+let actions;
 
-function build() {
+// The charts, once the job is known: the loss axis says which loss, on which scale.
+function build(job) {
   charts = {
     loss: new Chart($("chart-loss"), {
       series: [line("train", COLORS.train), line("validation", COLORS.val)],
-      y: { distr: 3 },
+      y: { distr: 3, range: logRange }, yLabel: lossTitle(job.spec),
     }),
     grad: new Chart($("chart-grad"), {
       series: [line("mean", COLORS.grad), line("max", COLORS.max, { width: 1 }),
         line("clip at", COLORS.limit, { width: 1, dash: [6, 4] }),
         line("AutoClip suggests", COLORS.clip, { width: 1, dash: [2, 3] })],
-      y: { distr: 3 },
+      y: { distr: 3, range: logRange }, yLabel: "gradient L2 norm",
     }),
     memory: new Chart($("chart-memory"), {
       series: [line("memory horizon", COLORS.train, { value: (u, v) => (v == null ? "–"
         : `${v} steps`) })],
-      y: { range: (u, min, max) => [0, Math.max(1, max)] },
+      y: { range: (u, min, max) => [0, Math.max(1, max)] }, yLabel: "horizon (steps)",
     }),
     clip: new Chart($("chart-clip"), {
       series: [line("clipped %", COLORS.clip, { fill: "rgba(46, 125, 50, 0.15)",
         value: (u, v) => (v == null ? "–" : `${formatG(v, 3)} %`) })],
-      y: { range: [0, 100] },
+      y: { range: [0, 100] }, yLabel: "clipped updates (%)",
     }),
   };
   heatmap = new Heatmap($("heatmap"), { ramp: $("heatmap-ramp"), min: $("heatmap-min"),
-    max: $("heatmap-max"), hover: $("heatmap-hover") });
-  $("cancel").addEventListener("click", cancel);
-  $("series-select").addEventListener("change", drawForecast);
+    max: $("heatmap-max"), hover: $("heatmap-hover"),
+    axes: { x: $("heatmap-x"), y: $("heatmap-y") }, empty: $("heatmap-empty") });
+  forecast = new ForecastView({ container: $("chart-forecast"), select: $("series-select"),
+    note: $("forecast-note") });
+  actions = new JobActions(jobId, { onJob: showJob });
 }
 
 // One round: the job, then every new metrics and diagnostics row. The job is read first, so
@@ -53,10 +63,13 @@ async function poll() {
   let job;
   try {
     job = (await api(jobPath)).data;
+    if (!charts) build(job);
     showJob(job);
     await pullMetrics();
     await pullDiagnostics();
     drawCurves();
+    showEmptyCharts(job);
+    showMemberStarts(job);
     $("poll-error").hidden = true;
   } catch (exc) {
     if (exc.status === 404 || exc.status === 401) {
@@ -71,15 +84,14 @@ async function poll() {
   if (!TERMINAL.includes(job.status)) {
     setTimeout(poll, POLL_MS[job.status] ?? 1000);
   } else if (job.status === "succeeded") {
-    loadForecast().catch((exc) => {
+    forecast.load({ job_id: jobId }, { jobId, spec: job.spec }).catch((exc) => {
       $("forecast-note").textContent = `No forecast: ${exc.message}`;
     });
-  } else {
-    $("forecast-note").textContent = `No forecast: the job ${job.status}.`;
   }
 }
 
 function showJob(job) {
+  showTitle(job);
   const status = $("job-status");
   status.textContent = job.status;
   status.className = `badge ${job.status}`;
@@ -94,9 +106,66 @@ function showJob(job) {
   showMembers(job.progress?.finished_members ?? []);
   $("job-error").textContent = job.error ?? "";
   $("job-error").hidden = !job.error;
-  $("cancel").hidden = TERMINAL.includes(job.status) || job.cancel_requested;
+  actions.show(job);
   $("spec").textContent = JSON.stringify(job.spec, null, 2);
   showCrossValidation(job.cross_validation);
+}
+
+// The job's name (else its id), its labels, and the sweep it is a trial of.
+function showTitle(job) {
+  $("job-name").textContent = runName(job);
+  document.title = `${runName(job)} · bptt`;
+  $("job-labels").replaceChildren(...Object.entries(job.labels ?? {}).map(([key, value]) =>
+    element("span", { className: "chip" }, `${key}: ${value}`)));
+  const sweep = $("job-sweep");
+  sweep.hidden = !job.sweep_id;
+  if (job.sweep_id) {
+    sweep.replaceChildren(`trial ${job.trial} of sweep `, element("a",
+      { href: `/sweeps/${encodeURIComponent(job.sweep_id)}` }, shortId(job.sweep_id)));
+  }
+}
+
+// What each chart says while it has nothing to draw: what will appear, and when.
+function showEmptyCharts(job) {
+  const when = {
+    queued: "when a worker has started the job and finished its first epoch",
+    running: "when the first epoch ends",
+  }[job.status];
+  let none = null;  // once the job has ended: why a chart stays empty
+  if (!when) {
+    none = state.metrics.length ? "This job recorded none of these."
+      : `The job ${job.status} before any epoch was recorded.`;
+  }
+  charts.loss.setEmpty(none ?? `Training and validation loss per epoch appear ${when}.`);
+  charts.grad.setEmpty(none ?? `Gradient norms per epoch appear ${when}.`);
+  charts.clip.setEmpty(none ?? `The share of clipped updates per epoch appears ${when}.`);
+  charts.memory.setEmpty(none ?? `The memory horizon of each epoch appears ${when}.`);
+  $("heatmap-empty").textContent = none ?? `Gradient magnitude per lag appears ${when}.`;
+  if (job.status !== "succeeded") {
+    const reason = TERMINAL.includes(job.status) ? `No forecast: the job ${job.status}.`
+      : "The forecast of each series appears here once the job has succeeded.";
+    $("forecast-note").textContent = "";  // the chart's own text says it
+    forecast.container.querySelector(".chart-empty").textContent = reason;
+  }
+}
+
+// A dashed line where each ensemble member after the first starts (epochs are numbered across
+// members, which train one after the other).
+function showMemberStarts(job) {
+  const progress = job.progress ?? {};
+  const starts = [];
+  let first = 1;
+  for (const member of progress.finished_members ?? []) {
+    if (member.member > 1) starts.push({ x: first, label: `member ${member.member}` });
+    first += member.epochs;
+  }
+  const current = progress.member;
+  const finished = (progress.finished_members ?? []).length;
+  if (current != null && current > finished && current > 1) {
+    starts.push({ x: first, label: `member ${current}` });
+  }
+  const shown = starts.filter((m) => m.x <= (state.metrics.at(-1)?.epoch ?? 0));
+  charts.loss.setMarkers(shown);
 }
 
 // The ensemble members that have finished: how long each trained and why it stopped.
@@ -209,86 +278,5 @@ function drawCurves() {
   heatmap.setRows(state.flowEpochs, state.flow);
 }
 
-async function cancel() {
-  $("cancel").disabled = true;
-  try {
-    showJob((await api(`${jobPath}/cancel`, { method: "POST" })).data);
-  } catch (exc) {
-    $("job-error").textContent = exc.message;
-    $("job-error").hidden = false;
-  } finally {
-    $("cancel").disabled = false;
-  }
-}
 
-// The model's forecast of its own training series, and their history tails.
-async function loadForecast() {
-  $("forecast-note").textContent = "Forecasting…";
-  const answer = await api("/v1/forecasts", { method: "POST", body: { job_id: jobId } });
-  // Many series: the API answers with a batch (202) that a worker fills; wait for it.
-  const result = answer.status === 202 ? await batchResult(answer.data.id) : answer.data;
-  const forecasts = result.forecasts;
-  const horizon = forecasts[0]?.mean.length ?? 0;
-  const tail = Math.min(1000, Math.max(HISTORY_TAIL, 4 * horizon));
-  const history = await api(`${jobPath}/series?tail=${tail}&limit=100`);
-  const tails = new Map(history.data.series.map((s) => [s.id, s.values]));
-  state.forecast = { forecasts: forecasts.filter((f) => tails.has(f.id)), tails };
-  const select = $("series-select");
-  select.replaceChildren(...state.forecast.forecasts.map((f) => new Option(f.id, f.id)));
-  select.hidden = state.forecast.forecasts.length < 2;
-  const shown = history.data.num_series > 100 ? " (the first 100 series)" : "";
-  const trimmed = Math.min(HISTORY_TAIL, tail);
-  $("forecast-note").textContent = `Mean and the outer quantile band over the last ${trimmed} ` +
-    `points of history${shown}; x is steps from the end of the history.`;
-  drawForecast();
-}
-
-async function batchResult(batchId) {
-  for (;;) {
-    await new Promise((resolve) => { setTimeout(resolve, 1000); });
-    const { data } = await api(`/v1/forecasts/${encodeURIComponent(batchId)}`);
-    if (data.status === "succeeded") return data.result;
-    if (data.status === "failed") throw new Error(data.error ?? "the forecast batch failed");
-  }
-}
-
-function drawForecast() {
-  const { forecasts, tails } = state.forecast;
-  const chosen = forecasts.find((f) => f.id === $("series-select").value) ?? forecasts[0];
-  if (!chosen) return;
-  const past = tails.get(chosen.id).slice(-HISTORY_TAIL);
-  const levels = Object.keys(chosen.quantiles).sort((a, b) => Number(a) - Number(b));
-  const low = chosen.quantiles[levels[0]] ?? [];
-  const high = chosen.quantiles[levels[levels.length - 1]] ?? [];
-  const n = past.length;
-  const h = chosen.mean.length;
-  const xs = [...Array(n + h).keys()].map((i) => i - n + 1);  // 0 is the last observed point
-  const last = past[n - 1] ?? null;
-  // Forecast lines start at the last observation so that they join the history.
-  const ahead = (path) => [...Array(n - 1).fill(null), last, ...path];
-  const data = [xs, [...past, ...Array(h).fill(null)], ahead(chosen.mean)];
-  const series = [line("history", COLORS.history), line("mean", COLORS.mean)];
-  if (levels.length >= 2) {
-    data.push(ahead(low), ahead(high));
-    const edge = { width: 1, points: { show: false } };
-    series.push(line(`q${levels[0]}`, COLORS.quantile, edge),
-      line(`q${levels[levels.length - 1]}`, COLORS.quantile, edge));
-  }
-  const container = $("chart-forecast");
-  charts.forecast?.destroy();  // the quantile series may differ: a new chart each time
-  const chart = new Chart(container, {
-    series,
-    xLabel: "step",
-    bands: levels.length >= 2 ? [{ series: [4, 3], fill: COLORS.band }] : [],
-  });
-  chart.setData(data);
-  charts.forecast = chart;
-  container.dataset.state = "ready";
-  container.dataset.series = chosen.id;
-  container.dataset.horizon = String(h);
-}
-
-whenSignedIn(() => {
-  build();
-  poll();
-});
+whenSignedIn(poll);
