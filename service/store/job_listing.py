@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, and_, case, cast, false, func, or_, select
@@ -149,7 +149,11 @@ def decode_keys(sort: str, raw: list[Any]) -> tuple[Any, ...]:
                 raise ValueError("missing key")
             typed.append(None)
         elif key.kind is datetime:
-            typed.append(datetime.fromisoformat(value))
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                raise ValueError("naive time")
+            # near year 1 or 9999 the conversion overflows: the caller refuses the cursor
+            typed.append(moment.astimezone(UTC))
         elif key.kind is float and isinstance(value, int | float) and not isinstance(value, bool):
             typed.append(float(value))
         elif isinstance(value, key.kind) and not isinstance(value, bool):
