@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.store.codec import compress_json
+from service.store.dbclock import db_now
 from service.store.tables import (
     FINISHED_STATUSES,
     ApiToken,
@@ -140,7 +141,9 @@ def create_job(
         resolved_spec=resolved_spec,
         status="queued",
         created_at=now,
-        enqueued_at=now,  # the message goes out right after the commit
+        # The message goes out right after the commit; the reaper compares this time with the
+        # database's clock, so it is written by that clock too.
+        enqueued_at=db_now(),
         epochs_total=epochs_total,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
@@ -366,6 +369,7 @@ def create_forecast_batch(
         job_id=job_id,
         status="queued",
         request_zlib=compress_json(request),
+        enqueued_at=db_now(),  # the message goes out right after the commit
     )
     session.add(batch)
     session.flush()
