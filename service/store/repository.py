@@ -272,6 +272,14 @@ def job_by_idempotency_key(session: Session, *, tenant_id: int, key: str) -> Job
     )
 
 
+def lock_tenant(session: Session, *, tenant_id: int) -> None:
+    """Hold the tenant's submissions until this transaction ends: a no-op UPDATE of its row,
+    which locks that row on PostgreSQL and takes SQLite's write lock. What the transaction
+    counts next (a quota) then stays true until it commits."""
+    session.execute(update(Tenant).where(Tenant.id == tenant_id).values(id=Tenant.id)
+                    .execution_options(synchronize_session=False))
+
+
 def count_queued_jobs(session: Session, *, tenant_id: int) -> int:
     """How many of the tenant's jobs wait for a worker (sweep trials have their own limits)."""
     query = select(func.count()).where(Job.tenant_id == tenant_id, Job.status == "queued",
