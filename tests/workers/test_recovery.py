@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,32 +154,25 @@ def test_a_forecast_batch_whose_worker_stalled_is_taken_over_and_its_answer_fenc
         sessions, settings, start_worker):
     job_id = add_job(sessions)
     assert run_training(sessions, settings, job_id, "trainer") == "succeeded"
-    rng = np.random.default_rng(1)
-    many = [{"id": f"x{i}", "values": [round(float(v), 3) for v in 10 + rng.normal(size=60)]}
-            for i in range(12_000)]  # a second or more of decoding and forecasting
     with sessions() as session:
         tenant_id = session.get(Job, job_id).tenant_id
         batch_id = repository.create_forecast_batch(session, tenant_id=tenant_id, job_id=job_id,
-                                                    request={"series": many, "horizon": None,
+                                                    request={"series": series(count=50),
+                                                             "horizon": None,
                                                              "quantiles": None}).id
         session.commit()
-    code = ("import sys; from service.settings import Settings; "
-            "from service.store.db import session_factory; "
-            "from service.store.forecast_batches import answer_batch; s = Settings.from_env(); "
-            "print(answer_batch(session_factory(s), s, sys.argv[1], 'stalled'), flush=True)")
     env = {**os.environ, "BPTT_DATA_DIR": str(settings.data_dir), "BPTT_LEASE_SECONDS": "2"}
-    stalled = subprocess.Popen([sys.executable, "-c", code, batch_id], env=env,
-                               stdout=subprocess.PIPE, text=True)
+    # It claims the batch, then hangs past its lease (a stall, a partition): see stalled_batch.
+    stalled = subprocess.Popen([sys.executable, "-m", "tests.workers.stalled_batch", batch_id],
+                               env=env, stdout=subprocess.PIPE, text=True)
     try:
         def status() -> str:
             with sessions() as session:
                 return session.get(ForecastBatch, batch_id).status
 
-        deadline = time.monotonic() + 120
-        while status() != "running":  # looked at closely: the batch is running for a second
-            assert time.monotonic() < deadline and status() == "queued", status()
-            time.sleep(0.005)
-        stalled.send_signal(signal.SIGSTOP)  # hung past its lease: a stall, a partition
+        wait_for(lambda: _stopped(stalled) or stalled.poll() is not None,
+                 "the stalled worker to claim the batch and stop")
+        assert stalled.poll() is None and status() == "running"
         start_worker("w1")  # its reaper re-sends the batch once the lease has expired
         wait_for(lambda: status() == "succeeded", "another worker to answer the batch")
         with sessions() as session:
@@ -196,6 +190,15 @@ def test_a_forecast_batch_whose_worker_stalled_is_taken_over_and_its_answer_fenc
         assert (after.status, after.finished_at, after.attempts) == (
             "succeeded", answered.finished_at, 2)
         assert after.result_zlib == answered.result_zlib
+
+
+def _stopped(process: subprocess.Popen) -> bool:
+    """Whether the process is stopped by a signal (state T in /proc/PID/stat)."""
+    try:
+        stat = Path(f"/proc/{process.pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "T"
 
 
 def test_retries_after_lost_workers_are_capped(any_sessions, any_settings):
