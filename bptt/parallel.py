@@ -6,20 +6,31 @@ kernels are compiled with nogil=True, so plain Python threads run them in parall
 to one thread meanwhile: the per-step GEMMs are far too small to share (OpenBLAS's own threads
 made them several times slower), and the threads here already fill the cores. A given thread
 count always gives bit-identical results.
+
+Both the pool and the BLAS limit are process-wide, and a threaded server (the API answers
+forecasts on several request threads) enters them from many threads at once: each is guarded
+by a lock, and the BLAS limit is counted, set by the first thread in and lifted by the last out.
 """
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
 MIN_ROWS_PER_THREAD = 8  # below this a thread's per-step GEMMs cost more than they save
 
+_pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
-_pool_owner: tuple[int, int] | None = None  # (pid, size): a forked worker builds its own pool
+_pool_size = 0
+
+_blas_lock = threading.Lock()
 _blas: ThreadpoolController | None = None
+_blas_limit: Any = None  # threadpoolctl's limiter while any thread is inside single_threaded_blas
+_blas_users = 0  # threads inside single_threaded_blas now
 
 
 def chunk_bounds(rows: int, threads: int) -> list[tuple[int, int]]:
@@ -33,19 +44,56 @@ def run_chunks(work: Callable[[int, int], object], bounds: list[tuple[int, int]]
     """work(lo, hi) for every chunk, in parallel threads when there is more than one chunk."""
     if len(bounds) == 1:
         return [work(*bounds[0])]
-    global _pool, _pool_owner
-    pid, size = _pool_owner or (None, 0)
-    if _pool is None or pid != os.getpid() or size < len(bounds):
-        _pool = ThreadPoolExecutor(max_workers=len(bounds), thread_name_prefix="bptt")
-        _pool_owner = (os.getpid(), len(bounds))
-    return list(_pool.map(lambda b: work(*b), bounds))
+    # Submitted under the lock: a pool replaced by a larger one is shut down only after every
+    # caller that got it has handed it its work (which it still runs to the end).
+    with _pool_lock:
+        pool = _pool_of_at_least(len(bounds))
+        futures = [pool.submit(work, lo, hi) for lo, hi in bounds]
+    return [future.result() for future in futures]
+
+
+def _pool_of_at_least(size: int) -> ThreadPoolExecutor:
+    """The process's pool, replaced by a larger one when `size` threads are wanted (the caller
+    holds _pool_lock). One pool at a time: a replaced pool's threads end once their work is."""
+    global _pool, _pool_size
+    if _pool is None or _pool_size < size:
+        old = _pool
+        _pool, _pool_size = ThreadPoolExecutor(max_workers=size, thread_name_prefix="bptt"), size
+        if old is not None:
+            old.shutdown(wait=False)
+    return _pool
 
 
 @contextmanager
-def single_threaded_blas():
-    """Hold BLAS to one thread for the duration (see the module docstring for why)."""
-    global _blas
-    if _blas is None:
-        _blas = ThreadpoolController()
-    with _blas.limit(limits=1, user_api="blas"):
+def single_threaded_blas() -> Iterator[None]:
+    """Hold BLAS to one thread for the duration (see the module docstring for why).
+
+    The limit is process-wide: the first thread in sets it, the last thread out restores what
+    was there before, so that no thread leaves while another still relies on it.
+    """
+    global _blas, _blas_limit, _blas_users
+    with _blas_lock:
+        if _blas_users == 0:
+            if _blas is None:
+                _blas = ThreadpoolController()
+            _blas_limit = _blas.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
         yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a Celery or gunicorn worker) has only the forking thread: the locks may
+    have been held by threads that no longer exist, and the pool's threads are gone."""
+    global _pool_lock, _pool, _pool_size, _blas_lock, _blas_limit, _blas_users
+    _pool_lock, _pool, _pool_size = threading.Lock(), None, 0
+    _blas_lock, _blas_limit, _blas_users = threading.Lock(), None, 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -82,7 +82,9 @@ class Settings:
     # died). Duplicate messages are harmless: the claim lets only one worker through.
     reaper_interval_seconds: int = 10
     requeue_after_seconds: int = 30
-    max_attempts: int = 3  # a job that failed this many times (not by diverging) stays failed
+    # Attempts a job or forecast batch gets: one that failed (not by diverging) or lost its
+    # worker (killed, out of memory) this many times stays failed.
+    max_attempts: int = 3
     # Engine threads per training job (bptt's batch-parallel threads); 1 suits one job per core.
     train_threads: int = 1
     # Engine threads per forecast (the API's answers and the workers' batches): thousands of

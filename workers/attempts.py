@@ -118,7 +118,8 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
     """Claim and train one job; returns what happened (for logs and tests)."""
     with sessions() as session:
         claim = claims.claim_job(session, job_id=job_id, owner=owner,
-                               lease_seconds=settings.lease_seconds)
+                                 lease_seconds=settings.lease_seconds,
+                                 max_attempts=settings.max_attempts)
         if claim is None:
             return "not claimed"
         job = session.get(Job, job_id)

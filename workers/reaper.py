@@ -10,51 +10,55 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
-from service.store import queue, sweep_settlement
-from service.store.tables import ForecastBatch, Job, utcnow
+from service.store import forecast_batches, queue, sweep_settlement
+from service.store.dbclock import db_now
+from service.store.tables import Job
+from workers import claims
 
 log = logging.getLogger(__name__)
+BATCH_SIZE = 1000  # rows one sweep re-sends at most; the next sweep takes the rest
 
 
 def sweep(session: Session, settings: Settings) -> list[str]:
     """Mark stale jobs as just enqueued and return their ids (the caller sends the messages).
 
-    Stale: queued and not sent for requeue_after_seconds, or running with an expired lease.
-    Updating enqueued_at first means several reapers do not all re-send the same job at once.
+    Stale: queued and not sent for requeue_after_seconds, or running with an expired lease (by
+    the database's clock). First, jobs nobody may claim again are ended instead (cancelled
+    ones whose worker died, and ones out of attempts: see claims.end_abandoned), so that they
+    are not sent again forever. The UPDATE re-checks staleness on each row it changes and
+    returns only those: of two reapers sweeping at once, each job goes to exactly one.
     """
-    now = utcnow()
+    claims.end_abandoned(session, max_attempts=settings.max_attempts)
     stale = or_(
         and_(Job.status == "queued",
              or_(Job.enqueued_at.is_(None),
-                 Job.enqueued_at < now - timedelta(seconds=settings.requeue_after_seconds))),
-        and_(Job.status == "running", Job.lease_expires_at < now,
+                 Job.enqueued_at < db_now(-settings.requeue_after_seconds))),
+        and_(Job.status == "running", Job.lease_expires_at < db_now(),
              or_(Job.enqueued_at.is_(None),
-                 Job.enqueued_at < now - timedelta(seconds=settings.lease_seconds))),
+                 Job.enqueued_at < db_now(-settings.lease_seconds))),
     )
-    ids = list(session.scalars(select(Job.id).where(stale).limit(1000)))
-    if ids:
-        session.execute(update(Job).where(Job.id.in_(ids), stale).values(enqueued_at=now)
-                        .execution_options(synchronize_session=False))
+    candidates = select(Job.id).where(stale).limit(BATCH_SIZE)
+    ids = list(session.scalars(
+        update(Job).where(Job.id.in_(candidates), stale).values(enqueued_at=db_now())
+        .returning(Job.id).execution_options(synchronize_session=False)))
     session.commit()
     return ids
 
 
 def stale_batches(session: Session, settings: Settings) -> list[str]:
-    """Forecast batches still queued after requeue_after_seconds: their message was lost.
-
-    (A batch left running by a dead worker is taken over by any later delivery; see
-    service.store.forecast_batches.) Batches carry no enqueue time, so a batch is re-sent at
-    most once per sweep, which is harmless: claiming it is one conditional update.
-    """
-    cutoff = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
-    return list(session.scalars(select(ForecastBatch.id).where(
-        ForecastBatch.status == "queued", ForecastBatch.created_at < cutoff).limit(1000)))
+    """Forecast batches to send again: queued ones whose message was lost, running ones whose
+    worker died (expired lease). Batches out of attempts are failed first. As `sweep`, returns
+    only the batches its UPDATE changed."""
+    forecast_batches.end_abandoned(session, max_attempts=settings.max_attempts)
+    ids = forecast_batches.mark_stale(session, requeue_after_seconds=settings.requeue_after_seconds,
+                                      lease_seconds=settings.lease_seconds, limit=BATCH_SIZE)
+    session.commit()
+    return ids
 
 
 def settle_sweeps(session: Session) -> list[str]:

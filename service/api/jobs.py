@@ -69,17 +69,26 @@ def submit_job() -> Response:
                                  settings)
     else:
         plan = plans.resolve(valid.spec, plans.lengths(valid.series), settings)
-    queued = repository.count_queued_jobs(session, tenant_id=tenant_id)
-    if queued >= settings.max_queued_jobs_per_tenant:
-        raise Problem(
-            f"{queued} jobs are already queued; the limit is "
-            f"{settings.max_queued_jobs_per_tenant}. Retry when some have started.",
-            status=429,
-            headers={"Retry-After": str(QUOTA_RETRY_AFTER_S)},
-        )
     session.commit()  # end the read phase: the insert gets a transaction of its own
 
     def insert() -> Job:
+        # The quota is checked in the insert's own transaction, with the tenant's submissions
+        # taken one at a time: checked apart, concurrent submits would all see room for one
+        # more and all be stored.
+        repository.lock_tenant(session, tenant_id=tenant_id)
+        # A key already taken is left to fail the insert below: its first answer is replayed
+        # (insert_once), whatever the quota says now.
+        taken = key is not None and repository.job_by_idempotency_key(
+            session, tenant_id=tenant_id, key=key) is not None
+        queued = repository.count_queued_jobs(session, tenant_id=tenant_id)
+        if not taken and queued >= settings.max_queued_jobs_per_tenant:
+            session.rollback()
+            raise Problem(
+                f"{queued} jobs are already queued; the limit is "
+                f"{settings.max_queued_jobs_per_tenant}. Retry when some have started.",
+                status=429,
+                headers={"Retry-After": str(QUOTA_RETRY_AFTER_S)},
+            )
         return repository.create_job(
             session,
             tenant_id=tenant_id,

@@ -6,15 +6,19 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
+import socket
+import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pydantic_core
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
@@ -22,15 +26,13 @@ from bptt import DataError, forecast_arrays
 from service.settings import Settings
 from service.store import repository
 from service.store.codec import compress_json, decompress_json
+from service.store.dbclock import db_now
 from service.store.model_cache import ModelCache
-from service.store.tables import ForecastBatch, utcnow
+from service.store.tables import ForecastBatch
 
 # One cache per process, keyed by the sha256 of the model's bytes: the same bytes are the same
 # model whoever asks, so sharing it across jobs and tenants leaks nothing.
 MODELS = ModelCache()
-# A batch still "running" this long after it started lost its worker (a forecast takes seconds);
-# a redelivered message may then take it over.
-STALE_BATCH_AFTER = timedelta(minutes=15)
 
 log = logging.getLogger(__name__)
 
@@ -55,52 +57,177 @@ def run_forecast(model: bptt.Model, series: list[dict[str, Any]] | None, horizon
     return ForecastTable(ids, wanted, values)
 
 
-def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: str) -> str:
-    """Claim a queued forecast batch, forecast it, store the result; returns what happened."""
-    with sessions() as session:
-        now = utcnow()
-        claimable = or_(ForecastBatch.status == "queued",
-                        and_(ForecastBatch.status == "running",
-                             ForecastBatch.started_at < now - STALE_BATCH_AFTER))
-        # One conditional update: of two deliveries of the same message, one claims the batch.
-        claimed = session.execute(
-            update(ForecastBatch)
-            .where(ForecastBatch.id == batch_id, claimable)
-            .values(status="running", started_at=now, error=None)
-            .execution_options(synchronize_session=False)
-        )
+# Batches are claimed as jobs are (workers/claims.py), on the database's clock: a claim takes
+# a lease and counts an attempt, a heartbeat renews the lease while the forecast runs, and only
+# the current owner may finish the batch. The reaper re-sends a batch whose lease expired (its
+# worker died) and fails one whose workers died max_attempts times.
+
+@dataclass(frozen=True)
+class BatchClaim:
+    """A worker's hold on a forecast batch: owner and attempt fence its final write."""
+
+    batch_id: str
+    owner: str
+    attempt: int
+
+
+def _unheld() -> Any:
+    """Queued, or running under a lease that expired by the database's clock."""
+    return or_(ForecastBatch.status == "queued",
+               and_(ForecastBatch.status == "running",
+                    ForecastBatch.lease_expires_at < db_now()))
+
+
+def claim_batch(session: Session, *, batch_id: str, owner: str, lease_seconds: int,
+                max_attempts: int) -> BatchClaim | None:
+    """Take a queued batch, or a running one whose worker died; None if another worker holds
+    it, it has finished, or it is out of attempts (then it is failed here). Commits."""
+    attempt = session.scalar(
+        update(ForecastBatch)
+        .where(ForecastBatch.id == batch_id, _unheld(), ForecastBatch.attempts < max_attempts)
+        .values(status="running", started_at=db_now(), error=None, lease_owner=owner,
+                lease_expires_at=db_now(lease_seconds), attempts=ForecastBatch.attempts + 1)
+        .returning(ForecastBatch.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    if attempt is None:
+        session.rollback()
+        end_abandoned(session, max_attempts=max_attempts, batch_id=batch_id)
         session.commit()
-        if not claimed.rowcount:  # type: ignore[attr-defined]
+        return None
+    session.commit()
+    return BatchClaim(batch_id, owner, attempt)
+
+
+def renew_batch_lease(session: Session, claim: BatchClaim, *, lease_seconds: int) -> bool:
+    """Push the batch's lease forward; False when the batch is no longer this claim's."""
+    renewed = session.execute(
+        update(ForecastBatch).where(*_owned(claim))
+        .values(lease_expires_at=db_now(lease_seconds))
+        .execution_options(synchronize_session=False))
+    session.commit()
+    return bool(renewed.rowcount)  # type: ignore[attr-defined]
+
+
+def end_abandoned(session: Session, *, max_attempts: int, batch_id: str | None = None
+                  ) -> list[str]:
+    """Fail the batches (all, or just `batch_id`) out of attempts with nobody holding them:
+    their workers died each time (a batch that raised ends failed at once). The caller
+    commits; returns their ids."""
+    only = [ForecastBatch.id == batch_id] if batch_id is not None else []
+    rows = session.execute(
+        update(ForecastBatch).where(*only, _unheld(), ForecastBatch.attempts >= max_attempts)
+        .values(status="failed", finished_at=db_now(), lease_owner=None, lease_expires_at=None)
+        .returning(ForecastBatch.id, ForecastBatch.attempts)
+        .execution_options(synchronize_session=False)).all()
+    for row in rows:
+        session.execute(update(ForecastBatch).where(ForecastBatch.id == row.id).values(
+            error=f"worker lost {row.attempts} times: the process answering this batch died "
+                  f"(killed, out of memory or crashed); not retried after {max_attempts} "
+                  "attempts (BPTT_MAX_ATTEMPTS)").execution_options(synchronize_session=False))
+    return [row.id for row in rows]
+
+
+def mark_stale(session: Session, *, requeue_after_seconds: int, lease_seconds: int,
+               limit: int) -> list[str]:
+    """Mark batches to send again as just enqueued and return their ids: queued and not sent
+    for requeue_after_seconds, or running with an expired lease. Only the rows this UPDATE
+    changed are returned, so two reapers never both re-send a batch. The caller commits."""
+    stale = or_(
+        and_(ForecastBatch.status == "queued",
+             or_(ForecastBatch.enqueued_at.is_(None),
+                 ForecastBatch.enqueued_at < db_now(-requeue_after_seconds))),
+        and_(ForecastBatch.status == "running", ForecastBatch.lease_expires_at < db_now(),
+             or_(ForecastBatch.enqueued_at.is_(None),
+                 ForecastBatch.enqueued_at < db_now(-lease_seconds))),
+    )
+    candidates = select(ForecastBatch.id).where(stale).limit(limit)
+    return list(session.scalars(
+        update(ForecastBatch).where(ForecastBatch.id.in_(candidates), stale)
+        .values(enqueued_at=db_now()).returning(ForecastBatch.id)
+        .execution_options(synchronize_session=False)))
+
+
+def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: str,
+                 owner: str | None = None) -> str:
+    """Claim a forecast batch, forecast it, store the result; returns what happened. Of two
+    deliveries of the same message, one claims the batch; a later delivery takes it over only
+    once its lease has expired (its worker died)."""
+    owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}"
+    with sessions() as session:
+        claim = claim_batch(session, batch_id=batch_id, owner=owner,
+                            lease_seconds=settings.lease_seconds,
+                            max_attempts=settings.max_attempts)
+        if claim is None:
             return "not claimed"
         batch = session.get(ForecastBatch, batch_id)
         assert batch is not None
         request = decompress_json(batch.request_zlib)
-        try:
-            loaded = load_model(session, job_id=batch.job_id)
-            if loaded is None:
-                raise LookupError("the job's model is no longer stored")
-            document = run_forecast(loaded[1], request["series"], request["horizon"],
-                                    request["quantiles"], settings.forecast_threads)
-        except (DataError, LookupError) as exc:  # the API checked; only a changed model gets here
-            return _finish(session, batch_id, status="failed", error=str(exc))
-        except Exception as exc:
-            log.exception("forecast batch %s failed", batch_id)
-            return _finish(session, batch_id, status="failed", error=f"forecast failed: {exc}")
-        # Through the schema's JSON: NaN (from a degenerate series) is stored as null.
-        result = compress_json(json.loads(document.model_dump_json()))
-        return _finish(session, batch_id, status="succeeded", result_zlib=result)
+        with _Heartbeat(sessions, claim, settings.lease_seconds):
+            try:
+                loaded = load_model(session, job_id=batch.job_id)
+                if loaded is None:
+                    raise LookupError("the job's model is no longer stored")
+                document = run_forecast(loaded[1], request["series"], request["horizon"],
+                                        request["quantiles"], settings.forecast_threads)
+            except (DataError, LookupError) as exc:  # the API checked; only a changed model
+                return _finish(session, claim, status="failed", error=str(exc))
+            except DBAPIError:  # the database, not the batch: the lease expires, and the
+                raise  # reaper sends it again (within max_attempts)
+            except Exception as exc:
+                log.exception("forecast batch %s failed", batch_id)
+                return _finish(session, claim, status="failed",
+                               error=f"forecast failed: {exc}")
+            # Through the schema's JSON: NaN (from a degenerate series) is stored as null.
+            result = compress_json(json.loads(document.model_dump_json()))
+            return _finish(session, claim, status="succeeded", result_zlib=result)
 
 
-def _finish(session: Session, batch_id: str, *, status: str, **values: Any) -> str:
-    """End a running batch with `status`; returns the status."""
-    session.execute(
-        update(ForecastBatch)
-        .where(ForecastBatch.id == batch_id, ForecastBatch.status == "running")
-        .values(status=status, finished_at=utcnow(), **values)
+def _owned(claim: BatchClaim) -> list[Any]:
+    """The conditions under which the batch is still this claim's."""
+    return [ForecastBatch.id == claim.batch_id, ForecastBatch.status == "running",
+            ForecastBatch.lease_owner == claim.owner, ForecastBatch.attempts == claim.attempt]
+
+
+def _finish(session: Session, claim: BatchClaim, *, status: str, **values: Any) -> str:
+    """End the batch with `status` if it is still this claim's; returns the status, or
+    "lease lost" when another attempt took the batch over (its answer stands, not this one)."""
+    finished = session.execute(
+        update(ForecastBatch).where(*_owned(claim))
+        .values(status=status, finished_at=db_now(), lease_owner=None, lease_expires_at=None,
+                **values)
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    return status
+    return status if finished.rowcount else "lease lost"  # type: ignore[attr-defined]
+
+
+class _Heartbeat:
+    """Renews a batch's lease every third of the lease while the forecast runs."""
+
+    def __init__(self, sessions: sessionmaker[Session], claim: BatchClaim, lease_seconds: int):
+        self.sessions, self.claim, self.lease_seconds = sessions, claim, lease_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bptt-batch-heartbeat",
+                                        daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.lease_seconds)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                with self.sessions() as session:
+                    if not renew_batch_lease(session, self.claim,
+                                             lease_seconds=self.lease_seconds):
+                        return  # taken over: _finish will find out and write nothing
+            except Exception:  # a database hiccup: try again at the next beat
+                log.exception("heartbeat for forecast batch %s failed", self.claim.batch_id)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.store.codec import compress_json
+from service.store.dbclock import db_now
 from service.store.tables import (
     FINISHED_STATUSES,
     ApiToken,
@@ -140,7 +141,9 @@ def create_job(
         resolved_spec=resolved_spec,
         status="queued",
         created_at=now,
-        enqueued_at=now,  # the message goes out right after the commit
+        # The message goes out right after the commit; the reaper compares this time with the
+        # database's clock, so it is written by that clock too.
+        enqueued_at=db_now(),
         epochs_total=epochs_total,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
@@ -269,6 +272,14 @@ def job_by_idempotency_key(session: Session, *, tenant_id: int, key: str) -> Job
     )
 
 
+def lock_tenant(session: Session, *, tenant_id: int) -> None:
+    """Hold the tenant's submissions until this transaction ends: a no-op UPDATE of its row,
+    which locks that row on PostgreSQL and takes SQLite's write lock. What the transaction
+    counts next (a quota) then stays true until it commits."""
+    session.execute(update(Tenant).where(Tenant.id == tenant_id).values(id=Tenant.id)
+                    .execution_options(synchronize_session=False))
+
+
 def count_queued_jobs(session: Session, *, tenant_id: int) -> int:
     """How many of the tenant's jobs wait for a worker (sweep trials have their own limits)."""
     query = select(func.count()).where(Job.tenant_id == tenant_id, Job.status == "queued",
@@ -366,6 +377,7 @@ def create_forecast_batch(
         job_id=job_id,
         status="queued",
         request_zlib=compress_json(request),
+        enqueued_at=db_now(),  # the message goes out right after the commit
     )
     session.add(batch)
     session.flush()

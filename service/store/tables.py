@@ -309,6 +309,8 @@ class ForecastBatch(Base):
     __table_args__ = (
         CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
         Index("ix_forecast_batches_tenant_id_created_at", "tenant_id", "created_at"),
+        # The reaper: queued batches nobody picked up, running ones whose lease has expired.
+        Index("ix_forecast_batches_status_lease_expires_at", "status", "lease_expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -321,3 +323,43 @@ class ForecastBatch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Claimed as jobs are (workers/claims.py): each claim increments attempts and takes a lease
+    # the worker renews while it forecasts; the reaper re-sends a batch whose lease expired and
+    # ends one whose workers died max_attempts times. Times come from the database's clock.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # last message sent
+
+
+ATTEMPT_OUTCOMES = ("succeeded", "failed", "cancelled", "released", "lost")
+
+
+class JobAttempt(Base):
+    """One claim of a job, kept as an audit: who ran it, from when to its last fenced write.
+
+    Written in the claim's and every fenced write's transaction, with the database's clock, so
+    an attempt's last_seen_at is never after the next attempt's claimed_at unless fencing
+    failed (benchmarks/chaos.py checks exactly that). An attempt whose worker died ends "lost"
+    when the next claim or the reaper finds its lease expired; the lost ones are what a job
+    that keeps killing its workers is failed for ("worker lost N times").
+    """
+
+    __tablename__ = "job_attempts"
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt"),
+        CheckConstraint(
+            "outcome IN ('succeeded', 'failed', 'cancelled', 'released', 'lost')",
+            name="outcome",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)  # Job.attempts as this claim set it
+    owner: Mapped[str] = mapped_column(String(255))  # the lease owner: worker host:pid:task id
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The last heartbeat or write this attempt made while its claim was current.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(16))  # None while it runs

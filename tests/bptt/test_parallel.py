@@ -36,3 +36,130 @@ def test_threads_match_serial_and_repeat_exactly(cell):
     one, _ = predict(spec, params, x)
     many, states = predict(spec, params, x, threads=2, batch_chunk=10)
     assert relative_error(many, one) < 1e-12 and states[0].h.shape == (37, 16)
+
+
+# The pool and the BLAS limit are process-wide, and the API enters them from several request
+# threads at once (forecasts run there): they must hold under that. Each check runs in a fresh
+# process, whose main thread has never set BLAS's thread count: OpenBLAS (0.3.30) ignores what
+# other threads set once the main thread has set a count itself, as earlier tests here do.
+
+def _in_a_fresh_process(check: str) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", f"from tests.bptt.test_parallel import "
+                           f"{check}; {check}()"], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+    if done.returncode == 3:
+        pytest.skip(done.stdout.strip())
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _blas_threads(controller) -> set[int]:
+    return {lib.num_threads for lib in controller.select(user_api="blas").lib_controllers}
+
+
+def _blas_default(controller) -> set[int]:
+    """BLAS's own thread count, which the limit must return to; exits 3 (skip) where it is
+    one already, as the limit would then change nothing to see."""
+    import sys
+
+    import numpy  # noqa: F401  (loads BLAS)
+    import scipy.linalg  # noqa: F401  (loads the BLAS the kernels call)
+
+    default = _blas_threads(controller)
+    if not default or default == {1}:
+        print(f"BLAS runs {default or 'no'} thread(s) here: nothing for a limit to change")
+        sys.exit(3)
+    return default
+
+
+def test_the_blas_limit_holds_until_the_last_thread_leaves():
+    _in_a_fresh_process("_blas_limit_first_in_first_out")
+
+
+def _blas_limit_first_in_first_out():
+    import threading
+
+    from threadpoolctl import ThreadpoolController
+
+    from bptt.parallel import single_threaded_blas
+
+    controller = ThreadpoolController()
+    default = _blas_default(controller)
+    seen = {}
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():  # in first, out first, while the second is still inside
+        with single_threaded_blas():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with single_threaded_blas():
+            second_in.set()
+            first_out.wait(10)
+            seen["inside"] = _blas_threads(controller)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    seen["after"] = _blas_threads(controller)
+    assert seen == {"inside": {1}, "after": default}, seen
+
+
+def test_many_threads_entering_the_blas_limit_and_the_pool_at_once():
+    _in_a_fresh_process("_many_threads_at_once")
+
+
+def _many_threads_at_once():
+    import random
+    import threading
+    import time
+
+    from threadpoolctl import ThreadpoolController
+
+    from bptt.parallel import run_chunks, single_threaded_blas
+
+    controller = ThreadpoolController()
+    default = _blas_default(controller)
+    problems: list[str] = []
+
+    def work(lo, hi):
+        time.sleep(0.002)
+        return list(range(lo, hi))
+
+    def request(seed):
+        rng = random.Random(seed)
+        for _ in range(30):
+            size = rng.randint(2, 6)
+            bounds = [(k * 10, k * 10 + 10) for k in range(size)]
+            with single_threaded_blas():
+                if _blas_threads(controller) != {1}:
+                    problems.append(f"BLAS at {_blas_threads(controller)} inside the limit")
+                got = run_chunks(work, bounds)
+            if got != [list(range(lo, hi)) for lo, hi in bounds]:
+                problems.append(f"wrong chunks for {size}")
+
+    for size in range(2, 7):  # one after another: each needs a larger pool than the last
+        run_chunks(work, [(0, 1)] * size)
+    threads = [threading.Thread(target=request, args=(seed,)) for seed in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert problems == [], problems[:5]
+    assert _blas_threads(controller) == default
+    deadline = time.monotonic() + 10  # a replaced pool's threads end once their work is done
+    while time.monotonic() < deadline:
+        pool_threads = [t for t in threading.enumerate() if t.name.startswith("bptt")]
+        if len(pool_threads) <= 6:
+            break
+        time.sleep(0.05)
+    assert len(pool_threads) <= 6, [t.name for t in pool_threads]  # one pool, not one per size

@@ -19,8 +19,9 @@ TABLES = {
     "forecast_batches",
     "sweeps",
     "series_states",
+    "job_attempts",
 }
-HEAD = "0008_names_labels"
+HEAD = "0004_recovery"
 
 
 def table_names(url: str) -> set[str]:
@@ -50,7 +51,11 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert TABLES <= table_names(database_url)
     assert current_revision(database_url) == HEAD
 
-    downgrade(database_url, "0003")  # one step: the newest revision's downgrade on its own
+    downgrade(database_url, "0008_names_labels")  # one step: the newest revision's downgrade
+    assert current_revision(database_url) == "0008_names_labels"
+    assert "job_attempts" not in table_names(database_url)
+    assert "lease_owner" not in column_names(database_url, "forecast_batches")
+    downgrade(database_url, "0003")
     assert current_revision(database_url) == "0003"
     assert "labels" not in column_names(database_url, "jobs")
     assert "name" not in column_names(database_url, "sweeps")

@@ -4,24 +4,27 @@ writes them (a job row and its compressed dataset)."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
 from service.settings import Settings
 from service.store.codec import compress_json
-from service.store.db import session_factory, upgrade
+from service.store.db import make_engine, session_factory, upgrade
 from service.store.repository import create_tenant
 from service.store.tables import Dataset, EpochMetric, Job, utcnow
+from tests.service import pg_server
 
 
 @pytest.fixture
@@ -108,20 +111,26 @@ def metric_epochs(sessions: sessionmaker[Session], job_id: str) -> list[int]:
 def start_worker(settings: Settings) -> Iterator[Callable[..., subprocess.Popen]]:
     """Starts real `celery worker` processes on the test's database; kills them after.
 
-    start_worker(name, **env) adds BPTT_* overrides, e.g. BPTT_BROKER_URL for Redis.
+    start_worker(name, **env) adds BPTT_* overrides, e.g. BPTT_BROKER_URL for Redis;
+    address_space=N runs it (and its pool) under RLIMIT_AS N bytes.
     """
     started: list[subprocess.Popen] = []
     base = {**os.environ, "BPTT_DATA_DIR": str(settings.data_dir), "BPTT_LEASE_SECONDS": "2",
             "BPTT_REAPER_INTERVAL_SECONDS": "1", "BPTT_REQUEUE_AFTER_SECONDS": "1"}
 
-    def start(name: str, **env: str) -> subprocess.Popen:
+    def start(name: str, address_space: int | None = None, **env: str) -> subprocess.Popen:
         log = open(settings.data_dir / f"{name}.log", "wb")  # noqa: SIM115  (closed with it)
+
+        def limit() -> None:  # in the child, before exec: RLIMIT_AS for it and its pool
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
              "--pool", "prefork", "--concurrency", "1", "--hostname", f"{name}@%h",
              "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
             env={**base, **env}, start_new_session=True,  # kill its pool child with it
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=limit if address_space else None)
         log.close()  # the child keeps its own descriptor
         started.append(process)
         return process
@@ -131,3 +140,53 @@ def start_worker(settings: Settings) -> Iterator[Callable[..., subprocess.Popen]
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[pg_server.PostgresServer]:
+    """A real PostgreSQL 15 server for the workers' tests (skipped when it cannot be run)."""
+    reason = pg_server.missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    server = pg_server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings as `settings` has them, on SQLite and then on a fresh, migrated database of
+    the real PostgreSQL server."""
+    env = {"BPTT_DATA_DIR": str(tmp_path / "data"), "BPTT_LEASE_SECONDS": "2",
+           "BPTT_REQUEUE_AFTER_SECONDS": "1", "BPTT_REAPER_INTERVAL_SECONDS": "1"}
+    if request.param == "sqlite":
+        result = Settings.from_env(env)
+        upgrade(result.database_url)
+        yield result
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    _autocommit(server, f'CREATE DATABASE "{name}"')
+    result = Settings.from_env({**env, "BPTT_DATABASE_URL": server.url(name)})
+    upgrade(result.database_url)
+    yield result
+    _autocommit(server, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _autocommit(server: pg_server.PostgresServer, sql: str) -> None:
+    engine = make_engine(server.url("postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def any_sessions(any_settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """A session factory on the any_settings database."""
+    factory = session_factory(any_settings)
+    yield factory
+    factory.kw["bind"].dispose()

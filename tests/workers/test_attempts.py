@@ -91,10 +91,12 @@ def test_concurrent_duplicate_deliveries_train_once(sessions, settings):
 def test_a_stale_attempt_writes_nothing_after_a_newer_claim(sessions, settings):
     job_id = add_job(sessions)
     with sessions() as session:
-        old = claims.claim_job(session, job_id=job_id, owner="old", lease_seconds=1)
+        old = claims.claim_job(session, job_id=job_id, owner="old", lease_seconds=1,
+                               max_attempts=3)
     time.sleep(1.1)  # the old worker's lease expires (it hung)
     with sessions() as session:
-        new = claims.claim_job(session, job_id=job_id, owner="new", lease_seconds=60)
+        new = claims.claim_job(session, job_id=job_id, owner="new", lease_seconds=60,
+                               max_attempts=3)
     assert new.attempt == old.attempt + 1
     with sessions() as session:
         try:
@@ -190,19 +192,18 @@ def test_the_reaper_finds_lost_messages_but_not_fresh_ones(sessions, settings):
 
 
 def test_the_reaper_finds_forecast_batches_whose_message_was_lost(sessions, settings):
-    from service.store.codec import compress_json
-    from service.store.tables import ForecastBatch
+    from service.store.repository import create_forecast_batch
     from workers.reaper import stale_batches
 
     job_id = add_job(sessions)
     with sessions() as session:
         tenant_id = session.get(Job, job_id).tenant_id
-        batch = ForecastBatch(tenant_id=tenant_id, job_id=job_id,
-                              request_zlib=compress_json({"series": None}))
-        session.add(batch)
+        batch = create_forecast_batch(session, tenant_id=tenant_id, job_id=job_id,
+                                      request={"series": None})  # as the API stores one
         session.commit()
         batch_id = batch.id
         assert stale_batches(session, settings) == []
     time.sleep(settings.requeue_after_seconds + 0.1)
     with sessions() as session:
         assert stale_batches(session, settings) == [batch_id]
+        assert stale_batches(session, settings) == []  # just re-sent: not again at once
