@@ -109,9 +109,9 @@ def forecasts_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels
 def values_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: np.ndarray,
                       inputs: Inputs, horizon: int, wanted: list[float]) -> np.ndarray:
     """forecasts_from_paths' answer as forecast_arrays' values (S, horizon, 1 + len(wanted)).
-    The mean always lies inside the outermost quantiles when they enclose the median: where
-    the combination moved it past one, that quantile is moved out to it (the interval only
-    widens)."""
+    With a combination, the mean always lies inside the outermost quantiles when they enclose
+    the median: where the combination moved it past one, that quantile is moved out to it (the
+    interval only widens)."""
     if model.combination is not None:
         snaive = seasonal_naive_paths(inputs.tails - levels[:, None],
                                       model.spec.season_length or 1, model.horizon)
@@ -119,7 +119,10 @@ def values_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: n
                                                       inputs.means, snaive))
     paths = paths[:, :horizon] + levels[:, None, None]
     qs = model.quantiles
-    if len(qs) >= 2 and qs[0] < 0.5 < qs[-1]:  # an interval around the median holds the mean
+    # an interval around the median holds the mean (not in files written before quantile
+    # averaging: they forecast as they did)
+    if (len(qs) >= 2 and qs[0] < 0.5 < qs[-1] and model.combination is not None
+            and model.combination.averaged):
         paths[:, :, 1] = np.minimum(paths[:, :, 1], paths[:, :, 0])
         paths[:, :, -1] = np.maximum(paths[:, :, -1], paths[:, :, 0])
     center, scale = scaler_arrays(inputs.scalers)

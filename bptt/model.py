@@ -53,19 +53,17 @@ class Model:
 
     def quantile_paths(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
         """(B, h, 1 + Q) scaled, centred paths for inputs x (L, B, 1): the mean first, then the
-        quantiles, sorted so that they never cross (calibrated here without a combination;
-        with one, `shifted` calibrates them once combined)."""
+        calibrated quantiles, sorted so that they never cross (with a combination: the heads'
+        raw quantiles, which `shifted` calibrates and sorts once they are combined)."""
         return self.calibrated_paths(self.predict_scaled(x, threads))
 
     def calibrated_paths(self, out: np.ndarray) -> np.ndarray:
-        """(B, h, 1 + Q) paths from head outputs (B, O): quantiles sorted, and calibrated unless
-        the model has a combination (the conformal offsets are fitted on combined paths)."""
+        """(B, h, 1 + Q) paths from head outputs (B, O): quantiles calibrated and sorted, unless
+        the model has a combination: then `shifted` does both once they are combined (the
+        conformal offsets are fitted on combined paths, and belong to the quantile heads)."""
         out = out.astype(np.float64)
         paths = out.reshape(out.shape[0], self.horizon, 1 + len(self.quantiles))
-        if self.combination is None:
-            return self.shifted(paths)
-        paths[:, :, 1:] = np.sort(paths[:, :, 1:], axis=2)
-        return paths
+        return paths if self.combination is not None else self.shifted(paths)
 
     def shifted(self, paths: np.ndarray) -> np.ndarray:
         """Paths (B, h, 1 + Q) with the conformal offsets added to the quantiles, sorted."""

@@ -11,7 +11,7 @@ import bptt
 from bptt import Callbacks, Checkpoint, TrainingSpec, combination
 from bptt.combination import Combination, combine, weight_grid
 from bptt.data import expanding_mean, make_windows
-from bptt.serialization import from_safetensors
+from bptt.serialization import from_safetensors, to_safetensors
 from bptt.state import append_observations, forecast_state, initial_states
 
 
@@ -177,10 +177,12 @@ def test_forecasts_combine_the_network_the_mean_and_the_last_value():
         mean, last = scaler.inverse(means[i]), values[-1]
         expected = weights[i, 0] * network[i]["mean"] + weights[i, 1] * mean + weights[i, 2] * last
         assert np.allclose(combined[i]["mean"], expected)
-        for q in (0.1, 0.9):  # quantile averaging: the network's distance, times w_net
+        for q, side in ((0.1, np.minimum), (0.9, np.maximum)):
+            # quantile averaging: the network's distance, times w_net, and the outer quantiles
+            # never on the wrong side of the mean
             assert np.allclose(combined[i]["quantiles"][q] - combined[i]["mean"],
-                               weights[i, 0] * (network[i]["quantiles"][q]
-                                                - network[i]["mean"]))
+                               side(weights[i, 0] * (network[i]["quantiles"][q]
+                                                     - network[i]["mean"]), 0))
     # a series the model never saw: the default weights and its own mean
     new = series["s0"] * 2 + 7
     fresh = bptt.forecast(model, {"new": new})[0]
@@ -190,6 +192,34 @@ def test_forecasts_combine_the_network_the_mean_and_the_last_value():
     longer = np.concatenate([series["s2"], [30.0, 31.0]])
     sent = bptt.forecast(model, {"s2": longer})[0]
     assert np.allclose(sent["mean"], model.scalers[2].inverse(means[2]))
+
+
+def test_a_file_from_before_the_seasonal_partner_forecasts_as_it_did():
+    result = bptt.fit(_stationary(), spec=_spec())
+    model = dataclasses.replace(result.model, combination=Combination(
+        np.tile([0.5, 0.3, 0.2], (3, 1)), np.array([0.5, 0.3, 0.2]),
+        result.model.combination.means))
+    tensors, metadata = from_safetensors(model.to_bytes())
+    for name in ("combination.weights", "combination.default"):  # three partners then
+        tensors[name] = tensors[name][..., :3]
+    old = bptt.Model.from_bytes(to_safetensors(tensors, metadata))
+    assert not old.combination.averaged
+    network = bptt.forecast(dataclasses.replace(old, combination=None))
+    for a, b in zip(bptt.forecast(old), network, strict=True):
+        # the rule of then: the network's quantiles moved with the mean, offsets and all
+        for q in (0.1, 0.5, 0.9):
+            assert np.allclose(a["quantiles"][q] - a["mean"], b["quantiles"][q] - b["mean"])
+
+
+def test_the_mean_lies_inside_the_interval_whatever_the_weights():
+    series = _stationary()
+    result = bptt.fit(series, spec=_spec())
+    for weights in ([0.0, 1, 0, 0], [0.0, 0, 1, 0], [0.2, 0.4, 0.4, 0]):
+        model = dataclasses.replace(result.model, combination=Combination(
+            np.tile(weights, (3, 1)), np.array(weights), result.model.combination.means))
+        for f in bptt.forecast(model, series):
+            assert (f["quantiles"][0.1] <= f["mean"]).all()
+            assert (f["mean"] <= f["quantiles"][0.9]).all()
 
 
 def test_stateful_forecasts_equal_forecasts_with_a_combination():
