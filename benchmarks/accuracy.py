@@ -190,11 +190,14 @@ def classical(key: tuple, train: np.ndarray, h: int, m: int) -> dict[str, np.nda
     return out
 
 
+SEASONALITY: dict[str, str] = {}  # --seasonality: the spec's seasonality, for an ablation
+
+
 def fit_bptt(train: dict[str, np.ndarray], h: int, m: int, seed: int
              ) -> tuple[list[dict], list[dict], list[dict], float, str]:
     """bptt with its defaults on all series at once: forecasts, the first member's alone, the
     network's alone (no combination), fit seconds and a short note."""
-    spec = bptt.TrainingSpec(horizon=h, season_length=m, quantiles=QUANTILES)
+    spec = bptt.TrainingSpec(horizon=h, season_length=m, quantiles=QUANTILES, **SEASONALITY)
     spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, seed=seed))
     start = time.perf_counter()
     result = bptt.fit(train, spec=spec)
@@ -460,10 +463,29 @@ def verdicts(series: list[Pooled]) -> list[str]:
 
 
 def dump(path: str, runs: list[list[DatasetResult]], seeds: list[int]) -> None:
-    """Every series' per-origin MASE of every method, per seed, as JSON (to compare runs)."""
-    data = {str(seed): {f"{r.dataset.name}/{s.name}": s.mase for r in run for s in r.scores}
+    """Every dataset's results per seed as JSON: per-origin MASE and sMAPE of every method,
+    bptt's interval counts and note (to compare runs, or report several runs as one)."""
+    data = {str(seed): [{"dataset": dataclasses.asdict(dataclasses.replace(
+                            r.dataset, series={k: [] for k in r.dataset.series}, oracles={})),
+                         "scores": [dataclasses.asdict(s) for s in r.scores],
+                         "counts": [r.inside, r.total, r.outside_band],
+                         "seconds": r.bptt_seconds, "note": r.bptt_note} for r in run]
             for seed, run in zip(seeds, runs, strict=True)}
     Path(path).write_text(json.dumps(data))
+
+
+def undump(paths: list[str]) -> tuple[list[int], list[list[DatasetResult]]]:
+    """The runs of one or more dump files, merged per seed (datasets in file order)."""
+    merged: dict[int, list[DatasetResult]] = {}
+    for path in paths:
+        for seed, run in json.loads(Path(path).read_text()).items():
+            for r in run:
+                dataset = Dataset(**r["dataset"])
+                merged.setdefault(int(seed), []).append(DatasetResult(
+                    dataset, [SeriesScore(**s) for s in r["scores"]], *r["counts"],
+                    r["seconds"], r["note"]))
+    seeds = sorted(merged)
+    return seeds, [merged[s] for s in seeds]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,7 +500,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--origins", type=int,
                         help=f"rolling forecast origins per series (default {ORIGINS}; "
                              "1 with --quick)")
-    parser.add_argument("--json", help="also write every per-origin MASE to this file")
+    parser.add_argument("--json", help="also write every result to this file (JSON)")
+    parser.add_argument("--report", help="comma-separated --json files: print their results "
+                                         "as one run's (runs of other datasets, same seeds)")
+    parser.add_argument("--seasonality", choices=("none", "additive", "multiplicative"),
+                        help="force this seasonality instead of the default's choice (to "
+                             "measure what the choice gains)")
     parser.add_argument("--cache", help="keep the classical forecasts of the real series in this "
                                         "file, for later runs (they do not depend on the seed)")
     parser.add_argument("--oracle-seeds", type=int, metavar="N",
@@ -492,10 +519,15 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
 
     began = time.perf_counter()
+    if args.report:
+        seeds, runs = undump(args.report.split(","))
+        return report(runs, seeds, ",".join(map(str, seeds)), origins, began)
     if AutoETS is None:
         print("statsforecast is not installed: the classical columns are skipped.\n")
     if args.cache:
         load_cache(args.cache)
+    if args.seasonality:
+        SEASONALITY["seasonality"] = args.seasonality
     warm_up()
     runs = []
     for seed in seeds:
@@ -511,8 +543,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.cache and dataset.kind == "real":
                 save_cache(args.cache)
         runs.append(run)
+    if args.json:
+        dump(args.json, runs, seeds)
+    return report(runs, seeds, args.seeds, origins, began)
+
+
+def report(runs: list[list[DatasetResult]], seeds: list[int], seed_list: str | None,
+           origins: int, began: float) -> int:
+    """Print the tables of the runs (one per seed); 1 if any bptt fit failed."""
     series = pooled(runs)
-    label = f"seed {seeds[0]}" if len(seeds) == 1 else f"means over seeds {args.seeds}"
+    label = f"seed {seeds[0]}" if len(seeds) == 1 else f"means over seeds {seed_list}"
 
     print(f"## Forecast accuracy on held-out horizons ({label}, {origins} origins)\n")
     print("Per group: the mean over its series of each series' MASE (its mean over the "
@@ -535,8 +575,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\n## The real series\n")
         for d in real_sets.values():
             print(f"- {d.name} ({d.freq}, m={d.m}, h={d.h}): {d.source}")
-    if args.json:
-        dump(args.json, runs, seeds)
     failed = [r for run in runs for r in run if r.bptt_note.startswith("FAILED")]
     for r in failed:
         print(f"\nbptt on {r.dataset.name}: {r.bptt_note}")
