@@ -31,6 +31,9 @@ downloaded. AutoETS, AutoARIMA and AutoTheta (statsforecast) are optional column
     python benchmarks/accuracy.py --quick         # a smoke run: one small group and one real
                                                   # series, one origin unless --origins says
     python benchmarks/accuracy.py --oracle-seeds 40  # how often the oracle loses somewhere
+    python benchmarks/accuracy.py --seasonality none  # an ablation: force one seasonality
+    python benchmarks/accuracy.py --only real --json a.json  # keep the results; then
+    python benchmarks/accuracy.py --report a.json,b.json     # print runs of parts as one
 
 A seed sets the synthetic series and bptt's training seed; the classical methods' forecasts of
 the real series do not depend on it and are computed once per run. Numbers depend on the seed
