@@ -34,6 +34,8 @@ downloaded. AutoETS, AutoARIMA and AutoTheta (statsforecast) are optional column
     python benchmarks/accuracy.py --seasonality none  # an ablation: force one seasonality
     python benchmarks/accuracy.py --only real --json a.json  # keep the results; then
     python benchmarks/accuracy.py --report a.json,b.json     # print runs of parts as one
+    PYTHONPATH=../main python benchmarks/accuracy.py --bptt-only --only synthetic --json m.json
+                                    # another checkout's bptt (main's, say) on the same series
 
 A seed sets the synthetic series and bptt's training seed; the classical methods' forecasts of
 the real series do not depend on it and are computed once per run. Numbers depend on the seed
@@ -155,6 +157,7 @@ def seasonal_naive(train: np.ndarray, h: int, m: int) -> np.ndarray:
 
 
 CACHE: dict[tuple, dict[str, np.ndarray]] = {}  # classical forecasts of real series, per run
+SKIP_CLASSICAL = False  # --bptt-only
 
 
 def load_cache(path: str) -> None:
@@ -177,6 +180,8 @@ def classical(key: tuple, train: np.ndarray, h: int, m: int) -> dict[str, np.nda
     if key in CACHE:
         return CACHE[key]
     out = {}
+    if SKIP_CLASSICAL:
+        return out
     for name, model in CLASSICAL.items():
         if model is None:
             continue
@@ -509,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seasonality", choices=("none", "additive", "multiplicative"),
                         help="force this seasonality instead of the default's choice (to "
                              "measure what the choice gains)")
+    parser.add_argument("--bptt-only", action="store_true",
+                        help="skip AutoETS, AutoARIMA and AutoTheta (their columns read n/a): "
+                             "to compare bptt models, e.g. another checkout's on PYTHONPATH")
     parser.add_argument("--cache", help="keep the classical forecasts of the real series in this "
                                         "file, for later runs (they do not depend on the seed)")
     parser.add_argument("--oracle-seeds", type=int, metavar="N",
@@ -531,6 +539,9 @@ def main(argv: list[str] | None = None) -> int:
         load_cache(args.cache)
     if args.seasonality:
         SEASONALITY["seasonality"] = args.seasonality
+    if args.bptt_only:
+        global SKIP_CLASSICAL
+        SKIP_CLASSICAL = True
     warm_up()
     runs = []
     for seed in seeds:
