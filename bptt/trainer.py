@@ -240,8 +240,9 @@ def resolve_spec(lengths: Iterable[int], spec: TrainingSpec, *,
     (bptt.defaults: input window, hidden size, epochs, learning rate, season length), from the
     lengths alone: no series parsed, no windows built, so a service can show and check a job's
     plan when it is submitted. The one choice the values make, an open `seasonality`, stays
-    open here; fit makes it on the validation windows and the model records it. With `warm_start`, open sizes come from that model, as in fit,
-    and a network the model's weights cannot fill is a SpecError at ["warm_start"].
+    open here; fit makes it on the validation windows and the model records it. With
+    `warm_start`, open sizes come from that model, as in fit, and a network the model's weights
+    cannot fill is a SpecError at ["warm_start"].
     fit(series, spec=resolve_spec(lengths, spec)) trains exactly as fit(series, spec=spec).
     Raises SpecError for an invalid spec; series too short for the window are fit's to refuse.
     """

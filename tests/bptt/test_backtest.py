@@ -1,7 +1,7 @@
 """Forecast scores against hand-computed values, and rolling-origin cross-validation."""
 
-import json
 import dataclasses
+import json
 import math
 
 import numpy as np

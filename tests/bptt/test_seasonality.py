@@ -11,6 +11,7 @@ import bptt
 from bptt import TrainingSpec
 from bptt.combination import Combination
 from bptt.data import DataError
+from bptt.scores import mase
 from bptt.seasonality import (
     Seasonality,
     centred_moving_average,
@@ -18,7 +19,6 @@ from bptt.seasonality import (
     seasonal_indices,
     seasonal_path,
 )
-from bptt.scores import mase
 from bptt.serialization import from_safetensors
 from bptt.state import append_observations, forecast_state, initial_states
 
