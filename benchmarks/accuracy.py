@@ -1,95 +1,88 @@
-"""Forecast accuracy of bptt's defaults against naive, seasonal naive and AutoETS on held-out data.
+"""Forecast accuracy of bptt's defaults against naive, seasonal naive, AutoETS, AutoARIMA and
+AutoTheta on held-out data.
 
 Every series is forecast from several rolling origins (4 by default): at the k-th of n origins
 the last (n - k) * h points are cut, each method sees only what remains but its last `h` points,
 and forecasts those `h`, which are scored. The held-out horizons tile each series' last n * h
-points; a method is refitted at every origin. A series' score is its mean over the origins (one
-horizon of a random walk mostly measures the luck of its few points); the verdicts are given on
-those means and on the last origin alone (the single-horizon protocol of earlier versions).
+points; a method is refitted at every origin. A series' score is its mean over the origins.
 
 - MASE: mean absolute error over the in-sample mean absolute seasonal-naive error (lag m, lag 1
   when m = 1) of the training part; below 1 beats the in-sample seasonal naive.
+- relative to seasonal naive: a series' MASE over seasonal naive's; a group's geometric mean of
+  it (the M4 competition's way to pool relative errors: one series' blow-up does not swamp it).
 - sMAPE: 200 · mean(|y - f| / (|y| + |f|)), in percent (a 0/0 term counts as 0).
 - coverage: share of held-out values inside bptt's 10-90 % interval (nominal 80 %).
 - oracle (synthetic series only): each process's own forecast, the conditional median of every
   held-out point given the data before the origin, computed with the process's true parameters
   (for the level shifts, whose level is hidden, by the exact Bayes filter of the jump process).
-  No method seeing the same data has a lower expected MASE, yet on a given series the held-out
-  points can still favour seasonal naive; the verdicts say on which series that happens and
-  whether bptt beats seasonal naive on all the others.
-- seconds per fit: wall time of one bptt.fit (one global model per dataset or synthetic group)
-  and of one AutoETS fit (one local model per series). Kernels and AutoETS are warmed up first,
-  so compile time is not counted.
+  No method seeing the same data has a lower expected MASE.
 
-bptt runs with its defaults: only horizon, season length and quantiles (0.1, 0.5, 0.9) are set.
-bptt1 is the default ensemble's first member alone (what `training.ensemble = 1` trains), to
-show what the ensemble's median gains; bpttnet is the network alone, without the combination
-with the series' mean and the naive forecast that the model fits on its validation windows
-(bptt.combination), to show what that gains.
-Data: four synthetic groups (numpy, fixed seed) and real series that ship with statsmodels
-(co2, sunspots, nile, elnino, macrodata) and statsforecast (AirPassengers). Nothing is
-downloaded. AutoETS (statsforecast) is optional: without it that column is skipped.
+bptt runs with its defaults: only horizon, season length, quantiles (0.1, 0.5, 0.9) and the
+training seed are set. bptt1 is the default ensemble's first member alone (what
+`training.ensemble = 1` trains); bpttnet is the network alone, without the model's combination
+(bptt.combination) but with its seasonality (bptt.seasonality).
+Data: four synthetic groups (numpy, seeded) and 17 real series that ship inside statsmodels,
+statsforecast and pmdarima (benchmarks/_real_series.py says which and where from). Nothing is
+downloaded. AutoETS, AutoARIMA and AutoTheta (statsforecast) are optional columns.
 
-    python benchmarks/accuracy.py             # the full tables (about three minutes)
-    python benchmarks/accuracy.py --origins 1 # one held-out horizon per series
-    python benchmarks/accuracy.py --quick     # a smoke run: one small group and one real series,
-                                              # one origin unless --origins says otherwise
-    python benchmarks/accuracy.py --seed 3    # other synthetic series
+    python benchmarks/accuracy.py                 # the full tables, seed 0
+    python benchmarks/accuracy.py --seeds 0,1,2   # means over three seeds (the targets')
+    python benchmarks/accuracy.py --only real     # the real series only
+    python benchmarks/accuracy.py --quick         # a smoke run: one small group and one real
+                                                  # series, one origin unless --origins says
     python benchmarks/accuracy.py --oracle-seeds 40  # how often the oracle loses somewhere
+    python benchmarks/accuracy.py --seasonality none  # an ablation: force one seasonality
+    python benchmarks/accuracy.py --only real --json a.json  # keep the results; then
+    python benchmarks/accuracy.py --report a.json,b.json     # print runs of parts as one
+    PYTHONPATH=../main python benchmarks/accuracy.py --bptt-only --only synthetic --json m.json
+                                    # another checkout's bptt (main's, say) on the same series
 
-Numbers depend on the seed and the machine (timings): rerun it rather than trust a copy.
+A seed sets the synthetic series and bptt's training seed; the classical methods' forecasts of
+the real series do not depend on it and are computed once per run. Numbers depend on the seed
+and the machine (timings): rerun it rather than trust a copy.
 """
 
 import argparse
 import dataclasses
+import json
 import math
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-from scipy.signal import fftconvolve
-from statsmodels.datasets import co2, elnino, macrodata, nile, sunspots
 
-import bptt
-from bptt.scores import mase, smape
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmark's own modules
+
+from _real_series import real_series  # noqa: E402
+from _synthetic import (  # noqa: E402, F401  (the oracle's pieces are used by the tests)
+    NOISE_SD,
+    SYNTHETIC,
+    Dataset,
+    full_synthetic,
+    level_shift_forecast,
+    synthetic,
+    trend_season,
+)
+
+import bptt  # noqa: E402
+from bptt.scores import mase, smape  # noqa: E402
 
 try:
-    from statsforecast.models import AutoETS
-except ImportError:  # optional: the AutoETS column is skipped
-    AutoETS = None
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+except ImportError:  # optional: the classical columns are skipped
+    AutoARIMA = AutoETS = AutoTheta = None
 
 QUANTILES = (0.1, 0.5, 0.9)
-# bptt1: the default ensemble's first member alone, i.e. what `training.ensemble = 1` trains
-# (members train one after another from seeds seed, seed + 1, ...): what the ensemble gains.
-# bpttnet: the network alone, without the model's combination (bptt.combination).
-METHODS = ("bptt", "bptt1", "bpttnet", "naive", "snaive", "ets")
-WITHOUT_ETS = tuple(m for m in METHODS if m != "ets")
-# Rolling forecast origins per series: one held-out horizon per series says more about the
-# luck of those h values than about a method (on a random walk the last value wins or loses
-# by the noise of one point); the mean over 4 tiled horizons is steadier.
+CLASSICAL = {"ets": AutoETS, "arima": AutoARIMA, "theta": AutoTheta}
+# bptt1: the default ensemble's first member alone; bpttnet: the network without the model's
+# combination (bptt.combination).
+METHODS = ("bptt", "bptt1", "bpttnet", "naive", "snaive",
+           *(name for name, model in CLASSICAL.items() if model is not None))
 ORIGINS = 4
-# A synthetic series comes with its oracle: oracle(n, h) is the process's own forecast of the h
-# points after the first n: each point's conditional median given the series' first n values,
-# computed with the process's true parameters. That is the forecast with the lowest expected
-# absolute error, so the lowest expected MASE, that any method seeing the same data can reach.
-# It is not a method (it knows the parameters and the kind of process); it shows where a
-# series' held-out points favour seasonal naive whatever a forecaster does.
-Oracle = Callable[[int, int], np.ndarray]
-
-
-@dataclass
-class Dataset:
-    """Series that share a season length and horizon, fitted together by one bptt model."""
-
-    name: str
-    kind: str  # "synthetic" or "real"
-    series: dict[str, np.ndarray]
-    m: int
-    h: int
-    oracles: dict[str, Oracle] = field(default_factory=dict)  # synthetic series only
+SLACK = 1.1  # the target: nowhere bptt > SLACK x seasonal naive while AutoETS beats it
 
 
 @dataclass
@@ -111,201 +104,46 @@ class SeriesScore:
         self.smape.setdefault(method, []).append(
             math.nan if forecast is None else smape(actual, forecast))
 
-    def score(self, metric: str, method: str, origin: str = "mean") -> float:
-        """A metric's mean over the origins, or ("last") at the last origin alone."""
-        values = getattr(self, metric).get(method, [math.nan])
-        return float(values[-1]) if origin == "last" else float(np.mean(values))
-
-    def origins_won(self, method: str) -> int:
-        """At how many origins the method's MASE is below seasonal naive's."""
-        pairs = zip(self.mase[method], self.mase["snaive"], strict=True)
-        return sum(a < b for a, b in pairs)
+    def score(self, metric: str, method: str) -> float:
+        """A metric's mean over the origins."""
+        return float(np.mean(getattr(self, metric).get(method, [math.nan])))
 
 
 @dataclass
 class DatasetResult:
-    """Per-series scores of one dataset plus its bptt fits' facts."""
+    """Per-series scores of one dataset at one seed, plus its bptt fits' facts."""
 
     dataset: Dataset
     scores: list[SeriesScore]
-    coverage: float  # pooled over the origins
+    inside: int  # held-out values inside bptt's 10-90 % interval, over the origins
+    total: int
+    outside_band: int  # forecast steps whose mean lies outside bptt's own 10-90 % interval
     bptt_seconds: float  # mean over the origins' fits
-    ets_seconds: float
     bptt_note: str  # the last origin's fit, or the first failed one's
 
-
-# ---------------------------------------------------------------- synthetic data
-
-
-def trend_season(rng: np.random.Generator, n: int) -> tuple[np.ndarray, Oracle]:
-    """Linear trend plus a sine of period 12 plus Gaussian noise."""
-    t = np.arange(n)
-    level, slope = rng.uniform(20, 100), rng.uniform(-0.1, 0.3)
-    amplitude, phase = rng.uniform(2, 10), rng.uniform(0, 2 * np.pi)
-
-    def signal(t: np.ndarray) -> np.ndarray:
-        return level + slope * t + amplitude * np.sin(2 * np.pi * t / 12 + phase)
-
-    values = signal(t) + rng.normal(0, rng.uniform(0.5, 2), n)
-    return values, lambda origin, h: signal(np.arange(origin, origin + h))
+    @property
+    def coverage(self) -> float:
+        return self.inside / self.total if self.total else math.nan
 
 
-def ar2(rng: np.random.Generator, n: int) -> tuple[np.ndarray, Oracle]:
-    """A stationary AR(2) process around a positive mean (after a burn-in)."""
-    phi1 = rng.uniform(0.2, 1.3)
-    phi2 = rng.uniform(-0.8, min(0.5, 0.95 - phi1))  # inside the stationary triangle
-    burn = 200
-    x = np.zeros(n + burn)
-    noise = rng.normal(0, 1, n + burn)
-    for i in range(2, n + burn):
-        x[i] = phi1 * x[i - 1] + phi2 * x[i - 2] + noise[i]
-    mean, x = rng.uniform(10, 50), x[burn:]
-
-    def oracle(origin: int, h: int) -> np.ndarray:
-        path = [x[origin - 2], x[origin - 1]]
-        for _ in range(h):
-            path.append(phi1 * path[-1] + phi2 * path[-2])
-        return mean + np.array(path[2:])
-
-    return mean + x, oracle
-
-
-JUMP_RATE, JUMP_SD, NOISE_SD = 0.02, 5.0, 1.0  # of the level-shift process
-
-
-def level_shifts(rng: np.random.Generator, n: int) -> tuple[np.ndarray, Oracle]:
-    """A random walk of rare jumps (2 % of steps) plus Gaussian noise."""
-    jumps = rng.normal(0, JUMP_SD, n) * (rng.random(n) < JUMP_RATE)
-    values = 50 + np.cumsum(jumps) + rng.normal(0, NOISE_SD, n)
-    return values, lambda origin, h: level_shift_forecast(values[:origin], h)
-
-
-def level_shift_forecast(past: np.ndarray, h: int, step: float = 0.05) -> np.ndarray:
-    """The level-shift process's conditional medians of the h values after `past`: the exact
-    Bayes filter of its level on a grid (the level is hidden: a value far from the last ones
-    may be noise or a jump), then the predictive distribution h steps on."""
-    pad = 6 * JUMP_SD
-    grid = np.arange(past.min() - pad, past.max() + pad, step)
-    offsets = np.arange(-pad, pad + step / 2, step)
-    jump = np.exp(-0.5 * (offsets / JUMP_SD) ** 2)
-    noise = np.exp(-0.5 * (offsets / NOISE_SD) ** 2)
-    jump, noise = jump / jump.sum(), noise / noise.sum()
-
-    def move(p: np.ndarray) -> np.ndarray:  # one step of the level: stay, or jump
-        p = (1 - JUMP_RATE) * p + JUMP_RATE * fftconvolve(p, jump, mode="same")
-        return np.clip(p, 0, None)
-
-    p = np.ones_like(grid)
-    for i, y in enumerate(past):
-        if i:
-            p = move(p)
-        p = p * np.exp(-0.5 * ((y - grid) / NOISE_SD) ** 2)
-        p /= p.sum()
-    medians = []
-    for _ in range(h):
-        p = move(p)
-        value = np.cumsum(fftconvolve(p, noise, mode="same"))
-        medians.append(grid[np.searchsorted(value, value[-1] / 2)])
-    return np.array(medians)
-
-
-def multiplicative(rng: np.random.Generator, n: int) -> tuple[np.ndarray, Oracle]:
-    """A rising trend times a period-12 season whose amplitude grows with it, times noise."""
-    base, slope = rng.uniform(50, 200), rng.uniform(0.2, 1.0)
-    amplitude, phase = rng.uniform(0.1, 0.3), rng.uniform(0, 2 * np.pi)
-
-    def signal(t: np.ndarray) -> np.ndarray:
-        return (base + slope * t) * (1 + amplitude * np.sin(2 * np.pi * t / 12 + phase))
-
-    values = signal(np.arange(n)) * (1 + rng.normal(0, 0.03, n))
-    return values, lambda origin, h: signal(np.arange(origin, origin + h))
-
-
-SYNTHETIC: dict[str, tuple[Callable[[np.random.Generator, int], tuple[np.ndarray, Oracle]],
-                           int, int]] = {
-    "trend+season": (trend_season, 12, 12),
-    "ar2": (ar2, 1, 8),
-    "level shifts": (level_shifts, 1, 8),
-    "mult. season": (multiplicative, 12, 12),
-}
-
-
-def synthetic(seed: int, per_group: int, lengths: tuple[int, int],
-              groups: list[str]) -> list[Dataset]:
-    """Synthetic groups of `per_group` series of random lengths in [lengths[0], lengths[1]]."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for group in groups:
-        make, m, h = SYNTHETIC[group]
-        made = {f"{group}-{i}": make(rng, int(rng.integers(lengths[0], lengths[1] + 1)))
-                for i in range(per_group)}
-        series = {name: values for name, (values, _) in made.items()}
-        oracles = {name: oracle for name, (_, oracle) in made.items()}
-        out.append(Dataset(group, "synthetic", series, m, h, oracles))
-    return out
-
-
-def full_synthetic(seed: int) -> list[Dataset]:
-    """The full run's synthetic series: every group, 8 series of 100 to 300 points."""
-    return synthetic(seed, 8, (100, 300), list(SYNTHETIC))
-
-
-# ---------------------------------------------------------------- real data
-
-
-def load_co2() -> Dataset:
-    """Mauna Loa CO2, weekly, as monthly means with the few gaps interpolated."""
-    weekly = co2.load_pandas().data["co2"]
-    monthly = weekly.resample("MS").mean().interpolate()
-    return Dataset("co2", "real", {"co2": monthly.to_numpy(float)}, 12, 12)
-
-
-def load_sunspots() -> Dataset:
-    """Yearly sunspot activity, 1700-2008 (an ~11-year cycle)."""
-    values = sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(float)
-    return Dataset("sunspots", "real", {"sunspots": values}, 11, 10)
-
-
-def load_nile() -> Dataset:
-    """Yearly Nile volume at Aswan, 1871-1970."""
-    values = nile.load_pandas().data["volume"].to_numpy(float)
-    return Dataset("nile", "real", {"nile": values}, 1, 10)
-
-
-def load_elnino() -> Dataset:
-    """Monthly sea surface temperatures, the 12 month columns read row by row."""
-    table = elnino.load_pandas().data
-    values = table.drop(columns="YEAR").to_numpy(float).ravel()
-    return Dataset("elnino", "real", {"elnino": values}, 12, 12)
-
-
-def load_macrodata() -> Dataset:
-    """US quarterly real GDP, CPI and unemployment, 1959-2009, as one multi-series fit."""
-    table = macrodata.load_pandas().data
-    series = {col: table[col].to_numpy(float) for col in ("realgdp", "cpi", "unemp")}
-    return Dataset("macrodata", "real", series, 4, 8)
-
-
-def load_air_passengers() -> Dataset | None:
-    """Monthly airline passengers, 1949-1960, from statsforecast (None when not installed)."""
-    try:
-        from statsforecast.utils import AirPassengers
-    except ImportError:
-        return None
-    return Dataset("airpassengers", "real",
-                   {"airpassengers": np.asarray(AirPassengers, float)}, 12, 12)
+# ---------------------------------------------------------------- data
 
 
 def real(quick: bool) -> list[Dataset]:
     """The real datasets (only nile in a quick run)."""
-    if quick:
-        return [load_nile()]
-    loaded = [load_co2(), load_sunspots(), load_nile(), load_elnino(), load_macrodata(),
-              load_air_passengers()]
-    return [d for d in loaded if d is not None]
+    return [Dataset(name, "real", series, m, h, freq=freq, source=source)
+            for name, series, m, h, freq, source in real_series(quick)]
 
 
-# ---------------------------------------------------------------- methods and metrics
+def select(datasets: list[Dataset], only: str | None) -> list[Dataset]:
+    """The datasets named in `only` (comma-separated names, or "real" / "synthetic")."""
+    if not only:
+        return datasets
+    wanted = set(only.split(","))
+    return [d for d in datasets if d.name in wanted or d.kind in wanted]
+
+
+# ---------------------------------------------------------------- methods
 
 
 def naive(train: np.ndarray, h: int) -> np.ndarray:
@@ -318,58 +156,74 @@ def seasonal_naive(train: np.ndarray, h: int, m: int) -> np.ndarray:
     return np.array([train[len(train) - m + i % m] for i in range(h)])
 
 
-def auto_ets(train: np.ndarray, h: int, m: int) -> tuple[np.ndarray, float]:
-    """AutoETS's mean forecast and its fitting wall time; NaN when it fails."""
-    start = time.perf_counter()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            mean = AutoETS(season_length=m).forecast(y=train, h=h)["mean"]
-    except Exception as error:  # one failing series must not end the run
-        print(f"  AutoETS failed (m={m}, n={len(train)}): {error}", file=sys.stderr)
-        mean = np.full(h, np.nan)
-    return np.asarray(mean, float), time.perf_counter() - start
+CACHE: dict[tuple, dict[str, np.ndarray]] = {}  # classical forecasts of real series, per run
+SKIP_CLASSICAL = False  # --bptt-only
 
 
-def fit_bptt(train: dict[str, np.ndarray], h: int, m: int
+def load_cache(path: str) -> None:
+    """Classical forecasts of real series saved by an earlier run (--cache), if any."""
+    if Path(path).exists():
+        for key, methods in json.loads(Path(path).read_text()).items():
+            CACHE[tuple(json.loads(key))] = {m: np.array(v, float) for m, v in methods.items()}
+
+
+def save_cache(path: str) -> None:
+    """Write the classical forecasts of real series computed so far (--cache)."""
+    data = {json.dumps(list(key)): {m: v.tolist() for m, v in methods.items()}
+            for key, methods in CACHE.items()}
+    Path(path).write_text(json.dumps(data))
+
+
+def classical(key: tuple, train: np.ndarray, h: int, m: int) -> dict[str, np.ndarray]:
+    """AutoETS's, AutoARIMA's and AutoTheta's mean forecasts (NaN where one fails), computed
+    once per `key` (their forecasts of a real series do not depend on the seed)."""
+    if key in CACHE:
+        return CACHE[key]
+    out = {}
+    if SKIP_CLASSICAL:
+        return out
+    for name, model in CLASSICAL.items():
+        if model is None:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out[name] = np.asarray(model(season_length=m).forecast(y=train, h=h)["mean"],
+                                       float)
+        except Exception as error:  # one failing series must not end the run
+            print(f"  {name} failed (m={m}, n={len(train)}): {error}", file=sys.stderr)
+            out[name] = np.full(h, np.nan)
+    if key[0] == "real":
+        CACHE[key] = out
+    return out
+
+
+SEASONALITY: dict[str, str] = {}  # --seasonality: the spec's seasonality, for an ablation
+
+
+def fit_bptt(train: dict[str, np.ndarray], h: int, m: int, seed: int
              ) -> tuple[list[dict], list[dict], list[dict], float, str]:
     """bptt with its defaults on all series at once: forecasts, the first member's alone, the
     network's alone (no combination), fit seconds and a short note."""
-    spec = bptt.TrainingSpec(horizon=h, season_length=m, quantiles=QUANTILES)
+    spec = bptt.TrainingSpec(horizon=h, season_length=m, quantiles=QUANTILES, **SEASONALITY)
+    spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, seed=seed))
     start = time.perf_counter()
     result = bptt.fit(train, spec=spec)
     seconds = time.perf_counter() - start
-    note = f"{len(result.stopped)} members; best epochs {result.best_epochs}; {result.stopped}"
-    if result.model.combination is not None:
-        weights = ", ".join(f"{w:.2f}" for w in result.model.combination.default)
-        note += f"; combination (network, mean, naive) = ({weights})"
-    single = dataclasses.replace(result.model, members=result.model.members[:1])
-    network = dataclasses.replace(result.model, combination=None)
-    return (bptt.forecast(result.model), bptt.forecast(single), bptt.forecast(network), seconds,
-            note)
+    model = result.model
+    note = f"{len(result.stopped)} members; best epochs {result.best_epochs}"
+    seasonality = getattr(model, "seasonality", None)
+    if seasonality is not None:
+        note += f"; seasonality {seasonality.kind}"
+    if model.combination is not None:
+        weights = ", ".join(f"{w:.2f}" for w in model.combination.default)
+        note += f"; combination (network, mean, naive, snaive) = ({weights})"
+    single = dataclasses.replace(model, members=model.members[:1])
+    network = dataclasses.replace(model, combination=None)
+    return bptt.forecast(model), bptt.forecast(single), bptt.forecast(network), seconds, note
 
 
-def evaluate(dataset: Dataset, origins: int) -> DatasetResult:
-    """Forecast and score every series from `origins` rolling origins: at origin k (of n) the
-    last (n - k) * h points are cut, each method sees all but the last h of what remains and
-    forecasts those h. The held-out horizons tile the series' last n * h points."""
-    h = dataset.h
-    scores = {name: SeriesScore(dataset.name, dataset.kind, name, len(values) - h)
-              for name, values in dataset.series.items()}
-    inside = total = 0
-    bptt_seconds, ets_seconds, note = [], [], ""
-    for k in range(origins):
-        series = {name: seen_at(values, h, origins, k) for name, values in dataset.series.items()}
-        counts, seconds, ets, origin_note = evaluate_origin(dataset, series, scores)
-        if not note.startswith("FAILED"):  # a failure at any origin stays in the note
-            note = origin_note
-        inside, total = inside + counts[0], total + counts[1]
-        bptt_seconds.append(seconds)
-        ets_seconds += ets
-    coverage = inside / total if total else math.nan
-    ets_mean = float(np.mean(ets_seconds)) if ets_seconds else math.nan
-    return DatasetResult(dataset, list(scores.values()), coverage, float(np.mean(bptt_seconds)),
-                         ets_mean, note)
+# ---------------------------------------------------------------- evaluation
 
 
 def seen_at(values: np.ndarray, h: int, origins: int, k: int) -> np.ndarray:
@@ -378,43 +232,60 @@ def seen_at(values: np.ndarray, h: int, origins: int, k: int) -> np.ndarray:
     return values[:len(values) - (origins - 1 - k) * h]
 
 
+def evaluate(dataset: Dataset, origins: int, seed: int) -> DatasetResult:
+    """Forecast and score every series from `origins` rolling origins."""
+    h = dataset.h
+    scores = {name: SeriesScore(dataset.name, dataset.kind, name, len(values) - h)
+              for name, values in dataset.series.items()}
+    counts = np.zeros(3, int)  # inside, total, outside_band
+    seconds, note = [], ""
+    for k in range(origins):
+        series = {name: seen_at(values, h, origins, k) for name, values in dataset.series.items()}
+        origin_counts, fit_seconds, origin_note = evaluate_origin(dataset, series, scores, k,
+                                                                  seed)
+        if not note.startswith("FAILED"):  # a failure at any origin stays in the note
+            note = origin_note
+        counts += origin_counts
+        seconds.append(fit_seconds)
+    return DatasetResult(dataset, list(scores.values()), *map(int, counts),
+                         float(np.mean(seconds)), note)
+
+
 def evaluate_origin(dataset: Dataset, series: dict[str, np.ndarray],
-                    scores: dict[str, SeriesScore]
-                    ) -> tuple[tuple[int, int], float, list[float], str]:
+                    scores: dict[str, SeriesScore], k: int, seed: int
+                    ) -> tuple[np.ndarray, float, str]:
     """Hold out the last h points of every series, forecast them with every method and add the
-    scores; returns (values inside bptt's interval, values), bptt's fit seconds, AutoETS's fit
-    seconds per series and bptt's note."""
+    scores; returns (inside, total, outside_band), bptt's fit seconds and its note."""
     h, m = dataset.h, dataset.m
     train = {name: values[:-h] for name, values in series.items()}
     test = {name: values[-h:] for name, values in series.items()}
     try:
-        forecasts, singles, networks, bptt_seconds, note = fit_bptt(train, h, m)
+        forecasts, singles, networks, bptt_seconds, note = fit_bptt(train, h, m, seed)
         by_id = {f["id"]: f for f in forecasts}
         single_by_id = {f["id"]: f for f in singles}
         network_by_id = {f["id"]: f for f in networks}
     except Exception as error:  # reported, and in the exit status
         by_id, single_by_id, network_by_id, bptt_seconds = {}, {}, {}, math.nan
         note = f"FAILED: {type(error).__name__}: {error}"
-    inside, total, ets_seconds = 0, 0, []
+    counts = np.zeros(3, int)
     for name, past in train.items():
         actual = test[name]
-        predictions = {"naive": naive(past, h), "snaive": seasonal_naive(past, h, m)}
+        filled = bptt.data.interpolate_gaps(past)  # the classical methods take no gaps
+        predictions = {"naive": naive(filled, h), "snaive": seasonal_naive(filled, h, m)}
         if name in by_id:
             predictions["bptt"] = by_id[name]["mean"]
             predictions["bptt1"] = single_by_id[name]["mean"]
             predictions["bpttnet"] = network_by_id[name]["mean"]
             paths = by_id[name]["quantiles"]
             low, high = paths[QUANTILES[0]], paths[QUANTILES[-1]]
-            inside += int(np.sum((actual >= low) & (actual <= high)))
-            total += h
-        if AutoETS is not None:
-            predictions["ets"], seconds = auto_ets(past, h, m)
-            ets_seconds.append(seconds)
+            counts += [int(np.sum((actual >= low) & (actual <= high))), h,
+                       int(np.sum((predictions["bptt"] < low) | (predictions["bptt"] > high)))]
+        predictions.update(classical((dataset.kind, dataset.name, name, k), filled, h, m))
         for method in METHODS:
             scores[name].add(method, actual, predictions.get(method), past, m)
         if name in dataset.oracles:
             scores[name].add("oracle", actual, dataset.oracles[name](len(past), h), past, m)
-    return (inside, total), bptt_seconds, ets_seconds, note
+    return counts, bptt_seconds, note
 
 
 def oracle_luck(seeds: int, origins: int) -> list[str]:
@@ -433,7 +304,7 @@ def oracle_luck(seeds: int, origins: int) -> list[str]:
                     score.add("oracle", actual, dataset.oracles[name](len(past), h), past, m)
                     score.add("snaive", actual, seasonal_naive(past, h, m), past, m)
                 every.append(score)
-        lost.append(len(every) - len(beats_snaive(every, "oracle", "mean")))
+        lost.append(sum(s.score("mase", "oracle") >= s.score("mase", "snaive") for s in every))
     counts = np.bincount(lost)
     return ([f"## The oracle against seasonal naive, synthetic series of seeds 0-{seeds - 1} "
              f"({origins} origins)\n",
@@ -444,12 +315,12 @@ def oracle_luck(seeds: int, origins: int) -> list[str]:
 
 
 def warm_up() -> None:
-    """Compile (or load) the bptt kernels and AutoETS once, so that timings exclude it."""
+    """Compile (or load) the bptt kernels and the classical models once, so that timings
+    exclude it."""
     rng = np.random.default_rng(0)
     series = {"warm": trend_season(rng, 80)[0]}
-    fit_bptt(series, 4, 12)
-    if AutoETS is not None:
-        auto_ets(series["warm"], 4, 12)
+    fit_bptt(series, 4, 12, 0)
+    classical(("warm",), series["warm"], 4, 12)
 
 
 # ---------------------------------------------------------------- report
@@ -460,141 +331,169 @@ def fmt(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def mean_of(scores: list[SeriesScore], metric: str, method: str, origin: str = "mean") -> float:
-    """Mean over series of a metric (each series' mean over the origins, or its last origin's);
-    NaN when any is missing, so that failures are visible."""
-    values = [s.score(metric, method, origin) for s in scores]
-    return float(np.mean(values)) if values else math.nan
+@dataclass
+class Pooled:
+    """One series' scores averaged over the seeds (each seed's: the mean over the origins)."""
+
+    dataset: Dataset
+    name: str
+    mase: dict[str, float]
+    smape: dict[str, float]
+    spread: float  # bptt's MASE: max - min over the seeds
+
+    def relative(self, method: str) -> float:
+        """MASE relative to seasonal naive's."""
+        return self.mase[method] / self.mase["snaive"]
 
 
-def dataset_table(results: list[DatasetResult]) -> list[str]:
-    """One row per dataset: mean MASE and sMAPE per method, bptt coverage and fit time."""
-    methods = METHODS if AutoETS is not None else WITHOUT_ETS
-    head = (["dataset", "series", "m", "h"] + [f"MASE {x}" for x in methods]
-            + [f"sMAPE {x}" for x in methods] + ["bptt cover 10-90", "bptt s/fit"])
-    if AutoETS is not None:
-        head.append("ETS s/fit")
+def pooled(runs: list[list[DatasetResult]]) -> list[Pooled]:
+    """Every series' scores, averaged over the seeds' runs (same datasets, same order)."""
+    out = []
+    for per_seed in zip(*runs, strict=True):
+        for scores in zip(*(r.scores for r in per_seed), strict=True):
+            methods = set(scores[0].mase)
+            bptt_runs = [s.score("mase", "bptt") for s in scores]
+            out.append(Pooled(
+                per_seed[0].dataset if per_seed[0].dataset.kind == "real" else
+                dataclasses.replace(per_seed[0].dataset, series={}),
+                scores[0].name,
+                {x: float(np.mean([s.score("mase", x) for s in scores])) for x in methods},
+                {x: float(np.mean([s.score("smape", x) for s in scores])) for x in methods},
+                float(np.max(bptt_runs) - np.min(bptt_runs))))
+    return out
+
+
+def geo_mean(values: list[float]) -> float:
+    """Geometric mean (NaN when any value is missing or not positive)."""
+    values = np.asarray(values, float)
+    if not len(values) or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        return math.nan
+    return float(np.exp(np.mean(np.log(values))))
+
+
+def groups(series: list[Pooled]) -> dict[str, list[Pooled]]:
+    """The synthetic groups by name, then "real" (every real series), then the real series by
+    frequency."""
+    out: dict[str, list[Pooled]] = {}
+    for s in series:
+        if s.dataset.kind == "synthetic":
+            out.setdefault(s.dataset.name, []).append(s)
+    out["real"] = [s for s in series if s.dataset.kind == "real"]
+    for s in out["real"]:
+        out.setdefault(f"real, {s.dataset.freq}", []).append(s)
+    return {k: v for k, v in out.items() if v}
+
+
+def group_table(series: list[Pooled], runs: list[list[DatasetResult]]) -> list[str]:
+    """One row per group: mean MASE per method, the geometric mean relative to seasonal naive
+    of the forecasting methods, and bptt's coverage and mean-outside-interval share."""
+    relative = [x for x in METHODS if x not in ("snaive", "bptt1", "bpttnet")]
+    head = (["group", "series"] + [f"MASE {x}" for x in METHODS] + ["MASE oracle"]
+            + [f"rel. snaive {x}" for x in relative] + ["bptt cover 10-90", "mean outside"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        d = r.dataset
-        cells = [d.name, str(len(d.series)), str(d.m), str(d.h)]
-        cells += [fmt(mean_of(r.scores, "mase", x)) for x in methods]
-        cells += [fmt(mean_of(r.scores, "smape", x), 2) for x in methods]
-        cells += [fmt(100 * r.coverage, 1) + " %", fmt(r.bptt_seconds, 2)]
-        if AutoETS is not None:
-            cells.append(fmt(r.ets_seconds, 3))
+    results = [r for run in runs for r in run]
+    for name, members in groups(series).items():
+        names = {(s.dataset.name, s.name) for s in members}
+        of_group = [r for r in results if any(r.dataset.name == d for d, _ in names)]
+        inside = sum(r.inside for r in of_group)
+        total = sum(r.total for r in of_group)
+        outside = sum(r.outside_band for r in of_group)
+        oracle = [s.mase.get("oracle", math.nan) for s in members]
+        cells = [name, str(len(members))]
+        cells += [fmt(np.mean([s.mase[x] for s in members])) for x in METHODS]
+        cells.append(fmt(np.mean(oracle)) if members[0].dataset.kind == "synthetic" else "")
+        cells += [fmt(geo_mean([s.relative(x) for s in members])) for x in relative]
+        cells += [fmt(100 * inside / total, 1) + " %" if total else "n/a",
+                  fmt(100 * outside / total, 1) + " %" if total else "n/a"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def series_table(results: list[DatasetResult]) -> list[str]:
-    """One row per series: MASE over the origins of bptt (and of its network alone) beside the
-    naive's, the seasonal naive's, AutoETS's and (synthetic series) the oracle's; whether bptt,
-    AutoETS and the oracle are below the seasonal naive; at how many origins bptt is; and the
-    last origin's bptt and snaive MASE."""
-    lines = ["| dataset | series | n train | MASE bptt | MASE bpttnet | MASE naive | MASE snaive | "
-             "MASE ets | MASE oracle | bptt / snaive | bptt wins | ets wins | oracle wins | "
-             "origins bptt wins | last origin bptt / snaive |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        for s in r.scores:
-            b, sn = s.score("mase", "bptt"), s.score("mase", "snaive")
-            ets, oracle = s.score("mase", "ets"), s.score("mase", "oracle")
-            last = (f"{fmt(s.score('mase', 'bptt', 'last'))} / "
-                    f"{fmt(s.score('mase', 'snaive', 'last'))}")
-            lines.append(f"| {s.dataset} | {s.name} | {s.n_train} | {fmt(b)} | "
-                         f"{fmt(s.score('mase', 'bpttnet'))} | {fmt(s.score('mase', 'naive'))} | "
-                         f"{fmt(sn)} | {fmt(ets)} | {fmt(oracle)} | "
-                         f"{fmt(b / sn if sn else math.nan, 2)} | "
-                         f"{_beats(b, sn)} | {_beats(ets, sn)} | {_beats(oracle, sn)} | "
-                         f"{s.origins_won('bptt')} of {len(s.mase['bptt'])} | {last} |")
+def series_table(series: list[Pooled], seeds: int) -> list[str]:
+    """One row per series: MASE of every method (means over the seeds), bptt's spread over the
+    seeds, and bptt's and AutoETS's ratio to seasonal naive."""
+    head = (["dataset", "series"] + [f"MASE {x}" for x in METHODS] + ["MASE oracle"]
+            + ([f"bptt spread over {seeds} seeds"] if seeds > 1 else [])
+            + ["bptt / snaive", "ets / snaive"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in series:
+        cells = [s.dataset.name, s.name] + [fmt(s.mase[x]) for x in METHODS]
+        cells.append(fmt(s.mase.get("oracle", math.nan)))
+        if seeds > 1:
+            cells.append(fmt(s.spread))
+        cells += [fmt(s.relative("bptt"), 2),
+                  fmt(s.relative("ets"), 2) if "ets" in s.mase else "n/a"]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def _beats(score: float, snaive: float) -> str:
-    return "n/a" if not math.isfinite(score) else ("yes" if score < snaive else "**no**")
-
-
-def beats_snaive(every: list[SeriesScore], method: str, origin: str) -> list[SeriesScore]:
-    """The series on which a method's MASE is below seasonal naive's."""
-    return [s for s in every
-            if s.score("mase", method, origin) < s.score("mase", "snaive", origin)]
-
-
-def summary(results: list[DatasetResult], origins: int) -> list[str]:
-    """Mean MASE per method over the real series and over all series, and the verdicts: on
-    the means over the origins, and on the last origin alone."""
-    every = [s for r in results for s in r.scores]
-    real_scores = [s for s in every if s.kind == "real"]
-    synthetic_scores = [s for s in every if s.kind == "synthetic"]
-    methods = METHODS if AutoETS is not None else WITHOUT_ETS
+def verdicts(series: list[Pooled]) -> list[str]:
+    """The issue's targets, on the means over the seeds."""
+    real_series = [s for s in series if s.dataset.kind == "real"]
     lines = []
-    for label, scores, shown in (("the {} real series", real_scores, methods),
-                                 ("the {} synthetic series", synthetic_scores,
-                                  (*methods, "oracle")),
-                                 ("all {} series", every, methods)):
-        if scores:
-            parts = ", ".join(f"{x} {fmt(mean_of(scores, 'mase', x))}" for x in shown)
-            lines.append(f"Mean MASE over {label.format(len(scores))}: {parts}")
-    ensemble, single = mean_of(every, "mase", "bptt"), mean_of(every, "mase", "bptt1")
-    change = 100 * (ensemble / single - 1)
-    lines.append(f"Ensemble gain: mean MASE {fmt(ensemble)} for the median of the default "
-                 f"ensemble vs {fmt(single)} for its first member alone (ensemble = 1): "
-                 f"{fmt(abs(change), 1)} % {'lower' if change < 0 else 'higher'}")
-    network = mean_of(every, "mase", "bpttnet")
-    change = 100 * (ensemble / network - 1)
-    lines.append(f"Combination gain: mean MASE {fmt(ensemble)} for the model's forecasts vs "
-                 f"{fmt(network)} for its network alone (no combination with the series' mean "
-                 f"and the naive forecast): {fmt(abs(change), 1)} % "
-                 f"{'lower' if change < 0 else 'higher'}; the network alone beats seasonal "
-                 f"naive on {len(beats_snaive(every, 'bpttnet', 'mean'))} of {len(every)}")
-    over = f"MASE over the {origins} origins" if origins > 1 else "MASE"
-    lines += verdict(every, "mean", over)
-    if origins > 1:
-        lines += verdict(every, "last", "the last origin alone (one held-out horizon)")
-    if AutoETS is None:
-        lines.append("bptt mean MASE < AutoETS mean MASE: n/a (statsforecast not installed)")
-    else:
-        b, e = mean_of(every, "mase", "bptt"), mean_of(every, "mase", "ets")
-        answer = "n/a" if not (math.isfinite(b) and math.isfinite(e)) else (
-            "yes" if b < e else "no")
-        lines.append(f"bptt mean MASE < AutoETS mean MASE: {answer} ({fmt(b)} vs {fmt(e)})")
+    for label, members in (("real", real_series),
+                           ("synthetic", [s for s in series if s.dataset.kind == "synthetic"]),
+                           ("all", series)):
+        if members:
+            parts = ", ".join(f"{x} {fmt(np.mean([s.mase[x] for s in members]))}"
+                              for x in METHODS)
+            lines.append(f"Mean MASE over the {len(members)} {label} series: {parts}")
+    if real_series and "arima" in METHODS:
+        b = np.mean([s.mase["bptt"] for s in real_series])
+        a = np.mean([s.mase["arima"] for s in real_series])
+        lines.append(f"Real series, bptt mean MASE < AutoARIMA's: {'yes' if b < a else 'no'} "
+                     f"({fmt(b)} vs {fmt(a)})")
+        gb = geo_mean([s.relative("bptt") for s in real_series])
+        ga = geo_mean([s.relative("arima") for s in real_series])
+        lines.append(f"Real series, bptt geometric mean relative to seasonal naive < "
+                     f"AutoARIMA's: {'yes' if gb < ga else 'no'} ({fmt(gb)} vs {fmt(ga)})")
+    if real_series and "ets" in METHODS:
+        lost = [s for s in real_series
+                if s.mase["bptt"] > SLACK * s.mase["snaive"] and s.mase["ets"] < s.mase["snaive"]]
+        lines.append(f"Real series where bptt's MASE exceeds {SLACK} x seasonal naive's while "
+                     f"AutoETS beats seasonal naive: {len(lost)}"
+                     + "".join(f"\n  {s.name}: bptt {fmt(s.mase['bptt'])}, snaive "
+                               f"{fmt(s.mase['snaive'])}, ets {fmt(s.mase['ets'])}"
+                               for s in lost))
+    if "ets" in METHODS:
+        b, e = (np.mean([s.mase[x] for s in series]) for x in ("bptt", "ets"))
+        lines.append(f"bptt mean MASE < AutoETS mean MASE, all series: "
+                     f"{'yes' if b < e else 'no'} ({fmt(b)} vs {fmt(e)})")
+    synthetic = [s for s in series if "oracle" in s.mase]
+    if synthetic:
+        won = [s for s in synthetic if s.mase["oracle"] < s.mase["snaive"]]
+        missed = [s.name for s in won if s.mase["bptt"] >= s.mase["snaive"]]
+        lines.append(f"The oracle beats seasonal naive on {len(won)} of {len(synthetic)} "
+                     f"synthetic series; bptt beats it on every one the oracle beats it on: "
+                     f"{'yes' if not missed else 'no'}"
+                     + (f" (not on: {', '.join(missed)})" if missed else ""))
     return lines
 
 
-def verdict(every: list[SeriesScore], origin: str, label: str) -> list[str]:
-    """Whether bptt beats seasonal naive on every series (by `origin`'s MASE), and where the
-    series it does not beat it on stand with AutoETS."""
-    won = beats_snaive(every, "bptt", origin)
-    lines = [f"bptt beats seasonal naive on every series, by {label}: "
-             f"{'yes' if len(won) == len(every) else 'no'} ({len(won)} of {len(every)})"]
-    lost = [s for s in every if s not in won]
-    if AutoETS is not None:
-        ets_won = beats_snaive(every, "ets", origin)
-        shared = [s.name for s in lost if s not in ets_won]
-        lines.append(f"  AutoETS beats seasonal naive on {len(ets_won)} of {len(every)}"
-                     + (f"; of bptt's {len(lost)} losses, AutoETS loses too on "
-                        f"{len(shared)}: {', '.join(shared) or '-'}" if lost else ""))
-    elif lost:
-        lines.append(f"  bptt's losses: {', '.join(s.name for s in lost)}")
-    lines += oracle_verdict(every, won, origin)
-    return lines
+def dump(path: str, runs: list[list[DatasetResult]], seeds: list[int]) -> None:
+    """Every dataset's results per seed as JSON: per-origin MASE and sMAPE of every method,
+    bptt's interval counts and note (to compare runs, or report several runs as one)."""
+    data = {str(seed): [{"dataset": dataclasses.asdict(dataclasses.replace(
+                            r.dataset, series={k: [] for k in r.dataset.series}, oracles={})),
+                         "scores": [dataclasses.asdict(s) for s in r.scores],
+                         "counts": [r.inside, r.total, r.outside_band],
+                         "seconds": r.bptt_seconds, "note": r.bptt_note} for r in run]
+            for seed, run in zip(seeds, runs, strict=True)}
+    Path(path).write_text(json.dumps(data))
 
 
-def oracle_verdict(every: list[SeriesScore], won: list[SeriesScore], origin: str) -> list[str]:
-    """On the synthetic series: on how many the oracle (each process's own forecast, with its
-    true parameters) beats seasonal naive, and whether bptt beats it on all of those. Where the
-    oracle loses, the held-out points themselves favour seasonal naive."""
-    synthetic = [s for s in every if math.isfinite(s.score("mase", "oracle", origin))]
-    if not synthetic:
-        return []
-    oracle_won = beats_snaive(synthetic, "oracle", origin)
-    oracle_lost = [s.name for s in synthetic if s not in oracle_won]
-    missed = [s.name for s in oracle_won if s not in won]
-    return [f"  The oracle beats seasonal naive on {len(oracle_won)} of {len(synthetic)} synthetic "
-            f"series (loses on: {', '.join(oracle_lost) or '-'}); bptt beats it on every one "
-            f"the oracle beats it on: {'yes' if not missed else 'no'}"
-            + (f" (not on: {', '.join(missed)})" if missed else "")]
+def undump(paths: list[str]) -> tuple[list[int], list[list[DatasetResult]]]:
+    """The runs of one or more dump files, merged per seed (datasets in file order)."""
+    merged: dict[int, list[DatasetResult]] = {}
+    for path in paths:
+        for seed, run in json.loads(Path(path).read_text()).items():
+            for r in run:
+                dataset = Dataset(**r["dataset"])
+                merged.setdefault(int(seed), []).append(DatasetResult(
+                    dataset, [SeriesScore(**s) for s in r["scores"]], *r["counts"],
+                    r["seconds"], r["note"]))
+    seeds = sorted(merged)
+    return seeds, [merged[s] for s in seeds]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -602,10 +501,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="one synthetic group of 2 short series and one real series")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic series")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the synthetic series and of bptt's training")
+    parser.add_argument("--seeds", help="comma-separated seeds: means over their runs")
+    parser.add_argument("--only", help="comma-separated dataset names, or real / synthetic")
     parser.add_argument("--origins", type=int,
                         help=f"rolling forecast origins per series (default {ORIGINS}; "
                              "1 with --quick)")
+    parser.add_argument("--json", help="also write every result to this file (JSON)")
+    parser.add_argument("--report", help="comma-separated --json files: print their results "
+                                         "as one run's (runs of other datasets, same seeds)")
+    parser.add_argument("--seasonality", choices=("none", "additive", "multiplicative"),
+                        help="force this seasonality instead of the default's choice (to "
+                             "measure what the choice gains)")
+    parser.add_argument("--bptt-only", action="store_true",
+                        help="skip AutoETS, AutoARIMA and AutoTheta (their columns read n/a): "
+                             "to compare bptt models, e.g. another checkout's on PYTHONPATH")
+    parser.add_argument("--cache", help="keep the classical forecasts of the real series in this "
+                                        "file, for later runs (they do not depend on the seed)")
     parser.add_argument("--oracle-seeds", type=int, metavar="N",
                         help="only count, for seeds 0..N-1, the synthetic series on which the "
                              "oracle loses to seasonal naive (no fitting)")
@@ -614,31 +527,69 @@ def main(argv: list[str] | None = None) -> int:
     if args.oracle_seeds:
         print("\n".join(oracle_luck(args.oracle_seeds, origins)))
         return 0
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
 
     began = time.perf_counter()
+    if args.report:
+        seeds, runs = undump(args.report.split(","))
+        return report(runs, seeds, ",".join(map(str, seeds)), origins, began)
     if AutoETS is None:
-        print("statsforecast is not installed: the AutoETS column is skipped.\n")
+        print("statsforecast is not installed: the classical columns are skipped.\n")
+    if args.cache:
+        load_cache(args.cache)
+    if args.seasonality:
+        SEASONALITY["seasonality"] = args.seasonality
+    if args.bptt_only:
+        global SKIP_CLASSICAL
+        SKIP_CLASSICAL = True
     warm_up()
-    if args.quick:
-        datasets = synthetic(args.seed, 2, (100, 120), ["trend+season"]) + real(quick=True)
-    else:
-        datasets = full_synthetic(args.seed) + real(quick=False)
-    results = []
-    for dataset in datasets:
-        results.append(evaluate(dataset, origins))
-        print(f"  {dataset.name}: bptt {results[-1].bptt_note} "
-              f"({fmt(results[-1].bptt_seconds, 2)} s)", file=sys.stderr)
+    runs = []
+    for seed in seeds:
+        if args.quick:
+            datasets = synthetic(seed, 2, (100, 120), ["trend+season"]) + real(quick=True)
+        else:
+            datasets = select(full_synthetic(seed) + real(quick=False), args.only)
+        run = []
+        for dataset in datasets:
+            run.append(evaluate(dataset, origins, seed))
+            print(f"  seed {seed} {dataset.name}: bptt {run[-1].bptt_note} "
+                  f"({fmt(run[-1].bptt_seconds, 2)} s)", file=sys.stderr)
+            if args.cache and dataset.kind == "real":
+                save_cache(args.cache)
+        runs.append(run)
+    if args.json:
+        dump(args.json, runs, seeds)
+    return report(runs, seeds, args.seeds, origins, began)
 
-    print(f"## Forecast accuracy on held-out horizons (seed {args.seed}, {origins} origins)\n")
-    print("Means over each dataset's series of each series' mean over the origins. bptt: "
-          "defaults with horizon,\nseason length and quantiles set; snaive: seasonal naive; "
-          "ets: statsforecast AutoETS.\nCoverage is nominally 80 %.\n")
-    print("\n".join(dataset_table(results)))
+
+def report(runs: list[list[DatasetResult]], seeds: list[int], seed_list: str | None,
+           origins: int, began: float) -> int:
+    """Print the tables of the runs (one per seed); 1 if any bptt fit failed."""
+    series = pooled(runs)
+    label = f"seed {seeds[0]}" if len(seeds) == 1 else f"means over seeds {seed_list}"
+
+    print(f"## Forecast accuracy on held-out horizons ({label}, {origins} origins)\n")
+    print("Per group: the mean over its series of each series' MASE (its mean over the "
+          "origins), and the geometric mean\nof MASE relative to seasonal naive. snaive: "
+          "seasonal naive; ets, arima, theta: statsforecast's AutoETS,\nAutoARIMA, AutoTheta; "
+          "mean outside: forecast steps whose mean lies outside bptt's own 10-90 % interval."
+          "\nCoverage is nominally 80 %.\n")
+    print("\n".join(group_table(series, runs)))
     print()
-    print("\n".join(summary(results, origins)))
-    print("\n## Per-series MASE: bptt against seasonal naive\n")
-    print("\n".join(series_table(results)))
-    failed = [r for r in results if r.bptt_note.startswith("FAILED")]
+    print("\n".join(verdicts(series)))
+    print("\n## Per-series MASE\n")
+    print("\n".join(series_table(series, len(seeds))))
+    print("\n## bptt's fits (the last origin's)\n")
+    for seed, run in zip(seeds, runs, strict=True):
+        for r in run:
+            print(f"- seed {seed}, {r.dataset.name}: {r.bptt_note}; {fmt(r.bptt_seconds, 2)} "
+                  f"s per fit")
+    real_sets = {s.dataset.name: s.dataset for s in series if s.dataset.kind == "real"}
+    if real_sets:
+        print("\n## The real series\n")
+        for d in real_sets.values():
+            print(f"- {d.name} ({d.freq}, m={d.m}, h={d.h}): {d.source}")
+    failed = [r for run in runs for r in run if r.bptt_note.startswith("FAILED")]
     for r in failed:
         print(f"\nbptt on {r.dataset.name}: {r.bptt_note}")
     print(f"\nTotal wall time: {time.perf_counter() - began:.1f} s")

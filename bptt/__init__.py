@@ -25,6 +25,7 @@ from .spec import (
     OPTIMIZERS,
     SCALERS,
     SCHEDULES,
+    SEASONALITIES,
     TRAINING_LOSSES,
     SpecError,
     TrainingSpec,
@@ -70,6 +71,7 @@ __all__ = [
     "NONLINEARITIES",
     "OPTIMIZERS",
     "SCALERS",
+    "SEASONALITIES",
     "SCHEDULES",
     "TRAINING_LOSSES",
     # per-series forecast state

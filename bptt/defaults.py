@@ -13,10 +13,16 @@ The rule, in order:
 - learning rate: 3e-3 for adam, adamw and rmsprop; 3e-2 for the sgd family.
 - weight decay: the optimizer's own default (0.01 for adamw, as in PyTorch; else none).
 
+- seasonality (spec.seasonality None): with a season (m > 1), "none", "additive" or (when a
+  series is positive) "multiplicative", whichever classical forecast of its own kind (naive on
+  the seasonally adjusted series, the season put back) has the lowest pooled relative MAE on
+  the validation windows; the network then trains on the adjusted series
+  (bptt.seasonality.choose_kind; README's accuracy section has the measurements).
+
 After training, with validation windows (validation_fraction > 0), fit also chooses how
-forecasts combine the network with the series' mean and the naive forecast: convex weights on a
-0.05 grid with the lowest mean relative validation MAE over the series, one set per model
-(bptt.combination says why, and why not one per series).
+forecasts combine the network with the series' mean, the naive and the seasonal naive forecast:
+convex weights on a 0.05 grid with the lowest mean relative validation MAE over the series, one
+set per model (bptt.combination says why, and why not one per series).
 """
 
 import dataclasses

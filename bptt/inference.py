@@ -1,8 +1,10 @@
 """Inference: a trained Model and raw series in, mean and quantile paths in original units out."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .combination import new_series_means
+from .combination import new_series_means, seasonal_naive_paths
 from .data import DataError, as_series, fit_scalers, interpolate_gaps, scaler_arrays
 from .model import Model
 
@@ -29,10 +31,10 @@ def forecast_arrays(model: Model, series=None, horizon: int | None = None,
     horizon, wanted = resolve_forecast_request(model, horizon, quantiles)
     steps = model.spec.window.input_size
     if series is None:
-        ids, scalers, tails = model.series_ids, model.scalers, model.tails
-        means = None  # the combination's series means: the model's own
+        ids, inputs = model.series_ids, Inputs(model.scalers, model.tails, None,
+                                               model.seasonality.indices,
+                                               model.seasonality.log)
     else:
-        known = dict(zip(model.series_ids, model.scalers, strict=True))
         named = as_series(series)
         for i, (name, values) in enumerate(named):
             if len(values) < steps:
@@ -40,18 +42,44 @@ def forecast_arrays(model: Model, series=None, horizon: int | None = None,
                                 f"series {name!r} has {len(values)} points; the model reads "
                                 f"the last {steps}")
         ids = [name for name, _ in named]
-        new = [i for i, name in enumerate(ids) if name not in known]
-        fitted = dict(zip(new, fit_scalers(model.spec.scaler, [named[i][1] for i in new]),
-                          strict=True))
-        scalers = [known.get(name) or fitted[i] for i, name in enumerate(ids)]
-        tails = _tails(scalers, [values for _, values in named], steps)
-        means = new_series_means(model, named, scalers, new)  # a new series' own mean
+        inputs = prepare_inputs(model, ids, [values for _, values in named])
     # Centre every window on its last value, as in training (data.window_inputs), all at once.
-    levels = tails[:, -1]  # (S,)
-    x = (tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1)
+    levels = inputs.tails[:, -1]  # (S,)
+    x = (inputs.tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1)
     paths = model.quantile_paths(x, threads)
-    return ids, wanted, values_from_paths(model, ids, paths, levels, scalers, horizon, wanted,
-                                          means)
+    return ids, wanted, values_from_paths(model, ids, paths, levels, inputs, horizon, wanted)
+
+
+@dataclass
+class Inputs:
+    """What forecasts of some series need besides the network's paths: each series' scaler,
+    its last input window (scaled, seasonally adjusted, gaps filled), the combination's mean
+    partner of series the model was not trained on (NaN for the others; None: no such series),
+    and the seasonal indices (S, m) and log flags (S,) that turn forecasts back into the
+    series' units (bptt.seasonality)."""
+
+    scalers: list
+    tails: np.ndarray  # (S, L)
+    means: np.ndarray | None
+    indices: np.ndarray
+    logs: np.ndarray
+
+
+def prepare_inputs(model: Model, ids: list[str], series: list[np.ndarray]) -> Inputs:
+    """Inputs for raw series `series` named `ids`: a series the model was trained on keeps its
+    training scaler and log flag; another is scaled (and, with a multiplicative model, logged
+    when positive) from its own values. Seasonal indices come from each history itself."""
+    season = model.seasonality
+    logs = season.flags_for(ids, model.series_ids, series)
+    adjusted, indices = season.transform_all(series, logs)
+    known = dict(zip(model.series_ids, model.scalers, strict=True))
+    new = [i for i, name in enumerate(ids) if name not in known]
+    fitted = dict(zip(new, fit_scalers(model.spec.scaler, [adjusted[i] for i in new]),
+                      strict=True))
+    scalers = [known.get(name) or fitted[i] for i, name in enumerate(ids)]
+    tails = _tails(scalers, adjusted, model.spec.window.input_size)
+    means = new_series_means(model, list(zip(ids, adjusted, strict=True)), scalers, new)
+    return Inputs(scalers, tails, means, indices, logs)
 
 
 def resolve_forecast_request(model: Model, horizon: int | None,
@@ -70,25 +98,36 @@ def resolve_forecast_request(model: Model, horizon: int | None,
 
 
 def forecasts_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: np.ndarray,
-                         scalers: list, horizon: int, wanted: list[float],
-                         means: np.ndarray | None = None) -> list[dict]:
+                         inputs: Inputs, horizon: int, wanted: list[float]) -> list[dict]:
     """forecast's answer from scaled, centred paths (S, h, 1 + Q): the first `horizon` steps,
-    moved back to each window's level and through its series' scaler, `wanted` quantiles.
-    A model with a combination combines them first (bptt.combination; means: the scaled mean
-    of series it was not trained on, NaN for the others)."""
-    return as_forecasts(ids, wanted, values_from_paths(model, ids, paths, levels, scalers,
-                                                       horizon, wanted, means))
+    moved back to each window's level and through its series' scaler and seasonal transform,
+    `wanted` quantiles. A model with a combination combines them first (bptt.combination)."""
+    return as_forecasts(ids, wanted, values_from_paths(model, ids, paths, levels, inputs,
+                                                       horizon, wanted))
 
 
 def values_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: np.ndarray,
-                      scalers: list, horizon: int, wanted: list[float],
-                      means: np.ndarray | None = None) -> np.ndarray:
-    """forecasts_from_paths' answer as forecast_arrays' values (S, horizon, 1 + len(wanted))."""
+                      inputs: Inputs, horizon: int, wanted: list[float]) -> np.ndarray:
+    """forecasts_from_paths' answer as forecast_arrays' values (S, horizon, 1 + len(wanted)).
+    With a combination, the mean always lies inside the outermost quantiles when they enclose
+    the median: where the combination moved it past one, that quantile is moved out to it (the
+    interval only widens)."""
     if model.combination is not None:
-        paths = model.combination.apply(paths, ids, model.series_ids, levels, means)
+        snaive = seasonal_naive_paths(inputs.tails - levels[:, None],
+                                      model.spec.season_length or 1, model.horizon)
+        paths = model.shifted(model.combination.apply(paths, ids, model.series_ids, levels,
+                                                      inputs.means, snaive))
     paths = paths[:, :horizon] + levels[:, None, None]
-    center, scale = scaler_arrays(scalers)
+    qs = model.quantiles
+    # an interval around the median holds the mean (not in files written before quantile
+    # averaging: they forecast as they did)
+    if (len(qs) >= 2 and qs[0] < 0.5 < qs[-1] and model.combination is not None
+            and model.combination.averaged):
+        paths[:, :, 1] = np.minimum(paths[:, :, 1], paths[:, :, 0])
+        paths[:, :, -1] = np.maximum(paths[:, :, -1], paths[:, :, 0])
+    center, scale = scaler_arrays(inputs.scalers)
     original = paths * scale[:, None, None] + center[:, None, None]  # (S, h, 1 + Q)
+    original = model.seasonality.inverse(original, inputs.indices, inputs.logs)
     return original[:, :, [0] + [1 + model.quantiles.index(q) for q in wanted]]
 
 

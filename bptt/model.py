@@ -16,6 +16,7 @@ from .combination import Combination
 from .data import Scaler
 from .forward import predict
 from .network import NetworkSpec
+from .seasonality import Seasonality
 from .serialization import from_safetensors, load_model, model_card, to_safetensors
 from .spec import TrainingSpec
 
@@ -39,20 +40,33 @@ class Model:
     # how forecasts combine the network with the series' mean and the naive forecast, fitted on
     # the validation windows (bptt.combination); None: the network alone (and older files)
     combination: Combination | None = None
+    # the seasonality taken out of each series before scaling and put back after forecasting
+    # (bptt.seasonality); None: none (and older files)
+    seasonality: Seasonality | None = None
 
     def __post_init__(self) -> None:
         if self.quantile_offsets is None:
             self.quantile_offsets = np.zeros((self.horizon, len(self.quantiles)))
+        if self.seasonality is None:
+            self.seasonality = Seasonality.none(len(self.series_ids),
+                                                self.spec.season_length or 1)
 
     def quantile_paths(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
         """(B, h, 1 + Q) scaled, centred paths for inputs x (L, B, 1): the mean first, then the
-        calibrated quantiles, sorted so that they never cross."""
+        calibrated quantiles, sorted so that they never cross (with a combination: the heads'
+        raw quantiles, which `shifted` calibrates and sorts once they are combined)."""
         return self.calibrated_paths(self.predict_scaled(x, threads))
 
     def calibrated_paths(self, out: np.ndarray) -> np.ndarray:
-        """(B, h, 1 + Q) paths from head outputs (B, O): quantiles calibrated and sorted."""
+        """(B, h, 1 + Q) paths from head outputs (B, O): quantiles calibrated and sorted, unless
+        the model has a combination: then `shifted` does both once they are combined (the
+        conformal offsets are fitted on combined paths, and belong to the quantile heads)."""
         out = out.astype(np.float64)
         paths = out.reshape(out.shape[0], self.horizon, 1 + len(self.quantiles))
+        return paths if self.combination is not None else self.shifted(paths)
+
+    def shifted(self, paths: np.ndarray) -> np.ndarray:
+        """Paths (B, h, 1 + Q) with the conformal offsets added to the quantiles, sorted."""
         paths[:, :, 1:] = np.sort(paths[:, :, 1:] + self.quantile_offsets, axis=2)
         return paths
 
@@ -85,8 +99,10 @@ class Model:
             "outputs_per_step": outputs,
             "output_layout": "index = step * outputs_per_step + k; k = 0 is the mean, "
                              "k = 1.. the quantiles in order",
-            "input_features": ["value, scaled per series, minus the window's last value"],
-            "output_scaling": "add the window's last scaled value, then invert the series' scaler",
+            "input_features": ["value, seasonally adjusted (see seasonality; none without it), "
+                               "scaled per series, minus the window's last value"],
+            "output_scaling": "add the window's last scaled value, invert the series' scaler, "
+                              "then the seasonality's transform (if any)",
             "quantile_calibration": "quantile k at step s gets quantiles.offsets[s, k] added "
                                     "(split-conformal shifts from the validation windows)",
             "training_spec": self.spec.to_dict(),
@@ -106,6 +122,9 @@ class Model:
         if self.combination is not None:
             tensors.update(self.combination.tensors())
             card["combination"] = self.combination.card()
+        if self.seasonality.active:
+            tensors.update(self.seasonality.tensors())
+            card["seasonality"] = self.seasonality.card()
         return to_safetensors(tensors, {"model_card": json.dumps(card), "format": "pt"})
 
     @classmethod
@@ -115,6 +134,8 @@ class Model:
         tails = tensors.pop(TAILS)
         offsets = tensors.pop(OFFSETS)
         combination = Combination.pop_tensors(tensors)
+        card = json.loads(metadata.get("model_card", "{}"))
+        seasonality = Seasonality.pop(tensors, card, len(card.get("series", [])))
         extra = {n: tensors.pop(n) for n in list(tensors) if n.startswith("member.")}
         # member 0 alone is a plain bptt network file: load_model checks every name and shape
         network, first, card = load_model(to_safetensors(tensors, metadata))
@@ -126,5 +147,5 @@ class Model:
         spec = TrainingSpec.from_dict(card["training_spec"])
         scalers = [Scaler(**s["scaler"]) for s in card["series"]]
         return cls(spec, network, np.stack(members), [s["id"] for s in card["series"]], scalers,
-                   tails, offsets, combination=combination)
+                   tails, offsets, combination=combination, seasonality=seasonality)
 

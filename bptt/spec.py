@@ -20,6 +20,7 @@ CELL_NAMES = tuple(CELLS)  # "rnn", "lstm", "gru"
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 SCALERS = ("standard", "robust", "minmax", "none")
+SEASONALITIES = ("none", "additive", "multiplicative")  # bptt.seasonality's kinds
 TRAINING_LOSSES = ("mse", "mae", "huber")  # quantiles add a pinball part on top (see fit)
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)  # the 80 % interval and the median
 
@@ -100,6 +101,10 @@ class TrainingSpec:
     # and the pinball part costs little. () or None: the mean only.
     quantiles: tuple[float, ...] | None = DEFAULT_QUANTILES
     scaler: str = "standard"  # per series: standard, robust, minmax or none
+    # The seasonality taken out of each series before scaling and put back after forecasting
+    # (bptt.seasonality): "none", "additive" or "multiplicative" (log, on positive series).
+    # None: chosen on the validation windows, and recorded in the model.
+    seasonality: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -140,6 +145,8 @@ class TrainingSpec:
             check(all(0 < q < 1 for q in qs) and qs == sorted(set(qs)),
                   ["quantiles"], "must be distinct, increasing and strictly between 0 and 1")
         check(self.scaler in SCALERS, ["scaler"], f"must be one of {list(SCALERS)}")
+        check(self.seasonality is None or self.seasonality in SEASONALITIES, ["seasonality"],
+              f"must be one of {list(SEASONALITIES)} or null")
         check(m.cell in CELLS, ["model", "cell"], f"must be one of {sorted(CELLS)}")
         check(m.hidden_size is None or m.hidden_size >= 1, ["model", "hidden_size"],
               "must be at least 1")

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DataError, interpolate_gaps
+from .data import DataError
 from .forward import predict
-from .inference import forecasts_from_paths, resolve_forecast_request
+from .inference import forecasts_from_paths, prepare_inputs, resolve_forecast_request
 from .model import Model
+from .seasonality import history_needed
 from .serialization import from_safetensors, to_safetensors
 
 
@@ -85,24 +86,24 @@ def forecast_state(model: Model, state: SeriesState, horizon: int | None = None,
         outputs.append(h @ views["head.weight"].T + views["head.bias"])
     out = outputs[0] if len(outputs) == 1 else np.median(outputs, axis=0)
     paths = model.calibrated_paths(np.asarray(out)[None])
-    scaler = model.scalers[model.series_ids.index(state.series_id)]
+    # the window's partners (seasonal naive) and seasonal indices, from the recent values
+    inputs = prepare_inputs(model, [state.series_id], [state.recent])
     return forecasts_from_paths(model, [state.series_id], paths, np.array([state.level]),
-                                [scaler], horizon, wanted)[0]
+                                inputs, horizon, wanted)[0]
 
 
 def _read(model: Model, names: list[str], histories: list[np.ndarray], lengths: list[int]
           ) -> list[SeriesState]:
     """Read each series' window from a zero state with every member; keep what follows."""
     steps = model.spec.window.input_size
-    scalers = dict(zip(model.series_ids, model.scalers, strict=True))
-    windows, recents = [], []
+    # the seasonal indices are estimated from the latest seasons: keep those too
+    kept = max(steps, history_needed(model.seasonality.m) if model.seasonality.active else 0)
+    recents = []
     for name, history in zip(names, histories, strict=True):
         if history.size < steps or not np.isfinite(history).any():
             raise DataError(["values"], f"series {name!r} needs {steps} values, some observed")
-        recent = _recent(history, steps)
-        windows.append(interpolate_gaps(scalers[name].transform(recent))[-steps:])
-        recents.append(recent)
-    tails = np.stack(windows)  # (S, L)
+        recents.append(_recent(history, kept))
+    tails = prepare_inputs(model, names, recents).tails  # (S, L), as forecast builds them
     levels = tails[:, -1]
     x = (tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1), as forecast
     hidden = np.stack([predict(model.network, p, x)[1][-1].h for p in model.members], axis=1)
@@ -114,6 +115,6 @@ def _read(model: Model, names: list[str], histories: list[np.ndarray], lengths: 
 def _recent(history: np.ndarray, steps: int) -> np.ndarray:
     """The last `steps` values, reaching back to the last observed value before them (so a
     gap at the window's start interpolates from the same neighbour as over the whole series)."""
-    start = history.size - steps
+    start = max(0, history.size - steps)
     observed = np.flatnonzero(np.isfinite(history[: start + 1]))
     return history[observed[-1] if observed.size else start:].copy()

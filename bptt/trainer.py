@@ -36,6 +36,7 @@ from .model import Model
 from .network import NetworkSpec, init_parameters
 from .optimizers import make_optimizer
 from .schedules import make_schedule
+from .seasonality import Seasonality, choose_kind
 from .serialization import from_safetensors, to_safetensors
 from .spec import SpecError, TrainingSpec
 from .training_step import train_step
@@ -211,7 +212,7 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     TrainingCancelled when callbacks.should_cancel() says so.
     """
     callbacks = callbacks or Callbacks()
-    problem, named, scalers, scaled = _prepare(series, horizon, spec, warm_start)
+    problem, named, scalers, scaled, seasonality = _prepare(series, horizon, spec, warm_start)
     spec, network, val = problem.spec, problem.network, problem.val
     optimizer = make_optimizer(spec.training.optimizer, weight_decay=spec.training.weight_decay)
 
@@ -227,7 +228,8 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     best_epochs, stopped = _summary(history, spec.training.epochs)
 
     tails = np.stack([interpolate_gaps(s)[-spec.window.input_size:] for s in scaled])
-    model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails)
+    model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails,
+                  seasonality=seasonality)
     coverage = calibrate(model, val, scaled)
     return FitResult(model, history, best_epochs, stopped, coverage)
 
@@ -237,8 +239,10 @@ def resolve_spec(lengths: Iterable[int], spec: TrainingSpec, *,
     """The spec that fit trains with on series of these lengths, every open choice made
     (bptt.defaults: input window, hidden size, epochs, learning rate, season length), from the
     lengths alone: no series parsed, no windows built, so a service can show and check a job's
-    plan when it is submitted. With `warm_start`, open sizes come from that model, as in fit,
-    and a network the model's weights cannot fill is a SpecError at ["warm_start"].
+    plan when it is submitted. The one choice the values make, an open `seasonality`, stays
+    open here; fit makes it on the validation windows and the model records it. With
+    `warm_start`, open sizes come from that model, as in fit, and a network the model's weights
+    cannot fill is a SpecError at ["warm_start"].
     fit(series, spec=resolve_spec(lengths, spec)) trains exactly as fit(series, spec=spec).
     Raises SpecError for an invalid spec; series too short for the window are fit's to refuse.
     """
@@ -263,7 +267,9 @@ def _resolved(spec: TrainingSpec, lengths: list[int]) -> TrainingSpec:
 def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
              warm_start: Model | None = None):
     """Validate the input and build what training needs: (problem, named series, scalers,
-    scaled series)."""
+    scaled series, seasonality). The seasonality is the spec's, else chosen on the validation
+    windows (bptt.seasonality.choose_kind; a warm start keeps the earlier model's), and is
+    taken out of every series before its scaler is fitted."""
     if warm_start is not None:
         spec = _spec_from_warm_start(horizon, spec, warm_start)
     spec = _spec_for(horizon, spec)
@@ -277,14 +283,25 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
             raise DataError(["series", i, "values"],
                             f"series {name!r} has {len(values)} points; input_size {input_size} "
                             f"+ horizon {spec.horizon} needs at least {input_size + spec.horizon}")
-    scalers = fit_scalers(spec.scaler, [values for _, values in named])
-    scaled = [s.transform(values) for s, (_, values) in zip(scalers, named, strict=True)]
+    values = [v for _, v in named]
+    m = spec.season_length or 1
+    if spec.seasonality is not None:
+        kind = spec.seasonality
+    elif warm_start is not None:
+        kind = warm_start.seasonality.kind
+    else:
+        kind, _ = choose_kind(values, m, input_size, spec.horizon,
+                              spec.training.validation_fraction)
+    seasonality, adjusted = Seasonality.fitted(kind, m, values)
+    scalers = fit_scalers(spec.scaler, adjusted)
+    scaled = [s.transform(v) for s, v in zip(scalers, adjusted, strict=True)]
     train, val = make_windows(scaled, input_size, spec.horizon,
                               spec.training.validation_fraction)
     network = _network_for(spec)
     if warm_start is not None:
         _check_warm_start(network, warm_start)
-    return _Problem(network, train, val, _loss_for(spec), spec), named, scalers, scaled
+    return (_Problem(network, train, val, _loss_for(spec), spec), named, scalers, scaled,
+            seasonality)
 
 
 def _network_for(spec: TrainingSpec) -> NetworkSpec:

@@ -24,6 +24,7 @@ from bptt import (
     OPTIMIZERS,
     SCALERS,
     SCHEDULES,
+    SEASONALITIES,
     TRAINING_LOSSES,
 )
 from service.api.extensions import current_settings
@@ -399,6 +400,7 @@ def _constrain_spec(schemas: dict[str, Any], settings: Settings,
         "horizon": {"minimum": 1, "maximum": settings.max_horizon},
         "quantiles": {"maxItems": MAX_QUANTILES},
         "scaler": {"enum": list(SCALERS)},
+        "seasonality": {"enum": list(SEASONALITIES)},
         "model.cell": {"enum": sorted(CELL_NAMES)},
         "model.hidden_size": {"minimum": 1, "maximum": settings.max_hidden_size},
         "model.num_layers": {"minimum": 1, "maximum": MAX_LAYERS},

@@ -13,18 +13,26 @@ pytest.importorskip("statsmodels")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_quick_run_from_two_origins_prints_both_verdicts():
+def test_quick_run_from_two_origins_prints_the_groups_and_the_targets():
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "--quick",
                           "--origins", "2"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "(seed 0, 2 origins)" in run.stdout
-    assert "Mean MASE over all" in run.stdout, run.stdout + run.stderr
-    assert "bptt beats seasonal naive on every series, by MASE over the 2 origins" in run.stdout
-    assert "by the last origin alone" in run.stdout
-    assert "The oracle beats seasonal naive on" in run.stdout  # the synthetic group's reference
-    # every series row counts its origins won out of 2
-    rows = [line for line in run.stdout.splitlines() if line.startswith("| nile | nile |")]
-    assert len(rows) == 1 and " of 2 |" in rows[0]
+    out = run.stdout
+    # the group table: the synthetic group, the real group and the real series by frequency
+    for group in ("| trend+season | 2 |", "| real | 1 |", "| real, yearly | 1 |"):
+        assert group in out, out
+    assert "rel. snaive bptt" in out and "bptt cover 10-90" in out
+    assert "Mean MASE over the 1 real series" in out, out + run.stderr
+    assert "The oracle beats seasonal naive on" in out  # the synthetic group's reference
+    if importlib.util.find_spec("statsforecast"):
+        assert "MASE arima" in out and "MASE theta" in out
+        assert "Real series, bptt mean MASE < AutoARIMA's:" in out
+        assert "geometric mean relative to seasonal naive < AutoARIMA's:" in out
+        assert "while AutoETS beats seasonal naive:" in out
+    rows = [line for line in out.splitlines() if line.startswith("| nile | nile |")]
+    assert len(rows) == 1
+    assert "- nile (yearly, m=1, h=10): statsmodels nile" in out  # where it comes from
 
 
 def _accuracy_module():

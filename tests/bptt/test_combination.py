@@ -11,7 +11,7 @@ import bptt
 from bptt import Callbacks, Checkpoint, TrainingSpec, combination
 from bptt.combination import Combination, combine, weight_grid
 from bptt.data import expanding_mean, make_windows
-from bptt.serialization import from_safetensors
+from bptt.serialization import from_safetensors, to_safetensors
 from bptt.state import append_observations, forecast_state, initial_states
 
 
@@ -34,22 +34,36 @@ def _stationary(count=3, n=120, seed=0):
 
 
 def test_the_grid_is_convex_and_starts_with_the_network_alone():
-    grid = weight_grid(0.25)
-    assert np.allclose(grid.sum(axis=1), 1) and (grid >= 0).all()
-    assert np.array_equal(grid[0], [1, 0, 0]) and len(grid) == 15
-    assert np.all(np.diff(grid[:, 0]) <= 0)  # ties go to more weight on the network
+    for seasonal, size in ((False, 15), (True, 35)):
+        grid = weight_grid(0.25, seasonal=seasonal)
+        assert np.allclose(grid.sum(axis=1), 1) and (grid >= 0).all()
+        assert np.array_equal(grid[0], [1, 0, 0, 0]) and len(grid) == size
+        assert np.all(np.diff(grid[:, 0]) <= 0)  # ties go to more weight on the network
+        assert seasonal or not grid[:, 3].any()  # no seasonal naive without a season
 
 
-@pytest.mark.parametrize("truth,expected", [("net", [1, 0, 0]), ("mean", [0, 1, 0]),
-                                            ("naive", [0, 0, 1])])
+@pytest.mark.parametrize("truth,expected", [("net", [1, 0, 0, 0]), ("mean", [0, 1, 0, 0]),
+                                            ("naive", [0, 0, 1, 0]), ("snaive", [0, 0, 0, 1])])
 def test_weights_go_to_the_forecast_that_is_right_on_validation(truth, expected):
     rng = np.random.default_rng(1)
     n, h = 60, 5
     net = rng.normal(size=(n, h))
     offset = rng.normal(size=n)  # series mean minus level
-    y = {"net": net, "mean": np.repeat(offset[:, None], h, axis=1), "naive": np.zeros((n, h))}
+    snaive = rng.normal(size=(n, h))
+    y = {"net": net, "mean": np.repeat(offset[:, None], h, axis=1), "naive": np.zeros((n, h)),
+         "snaive": snaive}
     series = np.repeat(np.arange(3), n // 3)
-    assert np.allclose(combination.fit_weights(net, y[truth], offset, series), expected)
+    assert np.allclose(combination.fit_weights(net, y[truth], offset, series, snaive=snaive),
+                       expected)
+    if truth != "snaive":  # without the seasonal partner: the same answer
+        assert np.allclose(combination.fit_weights(net, y[truth], offset, series), expected)
+
+
+def test_the_seasonal_naive_partner_repeats_the_last_season():
+    x = np.arange(10.0)[None] - 9  # a window of 10, centred on its last value
+    assert np.array_equal(combination.seasonal_naive_paths(x, 4, 6)[0], x[0, [6, 7, 8, 9, 6, 7]])
+    assert combination.seasonal_naive_paths(x, 1, 6) is None  # no season: that is naive
+    assert combination.seasonal_naive_paths(x, 12, 6) is None  # a window shorter than m
 
 
 def test_every_series_counts_the_same_whatever_its_scale():
@@ -70,19 +84,28 @@ def test_gaps_in_targets_are_skipped_and_no_targets_keep_the_network():
     net = np.ones((4, 2))
     y = np.zeros((4, 2))
     y[:, 1] = np.nan
-    assert np.allclose(combination.fit_weights(net, y, np.zeros(4), np.zeros(4, int)), [0, 0, 1])
+    assert np.allclose(combination.fit_weights(net, y, np.zeros(4), np.zeros(4, int)),
+                       [0, 0, 1, 0])
     assert np.allclose(combination.fit_weights(net, np.full((4, 2), np.nan), np.zeros(4),
-                                       np.zeros(4, int)), [1, 0, 0])
+                                               np.zeros(4, int)), [1, 0, 0, 0])
 
 
-def test_quantiles_move_with_the_mean():
+def test_quantiles_are_averaged_as_the_means_are():
     rng = np.random.default_rng(3)
     paths = np.sort(rng.normal(size=(5, 4, 4)), axis=2)
-    weights = np.tile([0.5, 0.3, 0.2], (5, 1))
+    weights = np.tile([0.4, 0.3, 0.2, 0.1], (5, 1))
     offset = rng.normal(size=5)
-    out = combine(paths, weights, offset)
-    assert np.allclose(out[:, :, 0], 0.5 * paths[:, :, 0] + 0.3 * offset[:, None])
-    assert np.allclose(out[:, :, 1:] - out[:, :, :1], paths[:, :, 1:] - paths[:, :, :1])
+    snaive = rng.normal(size=(5, 4))
+    out = combine(paths, weights, offset, snaive)
+    mean = 0.4 * paths[:, :, 0] + 0.3 * offset[:, None] + 0.1 * snaive
+    assert np.allclose(out[:, :, 0], mean)
+    # each partner's quantile weighted as its mean is; a classical partner's quantiles are its
+    # point forecast
+    assert np.allclose(out[:, :, 1:], 0.4 * paths[:, :, 1:] + (mean - 0.4 * paths[:, :, 0])[
+        :, :, None])
+    # the rule of files written before: the quantiles move with the mean
+    old = combine(paths, weights, offset, snaive, averaged=False)
+    assert np.allclose(old[:, :, 1:] - old[:, :, :1], paths[:, :, 1:] - paths[:, :, :1])
 
 
 def test_validation_windows_carry_their_level_and_the_mean_up_to_their_origin():
@@ -145,17 +168,21 @@ def test_forecasts_combine_the_network_the_mean_and_the_last_value():
     weights = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.0, 1.0, 0.0]])
     means = result.model.combination.means
     model = dataclasses.replace(result.model, combination=Combination(
-        weights, np.array([0.2, 0.8, 0.0]), means))
-    network = bptt.forecast(dataclasses.replace(result.model, combination=None))
+        weights, np.array([0.2, 0.8, 0.0]), means),
+        quantile_offsets=np.zeros_like(result.model.quantile_offsets))
+    network = bptt.forecast(dataclasses.replace(model, combination=None))
     combined = bptt.forecast(model)
     for i, values in enumerate(series.values()):
         scaler = model.scalers[i]
         mean, last = scaler.inverse(means[i]), values[-1]
         expected = weights[i, 0] * network[i]["mean"] + weights[i, 1] * mean + weights[i, 2] * last
         assert np.allclose(combined[i]["mean"], expected)
-        for q in (0.1, 0.9):  # quantiles keep their distance to the mean
+        for q, side in ((0.1, np.minimum), (0.9, np.maximum)):
+            # quantile averaging: the network's distance, times w_net, and the outer quantiles
+            # never on the wrong side of the mean
             assert np.allclose(combined[i]["quantiles"][q] - combined[i]["mean"],
-                               network[i]["quantiles"][q] - network[i]["mean"])
+                               side(weights[i, 0] * (network[i]["quantiles"][q]
+                                                     - network[i]["mean"]), 0))
     # a series the model never saw: the default weights and its own mean
     new = series["s0"] * 2 + 7
     fresh = bptt.forecast(model, {"new": new})[0]
@@ -165,6 +192,34 @@ def test_forecasts_combine_the_network_the_mean_and_the_last_value():
     longer = np.concatenate([series["s2"], [30.0, 31.0]])
     sent = bptt.forecast(model, {"s2": longer})[0]
     assert np.allclose(sent["mean"], model.scalers[2].inverse(means[2]))
+
+
+def test_a_file_from_before_the_seasonal_partner_forecasts_as_it_did():
+    result = bptt.fit(_stationary(), spec=_spec())
+    model = dataclasses.replace(result.model, combination=Combination(
+        np.tile([0.5, 0.3, 0.2], (3, 1)), np.array([0.5, 0.3, 0.2]),
+        result.model.combination.means))
+    tensors, metadata = from_safetensors(model.to_bytes())
+    for name in ("combination.weights", "combination.default"):  # three partners then
+        tensors[name] = tensors[name][..., :3]
+    old = bptt.Model.from_bytes(to_safetensors(tensors, metadata))
+    assert not old.combination.averaged
+    network = bptt.forecast(dataclasses.replace(old, combination=None))
+    for a, b in zip(bptt.forecast(old), network, strict=True):
+        # the rule of then: the network's quantiles moved with the mean, offsets and all
+        for q in (0.1, 0.5, 0.9):
+            assert np.allclose(a["quantiles"][q] - a["mean"], b["quantiles"][q] - b["mean"])
+
+
+def test_the_mean_lies_inside_the_interval_whatever_the_weights():
+    series = _stationary()
+    result = bptt.fit(series, spec=_spec())
+    for weights in ([0.0, 1, 0, 0], [0.0, 0, 1, 0], [0.2, 0.4, 0.4, 0]):
+        model = dataclasses.replace(result.model, combination=Combination(
+            np.tile(weights, (3, 1)), np.array(weights), result.model.combination.means))
+        for f in bptt.forecast(model, series):
+            assert (f["quantiles"][0.1] <= f["mean"]).all()
+            assert (f["mean"] <= f["quantiles"][0.9]).all()
 
 
 def test_stateful_forecasts_equal_forecasts_with_a_combination():
@@ -208,7 +263,7 @@ def test_without_validation_windows_there_is_no_combination():
     assert "combination" not in json.loads(metadata["model_card"])
     _, metadata = from_safetensors(bptt.fit(_stationary(), spec=_spec()).model.to_bytes())
     assert json.loads(metadata["model_card"])["combination"]["partners"] == [
-        "network", "mean", "naive"]
+        "network", "mean", "naive", "snaive"]
 
 
 def test_a_resumed_fit_ends_with_the_same_combination():
