@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import bptt
 from bptt import DataError, forecast_arrays
 from service.settings import Settings
-from service.store import repository
+from service.store import dataset_rows, repository
 from service.store.codec import compress_json, decompress_json
 from service.store.dbclock import db_now
 from service.store.model_cache import ModelCache
@@ -168,8 +168,15 @@ def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: 
                 loaded = load_model(session, job_id=batch.job_id)
                 if loaded is None:
                     raise LookupError("the job's model is no longer stored")
-                document = run_forecast(loaded[1], request["series"], request["horizon"],
+                series = request["series"]
+                if request.get("dataset_id") is not None:  # named, not sent: read them here
+                    series = dataset_rows.read_selection(session, request["dataset_id"],
+                                                         request.get("series_ids"))
+                document = run_forecast(loaded[1], series, request["horizon"],
                                         request["quantiles"], settings.forecast_threads)
+            except dataset_rows.DatasetGone as exc:
+                return _finish(session, claim, status="failed",
+                               error=f"the dataset {exc} was deleted before the batch ran")
             except (DataError, LookupError) as exc:  # the API checked; only a changed model
                 return _finish(session, claim, status="failed", error=str(exc))
             except DBAPIError:  # the database, not the batch: the lease expires, and the
