@@ -45,7 +45,7 @@ MEDIA_TYPES = {"text/csv": "csv", "application/x-ndjson": "jsonl", "application/
                "application/x-jsonlines": "jsonl", "application/jsonlines": "jsonl"}
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BYTES = 1 << 20  # what each read asks of the stream
-CSV_BLOCK_ROWS = 16_384  # CSV rows read at once (a few MB as Python lists of strings)
+CSV_BLOCK_ROWS = 8_192  # CSV rows read at once (a few MB as Python lists of strings)
 MAX_ERRORS = 20  # a bad file could name every line; the first few say what is wrong
 MAX_ID_LENGTH = 128  # as SeriesIn.id, and series_states.series_id holds
 MAX_LABEL_LENGTH = 64  # as SeriesIn.start

@@ -31,12 +31,12 @@ from service.store.tables import UploadedDataset, UploadedDatasetChunk, new_id, 
 # an integer (a step number, or microseconds since 1970 for dates and times), its value.
 POINT = np.dtype([("series", "<i4"), ("line", "<i4"), ("key", "<i8"), ("value", "<f8")])
 # Points sorted in memory at once: 24 bytes each, plus the sort's index and copy (about 56
-# bytes a point in all, 15 MB; a 200 MB upload raised the API process's peak RSS by 37 MB in
-# tests/e2e/test_datasets_e2e.py). A longer series is sorted on its own (its length is bounded
-# by Settings.max_dataset_series_length).
-SORT_BLOCK_POINTS = 256 * 1024
+# bytes a point in all: 7 MB, 15 MB with packing a chunk). A longer series is sorted on its own
+# (its length is bounded by Settings.max_dataset_series_length). What a whole upload adds to
+# the API process's peak RSS is measured by tests/e2e/test_datasets_e2e.py (200 MB uploaded).
+SORT_BLOCK_POINTS = 128 * 1024
 MAX_GROUP_FILES = 200  # interleaved uploads larger than 200 blocks sort in larger blocks
-CHUNK_POINTS = 256 * 1024  # per stored chunk: reading a few series decompresses ~0.5 MB
+CHUNK_POINTS = 128 * 1024  # per stored chunk: reading a few series decompresses ~0.3 MB
 HISTOGRAM_BINS = 10
 MAX_ERRORS = 20
 INTEGER, TIME = 0, 1  # the kinds of ds
