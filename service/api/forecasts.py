@@ -15,7 +15,7 @@ from service.api import datasets, lookup, validation
 from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
 from service.api.csvio import forecasts_to_csv
-from service.api.documents import forecast_batch_document, json_response
+from service.api.documents import forecast_batch_document, forecast_batch_json, json_response
 from service.api.extensions import current_settings, get_session
 from service.api.jobs import get_job
 from service.api.problems import Problem, ValidationProblem
@@ -108,7 +108,7 @@ def show_batch(batch_id: str) -> Response:
     batch = get_batch(batch_id)
     if batch.status == "succeeded" and batch.result_zlib is not None and _wants_csv():
         return _csv(ForecastResult.model_validate(decompress_json(batch.result_zlib)))
-    return json_response(forecast_batch_document(batch))
+    return Response(forecast_batch_json(batch), mimetype="application/json")
 
 
 def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | None,
