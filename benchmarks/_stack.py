@@ -19,10 +19,12 @@ from service.store import db, repository
 
 @dataclass(frozen=True)
 class Stack:
-    """Where the API listens and the token to call it with."""
+    """Where the API listens and the token to call it with (and the processes serving it:
+    the API first, then each worker's main process)."""
 
     url: str
     token: str
+    processes: tuple = ()
 
     def call(self, method: str, path: str, payload=None):
         """One JSON request to the API; the decoded answer."""
@@ -54,6 +56,6 @@ def embedded_stack(workers: int) -> Iterator[Stack]:
                       for i in range(workers)]
         try:
             serve.wait_until_healthy(url + "/healthz", processes)
-            yield Stack(url, token)
+            yield Stack(url, token, tuple(processes))
         finally:
             serve.stop_all(processes)

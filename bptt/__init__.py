@@ -5,7 +5,12 @@ The service (service/, workers/) uses the engine only through these names.
 """
 
 from .backprop import Gradients, loss_and_gradients
-from .backtest import CrossValidation, check_cross_validation, cross_validate
+from .backtest import (
+    CrossValidation,
+    check_cross_validation,
+    check_cross_validation_lengths,
+    cross_validate,
+)
 from .data import DataError, as_series
 from .defaults import input_size_for
 from .errors import NonFiniteError
@@ -63,6 +68,7 @@ __all__ = [
     # input and its checks
     "as_series",
     "check_cross_validation",
+    "check_cross_validation_lengths",
     "DataError",
     "NonFiniteError",
     "SpecError",

@@ -15,6 +15,7 @@ series, and each series keeps the scaler fitted on its first-cutoff part in ever
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,18 +132,32 @@ def check_cross_validation(series: SeriesLike, spec: TrainingSpec) -> None:
     _checked(series, None, spec, None, None)
 
 
+def check_cross_validation_lengths(lengths: Iterable[tuple[str, int]],
+                                   spec: TrainingSpec) -> None:
+    """check_cross_validation from each series' (id, length) alone, for series whose values
+    were checked elsewhere (a stored dataset): raises SpecError or DataError as it does."""
+    spec, windows, stride = _config(None, spec, None, None)
+    _check_lengths(spec, list(lengths), windows, stride)
+
+
 def _checked(series: SeriesLike, horizon: int | None, spec: TrainingSpec | None,
              windows: int | None, step: int | None):
     """(spec, named series, windows, step) once every input check has passed."""
+    spec, windows, stride = _config(horizon, spec, windows, step)
+    named = as_series(series)
+    _check_lengths(spec, [(name, values.size) for name, values in named], windows, stride)
+    return spec, named, windows, stride
+
+
+def _config(horizon: int | None, spec: TrainingSpec | None, windows: int | None,
+            step: int | None) -> tuple[TrainingSpec, int, int]:
+    """(spec, windows, step between origins) from the arguments and the spec, checked."""
     spec = _spec_for(horizon, spec)
     config = spec.cross_validation or CrossValidationConfig()
     config = dataclasses.replace(config, windows=config.windows if windows is None else windows,
                                  step=config.step if step is None else step)
     _check_config(spec, config)
-    named = as_series(series)
-    stride = config.step or spec.horizon
-    _check_lengths(spec, named, config.windows, stride)
-    return spec, named, config.windows, stride
+    return spec, config.windows, config.step or spec.horizon
 
 
 def _score(name: str, cutoff: int, actual: np.ndarray, fc: dict, history: np.ndarray,
@@ -171,21 +186,21 @@ def _check_config(spec: TrainingSpec, config: CrossValidationConfig) -> None:
         raise SpecError(errors)
 
 
-def _check_lengths(spec: TrainingSpec, named: list[tuple[str, np.ndarray]], windows: int,
+def _check_lengths(spec: TrainingSpec, sizes: list[tuple[str, int]], windows: int,
                    step: int) -> None:
     """Every series needs, before its first cutoff, what the fit needs: input_size + horizon
     points for one window, and enough further windows that validation_fraction of them are held
     out behind a training window (as data.make_windows splits them)."""
     h, after = spec.horizon, spec.horizon + (windows - 1) * step
-    cuts = [values.size - after for _, values in named]
+    cuts = [size - after for _, size in sizes]
     input_size = input_size_for(spec, min(cuts))  # as fit chooses it on the cut series
     extra = _windows_needed(h, spec.training.validation_fraction) - 1
     needed = input_size + h + extra
-    for (name, values), cut in zip(named, cuts, strict=True):
+    for (name, size), cut in zip(sizes, cuts, strict=True):
         if cut < needed:
             raise DataError(
                 ["cross_validation", "windows"],
-                f"series {name!r} has {values.size} points; {windows} windows {step} apart "
+                f"series {name!r} has {size} points; {windows} windows {step} apart "
                 f"with horizon {h} need at least {needed + after}: {needed} to train on before "
                 f"the first cutoff (input_size {input_size} + horizon {h} + {extra} more for "
                 f"validation) and {after} after it; use fewer windows, a smaller step or "

@@ -7,6 +7,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from service import logs
 from service.api import (
+    datasets,
     docs,
     extensions,
     forecasts,
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(forecasts.bp)
     app.register_blueprint(sweeps.bp)
     app.register_blueprint(series_states.bp)
+    app.register_blueprint(datasets.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(dashboard.bp)
@@ -56,6 +58,8 @@ def _refuse_large_bodies() -> None:
     # Werkzeug only enforces MAX_CONTENT_LENGTH when a route reads the body; checking here makes
     # every URL refuse an oversized body the same way. Chunked bodies (no Content-Length) are
     # still cut off by Werkzeug when read.
+    if request.endpoint in datasets.LARGE_BODY_ENDPOINTS:  # streamed uploads: their own limit
+        request.max_content_length = extensions.current_settings().max_dataset_bytes
     limit = request.max_content_length
     length = request.content_length
     if limit is not None and length is not None and length > limit:

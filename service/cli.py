@@ -349,7 +349,10 @@ def _labels(context: click.Context, parameter: click.Parameter, values: tuple[st
 
 
 @main.command("submit")
-@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("csv_file", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", "dataset_id", default=None, metavar="ID",
+              help="Train on an uploaded dataset (`bptt datasets upload`) instead of CSV_FILE.")
 @click.option("--horizon", type=int, required=True, help="Steps to forecast.")
 @click.option("--season-length", type=int, default=None, help="Season length (e.g. 12).")
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default=None)
@@ -363,11 +366,24 @@ def _labels(context: click.Context, parameter: click.Parameter, values: tuple[st
                    "dashboard filter by them.")
 @click.option("--follow", is_flag=True, help="Show live progress until the job ends.")
 @_client_options
-def submit(csv_file: Path, horizon: int, season_length: int | None, cell: str | None,
-           epochs: int | None, quantiles: str | None, name: str | None,
-           labels: dict[str, str], follow: bool, url: str, token: str) -> None:
-    """Submit a training job from a long-format CSV (unique_id,ds,y); print its id."""
+def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
+           season_length: int | None, cell: str | None, epochs: int | None,
+           quantiles: str | None, name: str | None, labels: dict[str, str], follow: bool,
+           url: str, token: str) -> None:
+    """Submit a training job from a long-format CSV (unique_id,ds,y), or on an uploaded
+    dataset with --dataset; print its id."""
+    if (csv_file is None) == (dataset_id is None):
+        raise click.UsageError("give a CSV_FILE or --dataset ID (one of them)")
     client = Client(url, token)
+    if dataset_id is not None:
+        body = {**_spec_body(horizon, season_length, cell, epochs, quantiles),
+                "dataset_id": dataset_id, **({"name": name} if name else {}),
+                **({"labels": labels} if labels else {})}
+        job = _api_call(lambda: client.json("POST", "/v1/jobs", body))
+        click.echo(job["id"])
+        if follow:
+            _follow(client, job["id"])
+        return
     query = {"horizon": horizon, "season_length": season_length, "model.cell": cell,
              "training.epochs": epochs,
              # a JSON list, so that one quantile or none at all is a list too
@@ -377,6 +393,25 @@ def submit(csv_file: Path, horizon: int, season_length: int | None, cell: str | 
     click.echo(job["id"])
     if follow:
         _follow(client, job["id"])
+
+
+def _spec_body(horizon: int, season_length: int | None, cell: str | None, epochs: int | None,
+               quantiles: str | None) -> dict:
+    """The spec fields of `submit` as a JSON job request has them."""
+    body: dict = {"horizon": horizon}
+    if season_length is not None:
+        body["season_length"] = season_length
+    if cell is not None:
+        body["model"] = {"cell": cell}
+    if epochs is not None:
+        body["training"] = {"epochs": epochs}
+    if quantiles is not None:
+        try:
+            body["quantiles"] = [float(q) for q in quantiles.split(",") if q.strip()]
+        except ValueError:
+            raise click.BadParameter("numbers separated by commas",
+                                     param_hint="--quantiles") from None
+    return body
 
 
 def _post_csv(client: Client, path: str, csv_file: Path, query: dict) -> dict:
@@ -417,13 +452,18 @@ def status(job_id: str, url: str, token: str) -> None:
 @click.argument("job_id")
 @click.argument("csv_file", required=False,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", "dataset_id", default=None, metavar="ID",
+              help="Forecast the series of an uploaded dataset.")
 @click.option("--horizon", type=int, default=None, help="At most the model's horizon.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the CSV here instead of printing it.")
 @_client_options
-def forecast(job_id: str, csv_file: Path | None, horizon: int | None, out: Path | None,
-             url: str, token: str) -> None:
-    """Forecast with a trained job: its own series, or those of CSV_FILE; prints CSV."""
+def forecast(job_id: str, csv_file: Path | None, dataset_id: str | None, horizon: int | None,
+             out: Path | None, url: str, token: str) -> None:
+    """Forecast with a trained job: its own series, those of CSV_FILE, or those of an
+    uploaded dataset (--dataset); prints CSV."""
+    if csv_file is not None and dataset_id is not None:
+        raise click.UsageError("give a CSV_FILE or --dataset ID, not both")
     client = Client(url, token)
 
     def call() -> str:
@@ -432,7 +472,8 @@ def forecast(job_id: str, csv_file: Path | None, horizon: int | None, out: Path 
                                           content_type="text/csv", accept="text/csv",
                                           query={"job_id": job_id, "horizon": horizon})
         else:
-            payload = {"job_id": job_id, **({"horizon": horizon} if horizon else {})}
+            payload = {"job_id": job_id, **({"horizon": horizon} if horizon else {}),
+                       **({"dataset_id": dataset_id} if dataset_id else {})}
             status, body = client.request("POST", "/v1/forecasts",
                                           body=json.dumps(payload).encode(),
                                           content_type="application/json", accept="text/csv")
@@ -454,3 +495,87 @@ def forecast(job_id: str, csv_file: Path | None, horizon: int | None, out: Path 
         out.write_text(text)
     else:
         click.echo(text, nl=False)
+
+
+@main.group("datasets")
+def datasets_group() -> None:
+    """Upload series once (CSV or JSON lines, gzipped or not) and train on them by id."""
+
+
+# File endings and what they hold; `.gz` after any of them means gzipped.
+UPLOAD_FORMATS = {".csv": ("text/csv", "csv"), ".jsonl": ("application/x-ndjson", "jsonl"),
+                  ".ndjson": ("application/x-ndjson", "jsonl")}
+
+
+@datasets_group.command("upload")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="A label (default: the file's name).")
+@click.option("--format", "format_", type=click.Choice(["csv", "jsonl"]), default=None,
+              help="The file's format when its name does not say (.csv, .jsonl, .ndjson, "
+                   "each optionally .gz).")
+@_client_options
+def datasets_upload(file: Path, name: str | None, format_: str | None, url: str,
+                    token: str) -> None:
+    """Upload FILE, streamed with a progress bar; print the dataset's id, then its summary."""
+    gzipped = file.suffix == ".gz"
+    inner = Path(file.stem).suffix if gzipped else file.suffix
+    if format_ is None:
+        if inner not in UPLOAD_FORMATS:
+            raise click.UsageError(f"cannot tell the format of {file.name}: name it .csv or "
+                                   ".jsonl (.gz allowed) or give --format")
+        format_ = UPLOAD_FORMATS[inner][1]
+    content_type = "text/csv" if format_ == "csv" else "application/x-ndjson"
+    client = Client(url, token)
+    size = file.stat().st_size
+    # The bar goes to stderr, so that stdout is the id and the summary only (for scripts).
+    with click.progressbar(length=size, label=f"uploading {file.name}", file=sys.stderr,
+                           show_pos=False, show_percent=True, show_eta=True,
+                           width=30) as bar:
+        dataset = _api_call(lambda: client.upload(
+            "/v1/datasets", file, content_type=content_type, gzipped=gzipped,
+            query={"name": name or file.name}, progress=bar.update))
+    click.echo(dataset["id"])
+    click.echo(dataset_line(dataset))
+
+
+@datasets_group.command("list")
+@_client_options
+def datasets_list(url: str, token: str) -> None:
+    """The tenant's datasets, newest first: id, series, points, frequency, name."""
+    client = Client(url, token)
+    page = {"next_cursor": None}
+    while True:
+        query = {"limit": 100, "cursor": page["next_cursor"]}
+        page = _api_call(lambda q=query: client.json("GET", "/v1/datasets", query=q))
+        for dataset in page["datasets"]:
+            click.echo(dataset_line(dataset))
+        if page["next_cursor"] is None:
+            return
+
+
+@datasets_group.command("show")
+@click.argument("dataset_id")
+@_client_options
+def datasets_show(dataset_id: str, url: str, token: str) -> None:
+    """A dataset's description as JSON (series, points, gaps, lengths, frequency)."""
+    client = Client(url, token)
+    dataset = _api_call(lambda: client.json("GET", f"/v1/datasets/{dataset_id}"))
+    click.echo(json.dumps(dataset, indent=2))
+
+
+@datasets_group.command("delete")
+@click.argument("dataset_id")
+@_client_options
+def datasets_delete(dataset_id: str, url: str, token: str) -> None:
+    """Delete a dataset (refused while queued or running jobs use it)."""
+    client = Client(url, token)
+    _api_call(lambda: client.request("DELETE", f"/v1/datasets/{dataset_id}"))
+    click.echo(f"deleted {dataset_id}")
+
+
+def dataset_line(dataset: dict) -> str:
+    """One line: short id, series, points, gaps, lengths, frequency and name."""
+    return (f"{dataset['id'][:8]}  {dataset['num_series']} series  "
+            f"{dataset['num_points']} points  {dataset['num_gaps']} gaps  "
+            f"lengths {dataset['min_length']}-{dataset['max_length']}  "
+            f"freq {dataset['frequency'] or '-'}  {dataset['name'] or ''}").rstrip()

@@ -10,10 +10,16 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 TIMEOUT_S = 60
+# An upload's answer comes once the server has sorted and stored everything it read: minutes
+# for a few GB. (urllib's timeout bounds each socket operation, not the whole request.)
+UPLOAD_TIMEOUT_S = 1800
+UPLOAD_BLOCK = 1 << 20  # bytes read from the file, and sent, at a time
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -28,25 +34,40 @@ class Client:
     url: str
     token: str
 
-    def request(self, method: str, path: str, *, body: bytes | None = None,
+    def request(self, method: str, path: str, *, body: bytes | BinaryIO | None = None,
                 content_type: str | None = None, accept: str = "application/json",
-                query: dict[str, Any] | None = None) -> tuple[int, bytes]:
-        """Send one request; return (status, body) or raise ApiError."""
+                query: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+                timeout: float = TIMEOUT_S) -> tuple[int, bytes]:
+        """Send one request; return (status, body) or raise ApiError. A file-like `body` is
+        streamed (give its Content-Length in `headers`)."""
         target = self.url.rstrip("/") + path
         if query:
             target += "?" + urllib.parse.urlencode({k: v for k, v in query.items()
                                                     if v is not None})
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept}
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept, **(headers or {})}
         if content_type:
             headers["Content-Type"] = content_type
         req = urllib.request.Request(target, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT_S) as answer:
+            with urllib.request.urlopen(req, timeout=timeout) as answer:
                 return answer.status, answer.read()
         except urllib.error.HTTPError as exc:
             raise ApiError(describe_problem(exc.code, exc.read())) from None
         except urllib.error.URLError as exc:
             raise ApiError(f"cannot reach {self.url}: {exc.reason}") from None
+
+    def upload(self, path: str, file: Path, *, content_type: str, gzipped: bool,
+               query: dict[str, Any], progress: Callable[[int], None] | None = None) -> Any:
+        """POST a file, streamed a block at a time (never read whole); `progress` is told the
+        bytes of each block sent. The decoded JSON answer."""
+        with open(file, "rb") as handle:
+            body = _Progress(handle, progress)
+            headers = {"Content-Length": str(file.stat().st_size)}
+            if gzipped:
+                headers["Content-Encoding"] = "gzip"
+            _, data = self.request("POST", path, body=body, content_type=content_type,
+                                   query=query, headers=headers, timeout=UPLOAD_TIMEOUT_S)
+        return json.loads(data)
 
     def json(self, method: str, path: str, payload: Any = None, **options) -> Any:
         """A JSON request and its decoded JSON answer."""
@@ -54,6 +75,21 @@ class Client:
         status, data = self.request(method, path, body=body,
                                     content_type="application/json" if body else None, **options)
         return json.loads(data) if data else None
+
+
+class _Progress:
+    """A file that tells `report` how many bytes each read gave (http.client sends a file-like
+    body by reading it a block at a time)."""
+
+    def __init__(self, handle: BinaryIO, report: Callable[[int], None] | None) -> None:
+        self.handle, self.report = handle, report
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(UPLOAD_BLOCK if size is None or size < 0 else
+                                max(size, UPLOAD_BLOCK))
+        if self.report is not None and data:
+            self.report(len(data))
+        return data
 
 
 def describe_problem(status: int, body: bytes) -> str:

@@ -20,6 +20,11 @@ file, so nothing needs installing. Production overrides the URLs (PostgreSQL, Re
 | BPTT_MAX_SWEEP_TRIALS | 64 |
 | BPTT_MAX_RUNNING_SWEEPS_PER_TENANT | 2 |
 | BPTT_SYNC_FORECAST_MAX_SERIES | 100 |
+| BPTT_MAX_DATASET_BYTES | 2147483648 (2 GiB; the body as sent, and its text once unzipped) |
+| BPTT_MAX_DATASET_SERIES | 1000000 |
+| BPTT_MAX_DATASET_POINTS | 250000000 |
+| BPTT_MAX_DATASET_SERIES_LENGTH | 10000000 |
+| BPTT_MAX_DATASETS_PER_TENANT | 100 |
 | BPTT_LEASE_SECONDS | 60 |
 | BPTT_REAPER_INTERVAL_SECONDS | 10 |
 | BPTT_REQUEUE_AFTER_SECONDS | 30 |
@@ -73,6 +78,15 @@ class Settings:
     # Forecast requests up to this many series are answered in the request; larger ones become an
     # asynchronous forecast batch (202) so a request never holds a web worker for long.
     sync_forecast_max_series: int = 100
+    # Uploaded datasets (POST /v1/datasets): streamed, parsed a block at a time and stored as
+    # compressed arrays, so their limits are far above the inline ones. A job on a dataset
+    # holds its series in one worker's memory (8 bytes a point): max_dataset_points bounds that.
+    max_dataset_bytes: int = 2 * 1024**3  # the body as sent; and its text after gunzip
+    max_dataset_series: int = 1_000_000
+    max_dataset_points: int = 250_000_000  # 2 GB as float64 in a worker
+    # One series is sorted in memory on its own when it is longer than a sorting block.
+    max_dataset_series_length: int = 10_000_000
+    max_datasets_per_tenant: int = 100  # stored at once; one more answers 429
 
     # Workers. A claim holds a job for lease_seconds; the worker renews it every third of that
     # while it trains, so a dead worker's job is free again within one lease.

@@ -22,9 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 import bptt
 from bptt import DataError, NonFiniteError, initial_states
 from service.settings import Settings
-from service.store import plans, queue
-from service.store.codec import decompress_json
-from service.store.tables import Checkpoint, Dataset, Job, Sweep, TrainedModel
+from service.store import dataset_rows, plans, queue
+from service.store.tables import Checkpoint, Job, Sweep, TrainedModel
 from workers import claims
 from workers.claims import Claim, LeaseLost
 
@@ -131,14 +130,19 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
         warm_bytes = (session.scalar(select(TrainedModel.weights)
                                      .where(TrainedModel.job_id == warm_from))
                       if warm_from else None)
-        series = decompress_json(session.scalar(
-            select(Dataset.series_zlib).where(Dataset.job_id == job_id)))
+        try:  # sent with the job, or read from its uploaded dataset (never from the broker)
+            series = dataset_rows.series_for_job(session, job_id)
+        except dataset_rows.DatasetGone as exc:
+            series, gone = None, str(exc)
         saved = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job_id))
         resume = bptt.Checkpoint.from_bytes(saved.data) if saved is not None else None
         epochs_done = saved.epoch if saved is not None else 0
     context = {"job_id": job_id, "tenant_id": tenant_id, "attempt": claim.attempt}
     log.info("job %s: attempt %d claimed by %s, resuming after epoch %d", job_id,
              claim.attempt, owner, epochs_done, extra=context)
+    if series is None:
+        _end(sessions, claim, "failed", f"invalid job: its dataset {gone} was deleted")
+        return "invalid"
     if warm_from and warm_bytes is None:
         _end(sessions, claim, "failed", f"invalid job: the model of job {warm_from} that it "
                                         "continues from no longer exists")
@@ -215,8 +219,9 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job
         queue.wake(settings, queue.TRAIN_TASK, claim.job_id)
         return "released"
     weights = result.model.to_bytes()
-    states = initial_states(result.model, {s["id"]: np.array(
-        [np.nan if v is None else v for v in s["values"]], dtype=np.float64) for s in series})
+    # None (a gap in series sent as JSON) becomes NaN; a dataset's arrays pass as they are.
+    states = initial_states(result.model, {s["id"]: np.asarray(s["values"], dtype=np.float64)
+                                           for s in series})
     with sessions() as session:
         claims.succeed(session, claim, weights=weights, sha256=hashlib.sha256(weights).hexdigest(),
                      model_card=result.model.card(), best_epoch=_global_best(result),

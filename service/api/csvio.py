@@ -25,7 +25,7 @@ def parse_long_csv(text: str) -> list[dict[str, Any]]:
     """
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [name.strip() for name in next(reader, [])]
-    errors = _header_errors(header)
+    errors = header_errors(header)
     if errors:
         raise ValidationProblem(errors)
     where = {name: header.index(name) for name in COLUMNS}
@@ -39,7 +39,7 @@ def parse_long_csv(text: str) -> list[dict[str, Any]]:
         uid, ds, y = (row[where[name]].strip() for name in COLUMNS)
         if not uid:
             _add(errors, line, "unique_id", "must not be empty")
-        key = _ds_key(ds)
+        key = ds_key(ds)
         if key is None:
             _add(errors, line, "ds", "must be an integer or an ISO 8601 date or time")
         value = _y_value(y, line, errors)
@@ -66,8 +66,8 @@ def forecasts_to_csv(forecasts: Iterable[dict[str, Any]], quantiles: list[str]) 
     return out.getvalue()
 
 
-def _header_errors(header: list[str]) -> list[dict[str, Any]]:
-    """Missing, unknown or repeated columns of the header line."""
+def header_errors(header: list[str]) -> list[dict[str, Any]]:
+    """Missing, unknown or repeated columns of the header line (uploads read it too)."""
     if not any(header):
         return [{"loc": ["body"], "msg": "is empty; the first line must be unique_id,ds,y"}]
     errors = [{"loc": ["body", "header", name], "msg": "column required"}
@@ -94,8 +94,9 @@ def _series(uid: str, points: list[tuple[tuple[int, Any], str, float | None]]
     return {"id": uid, "values": [value for _, _, value in points], "start": points[0][1]}
 
 
-def _ds_key(text: str) -> tuple[int, Any] | None:
-    """A sort key for a ds value (integers and times never compare), or None if unreadable."""
+def ds_key(text: str) -> tuple[int, Any] | None:
+    """A sort key for a ds value: (0, int) or (1, naive datetime in UTC); integers and times
+    never compare. None if unreadable."""
     try:
         return (0, int(text))
     except ValueError:

@@ -11,18 +11,19 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from bptt import DataError
-from service.api import lookup, validation
+from service.api import datasets, lookup, validation
 from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
 from service.api.csvio import forecasts_to_csv
-from service.api.documents import forecast_batch_document, json_response
+from service.api.documents import forecast_batch_document, forecast_batch_json, json_response
 from service.api.extensions import current_settings, get_session
 from service.api.jobs import get_job
 from service.api.problems import Problem, ValidationProblem
 from service.api.schemas import ForecastResult
 from service.api.sweeps import get_sweep
-from service.store import queue, repository
+from service.store import dataset_rows, queue, repository
 from service.store.codec import decompress_json
+from service.store.dataset_rows import DatasetSelection
 from service.store.forecast_batches import ForecastTable, load_model, run_forecast
 from service.store.tables import ForecastBatch
 
@@ -65,7 +66,12 @@ def create_forecasts() -> Response:
         raise Problem("The job succeeded but no model is stored for it.", status=409,
                       errors=[{"loc": job_loc, "msg": "no model stored"}])
     model = loaded[1]
-    count = len(wanted.series) if wanted.series is not None else len(model.series_ids)
+    source = None
+    if wanted.dataset_id is not None:  # the series of an uploaded dataset, read from it
+        source = datasets.selection(wanted.dataset_id, wanted.series_ids)
+        datasets.check_lengths_for_model(source, model.spec.window.input_size or 1)
+    count = (len(source.ids) if source is not None else len(wanted.series)
+             if wanted.series is not None else len(model.series_ids))
     queued = count > settings.sync_forecast_max_series
     # A batch is checked by the engine's parser before it is stored; an answer given now is
     # checked by the forecast itself (its DataError becomes the same 422 below), not twice.
@@ -75,7 +81,9 @@ def create_forecasts() -> Response:
     series = None if wanted.series is None else [{"id": s.id, "values": s.values}
                                                  for s in wanted.series]
     if queued:
-        return _enqueue(job.id, series, wanted.horizon, wanted.quantiles)
+        return _enqueue(job.id, series, wanted.horizon, wanted.quantiles, source)
+    if source is not None:
+        series = dataset_rows.read_selection(session, source.dataset_id, source.series_ids)
     try:
         document = run_forecast(model, series, wanted.horizon, wanted.quantiles,
                                 settings.forecast_threads)
@@ -100,20 +108,23 @@ def show_batch(batch_id: str) -> Response:
     batch = get_batch(batch_id)
     if batch.status == "succeeded" and batch.result_zlib is not None and _wants_csv():
         return _csv(ForecastResult.model_validate(decompress_json(batch.result_zlib)))
-    return json_response(forecast_batch_document(batch))
+    return Response(forecast_batch_json(batch), mimetype="application/json")
 
 
 def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | None,
-             quantiles: list[float] | None) -> Response:
+             quantiles: list[float] | None, source: DatasetSelection | None) -> Response:
     """Store the validated request as a forecast batch, commit, wake a worker: 202."""
     settings, session = current_settings(), get_session()
     session.commit()  # end the read phase: the insert gets a transaction of its own
+    request = {"series": series, "horizon": horizon, "quantiles": quantiles}
+    if source is not None:  # the worker reads them from the dataset (none in the request)
+        request.update(dataset_id=source.dataset_id, series_ids=source.series_ids)
     batch = repository.create_forecast_batch(
         session,
         tenant_id=current_tenant_id(),
         job_id=job_id,
         # The worker runs bptt.forecast(model, series, horizon, quantiles) with exactly these.
-        request={"series": series, "horizon": horizon, "quantiles": quantiles},
+        request=request,
     )
     session.commit()
     queue.wake(settings, queue.FORECAST_TASK, batch.id)  # after the commit; never raises

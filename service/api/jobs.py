@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
 
 from flask import Blueprint, Response, request
-from sqlalchemy import select
 
 import bptt
-from service.api import idempotency, list_query, lookup, params, validation, warm_start
+from service.api import datasets, idempotency, list_query, lookup, params, validation, warm_start
 from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
 from service.api.documents import diagnostics, job_document, job_list, json_response, metrics_page
 from service.api.extensions import current_settings, get_session
 from service.api.problems import Problem
 from service.api.schemas import JobOut, SeriesPage, SeriesTailOut
-from service.store import job_listing, plans, queue, repository
-from service.store.codec import decompress_json
-from service.store.tables import Dataset, EpochMetric, Job
+from service.store import dataset_rows, job_listing, plans, queue, repository
+from service.store.tables import EpochMetric, Job
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 bp.before_request(authenticate)
@@ -61,14 +58,16 @@ def submit_job() -> Response:
         if replayed is not None:
             return replayed
     warm = warm_start.from_request(session, body.data, tenant_id=tenant_id)
+    dataset = datasets.selection_from_request(warm.data if warm else body.data)
     valid = validation.training_request(
-        warm.data if warm else body.data, settings, spec_loc=("query",) if body.is_csv else ()
+        warm.data if warm else body.data, settings, spec_loc=("query",) if body.is_csv else (),
+        dataset=dataset,
     )
     if warm is not None:
-        plan = plans.for_workers(warm_start.check_fits(session, warm, valid.spec, valid.series),
-                                 settings)
+        plan = plans.for_workers(warm_start.check_fits(session, warm, valid.spec, valid.ids,
+                                                       valid.lengths), settings)
     else:
-        plan = plans.resolve(valid.spec, plans.lengths(valid.series), settings)
+        plan = plans.resolve(valid.spec, valid.lengths, settings)
     session.commit()  # end the read phase: the insert gets a transaction of its own
 
     def insert() -> Job:
@@ -95,6 +94,7 @@ def submit_job() -> Response:
             spec=valid.spec.to_dict(),
             resolved_spec=plan.to_dict(),
             series=valid.series,
+            dataset=valid.dataset,
             num_points=valid.num_points,
             epochs_total=epochs_total(plan),
             idempotency_key=key,
@@ -174,16 +174,14 @@ def job_series(job_id: str) -> Response:
     limit = params.int_arg("limit", default=DEFAULT_SERIES_PER_PAGE, minimum=1,
                            maximum=MAX_SERIES_PER_PAGE)
     offset = params.int_arg("offset", default=0, minimum=0)
-    # No repository helper: this is the only reader of a dataset's values on the API side.
-    packed = get_session().scalar(select(Dataset.series_zlib).where(Dataset.job_id == job.id))
-    series: list[dict[str, Any]] = decompress_json(packed) if packed is not None else []
-    page = series[offset:offset + limit]
+    page, total = dataset_rows.job_series_page(get_session(), job.id, offset=offset,
+                                               limit=limit, tail=tail)
     return json_response(SeriesPage(
         job_id=job.id,
-        series=[SeriesTailOut(id=s["id"], values=s["values"][-tail:], length=len(s["values"]),
+        series=[SeriesTailOut(id=s["id"], values=s["values"], length=s["length"],
                               start=s.get("start"), freq=s.get("freq")) for s in page],
-        num_series=len(series),
-        next_offset=offset + limit if offset + limit < len(series) else None,
+        num_series=total,
+        next_offset=offset + limit if offset + limit < total else None,
     ))
 
 

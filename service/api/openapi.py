@@ -60,9 +60,9 @@ _ERROR_TEXT = {
     409: "The resource is not in a state that allows this; or a short id begins the ids of "
          "several of the tenant's resources (`candidates` lists their full ids).",
     413: "The body is larger than the limit.",
-    415: "The body is neither application/json nor text/csv.",
+    415: "The body is neither application/json nor text/csv (datasets: nor JSON lines).",
     422: "Invalid input; `errors` names every bad field.",
-    429: "The tenant has too many queued jobs.",
+    429: "The tenant has too many queued jobs (or stored datasets).",
     503: "Not ready.",
 }
 
@@ -81,6 +81,7 @@ class Operation:
     parameters: tuple[dict[str, Any], ...] = ()
     body: type[BaseModel] | None = None  # JSON body (also accepted as CSV + query)
     csv: bool = True  # whether the body may also be CSV with the other fields in the query
+    raw_body: dict[str, Any] | None = None  # a request body that is no JSON model (uploads)
     secured: bool = True
     description: str = field(default="")
 
@@ -110,6 +111,16 @@ SHORT_ID = (f"or a short id: its first {MIN_SHORT_ID_LENGTH} or more characters,
 JOB_ID = _param("job_id", "path", {"type": "string"}, f"The job's id, {SHORT_ID}.")
 SERIES_ID = _param("series_id", "path", {"type": "string"}, "A training series' id.")
 SWEEP_ID = _param("sweep_id", "path", {"type": "string"}, f"The sweep's id, {SHORT_ID}.")
+DATASET_ID = _param("dataset_id", "path", {"type": "string"}, f"The dataset's id, {SHORT_ID}.")
+UPLOAD_BODY = {"required": True, "content": {
+    "text/csv": {"schema": {"type": "string", "description": "Long format, as a job's CSV: "
+                            "a header `unique_id,ds,y`, then one row per point in any order."}},
+    "application/x-ndjson": {"schema": {"type": "string", "description": "JSON lines, one "
+                                        'series per line: {"id": "s1", "values": [1.5, null, '
+                                        '2], "start": "2021-01", "freq": "MS"} (start and freq '
+                                        "optional)."}},
+    "application/gzip": {"schema": {"type": "string", "contentMediaType": "application/gzip",
+                                    "description": "Either one, gzipped (with ?format=)."}}}}
 LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type": "string"}}}
 SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
                                   "default": 0},
@@ -128,7 +139,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/v1/jobs", "submit_job", "Submit a training job", "jobs",
               {202: _json("JobOut", "Accepted and queued (or an Idempotency-Key replay).",
                           headers=LOCATION)},
-              errors=(400, 401, 409, 413, 415, 422, 429), body=JobRequest,
+              errors=(400, 401, 404, 409, 413, 415, 422, 429), body=JobRequest,
               parameters=(_param(IDEMPOTENCY_HEADER, "header", {"type": "string",
                                                                 "maxLength": 255},
                                  "Same key and body replay the first answer; same key and "
@@ -242,7 +253,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/v1/sweeps", "create_sweep", "Start a hyperparameter sweep", "sweeps",
               {202: _json("SweepOut", "Accepted: every trial is a queued job.",
                           headers=LOCATION)},
-              errors=(400, 401, 413, 415, 422, 429), body=SweepRequest, csv=False,
+              errors=(400, 401, 404, 409, 413, 415, 422, 429), body=SweepRequest, csv=False,
               description="The base job is checked as POST /v1/jobs checks one, then every "
                           "trial's spec; nothing is stored unless all pass."),
     Operation("get", "/v1/sweeps", "list_sweeps", "List the tenant's sweeps, newest first",
@@ -261,6 +272,40 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: _json("SweepOut", "Cancelled; no trial was running."),
                202: _json("SweepOut", "Cancelled; running trials stop within an epoch.")},
               errors=(401, 404, 409), parameters=(SWEEP_ID,)),
+    Operation("post", "/v1/datasets", "upload_dataset", "Upload a dataset (streamed)",
+              "datasets",
+              {201: _json("DatasetOut", "Stored; described.", headers=LOCATION)},
+              errors=(400, 401, 413, 415, 422, 429),
+              parameters=(
+                  _param("name", "query", {"type": "string", "minLength": 1, "maxLength": 255},
+                         "A label, e.g. the file's name."),
+                  _param("format", "query", {"type": "string", "enum": ["csv", "jsonl"]},
+                         "The format, when the Content-Type does not say it (e.g. "
+                         "application/gzip)."),
+                  _param("Content-Encoding", "header", {"type": "string", "enum": ["gzip"]},
+                         "gzip: the body is gzip-compressed (a body that starts with gzip's "
+                         "magic bytes is unzipped anyway).")),
+              raw_body=UPLOAD_BODY,
+              description="The body is read a block at a time and never held whole; bad rows "
+                          "answer 422 naming their lines, and nothing is stored. Jobs, sweeps "
+                          "and forecasts then name it by `dataset_id`."),
+    Operation("get", "/v1/datasets", "list_datasets", "List the tenant's datasets, newest "
+              "first", "datasets", {200: _json("DatasetList", "A page of datasets.")},
+              errors=(401, 422),
+              parameters=(_param("limit", "query", {"type": "integer", "minimum": 1,
+                                                    "maximum": 100, "default": 20},
+                                 "Datasets per page."),
+                          _param("cursor", "query", {"type": "string"},
+                                 "`next_cursor` of the previous page."))),
+    Operation("get", "/v1/datasets/{dataset_id}", "show_dataset",
+              "A dataset: series, points, gaps, lengths, frequency", "datasets",
+              {200: _json("DatasetOut", "The dataset.")}, errors=(401, 404, 409),
+              parameters=(DATASET_ID,)),
+    Operation("delete", "/v1/datasets/{dataset_id}", "delete_dataset", "Delete a dataset",
+              "datasets", {204: {"description": "Deleted with its values."}},
+              errors=(401, 404, 409), parameters=(DATASET_ID,),
+              description="Refused (409, naming them in `jobs`) while queued or running jobs "
+                          "train on it. Finished jobs keep their models and series states."),
     Operation("get", "/metrics", "metrics", "Operators' metrics (Prometheus text format)",
               "health",
               {200: {"description": "Jobs by status, queue depth, recent epoch durations, "
@@ -315,7 +360,8 @@ def build_document(settings: Settings) -> dict[str, Any]:
                  "description": _limits_text(settings)},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": name} for name in ("jobs", "sweeps", "forecasts", "health", "meta")],
+        "tags": [{"name": name} for name in ("jobs", "sweeps", "forecasts", "datasets",
+                                             "health", "meta")],
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -339,6 +385,8 @@ def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]
             content["text/csv"] = {"schema": CSV_BODY}
             parameters += _csv_query_parameters(op.body)
         out["requestBody"] = {"required": True, "content": content}
+    elif op.raw_body is not None:
+        out["requestBody"] = op.raw_body
     if parameters:
         out["parameters"] = parameters
     responses = {str(status): answer for status, answer in op.responses.items()}
@@ -356,7 +404,8 @@ def _csv_query_parameters(body: type[BaseModel]) -> list[dict[str, Any]]:
     """With a CSV body, every non-series field is a query parameter (nested ones dotted)."""
     if body is ForecastRequest:
         return [_query_param(name, f.annotation, required=f.is_required())
-                for name, f in ForecastRequest.model_fields.items() if name != "series"]
+                for name, f in ForecastRequest.model_fields.items()
+                if name not in ("series", "dataset_id", "series_ids")]  # JSON bodies only
     return [_query_param("name", RunName), *(_query_param(name, hint) for name, hint in
                                          _spec_leaves(bptt.TrainingSpec, ""))]
 
@@ -461,7 +510,10 @@ def _limits_text(settings: Settings) -> str:
         f"{settings.max_hidden_size}; {MAX_LAYERS} layers; {settings.max_epochs} epochs; "
         f"{settings.max_queued_jobs_per_tenant} queued jobs per tenant; forecasts of up to "
         f"{settings.sync_forecast_max_series} series are answered at once, larger ones as "
-        "batches (202)."
+        "batches (202). Uploaded datasets: body and its text "
+        f"{settings.max_dataset_bytes} bytes; {settings.max_dataset_series} series, "
+        f"{settings.max_dataset_points} values, {settings.max_dataset_series_length} values a "
+        f"series; {settings.max_datasets_per_tenant} datasets per tenant."
     )
 
 

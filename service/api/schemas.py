@@ -78,8 +78,16 @@ class SeriesIn(StrictModel):
 def _job_request_model() -> type[BaseModel]:
     """The job request: `series` plus every field of bptt.TrainingSpec, generated from it."""
     hints = typing.get_type_hints(bptt.TrainingSpec)
-    fields: dict[str, Any] = {"series": (list[SeriesIn], Field(min_length=1)),
-                              "name": (RunName | None, None), "labels": (Labels | None, None)}
+    fields: dict[str, Any] = {
+        "series": (list[SeriesIn] | None, Field(None, min_length=1, description=(
+            "The series, sent with the job (give this or dataset_id)."))),
+        "dataset_id": (str | None, Field(None, min_length=1, max_length=36, description=(
+            "An uploaded dataset (POST /v1/datasets) to train on instead of `series`; its "
+            "frequency is the job's `freq` unless freq or season_length is given."))),
+        "series_ids": (list[str] | None, Field(None, min_length=1, description=(
+            "With dataset_id: train on these of its series only (default: all)."))),
+        "name": (RunName | None, None), "labels": (Labels | None, None),
+    }
     fields["warm_start"] = (str | None, Field(
         None, max_length=36,
         description="A succeeded job to continue from: its weights start this training, and "
@@ -94,7 +102,8 @@ def _job_request_model() -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload,no-any-return]
         "JobRequest",
         __config__=ConfigDict(extra="forbid"),
-        __doc__="A training job: the series and the training spec (validated by the engine).",
+        __doc__="A training job: the series (or an uploaded dataset) and the training spec "
+                "(validated by the engine).",
         **fields,
     )
 
@@ -112,6 +121,11 @@ class ForecastRequest(StrictModel):
     sweep_id: str | None = Field(None, min_length=1, max_length=36,
                                  description="Forecast with the sweep's best trial's model.")
     series: list[SeriesIn] | None = Field(None, min_length=1)
+    dataset_id: str | None = Field(None, min_length=1, max_length=36,
+                                   description="Forecast the series of an uploaded dataset "
+                                               "instead of sending them.")
+    series_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        None, min_length=1, description="With dataset_id: only these of its series.")
     horizon: int | None = Field(None, ge=1, description="Default: the model's horizon.")
     quantiles: list[Number] | None = Field(None, description="Default: all trained quantiles.")
 
@@ -169,10 +183,12 @@ class Progress(ResponseModel):
 
 
 class DatasetInfo(ResponseModel):
-    """The size of a job's submitted data."""
+    """The size of a job's data, and the uploaded dataset it came from (if it did)."""
 
     num_series: int
     num_points: int
+    dataset_id: str | None = Field(None, description="The uploaded dataset the job trains on; "
+                                                     "null when its series came with it.")
 
 
 class EpochMetricsOut(ResponseModel):
@@ -450,6 +466,49 @@ class SweepList(ResponseModel):
     next_cursor: str | None
 
 
+class LengthBin(ResponseModel):
+    """Series whose length is in [min, max]."""
+
+    min: int
+    max: int
+    series: int
+
+
+class DatasetOut(ResponseModel):
+    """An uploaded dataset: what it holds, described without reading its values."""
+
+    id: str
+    name: str | None = Field(description="The label it was uploaded with (`?name=`).")
+    format: Literal["csv", "jsonl"]
+    created_at: datetime
+    num_series: int
+    num_points: int = Field(description="Values over all series, gaps included.")
+    num_gaps: int = Field(description="Values that are missing (empty y, or null).")
+    min_length: int
+    max_length: int
+    length_histogram: list[LengthBin] = Field(
+        description="Series per length, in up to 10 bins of equal width.")
+    frequency: str | None = Field(
+        description="Inferred from the timestamps when every series follows one (a "
+                    "pandas-style alias: MS, QS, YS, D, W, h, 15min, ...), or given in JSON "
+                    "lines; null otherwise (integer ds, or series that disagree).")
+    missing_timestamps: int | None = Field(
+        description="Rows absent at that frequency between a series' first and last ds. "
+                    "They are not gaps: as with inline CSV, neighbours of a missing row become "
+                    "adjacent; upload the row with an empty y to mark a gap.")
+    upload_bytes: int = Field(description="The body as received (compressed, if it was).")
+    text_bytes: int = Field(description="Its text once decompressed.")
+    stored_bytes: int = Field(description="What the database holds: compressed arrays and "
+                                          "the index of ids and lengths.")
+
+
+class DatasetList(ResponseModel):
+    """A page of datasets, newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    datasets: list[DatasetOut]
+    next_cursor: str | None
+
+
 class Health(ResponseModel):
     """A probe's answer."""
 
@@ -471,5 +530,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     SweepOut,
     SweepList,
     SeriesForecastOut,
+    DatasetOut,
+    DatasetList,
     Health,
 )

@@ -14,7 +14,7 @@ from flask import Blueprint, Response
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select
 
-from service.api import lookup, params, sweep_space, validation
+from service.api import datasets, lookup, params, sweep_space, validation
 from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
 from service.api.documents import job_progress, json_response
@@ -44,7 +44,8 @@ def create_sweep() -> Response:
     settings, session, tenant_id = current_settings(), get_session(), current_tenant_id()
     body = read_body(query_fields=frozenset())
     if body.is_csv:
-        raise Problem("A sweep is a JSON document; send the series inside `job`.", status=415)
+        raise Problem("A sweep is a JSON document; send the series (or a dataset_id) inside "
+                      "`job`.", status=415)
     request = _envelope(body.data)
     if request.budget > settings.max_sweep_trials:
         raise ValidationProblem([{"loc": ["budget"],
@@ -74,12 +75,11 @@ def create_sweep() -> Response:
                            "trials": [settings_ for settings_, _ in trials]})
     session.add(sweep)
     session.flush()
-    lengths = plans.lengths(base.series)
-    planned = [plans.resolve(spec, lengths, settings) for _, spec in trials]
+    planned = [plans.resolve(spec, base.lengths, settings) for _, spec in trials]
     ids = [repository.create_job(
         session, tenant_id=tenant_id, spec=spec.to_dict(), resolved_spec=plan.to_dict(),
-        series=base.series, num_points=base.num_points, epochs_total=epochs_total(plan),
-        sweep_id=sweep.id, trial=i, labels=request.labels,
+        series=base.series, dataset=base.dataset, num_points=base.num_points,
+        epochs_total=epochs_total(plan), sweep_id=sweep.id, trial=i, labels=request.labels,
         name=None if request.name is None else trial_name(request.name, i)).id
         for i, ((_, spec), plan) in enumerate(zip(trials, planned, strict=True))]
     session.commit()
@@ -155,8 +155,9 @@ def _envelope(data: Any) -> SweepRequest:
 
 def _base_job(job: dict[str, Any], settings) -> validation.TrainingRequest:
     """The base job request, checked exactly as POST /v1/jobs checks one, errors under `job`."""
+    dataset = datasets.selection_from_request(job, prefix=("job",))
     try:
-        return validation.training_request(job, settings)
+        return validation.training_request(job, settings, dataset=dataset)
     except ValidationProblem as exc:
         raise ValidationProblem([{**e, "loc": ["job", *e["loc"]]} for e in exc.errors]) from None
 
@@ -172,7 +173,7 @@ def _trials(request: SweepRequest, base: validation.TrainingRequest, settings
     out, errors = [], []
     base_spec = base.spec.to_dict()
     for i, trial in enumerate(drawn):
-        spec, problems = validation.trial_spec(sweep_space.apply(base_spec, trial), base.series,
+        spec, problems = validation.trial_spec(sweep_space.apply(base_spec, trial), base,
                                                settings)
         for problem in problems:
             path = ".".join(map(str, problem["loc"]))

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 import bptt
-from bptt import DataError, as_series, check_cross_validation, input_size_for
+from bptt import DataError, as_series, check_cross_validation_lengths, input_size_for
 from service.api.bodies import JsonConstant
 from service.api.problems import ValidationProblem
 from service.api.schemas import (
@@ -23,6 +23,7 @@ from service.api.schemas import (
     SeriesIn,
 )
 from service.settings import Settings
+from service.store.dataset_rows import DatasetSelection
 
 MAX_LAYERS = 4  # stacked recurrent layers; deeper RNNs barely help forecasting and cost linearly
 MAX_QUANTILES = 20  # each one widens the dense head by `horizon` outputs
@@ -33,25 +34,38 @@ _SERIES = TypeAdapter(list[SeriesIn])
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """A job request that passed every check: the spec and the series as they will be stored."""
+    """A job request that passed every check: the spec and the series as they will be stored
+    (`series` inline, or `dataset`: a selection of an uploaded dataset's series)."""
 
     spec: bptt.TrainingSpec
-    series: list[dict[str, Any]]
+    series: list[dict[str, Any]]  # [] with a dataset
     num_points: int
     name: str | None = None
     labels: dict[str, str] | None = None
+    dataset: DatasetSelection | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        return self.dataset.ids if self.dataset else [s["id"] for s in self.series]
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.dataset.lengths if self.dataset else [len(s["values"]) for s in self.series]
 
 
-def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...] = ()
-                     ) -> TrainingRequest:
-    """Validate a job request (`series` + TrainingSpec fields); `spec_loc` prefixes spec errors."""
+def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...] = (),
+                     dataset: DatasetSelection | None = None) -> TrainingRequest:
+    """Validate a job request (`series` + TrainingSpec fields); `spec_loc` prefixes spec errors.
+    With `dataset` (read from the request's dataset_id), the series are that selection."""
     if not isinstance(data, dict):
         raise ValidationProblem([{"loc": ["body"], "msg": "must be a JSON object"}])
     fields = dict(data)
     errors: list[dict[str, Any]] = []
     tags = run_tags(fields, errors, loc=spec_loc)
+    if dataset is not None:
+        return _dataset_request(fields, dataset, settings, spec_loc, tags, errors)
     if "series" not in fields:
-        errors.append({"loc": ["series"], "msg": "field required"})
+        errors.append({"loc": ["series"], "msg": "field required (or give dataset_id)"})
         series = None
     else:
         series = _series(fields.pop("series"), settings, errors)
@@ -62,17 +76,19 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
         errors += [{"loc": [*spec_loc, *e["loc"]], "msg": e["msg"]} for e in exc.errors]
     if spec is not None:
         errors += _spec_limits(spec, settings, spec_loc)
+    ids = [s.id for s in series] if series is not None else []
+    lengths = [len(s.values) for s in series] if series is not None else []
     if spec is not None and series is not None and not errors:
-        errors += _long_enough(spec, series)
+        errors += _long_enough(spec, ids, lengths, "series")
     if spec is not None and series is not None and not errors:
-        errors += _cross_validation_errors(spec, [s.model_dump() for s in series])
+        errors += _cross_validation_errors(spec, ids, lengths)
     if errors:
         raise ValidationProblem(errors[:MAX_ERRORS])
     assert spec is not None and series is not None
     return TrainingRequest(
         spec=spec,
         series=[s.model_dump(exclude_none=True) for s in series],
-        num_points=sum(len(s.values) for s in series),
+        num_points=sum(lengths),
         name=tags.name,
         labels=tags.labels,
     )
@@ -107,7 +123,36 @@ def run_tags(fields: dict[str, Any], errors: list[dict[str, Any]], *,
         return RunTags()
 
 
-def trial_spec(data: dict[str, Any], series: list[dict[str, Any]], settings: Settings
+def _dataset_request(fields: dict[str, Any], dataset: DatasetSelection, settings: Settings,
+                     spec_loc: tuple[str, ...], tags: RunTags, errors: list[dict[str, Any]]
+                     ) -> TrainingRequest:
+    """A job request on an uploaded dataset: checked from the selection's ids and lengths
+    (its values were checked when it was uploaded); `errors` holds the tags' problems."""
+    if "series" in fields:
+        errors.append({"loc": ["series"], "msg": "give series or dataset_id, not both"})
+    fields.pop("series", None)
+    if (dataset.frequency is not None and fields.get("freq") is None
+            and fields.get("season_length") is None):
+        fields["freq"] = dataset.frequency  # the season follows from the timestamps
+    spec = None
+    try:
+        spec = bptt.TrainingSpec.from_dict(fields)
+    except bptt.SpecError as exc:
+        errors += [{"loc": [*spec_loc, *e["loc"]], "msg": e["msg"]} for e in exc.errors]
+    if spec is not None:
+        errors += _spec_limits(spec, settings, spec_loc)
+    if spec is not None and not errors:
+        errors += _long_enough(spec, dataset.ids, dataset.lengths, "dataset_id")
+    if spec is not None and not errors:
+        errors += _cross_validation_errors(spec, dataset.ids, dataset.lengths)
+    if errors:
+        raise ValidationProblem(errors[:MAX_ERRORS])
+    assert spec is not None
+    return TrainingRequest(spec=spec, series=[], num_points=dataset.num_points,
+                           name=tags.name, labels=tags.labels, dataset=dataset)
+
+
+def trial_spec(data: dict[str, Any], base: TrainingRequest, settings: Settings
                ) -> tuple[bptt.TrainingSpec | None, list[dict[str, Any]]]:
     """A sweep trial's spec (a job request's spec with the trial's settings applied) checked
     as POST /v1/jobs checks one: (spec, []) or (None, errors located in the spec)."""
@@ -117,7 +162,7 @@ def trial_spec(data: dict[str, Any], series: list[dict[str, Any]], settings: Set
         return None, exc.errors
     errors = _spec_limits(spec, settings, ())
     if not errors:
-        shortest = min(len(s["values"]) for s in series)
+        shortest = min(base.lengths)
         window = input_size_for(spec, shortest)
         if shortest < window + spec.horizon:
             errors.append({"loc": ["window", "input_size"],
@@ -125,7 +170,7 @@ def trial_spec(data: dict[str, Any], series: list[dict[str, Any]], settings: Set
                                   f"series of {window + spec.horizon} points; the shortest "
                                   f"has {shortest}"})
     if not errors:
-        errors += _cross_validation_errors(spec, series)
+        errors += _cross_validation_errors(spec, base.ids, base.lengths)
     return (None, errors) if errors else (spec, [])
 
 
@@ -149,6 +194,11 @@ def forecast_request(data: Any, settings: Settings, *, from_query: bool = False
             if (request.job_id is None) == (request.sweep_id is None):
                 errors.append({"loc": ["job_id"], "msg": "give exactly one of job_id and "
                                                          "sweep_id"})
+            if request.dataset_id is not None and request.series is not None:
+                errors.append({"loc": ["dataset_id"],
+                               "msg": "give series or dataset_id, not both"})
+            if request.series_ids is not None and request.dataset_id is None:
+                errors.append({"loc": ["series_ids"], "msg": "needs dataset_id"})
     if errors or request is None:
         if from_query:  # with a CSV body, everything but the series came from the query
             errors = [e if e["loc"][:1] in (["series"], ["body"]) else
@@ -243,27 +293,31 @@ def _spec_limits(spec: bptt.TrainingSpec, settings: Settings, spec_loc: tuple[st
             for loc, value, limit in limits if value is not None and value > limit]
 
 
-def _long_enough(spec: bptt.TrainingSpec, series: list[SeriesIn]) -> list[dict[str, Any]]:
-    """Every series must hold one input window plus one horizon (the engine's rule)."""
-    window = input_size_for(spec, min(len(s.values) for s in series))
+def _long_enough(spec: bptt.TrainingSpec, ids: list[str], lengths: list[int], field: str
+                 ) -> list[dict[str, Any]]:
+    """Every series must hold one input window plus one horizon (the engine's rule); `field`
+    says where the series came from ("series" inline, or "dataset_id")."""
+    window = input_size_for(spec, min(lengths))
     needed = window + spec.horizon
     return [
-        {"loc": ["series", i, "values"],
-         "msg": f"series {s.id!r} has {len(s.values)} points; input window {window} + horizon "
+        {"loc": ["series", i, "values"] if field == "series" else [field],
+         "msg": f"series {name!r} has {length} points; input window {window} + horizon "
                 f"{spec.horizon} needs at least {needed}"}
-        for i, s in enumerate(series) if len(s.values) < needed
-    ]
+        for i, (name, length) in enumerate(zip(ids, lengths, strict=True)) if length < needed
+    ][:MAX_ERRORS]
 
 
-def _cross_validation_errors(spec: bptt.TrainingSpec, series: list[dict[str, Any]]
+def _cross_validation_errors(spec: bptt.TrainingSpec, ids: list[str], lengths: list[int]
                              ) -> list[dict[str, Any]]:
     """Series too short for the cross-validation the spec asks for (the engine's rule)."""
     if spec.cross_validation is None:
         return []
     try:
-        check_cross_validation([{"id": s["id"], "values": s["values"]} for s in series], spec)
-    except DataError as exc:
-        return [{"loc": exc.loc, "msg": exc.msg}]
+        check_cross_validation_lengths(zip(ids, lengths, strict=True), spec)
+    except (DataError, bptt.SpecError) as exc:
+        found = exc.errors if isinstance(exc, bptt.SpecError) else [{"loc": exc.loc,
+                                                                     "msg": exc.msg}]
+        return [{"loc": e["loc"], "msg": e["msg"]} for e in found]
     return []
 
 

@@ -52,28 +52,29 @@ def from_request(session: Session, data: Any, *, tenant_id: int) -> WarmStart | 
     return WarmStart(parent.id, _merge(parent.spec, data))
 
 
-def check_fits(session: Session, warm: WarmStart, spec: bptt.TrainingSpec,
-               series: list[dict[str, Any]]) -> bptt.TrainingSpec:
+def check_fits(session: Session, warm: WarmStart, spec: bptt.TrainingSpec, ids: list[str],
+               lengths: list[int]) -> bptt.TrainingSpec:
     """Refuse, naming `warm_start`, a spec the earlier model's network cannot train under;
-    else the spec resolved against that model (open sizes are the model's)."""
+    else the spec resolved against that model (open sizes are the model's). `ids` and
+    `lengths` are the new job's series'."""
     loaded = load_model(session, job_id=warm.job_id)
     if loaded is None:
         raise ValidationProblem([{"loc": [FIELD], "msg": "the job has no stored model"}])
     try:
-        plan = bptt.resolve_spec([len(s["values"]) for s in series], spec,
-                                 warm_start=loaded[1])
+        plan = bptt.resolve_spec(lengths, spec, warm_start=loaded[1])
     except bptt.SpecError as exc:
         raise ValidationProblem([{"loc": [FIELD], "msg": e["msg"]} for e in exc.errors]) from None
     # The window is the earlier model's, which may be longer than what the request's own
     # checks assumed: every series must still fill it and a horizon.
     needed = plan.window.input_size + plan.horizon
     short = [{"loc": ["series", i, "values"],
-              "msg": f"series {s['id']!r} has {len(s['values'])} points; the continued model's "
+              "msg": f"series {name!r} has {length} points; the continued model's "
                      f"input window {plan.window.input_size} + horizon {plan.horizon} needs at "
                      f"least {needed}"}
-             for i, s in enumerate(series) if len(s["values"]) < needed]
+             for i, (name, length) in enumerate(zip(ids, lengths, strict=True))
+             if length < needed]
     if short:
-        raise ValidationProblem(short)
+        raise ValidationProblem(short[:20])
     return plan
 
 

@@ -4,12 +4,12 @@ forecast batches. No Flask here (the workers import it)."""
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import socket
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 import bptt
 from bptt import DataError, forecast_arrays
 from service.settings import Settings
-from service.store import repository
-from service.store.codec import compress_json, decompress_json
+from service.store import dataset_rows, repository
+from service.store.codec import decompress_json
 from service.store.dbclock import db_now
 from service.store.model_cache import ModelCache
 from service.store.tables import ForecastBatch
@@ -33,6 +33,10 @@ from service.store.tables import ForecastBatch
 # One cache per process, keyed by the sha256 of the model's bytes: the same bytes are the same
 # model whoever asks, so sharing it across jobs and tenants leaks nothing.
 MODELS = ModelCache()
+
+# A result is written once and read once or twice: zlib's fastest level compresses 48k series'
+# forecasts (18 MB of JSON) in 0.5 s instead of 3 s at the default, 7% larger.
+RESULT_COMPRESSION_LEVEL = 1
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +172,15 @@ def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: 
                 loaded = load_model(session, job_id=batch.job_id)
                 if loaded is None:
                     raise LookupError("the job's model is no longer stored")
-                document = run_forecast(loaded[1], request["series"], request["horizon"],
+                series = request["series"]
+                if request.get("dataset_id") is not None:  # named, not sent: read them here
+                    series = dataset_rows.read_selection(session, request["dataset_id"],
+                                                         request.get("series_ids"))
+                document = run_forecast(loaded[1], series, request["horizon"],
                                         request["quantiles"], settings.forecast_threads)
+            except dataset_rows.DatasetGone as exc:
+                return _finish(session, claim, status="failed",
+                               error=f"the dataset {exc} was deleted before the batch ran")
             except (DataError, LookupError) as exc:  # the API checked; only a changed model
                 return _finish(session, claim, status="failed", error=str(exc))
             except DBAPIError:  # the database, not the batch: the lease expires, and the
@@ -178,8 +189,10 @@ def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: 
                 log.exception("forecast batch %s failed", batch_id)
                 return _finish(session, claim, status="failed",
                                error=f"forecast failed: {exc}")
-            # Through the schema's JSON: NaN (from a degenerate series) is stored as null.
-            result = compress_json(json.loads(document.model_dump_json()))
+            # The schema's JSON as it is written (NaN from a degenerate series is null), stored
+            # as compress_json stores a value: parsing and writing it again took 5 s for 48k
+            # series.
+            result = zlib.compress(document.json_bytes(), RESULT_COMPRESSION_LEVEL)
             return _finish(session, claim, status="succeeded", result_zlib=result)
 
 

@@ -17,7 +17,9 @@ from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from service.store import dataset_rows
 from service.store.codec import compress_json
+from service.store.dataset_rows import DatasetGone, DatasetSelection
 from service.store.dbclock import db_now
 from service.store.tables import (
     FINISHED_STATUSES,
@@ -131,8 +133,13 @@ def create_job(
     trial: int | None = None,
     name: str | None = None,
     labels: dict[str, str] | None = None,
+    dataset: DatasetSelection | None = None,
 ) -> Job:
-    """Add a queued job and its dataset (flushed; the caller commits both at once)."""
+    """Add a queued job and its dataset (flushed; the caller commits both at once): `series`,
+    or with `dataset` a reference to an uploaded dataset's series, held against deletion
+    until the commit (raises DatasetGone if it was deleted meanwhile)."""
+    if dataset is not None and not dataset_rows.lock_for_use(session, dataset.dataset_id):
+        raise DatasetGone(dataset.dataset_id)
     now = utcnow()
     job = Job(
         id=new_id(),
@@ -155,15 +162,18 @@ def create_job(
     )
     session.add(job)
     session.flush()  # the job row first: the dataset refers to it
-    session.add(
-        Dataset(
-            job_id=job.id,
-            series_zlib=compress_json(series),
-            num_series=len(series),
-            num_points=num_points,
-            created_at=now,
+    if dataset is not None:
+        session.add(dataset_rows.job_row(job.id, dataset, now))
+    else:
+        session.add(
+            Dataset(
+                job_id=job.id,
+                series_zlib=compress_json(series),
+                num_series=len(series),
+                num_points=num_points,
+                created_at=now,
+            )
         )
-    )
     session.flush()
     return job
 
@@ -287,12 +297,14 @@ def count_queued_jobs(session: Session, *, tenant_id: int) -> int:
     return session.scalar(query.select_from(Job)) or 0
 
 
-def dataset_size(session: Session, *, job_id: str) -> tuple[int, int] | None:
-    """(num_series, num_points) of a job's dataset, without reading the series themselves."""
+def dataset_size(session: Session, *, job_id: str) -> tuple[int, int, str | None] | None:
+    """(num_series, num_points, uploaded dataset id or None) of a job's dataset, without
+    reading the series themselves."""
     row = session.execute(
-        select(Dataset.num_series, Dataset.num_points).where(Dataset.job_id == job_id)
+        select(Dataset.num_series, Dataset.num_points, Dataset.uploaded_dataset_id)
+        .where(Dataset.job_id == job_id)
     ).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def best_val_loss(session: Session, *, job_id: str) -> float | None:
@@ -413,7 +425,7 @@ class JobStatus:
     (documents.job_document reads them as it reads the ORM objects)."""
 
     job: Any
-    dataset: tuple[int, int] | None
+    dataset: tuple[int, int, str | None] | None
     latest: Any | None
     best_val_loss: float | None
 
@@ -432,7 +444,7 @@ def _job_status_query() -> Any:
             .where(epochs.c.job_id == bindparam("job_id")).scalar_subquery())
     return (
         select(*Job.__table__.columns, Dataset.num_series, Dataset.num_points,
-               best.label("best_val_loss"),
+               best.label("best_val_loss"), Dataset.uploaded_dataset_id,
                *(c.label(_LATEST_PREFIX + c.name) for c in _LATEST_COLUMNS))
         .outerjoin(Dataset, Dataset.job_id == Job.id)
         .outerjoin(EpochMetric, and_(EpochMetric.job_id == Job.id,
@@ -452,7 +464,8 @@ def job_status(session: Session, *, tenant_id: int, job_id: str) -> JobStatus | 
         _JOB_STATUS, {"job_id": job_id, "tenant_id": tenant_id}).first()
     if row is None:
         return None
-    dataset = None if row.num_series is None else (row.num_series, row.num_points)
+    dataset = (None if row.num_series is None
+               else (row.num_series, row.num_points, row.uploaded_dataset_id))
     latest = None
     if getattr(row, _LATEST_PREFIX + "epoch") is not None:
         latest = SimpleNamespace(**{c.name: getattr(row, _LATEST_PREFIX + c.name)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -188,18 +189,87 @@ class Job(Base):
 
 
 class Dataset(Base):
-    """A job's submitted series, as zlib-compressed JSON (never pickle: it is user data)."""
+    """A job's series: submitted with it, as zlib-compressed JSON (never pickle: it is user
+    data), or a reference to an uploaded dataset (and the subset of its series it trains on)."""
 
     __tablename__ = "datasets"
+    __table_args__ = (
+        # Exactly one source: the series themselves, or the uploaded dataset that holds them.
+        CheckConstraint("(series_zlib IS NULL) <> (uploaded_dataset_id IS NULL)",
+                        name="one_source"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"), unique=True
     )
-    series_zlib: Mapped[bytes] = mapped_column(LargeBinary)  # service.store.codec.compress_json
+    # service.store.codec.compress_json of [{"id", "values", ...}]; None for a dataset's job
+    series_zlib: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # No foreign key, as for warm_start_job_id: deleting a dataset that only finished jobs used
+    # must not touch their history (the job keeps its model and series states). A queued or
+    # running job's dataset cannot be deleted (service.store.dataset_rows.delete_unused).
+    uploaded_dataset_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # compress_json of the ids of the dataset's series the job trains on; None: all of them
+    series_ids_zlib: Mapped[bytes | None] = mapped_column(LargeBinary)
     num_series: Mapped[int] = mapped_column(Integer)
     num_points: Mapped[int] = mapped_column(Integer)  # summed over all series, gaps included
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UploadedDataset(Base):
+    """Series uploaded once (POST /v1/datasets) and referenced by jobs, sweeps and forecasts.
+
+    The values live in uploaded_dataset_chunks as compressed float64 arrays; this row holds what
+    describing the dataset and checking a request against it need, without reading them."""
+
+    __tablename__ = "uploaded_datasets"
+    __table_args__ = (
+        Index("ix_uploaded_datasets_tenant_id_created_at", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(255))  # the client's label, e.g. a file name
+    format: Mapped[str] = mapped_column(String(16))  # "csv" or "jsonl", as uploaded
+    num_series: Mapped[int] = mapped_column(Integer)
+    num_points: Mapped[int] = mapped_column(BigInteger)  # gaps included
+    num_gaps: Mapped[int] = mapped_column(BigInteger)  # empty y / null values
+    min_length: Mapped[int] = mapped_column(Integer)
+    max_length: Mapped[int] = mapped_column(Integer)
+    # A pandas-style alias ("MS", "D", "h") when every series' timestamps follow one; else None
+    frequency: Mapped[str | None] = mapped_column(String(16))
+    # Timestamps absent between a series' rows at its frequency (not gaps: as with inline CSV,
+    # a missing row makes its neighbours adjacent; write the row with an empty y instead).
+    missing_timestamps: Mapped[int | None] = mapped_column(BigInteger)
+    # [{"min", "max", "series"}]: series per length bin, up to 10 equal-width bins
+    length_histogram: Mapped[list[dict[str, int]]] = mapped_column(JSON)
+    # compress_json({"ids": [...], "starts": [...]}) in storage order, and the lengths as
+    # zlib-compressed little-endian int64 (service.store.codec.compress_ints): what a request
+    # against the dataset is checked with, read without touching the values.
+    index_zlib: Mapped[bytes] = mapped_column(LargeBinary)
+    lengths_zlib: Mapped[bytes] = mapped_column(LargeBinary)
+    upload_bytes: Mapped[int] = mapped_column(BigInteger)  # the body as received
+    text_bytes: Mapped[int] = mapped_column(BigInteger)  # after gunzip
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)  # chunks and index, compressed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UploadedDatasetChunk(Base):
+    """Consecutive series of an uploaded dataset: their values concatenated (NaN for a gap),
+    stored as service.store.codec.compress_floats makes them. Chunks hold about a fixed
+    number of points, so reading a few series reads a few small chunks."""
+
+    __tablename__ = "uploaded_dataset_chunks"
+    __table_args__ = (UniqueConstraint("dataset_id", "chunk"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("uploaded_datasets.id", ondelete="CASCADE"))
+    chunk: Mapped[int] = mapped_column(Integer)  # 0-based, in storage order
+    first_series: Mapped[int] = mapped_column(Integer)  # index of its first series
+    num_series: Mapped[int] = mapped_column(Integer)
+    num_points: Mapped[int] = mapped_column(Integer)
+    values_zlib: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class EpochMetric(Base):

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 import bptt
-from bptt import TrainingSpec, cross_validate
+from bptt import (
+    TrainingSpec,
+    check_cross_validation,
+    check_cross_validation_lengths,
+    cross_validate,
+)
 from bptt.data import DataError
 from bptt.scores import coverage, mase, pinball, smape
 from bptt.spec import SpecError
@@ -206,6 +211,25 @@ def test_too_short_series_name_the_field_and_the_points_needed():
     with pytest.raises(DataError) as info:  # the default input window shrinks, but not below 1
         cross_validate({"a": long}, horizon=H, windows=20)
     assert info.value.loc == ["cross_validation", "windows"]
+
+
+def test_the_lengths_alone_give_the_same_verdict_as_the_series():
+    spec = small_spec(epochs=1, window={"input_size": 24})
+    long = seasonal(80, 0, 0.3, 0)
+    for short in (53, 54):
+        series = {"long": long, "short": long[:short]}
+        try:
+            check_cross_validation(series, spec)
+            verdict = None
+        except DataError as exc:
+            verdict = (exc.loc, exc.msg)
+        try:
+            check_cross_validation_lengths([("long", 80), ("short", short)], spec)
+            from_lengths = None
+        except DataError as exc:
+            from_lengths = (exc.loc, exc.msg)
+        assert from_lengths == verdict
+        assert (verdict is None) == (short == 54)
 
 
 def test_gaps_in_actuals_are_skipped(series):

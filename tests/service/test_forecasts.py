@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
+from service.api.documents import forecast_batch_document
 from service.settings import Settings
 from service.store import forecast_batches
 from service.store.codec import decompress_json
@@ -199,6 +201,9 @@ def test_workers_answer_batches_with_the_same_code(
     assert forecast_batches.answer_batch(sessions, settings, batch_id) == "not claimed"
     done = client.get(f"/v1/forecasts/{batch_id}", headers=auth).get_json()
     assert done["status"] == "succeeded" and done["started_at"] and done["finished_at"]
+    with sessions() as session:  # the stored JSON spliced in is the schema's document
+        row = session.get(ForecastBatch, batch_id)
+        assert done == json.loads(forecast_batch_document(row).model_dump_json())
     expected = bptt.forecast(model, series, quantiles=[0.5])
     got = done["result"]["forecasts"]
     assert [f["id"] for f in got] == [s["id"] for s in series]

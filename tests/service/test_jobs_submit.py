@@ -63,7 +63,7 @@ def test_submit_stores_job_and_dataset_and_wakes_a_worker(
     assert body["progress"] == {  # 2 epochs x 1 member
         "epochs_done": 0, "epochs_total": 2, "member": 1, "members": 1, "member_epoch": 0,
         "member_epochs": 2, "finished_members": [], "stage": None}
-    assert body["dataset"] == {"num_series": 2, "num_points": 110}
+    assert body["dataset"] == {"num_series": 2, "num_points": 110, "dataset_id": None}
     requested = bptt.TrainingSpec.from_dict(SPEC)
     assert body["requested_spec"] == requested.to_dict()
     # what the job trains with: every open choice made from the series' lengths

@@ -69,7 +69,7 @@ def test_schemas_come_from_the_code_with_the_deployments_limits(client: FlaskCli
     document = client.get("/openapi.json").get_json()
     schemas = document["components"]["schemas"]
     job_request = schemas["JobRequest"]
-    assert job_request["required"] == ["series", "horizon"]
+    assert job_request["required"] == ["horizon"]  # series, or dataset_id
     assert job_request["additionalProperties"] is False
     assert job_request["properties"]["horizon"]["maximum"] == 48  # BPTT_MAX_HORIZON
     # Nested schemas are reached through the references, whatever pydantic names them

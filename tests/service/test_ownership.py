@@ -32,6 +32,11 @@ OWNED_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/forecasts/{batch}", None),
     ("GET", "/v1/sweeps/{sweep}", None),
     ("POST", "/v1/sweeps/{sweep}/cancel", None),
+    ("GET", "/v1/datasets/{dataset}", None),
+    ("DELETE", "/v1/datasets/{dataset}", None),
+    ("POST", "/v1/jobs", {"dataset_id": "{dataset}", **SPEC}),
+    ("POST", "/v1/sweeps", {"job": {"dataset_id": "{dataset}", **SPEC},
+                            "space": {"model.hidden_size": [2, 4]}, "strategy": "grid"}),
 ]
 # Routes that act on the tenant as a whole.
 TENANT_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -40,6 +45,8 @@ TENANT_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/sweeps", None),
     ("POST", "/v1/sweeps", {"job": {"series": SERIES, **SPEC},
                             "space": {"model.hidden_size": [2, 4]}, "strategy": "grid"}),
+    ("GET", "/v1/datasets", None),
+    ("POST", "/v1/datasets", None),
 ]
 
 
@@ -67,7 +74,11 @@ def owned(client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
     sweep = client.post("/v1/sweeps", json={"job": {"series": SERIES, **SPEC}, "strategy": "grid",
                                              "space": {"model.hidden_size": [2, 4]}},
                         headers=auth).get_json()
-    return {"job": job_id, "batch": batch.id, "sweep": sweep["id"]}
+    csv = "unique_id,ds,y\n" + "".join(f"{s['id']},{t},{v}\n" for s in SERIES
+                                        for t, v in enumerate(s["values"]))
+    dataset = client.post("/v1/datasets", data=csv, content_type="text/csv",
+                          headers=auth).get_json()
+    return {"job": job_id, "batch": batch.id, "sweep": sweep["id"], "dataset": dataset["id"]}
 
 
 def call(client: FlaskClient, route: tuple[str, str, dict[str, Any] | None],
@@ -75,9 +86,15 @@ def call(client: FlaskClient, route: tuple[str, str, dict[str, Any] | None],
     """Send `route` with the ids filled in."""
     method, template, body = route
     url = template.format(**ids)
-    json_body = None if body is None else {k: v.format(**ids) if isinstance(v, str) else v
-                                           for k, v in body.items()}
+    json_body = None if body is None else _filled(body, ids)
     return client.open(url, method=method, json=json_body, headers=headers)
+
+
+def _filled(body: Any, ids: dict[str, str]) -> Any:
+    """A body template with the ids filled into its strings, nested ones too."""
+    if isinstance(body, dict):
+        return {k: _filled(v, ids) for k, v in body.items()}
+    return body.format(**ids) if isinstance(body, str) else body
 
 
 @pytest.mark.parametrize("route", OWNED_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
@@ -120,7 +137,8 @@ def test_without_a_valid_token_every_route_is_401(
 
 def test_the_route_lists_cover_every_v1_route(app: Flask) -> None:
     listed = {(method, template.replace("{job}", "<job_id>").replace("{batch}", "<batch_id>")
-               .replace("{sweep}", "<sweep_id>").replace("store-1", "<path:series_id>"))
+               .replace("{sweep}", "<sweep_id>").replace("store-1", "<path:series_id>")
+               .replace("{dataset}", "<dataset_id>"))
               for method, template, _ in OWNED_ROUTES + TENANT_ROUTES}
     served = {(method, rule.rule) for rule in app.url_map.iter_rules()
               if rule.rule.startswith("/v1/")

@@ -1,0 +1,429 @@
+"""Building an uploaded dataset from rows that arrive in any order, in bounded memory.
+
+A parser (service.api.upload_formats) hands over blocks of points: (series index, line, ds key,
+value). They are spooled to a temporary file in arrival order (24 bytes a point), so the
+upload's text is never held. `finish` then reads the spool back a group of series at a time
+(about SORT_BLOCK_POINTS points: rows grouped by series are read in place; interleaved ones
+are first split into one file per group), sorts each series by ds, refuses a ds given twice
+(naming both lines), and packs the values into chunks of about CHUNK_POINTS compressed points,
+spooled again. Only `store` touches the database: every row of the dataset in one transaction,
+so a refused upload leaves nothing behind and a stored one is complete.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from service.store.codec import compress_floats, compress_ints, compress_json
+from service.store.tables import UploadedDataset, UploadedDatasetChunk, new_id, utcnow
+
+# One spooled point: its series (index in first-seen order), its line in the upload, its ds as
+# an integer (a step number, or microseconds since 1970 for dates and times), its value.
+POINT = np.dtype([("series", "<i4"), ("line", "<i4"), ("key", "<i8"), ("value", "<f8")])
+# Points sorted in memory at once: 24 bytes each, plus the sort's index and copy (about 56
+# bytes a point in all: 7 MB, 15 MB with packing a chunk). A longer series is sorted on its own
+# (its length is bounded by Settings.max_dataset_series_length). What a whole upload adds to
+# the API process's peak RSS is measured by tests/e2e/test_datasets_e2e.py (200 MB uploaded).
+SORT_BLOCK_POINTS = 128 * 1024
+MAX_GROUP_FILES = 200  # interleaved uploads larger than 200 blocks sort in larger blocks
+CHUNK_POINTS = 128 * 1024  # per stored chunk: reading a few series decompresses ~0.3 MB
+HISTOGRAM_BINS = 10
+MAX_ERRORS = 20
+INTEGER, TIME = 0, 1  # the kinds of ds
+EPOCH = datetime(1970, 1, 1)
+_UNITS = (("W", 7 * 86_400_000_000), ("D", 86_400_000_000), ("h", 3_600_000_000),
+          ("min", 60_000_000), ("s", 1_000_000), ("ms", 1_000), ("us", 1))
+
+
+class DatasetError(ValueError):
+    """Upload content that cannot be stored; `errors` are [{"loc", "msg"}] to answer with."""
+
+    def __init__(self, errors: list[dict]) -> None:
+        super().__init__("; ".join(e["msg"] for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one dataset may hold (Settings.max_dataset_*)."""
+
+    series: int
+    points: int
+    series_length: int
+
+
+@dataclass
+class SeriesTable:
+    """What the parser learnt about each series, in first-seen order."""
+
+    ids: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # where each was first seen
+    starts: list[str | None] = field(default_factory=list)  # label of its first point
+    freqs: list[str | None] = field(default_factory=list)  # given with it (JSON lines)
+    kinds: list[int] = field(default_factory=list)  # INTEGER or TIME
+
+
+@dataclass(frozen=True)
+class PreparedChunk:
+    """A chunk compressed and spooled, waiting for `store`."""
+
+    first_series: int
+    num_series: int
+    num_points: int
+    offset: int  # in the chunk spool
+    size: int
+
+
+@dataclass
+class Prepared:
+    """A dataset checked and packed, ready to store."""
+
+    ids: list[str]
+    starts: list[str | None]
+    lengths: np.ndarray  # (S,) points per series, gaps included
+    num_gaps: int
+    frequency: str | None
+    missing_timestamps: int | None
+    histogram: list[dict[str, int]]
+    chunks: list[PreparedChunk]
+
+    @property
+    def num_points(self) -> int:
+        return int(self.lengths.sum())
+
+
+class DatasetBuilder:
+    """Spools an upload's points, then sorts and packs them (see the module docstring)."""
+
+    def __init__(self, limits: Limits, directory: str | None = None) -> None:
+        self.limits = limits
+        self._dir = tempfile.TemporaryDirectory(prefix="bptt-upload-", dir=directory)
+        self._spool_path = Path(self._dir.name) / "points"
+        self._spool: BinaryIO = open(self._spool_path, "wb")  # noqa: SIM115  (closed in close)
+        self.points = 0
+        self._counts = np.zeros(0, np.int64)
+        self._observed = np.zeros(0, np.int64)
+        self._grouped = True  # every series' rows are together, series in first-seen order
+        self._sorted = True  # and ds increases from row to row within a series (if grouped)
+        self._last = (-1, 0)  # (series, key) of the last point spooled
+        self._chunk_spool: BinaryIO | None = None
+
+    def __enter__(self) -> DatasetBuilder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove every temporary file."""
+        self._spool.close()
+        if self._chunk_spool is not None:
+            self._chunk_spool.close()
+        self._dir.cleanup()
+
+    def add(self, block: np.ndarray) -> None:
+        """Spool a block of points (dtype POINT), in arrival order (values NaN for gaps)."""
+        if block.size == 0:
+            return
+        self._track_order(block)
+        top = int(block["series"].max()) + 1
+        if top > self._counts.size:
+            grow = top - self._counts.size
+            self._counts = np.concatenate([self._counts, np.zeros(grow, np.int64)])
+            self._observed = np.concatenate([self._observed, np.zeros(grow, np.int64)])
+        self._counts += np.bincount(block["series"], minlength=self._counts.size)
+        self._observed += np.bincount(block["series"], weights=~np.isnan(block["value"]),
+                                      minlength=self._counts.size).astype(np.int64)
+        self.points += block.size
+        block.tofile(self._spool)
+
+    def _track_order(self, block: np.ndarray) -> None:
+        """Whether rows still come grouped by series and sorted by ds within each."""
+        series, keys = block["series"], block["key"]
+        previous = np.concatenate([[self._last[0]], series[:-1]])
+        previous_key = np.concatenate([[self._last[1]], keys[:-1]])
+        same = series == previous
+        if self._grouped and ((series < previous).any() or not self._new_series_only(block)):
+            self._grouped = False
+        if self._sorted and (keys[same] <= previous_key[same]).any():
+            self._sorted = False
+        self._last = (int(series[-1]), int(keys[-1]))
+
+    def _new_series_only(self, block: np.ndarray) -> bool:
+        """Whether each series that starts in this block was never seen before (a series that
+        comes back after another one means the rows are interleaved)."""
+        series = block["series"]
+        starts = series[np.concatenate([[series[0] != self._last[0]], series[1:] != series[:-1]])]
+        seen = starts[starts < self._counts.size]
+        return not (self._counts[seen] > 0).any() and np.unique(starts).size == starts.size
+
+    def finish(self, table: SeriesTable) -> Prepared:
+        """Sort, check and pack every series; raises DatasetError naming what is wrong."""
+        self._spool.close()
+        counts = self._counts
+        if counts.size != len(table.ids):  # series the parser named but sent no point of
+            counts = np.concatenate([counts, np.zeros(len(table.ids) - counts.size, np.int64)])
+        self._check(table, counts)
+        self._chunk_spool = open(Path(self._dir.name) / "chunks", "wb+")  # noqa: SIM115
+        packer = _ChunkPacker(self._chunk_spool)
+        frequencies = _Frequencies()
+        gaps = 0
+        for first, block in self._groups(counts):
+            if not (self._grouped and self._sorted):  # interleaved rows are sorted anyway
+                block = block[np.lexsort((block["key"], block["series"]))]
+            _refuse_repeated_ds(block, table)
+            bounds = np.concatenate([[0], np.cumsum(counts[first:first + _count(block, first)])])
+            for i in range(bounds.size - 1):
+                points = block[bounds[i]:bounds[i + 1]]
+                frequencies.add(points["key"], table.kinds[first + i], table.freqs[first + i])
+                packer.add(first + i, points["value"])
+            gaps += int(np.isnan(block["value"]).sum())
+        packer.flush()
+        frequency, missing = frequencies.result()
+        return Prepared(ids=table.ids, starts=table.starts, lengths=counts, num_gaps=gaps,
+                        frequency=frequency, missing_timestamps=missing,
+                        histogram=length_histogram(counts), chunks=packer.chunks)
+
+    def _check(self, table: SeriesTable, counts: np.ndarray) -> None:
+        """The limits, and series without any observed value."""
+        errors = []
+        if not table.ids:
+            errors.append({"loc": ["body"], "msg": "has no data rows"})
+        long = np.flatnonzero(counts > self.limits.series_length)
+        errors += [{"loc": ["body", f"line {table.lines[i]}"],
+                    "msg": f"series {table.ids[i]!r} has {counts[i]} points; at most "
+                           f"{self.limits.series_length} per series"} for i in long[:MAX_ERRORS]]
+        observed = self._observed
+        if observed.size < counts.size:
+            observed = np.concatenate([observed, np.zeros(counts.size - observed.size, np.int64)])
+        empty = np.flatnonzero(observed == 0)
+        errors += [{"loc": ["body", f"line {table.lines[i]}"],
+                    "msg": f"series {table.ids[i]!r} has no observed value"}
+                   for i in empty[:MAX_ERRORS]]
+        if errors:
+            raise DatasetError(errors[:MAX_ERRORS])
+
+    def _groups(self, counts: np.ndarray):
+        """(first series, its points and those of the next series) a sort block at a time."""
+        budget = max(SORT_BLOCK_POINTS, math.ceil(self.points / MAX_GROUP_FILES))
+        firsts = _group_starts(counts, budget)
+        ends = np.cumsum(counts)
+        if self._grouped:  # series after series: each group is a stretch of the spool
+            for g, first in enumerate(firsts):
+                last = firsts[g + 1] if g + 1 < len(firsts) else counts.size
+                begin = int(ends[first - 1]) if first else 0
+                size = int(ends[last - 1]) - begin if last else 0
+                yield first, np.fromfile(self._spool_path, POINT, count=size,
+                                         offset=begin * POINT.itemsize)
+            return
+        paths = self._split(firsts)
+        for first, path in zip(firsts, paths, strict=True):
+            block = np.fromfile(path, POINT)
+            os.unlink(path)
+            yield first, block
+
+    def _split(self, firsts: list[int]) -> list[Path]:
+        """Copy the spool into one file per group of series (interleaved uploads)."""
+        paths = [Path(self._dir.name) / f"group{g}" for g in range(len(firsts))]
+        edges = np.asarray(firsts[1:], np.int64)
+        files = [open(path, "wb") for path in paths]  # noqa: SIM115  (closed below)
+        try:
+            with open(self._spool_path, "rb") as spool:
+                while True:
+                    block = np.fromfile(spool, POINT, count=SORT_BLOCK_POINTS)
+                    if block.size == 0:
+                        break
+                    group = np.searchsorted(edges, block["series"], side="right")
+                    order = np.argsort(group, kind="stable")
+                    block, group = block[order], group[order]
+                    cuts = np.searchsorted(group, np.arange(len(files) + 1))
+                    for g, handle in enumerate(files):
+                        if cuts[g + 1] > cuts[g]:
+                            block[cuts[g]:cuts[g + 1]].tofile(handle)
+        finally:
+            for handle in files:
+                handle.close()
+        os.unlink(self._spool_path)
+        return paths
+
+    def chunk_bytes(self, chunk: PreparedChunk) -> bytes:
+        """A prepared chunk's compressed values, read back from the chunk spool."""
+        assert self._chunk_spool is not None
+        self._chunk_spool.seek(chunk.offset)
+        return self._chunk_spool.read(chunk.size)
+
+
+def store(session: Session, builder: DatasetBuilder, prepared: Prepared, *, tenant_id: int,
+          name: str | None, format: str, upload_bytes: int, text_bytes: int) -> UploadedDataset:
+    """Insert the dataset and its chunks (flushed; the caller commits them at once)."""
+    index = compress_json({"ids": prepared.ids, "starts": prepared.starts})
+    lengths = compress_ints(prepared.lengths)
+    stored = len(index) + len(lengths) + sum(c.size for c in prepared.chunks)
+    dataset = UploadedDataset(
+        id=new_id(), tenant_id=tenant_id, name=name, format=format,
+        num_series=len(prepared.ids), num_points=prepared.num_points,
+        num_gaps=prepared.num_gaps, min_length=int(prepared.lengths.min()),
+        max_length=int(prepared.lengths.max()), frequency=prepared.frequency,
+        missing_timestamps=prepared.missing_timestamps, length_histogram=prepared.histogram,
+        index_zlib=index, lengths_zlib=lengths, upload_bytes=upload_bytes,
+        text_bytes=text_bytes, stored_bytes=stored, created_at=utcnow())
+    session.add(dataset)
+    session.flush()
+    for number, chunk in enumerate(prepared.chunks):
+        # Core inserts, one at a time: the session keeps no chunk, so memory holds one.
+        session.execute(insert(UploadedDatasetChunk).values(
+            dataset_id=dataset.id, chunk=number, first_series=chunk.first_series,
+            num_series=chunk.num_series, num_points=chunk.num_points,
+            values_zlib=builder.chunk_bytes(chunk)))
+    return dataset
+
+
+def length_histogram(lengths: np.ndarray) -> list[dict[str, int]]:
+    """Series per length: up to HISTOGRAM_BINS bins of equal width from the shortest to the
+    longest, each [min, max] inclusive."""
+    if lengths.size == 0:
+        return []
+    low, high = int(lengths.min()), int(lengths.max())
+    width = max(1, math.ceil((high - low + 1) / HISTOGRAM_BINS))
+    bins = (lengths - low) // width
+    counts = np.bincount(bins)
+    return [{"min": low + b * width, "max": min(high, low + (b + 1) * width - 1),
+             "series": int(n)} for b, n in enumerate(counts)]
+
+
+def key_text(key: int, kind: int) -> str:
+    """A ds key as text: the integer, or the date and time it stands for (ISO 8601)."""
+    if kind == INTEGER:
+        return str(key)
+    moment = EPOCH + timedelta(microseconds=key)
+    return moment.date().isoformat() if moment.time() == datetime.min.time() else \
+        moment.isoformat()
+
+
+def time_key(moment: datetime) -> int:
+    """Microseconds since 1970 of a naive (or UTC) datetime: a TIME ds key."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _group_starts(counts: np.ndarray, budget: int) -> list[int]:
+    """The first series of each group of consecutive series holding about `budget` points
+    (a series longer than the budget is a group of its own)."""
+    firsts, total = [0], 0
+    for i, n in enumerate(counts.tolist()):
+        if total and total + n > budget:
+            firsts.append(i)
+            total = 0
+        total += n
+    return firsts
+
+
+def _count(block: np.ndarray, first: int) -> int:
+    """How many series a group's block holds (they are consecutive from `first`)."""
+    return int(block["series"].max()) - first + 1 if block.size else 0
+
+
+def _refuse_repeated_ds(block: np.ndarray, table: SeriesTable) -> None:
+    """A ds given twice in one series (the block is sorted by series, then ds)."""
+    same = ((block["series"][1:] == block["series"][:-1])
+            & (block["key"][1:] == block["key"][:-1]))
+    where = np.flatnonzero(same)[:MAX_ERRORS]
+    if where.size:
+        raise DatasetError([{
+            "loc": ["body", f"line {max(block['line'][i], block['line'][i + 1])}", "ds"],
+            "msg": f"series {table.ids[block['series'][i]]!r} has ds "
+                   f"{key_text(int(block['key'][i]), table.kinds[block['series'][i]])} twice "
+                   f"(lines {min(block['line'][i], block['line'][i + 1])} and "
+                   f"{max(block['line'][i], block['line'][i + 1])})"} for i in where])
+
+
+class _ChunkPacker:
+    """Concatenates series' values into chunks of about CHUNK_POINTS, compressed and spooled."""
+
+    def __init__(self, spool: BinaryIO) -> None:
+        self.spool, self.chunks = spool, []
+        self.pieces: list[np.ndarray] = []
+        self.first, self.points = 0, 0
+
+    def add(self, index: int, values: np.ndarray) -> None:
+        if not self.pieces:
+            self.first = index
+        self.pieces.append(values.copy())
+        self.points += values.size
+        if self.points >= CHUNK_POINTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pieces:
+            return
+        data = compress_floats(np.concatenate(self.pieces))
+        offset = self.spool.seek(0, os.SEEK_END)
+        self.spool.write(data)
+        self.chunks.append(PreparedChunk(self.first, len(self.pieces), self.points, offset,
+                                         len(data)))
+        self.pieces, self.points = [], 0
+
+
+class _Frequencies:
+    """The frequency every series' timestamps follow, if one, and the timestamps missing."""
+
+    def __init__(self) -> None:
+        self.seen: set[str | None] = set()
+        self.missing = 0
+
+    def add(self, keys: np.ndarray, kind: int, given: str | None) -> None:
+        if given is not None:  # JSON lines name it; their ds are positions
+            self.seen.add(given)
+            return
+        alias, missing = series_frequency(keys, kind)
+        self.seen.add(alias)
+        self.missing += missing
+
+    def result(self) -> tuple[str | None, int | None]:
+        if len(self.seen) != 1:
+            return None, None
+        alias = next(iter(self.seen))
+        return alias, (self.missing if alias is not None else None)
+
+
+def series_frequency(keys: np.ndarray, kind: int) -> tuple[str | None, int]:
+    """(pandas-style alias, timestamps missing) of one series' sorted ds keys: the largest
+    step that divides every step between its rows, named as pandas names it ("MS", "QS",
+    "YS" or their -end forms for month starts and ends; "D", "h", "15min", ...). Integer
+    steps have no alias; one point has none either."""
+    if keys.size < 2:
+        return None, 0
+    if kind == INTEGER:
+        steps = np.diff(keys)
+        base = int(np.gcd.reduce(steps))
+        return None, int((steps // base - 1).sum())
+    moments = keys.astype("datetime64[us]")
+    months = moments.astype("datetime64[M]")
+    starts = (moments == months.astype("datetime64[us]")).all()
+    next_day = (moments + np.timedelta64(1, "D")).astype("datetime64[M]")
+    midnight = (moments == moments.astype("datetime64[D]").astype("datetime64[us]")).all()
+    ends = midnight and (next_day != months).all()
+    if starts or ends:
+        steps = np.diff(months.astype(np.int64))
+        base = int(np.gcd.reduce(steps))
+        unit, size = ("Y", 12) if base % 12 == 0 else ("Q", 3) if base % 3 == 0 else ("M", 1)
+        multiple = base // size
+        alias = f"{multiple if multiple > 1 else ''}{unit}{'S' if starts else 'E'}"
+        return alias, int((steps // base - 1).sum())
+    steps = np.diff(keys)
+    base = int(np.gcd.reduce(steps))
+    name, unit = next((n, u) for n, u in _UNITS if base % u == 0)
+    multiple = base // unit
+    return f"{multiple if multiple > 1 else ''}{name}", int((steps // base - 1).sum())

@@ -1,0 +1,269 @@
+"""Uploaded datasets in the database: listing, their index, their series, deleting them, and the
+series a job trains on whether it was sent inline or names a dataset.
+
+Workers and the API read datasets through here only, so that no series ever travels through
+the broker: a message names a job, the job's row names its dataset, the chunks hold the values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from service.store.codec import (
+    compress_json,
+    decompress_floats,
+    decompress_ints,
+    decompress_json,
+)
+from service.store.tables import (
+    Dataset,
+    Job,
+    UploadedDataset,
+    UploadedDatasetChunk,
+)
+
+ACTIVE_STATUSES = ("queued", "running")  # a job in these may still read its dataset
+
+
+class DatasetGone(LookupError):
+    """The uploaded dataset a job or batch names was deleted."""
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """An uploaded dataset's series ids, start labels and lengths, in storage order."""
+
+    dataset_id: str
+    ids: list[str]
+    starts: list[str | None]
+    lengths: np.ndarray  # (S,) int64
+    frequency: str | None
+
+    def positions(self) -> dict[str, int]:
+        """Series id -> its position in storage order."""
+        return {name: i for i, name in enumerate(self.ids)}
+
+
+@dataclass(frozen=True)
+class DatasetSelection:
+    """Some or all of an uploaded dataset's series, as a job or forecast request names them."""
+
+    dataset_id: str
+    series_ids: list[str] | None  # as requested; None: every series
+    ids: list[str]  # the selected series, in storage order for None, else as requested
+    lengths: list[int]
+    frequency: str | None
+
+    @property
+    def num_points(self) -> int:
+        return sum(self.lengths)
+
+
+def load_index(session: Session, dataset_id: str) -> DatasetIndex | None:
+    """The dataset's index (a few bytes a series), without its values; None if deleted."""
+    row = session.execute(
+        select(UploadedDataset.index_zlib, UploadedDataset.lengths_zlib,
+               UploadedDataset.frequency).where(UploadedDataset.id == dataset_id)).first()
+    if row is None:
+        return None
+    index = decompress_json(row.index_zlib)
+    return DatasetIndex(dataset_id, index["ids"], index["starts"],
+                        decompress_ints(row.lengths_zlib), row.frequency)
+
+
+def select_series(index: DatasetIndex, series_ids: Sequence[str] | None
+                  ) -> tuple[DatasetSelection | None, list[int]]:
+    """(selection, positions of requested ids the dataset lacks, by their place in the
+    request): None with the missing positions when some are unknown."""
+    if series_ids is None:
+        return DatasetSelection(index.dataset_id, None, index.ids, index.lengths.tolist(),
+                                index.frequency), []
+    where = index.positions()
+    missing = [i for i, name in enumerate(series_ids) if name not in where]
+    if missing:
+        return None, missing
+    lengths = [int(index.lengths[where[name]]) for name in series_ids]
+    return DatasetSelection(index.dataset_id, list(series_ids), list(series_ids), lengths,
+                            index.frequency), []
+
+
+def read_series(session: Session, index: DatasetIndex, positions: Sequence[int] | None = None
+                ) -> list[dict[str, Any]]:
+    """[{"id", "values" (float64, NaN for gaps), "start"}] of the series at these positions
+    (all when None), in the order asked; only the chunks that hold them are read."""
+    wanted = np.arange(len(index.ids)) if positions is None else np.asarray(positions, int)
+    if wanted.size == 0:
+        return []
+    ends = np.cumsum(index.lengths)
+    offsets = ends - index.lengths
+    chunks = session.execute(
+        select(UploadedDatasetChunk.chunk, UploadedDatasetChunk.first_series)
+        .where(UploadedDatasetChunk.dataset_id == index.dataset_id)
+        .order_by(UploadedDatasetChunk.chunk)).all()
+    numbers = [c.chunk for c in chunks]
+    firsts = np.array([c.first_series for c in chunks])
+    holder = np.searchsorted(firsts, wanted, side="right") - 1  # the chunk of each series
+    out: list[dict[str, Any] | None] = [None] * wanted.size
+    for chunk in np.unique(holder).tolist():
+        first = int(firsts[chunk])
+        data = session.scalar(
+            select(UploadedDatasetChunk.values_zlib)
+            .where(UploadedDatasetChunk.dataset_id == index.dataset_id,
+                   UploadedDatasetChunk.chunk == numbers[chunk]))
+        if data is None:  # deleted while being read
+            raise DatasetGone(index.dataset_id)
+        values = decompress_floats(data)
+        base = offsets[first]
+        for slot in np.flatnonzero(holder == chunk).tolist():
+            at = int(wanted[slot])
+            begin = int(offsets[at] - base)
+            out[slot] = {"id": index.ids[at], "start": index.starts[at],
+                         "values": values[begin:begin + int(index.lengths[at])].copy()}
+    return out  # type: ignore[return-value]
+
+
+def read_selection(session: Session, dataset_id: str, series_ids: Sequence[str] | None
+                   ) -> list[dict[str, Any]]:
+    """The series a selection names, read from the dataset; raises DatasetGone if deleted,
+    LookupError for an id it no longer holds."""
+    index = load_index(session, dataset_id)
+    if index is None:
+        raise DatasetGone(dataset_id)
+    if series_ids is None:
+        return read_series(session, index)
+    where = index.positions()
+    unknown = [name for name in series_ids if name not in where]
+    if unknown:
+        raise LookupError(f"dataset {dataset_id} has no series {unknown[0]!r}")
+    return read_series(session, index, [where[name] for name in series_ids])
+
+
+def series_for_job(session: Session, job_id: str) -> list[dict[str, Any]]:
+    """The series a job trains on: those sent with it, or its selection of an uploaded
+    dataset (values as float64 arrays); raises DatasetGone if that dataset was deleted."""
+    row = session.execute(
+        select(Dataset.series_zlib, Dataset.uploaded_dataset_id, Dataset.series_ids_zlib)
+        .where(Dataset.job_id == job_id)).first()
+    if row is None:
+        raise LookupError(f"job {job_id} has no series")
+    if row.series_zlib is not None:
+        return decompress_json(row.series_zlib)
+    subset = None if row.series_ids_zlib is None else decompress_json(row.series_ids_zlib)
+    return read_selection(session, row.uploaded_dataset_id, subset)
+
+
+def job_source(session: Session, job_id: str) -> tuple[str | None, list[str] | None]:
+    """(uploaded dataset id, its series ids the job uses or None for all) of a job; (None,
+    None) for a job whose series came with it."""
+    row = session.execute(select(Dataset.uploaded_dataset_id, Dataset.series_ids_zlib)
+                          .where(Dataset.job_id == job_id)).first()
+    if row is None or row.uploaded_dataset_id is None:
+        return None, None
+    return row.uploaded_dataset_id, (None if row.series_ids_zlib is None
+                                     else decompress_json(row.series_ids_zlib))
+
+
+def job_row(job_id: str, selection: DatasetSelection, created_at: datetime) -> Dataset:
+    """A job's datasets row referring to a selection (no values copied)."""
+    return Dataset(job_id=job_id, series_zlib=None, uploaded_dataset_id=selection.dataset_id,
+                   series_ids_zlib=(None if selection.series_ids is None
+                                    else compress_json(selection.series_ids)),
+                   num_series=len(selection.ids), num_points=selection.num_points,
+                   created_at=created_at)
+
+
+def count_for_tenant(session: Session, *, tenant_id: int) -> int:
+    """How many datasets the tenant has stored."""
+    return session.scalar(select(func.count()).select_from(UploadedDataset)
+                          .where(UploadedDataset.tenant_id == tenant_id)) or 0
+
+
+def list_for_tenant(session: Session, *, tenant_id: int, limit: int,
+                    before: tuple[datetime, str] | None = None) -> list[UploadedDataset]:
+    """The tenant's datasets newest first, at most `limit`, after the (created_at, id)
+    `before` (keyset pagination, as jobs)."""
+    query = select(UploadedDataset).where(UploadedDataset.tenant_id == tenant_id)
+    if before is not None:
+        created_at, dataset_id = before
+        query = query.where(or_(UploadedDataset.created_at < created_at,
+                                and_(UploadedDataset.created_at == created_at,
+                                     UploadedDataset.id < dataset_id)))
+    query = query.order_by(UploadedDataset.created_at.desc(), UploadedDataset.id.desc())
+    return list(session.scalars(query.limit(limit)))
+
+
+def active_jobs(session: Session, dataset_id: str, limit: int = 10) -> list[str]:
+    """Ids of queued or running jobs that train on the dataset (at most `limit`)."""
+    return list(session.scalars(
+        select(Job.id).join(Dataset, Dataset.job_id == Job.id)
+        .where(Dataset.uploaded_dataset_id == dataset_id, Job.status.in_(ACTIVE_STATUSES))
+        .order_by(Job.id).limit(limit)))
+
+
+def lock_for_use(session: Session, dataset_id: str) -> bool:
+    """Hold the dataset against deletion until this transaction ends (PostgreSQL: FOR SHARE;
+    SQLite serializes writers anyway); False if it was deleted meanwhile."""
+    query = select(UploadedDataset.id).where(UploadedDataset.id == dataset_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return session.scalar(query) is not None
+
+
+def delete_unused(session: Session, dataset_id: str) -> list[str]:
+    """Delete the dataset unless a queued or running job uses it: [] when deleted, else the
+    ids of some of those jobs (nothing deleted). Its chunks go by cascade."""
+    # Lock the row first (PostgreSQL): a submit holding it FOR SHARE commits its job before
+    # this goes on, and each statement below then sees that job (READ COMMITTED takes a new
+    # snapshot per statement).
+    query = select(UploadedDataset.id).where(UploadedDataset.id == dataset_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    session.scalar(query)
+    using = active_jobs(session, dataset_id)
+    if using:
+        return using
+    in_use = (select(Job.id).join(Dataset, Dataset.job_id == Job.id)
+              .where(Dataset.uploaded_dataset_id == dataset_id,
+                     Job.status.in_(ACTIVE_STATUSES)))
+    # The guard again in the statement itself; the chunks go by cascade.
+    deleted = session.execute(delete(UploadedDataset)
+                              .where(UploadedDataset.id == dataset_id, ~exists(in_use))
+                              .execution_options(synchronize_session=False))
+    return [] if deleted.rowcount else active_jobs(session, dataset_id)  # type: ignore[attr-defined]
+
+
+def job_series_page(session: Session, job_id: str, *, offset: int, limit: int, tail: int
+                    ) -> tuple[list[dict[str, Any]], int]:
+    """A page of a job's series, each cut to its last `tail` values (None for a gap), with
+    "length" its whole length; and how many series the job has. Of a deleted dataset: none."""
+    row = session.execute(
+        select(Dataset.series_zlib, Dataset.uploaded_dataset_id, Dataset.series_ids_zlib)
+        .where(Dataset.job_id == job_id)).first()
+    if row is None:
+        return [], 0
+    if row.series_zlib is not None:
+        series = decompress_json(row.series_zlib)
+        return [{**s, "values": s["values"][-tail:], "length": len(s["values"])}
+                for s in series[offset:offset + limit]], len(series)
+    index = load_index(session, row.uploaded_dataset_id)
+    if index is None:
+        return [], 0
+    if row.series_ids_zlib is None:
+        positions = list(range(len(index.ids)))
+    else:
+        where = index.positions()
+        positions = [where[name] for name in decompress_json(row.series_ids_zlib)]
+    page = read_series(session, index, positions[offset:offset + limit])
+    for s in page:
+        s["length"] = s["values"].size
+        s["values"] = [None if math.isnan(v) else v for v in s["values"][-tail:].tolist()]
+        s["freq"] = index.frequency
+    return page, len(positions)
