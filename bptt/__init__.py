@@ -6,6 +6,7 @@ The service (service/, workers/) uses the engine only through these names.
 
 from .backprop import Gradients, loss_and_gradients
 from .backtest import CrossValidation, check_cross_validation, cross_validate
+from .cost import Cost, Work, estimate_cost
 from .data import DataError, as_series
 from .defaults import input_size_for
 from .errors import NonFiniteError
@@ -30,6 +31,7 @@ from .spec import (
     SpecError,
     TrainingSpec,
 )
+from .speed import DEFAULT_KERNEL_SPEED, KernelSpeed, measure_kernel_speed
 from .state import SeriesState, append_observations, forecast_state, initial_states
 from .trainer import (
     Callbacks,
@@ -60,6 +62,13 @@ __all__ = [
     "resolve_spec",
     "input_size_for",
     "warm_kernels",
+    # what a job will cost, and how fast this machine runs the kernels
+    "Cost",
+    "DEFAULT_KERNEL_SPEED",
+    "KernelSpeed",
+    "Work",
+    "estimate_cost",
+    "measure_kernel_speed",
     # input and its checks
     "as_series",
     "check_cross_validation",
