@@ -43,6 +43,7 @@ from .trainer import (
     resolve_spec,
 )
 from .warmup import warm_kernels
+from .workspace import release_scratch
 
 __all__ = [
     # training and forecasting
@@ -62,6 +63,7 @@ __all__ = [
     "resolve_spec",
     "input_size_for",
     "warm_kernels",
+    "release_scratch",
     # what a job will cost, and how fast this machine runs the kernels
     "Cost",
     "DEFAULT_KERNEL_SPEED",

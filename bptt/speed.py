@@ -4,8 +4,12 @@ A fit's time is modelled as three kinds of work (bptt.cost.Work): the GEMM FLOPs
 and backward kernels, the gate elements their elementwise loops visit, and a fixed cost per
 pass (the Python around one update or one forward chunk). None of the three alone predicts
 time: a hidden size of 8 spends most of a step in the gate loops and the dispatch around them,
-256 in its GEMMs. measure_kernel_speed times three training steps, each dominated by one kind,
-and solves for the three rates.
+256 in its GEMMs. How the two kinds of arithmetic weigh against each other is a property of
+the kernels, fitted once over many step shapes (benchmarks/cost.py --fit-rates); a machine
+then scales both by one factor, from timing representative steps, and measures its pass cost
+on a tiny step. Solving for all three rates on every machine from a few timings was tried:
+on a shared machine the timings are too noisy for three unknowns (one run put the GEMMs at
+400 GFLOP/s and the gate loops at a tenth of their rate).
 """
 
 import time
@@ -39,36 +43,44 @@ class KernelSpeed:
         return asdict(self)
 
 
-# What a service assumes before any of its workers has reported its own measurement: typical
-# of measure_kernel_speed() on the 2-core CI machine, one thread, while other work shared it
-# (7 runs: 26-47 GFLOP/s, 0.08-0.49 G elements/s, 70-90 us a pass; the gate loops suffer most
-# from a busy neighbour).
+# What a service assumes before any of its workers has reported its own measurement, and the
+# balance between GEMMs and gate loops every measurement keeps: fitted over step shapes with
+# benchmarks/cost.py --fit-rates on the 2-core CI machine, one thread.
 DEFAULT_KERNEL_SPEED = KernelSpeed(gflops=40.0, gelements=0.3, pass_seconds=80e-6)
 
-# The three calibration steps (cell, hidden, steps, batch): dispatch-bound, gate-loop-bound and
-# GEMM-bound. Each takes a few milliseconds, so the measurement adds well under a second to a
-# worker's start.
-_STEPS = (("lstm", 2, 3, 2), ("lstm", 4, 200, 64), ("lstm", 128, 48, 32))
+# The steps measure_kernel_speed times (cell, hidden, steps, batch): a tiny one for the pass
+# cost, and the shapes of typical jobs (the default LSTM at both of its default sizes, a GRU)
+# for the arithmetic. Each takes milliseconds: the measurement adds about 0.3 s to a worker's
+# start.
+_TINY = ("lstm", 2, 3, 2)
+_REPRESENTATIVE = (("lstm", 32, 48, 32), ("lstm", 64, 48, 32), ("gru", 64, 96, 32))
 
 
-def measure_kernel_speed(seconds_per_step: float = 0.1, threads: int = 1) -> KernelSpeed:
-    """Time one training step (forward, BPTT, clipping, Adam; float32) of each calibration
-    shape for about `seconds_per_step` each, and solve for the rates that reproduce the three
-    medians. Run it after warm_kernels (a compilation inside the timing would swamp it)."""
-    works, times = [], []
-    for cell, hidden, steps, batch in _STEPS:
-        network = NetworkSpec(cell=cell, hidden_size=hidden, output_size=12)
-        works.append(step_work(network, steps, batch))
-        times.append(_median_step_seconds(network, steps, batch, seconds_per_step, threads))
-    counts = np.array([[w.passes, w.elements, w.flops] for w in works])
-    per_pass, per_element, per_flop = np.linalg.solve(counts, np.array(times))
-    # Noise can push a small coefficient below zero; floor each at a tenth of the default's.
+def measure_kernel_speed(seconds_per_step: float = 0.08, threads: int = 1) -> KernelSpeed:
+    """This machine's KernelSpeed: the pass cost from a tiny training step (forward, BPTT,
+    clipping, Adam; float32), the arithmetic rates DEFAULT_KERNEL_SPEED's scaled by how much
+    faster or slower the representative steps run than those rates predict. Each step is timed
+    for about `seconds_per_step` (median). Run it after warm_kernels (a compilation inside the
+    timing would swamp it)."""
     default = DEFAULT_KERNEL_SPEED
-    return KernelSpeed(
-        gflops=float(1e-9 / max(per_flop, 1e-9 / (10 * default.gflops))),
-        gelements=float(1e-9 / max(per_element, 1e-9 / (10 * default.gelements))),
-        pass_seconds=float(max(per_pass, default.pass_seconds / 10)),
-    )
+    pass_seconds = _median_step_seconds(_network(_TINY), _TINY[2], _TINY[3], seconds_per_step,
+                                        threads)
+    predicted = measured = 0.0
+    for shape in _REPRESENTATIVE:
+        network, steps, batch = _network(shape), shape[2], shape[3]
+        work = step_work(network, steps, batch)
+        predicted += default.seconds(work) - work.passes * default.pass_seconds
+        measured += max(_median_step_seconds(network, steps, batch, seconds_per_step, threads)
+                        - work.passes * pass_seconds, 1e-9)
+    scale = predicted / measured
+    return KernelSpeed(gflops=float(default.gflops * scale),
+                       gelements=float(default.gelements * scale),
+                       pass_seconds=float(pass_seconds))
+
+
+def _network(shape: tuple) -> NetworkSpec:
+    cell, hidden, _, _ = shape
+    return NetworkSpec(cell=cell, hidden_size=hidden, output_size=12)
 
 
 def _median_step_seconds(network: NetworkSpec, steps: int, batch: int, budget: float,
