@@ -131,6 +131,7 @@ def create_job(
     trial: int | None = None,
     name: str | None = None,
     labels: dict[str, str] | None = None,
+    estimate: dict[str, Any] | None = None,
 ) -> Job:
     """Add a queued job and its dataset (flushed; the caller commits both at once)."""
     now = utcnow()
@@ -152,6 +153,7 @@ def create_job(
         trial=trial,
         name=name,
         labels=labels or None,
+        estimate=estimate,
     )
     session.add(job)
     session.flush()  # the job row first: the dataset refers to it

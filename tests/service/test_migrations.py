@@ -20,8 +20,9 @@ TABLES = {
     "sweeps",
     "series_states",
     "job_attempts",
+    "worker_calibrations",
 }
-HEAD = "0004_recovery"
+HEAD = "0006_cost"
 
 
 def table_names(url: str) -> set[str]:
@@ -51,7 +52,11 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert TABLES <= table_names(database_url)
     assert current_revision(database_url) == HEAD
 
-    downgrade(database_url, "0008_names_labels")  # one step: the newest revision's downgrade
+    downgrade(database_url, "0004_recovery")  # one step: the newest revision's own
+    assert current_revision(database_url) == "0004_recovery"
+    assert "estimate" not in column_names(database_url, "jobs")
+    assert "worker_calibrations" not in table_names(database_url)
+    downgrade(database_url, "0008_names_labels")
     assert current_revision(database_url) == "0008_names_labels"
     assert "job_attempts" not in table_names(database_url)
     assert "lease_owner" not in column_names(database_url, "forecast_batches")
