@@ -1,0 +1,75 @@
+"""A job's estimate as stored and shown: what it costs, how long it should take on this
+deployment's workers and, while it runs, how long it has left.
+
+The expected seconds come from the estimated work (bptt.Cost) at the workers' measured kernel
+speed (service.store.worker_speed), fixed at submit. The time left is measured: the seconds
+the job has run so far, scaled by the share of its estimated work still to do, so that a job on
+a slower or busier worker than its estimate assumed reads correctly after its first epoch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import bptt
+from service.store.worker_speed import Speed
+
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def document(cost: bptt.Cost, speed: Speed) -> dict[str, Any]:
+    """The estimate stored with a job (and shown in its document)."""
+    rates = speed.speed
+    cv = cost.cross_validation
+    return {
+        "flops": cost.flops,
+        "peak_bytes": cost.peak_bytes,
+        "updates": cost.updates,
+        "seconds": cost.seconds(rates),
+        # what the time left is computed from: one ensemble member's epoch (its updates, the
+        # validation pass and insight), the rest of the main fit, the cross-validation
+        "epoch_seconds": rates.seconds(cost.evaluation),
+        "other_seconds": rates.seconds(cost.fixed),
+        "cross_validation_seconds": cv.seconds(rates) if cv else 0.0,
+        "speed": {**rates.to_dict(), "measurements": speed.measured,
+                  "measured_at": speed.measured_at.isoformat() if speed.measured_at else None},
+    }
+
+
+def remaining_seconds(estimate: dict[str, Any] | None, *, status: str,
+                      started_at: datetime | None, epochs_done: int, epochs_total: int | None,
+                      stage: str | None, now: datetime) -> float | None:
+    """Seconds a job still needs: the whole estimate while queued; while running, the
+    estimated work left times the job's own measured seconds per unit of estimated work done
+    (before its first epoch, the estimate less the time it has run); None once it has ended
+    or without an estimate."""
+    if estimate is None or status not in ("queued", "running"):
+        return None
+    if status == "queued" or started_at is None:
+        return estimate["seconds"]
+    elapsed = max((now - started_at).total_seconds(), 0.0)
+    epoch, other = estimate["epoch_seconds"], estimate["other_seconds"]
+    training = (epochs_total or 0) * epoch + other
+    done = training if stage == "cross_validation" else epochs_done * epoch
+    left = training - done + estimate["cross_validation_seconds"]
+    if done <= 0:
+        return max(estimate["seconds"] - elapsed, 0.0)
+    return left * elapsed / done
+
+
+def show_bytes(value: float) -> str:
+    """1.5 GiB, 512 MiB, ... (binary units)."""
+    unit = 0
+    while value >= 1024 and unit < len(_BYTE_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return f"{value:.3g} {_BYTE_UNITS[unit]}"
+
+
+def show_seconds(value: float) -> str:
+    """45 s, 12 min, 3.2 h, 4.1 days."""
+    for size, unit in ((86400, "days"), (3600, "h"), (60, "min")):
+        if value >= 2 * size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value:.3g} s"
