@@ -27,6 +27,7 @@ from service.store.codec import decompress_json
 from service.store.tables import Checkpoint, Dataset, Job, Sweep, TrainedModel
 from workers import claims
 from workers.claims import Claim, LeaseLost
+from workers.limits import AttemptLimits, LimitExceeded, record_usage
 
 CANCEL_POLL_SECONDS = 0.5  # how often, at most, the trainer asks the database about a cancel
 
@@ -66,8 +67,10 @@ class JobCallbacks:
     """bptt callbacks that write each epoch to the database and watch for cancellation."""
 
     def __init__(self, sessions: sessionmaker[Session], claim: Claim, heartbeat: Heartbeat,
-                 epochs_done: int, plan: bptt.TrainingSpec, finished: list[dict]):
+                 epochs_done: int, plan: bptt.TrainingSpec, finished: list[dict],
+                 limits: AttemptLimits | None = None):
         self.sessions, self.claim, self.heartbeat = sessions, claim, heartbeat
+        self.limits = limits
         self.epoch = epochs_done  # epochs are numbered across ensemble members, from 1
         self.budget, self.ensemble = plan.training.epochs, plan.training.ensemble
         self.finished = list(finished)  # members done, as the job row has them (claims.Job.members)
@@ -99,6 +102,8 @@ class JobCallbacks:
         return done + (self.ensemble - len(self.finished)) * self.budget
 
     def should_cancel(self) -> bool:
+        if self.limits is not None:  # between batches: the job time limit (LimitExceeded)
+            self.limits.check_time()
         if self.heartbeat.lost.is_set():
             return True
         now = time.monotonic()
@@ -144,12 +149,27 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
                                         "continues from no longer exists")
         return "invalid"
     warm = bptt.Model.from_bytes(warm_bytes) if warm_bytes else None
+    limits = AttemptLimits(settings)
     with Heartbeat(sessions, claim, settings.lease_seconds) as heartbeat:
         try:
-            return _train(sessions, settings, claim, heartbeat, _Job(
-                spec_data, plan_data, finished, series, resume, epochs_done, warm, metric))
+            with limits:
+                outcome = _train(sessions, settings, claim, heartbeat, limits, _Job(
+                    spec_data, plan_data, finished, series, resume, epochs_done, warm, metric))
         except LeaseLost:
-            return "lease lost"
+            outcome = "lease lost"
+        except MemoryError:  # over the ceiling: the job's arrays are freed once out of here
+            outcome = "memory ceiling"
+        if outcome == "memory ceiling":  # outside the limit: the ending needs memory too
+            try:
+                _end(sessions, claim, "failed", limits.memory_error())
+            except LeaseLost:
+                outcome = "lease lost"
+    if outcome != "succeeded":  # a success records its usage as it ends (see _train)
+        record_usage(sessions, job_id, claim.attempt, limits.usage())
+    # The kernels' caches are kept for the next step's reuse; after a job they would keep a
+    # large job's memory resident in the worker until another job needs as much.
+    bptt.release_scratch()
+    return outcome
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,8 +186,10 @@ class _Job:
     metric: str | None  # the sweep's metric, for a trial
 
 
-def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job: _Job) -> str:
-    """The fit itself and the job's ending; LeaseLost propagates to the caller."""
+def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat,
+           limits: AttemptLimits, job: _Job) -> str:
+    """The fit itself and the job's ending; LeaseLost and MemoryError (the memory ceiling's)
+    propagate to the caller."""
     series, warm = job.series, job.warm
     try:
         spec = plans.for_workers(bptt.TrainingSpec.from_dict(job.spec), settings)
@@ -176,7 +198,8 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job
         else:
             plan = plans.for_workers(
                 bptt.resolve_spec(plans.lengths(series), spec, warm_start=warm), settings)
-        callbacks = JobCallbacks(sessions, claim, heartbeat, job.epochs_done, plan, job.finished)
+        callbacks = JobCallbacks(sessions, claim, heartbeat, job.epochs_done, plan, job.finished,
+                                 limits)
         with sessions() as session:
             claims.set_stage(session, claim, "training", epochs_total=callbacks.epochs_total(),
                            resolved_spec=plan.to_dict() if job.plan is None else None)
@@ -202,7 +225,10 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job
     except (bptt.SpecError, DataError) as exc:  # bad input the API should have refused
         _end(sessions, claim, "failed", f"invalid job: {exc}")
         return "invalid"
-    except LeaseLost:
+    except LimitExceeded as exc:  # another attempt would run as long: the job ends here
+        _end(sessions, claim, "failed", str(exc))
+        return "time limit"
+    except (LeaseLost, MemoryError):
         raise
     except Exception as exc:
         log.exception("job %s: attempt %d failed", claim.job_id, claim.attempt,
@@ -217,6 +243,8 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job
     weights = result.model.to_bytes()
     states = initial_states(result.model, {s["id"]: np.array(
         [np.nan if v is None else v for v in s["values"]], dtype=np.float64) for s in series})
+    # before the job reads succeeded, so that a client sees what it took as soon as it ends
+    record_usage(sessions, claim.job_id, claim.attempt, limits.usage())
     with sessions() as session:
         claims.succeed(session, claim, weights=weights, sha256=hashlib.sha256(weights).hexdigest(),
                      model_card=result.model.card(), best_epoch=_global_best(result),
