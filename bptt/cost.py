@@ -290,7 +290,7 @@ def _cache_bytes(network: NetworkSpec, steps: int, batch: int, rows: int,
     states = 2 if network.cell != "rnn" else 1  # hs, and aux: the LSTM's c, the GRU's W_hn h
     layers = network.num_layers
     size = layers * (g + states) * max(train, infer)  # gates, hs, aux per layer
-    size += train * (1 + g * (2 if network.cell == "gru" else 1))  # dh_top, dgates(_h)
+    size += train  # dh_top (the kernels keep one step's gate gradients, in `work`)
     size += (layers - 1) * train * (2 if network.dropout else 1)  # dx (and dropped inputs)
     size += batch * (network.output_size + 2 * steps)  # head output, the batch and its transpose
     gh = g * h  # the kernels' own scratch, carved from one buffer per thread
