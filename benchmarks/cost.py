@@ -157,7 +157,7 @@ def fit_rates() -> int:
     bptt.warm_kernels((np.float32,))
     rows, times = [], []
     for cell, hidden, steps, batch in itertools.product(
-            ("rnn", "lstm", "gru"), (4, 16, 32, 64, 128), (24, 96), (16, 64)):
+            ("rnn", "lstm", "gru"), (4, 16, 32, 64, 128, 256), (24, 96), (16, 64)):
         network = NetworkSpec(cell=cell, hidden_size=hidden, output_size=12)
         work = step_work(network, steps, batch)
         rows.append([work.passes, work.elements, work.flops])

@@ -39,6 +39,10 @@ SERIES_BYTES = 16  # per point: the parsed float64 series and its scaled copy
 PREDICT_CHUNK = 1024  # rows per forward chunk (forward.predict's batch_chunk)
 EIGEN_FLOPS = 25  # x n^3: LAPACK's eigenvalues of a nonsymmetric n x n block (Hessenberg + QR)
 BACKWARD_ELEMENTS = 2  # gate elements visited backward per element forward (derivative, dh)
+# What one window's step costs a layer's kernel whatever its width, in gate elements: the loop
+# and tile edges around each row (products are padded to 16-column panels). Fitted with
+# benchmarks/cost.py --fit-rates: without it, hidden sizes of 4-16 ran 2-5x their estimate.
+ROW_ELEMENTS = 32
 # Per epoch in the history a checkpoint carries: the EpochMetrics (grad_flow as Python floats,
 # 32 bytes per input step, and the insight dict), their asdict copy and the JSON text.
 HISTORY_BYTES_PER_STEP, HISTORY_BYTES_PER_EPOCH = 84, 5000
@@ -145,7 +149,7 @@ def forward_work(network: NetworkSpec, steps: int, rows: int) -> Work:
     for k in range(network.num_layers):
         inputs = network.input_size if k == 0 else h
         flops += 2 * steps * rows * g * (inputs + h)  # x·W_ihᵀ and h·W_hhᵀ per step
-        elements += steps * rows * g
+        elements += steps * rows * (g + ROW_ELEMENTS)
     flops += 2 * rows * h * network.output_size  # the head on the last step
     return Work(flops, elements, math.ceil(rows / PREDICT_CHUNK))
 
@@ -162,7 +166,7 @@ def step_work(network: NetworkSpec, steps: int, batch: int,
         flops += 2 * forward * batch * g * (inputs + h)
         # dgates·W_hh, dW_hh, dW_ih, and dx = dgates·W_ih above the first layer
         flops += 2 * backward * batch * g * (2 * h + inputs + (inputs if k else 0))
-        elements += (forward + BACKWARD_ELEMENTS * backward) * batch * g
+        elements += (forward + BACKWARD_ELEMENTS * backward) * batch * (g + ROW_ELEMENTS)
     flops += 6 * batch * h * network.output_size  # head forward, dW_head, dh
     elements += 4 * network.layout.size  # the gradient norm, clipping and the optimizer
     return Work(flops, elements, 1)
