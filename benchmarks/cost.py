@@ -5,9 +5,10 @@ Starts the embedded stack with one worker process (which times its kernels when 
 estimates use that measurement), then submits a spread of real jobs over HTTP one after
 another: cells, sizes, data sizes, ensembles, truncated BPTT, cross-validation. For each it
 prints the estimate from the job document against the worker's measurement of the attempt
-(`usage`): seconds from claim to end, and the memory the job added to the worker (peak
-resident size less the size when the attempt began), and the whole worker's peak resident
-size against its size at the start plus the estimate. It also samples the job's time left
+(`usage`): seconds from claim to end (and the worker's CPU seconds: the estimate is of a
+worker with a core to itself, which a shared machine's wall time is not), and the memory the
+job added to the worker (peak resident size less the size when the attempt began), and the
+whole worker's peak resident size against its size at the start plus the estimate. It also samples the job's time left
 while it runs and prints, at half-way, what the job said was left against what was.
 
     python benchmarks/cost.py                 # the spread (about 10 minutes here)
@@ -121,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(jobs)} jobs, one at a time, on one worker process (embedded stack); "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the start")
     print()
-    print("| job | estimated s | measured s | ratio | half-way: said left / was left (s) "
-          "| estimated MiB | measured MiB | ratio | worker RSS est. / measured (MiB) |")
+    print("| job | estimated s | measured s (CPU) | ratio (CPU) | half-way: said left / was "
+          "left (s) | estimated MiB | measured MiB | ratio | worker RSS est. / measured (MiB) |")
     print("|---|---|---|---|---|---|---|---|---|")
     with embedded_stack(1) as stack:
         warm = spread(True)[0][1]  # the worker has timed its kernels before its first job
@@ -132,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             estimate, usage = job["estimate"], job["usage"]
             before = usage["peak_rss_bytes"] - usage["peak_bytes"]
             halfway = f"{said:.1f} / {was:.1f}" if said is not None else "–"
-            print(f"| {label} | {estimate['seconds']:.1f} | {usage['seconds']:.1f} | "
-                  f"{usage['seconds'] / estimate['seconds']:.2f} | {halfway} | "
+            wall, cpu, expected = usage["seconds"], usage["cpu_seconds"], estimate["seconds"]
+            print(f"| {label} | {expected:.1f} | {wall:.1f} ({cpu:.1f}) | "
+                  f"{wall / expected:.2f} ({cpu / expected:.2f}) | {halfway} | "
                   f"{estimate['peak_bytes'] / MIB:.0f} | {usage['peak_bytes'] / MIB:.0f} | "
                   f"{usage['peak_bytes'] / estimate['peak_bytes']:.2f} | "
                   f"{(before + estimate['peak_bytes']) / MIB:.0f} / "

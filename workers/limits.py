@@ -51,11 +51,11 @@ class AttemptLimits:
     def __init__(self, settings: Settings) -> None:
         self.time_limit = settings.job_time_limit_seconds
         self.ceiling = settings.job_memory_ceiling
-        self.began = self.rss_before = 0.0
+        self.began = self.cpu_began = self.rss_before = 0.0
         self._saved: tuple[int, int] | None = None
 
     def __enter__(self) -> AttemptLimits:
-        self.began = time.monotonic()
+        self.began, self.cpu_began = time.monotonic(), time.process_time()
         _reset_peak()
         self.rss_before = _status("VmRSS") or 0
         data = _status("VmData")
@@ -84,12 +84,14 @@ class AttemptLimits:
                 "(BPTT_JOB_MEMORY_CEILING)")
 
     def usage(self) -> dict | None:
-        """{"seconds", "peak_bytes", "peak_rss_bytes"} of the attempt so far (None where /proc
-        is missing)."""
+        """{"seconds", "cpu_seconds", "peak_bytes", "peak_rss_bytes"} of the attempt so far
+        (None where /proc is missing). CPU seconds beside wall seconds say how much of the
+        attempt's time went to other work on a shared machine."""
         peak = _status("VmHWM")
         if peak is None:
             return None
         return {"seconds": round(time.monotonic() - self.began, 3),
+                "cpu_seconds": round(time.process_time() - self.cpu_began, 3),
                 "peak_bytes": max(int(peak - self.rss_before), 0), "peak_rss_bytes": peak}
 
 

@@ -197,7 +197,8 @@ class EstimateOut(ResponseModel):
     updates: int = Field(description="Optimizer updates of every ensemble member "
                                      "(cross-validation's fit included).")
     seconds: float = Field(description="Expected duration on this deployment's workers, at "
-                                       "their measured kernel speed (`speed`).")
+                                       "their measured kernel speed (`speed`), a core to "
+                                       "itself.")
     epoch_seconds: float = Field(description="Of which one ensemble member's epoch.")
     other_seconds: float = Field(description="Of which building windows, calibration and "
                                              "checkpoints.")
@@ -209,6 +210,10 @@ class UsageOut(ResponseModel):
     """What the job's latest attempt measured on its worker (beside `estimate`)."""
 
     seconds: float = Field(description="The attempt's duration, from claim to end.")
+    cpu_seconds: float | None = Field(
+        None, description="The worker process's CPU time in the attempt: below `seconds` when "
+                          "the machine was busy with other work (the estimate assumes a core "
+                          "of its own).")
     peak_bytes: int = Field(description="Memory it added to its worker at its peak: the "
                                         "process's peak resident size less its size when the "
                                         "attempt began.")
