@@ -8,8 +8,9 @@ prints the estimate from the job document against the worker's measurement of th
 (`usage`): seconds from claim to end (and the worker's CPU seconds: the estimate is of a
 worker with a core to itself, which a shared machine's wall time is not), and the memory the
 job added to the worker (peak resident size less the size when the attempt began), and the
-whole worker's peak resident size against its size at the start plus the estimate. It also samples the job's time left
-while it runs and prints, at half-way, what the job said was left against what was.
+whole worker's peak resident size against its size at the start plus the estimate. It also
+samples the job's time left while it runs and prints, at half-way, what the job said was left
+against what was.
 
     python benchmarks/cost.py                 # the spread (about 10 minutes here)
     python benchmarks/cost.py --quick         # a smoke run
