@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 
 import numpy as np
@@ -40,6 +41,8 @@ class Heartbeat:
     def __init__(self, sessions: sessionmaker[Session], claim: Claim, lease_seconds: int):
         self.sessions, self.claim, self.lease_seconds = sessions, claim, lease_seconds
         self.lost = threading.Event()
+        # batches done in the epoch in progress (JobCallbacks'), written with each renewal
+        self.epoch_batches: Callable[[], int | None] = lambda: None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bptt-heartbeat", daemon=True)
 
@@ -55,7 +58,8 @@ class Heartbeat:
         while not self._stop.wait(self.lease_seconds / 3):
             try:
                 with self.sessions() as session:
-                    claims.renew_lease(session, self.claim, lease_seconds=self.lease_seconds)
+                    claims.renew_lease(session, self.claim, lease_seconds=self.lease_seconds,
+                                       epoch_batches=self.epoch_batches())
             except LeaseLost:
                 self.lost.set()
                 return
@@ -78,9 +82,12 @@ class JobCallbacks:
         self.pending_stop: dict | None = None
         self.cancelled = False
         self._next_poll = 0.0
+        self.batches = 0  # asked between batches: the batches of the epoch in progress
+        heartbeat.epoch_batches = lambda: self.batches
 
     def on_epoch(self, metrics: bptt.EpochMetrics) -> None:
         self.epoch += 1
+        self.batches = 0
         row = asdict(metrics)
         for key in ("epoch", "member", "stopped"):  # the job's progress, not metrics columns
             row.pop(key)
@@ -102,6 +109,7 @@ class JobCallbacks:
         return done + (self.ensemble - len(self.finished)) * self.budget
 
     def should_cancel(self) -> bool:
+        self.batches += 1
         if self.limits is not None:  # between batches: the job time limit (LimitExceeded)
             self.limits.check_time()
         if self.heartbeat.lost.is_set():

@@ -6,7 +6,8 @@ Create Date: 2026-12-04
 
 jobs gains the estimate made at submit (bptt.estimate_cost: FLOPs, peak memory, updates, and
 the expected seconds at the workers' measured speed) and what its last attempt measured (seconds,
-peak memory). worker_calibrations keeps each worker process's timing of its kernels at start
+peak memory), and the batches done in the epoch in progress (the heartbeat's, for the time
+left). worker_calibrations keeps each worker process's timing of its kernels at start
 (bptt.measure_kernel_speed), from which the API turns estimates into seconds. All new columns
 are nullable: jobs from before this revision have neither.
 """
@@ -19,14 +20,14 @@ down_revision = "0004_recovery"
 branch_labels = None
 depends_on = None
 
-COLUMNS = ("estimate", "usage")
+COLUMNS = (("estimate", sa.JSON), ("usage", sa.JSON), ("epoch_batches", sa.Integer))
 
 
 def upgrade() -> None:
-    """Add the two job columns and the calibrations table."""
+    """Add the job columns and the calibrations table."""
     with op.batch_alter_table("jobs") as batch:
-        for column in COLUMNS:
-            batch.add_column(sa.Column(column, sa.JSON, nullable=True))
+        for column, kind in COLUMNS:
+            batch.add_column(sa.Column(column, kind, nullable=True))
     op.create_table(
         "worker_calibrations",
         sa.Column("id", sa.Integer, nullable=False),
@@ -47,5 +48,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_worker_calibrations_measured_at"), table_name="worker_calibrations")
     op.drop_table("worker_calibrations")
     with op.batch_alter_table("jobs") as batch:
-        for column in reversed(COLUMNS):
+        for column, _ in reversed(COLUMNS):
             batch.drop_column(column)

@@ -186,7 +186,7 @@ def job_progress(job: Job) -> Progress:
     stage = job.stage if job.status == "running" else None
     left = remaining_seconds(job.estimate, status=job.status, started_at=job.started_at,
                              epochs_done=job.epochs_done, epochs_total=job.epochs_total,
-                             stage=stage, now=utcnow())
+                             stage=stage, now=utcnow(), epoch_batches=job.epoch_batches)
     progress = Progress(epochs_done=job.epochs_done, epochs_total=job.epochs_total,
                         finished_members=finished, stage=stage, remaining_seconds=left)
     if members is None or budget is None:

@@ -32,6 +32,8 @@ def document(cost: bptt.Cost, speed: Speed) -> dict[str, Any]:
         "epoch_seconds": rates.seconds(cost.evaluation),
         "other_seconds": rates.seconds(cost.fixed),
         "cross_validation_seconds": cv.seconds(rates) if cv else 0.0,
+        # an epoch's batches, to count progress within an epoch (the heartbeat's epoch_batches)
+        "epoch_updates": _epoch_updates(cost),
         "speed": {**rates.to_dict(), "measurements": speed.measured,
                   "measured_at": speed.measured_at.isoformat() if speed.measured_at else None},
     }
@@ -39,11 +41,13 @@ def document(cost: bptt.Cost, speed: Speed) -> dict[str, Any]:
 
 def remaining_seconds(estimate: dict[str, Any] | None, *, status: str,
                       started_at: datetime | None, epochs_done: int, epochs_total: int | None,
-                      stage: str | None, now: datetime) -> float | None:
+                      stage: str | None, now: datetime, epoch_batches: int | None = None
+                      ) -> float | None:
     """Seconds a job still needs: the whole estimate while queued; while running, the
-    estimated work left times the job's own measured seconds per unit of estimated work done
-    (before its first epoch, the estimate less the time it has run); None once it has ended
-    or without an estimate."""
+    estimated work left times the job's own measured seconds per unit of estimated work done,
+    counting the batches done in the epoch in progress (`epoch_batches`, as of the latest
+    heartbeat); before any of that, the estimate less the time it has run. None once it has
+    ended or without an estimate."""
     if estimate is None or status not in ("queued", "running"):
         return None
     if status == "queued" or started_at is None:
@@ -51,7 +55,12 @@ def remaining_seconds(estimate: dict[str, Any] | None, *, status: str,
     elapsed = max((now - started_at).total_seconds(), 0.0)
     epoch, other = estimate["epoch_seconds"], estimate["other_seconds"]
     training = (epochs_total or 0) * epoch + other
-    done = training if stage == "cross_validation" else epochs_done * epoch
+    if stage == "cross_validation":
+        done = training
+    else:
+        batches = estimate.get("epoch_updates")  # absent from estimates before it was kept
+        share = min(epoch_batches / batches, 1.0) if batches and epoch_batches else 0.0
+        done = (epochs_done + share) * epoch
     left = training - done + estimate["cross_validation_seconds"]
     if done <= 0:
         return max(estimate["seconds"] - elapsed, 0.0)
@@ -73,3 +82,9 @@ def show_seconds(value: float) -> str:
         if value >= 2 * size:
             return f"{value / size:.3g} {unit}"
     return f"{value:.3g} s"
+
+
+def _epoch_updates(cost: bptt.Cost) -> int:
+    """Batches in one epoch of one member of the main fit (cross-validation's fit apart)."""
+    cv = cost.cross_validation.updates if cost.cross_validation else 0
+    return max((cost.updates - cv) // max(cost.evaluations, 1), 1)

@@ -203,6 +203,9 @@ class EstimateOut(ResponseModel):
     other_seconds: float = Field(description="Of which building windows, calibration and "
                                              "checkpoints.")
     cross_validation_seconds: float = Field(description="Of which cross-validation.")
+    epoch_updates: int | None = Field(
+        None, description="Batches in one member's epoch: the time left counts the batches a "
+                          "running job's latest heartbeat reported within its epoch.")
     speed: KernelSpeedOut
 
 

@@ -167,6 +167,9 @@ class Job(Base):
     members: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # What a running job is doing: "training", then "cross_validation" (a second fit) if asked.
     stage: Mapped[str | None] = mapped_column(String(32))
+    # Batches done in the epoch in progress, as of the latest heartbeat (0 again with each
+    # epoch): what the time left counts within an epoch, for jobs of few long epochs.
+    epoch_batches: Mapped[int | None] = mapped_column(Integer)
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     # A sweep's trial is an ordinary job (claims, leases, reaper, fencing all apply) that knows
     # its sweep; the sweep's progress is counted from these rows, never from broker callbacks.

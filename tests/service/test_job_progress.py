@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
+from service.api.estimates import remaining_seconds
 from service.client import duration, progress_line, progress_text, timing_text
 from service.settings import Settings
 from service.store.db import upgrade
@@ -250,3 +252,19 @@ def test_durations_read_as_the_cli_and_the_dashboard_write_them() -> None:
     assert timing_text({**job, "status": "succeeded", "usage": {"seconds": 192}}) == (
         "took 3m12s of ~3m05s")
     assert timing_text({"status": "queued", "estimate": None}) == ""  # a job from before
+
+
+def test_the_time_left_counts_the_batches_of_the_epoch_in_progress() -> None:
+    # 2 epochs of 10 s (100 batches each) and 4 s besides, estimated; the job runs at half
+    # the estimated pace: 10 s in, it has done half of its first epoch
+    estimate = {"seconds": 24.0, "epoch_seconds": 10.0, "other_seconds": 4.0,
+                "cross_validation_seconds": 0.0, "epoch_updates": 100}
+    began = datetime(2026, 1, 1, tzinfo=UTC)
+    at = {"status": "running", "started_at": began, "epochs_total": 2, "stage": "training",
+          "now": began + timedelta(seconds=10)}
+    assert remaining_seconds(estimate, epochs_done=0, epoch_batches=50, **at) == 38.0
+    # without the heartbeat's count the estimate is counted down by the clock
+    assert remaining_seconds(estimate, epochs_done=0, epoch_batches=None, **at) == 14.0
+    assert remaining_seconds(estimate, epochs_done=1, epoch_batches=0, **at) == 14.0
+    assert remaining_seconds(estimate, epochs_done=0, epoch_batches=50,
+                             **{**at, "status": "succeeded"}) is None
