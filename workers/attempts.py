@@ -28,7 +28,7 @@ from service.store.codec import decompress_json
 from service.store.tables import Checkpoint, Dataset, Job, Sweep, TrainedModel
 from workers import claims
 from workers.claims import Claim, LeaseLost
-from workers.limits import AttemptLimits, LimitExceeded, record_usage
+from workers.limits import AttemptLimits, LimitExceeded, record_usage, return_freed_memory
 
 CANCEL_POLL_SECONDS = 0.5  # how often, at most, the trainer asks the database about a cancel
 
@@ -177,6 +177,7 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
     # The kernels' caches are kept for the next step's reuse; after a job they would keep a
     # large job's memory resident in the worker until another job needs as much.
     bptt.release_scratch()
+    return_freed_memory()
     return outcome
 
 

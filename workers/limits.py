@@ -19,6 +19,8 @@ mark of the resident size, reset when the attempt starts), for the job document'
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import re
 import time
@@ -121,3 +123,15 @@ def _reset_peak() -> None:
         _CLEAR_REFS.write_text("5")
     except OSError:
         log.debug("cannot reset the peak resident size: usage reports the process's peak")
+
+
+def return_freed_memory() -> None:
+    """Give the memory a finished attempt freed back to the system (glibc's malloc_trim).
+    glibc keeps freed heap memory, and after a large array is freed it serves arrays up to
+    that size from the heap too: without this a worker stays at its largest job's size, and
+    the next attempt's peak (usage.peak_bytes) reads as nothing new."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim, or no way to
+        log.debug("malloc_trim unavailable")
