@@ -86,7 +86,8 @@ class Cost:
     evaluations: int  # validation passes (epochs) of every member of the main fit
     train_windows: int
     val_windows: int
-    evaluation: Work  # one member, from one evaluation to the next: an epoch, its validation
+    evaluation: Work  # one member, from one evaluation to the next: an epoch, its validation,
+    # insight and checkpoint (the average over the fit)
     fixed: Work  # building the windows, calibration, forecast states
     cross_validation: "Cost | None"  # its fit and its forecasts from every origin
     memory: dict[str, int] = field(default_factory=dict)  # the peak's parts
@@ -213,9 +214,10 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     if forecast_states:
         fixed += forward_work(network, steps, len(lengths)) * members
     epochs = members * evaluations
-    if checkpoints:
-        values = epochs * (epochs + 1) / 2 * (steps + HISTORY_VALUES_PER_EPOCH)
-        fixed += Work(passes=values / HISTORY_VALUES_PER_PASS)
+    if checkpoints:  # the k-th epoch's checkpoint converts k epochs: (epochs + 1) / 2 on average,
+        # counted in each epoch's work (a job's time left follows its epochs)
+        values = (epochs + 1) / 2 * (steps + HISTORY_VALUES_PER_EPOCH)
+        epoch += Work(passes=values / HISTORY_VALUES_PER_PASS)
     memory = _memory(plan, network, lengths, train, val, input_bytes, epochs * checkpoints)
     total = epoch * epochs + fixed
     return Cost(total.flops, sum(memory.values()), updates * members, epochs,

@@ -199,9 +199,10 @@ class EstimateOut(ResponseModel):
     seconds: float = Field(description="Expected duration on this deployment's workers, at "
                                        "their measured kernel speed (`speed`), a core to "
                                        "itself.")
-    epoch_seconds: float = Field(description="Of which one ensemble member's epoch.")
+    epoch_seconds: float = Field(description="Of which one ensemble member's epoch (its "
+                                             "batches, validation, insight and checkpoint).")
     other_seconds: float = Field(description="Of which building windows, calibration and "
-                                             "checkpoints.")
+                                             "forecast states.")
     cross_validation_seconds: float = Field(description="Of which cross-validation.")
     epoch_updates: int | None = Field(
         None, description="Batches in one member's epoch: the time left counts the batches a "
