@@ -133,7 +133,7 @@ def _drivers(spec: bptt.TrainingSpec, lengths: list[int], settings: Settings,
 
 
 def _over(over: list[tuple[Limit, float]], settings: Settings) -> str:
-    """`estimated compute 3e+17 FLOPs is over the limit of 2e+14 FLOPs (BPTT_MAX_JOB_FLOPS)`,
+    """`estimated compute 3e+17 FLOPs is over the limit of 1e+15 FLOPs (BPTT_MAX_JOB_FLOPS)`,
     or several estimates with their limits."""
     def limit_of(limit: Limit) -> tuple[str, str]:
         return limit.show(getattr(settings, limit.setting)), f"BPTT_{limit.setting.upper()}"

@@ -83,7 +83,7 @@ def test_the_request_of_the_issue_is_refused_and_nothing_is_stored(
     named = _by_field(problem)
     assert {"window.input_size", "model.hidden_size", "model.num_layers",
             "training.ensemble", "training.epochs"} <= set(named)
-    compute = re.compile(r"estimated compute (\S+) FLOPs \(limit 2e\+14 FLOPs, "
+    compute = re.compile(r"estimated compute (\S+) FLOPs \(limit 1e\+15 FLOPs, "
                          r"BPTT_MAX_JOB_FLOPS\), peak memory \S+ GiB \(limit 2 GiB, "
                          r"BPTT_MAX_JOB_MEMORY\) and duration")
     flops = float(compute.search(named["model.hidden_size"])[1])
@@ -97,6 +97,15 @@ def test_the_request_of_the_issue_is_refused_and_nothing_is_stored(
         "estimated peak memory ")
     assert "estimated compute" in problem["detail"] and "training.ensemble" in problem["detail"]
     _nothing_stored(sessions, settings)
+
+    # the same data with the engine's choices is within every default limit
+    body = {"series": body["series"], "horizon": 12}
+    answer = client.post("/v1/jobs", json=body, headers=auth)
+    assert answer.status_code == 202, answer.get_json()
+    estimate = answer.get_json()["estimate"]
+    assert estimate["flops"] <= settings.max_job_flops
+    assert estimate["peak_bytes"] <= settings.max_job_memory
+    assert estimate["seconds"] <= settings.job_time_limit_seconds
 
 
 def test_a_job_within_every_limit_carries_its_estimate(
