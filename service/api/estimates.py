@@ -46,8 +46,9 @@ def remaining_seconds(estimate: dict[str, Any] | None, *, status: str,
     """Seconds a job still needs: the whole estimate while queued; while running, the
     estimated work left times the job's own measured seconds per unit of estimated work done,
     counting the batches done in the epoch in progress (`epoch_batches`, as of the latest
-    heartbeat); before any of that, the estimate less the time it has run. None once it has
-    ended or without an estimate."""
+    heartbeat); before any of that, the estimate less the time it has run, and None (unknown)
+    once the job has run longer than that without reporting progress. None once it has ended
+    or without an estimate."""
     if estimate is None or status not in ("queued", "running"):
         return None
     if status == "queued" or started_at is None:
@@ -62,8 +63,8 @@ def remaining_seconds(estimate: dict[str, Any] | None, *, status: str,
         share = min(epoch_batches / batches, 1.0) if batches and epoch_batches else 0.0
         done = (epochs_done + share) * epoch
     left = training - done + estimate["cross_validation_seconds"]
-    if done <= 0:
-        return max(estimate["seconds"] - elapsed, 0.0)
+    if done <= 0:  # no progress known yet: the estimate, counted down while it lasts
+        return estimate["seconds"] - elapsed if elapsed < estimate["seconds"] else None
     return left * elapsed / done
 
 

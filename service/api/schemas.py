@@ -169,7 +169,9 @@ class Progress(ResponseModel):
     remaining_seconds: float | None = Field(
         None, description="Seconds the job still needs: its estimate while queued; while it "
                           "runs, the estimated work left at the pace the job itself has kept "
-                          "so far; null once it has ended, or without an estimate.")
+                          "so far (epochs, and the batches of the epoch in progress as of the "
+                          "latest heartbeat); null once it has ended, without an estimate, or "
+                          "while a job that has outrun its estimate has reported no progress.")
 
 
 class KernelSpeedOut(ResponseModel):

@@ -266,5 +266,8 @@ def test_the_time_left_counts_the_batches_of_the_epoch_in_progress() -> None:
     # without the heartbeat's count the estimate is counted down by the clock
     assert remaining_seconds(estimate, epochs_done=0, epoch_batches=None, **at) == 14.0
     assert remaining_seconds(estimate, epochs_done=1, epoch_batches=0, **at) == 14.0
+    # past the estimate with no progress reported: unknown rather than 0 s left
+    late = {**at, "now": began + timedelta(seconds=30)}
+    assert remaining_seconds(estimate, epochs_done=0, epoch_batches=None, **late) is None
     assert remaining_seconds(estimate, epochs_done=0, epoch_batches=50,
                              **{**at, "status": "succeeded"}) is None
