@@ -92,16 +92,17 @@ export function timingText(job) {
   if (expected == null) return "";
   if (TERMINAL.includes(job.status)) {
     const took = job.usage?.seconds;
-    return took == null ? `estimated ~${duration(expected)}`
-      : `took ${duration(took)} of ~${duration(expected)}`;
+    return took == null ? `estimated ~${cliDuration(expected)}`
+      : `took ${cliDuration(took)} of ~${cliDuration(expected)}`;
   }
   const left = job.progress?.remaining_seconds;
-  return left == null ? `estimated ~${duration(expected)}`
-    : `${duration(left)} left of ~${duration(expected)}`;
+  return left == null ? `estimated ~${cliDuration(expected)}`
+    : `${cliDuration(left)} left of ~${cliDuration(expected)}`;
 }
 
-// service/client.py duration: <1s, 42s, 3m05s, 2h07m (Python rounds halves to even).
-export function duration(seconds) {
+// service/client.py duration: <1s, 42s, 3m05s, 2h07m (Python rounds halves to even); the
+// runs table's duration() reads "3 min 05 s", this one is the CLI's word for word.
+function cliDuration(seconds) {
   const whole = roundHalfEven(seconds);
   if (seconds < 1) return "<1s";
   if (whole < 60) return `${whole}s`;
