@@ -11,6 +11,7 @@ from .backtest import (
     check_cross_validation_lengths,
     cross_validate,
 )
+from .cost import Cost, Work, estimate_cost
 from .data import DataError, as_series
 from .defaults import input_size_for
 from .errors import NonFiniteError
@@ -35,6 +36,7 @@ from .spec import (
     SpecError,
     TrainingSpec,
 )
+from .speed import DEFAULT_KERNEL_SPEED, KernelSpeed, measure_kernel_speed
 from .state import SeriesState, append_observations, forecast_state, initial_states
 from .trainer import (
     Callbacks,
@@ -46,6 +48,7 @@ from .trainer import (
     resolve_spec,
 )
 from .warmup import warm_kernels
+from .workspace import release_scratch
 
 __all__ = [
     # training and forecasting
@@ -65,6 +68,14 @@ __all__ = [
     "resolve_spec",
     "input_size_for",
     "warm_kernels",
+    "release_scratch",
+    # what a job will cost, and how fast this machine runs the kernels
+    "Cost",
+    "DEFAULT_KERNEL_SPEED",
+    "KernelSpeed",
+    "Work",
+    "estimate_cost",
+    "measure_kernel_speed",
     # input and its checks
     "as_series",
     "check_cross_validation",

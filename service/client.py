@@ -112,8 +112,11 @@ MEMBERS_NAMED = 5  # early-stopped members named on the line; more are counted
 
 def progress_line(job: dict[str, Any]) -> str:
     """One status line: state, the ensemble member in training and its epoch (or epochs done of
-    total, for jobs from before members were recorded), early stops, the latest losses."""
+    total, for jobs from before members were recorded), early stops, the time left of the
+    estimate, the latest losses."""
     parts = [f"{job['id'][:8]} {job['status']:<9}", progress_text(job.get("progress") or {})]
+    if timing_text(job):
+        parts.append(timing_text(job))
     latest = job.get("latest_metrics") or {}
     for label, key, digits in (("train", "train_loss", 4), ("val", "val_loss", 4),
                                ("|g|", "grad_norm", 3)):
@@ -146,3 +149,32 @@ def progress_text(progress: dict[str, Any]) -> str:
     if progress.get("stage") == "cross_validation":
         text += " · cross-validating"
     return text
+
+
+def timing_text(job: dict[str, Any]) -> str:
+    """`1m05s left of ~1m10s` while a job waits or runs (the time left measured from its own
+    pace, the estimate made at submit), `took 1m12s of ~1m10s` once it has ended; empty for a
+    job without an estimate. The dashboard writes the same (format.js)."""
+    expected = (job.get("estimate") or {}).get("seconds")
+    if expected is None:
+        return ""
+    if job.get("status") in TERMINAL:
+        took = (job.get("usage") or {}).get("seconds")
+        return f"estimated ~{duration(expected)}" if took is None else (
+            f"took {duration(took)} of ~{duration(expected)}")
+    left = (job.get("progress") or {}).get("remaining_seconds")
+    return (f"estimated ~{duration(expected)}" if left is None
+            else f"{duration(left)} left of ~{duration(expected)}")
+
+
+def duration(seconds: float) -> str:
+    """<1s, 42s, 3m05s, 2h07m."""
+    whole = round(seconds)
+    if seconds < 1:
+        return "<1s"
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"

@@ -16,6 +16,12 @@ file, so nothing needs installing. Production overrides the URLs (PostgreSQL, Re
 | BPTT_MAX_HIDDEN_SIZE | 256 |
 | BPTT_MAX_EPOCHS | 1000 |
 | BPTT_MAX_HORIZON | 512 |
+| BPTT_MAX_INPUT_SIZE | 1024 |
+| BPTT_MAX_BATCH_SIZE | 4096 |
+| BPTT_MAX_ENSEMBLE | 20 |
+| BPTT_MAX_CV_WINDOWS | 20 |
+| BPTT_MAX_JOB_FLOPS | 1000000000000000 (1e15: about 1.5 h of one worker's GEMMs here) |
+| BPTT_MAX_JOB_MEMORY | 2147483648 (2 GiB a job may add to its worker) |
 | BPTT_MAX_QUEUED_JOBS_PER_TENANT | 20 |
 | BPTT_MAX_SWEEP_TRIALS | 64 |
 | BPTT_MAX_RUNNING_SWEEPS_PER_TENANT | 2 |
@@ -29,6 +35,8 @@ file, so nothing needs installing. Production overrides the URLs (PostgreSQL, Re
 | BPTT_REAPER_INTERVAL_SECONDS | 10 |
 | BPTT_REQUEUE_AFTER_SECONDS | 30 |
 | BPTT_MAX_ATTEMPTS | 3 |
+| BPTT_JOB_TIME_LIMIT_SECONDS | 14400 (4 h of training per attempt) |
+| BPTT_JOB_MEMORY_CEILING | 4294967296 (4 GiB a job may allocate in its worker) |
 | BPTT_TRAIN_THREADS | 1 |
 | BPTT_FORECAST_THREADS | 2 |
 | BPTT_VISIBILITY_TIMEOUT_SECONDS | 3600 |
@@ -69,6 +77,20 @@ class Settings:
     max_hidden_size: int = 256  # per layer; compute grows with its square
     max_epochs: int = 1_000
     max_horizon: int = 512  # steps forecast at once (the dense head's width)
+    # Each of these multiplies a job's compute or memory; the job's total is bounded below.
+    max_input_size: int = 1024  # window.input_size: steps read (the default rule stops at 256)
+    max_batch_size: int = 4096  # training.batch_size: the per-step caches grow with it
+    max_ensemble: int = 20  # training.ensemble: four times the default of 5 members
+    max_cv_windows: int = 20  # cross_validation.windows (the engine's own bound)
+    # Admission control: a job whose estimate (bptt.estimate_cost, from its data and spec at
+    # submit) is over either is refused with 422 naming what drives it. Chosen for one worker
+    # of the 2-core, 24 GB machine the project is tested on: 1e15 FLOPs are about 1.5 hours of
+    # its measured 190 GFLOP/s, and 2 GiB per job leave room for four workers and the ceiling
+    # below. A default job on the largest inline request (1M points) is within both (6.7e14
+    # FLOPs, 1.1 GiB). A job whose expected duration (at the workers' measured speed) is over
+    # job_time_limit_seconds is refused too: it could not finish.
+    max_job_flops: int = 1_000_000_000_000_000
+    max_job_memory: int = 2 * 1024**3  # bytes a job adds to its worker's memory at its peak
     # Jobs a tenant may have queued at once; one more answers 429 so nobody floods the workers.
     max_queued_jobs_per_tenant: int = 20
     # A sweep's trials are jobs but count against these instead of the queued-jobs quota (a
@@ -99,6 +121,14 @@ class Settings:
     # Attempts a job or forecast batch gets: one that failed (not by diverging) or lost its
     # worker (killed, out of memory) this many times stays failed.
     max_attempts: int = 3
+    # Limits a worker enforces on each attempt whatever the estimate said: past either, the job
+    # fails with the limit named and the worker goes on to the next job. The time limit is
+    # checked between batches (a running kernel is never interrupted); it is set well above
+    # the longest job admission lets through. The ceiling is on what the attempt allocates
+    # beyond the worker's own memory, twice max_job_memory: estimates are within 2x of
+    # measured (benchmarks/cost.py), and four workers at the ceiling still fit in 24 GB.
+    job_time_limit_seconds: int = 4 * 3600
+    job_memory_ceiling: int = 4 * 1024**3
     # Engine threads per training job (bptt's batch-parallel threads); 1 suits one job per core.
     train_threads: int = 1
     # Engine threads per forecast (the API's answers and the workers' batches): thousands of
@@ -149,7 +179,7 @@ def _parse(name: str, type_name: object, raw: str) -> object:
     """One environment value converted to its field's type (annotations are strings here)."""
     if type_name in ("int", int):
         try:
-            value = int(raw.replace("_", ""))
+            value = _integer(raw.replace("_", ""))
         except ValueError:
             raise ValueError("not an integer") from None
         if value < 1:
@@ -163,3 +193,14 @@ def _parse(name: str, type_name: object, raw: str) -> object:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return level
     return raw
+
+
+def _integer(text: str) -> int:
+    """An integer, also written with an exponent (2e14, for FLOPs and bytes)."""
+    try:
+        return int(text)
+    except ValueError:
+        number = float(text)  # ValueError for what is no number at all
+        if not number.is_integer():
+            raise ValueError(text) from None
+        return int(number)

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 
 import numpy as np
@@ -26,6 +27,7 @@ from service.store import dataset_rows, plans, queue
 from service.store.tables import Checkpoint, Job, Sweep, TrainedModel
 from workers import claims
 from workers.claims import Claim, LeaseLost
+from workers.limits import AttemptLimits, LimitExceeded, record_usage, return_freed_memory
 
 CANCEL_POLL_SECONDS = 0.5  # how often, at most, the trainer asks the database about a cancel
 
@@ -38,6 +40,8 @@ class Heartbeat:
     def __init__(self, sessions: sessionmaker[Session], claim: Claim, lease_seconds: int):
         self.sessions, self.claim, self.lease_seconds = sessions, claim, lease_seconds
         self.lost = threading.Event()
+        # batches done in the epoch in progress (JobCallbacks'), written with each renewal
+        self.epoch_batches: Callable[[], int | None] = lambda: None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bptt-heartbeat", daemon=True)
 
@@ -53,7 +57,8 @@ class Heartbeat:
         while not self._stop.wait(self.lease_seconds / 3):
             try:
                 with self.sessions() as session:
-                    claims.renew_lease(session, self.claim, lease_seconds=self.lease_seconds)
+                    claims.renew_lease(session, self.claim, lease_seconds=self.lease_seconds,
+                                       epoch_batches=self.epoch_batches())
             except LeaseLost:
                 self.lost.set()
                 return
@@ -65,8 +70,10 @@ class JobCallbacks:
     """bptt callbacks that write each epoch to the database and watch for cancellation."""
 
     def __init__(self, sessions: sessionmaker[Session], claim: Claim, heartbeat: Heartbeat,
-                 epochs_done: int, plan: bptt.TrainingSpec, finished: list[dict]):
+                 epochs_done: int, plan: bptt.TrainingSpec, finished: list[dict],
+                 limits: AttemptLimits | None = None):
         self.sessions, self.claim, self.heartbeat = sessions, claim, heartbeat
+        self.limits = limits
         self.epoch = epochs_done  # epochs are numbered across ensemble members, from 1
         self.budget, self.ensemble = plan.training.epochs, plan.training.ensemble
         self.finished = list(finished)  # members done, as the job row has them (claims.Job.members)
@@ -74,9 +81,12 @@ class JobCallbacks:
         self.pending_stop: dict | None = None
         self.cancelled = False
         self._next_poll = 0.0
+        self.batches = 0  # asked between batches: the batches of the epoch in progress
+        heartbeat.epoch_batches = lambda: self.batches
 
     def on_epoch(self, metrics: bptt.EpochMetrics) -> None:
         self.epoch += 1
+        self.batches = 0
         row = asdict(metrics)
         for key in ("epoch", "member", "stopped"):  # the job's progress, not metrics columns
             row.pop(key)
@@ -98,6 +108,9 @@ class JobCallbacks:
         return done + (self.ensemble - len(self.finished)) * self.budget
 
     def should_cancel(self) -> bool:
+        self.batches += 1
+        if self.limits is not None:  # between batches: the job time limit (LimitExceeded)
+            self.limits.check_time()
         if self.heartbeat.lost.is_set():
             return True
         now = time.monotonic()
@@ -148,12 +161,28 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
                                         "continues from no longer exists")
         return "invalid"
     warm = bptt.Model.from_bytes(warm_bytes) if warm_bytes else None
+    limits = AttemptLimits(settings)
     with Heartbeat(sessions, claim, settings.lease_seconds) as heartbeat:
         try:
-            return _train(sessions, settings, claim, heartbeat, _Job(
-                spec_data, plan_data, finished, series, resume, epochs_done, warm, metric))
+            with limits:
+                outcome = _train(sessions, settings, claim, heartbeat, limits, _Job(
+                    spec_data, plan_data, finished, series, resume, epochs_done, warm, metric))
         except LeaseLost:
-            return "lease lost"
+            outcome = "lease lost"
+        except MemoryError:  # over the ceiling: the job's arrays are freed once out of here
+            outcome = "memory ceiling"
+        if outcome == "memory ceiling":  # outside the limit: the ending needs memory too
+            try:
+                _end(sessions, claim, "failed", limits.memory_error())
+            except LeaseLost:
+                outcome = "lease lost"
+    if outcome != "succeeded":  # a success records its usage as it ends (see _train)
+        record_usage(sessions, job_id, claim.attempt, limits.usage())
+    # The kernels' caches are kept for the next step's reuse; after a job they would keep a
+    # large job's memory resident in the worker until another job needs as much.
+    bptt.release_scratch()
+    return_freed_memory()
+    return outcome
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,8 +199,10 @@ class _Job:
     metric: str | None  # the sweep's metric, for a trial
 
 
-def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job: _Job) -> str:
-    """The fit itself and the job's ending; LeaseLost propagates to the caller."""
+def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat,
+           limits: AttemptLimits, job: _Job) -> str:
+    """The fit itself and the job's ending; LeaseLost and MemoryError (the memory ceiling's)
+    propagate to the caller."""
     series, warm = job.series, job.warm
     try:
         spec = plans.for_workers(bptt.TrainingSpec.from_dict(job.spec), settings)
@@ -180,7 +211,8 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job
         else:
             plan = plans.for_workers(
                 bptt.resolve_spec(plans.lengths(series), spec, warm_start=warm), settings)
-        callbacks = JobCallbacks(sessions, claim, heartbeat, job.epochs_done, plan, job.finished)
+        callbacks = JobCallbacks(sessions, claim, heartbeat, job.epochs_done, plan, job.finished,
+                                 limits)
         with sessions() as session:
             claims.set_stage(session, claim, "training", epochs_total=callbacks.epochs_total(),
                            resolved_spec=plan.to_dict() if job.plan is None else None)
@@ -206,7 +238,10 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job
     except (bptt.SpecError, DataError) as exc:  # bad input the API should have refused
         _end(sessions, claim, "failed", f"invalid job: {exc}")
         return "invalid"
-    except LeaseLost:
+    except LimitExceeded as exc:  # another attempt would run as long: the job ends here
+        _end(sessions, claim, "failed", str(exc))
+        return "time limit"
+    except (LeaseLost, MemoryError):
         raise
     except Exception as exc:
         log.exception("job %s: attempt %d failed", claim.job_id, claim.attempt,
@@ -222,6 +257,8 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat, job
     # None (a gap in series sent as JSON) becomes NaN; a dataset's arrays pass as they are.
     states = initial_states(result.model, {s["id"]: np.asarray(s["values"], dtype=np.float64)
                                            for s in series})
+    # before the job reads succeeded, so that a client sees what it took as soon as it ends
+    record_usage(sessions, claim.job_id, claim.attempt, limits.usage())
     with sessions() as session:
         claims.succeed(session, claim, weights=weights, sha256=hashlib.sha256(weights).hexdigest(),
                      model_card=result.model.card(), best_epoch=_global_best(result),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import bptt
 from service.logs import configure_logging
 from service.settings import Settings
+from service.store import worker_speed
 from service.store.db import session_factory
 from service.store.forecast_batches import answer_batch
 from service.store.queue import FORECAST_TASK, TRAIN_TASK, prepare_broker
@@ -125,10 +126,29 @@ def _prepare_broker(**_) -> None:
 
 @signals.worker_process_init.connect
 def _warm_kernels(**_) -> None:
-    """Compile or load every kernel when a worker process starts, not on its first job."""
+    """Compile or load every kernel when a worker process starts, not on its first job; then
+    time them, for the API's expected durations."""
     seconds = bptt.warm_kernels()
     log.info("kernels ready in %.2f s", seconds)
+    _measure_speed()
     _tell_bptt_up("kernels")
+
+
+def _measure_speed() -> None:
+    """Time a few training steps (about 0.3 s) and record this worker's kernel speed: at
+    submit the API turns each job's estimated work into seconds with the latest records
+    (service.store.worker_speed). A failure only leaves the estimates on older records."""
+    try:
+        speed = bptt.measure_kernel_speed(threads=settings.train_threads)
+        with sessions()() as session:
+            worker_speed.record(session, worker=f"{socket.gethostname()}:{os.getpid()}",
+                                threads=settings.train_threads, speed=speed)
+            session.commit()
+    except Exception as exc:
+        log.warning("could not record this worker's kernel speed: %s", exc)
+        return
+    log.info("kernel speed: %.1f GFLOP/s, %.2f G gate elements/s, %.0f us a pass",
+             speed.gflops, speed.gelements, speed.pass_seconds * 1e6)
 
 
 @signals.worker_ready.connect

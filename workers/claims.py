@@ -207,9 +207,12 @@ def _fence(session: Session, claim: Claim, *, outcome: str | None = None,
 
 
 @_reconnecting
-def renew_lease(session: Session, claim: Claim, *, lease_seconds: int) -> None:
-    """Push the lease forward (the heartbeat); LeaseLost if the job is no longer ours."""
-    _fence(session, claim, lease_expires_at=db_now(lease_seconds))
+def renew_lease(session: Session, claim: Claim, *, lease_seconds: int,
+                epoch_batches: int | None = None) -> None:
+    """Push the lease forward (the heartbeat), with the batches done in the epoch in progress
+    when given; LeaseLost if the job is no longer ours."""
+    progress = {} if epoch_batches is None else {"epoch_batches": epoch_batches}
+    _fence(session, claim, lease_expires_at=db_now(lease_seconds), **progress)
     session.commit()
 
 
@@ -240,7 +243,8 @@ def record_epoch(session: Session, claim: Claim, *, epoch: int, epochs_total: in
     """Write one epoch's metrics (replacing a retried epoch's row), the progress (with the
     ensemble members finished so far) and the checkpoint after it, in one fenced transaction:
     metrics, progress and checkpoint always agree, so a resumed attempt picks all three up."""
-    progress: dict[str, Any] = {"epochs_done": epoch, "epochs_total": epochs_total}
+    progress: dict[str, Any] = {"epochs_done": epoch, "epochs_total": epochs_total,
+                                "epoch_batches": 0}
     if members is not None:
         progress["members"] = members
     _fence(session, claim, **progress)

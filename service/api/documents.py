@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response
 from pydantic import BaseModel
 
+from service.api.estimates import remaining_seconds
 from service.api.schemas import (
     ClipEpoch,
     ClipSettings,
@@ -29,7 +30,7 @@ from service.api.schemas import (
 from service.store.codec import decompress_json
 from service.store.forecast_batches import ForecastTable
 from service.store.job_listing import ListedJob
-from service.store.tables import EpochMetric, ForecastBatch, Job
+from service.store.tables import EpochMetric, ForecastBatch, Job, utcnow
 
 
 def json_response(document: BaseModel | ForecastTable, status: int = 200) -> Response:
@@ -53,7 +54,7 @@ def submitted_job_document(job: Job, *, dataset: tuple[int, int, str | None] | N
     # byte-for-byte the first answer, whatever the job has done since.
     return _job(job, dataset, None, None).model_copy(update={
         "status": "queued", "started_at": None, "finished_at": None, "error": None,
-        "attempts": 0, "cancel_requested": False, "best_epoch": None,
+        "attempts": 0, "cancel_requested": False, "best_epoch": None, "usage": None,
         "progress": _progress_at_submit(job), "duration_seconds": None, "score": None,
         "cv_mase": None,
     })
@@ -94,6 +95,7 @@ def _summary(job: Job, *, num_series: int | None, best_val_loss: float | None) -
         sweep_id=job.sweep_id,
         trial=job.trial,
         score=job.score,
+        estimate=job.estimate,
     )
 
 
@@ -186,6 +188,7 @@ def _job(job: Job, dataset: tuple[int, int, str | None] | None, latest: EpochMet
         requested_spec=job.spec,  # type: ignore[arg-type]
         warm_start_job_id=job.warm_start_job_id,
         cross_validation=job.cross_validation,
+        usage=job.usage,
     )
 
 
@@ -195,9 +198,12 @@ def job_progress(job: Job) -> Progress:
     finished = [MemberOut(**m) for m in job.members or ()]
     plan = (job.resolved_spec or {}).get("training") or {}
     members, budget = plan.get("ensemble"), plan.get("epochs")
+    stage = job.stage if job.status == "running" else None
+    left = remaining_seconds(job.estimate, status=job.status, started_at=job.started_at,
+                             epochs_done=job.epochs_done, epochs_total=job.epochs_total,
+                             stage=stage, now=utcnow(), epoch_batches=job.epoch_batches)
     progress = Progress(epochs_done=job.epochs_done, epochs_total=job.epochs_total,
-                        finished_members=finished,
-                        stage=job.stage if job.status == "running" else None)
+                        finished_members=finished, stage=stage, remaining_seconds=left)
     if members is None or budget is None:
         return progress  # a job from before resolved specs were stored: epochs only
     if len(finished) < members:
@@ -212,10 +218,11 @@ def _progress_at_submit(job: Job) -> Progress:
     """The progress POST /v1/jobs answered: nothing trained, the whole budget ahead."""
     plan = (job.resolved_spec or {}).get("training") or {}
     members, budget = plan.get("ensemble"), plan.get("epochs")
+    left = job.estimate["seconds"] if job.estimate else None
     if members is None or budget is None:
-        return Progress(epochs_done=0, epochs_total=job.epochs_total)
+        return Progress(epochs_done=0, epochs_total=job.epochs_total, remaining_seconds=left)
     return Progress(epochs_done=0, epochs_total=members * budget, member=1, members=members,
-                    member_epoch=0, member_epochs=budget)
+                    member_epoch=0, member_epochs=budget, remaining_seconds=left)
 
 
 def _metrics(row: EpochMetric) -> EpochMetricsOut:

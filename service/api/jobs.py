@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 from flask import Blueprint, Response, request
 
 import bptt
-from service.api import datasets, idempotency, list_query, lookup, params, validation, warm_start
+from service.api import (
+    admission,
+    datasets,
+    idempotency,
+    list_query,
+    lookup,
+    params,
+    validation,
+    warm_start,
+)
 from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
 from service.api.documents import diagnostics, job_document, job_list, json_response, metrics_page
 from service.api.extensions import current_settings, get_session
-from service.api.problems import Problem
+from service.api.problems import Problem, ValidationProblem
 from service.api.schemas import JobOut, SeriesPage, SeriesTailOut
-from service.store import dataset_rows, job_listing, plans, queue, repository
+from service.store import dataset_rows, job_listing, plans, queue, repository, worker_speed
 from service.store.tables import EpochMetric, Job
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -68,6 +78,7 @@ def submit_job() -> Response:
                                                        valid.lengths), settings)
     else:
         plan = plans.resolve(valid.spec, valid.lengths, settings)
+    estimate = admit(valid.spec, plan, valid.lengths, spec_loc=("query",) if body.is_csv else ())
     session.commit()  # end the read phase: the insert gets a transaction of its own
 
     def insert() -> Job:
@@ -102,6 +113,7 @@ def submit_job() -> Response:
             warm_start_job_id=warm.job_id if warm else None,
             name=valid.name,
             labels=valid.labels,
+            estimate=estimate,
         )
 
     result = idempotency.insert_once(session, insert, tenant_id=tenant_id, key=key,
@@ -111,6 +123,20 @@ def submit_job() -> Response:
     queue.wake(settings, queue.TRAIN_TASK, result.id)  # after the commit; never raises
     log.info("job submitted", extra={"job_id": result.id, "tenant_id": tenant_id})
     return idempotency.created_response(session, result)
+
+
+def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int], *,
+          spec_loc: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The job's estimate, at this deployment's measured worker speed; 422 naming what drives
+    the cost when it is over a limit (service.api.admission)."""
+    settings = current_settings()
+    speed = worker_speed.current(get_session(), threads=settings.train_threads)
+    estimate, errors = admission.admit(spec, plan, lengths, settings, speed, spec_loc=spec_loc)
+    if errors:
+        errors = errors[:validation.MAX_ERRORS]
+        raise ValidationProblem(errors, detail=admission.summary(errors))
+    assert estimate is not None
+    return estimate
 
 
 @bp.get("")

@@ -27,6 +27,7 @@ from bptt import (
     SEASONALITIES,
     TRAINING_LOSSES,
 )
+from service.api.estimates import show_bytes, show_seconds
 from service.api.extensions import current_settings
 from service.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from service.api.problems import PROBLEM_JSON
@@ -61,7 +62,8 @@ _ERROR_TEXT = {
          "several of the tenant's resources (`candidates` lists their full ids).",
     413: "The body is larger than the limit.",
     415: "The body is neither application/json nor text/csv (datasets: nor JSON lines).",
-    422: "Invalid input; `errors` names every bad field.",
+    422: "Invalid input, or a job whose estimated cost is over a limit; `errors` names every "
+         "bad field (for a cost, the fields that drive it, with the estimate and the limit).",
     429: "The tenant has too many queued jobs (or stored datasets).",
     503: "Not ready.",
 }
@@ -450,15 +452,18 @@ def _constrain_spec(schemas: dict[str, Any], settings: Settings,
         "quantiles": {"maxItems": MAX_QUANTILES},
         "scaler": {"enum": list(SCALERS)},
         "seasonality": {"enum": list(SEASONALITIES)},
+        "window.input_size": {"minimum": 1, "maximum": settings.max_input_size},
         "model.cell": {"enum": sorted(CELL_NAMES)},
         "model.hidden_size": {"minimum": 1, "maximum": settings.max_hidden_size},
         "model.num_layers": {"minimum": 1, "maximum": MAX_LAYERS},
         "model.nonlinearity": {"enum": list(NONLINEARITIES)},
         "training.epochs": {"minimum": 1, "maximum": settings.max_epochs},
+        "training.batch_size": {"minimum": 1, "maximum": settings.max_batch_size},
+        "training.ensemble": {"minimum": 1, "maximum": settings.max_ensemble},
         "training.optimizer": {"enum": list(OPTIMIZERS)},
         "training.schedule": {"enum": list(SCHEDULES)},
         "training.loss": {"enum": list(TRAINING_LOSSES)},
-        "cross_validation.windows": {"minimum": 1, "maximum": 20},
+        "cross_validation.windows": {"minimum": 1, "maximum": settings.max_cv_windows},
         "cross_validation.step": {"minimum": 1},
     }
     request = _component(schemas, refs[(JobRequest, "validation")])
@@ -506,14 +511,25 @@ def _limits_text(settings: Settings) -> str:
         "Authenticate with `Authorization: Bearer <token>`; every job and forecast batch "
         "belongs to the token's tenant. Errors are RFC 9457 `application/problem+json`.\n\n"
         f"Limits: body {settings.max_body_bytes} bytes; {settings.max_series} series and "
-        f"{settings.max_points} values per request; horizon {settings.max_horizon}; hidden size "
-        f"{settings.max_hidden_size}; {MAX_LAYERS} layers; {settings.max_epochs} epochs; "
+        f"{settings.max_points} values per request; horizon {settings.max_horizon}; input "
+        f"window {settings.max_input_size}; hidden size {settings.max_hidden_size}; "
+        f"{MAX_LAYERS} layers; {settings.max_epochs} epochs; batch size "
+        f"{settings.max_batch_size}; ensemble {settings.max_ensemble}; "
+        f"{settings.max_cv_windows} cross-validation windows; "
         f"{settings.max_queued_jobs_per_tenant} queued jobs per tenant; forecasts of up to "
         f"{settings.sync_forecast_max_series} series are answered at once, larger ones as "
         "batches (202). Uploaded datasets: body and its text "
         f"{settings.max_dataset_bytes} bytes; {settings.max_dataset_series} series, "
         f"{settings.max_dataset_points} values, {settings.max_dataset_series_length} values a "
-        f"series; {settings.max_datasets_per_tenant} datasets per tenant."
+        f"series; {settings.max_datasets_per_tenant} datasets per tenant.\n\n"
+        "Cost: each job (each trial of a sweep) is estimated at submit from its data and spec, "
+        "and refused with 422 naming the fields that drive the cost when its compute is over "
+        f"{settings.max_job_flops:.3g} FLOPs, its peak memory over "
+        f"{show_bytes(settings.max_job_memory)}, or its expected duration on this deployment's "
+        f"workers over the job time limit, {show_seconds(settings.job_time_limit_seconds)}. "
+        "The estimate is in the job document (`estimate`). Workers stop a job after "
+        f"{show_seconds(settings.job_time_limit_seconds)} or when it allocates more than "
+        f"{show_bytes(settings.job_memory_ceiling)}; it fails with that reason."
     )
 
 

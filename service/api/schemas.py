@@ -180,6 +180,65 @@ class Progress(ResponseModel):
     stage: Literal["training", "cross_validation"] | None = Field(
         None, description="What a running job is doing (cross-validation is a second fit, on "
                           "the series cut back); null unless running.")
+    remaining_seconds: float | None = Field(
+        None, description="Seconds the job still needs: its estimate while queued; while it "
+                          "runs, the estimated work left at the pace the job itself has kept "
+                          "so far (epochs, and the batches of the epoch in progress as of the "
+                          "latest heartbeat); null once it has ended, without an estimate, or "
+                          "while a job that has outrun its estimate has reported no progress.")
+
+
+class KernelSpeedOut(ResponseModel):
+    """The workers' kernel speed an estimate assumed (bptt.KernelSpeed)."""
+
+    gflops: float = Field(description="GEMM work, 1e9 FLOPs per second.")
+    gelements: float = Field(description="The kernels' elementwise gate work, 1e9 elements "
+                                         "per second.")
+    pass_seconds: float = Field(description="Fixed cost of one update or forward chunk.")
+    measurements: int = Field(
+        description="Worker measurements behind it (the median of the latest, each taken when "
+                    "a worker process started); 0: the engine's default, before any worker of "
+                    "this deployment had reported.")
+    measured_at: datetime | None = Field(description="The latest of those measurements.")
+
+
+class EstimateOut(ResponseModel):
+    """What the job was estimated to cost when it was submitted (bptt.estimate_cost, from the
+    series' lengths and the resolved spec): admission control refuses a job over the
+    deployment's limits on these figures. Early stopping only makes a job cheaper."""
+
+    flops: float = Field(description="GEMM FLOPs of every update, validation pass, insight, "
+                                     "calibration and cross-validation.")
+    peak_bytes: int = Field(description="Memory the job adds to its worker at its peak.")
+    updates: int = Field(description="Optimizer updates of every ensemble member "
+                                     "(cross-validation's fit included).")
+    seconds: float = Field(description="Expected duration on this deployment's workers, at "
+                                       "their measured kernel speed (`speed`), a core to "
+                                       "itself.")
+    epoch_seconds: float = Field(description="Of which one ensemble member's epoch (its "
+                                             "batches, validation, insight and checkpoint).")
+    other_seconds: float = Field(description="Of which building windows, calibration and "
+                                             "forecast states.")
+    cross_validation_seconds: float = Field(description="Of which cross-validation.")
+    epoch_updates: int | None = Field(
+        None, description="Batches in one member's epoch: the time left counts the batches a "
+                          "running job's latest heartbeat reported within its epoch.")
+    speed: KernelSpeedOut
+
+
+class UsageOut(ResponseModel):
+    """What the job's latest attempt measured on its worker (beside `estimate`)."""
+
+    seconds: float = Field(description="The attempt's duration, from claim to end.")
+    cpu_seconds: float | None = Field(
+        None, description="The worker process's CPU time in the attempt: below `seconds` when "
+                          "the machine was busy with other work (the estimate assumes a core "
+                          "of its own).")
+    peak_bytes: int = Field(description="Memory it added to its worker at its peak: the "
+                                        "process's peak resident size less its size when the "
+                                        "attempt began.")
+    peak_rss_bytes: int = Field(description="The worker process's peak resident size during "
+                                            "the attempt.")
 
 
 class DatasetInfo(ResponseModel):
@@ -239,6 +298,8 @@ class JobSummary(ResponseModel):
         None, description="What sweeps rank by (lower is better): mean cross-validation MASE "
                           "for a cv_mase sweep's trial, else the members' mean best validation "
                           "loss. Set when the job succeeds.")
+    estimate: EstimateOut | None = Field(
+        None, description="The cost estimated at submit; null for jobs from before estimates.")
 
 
 class JobOut(JobSummary):
@@ -259,6 +320,8 @@ class JobOut(JobSummary):
     warm_start_job_id: str | None = Field(None, description="The job this one continued from.")
     cross_validation: dict[str, Any] | None = Field(
         None, description="Rolling-origin scores per window (bptt.CrossValidation.to_dict).")
+    usage: UsageOut | None = Field(
+        None, description="What its latest attempt measured, once that attempt has ended.")
 
 
 class JobList(ResponseModel):

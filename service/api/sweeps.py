@@ -8,13 +8,15 @@ The sweep settles in the database when its last trial finishes (service.store.sw
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select
 
-from service.api import datasets, lookup, params, sweep_space, validation
+import bptt
+from service.api import admission, datasets, lookup, params, sweep_space, validation
 from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
 from service.api.documents import job_progress, json_response
@@ -22,7 +24,7 @@ from service.api.extensions import current_settings, get_session
 from service.api.jobs import QUOTA_RETRY_AFTER_S, epochs_total
 from service.api.problems import Problem, ValidationProblem
 from service.api.schemas import NAME_MAX_LENGTH, SweepList, SweepOut, SweepRequest, TrialOut
-from service.store import plans, queue, repository, sweep_settlement
+from service.store import plans, queue, repository, sweep_settlement, worker_speed
 from service.store.tables import Job, Sweep, new_id, utcnow
 
 bp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps")
@@ -72,16 +74,16 @@ def create_sweep() -> Response:
                   labels=request.labels or None,
                   request={"space": request.space, "strategy": request.strategy,
                            "budget": request.budget, "seed": request.seed,
-                           "trials": [settings_ for settings_, _ in trials]})
+                           "trials": [trial.settings for trial in trials]})
     session.add(sweep)
     session.flush()
-    planned = [plans.resolve(spec, base.lengths, settings) for _, spec in trials]
     ids = [repository.create_job(
-        session, tenant_id=tenant_id, spec=spec.to_dict(), resolved_spec=plan.to_dict(),
-        series=base.series, dataset=base.dataset, num_points=base.num_points,
-        epochs_total=epochs_total(plan), sweep_id=sweep.id, trial=i, labels=request.labels,
+        session, tenant_id=tenant_id, spec=trial.spec.to_dict(),
+        resolved_spec=trial.plan.to_dict(), series=base.series, dataset=base.dataset,
+        num_points=base.num_points, epochs_total=epochs_total(trial.plan), sweep_id=sweep.id,
+        trial=i, estimate=trial.estimate, labels=request.labels,
         name=None if request.name is None else trial_name(request.name, i)).id
-        for i, ((_, spec), plan) in enumerate(zip(trials, planned, strict=True))]
+        for i, trial in enumerate(trials)]
     session.commit()
     for job_id in ids:
         queue.wake(settings, queue.TRAIN_TASK, job_id)  # after the commit; never raises
@@ -162,9 +164,18 @@ def _base_job(job: dict[str, Any], settings) -> validation.TrainingRequest:
         raise ValidationProblem([{**e, "loc": ["job", *e["loc"]]} for e in exc.errors]) from None
 
 
-def _trials(request: SweepRequest, base: validation.TrainingRequest, settings
-            ) -> list[tuple[dict[str, Any], Any]]:
-    """(settings, spec) of every trial, each spec checked as a job's would be."""
+@dataclass(frozen=True)
+class _Trial:
+    """One trial as it will be stored: its settings, its spec, plan and cost estimate."""
+
+    settings: dict[str, Any]
+    spec: bptt.TrainingSpec
+    plan: bptt.TrainingSpec
+    estimate: dict[str, Any]
+
+
+def _trials(request: SweepRequest, base: validation.TrainingRequest, settings) -> list[_Trial]:
+    """Every trial, each spec checked as a job's would be, its cost included."""
     try:
         drawn = sweep_space.trials(request.space, request.strategy, request.budget, request.seed)
     except sweep_space.SpaceError as exc:
@@ -172,16 +183,23 @@ def _trials(request: SweepRequest, base: validation.TrainingRequest, settings
                                  for e in exc.errors]) from None
     out, errors = [], []
     base_spec = base.spec.to_dict()
+    lengths = base.lengths
+    speed = worker_speed.current(get_session(), threads=settings.train_threads)
     for i, trial in enumerate(drawn):
         spec, problems = validation.trial_spec(sweep_space.apply(base_spec, trial), base,
                                                settings)
+        plan = estimate = None
+        if spec is not None:  # the trial's cost, as the job it becomes (service.api.admission)
+            plan = plans.resolve(spec, lengths, settings)
+            estimate, problems = admission.admit(spec, plan, lengths, settings, speed)
         for problem in problems:
             path = ".".join(map(str, problem["loc"]))
             loc = ["space", path] if path in trial else ["job", *problem["loc"]]
             errors.append({"loc": loc, "msg": f"trial {i} ({trial}): {problem['msg']}"})
         if spec is not None and request.metric == "cv_mase" and spec.cross_validation is None:
             errors.append({"loc": ["metric"], "msg": "cv_mase needs job.cross_validation"})
-        out.append((trial, spec))
+        if spec is not None and plan is not None and estimate is not None:
+            out.append(_Trial(trial, spec, plan, estimate))
     if errors:
         raise ValidationProblem(errors[:validation.MAX_ERRORS])
     return out

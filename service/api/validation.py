@@ -281,12 +281,18 @@ def _engine_series_errors(series: list[SeriesIn]) -> list[dict[str, Any]]:
 
 def _spec_limits(spec: bptt.TrainingSpec, settings: Settings, spec_loc: tuple[str, ...]
                  ) -> list[dict[str, Any]]:
-    """The service's limits on a valid spec (the engine accepts any size)."""
+    """The service's limits on each field of a valid spec (the engine accepts any size); their
+    product is bounded by admission control (service.api.admission)."""
+    cv = spec.cross_validation
     limits = [
         (["horizon"], spec.horizon, settings.max_horizon),
+        (["window", "input_size"], spec.window.input_size, settings.max_input_size),
         (["model", "hidden_size"], spec.model.hidden_size, settings.max_hidden_size),
         (["model", "num_layers"], spec.model.num_layers, MAX_LAYERS),
         (["training", "epochs"], spec.training.epochs, settings.max_epochs),
+        (["training", "batch_size"], spec.training.batch_size, settings.max_batch_size),
+        (["training", "ensemble"], spec.training.ensemble, settings.max_ensemble),
+        (["cross_validation", "windows"], cv.windows if cv else None, settings.max_cv_windows),
         (["quantiles"], len(spec.quantiles or ()), MAX_QUANTILES),
     ]
     return [{"loc": [*spec_loc, *loc], "msg": f"must be at most {limit}"}

@@ -134,6 +134,7 @@ def create_job(
     name: str | None = None,
     labels: dict[str, str] | None = None,
     dataset: DatasetSelection | None = None,
+    estimate: dict[str, Any] | None = None,
 ) -> Job:
     """Add a queued job and its dataset (flushed; the caller commits both at once): `series`,
     or with `dataset` a reference to an uploaded dataset's series, held against deletion
@@ -159,6 +160,7 @@ def create_job(
         trial=trial,
         name=name,
         labels=labels or None,
+        estimate=estimate,
     )
     session.add(job)
     session.flush()  # the job row first: the dataset refers to it

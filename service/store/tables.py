@@ -168,6 +168,9 @@ class Job(Base):
     members: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # What a running job is doing: "training", then "cross_validation" (a second fit) if asked.
     stage: Mapped[str | None] = mapped_column(String(32))
+    # Batches done in the epoch in progress, as of the latest heartbeat (0 again with each
+    # epoch): what the time left counts within an epoch, for jobs of few long epochs.
+    epoch_batches: Mapped[int | None] = mapped_column(Integer)
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     # A sweep's trial is an ordinary job (claims, leases, reaper, fencing all apply) that knows
     # its sweep; the sweep's progress is counted from these rows, never from broker callbacks.
@@ -186,6 +189,27 @@ class Job(Base):
     # map of label keys to values (service/api/schemas.py bounds both).
     name: Mapped[str | None] = mapped_column(String(128))
     labels: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # What the job was estimated to cost when it was submitted (service.api.admission: FLOPs,
+    # peak bytes, updates, expected seconds at the workers' measured speed), and what its
+    # latest attempt measured (seconds, peak memory). None for jobs from before revision 0006.
+    estimate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class WorkerCalibration(Base):
+    """One worker process's timing of its kernels at start (bptt.measure_kernel_speed): what
+    turns a job's estimated work into expected seconds on this deployment's workers."""
+
+    __tablename__ = "worker_calibrations"
+    __table_args__ = (Index("ix_worker_calibrations_measured_at", "measured_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker: Mapped[str] = mapped_column(String(255))  # host:pid
+    threads: Mapped[int] = mapped_column(Integer)  # the engine threads each job trains with
+    gflops: Mapped[float] = mapped_column(Float)  # GEMM FLOPs, 1e9 per second
+    gelements: Mapped[float] = mapped_column(Float)  # gate elements, 1e9 per second
+    pass_seconds: Mapped[float] = mapped_column(Float)  # fixed cost of one update or chunk
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Dataset(Base):

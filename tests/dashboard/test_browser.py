@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.client import progress_line, progress_text
+from service.client import progress_line, progress_text, timing_text
 from tests.e2e.conftest import Stack
 
 pytest.importorskip("playwright")
@@ -111,6 +111,9 @@ def check_finished_job_page(page: Page, service: Stack, job_id: str,
     shown = {name: page.locator(f'#summary [data-field="{name}"]').inner_text()
              for name in ("member", "epoch", "train", "val", "grad")}
     assert shown == cli_fields(job), (shown, progress_line(job))
+    # ...and its time beside the estimate, as the CLI words it
+    expect(page.locator("#timing-text")).to_have_text(timing_text(job))
+    assert timing_text(job).startswith("took ")
 
 
 def test_sign_in_submit_a_csv_and_watch_it_train(

@@ -67,3 +67,28 @@ def test_restarting_the_api_mid_job_loses_nothing(stack):
     assert done["status"] == "succeeded" and done["attempts"] == 1
     status, page = stack.call("GET", f"/v1/jobs/{done['id']}/metrics")
     assert status == 200 and [m["epoch"] for m in page["metrics"]][:5] == [1, 2, 3, 4, 5]
+
+
+def test_jobs_carry_estimates_at_the_workers_speed_and_a_costly_one_is_refused(stack):
+    first = stack.call("POST", "/v1/jobs", job(epochs=2))[1]
+    stack.wait_for_status(first["id"], {"succeeded"})  # a worker has timed its kernels by now
+    status, submitted = stack.call("POST", "/v1/jobs", job())
+    estimate = submitted["estimate"]
+    assert status == 202 and estimate["speed"]["measurements"] >= 1
+    assert estimate["seconds"] > 0 and estimate["flops"] > 0 and estimate["peak_bytes"] > 0
+    assert submitted["progress"]["remaining_seconds"] == estimate["seconds"]
+    done = stack.wait_for_status(submitted["id"], {"succeeded"})
+    assert done["progress"]["remaining_seconds"] is None
+    assert done["usage"]["seconds"] > 0 and done["usage"]["peak_rss_bytes"] > 0
+
+    listed = len(stack.call("GET", "/v1/jobs?limit=100")[1]["jobs"])
+    huge = {"series": [{"id": "huge", "values": [round(math.sin(i / 50), 3)
+                                                  for i in range(1_000_000)]}],
+            "horizon": 12, "window": {"input_size": 1024},
+            "model": {"hidden_size": 256, "num_layers": 4},
+            "training": {"batch_size": 4096, "ensemble": 20, "epochs": 1000}}
+    status, problem = stack.call("POST", "/v1/jobs", huge)
+    assert status == 422 and "estimated compute" in problem["detail"]
+    assert {"window.input_size", "model.hidden_size", "training.ensemble"} <= {
+        ".".join(e["loc"]) for e in problem["errors"]}
+    assert len(stack.call("GET", "/v1/jobs?limit=100")[1]["jobs"]) == listed  # nothing stored

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import bptt
-from service.client import progress_line, progress_text
+from service.api.estimates import remaining_seconds
+from service.client import duration, progress_line, progress_text, timing_text
 from service.settings import Settings
 from service.store.db import upgrade
 from workers.attempts import run_training
@@ -111,11 +113,15 @@ def test_a_finished_job_reads_complete_with_each_members_stop(
         client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
         settings: Settings) -> None:
     submitted = client.post("/v1/jobs", json=EARLY, headers=auth).get_json()
-    assert submitted["progress"] == {
+    assert submitted["progress"]["remaining_seconds"] == submitted["estimate"]["seconds"]
+    assert {k: v for k, v in submitted["progress"].items() if k != "remaining_seconds"} == {
         "epochs_done": 0, "epochs_total": 900, "member": 1, "members": 3, "member_epoch": 0,
         "member_epochs": 300, "finished_members": [], "stage": None}
     assert progress_text(submitted["progress"]) == "member 1/3 · epoch 0/300"
-    assert progress_line(submitted).endswith("queued     member 1/3 · epoch 0/300")
+    assert progress_line(submitted).endswith("queued     member 1/3 · epoch 0/300  "
+                                             + timing_text(submitted))
+    expected = duration(submitted["estimate"]["seconds"])
+    assert timing_text(submitted) == f"{expected} left of ~{expected}"  # nothing has run
 
     assert run_training(sessions, settings, submitted["id"], "test:1") == "succeeded"
     job = _get(client, auth, submitted["id"])
@@ -125,6 +131,7 @@ def test_a_finished_job_reads_complete_with_each_members_stop(
     metrics = client.get(f"/v1/jobs/{job['id']}/metrics", headers=auth).get_json()["metrics"]
     assert len(metrics) == epochs < 900
     assert job["progress"] == {
+        "remaining_seconds": None,  # ended
         "epochs_done": epochs, "epochs_total": epochs,  # complete: never 191/900 at the end
         "member": 3, "members": 3, "member_epoch": members[-1]["epochs"], "member_epochs": 300,
         "finished_members": members, "stage": None}
@@ -132,6 +139,8 @@ def test_a_finished_job_reads_complete_with_each_members_stop(
         f"member 3/3 · epoch {members[-1]['epochs']}/300 (stopped early) · members 1, 2 "
         "stopped early")
     assert progress_text(job["progress"]) in progress_line(job)
+    took = duration(job["usage"]["seconds"])
+    assert f"stopped early  took {took} of ~{expected}  train " in progress_line(job)
     listed = client.get("/v1/jobs", headers=auth).get_json()["jobs"]
     assert listed[0]["progress"] == job["progress"]
 
@@ -163,6 +172,7 @@ def test_a_running_job_says_which_member_trains_and_which_stopped_early(
     line = progress_line(job)
     assert f"member {member}/3 · epoch {progress['member_epoch']}/300 · member" in line
     assert "1 stopped early" in line or "1, 2 stopped early" in line
+    assert progress["remaining_seconds"] > 0 and " left of ~" in line
 
     time.sleep(settings.lease_seconds + 0.2)  # the killed worker's lease runs out
     assert run_training(sessions, settings, job_id, "second") == "succeeded"
@@ -188,6 +198,9 @@ def test_a_job_that_cross_validates_says_so_while_it_does(
     job = _get(client, auth, job_id)
     assert job["status"] == "running" and job["progress"]["stage"] == "cross_validation"
     assert progress_text(job["progress"]) == "member 1/1 · epoch 300/300 · cross-validating"
+    # what is left is the cross-validation, at the pace the job has kept
+    assert job["estimate"]["cross_validation_seconds"] > 0
+    assert job["progress"]["remaining_seconds"] > 0
 
 
 def test_a_warm_start_makes_the_earlier_jobs_open_choices_again_for_its_own_data(
@@ -227,3 +240,34 @@ def test_sweep_trials_show_their_resolved_spec_and_member_progress(
         assert job["spec"]["model"]["hidden_size"] == hidden
         assert job["spec"]["training"]["epochs"] == 300
         assert job["requested_spec"]["training"]["epochs"] is None
+
+
+def test_durations_read_as_the_cli_and_the_dashboard_write_them() -> None:
+    assert [duration(s) for s in (0.2, 1.4, 42, 59.6, 185, 3599, 7620, 90000)] == [
+        "<1s", "1s", "42s", "1m00s", "3m05s", "59m59s", "2h07m", "25h00m"]
+    job = {"status": "running", "estimate": {"seconds": 185.0},
+           "progress": {"remaining_seconds": 65.2}}
+    assert timing_text(job) == "1m05s left of ~3m05s"
+    assert timing_text({**job, "progress": {}}) == "estimated ~3m05s"
+    assert timing_text({**job, "status": "succeeded", "usage": {"seconds": 192}}) == (
+        "took 3m12s of ~3m05s")
+    assert timing_text({"status": "queued", "estimate": None}) == ""  # a job from before
+
+
+def test_the_time_left_counts_the_batches_of_the_epoch_in_progress() -> None:
+    # 2 epochs of 10 s (100 batches each) and 4 s besides, estimated; the job runs at half
+    # the estimated pace: 10 s in, it has done half of its first epoch
+    estimate = {"seconds": 24.0, "epoch_seconds": 10.0, "other_seconds": 4.0,
+                "cross_validation_seconds": 0.0, "epoch_updates": 100}
+    began = datetime(2026, 1, 1, tzinfo=UTC)
+    at = {"status": "running", "started_at": began, "epochs_total": 2, "stage": "training",
+          "now": began + timedelta(seconds=10)}
+    assert remaining_seconds(estimate, epochs_done=0, epoch_batches=50, **at) == 38.0
+    # without the heartbeat's count the estimate is counted down by the clock
+    assert remaining_seconds(estimate, epochs_done=0, epoch_batches=None, **at) == 14.0
+    assert remaining_seconds(estimate, epochs_done=1, epoch_batches=0, **at) == 14.0
+    # past the estimate with no progress reported: unknown rather than 0 s left
+    late = {**at, "now": began + timedelta(seconds=30)}
+    assert remaining_seconds(estimate, epochs_done=0, epoch_batches=None, **late) is None
+    assert remaining_seconds(estimate, epochs_done=0, epoch_batches=50,
+                             **{**at, "status": "succeeded"}) is None

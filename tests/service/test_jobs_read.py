@@ -48,7 +48,13 @@ def test_list_is_newest_first_filtered_and_paged(
     assert set(everything["jobs"][0]) == {
         "id", "name", "labels", "status", "created_at", "started_at", "finished_at",
         "duration_seconds", "progress", "error", "cell", "hidden_size", "num_layers", "horizon",
-        "num_series", "best_val_loss", "cv_mase", "sweep_id", "trial", "score"}
+        "num_series", "best_val_loss", "cv_mase", "sweep_id", "trial", "score", "estimate"}
+    # the list carries each job's estimate and time left, as its document does
+    listed = {j["id"]: j for j in everything["jobs"]}
+    assert listed[ids[0]]["estimate"] == client.get(f"/v1/jobs/{ids[0]}",
+                                                    headers=auth).get_json()["estimate"]
+    assert listed[ids[0]]["progress"]["remaining_seconds"] == listed[ids[0]]["estimate"][
+        "seconds"]
 
     running = client.get("/v1/jobs?status=running", headers=auth).get_json()
     assert [j["id"] for j in running["jobs"]] == [ids[3], ids[1]]
@@ -99,6 +105,7 @@ def test_status_shows_progress_latest_metrics_and_attempts(
     worker.epoch(job_id, 2, train_loss=0.125)
     job = client.get(f"/v1/jobs/{job_id}", headers=auth).get_json()
     assert job["status"] == "running" and job["attempts"] == 1
+    assert job["progress"].pop("remaining_seconds") >= 0  # its estimate's 2 epochs are done
     assert job["progress"] == {"epochs_done": 2, "epochs_total": 2, "member": 1, "members": 1,
                                "member_epoch": 2, "member_epochs": 2, "finished_members": [],
                                "stage": None}

@@ -60,6 +60,13 @@ def test_submit_stores_job_and_dataset_and_wakes_a_worker(
     body = response.get_json()
     assert response.headers["Location"] == f"/v1/jobs/{body['id']}"
     assert body["status"] == "queued"
+    # queued: the time left is the whole estimate, at the default speed (no worker reported)
+    estimate = body["estimate"]
+    assert body["progress"].pop("remaining_seconds") == estimate["seconds"] > 0
+    # 2 epochs of 3 batches: 69 training windows of 12 steps, 32 to a batch
+    assert estimate["speed"]["measurements"] == 0 and estimate["updates"] == 2 * 3
+    assert 0 < estimate["peak_bytes"] < 2**30 and estimate["flops"] > 0
+    assert body["usage"] is None
     assert body["progress"] == {  # 2 epochs x 1 member
         "epochs_done": 0, "epochs_total": 2, "member": 1, "members": 1, "member_epoch": 0,
         "member_epochs": 2, "finished_members": [], "stage": None}

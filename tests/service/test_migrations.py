@@ -22,8 +22,9 @@ TABLES = {
     "job_attempts",
     "uploaded_datasets",
     "uploaded_dataset_chunks",
+    "worker_calibrations",
 }
-HEAD = "0009_datasets"
+HEAD = "0006_cost"
 
 
 def table_names(url: str) -> set[str]:
@@ -53,7 +54,11 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert TABLES <= table_names(database_url)
     assert current_revision(database_url) == HEAD
 
-    downgrade(database_url, "0004_recovery")  # one step: the newest revision's downgrade
+    downgrade(database_url, "0009_datasets")  # one step: the newest revision's own
+    assert current_revision(database_url) == "0009_datasets"
+    assert "estimate" not in column_names(database_url, "jobs")
+    assert "worker_calibrations" not in table_names(database_url)
+    downgrade(database_url, "0004_recovery")
     assert current_revision(database_url) == "0004_recovery"
     assert "uploaded_datasets" not in table_names(database_url)
     assert "uploaded_dataset_id" not in column_names(database_url, "datasets")

@@ -86,6 +86,48 @@ function progressParts(progress) {
   };
 }
 
+// service/client.py timing_text, word for word: the time left of the estimate, or what it took.
+export function timingText(job) {
+  const expected = job.estimate?.seconds;
+  if (expected == null) return "";
+  if (TERMINAL.includes(job.status)) {
+    const took = job.usage?.seconds;
+    return took == null ? `estimated ~${cliDuration(expected)}`
+      : `took ${cliDuration(took)} of ~${cliDuration(expected)}`;
+  }
+  const left = job.progress?.remaining_seconds;
+  return left == null ? `estimated ~${cliDuration(expected)}`
+    : `${cliDuration(left)} left of ~${cliDuration(expected)}`;
+}
+
+// service/client.py duration: <1s, 42s, 3m05s, 2h07m (Python rounds halves to even); the
+// runs table's duration() reads "3 min 05 s", this one is the CLI's word for word.
+function cliDuration(seconds) {
+  const whole = roundHalfEven(seconds);
+  if (seconds < 1) return "<1s";
+  if (whole < 60) return `${whole}s`;
+  if (whole < 3600) return `${Math.floor(whole / 60)}m${String(whole % 60).padStart(2, "0")}s`;
+  const minutes = roundHalfEven(seconds / 60);
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, "0")}m`;
+}
+
+// service/api/estimates.py show_bytes: 1.5 GiB, 512 MiB, ...
+export function formatBytes(value) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${formatG(value, 3)} ${units[unit]}`;
+}
+
+function roundHalfEven(x) {
+  const floor = Math.floor(x);
+  if (x - floor !== 0.5) return Math.round(x);
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
 export function progressRatio(job) {
   const { epochs_done: done = 0, epochs_total: total } = job.progress ?? {};
   if (job.status === "succeeded") return 1;

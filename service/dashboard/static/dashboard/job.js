@@ -6,7 +6,8 @@ import { COLORS, Chart, line, logRange } from "./charts.js";
 import { element } from "./dom.js";
 import { ForecastView } from "./forecast.js";
 import {
-  TERMINAL, formatG, lossTitle, progressFields, progressRatio, runName, shortId,
+  TERMINAL, formatBytes, formatG, lossTitle, progressFields, progressRatio, runName, shortId,
+  timingText,
 } from "./format.js";
 import { Heatmap } from "./heatmap.js";
 import { JobActions } from "./job_actions.js";
@@ -90,6 +91,18 @@ async function poll() {
   }
 }
 
+// The CLI's time left of the estimate, and what the estimate says the job costs (beside what
+// its last attempt measured, once it has ended).
+function showTiming(job) {
+  $("timing").hidden = !job.estimate;
+  if (!job.estimate) return;
+  $("timing-text").textContent = timingText(job);
+  const used = job.usage ? ` (used ${formatBytes(job.usage.peak_bytes)})` : "";
+  $("cost-text").textContent = ` · ${formatG(job.estimate.flops, 3)} FLOPs · `
+    + `${job.estimate.updates} updates · peak memory ~${formatBytes(job.estimate.peak_bytes)}`
+    + used;
+}
+
 function showJob(job) {
   showTitle(job);
   const status = $("job-status");
@@ -103,6 +116,7 @@ function showJob(job) {
     document.querySelector(`#summary [data-field="${name}"]`).textContent = String(text);
   }
   $("progress-note").textContent = note.replace(/^ · /, "").trim();
+  showTiming(job);
   showMembers(job.progress?.finished_members ?? []);
   $("job-error").textContent = job.error ?? "";
   $("job-error").hidden = !job.error;

@@ -1,0 +1,305 @@
+"""What a fit will cost before it runs: FLOPs, peak memory and updates, from the spec and the
+series' lengths alone (as bptt.resolve_spec), following the engine's own kernels.
+
+- FLOPs are the GEMMs' multiply-adds x 2, counted as benchmarks/kernels.py counts them: per layer
+  and step the input projection and the recurrent GEMM forward; dgates·W_hh, dW_hh, dW_ih (and
+  dx above the first layer) backward; the head on the last step. The gate loops' elementwise
+  work is counted apart, in gate elements, and each update or forward chunk as one pass
+  (bptt.speed turns the three into seconds).
+- A fit's work: every update's step, a validation pass per epoch (with Callbacks.insight also
+  the epoch's insight: a forward on a sample, the eigenvalues of every gate block, for
+  truncated BPTT two more gradients), building the windows, and the calibration after training;
+  cross-validation adds its own fit on the series cut at the first cutoff (open choices made
+  again for them, as cross_validate does) and a forecast from every origin.
+- Memory at the peak: the series (float64, parsed and scaled), the windows (and what
+  make_windows holds while it builds them), the per-step caches workspace.scratch keeps (gates,
+  hidden and cell states and their gradients, for a batch of the window's steps; for forward
+  passes, forward.predict's chunks of 1,024 rows), the weights with optimizer state,
+  checkpoints and finished members, and the epoch history checkpoints carry.
+Early stopping can only make a fit cheaper: the estimate is of the whole budget.
+"""
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .cells._common import work_size
+from .combination import weight_grid
+from .data import window_counts
+from .network import NetworkSpec
+from .spec import TrainingSpec
+from .trainer import INSIGHT_SAMPLE, Callbacks, _network_for, resolve_spec
+
+BYTES = 4  # float32: what fit trains in
+# What a fit's first run touches besides its arrays (LAPACK's eigenvalue routines, allocator
+# arenas of numpy's temporaries): 5-6 MiB measured on the smallest jobs.
+FIT_BYTES = 6 * 2**20
+SERIES_BYTES = 16  # per point: the parsed float64 series and its scaled copy
+PREDICT_CHUNK = 1024  # rows per forward chunk (forward.predict's batch_chunk)
+EIGEN_FLOPS = 25  # x n^3: LAPACK's eigenvalues of a nonsymmetric n x n block (Hessenberg + QR)
+BACKWARD_ELEMENTS = 2  # gate elements visited backward per element forward (derivative, dh)
+# What one window's step costs a layer's kernel whatever its width, in gate elements: the loop
+# and tile edges around each row (products are padded to 16-column panels). Fitted with
+# benchmarks/cost.py --fit-rates: without it, hidden sizes of 4-16 ran 2-5x their estimate.
+ROW_ELEMENTS = 32
+# Per epoch in the history a checkpoint carries: the EpochMetrics (grad_flow as Python floats,
+# 32 bytes per input step, and the insight dict), their asdict copy and the JSON text.
+HISTORY_BYTES_PER_STEP, HISTORY_BYTES_PER_EPOCH = 84, 5000
+# Every checkpoint converts the whole history so far (Checkpoint.to_bytes: asdict, then JSON),
+# about 30 Python values per epoch besides its grad_flow: work that grows with the square of
+# the epochs (issue 15, item 5; drop this once checkpoints stop carrying the history). One
+# pass's fixed cost covers about 25 such values (3.3 us each measured, 80 us a pass).
+HISTORY_VALUES_PER_EPOCH, HISTORY_VALUES_PER_PASS = 30, 25
+# Copies of the weights alive at once while training: weights, gradient, optimizer state (2),
+# best weights, a checkpoint's copies of these (4) and its safetensors bytes (4), and the
+# caller's copy of those bytes; plus, per member, the finished weights three times over
+# (the list, the checkpoint's bytes, the caller's copy).
+WEIGHT_COPIES, WEIGHT_COPIES_PER_MEMBER = 16, 3
+
+
+@dataclass(frozen=True)
+class Work:
+    """Countable work: GEMM FLOPs, gate elements of the elementwise loops, and passes."""
+
+    flops: float = 0.0
+    elements: float = 0.0
+    passes: float = 0.0
+
+    def __add__(self, other: "Work") -> "Work":
+        return Work(self.flops + other.flops, self.elements + other.elements,
+                    self.passes + other.passes)
+
+    def __mul__(self, times: float) -> "Work":
+        return Work(self.flops * times, self.elements * times, self.passes * times)
+
+    __rmul__ = __mul__
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one fit (and its cross-validation, if the spec asks for one) will cost."""
+
+    flops: float  # every GEMM FLOP of the job
+    peak_bytes: int  # memory the job adds to its process at its peak
+    updates: int  # optimizer updates of every member, cross-validation's fit included
+    evaluations: int  # validation passes (epochs) of every member of the main fit
+    train_windows: int
+    val_windows: int
+    evaluation: Work  # one member, from one evaluation to the next: an epoch, its validation,
+    # insight and checkpoint (the average over the fit)
+    fixed: Work  # building the windows, calibration, forecast states
+    cross_validation: "Cost | None"  # its fit and its forecasts from every origin
+    memory: dict[str, int] = field(default_factory=dict)  # the peak's parts
+
+    @property
+    def work(self) -> Work:
+        """All of the job's work."""
+        total = self.evaluation * self.evaluations + self.fixed
+        return total + self.cross_validation.work if self.cross_validation else total
+
+    def seconds(self, speed) -> float:
+        """Expected seconds at a bptt.speed.KernelSpeed."""
+        return speed.seconds(self.work)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready data."""
+        out = dataclasses.asdict(self)
+        out["cross_validation"] = self.cross_validation and self.cross_validation.to_dict()
+        return out
+
+
+def estimate_cost(spec: TrainingSpec, lengths: Iterable[int], *,
+                  plan: TrainingSpec | None = None, callbacks: Callbacks | None = None,
+                  input_bytes: int = 0, forecast_states: bool = False) -> Cost:
+    """The Cost of fit(series, spec=spec, callbacks=callbacks) on series of these lengths,
+    with its cross-validation (cross_validate(series, spec=spec)) when spec.cross_validation
+    is set.
+
+    `spec` is the request, open choices allowed; `plan` the spec the fit trains with when it is
+    not resolve_spec(lengths, spec) (a warm start's). Of `callbacks`, what costs counts:
+    insight and checkpoints every epoch. `input_bytes`: what the caller holds for the series
+    meanwhile (e.g. parsed JSON), added to the memory. `forecast_states`: bptt.initial_states
+    follows the fit. Raises SpecError or DataError as resolve_spec does.
+    """
+    lengths = list(lengths)
+    plan = plan or resolve_spec(lengths, spec)
+    callbacks = callbacks or Callbacks()
+    cost = _fit_cost(plan, lengths, input_bytes, callbacks.insight,
+                     callbacks.on_checkpoint is not None, forecast_states)
+    if spec.cross_validation is None:
+        return cost
+    cv = _cross_validation_cost(spec, plan, lengths, input_bytes)
+    memory = max(cost.memory, cv.memory, key=lambda parts: sum(parts.values()))
+    return dataclasses.replace(cost, flops=cost.flops + cv.flops,
+                               peak_bytes=max(cost.peak_bytes, cv.peak_bytes),
+                               updates=cost.updates + cv.updates, cross_validation=cv,
+                               memory=memory)
+
+
+def planned_updates(plan: TrainingSpec, train_windows: int) -> tuple[int, int]:
+    """(updates, validation passes) of one member of a resolved spec: the epochs' batches."""
+    t = plan.training
+    return t.epochs * max(1, math.ceil(train_windows / t.batch_size)), t.epochs
+
+
+def forward_work(network: NetworkSpec, steps: int, rows: int) -> Work:
+    """One forward pass (forward.predict) over `rows` windows of `steps` steps."""
+    g, h = network.gates * network.hidden_size, network.hidden_size
+    flops = elements = 0.0
+    for k in range(network.num_layers):
+        inputs = network.input_size if k == 0 else h
+        flops += 2 * steps * rows * g * (inputs + h)  # x·W_ihᵀ and h·W_hhᵀ per step
+        elements += steps * rows * (g + ROW_ELEMENTS)
+    flops += 2 * rows * h * network.output_size  # the head on the last step
+    return Work(flops, elements, math.ceil(rows / PREDICT_CHUNK))
+
+
+def step_work(network: NetworkSpec, steps: int, batch: int,
+              truncate: tuple[int, int] | None = None) -> Work:
+    """One training step (train_step: forward, BPTT full or truncated, clipping, optimizer)
+    on a batch of windows of `steps` steps, the head on the last step."""
+    forward, backward = bptt_steps(steps, truncate)
+    g, h = network.gates * network.hidden_size, network.hidden_size
+    flops = elements = 0.0
+    for k in range(network.num_layers):
+        inputs = network.input_size if k == 0 else h
+        flops += 2 * forward * batch * g * (inputs + h)
+        # dgates·W_hh, dW_hh, dW_ih, and dx = dgates·W_ih above the first layer
+        flops += 2 * backward * batch * g * (2 * h + inputs + (inputs if k else 0))
+        elements += (forward + BACKWARD_ELEMENTS * backward) * batch * (g + ROW_ELEMENTS)
+    flops += 6 * batch * h * network.output_size  # head forward, dW_head, dh
+    elements += 4 * network.layout.size  # the gradient norm, clipping and the optimizer
+    return Work(flops, elements, 1)
+
+
+def bptt_steps(steps: int, truncate: tuple[int, int] | None) -> tuple[int, int]:
+    """(steps run forward, steps run backward) of one window, as backprop._accumulate walks
+    it: truncated BPTT runs every k1-step segment forward from k2 steps back and, with the
+    head on the last step only, backward through the last window alone."""
+    if truncate is None:
+        return steps, steps
+    k1, k2 = truncate
+    forward, start = 0, 0
+    while start < steps:
+        end = min(start + k1, steps)
+        forward += end - max(0, end - k2)
+        start = end
+    return forward, min(k2, steps)
+
+
+def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight: bool,
+              checkpoints: bool, forecast_states: bool) -> Cost:
+    """The Cost of one fit of a resolved spec (no cross-validation)."""
+    network = _network_for(plan)
+    t, steps, horizon = plan.training, plan.window.input_size, plan.horizon
+    train, val = window_counts(lengths, steps, horizon, t.validation_fraction)
+    updates, evaluations = planned_updates(plan, train)
+    batch = min(t.batch_size, max(train, 1))
+    full, rest = divmod(train, batch)
+    epoch = step_work(network, steps, batch, t.truncate) * full
+    if rest:
+        epoch += step_work(network, steps, rest, t.truncate)
+    if val:
+        epoch += forward_work(network, steps, val)
+    if insight:
+        epoch += _insight_work(network, steps, min(INSIGHT_SAMPLE, train), t.truncate)
+    members = t.ensemble
+    points = sum(lengths)
+    windows = (train + val) * (steps + horizon)
+    fixed = Work(elements=10 * points + 6 * windows, passes=len(lengths) / 10)
+    if val:  # calibration: the members over the validation windows 3 times, a grid of weights
+        fixed += forward_work(network, steps, val) * (3 * members)
+        fixed += Work(elements=6 * len(weight_grid()) * val * horizon, passes=len(weight_grid()))
+    if forecast_states:
+        fixed += forward_work(network, steps, len(lengths)) * members
+    epochs = members * evaluations
+    if checkpoints:  # the k-th epoch's checkpoint converts k epochs: (epochs + 1) / 2 on average,
+        # counted in each epoch's work (a job's time left follows its epochs)
+        values = (epochs + 1) / 2 * (steps + HISTORY_VALUES_PER_EPOCH)
+        epoch += Work(passes=values / HISTORY_VALUES_PER_PASS)
+    memory = _memory(plan, network, lengths, train, val, input_bytes, epochs * checkpoints)
+    total = epoch * epochs + fixed
+    return Cost(total.flops, sum(memory.values()), updates * members, epochs,
+                train, val, epoch, fixed, None, memory)
+
+
+def _insight_work(network: NetworkSpec, steps: int, sample: int,
+                  truncate: tuple[int, int] | None) -> Work:
+    """bptt.insight.epoch_insight on `sample` windows."""
+    blocks = network.num_layers * network.gates
+    work = forward_work(network, steps, sample) + Work(
+        flops=blocks * EIGEN_FLOPS * network.hidden_size**3, passes=blocks)
+    if truncate is not None and truncate[1] < steps:  # the truncated and the full gradient
+        work += step_work(network, steps, sample) + step_work(network, steps, sample, truncate)
+    return work
+
+
+def _cross_validation_cost(spec: TrainingSpec, plan: TrainingSpec, lengths: list[int],
+                           input_bytes: int) -> Cost:
+    """The cross-validation's fit, on the series cut at the first cutoff, and its forecasts.
+    Meanwhile the main fit's model and the whole series (parsed again) are held too."""
+    cv = spec.cross_validation
+    stride = cv.step or spec.horizon
+    cut = [n - spec.horizon - (cv.windows - 1) * stride for n in lengths]
+    cut_plan = resolve_spec(cut, dataclasses.replace(spec, cross_validation=None))
+    model = _weights_bytes(plan) + len(lengths) * plan.window.input_size * 8
+    held = input_bytes + model + 8 * sum(lengths)
+    fit = _fit_cost(cut_plan, cut, held, insight=False, checkpoints=False,
+                    forecast_states=False)
+    forecasts = forward_work(_network_for(cut_plan), cut_plan.window.input_size,
+                             len(lengths)) * (cv.windows * cut_plan.training.ensemble)
+    return dataclasses.replace(fit, flops=fit.flops + forecasts.flops,
+                               fixed=fit.fixed + forecasts)
+
+
+def _weights_bytes(plan: TrainingSpec) -> int:
+    """The finished model's weights: every member's."""
+    return _network_for(plan).layout.size * BYTES * plan.training.ensemble
+
+
+def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int], train: int, val: int,
+            input_bytes: int, epochs: int) -> dict[str, int]:
+    """The parts of the peak: building the windows, or training and calibrating after it,
+    whichever holds more."""
+    t, steps, horizon = plan.training, plan.window.input_size, plan.horizon
+    span = steps + horizon
+    data = SERIES_BYTES * sum(lengths)
+    kept = (train + val) * (span * BYTES + 24)  # x, y float32; series, level, mean
+    # make_windows: float64 pieces of every series, their concatenation, the float32 copy
+    building = train * span * 20 + val * span * 8
+    outputs = network.output_size
+    quantiles = outputs // horizon
+    # calibration: every member's outputs and their median, paths and the weight grid's arrays
+    calibration = val * (plan.training.ensemble * outputs * BYTES * 2
+                         + horizon * quantiles * 8 * 3 + horizon * 8 * 4)
+    weights = network.layout.size * BYTES * (WEIGHT_COPIES
+                                             + WEIGHT_COPIES_PER_MEMBER * t.ensemble)
+    history = epochs * (HISTORY_BYTES_PER_STEP * steps + HISTORY_BYTES_PER_EPOCH)
+    rows = min(max(val, len(lengths), min(INSIGHT_SAMPLE, train), 1), PREDICT_CHUNK)
+    caches = _cache_bytes(network, steps, min(t.batch_size, max(train, 1)), rows, t.truncate)
+    base = {"input": input_bytes, "series": data, "fit": FIT_BYTES}
+    if building > kept + caches + weights + history + calibration:
+        return {**base, "windows": building}
+    return {**base, "windows": kept, "caches": caches, "weights": weights + history,
+            "calibration": calibration}
+
+
+def _cache_bytes(network: NetworkSpec, steps: int, batch: int, rows: int,
+                 truncate: tuple[int, int] | None) -> int:
+    """workspace.scratch's buffers once training (`batch` windows of the BPTT window's steps)
+    and forward passes (chunks of `rows` windows of `steps` steps) have both run: each role's
+    buffer is as large as its largest use."""
+    g, h = network.gates, network.hidden_size
+    window = steps if truncate is None else min(truncate[1], steps)
+    train, infer = window * batch * h, steps * rows * h  # one (W, B, H) block each
+    states = 2 if network.cell != "rnn" else 1  # hs, and aux: the LSTM's c, the GRU's W_hn h
+    layers = network.num_layers
+    size = layers * (g + states) * max(train, infer)  # gates, hs, aux per layer
+    size += train  # dh_top (the kernels keep one step's gate gradients, in `work`)
+    size += (layers - 1) * train * (2 if network.dropout else 1)  # dx (and dropped inputs)
+    size += batch * (network.output_size + 2 * steps)  # head output, the batch and its transpose
+    gh = g * h  # the kernels' own scratch, carved from one buffer per thread
+    size += max(work_size(b, h, gh, h if layers > 1 else network.input_size)
+                for b in (batch, rows))
+    return size * BYTES

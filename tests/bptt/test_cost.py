@@ -1,0 +1,136 @@
+"""estimate_cost: the counts follow the kernels, the plan and the arrays a fit really builds.
+
+How close the estimates come to measured time and peak memory is benchmarks/cost.py's to show
+(no timings are asserted here)."""
+
+import math
+import threading
+
+import numpy as np
+import pytest
+
+import bptt
+from bptt import Callbacks, NetworkSpec, TrainingSpec, estimate_cost
+from bptt.cost import bptt_steps, forward_work, step_work
+from bptt.data import make_windows, window_counts
+
+LENGTHS = [120, 150, 90]
+
+
+def _spec(**fields) -> TrainingSpec:
+    base = {"horizon": 6, "season_length": 12, "model": {"hidden_size": 8},
+            "training": {"epochs": 4, "batch_size": 16, "ensemble": 2}}
+    for key, value in fields.items():
+        section, _, name = key.partition("__")
+        if name:
+            base.setdefault(section, {})[name] = value
+        else:
+            base[section] = value
+    return TrainingSpec.from_dict(base)
+
+
+def _series(lengths=LENGTHS, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {f"s{i}": 10 + np.sin(np.arange(n) / 2) + rng.normal(0, .1, n)
+            for i, n in enumerate(lengths)}
+
+
+def test_a_training_step_counts_the_gemms_as_benchmarks_kernels_does():
+    network = NetworkSpec(cell="lstm", hidden_size=8, num_layers=2, output_size=6)
+    g, h, steps, batch = 32, 8, 10, 4  # 4 gates x 8
+    forward = 2 * steps * batch * g * (1 + h) + 2 * steps * batch * g * (h + h)
+    backward = (2 * steps * batch * g * (2 * h + 1)  # layer 0: dgates·W_hh, dW_hh, dW_ih
+                + 2 * steps * batch * g * (2 * h + 2 * h))  # layer 1: and dx
+    head = 6 * batch * h * 6
+    work = step_work(network, steps, batch)
+    assert work.flops == forward + backward + head
+    assert work.passes == 1
+    assert forward_work(network, steps, batch).flops == forward + 2 * batch * h * 6
+
+
+def test_truncated_bptt_runs_every_segment_forward_and_the_last_window_backward():
+    # T = 10, (k1, k2) = (3, 5): windows [0, 3), [1, 6), [4, 9), [5, 10) forward
+    assert bptt_steps(10, (3, 5)) == (3 + 5 + 5 + 5, 5)
+    assert bptt_steps(10, None) == (10, 10)
+    assert bptt_steps(4, (8, 8)) == (4, 4)
+
+
+def test_updates_and_evaluations_follow_the_resolved_plan():
+    spec = _spec()
+    cost = estimate_cost(spec, LENGTHS)
+    plan = bptt.resolve_spec(LENGTHS, spec)
+    train, val = window_counts(LENGTHS, plan.window.input_size, 6, 0.1)
+    assert (cost.train_windows, cost.val_windows) == (train, val)
+    assert cost.updates == 4 * math.ceil(train / 16) * 2  # epochs x batches x members
+    assert cost.evaluations == 4 * 2
+    assert cost.flops == pytest.approx(cost.work.flops)
+    assert cost.cross_validation is None
+    speed = bptt.KernelSpeed(gflops=10.0, gelements=1.0, pass_seconds=1e-4)
+    assert cost.seconds(speed) == pytest.approx(speed.seconds(cost.work))
+    # the training dominates: epochs x members of (updates, a validation pass)
+    assert cost.evaluation.flops * cost.evaluations > 0.9 * cost.flops
+
+
+def test_each_driver_of_the_cost_moves_it_the_way_the_kernels_do():
+    base = estimate_cost(_spec(), LENGTHS)
+    wider = estimate_cost(_spec(model__hidden_size=32), LENGTHS)
+    assert 10 < wider.flops / base.flops < 16  # the recurrent GEMMs grow with H²
+    assert estimate_cost(_spec(training__ensemble=4), LENGTHS).flops == pytest.approx(
+        2 * base.flops, rel=0.01)
+    assert estimate_cost(_spec(training__epochs=8), LENGTHS).updates == 2 * base.updates
+    bigger = estimate_cost(_spec(training__batch_size=128), LENGTHS)
+    assert bigger.memory["caches"] > 2 * base.memory["caches"]  # caches grow with the batch
+    assert bigger.flops == pytest.approx(base.flops, rel=0.05)  # the same windows per epoch
+    held = estimate_cost(_spec(), LENGTHS, input_bytes=10**6)
+    assert held.peak_bytes == base.peak_bytes + 10**6
+    checked = estimate_cost(_spec(), LENGTHS, callbacks=Callbacks(insight=True,
+                                                                  on_checkpoint=print))
+    insight = estimate_cost(_spec(), LENGTHS, callbacks=Callbacks(insight=True))
+    # insight adds FLOPs, the checkpoints their history conversion to every epoch
+    assert checked.flops == insight.flops > base.flops
+    assert checked.evaluation.passes > insight.evaluation.passes > base.evaluation.passes
+
+
+def test_cross_validation_adds_a_fit_on_the_series_cut_at_its_first_cutoff():
+    spec = _spec(cross_validation={"windows": 3, "step": 6})
+    cost = estimate_cost(spec, LENGTHS)
+    plain = estimate_cost(_spec(), LENGTHS)
+    cut = [n - 6 - 2 * 6 for n in LENGTHS]
+    alone = estimate_cost(_spec(), cut)
+    assert cost.cross_validation is not None
+    assert cost.cross_validation.updates == alone.updates
+    assert cost.updates == plain.updates + alone.updates
+    assert cost.flops > plain.flops + alone.flops  # and a forecast from every origin
+
+
+def test_the_windows_estimate_is_what_make_windows_builds():
+    spec = _spec()
+    plan = bptt.resolve_spec(LENGTHS, spec)
+    scaled = [v / 10 for v in _series().values()]
+    train, val = make_windows(scaled, plan.window.input_size, 6, 0.1)
+    built = sum(a.nbytes for w in (train, val) for a in (w.x, w.y, w.series, w.level, w.mean))
+    assert estimate_cost(spec, LENGTHS).memory["windows"] == built
+
+
+def test_the_caches_estimate_is_what_the_kernels_keep():
+    spec = _spec(model__hidden_size=64, model__num_layers=2, model__cell="gru",
+                 training__batch_size=64)
+    kept = {}
+
+    def fit_in_a_fresh_thread() -> None:  # scratch buffers are per thread: only this fit's
+        from bptt import workspace
+        bptt.fit(_series(), spec=spec)
+        kept["bytes"] = sum(b.nbytes for b in workspace._local.buffers.values())
+
+    thread = threading.Thread(target=fit_in_a_fresh_thread)
+    thread.start()
+    thread.join()
+    estimated = estimate_cost(spec, LENGTHS).memory["caches"]
+    assert kept["bytes"] <= estimated <= 1.2 * kept["bytes"]  # plus the batch's own copies
+
+
+def test_the_kernel_speed_is_measured_as_three_positive_rates():
+    bptt.warm_kernels((np.float32,))
+    speed = bptt.measure_kernel_speed(seconds_per_step=0.01)
+    assert all(isinstance(v, float) and v > 0 and math.isfinite(v)
+               for v in speed.to_dict().values())
