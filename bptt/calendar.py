@@ -235,8 +235,9 @@ class OffGrid(CalendarError):
 def infer_freq(series_stamps: list[list[Timestamp]]) -> Freq | None:
     """The frequency of sorted, distinct timestamps, pooled over several series (one model,
     one frequency): the most common spacing (the smaller on a tie), read as the coarsest
-    calendar unit that describes it. None without two points in any series, or for spacings
-    under a second. The points are not checked here (grid_positions does that)."""
+    calendar unit that most points fit (month starts or ends, a weekday). None without two
+    points in any series, or for spacings under a second. The points are not checked here
+    (grid_positions does that, and names those off the grid)."""
     firsts = [s[0] for s in series_stamps if s]
     if not firsts:
         return None
@@ -247,18 +248,20 @@ def infer_freq(series_stamps: list[list[Timestamp]]) -> Freq | None:
     pairs = [(a, b) for s in series_stamps for a, b in zip(s, s[1:], strict=False)]
     if not pairs:
         return None
-    midnight = all(m.time() == datetime.min.time() for m in points)
-    if midnight and all(m.day == 1 for m in points):
-        return _monthly(pairs, points, end=False)
-    if midnight and all(m.day == _stdlib_calendar.monthrange(m.year, m.month)[1]
-                        for m in points):
-        return _monthly(pairs, points, end=True)
+    # A calendar unit is read from most points, not all: a few off-grid points must not turn
+    # a monthly series into "31D"; grid_positions then names them.
+    midnight = [m for m in points if m.time() == datetime.min.time()]
+    starts = [m for m in midnight if m.day == 1]
+    ends = [m for m in midnight if m.day == _stdlib_calendar.monthrange(m.year, m.month)[1]]
+    for chosen, end in ((starts, False), (ends, True)):
+        if 2 * len(chosen) > len(points):
+            return _monthly(pairs, chosen, end=end)
     seconds = _mode(Counter(int((b - a).total_seconds()) for a, b in pairs))
     if seconds < 1:
         return None
-    if seconds % (7 * 86400) == 0 and len({m.weekday() for m in points}) == 1:
-        return Freq("week", seconds // (7 * 86400), anchor=points[0].weekday(),
-                    seconds=7 * 86400)
+    weekday, count = Counter(m.weekday() for m in points).most_common(1)[0]
+    if seconds % (7 * 86400) == 0 and 2 * count > len(points):
+        return Freq("week", seconds // (7 * 86400), anchor=weekday, seconds=7 * 86400)
     if seconds == 86400 and all(m.weekday() < 5 for m in points) and any(
             (b - a).days == 3 and a.weekday() == 4 for a, b in pairs):
         return Freq("bday")  # weekdays only, Friday followed by Monday: business days
@@ -275,7 +278,8 @@ def future_stamps(last: Timestamp, freq: Freq, horizon: int) -> list[Timestamp]:
 
 def _monthly(pairs: list[tuple[datetime, datetime]], points: list[datetime], *, end: bool
              ) -> Freq:
-    """A month-based frequency from month-start (or month-end) points."""
+    """A month-based frequency from the spacing of `pairs` and the month-start (or month-end)
+    `points` among them."""
     months = _mode(Counter((b.year - a.year) * 12 + b.month - a.month for a, b in pairs))
     anchor_month = points[0].month
     for family in (12, 3):

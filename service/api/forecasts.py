@@ -26,8 +26,8 @@ from service.store import dataset_rows, queue, repository
 from service.store.codec import decompress_json
 from service.store.dataset_rows import DatasetSelection
 from service.store.forecast_batches import ForecastTable, load_model, run_forecast
-from service.store.forecast_dates import series_dates, training_dates
-from service.store.tables import ForecastBatch
+from service.store.forecast_dates import job_freq, series_dates, training_dates
+from service.store.tables import ForecastBatch, Job
 
 bp = Blueprint("forecasts", __name__, url_prefix="/v1/forecasts")
 bp.before_request(authenticate)
@@ -83,7 +83,7 @@ def create_forecasts() -> Response:
     series = None if wanted.series is None else [{"id": s.id, "values": s.values}
                                                  for s in wanted.series]
     # the steps' ds (none yet for a dataset's series: their calendar stays in the dataset)
-    ds = {} if source is not None else _step_dates(job.id, model, wanted)
+    ds = {} if source is not None else _step_dates(job, model, wanted)
     if queued:
         return _enqueue(job.id, series, wanted.horizon, wanted.quantiles, source, ds)
     if source is not None:
@@ -96,17 +96,17 @@ def create_forecasts() -> Response:
     return _answer(replace(document, ds=ds))
 
 
-def _step_dates(job_id: str, model: Model, wanted: ForecastRequest
+def _step_dates(job: Job, model: Model, wanted: ForecastRequest
                 ) -> dict[str, list[str | int] | None]:
     """Each forecast series' steps' ds, by id: from the request's series, or from the job's
-    training series (their stored start, freq and length); the model's freq where a series
-    has none."""
+    training series (their stored start, freq and length); the job's freq where a series has
+    none."""
     horizon = wanted.horizon or model.horizon
+    freq = job_freq(job)
     if wanted.series is None:
-        return training_dates(get_session(), job_id=job_id, horizon=horizon,
-                              default_freq=model.spec.freq)
+        return training_dates(get_session(), job_id=job.id, horizon=horizon, default_freq=freq)
     return series_dates([{"id": s.id, "values": s.values, "start": s.start, "freq": s.freq}
-                         for s in wanted.series], horizon, default_freq=model.spec.freq)
+                         for s in wanted.series], horizon, default_freq=freq)
 
 
 def _best_trial(sweep_id: str, loc: list[str | int]) -> str:

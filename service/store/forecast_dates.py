@@ -19,7 +19,7 @@ from bptt import (
     shift_timestamp,
 )
 from service.store.codec import decompress_json
-from service.store.tables import Dataset
+from service.store.tables import Dataset, Job
 
 Ds = list[str | int]
 # (start, freq, length) of each training series of a job, by series id.
@@ -46,6 +46,11 @@ def step_dates(start: str | None, freq: str | None, length: int, horizon: int, *
         return [format_timestamp(moment) for moment in future_stamps(last, step, horizon)]
     except CalendarError:
         return None
+
+
+def job_freq(job: Job) -> str | None:
+    """The frequency a job trains with (its plan's: given, or inferred from its series)."""
+    return (job.resolved_spec or job.spec or {}).get("freq")
 
 
 def series_dates(series: list[dict[str, Any]], horizon: int, *, default_freq: str | None
