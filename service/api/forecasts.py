@@ -164,7 +164,7 @@ def _wants_csv() -> bool:
 
 
 def _csv(document: ForecastResult | ForecastTable) -> Response:
-    """A forecasts document as `unique_id,step,mean,q...` CSV."""
+    """A forecasts document as `unique_id,ds,step,mean,q...` CSV."""
     forecasts = document.model_dump()["forecasts"]
     quantiles = list(forecasts[0]["quantiles"]) if forecasts else []
     return Response(forecasts_to_csv(forecasts, quantiles), mimetype=CSV)
