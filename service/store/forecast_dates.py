@@ -3,6 +3,7 @@ last value. No Flask here (the workers import it)."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -27,19 +28,23 @@ Calendar = dict[str, tuple[str | None, str | None, int]]
 _CACHED_JOBS = 64  # a dataset never changes once stored; these few keep repeat forecasts cheap
 _cache: OrderedDict[str, Calendar] = OrderedDict()
 _lock = threading.Lock()
+_MONTH_ONLY = re.compile(r"\d{4}-\d{2}")  # a start written as a month: monthly steps
 
 
 def step_dates(start: str | None, freq: str | None, length: int, horizon: int, *,
                default_freq: str | None = None) -> Ds | None:
     """The ds of `horizon` steps after a series of `length` values from `start` spaced by
-    `freq` (else `default_freq`, the model's). Without a start the values are numbered from
-    1; a dated series without any frequency, or one stepping past year 9999, has None."""
+    `freq` (else `default_freq`, the job's; else months for a `YYYY-MM` start). Without a
+    start the values are numbered from 1; a dated series without any frequency, or one
+    stepping past year 9999, has None."""
     try:
         first = 1 if start is None else parse_timestamp(start)
         if isinstance(first, int):
             step = parse_freq(freq if freq is not None and freq.isdigit() else "1")
         elif freq or default_freq:
             step = parse_freq(freq or default_freq or "")
+        elif start is not None and _MONTH_ONLY.fullmatch(start.strip()):
+            step = parse_freq("MS")
         else:
             return None
         last = shift_timestamp(first, step, length - 1)

@@ -166,7 +166,8 @@ def test_jobs_forecasts_carry_ds_in_json_and_csv(client: FlaskClient, auth: dict
 
 
 def test_request_series_carry_ds_from_start_and_freq(
-        client: FlaskClient, auth: dict[str, str], monthly_job: str) -> None:
+        client: FlaskClient, auth: dict[str, str], monthly_job: str, trained_job: str) -> None:
+    numbered_job = trained_job  # submitted as JSON without start or freq: no freq of its own
     values = SERIES[0]["values"][:30]
     given = [{"id": "weekly", "values": values, "start": "2024-01-07", "freq": "W-SUN"},
              {"id": "model-freq", "values": values, "start": "2024-01"},  # the job's MS
@@ -178,6 +179,13 @@ def test_request_series_carry_ds_from_start_and_freq(
     answer = client.post("/v1/forecasts", json={"job_id": monthly_job, "series": given[2:]},
                          headers=auth).get_json()
     assert answer["forecasts"][0]["ds"] == [31, 32, 33]  # values numbered 1..30
+    # a dated start without any frequency: none to step by, unless it names a month
+    job_less = [{"id": "day", "values": values, "start": "2024-01-02"},
+                {"id": "month", "values": values, "start": "2024-01"}]
+    answer = client.post("/v1/forecasts", json={"job_id": numbered_job, "series": job_less},
+                         headers=auth).get_json()
+    assert [f["ds"] for f in answer["forecasts"]] == [
+        None, ["2026-07-01", "2026-08-01", "2026-09-01"]]
     # a CSV forecast request: its ds, with their frequency inferred
     text = "unique_id,ds,y\n" + "".join(
         f"daily,{(date(2024, 2, 1) + timedelta(days=k)).isoformat()},{v}\n"
