@@ -114,11 +114,13 @@ def _sort(uid: str, points: list[Point]) -> None:
 
 
 def _given_freq(freq: Any) -> Freq | None:
-    """The request's frequency when it reads as one (else the spec's checks name it)."""
+    """The request's frequency when it reads as a calendar one (else the spec's checks name
+    it; integer ds always take their own common step)."""
     try:
-        return parse_freq(freq) if isinstance(freq, str) else None
+        found = parse_freq(freq) if isinstance(freq, str) else None
     except CalendarError:
         return None
+    return found if found is not None and found.unit != "step" else None
 
 
 def _on_grid(rows: dict[str, list[Point]], given: Freq | None, max_points: int | None
