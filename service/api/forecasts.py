@@ -134,7 +134,9 @@ def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | No
     """Store the validated request as a forecast batch, commit, wake a worker: 202."""
     settings, session = current_settings(), get_session()
     session.commit()  # end the read phase: the insert gets a transaction of its own
-    request = {"series": series, "horizon": horizon, "quantiles": quantiles, "ds": ds}
+    request: dict[str, Any] = {"series": series, "horizon": horizon, "quantiles": quantiles}
+    if ds:  # each series' steps' ds, which the worker puts beside its forecast
+        request["ds"] = ds
     if source is not None:  # the worker reads them from the dataset (none in the request)
         request.update(dataset_id=source.dataset_id, series_ids=source.series_ids)
     batch = repository.create_forecast_batch(
