@@ -84,7 +84,7 @@ def test_the_short_id_a_command_prints_works_in_the_others(stack, csv_file):
     assert "succeeded" in status.stdout
     forecast = bptt(stack, "forecast", short, str(csv_file))
     assert forecast.returncode == 0, forecast.stderr
-    assert forecast.stdout.startswith("unique_id,ds,step,mean\nshop-0,70,1,")
+    assert forecast.stdout.startswith("unique_id,ds,step,mean,q0.1,q0.5,q0.9\nshop-0,70,1,")
     _, page = stack.call("GET", "/v1/jobs?limit=100")
     taken = {job["id"][:4] for job in page["jobs"]}
     unused = next(f"{n:04x}" for n in range(2**16) if f"{n:04x}" not in taken)
