@@ -11,6 +11,18 @@ from .backtest import (
     check_cross_validation_lengths,
     cross_validate,
 )
+from .calendar import (
+    CalendarError,
+    Freq,
+    OffGrid,
+    format_timestamp,
+    future_stamps,
+    grid_positions,
+    infer_freq,
+    parse_freq,
+    parse_timestamp,
+    shift_timestamp,
+)
 from .cost import Cost, Work, estimate_cost
 from .data import DataError, as_series
 from .defaults import input_size_for
@@ -91,6 +103,17 @@ __all__ = [
     "SEASONALITIES",
     "SCHEDULES",
     "TRAINING_LOSSES",
+    # timestamps: frequencies, the regular grid, inference, stepping forward (bptt.calendar)
+    "CalendarError",
+    "Freq",
+    "OffGrid",
+    "format_timestamp",
+    "future_stamps",
+    "grid_positions",
+    "infer_freq",
+    "parse_freq",
+    "parse_timestamp",
+    "shift_timestamp",
     # per-series forecast state
     "SeriesState",
     "append_observations",

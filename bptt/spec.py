@@ -12,6 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from .calendar import CalendarError, parse_freq
 from .cells import CELLS
 from .network import NONLINEARITIES
 from .seasons import season_from_freq
@@ -138,8 +139,9 @@ class TrainingSpec:
         check(self.season_length is None or self.season_length >= 1, ["season_length"],
               "must be at least 1")
         if self.freq is not None:
-            check(season_from_freq(self.freq) is not None, ["freq"],
-                  f"unknown frequency {self.freq!r}")
+            # a calendar frequency (an integer step is a series' grid, not a season)
+            check(season_from_freq(self.freq) is not None and _is_calendar_freq(self.freq),
+                  ["freq"], f"unknown frequency {self.freq!r}")
         if self.quantiles:
             qs = list(self.quantiles)
             check(all(0 < q < 1 for q in qs) and qs == sorted(set(qs)),
@@ -264,3 +266,11 @@ def _coerce(hint, value, loc: list, errors: list):
             errors.append({"loc": loc, "msg": "must be a string"})
         return value
     raise TypeError(f"unsupported type hint {hint!r}")  # a bug in this module, not bad input
+
+
+def _is_calendar_freq(text: str) -> bool:
+    """Whether bptt.calendar reads `text` as a date frequency (its ds can then be stepped)."""
+    try:
+        return parse_freq(text).unit != "step"
+    except CalendarError:
+        return False

@@ -12,6 +12,7 @@ from flask import request
 from werkzeug.datastructures import MultiDict
 
 from service.api import csvio
+from service.api.extensions import current_settings
 from service.api.problems import Problem, ValidationProblem
 
 JSON_TYPES = ("application/json",)
@@ -51,7 +52,9 @@ def read_body(*, query_fields: frozenset[str] | None = None,
     if mimetype in CSV_TYPES:
         data = query_to_fields(request.args, allowed=query_fields, raw=raw_query,
                                lists=list_query)
-        data["series"] = csvio.parse_long_csv(_decode(raw))
+        # The grid's frequency: the request's `freq` (a spec field), else inferred from the ds.
+        data["series"] = csvio.parse_long_csv(_decode(raw), freq=data.get("freq"),
+                                              max_points=current_settings().max_points)
         return Body(data, True, _hash(mimetype, raw))
     if mimetype in JSON_TYPES or mimetype.endswith("+json"):
         if request.args:

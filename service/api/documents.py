@@ -126,13 +126,16 @@ def diagnostics(job: Job, rows: list[EpochMetric], *, since: int, has_more: bool
     )
 
 
-def forecasts_document(results: list[dict[str, Any]]) -> ForecastResult:
-    """bptt.forecast's output as a document: lists of numbers, quantiles keyed by their text."""
+def forecasts_document(results: list[dict[str, Any]],
+                       ds: dict[str, list[str | int] | None] | None = None) -> ForecastResult:
+    """bptt.forecast's output as a document: lists of numbers, quantiles keyed by their text,
+    and each series' steps' ds (by id) when given."""
     # model_construct: the engine's own output has the document's types by construction, and
     # validating ten thousand forecasts again cost a fifth of a large request's time.
     return ForecastResult.model_construct(forecasts=[
         ForecastOut.model_construct(
             id=item["id"],
+            ds=(ds or {}).get(item["id"]),
             mean=item["mean"].tolist(),
             quantiles={str(float(q)): path.tolist() for q, path in item["quantiles"].items()},
         )
@@ -189,7 +192,15 @@ def _job(job: Job, dataset: tuple[int, int, str | None] | None, latest: EpochMet
         warm_start_job_id=job.warm_start_job_id,
         cross_validation=job.cross_validation,
         usage=job.usage,
+        freq_inferred=_freq_inferred(job),
     )
+
+
+def _freq_inferred(job: Job) -> str | None:
+    """The freq the service set from the series: in the plan, though the request had none."""
+    if (job.spec or {}).get("freq") is not None:
+        return None
+    return (job.resolved_spec or {}).get("freq")
 
 
 def job_progress(job: Job) -> Progress:

@@ -6,11 +6,12 @@ Workers answer the batches with `answer_batch` (service.store.forecast_batches),
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, request
 
-from bptt import DataError
+from bptt import DataError, Model
 from service.api import datasets, lookup, validation
 from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
@@ -19,13 +20,14 @@ from service.api.documents import forecast_batch_document, forecast_batch_json, 
 from service.api.extensions import current_settings, get_session
 from service.api.jobs import get_job
 from service.api.problems import Problem, ValidationProblem
-from service.api.schemas import ForecastResult
+from service.api.schemas import ForecastRequest, ForecastResult
 from service.api.sweeps import get_sweep
 from service.store import dataset_rows, queue, repository
 from service.store.codec import decompress_json
 from service.store.dataset_rows import DatasetSelection
 from service.store.forecast_batches import ForecastTable, load_model, run_forecast
-from service.store.tables import ForecastBatch
+from service.store.forecast_dates import job_freq, series_dates, training_dates
+from service.store.tables import ForecastBatch, Job
 
 bp = Blueprint("forecasts", __name__, url_prefix="/v1/forecasts")
 bp.before_request(authenticate)
@@ -77,11 +79,13 @@ def create_forecasts() -> Response:
     # checked by the forecast itself (its DataError becomes the same 422 below), not twice.
     validation.check_forecast_against_model(model, wanted, from_query=body.is_csv,
                                             engine_check=queued)
-    # id and values are all the engine reads (start and freq label history, not forecasts)
+    # id and values are all the engine reads; start and freq give the steps' ds
     series = None if wanted.series is None else [{"id": s.id, "values": s.values}
                                                  for s in wanted.series]
+    # the steps' ds (none yet for a dataset's series: their calendar stays in the dataset)
+    ds = {} if source is not None else _step_dates(job, model, wanted)
     if queued:
-        return _enqueue(job.id, series, wanted.horizon, wanted.quantiles, source)
+        return _enqueue(job.id, series, wanted.horizon, wanted.quantiles, source, ds)
     if source is not None:
         series = dataset_rows.read_selection(session, source.dataset_id, source.series_ids)
     try:
@@ -89,7 +93,20 @@ def create_forecasts() -> Response:
                                 settings.forecast_threads)
     except DataError as exc:  # checked above; this is the engine's word if a rule slipped by
         raise ValidationProblem([{"loc": exc.loc, "msg": exc.msg}]) from None
-    return _answer(document)
+    return _answer(replace(document, ds=ds))
+
+
+def _step_dates(job: Job, model: Model, wanted: ForecastRequest
+                ) -> dict[str, list[str | int] | None]:
+    """Each forecast series' steps' ds, by id: from the request's series, or from the job's
+    training series (their stored start, freq and length); the job's freq where a series has
+    none."""
+    horizon = wanted.horizon or model.horizon
+    freq = job_freq(job)
+    if wanted.series is None:
+        return training_dates(get_session(), job_id=job.id, horizon=horizon, default_freq=freq)
+    return series_dates([{"id": s.id, "values": s.values, "start": s.start, "freq": s.freq}
+                         for s in wanted.series], horizon, default_freq=freq)
 
 
 def _best_trial(sweep_id: str, loc: list[str | int]) -> str:
@@ -112,18 +129,22 @@ def show_batch(batch_id: str) -> Response:
 
 
 def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | None,
-             quantiles: list[float] | None, source: DatasetSelection | None) -> Response:
+             quantiles: list[float] | None, source: DatasetSelection | None,
+             ds: dict[str, list[str | int] | None]) -> Response:
     """Store the validated request as a forecast batch, commit, wake a worker: 202."""
     settings, session = current_settings(), get_session()
     session.commit()  # end the read phase: the insert gets a transaction of its own
-    request = {"series": series, "horizon": horizon, "quantiles": quantiles}
+    request: dict[str, Any] = {"series": series, "horizon": horizon, "quantiles": quantiles}
+    if ds:  # each series' steps' ds, which the worker puts beside its forecast
+        request["ds"] = ds
     if source is not None:  # the worker reads them from the dataset (none in the request)
         request.update(dataset_id=source.dataset_id, series_ids=source.series_ids)
     batch = repository.create_forecast_batch(
         session,
         tenant_id=current_tenant_id(),
         job_id=job_id,
-        # The worker runs bptt.forecast(model, series, horizon, quantiles) with exactly these.
+        # The worker runs bptt.forecast(model, series, horizon, quantiles) with exactly these,
+        # and gives each series' forecast its ds from here.
         request=request,
     )
     session.commit()
@@ -145,7 +166,7 @@ def _wants_csv() -> bool:
 
 
 def _csv(document: ForecastResult | ForecastTable) -> Response:
-    """A forecasts document as `unique_id,step,mean,q...` CSV."""
+    """A forecasts document as `unique_id,ds,step,mean,q...` CSV."""
     forecasts = document.model_dump()["forecasts"]
     quantiles = list(forecasts[0]["quantiles"]) if forecasts else []
     return Response(forecasts_to_csv(forecasts, quantiles), mimetype=CSV)

@@ -73,11 +73,12 @@ def submit_job() -> Response:
         warm.data if warm else body.data, settings, spec_loc=("query",) if body.is_csv else (),
         dataset=dataset,
     )
+    spec = plans.with_series_freq(valid.spec, valid.series)  # the freq inferred, if it was
     if warm is not None:
-        plan = plans.for_workers(warm_start.check_fits(session, warm, valid.spec, valid.ids,
+        plan = plans.for_workers(warm_start.check_fits(session, warm, spec, valid.ids,
                                                        valid.lengths), settings)
     else:
-        plan = plans.resolve(valid.spec, valid.lengths, settings)
+        plan = plans.resolve(spec, valid.lengths, settings)
     estimate = admit(valid.spec, plan, valid.lengths, spec_loc=("query",) if body.is_csv else ())
     session.commit()  # end the read phase: the insert gets a transaction of its own
 

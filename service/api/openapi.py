@@ -52,7 +52,9 @@ from service.store.tables import JOB_STATUSES
 bp = Blueprint("openapi", __name__)
 REF = "#/components/schemas/{model}"
 CSV_BODY = {"type": "string", "description": "Long format: a header `unique_id,ds,y`, then one "
-            "row per point; an empty y is a gap.",
+            "row per point; an empty y is a gap, and so is a ds missing from a series' regular "
+            "spacing (its frequency: `freq`, else inferred from the ds); a ds between two "
+            "grid points is refused naming its line. ds: integers or ISO 8601 dates and times.",
             "examples": ["unique_id,ds,y\nstore-1,2024-01,112\nstore-1,2024-02,118\n"]}
 _ERROR_TEXT = {
     400: "Malformed body (not JSON, not UTF-8).",
@@ -131,7 +133,8 @@ PAGE = {"description": "HTML; the page calls the API with the token it is given.
         "content": {"text/html": {"schema": {"type": "string"}}}}
 FORECASTS_BODY = {"application/json": {"schema": {"$ref": REF.format(model="ForecastResult")}},
                   "text/csv": {"schema": {"type": "string", "description":
-                                          "unique_id,step,mean,q<quantile>... (Accept: text/csv)"}}}
+                                          "unique_id,ds,step,mean,q<quantile>... "
+                                          "(Accept: text/csv)"}}}
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/healthz", "healthz", "Liveness", "health",

@@ -71,8 +71,18 @@ class SeriesIn(StrictModel):
 
     id: str = Field(min_length=1, max_length=128)
     values: list[Value] = Field(min_length=1)
-    start: str | None = Field(None, max_length=64, description="Label of the first value.")
-    freq: str | None = Field(None, max_length=16, description="Pandas-style frequency, e.g. MS.")
+    start: str | None = Field(
+        None, max_length=64,
+        description="Timestamp of the first value: an integer, or an ISO 8601 date or time "
+                    "(`2021-01`, `2021-01-04`, `2021-01-04T09:30`). With a frequency (this "
+                    "series' `freq`, else the job's), the forecasts' `ds` continue from it; "
+                    "without a start, values are numbered 1, 2, 3 ...")
+    freq: str | None = Field(
+        None, max_length=16,
+        description="Spacing of the values: a pandas-style frequency (MS, ME, QS, QE-NOV, YS, "
+                    "W-SUN, D, B, h, 15min, s, with multiples like 2MS) for a date `start`, or "
+                    "an integer step for an integer one. Given on every series alike, it is "
+                    "the job's `freq` when the request has none.")
 
 
 def _job_request_model() -> type[BaseModel]:
@@ -318,6 +328,12 @@ class JobOut(JobSummary):
                     "null where the choice was left to the data. A warm start from this job "
                     "takes these fields, so open choices are made again for its data.")
     warm_start_job_id: str | None = Field(None, description="The job this one continued from.")
+    freq_inferred: str | None = Field(
+        None, description="The frequency the service read from the series when the request "
+                          "gave no `freq`: the one every series carries, or the spacing of a "
+                          "CSV's ds. `spec.freq` then holds it, and the season and the "
+                          "forecasts' dates follow from it; null when the request gave one or "
+                          "the series have none.")
     cross_validation: dict[str, Any] | None = Field(
         None, description="Rolling-origin scores per window (bptt.CrossValidation.to_dict).")
     usage: UsageOut | None = Field(
@@ -419,9 +435,14 @@ class SeriesPage(ResponseModel):
 
 
 class ForecastOut(ResponseModel):
-    """Mean and quantile paths of one series, in its original units."""
+    """Mean and quantile paths of one series, in its original units, with each step's ds."""
 
     id: str
+    ds: list[str | int] | None = Field(
+        None, description="Each step's timestamp: the series' dates stepped by its frequency "
+                          "(`2021-02-01`, `2021-02-01T09:30:00`), or integers after an integer "
+                          "ds (after 1, 2, ... n for a series without a start); null for a "
+                          "dated series whose frequency nobody gave.")
     mean: list[float | None]
     quantiles: dict[str, list[float | None]] = Field(description='Keyed by quantile, e.g. "0.1".')
 

@@ -27,6 +27,7 @@ from service.api.jobs import get_job
 from service.api.problems import Problem, ValidationProblem
 from service.api.schemas import ObservationsIn, SeriesForecastOut
 from service.store.forecast_batches import load_model
+from service.store.forecast_dates import job_freq, training_dates
 from service.store.tables import Job, utcnow
 from service.store.tables import SeriesState as SeriesStateRow
 
@@ -103,6 +104,9 @@ def _document(job: Job, row: SeriesStateRow, model: bptt.Model, state: SeriesSta
         item: dict[str, Any] = forecast_state(model, state, horizon, quantiles)
     except DataError as exc:
         raise ValidationProblem([{"loc": exc.loc, "msg": exc.msg}]) from None
+    # the series' steps' ds: its training start and freq, stepped past everything appended
+    ds = training_dates(get_session(), job_id=job.id, horizon=len(item["mean"]),
+                        default_freq=job_freq(job), lengths={state.series_id: row.length})
     return SeriesForecastOut(job_id=job.id, series_id=state.series_id, length=row.length,
                              version=row.version,
-                             forecast=forecasts_document([item]).forecasts[0])
+                             forecast=forecasts_document([item], ds).forecasts[0])

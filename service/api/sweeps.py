@@ -190,7 +190,7 @@ def _trials(request: SweepRequest, base: validation.TrainingRequest, settings) -
                                                settings)
         plan = estimate = None
         if spec is not None:  # the trial's cost, as the job it becomes (service.api.admission)
-            plan = plans.resolve(spec, lengths, settings)
+            plan = plans.resolve(plans.with_series_freq(spec, base.series), lengths, settings)
             estimate, problems = admission.admit(spec, plan, lengths, settings, speed)
         for problem in problems:
             path = ".".join(map(str, problem["loc"]))

@@ -12,7 +12,16 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 import bptt
-from bptt import DataError, as_series, check_cross_validation_lengths, input_size_for
+from bptt import (
+    CalendarError,
+    DataError,
+    as_series,
+    check_cross_validation_lengths,
+    grid_positions,
+    input_size_for,
+    parse_freq,
+    parse_timestamp,
+)
 from service.api.bodies import JsonConstant
 from service.api.problems import ValidationProblem
 from service.api.schemas import (
@@ -24,6 +33,7 @@ from service.api.schemas import (
 )
 from service.settings import Settings
 from service.store.dataset_rows import DatasetSelection
+from service.store.plans import with_series_freq
 
 MAX_LAYERS = 4  # stacked recurrent layers; deeper RNNs barely help forecasting and cost linearly
 MAX_QUANTILES = 20  # each one widens the dense head by `horizon` outputs
@@ -79,9 +89,11 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
     ids = [s.id for s in series] if series is not None else []
     lengths = [len(s.values) for s in series] if series is not None else []
     if spec is not None and series is not None and not errors:
-        errors += _long_enough(spec, ids, lengths, "series")
-    if spec is not None and series is not None and not errors:
-        errors += _cross_validation_errors(spec, ids, lengths)
+        # checked as the job will train: with the frequency its series give, if any
+        checked = with_series_freq(spec, [s.model_dump(exclude_none=True) for s in series])
+        errors += _long_enough(checked, ids, lengths, "series")
+        if not errors:
+            errors += _cross_validation_errors(checked, ids, lengths)
     if errors:
         raise ValidationProblem(errors[:MAX_ERRORS])
     assert spec is not None and series is not None
@@ -191,6 +203,7 @@ def forecast_request(data: Any, settings: Settings, *, from_query: bool = False
             errors += pydantic_errors(exc)
         else:
             errors += _forecast_limits(request, settings)
+            errors += timestamp_errors(request.series or [])
             if (request.job_id is None) == (request.sweep_id is None):
                 errors.append({"loc": ["job_id"], "msg": "give exactly one of job_id and "
                                                          "sweep_id"})
@@ -265,9 +278,31 @@ def _series(raw: Any, settings: Settings, errors: list[dict[str, Any]]) -> list[
         errors.append({"loc": ["series"], "msg": f"at most {settings.max_points} values in all "
                                                  f"(got {points})"})
         return None
-    found = _engine_series_errors(series)
+    found = timestamp_errors(series) or _engine_series_errors(series)
     errors += found
     return None if found else series
+
+
+def timestamp_errors(series: list[SeriesIn]) -> list[dict[str, Any]]:
+    """A `start` that is no timestamp, a `freq` that is no frequency, or a start off its
+    frequency's grid (an MS series starting on the 15th; an integer start with a date freq)."""
+    errors: list[dict[str, Any]] = []
+    for i, s in enumerate(series):
+        start = freq = None
+        for field, parse in (("start", parse_timestamp), ("freq", parse_freq)):
+            text = getattr(s, field)
+            try:
+                parsed = None if text is None else parse(text)
+            except CalendarError as exc:
+                errors.append({"loc": ["series", i, field], "msg": str(exc)})
+                continue
+            start, freq = (parsed, freq) if field == "start" else (start, parsed)
+        if start is not None and freq is not None:
+            try:
+                grid_positions([start], freq)
+            except CalendarError as exc:
+                errors.append({"loc": ["series", i, "start"], "msg": str(exc)})
+    return errors
 
 
 def _engine_series_errors(series: list[SeriesIn]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -178,6 +178,8 @@ def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: 
                                                          request.get("series_ids"))
                 document = run_forecast(loaded[1], series, request["horizon"],
                                         request["quantiles"], settings.forecast_threads)
+                # the steps' ds, worked out by the API when it stored the batch
+                document = replace(document, ds=request.get("ds"))
             except dataset_rows.DatasetGone as exc:
                 return _finish(session, claim, status="failed",
                                error=f"the dataset {exc} was deleted before the batch ran")
@@ -257,13 +259,16 @@ class ForecastTable:
     ids: list[str]
     quantiles: list[float]
     values: np.ndarray  # (S, h, 1 + Q) in original units: the mean, then each quantile's path
+    ds: dict[str, list[str | int] | None] | None = None  # each series' steps' ds, by id
 
     def model_dump(self) -> dict[str, Any]:
         """The document as Python data, as ForecastResult.model_dump gives it (NaN stays NaN)."""
         keys = [str(float(q)) for q in self.quantiles]
         paths = np.moveaxis(self.values, 2, 1).tolist()  # per series: [mean, q1, q2, ...]
+        ds = self.ds or {}
         return {"forecasts": [
-            {"id": name, "mean": own[0], "quantiles": dict(zip(keys, own[1:], strict=True))}
+            {"id": name, "ds": ds.get(name), "mean": own[0],
+             "quantiles": dict(zip(keys, own[1:], strict=True))}
             for name, own in zip(self.ids, paths, strict=True)
         ]}
 

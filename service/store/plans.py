@@ -29,6 +29,20 @@ def resolve(spec: bptt.TrainingSpec, lengths: Iterable[int], settings: Settings
     return for_workers(bptt.resolve_spec(lengths, spec), settings)
 
 
+def with_series_freq(spec: bptt.TrainingSpec, series: list[dict[str, Any]]
+                     ) -> bptt.TrainingSpec:
+    """The spec with `freq` set from the series when the request left it open and every series
+    has the same calendar frequency (given with it, or inferred from a CSV's ds): so the season
+    and the forecasts' dates follow from the data. An integer step is no calendar."""
+    if spec.freq is not None:
+        return spec
+    found = {s.get("freq") for s in series}
+    freq = found.pop() if len(found) == 1 else None
+    if freq is None or freq.isdigit():
+        return spec
+    return dataclasses.replace(spec, freq=freq)
+
+
 def lengths(series: list[dict[str, Any]]) -> list[int]:
     """The lengths of series in the stored shape [{"id", "values"}]."""
     return [len(s["values"]) for s in series]

@@ -58,8 +58,9 @@ def test_a_csv_job_keeps_the_labels_of_its_series(client: FlaskClient,
                            content_type="text/csv", headers=auth)
     assert response.status_code == 202, response.get_json()
     page = get(client, auth, response.get_json()["id"], "?tail=3").get_json()
+    # the first ds as a date, and the frequency inferred from the rows' spacing
     assert page["series"] == [{"id": "a", "values": [22.0, 23.0, 24.0], "length": 24,
-                               "start": "2020-01", "freq": None}]
+                               "start": "2020-01-01", "freq": "MS"}]
 
 
 @pytest.mark.parametrize("query, where", [

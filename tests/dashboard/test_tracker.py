@@ -551,9 +551,10 @@ def test_downloads_and_the_curl_command_that_submits_the_job_again(
         page.click("#download-forecast")
     assert forecast.value.suggested_filename == f"forecast-{job['id'][:8]}.csv"
     rows = list(csv.reader(io.StringIO(Path(forecast.value.path()).read_text())))
-    assert rows[0] == ["unique_id", "step", "mean", "q0.1", "q0.5", "q0.9"]
+    assert rows[0] == ["unique_id", "ds", "step", "mean", "q0.1", "q0.5", "q0.9"]
     assert len(rows) == 1 + 2 * HORIZON
-    assert [r[:2] for r in rows[1:3]] == [["store-0", "1"], ["store-0", "2"]]
+    assert [r[:3] for r in rows[1:3]] == [["store-0", "2023-01-01", "1"],
+                                         ["store-0", "2023-02-01", "2"]]
 
     # The command submits the same request again (the token read from $BPTT_TOKEN).
     page.click("#copy-curl")

@@ -40,6 +40,7 @@ def test_submit_follow_status_forecast(stack, csv_file, tmp_path):
     assert forecast.returncode == 0, forecast.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert {r["unique_id"] for r in rows} == {"shop-0", "shop-1"} and len(rows) == 10
+    assert [r["ds"] for r in rows[:5]] == ["70", "71", "72", "73", "74"]  # after ds 0..69
     assert {"q0.1", "q0.5", "q0.9"} <= set(rows[0])  # intervals by default
 
 
@@ -65,7 +66,7 @@ def test_submit_with_no_quantiles_forecasts_the_mean_only(stack, csv_file, tmp_p
     job_id = run.stdout.strip().splitlines()[0]
     out = tmp_path / "forecast.csv"
     assert bptt(stack, "forecast", job_id, "--out", str(out)).returncode == 0
-    assert out.read_text().splitlines()[0] == "unique_id,step,mean"
+    assert out.read_text().splitlines()[0] == "unique_id,ds,step,mean"
 
 
 def test_api_errors_are_one_clear_line(stack, csv_file):
@@ -83,7 +84,7 @@ def test_the_short_id_a_command_prints_works_in_the_others(stack, csv_file):
     assert "succeeded" in status.stdout
     forecast = bptt(stack, "forecast", short, str(csv_file))
     assert forecast.returncode == 0, forecast.stderr
-    assert forecast.stdout.startswith("unique_id,step,mean")
+    assert forecast.stdout.startswith("unique_id,ds,step,mean,q0.1,q0.5,q0.9\nshop-0,70,1,")
     _, page = stack.call("GET", "/v1/jobs?limit=100")
     taken = {job["id"][:4] for job in page["jobs"]}
     unused = next(f"{n:04x}" for n in range(2**16) if f"{n:04x}" not in taken)

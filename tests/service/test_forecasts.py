@@ -97,19 +97,21 @@ def test_csv_in_and_csv_out(client: FlaskClient, auth: dict[str, str], job_id: s
     assert response.status_code == 200, response.data
     assert response.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows[0] == ["unique_id", "step", "mean", "q0.1", "q0.9"]
-    assert [(r[0], r[1]) for r in rows[1:]] == [(s, str(k)) for s in ("new-0", "new-1")
-                                              for k in (1, 2, 3)]
-    assert all(float(r[3]) <= float(r[4]) for r in rows[1:])  # quantiles never cross
+    assert rows[0] == ["unique_id", "ds", "step", "mean", "q0.1", "q0.9"]
+    # ds 0..29 in, so the steps are ds 30, 31, 32
+    assert [(r[0], r[1], r[2]) for r in rows[1:]] == [(s, str(29 + k), str(k))
+                                                    for s in ("new-0", "new-1")
+                                                    for k in (1, 2, 3)]
+    assert all(float(r[4]) <= float(r[5]) for r in rows[1:])  # quantiles never cross
     one = client.post(f"/v1/forecasts?job_id={job_id}&quantiles=0.9", data="\n".join(lines),
                       content_type="text/csv", headers={**auth, "Accept": "text/csv"})
     assert one.status_code == 200, one.data  # one value is a list of one, as for jobs
-    assert one.get_data(as_text=True).splitlines()[0] == "unique_id,step,mean,q0.9"
+    assert one.get_data(as_text=True).splitlines()[0] == "unique_id,ds,step,mean,q0.9"
 
     as_json = client.post("/v1/forecasts", json={"job_id": job_id, "series": series,
                                                  "quantiles": [0.1, 0.9]}, headers=auth)
     first = as_json.get_json()["forecasts"][0]
-    assert [float(r[2]) for r in rows[1:4]] == first["mean"]
+    assert [float(r[3]) for r in rows[1:4]] == first["mean"]
 
 
 def test_large_requests_become_batches(
@@ -127,8 +129,10 @@ def test_large_requests_become_batches(
     with sessions() as session:
         row = session.get(ForecastBatch, batch["id"])
         assert row is not None and row.status == "queued"
-        assert decompress_json(row.request_zlib) == {"series": series, "horizon": 2,
-                                                     "quantiles": None}
+        # the steps' ds go with the request (series without a start: values numbered 1..30)
+        assert decompress_json(row.request_zlib) == {
+            "series": series, "horizon": 2, "quantiles": None,
+            "ds": {s["id"]: [31, 32] for s in series}}
     assert broker_messages(settings)[-1] == (FORECAST_TASK, [batch["id"]])
 
     shown = client.get(f"/v1/forecasts/{batch['id']}", headers=auth).get_json()
@@ -138,10 +142,12 @@ def test_large_requests_become_batches(
                              "quantiles": {"0.1": [0.5, 1.5]}} for s in series]}
     worker.finish_batch(batch["id"], result)
     done = client.get(f"/v1/forecasts/{batch['id']}", headers=auth).get_json()
+    # a result is answered as stored (this one without ds, as before timestamps)
     assert done["status"] == "succeeded" and done["result"] == result
     as_csv = client.get(f"/v1/forecasts/{batch['id']}", headers={**auth, "Accept": "text/csv"})
-    assert as_csv.get_data(as_text=True).splitlines()[:2] == ["unique_id,step,mean,q0.1",
-                                                             "new-0,1,1.0,0.5"]
+    # this result was written without ds (as before timestamps): the ds cells are empty
+    assert as_csv.get_data(as_text=True).splitlines()[:2] == ["unique_id,ds,step,mean,q0.1",
+                                                             "new-0,,1,1.0,0.5"]
 
 
 def test_bad_requests_name_the_field_and_store_no_batch(

@@ -110,7 +110,7 @@ def test_submit_accepts_long_csv_with_the_spec_in_the_query(
         series = decompress_json(session.query(Dataset).one().series_zlib)
     assert [s["id"] for s in series] == ["b", "a"]  # first-seen order
     assert series[0]["values"] == [m * 1.5 for m in range(1, 13)]
-    assert series[0]["start"] == "2024-01"
+    assert series[0]["start"] == "2024-01-01"  # the first ds, as a date
     assert series[1]["values"][2] is None and series[1]["values"][:2] == [1.0, 2.0]
 
 
@@ -395,7 +395,7 @@ CSV_CASES: dict[str, tuple[str, str, int, list[Any]]] = {
     "NaN text": ("?horizon=3", CSV_OK + "a,30,NaN\n", 422, ["body", "line 32", "y"]),
     "inf text": ("?horizon=3", CSV_OK + "a,30,inf\n", 422, ["body", "line 32", "y"]),
     "bad ds": ("?horizon=3", CSV_OK + "a,yesterday,1\n", 422, ["body", "line 32", "ds"]),
-    "repeated ds": ("?horizon=3", CSV_OK + "a,29,1\n", 422, ["body", "ds"]),
+    "repeated ds": ("?horizon=3", CSV_OK + "a,29,1\n", 422, ["body", "line 32", "ds"]),
     "ragged row": ("?horizon=3", CSV_OK + "a,30\n", 422, ["body", "line 32"]),
     "header only": ("?horizon=3", "unique_id,ds,y\n", 422, ["body"]),
     "no horizon": ("", CSV_OK, 422, ["query", "horizon"]),

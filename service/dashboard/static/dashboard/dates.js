@@ -4,7 +4,6 @@
 
 const YEAR_MONTH = /^(\d{4})-(\d{2})$/;
 const ISO = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
-const INTEGER = /^[+-]?\d+$/;
 // Pandas offset aliases, by what one step adds: [unit, amount].
 const ALIASES = {
   MS: ["month", 1], M: ["month", 1], ME: ["month", 1], BMS: ["month", 1], BM: ["month", 1],
@@ -45,13 +44,6 @@ export function pointDates(start, freq, first, count) {
   const step = parseFreq(freq) ?? (origin.month ? ["month", 1, false] : null);
   if (!step) return null;
   return Array.from({ length: count }, (_, k) => shifted(origin.ms, step, first + k) / 1000);
-}
-
-// Integer step labels when the series' start is itself a step number (`ds` as integers).
-export function pointSteps(start, first, count) {
-  if (typeof start !== "string" || !INTEGER.test(start.trim())) return null;
-  const origin = Number(start);
-  return Array.from({ length: count }, (_, k) => origin + first + k);
 }
 
 function shifted(ms, [unit, amount, monthEnd], n) {

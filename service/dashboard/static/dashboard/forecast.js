@@ -1,10 +1,10 @@
-// A forecast drawn after its series' history: the mean, the outer quantile band, and dates on
-// the x axis when the series' start label and a frequency say them. Used by the job page and
+// A forecast drawn after its series' history: the mean, the outer quantile band, and on the x
+// axis the forecast steps' own ds (dates or step numbers, as the API gives them). Used by the job page and
 // by the sweep page (its best trial).
 
 import { api } from "./api.js";
 import { COLORS, Chart, line } from "./charts.js";
-import { dateLabel, pointDates, pointSteps } from "./dates.js";
+import { dateLabel, parseStart, pointDates } from "./dates.js";
 
 const HISTORY_TAIL = 120;  // points of history drawn before the forecast, at most
 const SERIES_SHOWN = 100;  // series whose history is fetched (one page of the series route)
@@ -25,16 +25,16 @@ export async function batchForecasts(batchId) {
   }
 }
 
-// Forecasts as CSV, as `bptt forecast` and the API write them: unique_id,step,mean,q<q>...
+// Forecasts as CSV, as `bptt forecast` and the API write them: unique_id,ds,step,mean,q<q>...
 export function forecastsCsv(forecasts) {
   const levels = Object.keys(forecasts[0]?.quantiles ?? {});
   const quote = (text) => (/[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text);
   const cell = (v) => (v == null ? "" : String(v));
-  const lines = [["unique_id", "step", "mean", ...levels.map((q) => `q${q}`)].join(",")];
+  const lines = [["unique_id", "ds", "step", "mean", ...levels.map((q) => `q${q}`)].join(",")];
   for (const f of forecasts) {
     f.mean.forEach((mean, i) => {
-      lines.push([quote(f.id), i + 1, cell(mean), ...levels.map((q) => cell(f.quantiles[q][i]))]
-        .join(","));
+      lines.push([quote(f.id), cell(f.ds?.[i]), i + 1, cell(mean),
+        ...levels.map((q) => cell(f.quantiles[q][i]))].join(","));
     });
   }
   return `${lines.join("\n")}\n`;
@@ -77,7 +77,7 @@ export class ForecastView {
     const past = meta.values.slice(-HISTORY_TAIL);
     const n = past.length;
     const h = chosen.mean.length;
-    const axis = xAxis(meta, this.state.freq, n, h);
+    const axis = xAxis(meta, this.state.freq, n, chosen.ds ?? null, h);
     const levels = Object.keys(chosen.quantiles).sort((a, b) => Number(a) - Number(b));
     const last = past[n - 1] ?? null;
     // Forecast lines start at the last observation so that they join the history.
@@ -105,23 +105,29 @@ export class ForecastView {
   }
 }
 
-// The x axis of a series' last n points and h steps ahead: dates when its labels say them,
-// its own step numbers when its start is one, else steps from the end of the history.
-function xAxis(meta, specFreq, n, h) {
+// The x axis of a series' last n points and h steps ahead. The steps take the forecast's own
+// ds; the history before them its dates from the series' start and frequency, or its step
+// numbers (1, 2, ... without a start). Without ds: steps from the end of the history.
+function xAxis(meta, specFreq, n, ds, h) {
   const first = meta.length - n;
-  const dates = pointDates(meta.start, meta.freq ?? specFreq, first, n + h);
-  if (dates) {
-    return { kind: "dates", xs: dates, title: "date (UTC)", label: dateLabel,
-      value: (u, v) => (v == null ? "–" : dateLabel(v)),
-      note: `x: dates from the series' start (${meta.start}).` };
+  const ahead = Array.isArray(ds) && ds.length === h ? ds : null;
+  const dates = ahead?.every((d) => typeof d === "string") ? ahead.map(parseStart) : null;
+  const past = dates?.every(Boolean) ? pointDates(meta.start, meta.freq ?? specFreq, first, n)
+    : null;
+  if (past) {
+    return { kind: "dates", xs: [...past, ...dates.map((d) => d.ms / 1000)],
+      title: "date (UTC)", label: dateLabel, value: (u, v) => (v == null ? "–" : dateLabel(v)),
+      note: `x: dates; the forecast's are its steps' ds (from ${ahead[0]}).` };
   }
-  const steps = pointSteps(meta.start, first, n + h);
-  if (steps) {
-    return { kind: "steps", xs: steps, title: "step (ds)", label: String, value: undefined,
-      note: "x: the series' own step numbers." };
+  if (ahead?.every(Number.isInteger)) {
+    const step = /^\d+$/.test(meta.freq ?? "") ? Number(meta.freq) : 1;
+    const origin = /^[+-]?\d+$/.test(meta.start ?? "") ? Number(meta.start) : 1;
+    const steps = Array.from({ length: n }, (_, k) => origin + (first + k) * step);
+    return { kind: "steps", xs: [...steps, ...ahead], title: "step (ds)", label: String,
+      value: undefined, note: "x: the series' step numbers; the forecast's are its steps' ds." };
   }
   const xs = Array.from({ length: n + h }, (_, i) => i - n + 1);  // 0: the last observation
   return { kind: "relative", xs, title: "steps after the last observation", label: String,
     value: undefined,
-    note: "x: steps from the end of the history (the series carry no dates with a frequency)." };
+    note: "x: steps from the end of the history (the forecast carries no ds)." };
 }

@@ -1,0 +1,108 @@
+"""bptt.calendar: frequencies read and named, grids checked, spacing inferred, dates stepped."""
+
+from datetime import datetime
+
+import pytest
+
+from bptt import (
+    CalendarError,
+    OffGrid,
+    format_timestamp,
+    future_stamps,
+    grid_positions,
+    infer_freq,
+    parse_freq,
+    parse_timestamp,
+    shift_timestamp,
+)
+
+
+def stamps(*texts: str | int) -> list:
+    return [parse_timestamp(t) for t in texts]
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("MS", "MS"), ("M", "ME"), ("ME", "ME"), ("2MS", "2MS"), ("QS", "QS"), ("QS-JAN", "QS"),
+    ("QS-FEB", "QS-FEB"), ("Q", "QE"), ("Q-NOV", "QE-NOV"), ("YS", "YS"), ("AS-JUL", "YS-JUL"),
+    ("A", "YE"), ("W", "W-SUN"), ("W-MON", "W-MON"), ("D", "D"), ("2D", "2D"), ("B", "B"),
+    ("H", "h"), ("6h", "6h"), ("15min", "15min"), ("T", "min"), ("S", "s"), ("7", "7"),
+])
+def test_frequencies_read_as_pandas_names_them(text: str, name: str) -> None:
+    assert parse_freq(text).name == name
+
+
+@pytest.mark.parametrize("text", ["X", "MS-JAN", "D-MON", "0D", "W-XYZ", "", "0", "1.5D"])
+def test_unknown_frequencies_are_refused(text: str) -> None:
+    with pytest.raises(CalendarError):
+        parse_freq(text)
+
+
+@pytest.mark.parametrize(("start", "freq", "after_three"), [
+    ("2021-01", "MS", "2021-04-01"),
+    ("2021-01-31", "ME", "2021-04-30"),  # month ends stay month ends (Feb 28 in between)
+    ("2021-02-01", "QS-FEB", "2021-11-01"),
+    ("2020-12-31", "QE", "2021-09-30"),
+    ("2019-01-01", "YS", "2022-01-01"),
+    ("2021-01-03", "W-SUN", "2021-01-24"),
+    ("2021-01-29", "B", "2021-02-03"),  # Friday + 3 business days: Wednesday
+    ("2021-01-01", "2D", "2021-01-07"),
+    ("2021-01-01T23:00", "h", "2021-01-02T02:00:00"),
+    ("2021-01-01T00:00", "15min", "2021-01-01T00:45:00"),
+    (10, "5", 25),
+])
+def test_stepping_forward(start: str | int, freq: str, after_three: str | int) -> None:
+    moved = shift_timestamp(parse_timestamp(start), parse_freq(freq), 3)
+    assert format_timestamp(moved) == after_three
+    ahead = future_stamps(parse_timestamp(start), parse_freq(freq), 3)
+    assert format_timestamp(ahead[-1]) == after_three and len(ahead) == 3
+
+
+def test_times_with_offsets_are_utc() -> None:
+    assert parse_timestamp("2021-01-01T09:30+02:00") == datetime(2021, 1, 1, 7, 30)
+    with pytest.raises(CalendarError):
+        parse_timestamp("2021-13")
+    with pytest.raises(CalendarError):
+        parse_timestamp("tomorrow")
+
+
+@pytest.mark.parametrize(("series", "name"), [
+    ([["2021-01", "2021-02", "2021-04"]], "MS"),  # a gap does not change the step
+    ([["2021-01-31", "2021-02-28", "2021-03-31"]], "ME"),
+    ([["2021-01-01", "2021-04-01", "2021-10-01"]], "QS"),
+    ([["2021-02-01", "2021-05-01"], ["2021-08-01", "2021-11-01"]], "QS-FEB"),
+    ([["2021-03-31", "2021-06-30"]], "QE"),
+    ([["2020-07-01", "2021-07-01"]], "YS-JUL"),
+    ([["2021-01-03", "2021-01-10", "2021-01-24"]], "W-SUN"),
+    ([["2021-01-07", "2021-01-08", "2021-01-11"]], "B"),
+    ([["2021-01-01", "2021-01-02", "2021-01-04"]], "D"),
+    ([["2021-01-01T00:00", "2021-01-01T00:15", "2021-01-01T00:45"]], "15min"),
+    ([["2021-01-01T00:00", "2021-01-01T01:00"], ["2021-01-01T05:00"]], "h"),
+    ([[1, 2, 3], [10, 12]], "1"),
+    ([[3, 6, 9]], "3"),
+])
+def test_inferred_frequencies(series: list[list[str | int]], name: str) -> None:
+    found = infer_freq([stamps(*s) for s in series])
+    assert found is not None and found.name == name
+
+
+def test_nothing_to_infer_from_single_points() -> None:
+    assert infer_freq([stamps("2021-01-01"), stamps("2021-03-01")]) is None
+
+
+def test_the_grid_places_points_and_names_the_first_off_it() -> None:
+    assert grid_positions(stamps("2021-01", "2021-02", "2021-05"), parse_freq("MS")) == [0, 1, 4]
+    assert grid_positions(stamps(1, 3, 9), parse_freq("2")) == [0, 1, 4]
+    with pytest.raises(OffGrid) as caught:
+        grid_positions(stamps("2021-01", "2021-02", "2021-02-15", "2021-04"), parse_freq("MS"))
+    assert caught.value.index == 2
+    assert "2021-02-01 and 2021-03-01" in caught.value.msg
+    with pytest.raises(OffGrid) as caught:
+        grid_positions(stamps("2021-01-15", "2021-02-15"), parse_freq("MS"))
+    assert caught.value.index == 0 and "first day of a month" in caught.value.msg
+    with pytest.raises(OffGrid) as caught:
+        grid_positions(stamps("2021-01-04"), parse_freq("W-SUN"))  # a Monday
+    assert "Sunday" in caught.value.msg
+    with pytest.raises(OffGrid):
+        grid_positions(stamps(1, 2, 4), parse_freq("2"))
+    with pytest.raises(OffGrid):
+        grid_positions(stamps(1, 2), parse_freq("D"))  # integers need an integer step
