@@ -82,9 +82,12 @@ def worker_command(name: str, concurrency: int = 1) -> list[str]:
 # Compiles in a child, not in `bptt up` itself: the supervisor then never holds Numba and LLVM
 # (a few hundred MB) for its lifetime, and the child has exactly the workers' environment, so
 # it fills the very cache (NUMBA_CACHE_DIR or Numba's default) that they then load from.
+# The float32 kernels (what training runs in), compiled by one process per core at once, a
+# default job's first (bptt.warmup says how).
 WARM_KERNELS_COMMAND = [
     sys.executable, "-c",
-    "import bptt; bptt.warm_kernels(progress=lambda done, total: print(done, total, flush=True))",
+    "import bptt; bptt.warm_kernels(processes=bptt.default_compile_processes(), "
+    "progress=lambda done, total: print(done, total, flush=True))",
 ]
 
 
