@@ -72,6 +72,13 @@ def api_app() -> Flask:
     return app
 
 
+def threads_per_worker(workers: int) -> int:
+    """Training threads per worker for `bptt up` when BPTT_TRAIN_THREADS is not set: the cores
+    this process may use, shared out among the workers (at least one each). More would only
+    make the workers' threads take turns on the same cores."""
+    return max(1, len(os.sched_getaffinity(0)) // max(1, workers))
+
+
 def worker_command(name: str, concurrency: int = 1) -> list[str]:
     """A Celery worker; one training job per process (concurrency) at a time."""
     return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
