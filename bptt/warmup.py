@@ -53,7 +53,8 @@ class KernelGroup:
 
     @classmethod
     def parse(cls, text: str) -> "KernelGroup":
-        kind, dtype = text.strip().split(":")
+        text = text.strip()
+        kind, dtype = text.split(":")
         if kind not in (*CELLS, UPDATE) or dtype not in ("float32", "float64"):
             raise ValueError(f"unknown kernel group {text!r}")
         return cls(kind, dtype)
