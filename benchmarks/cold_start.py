@@ -6,8 +6,9 @@ Every figure is one fresh Python process with an empty NUMBA_CACHE_DIR (a cold c
   less the same fit run again in that process: what the kernels a default job needs cost when
   compiled on their own, whatever the version's warm-up does.
 - "bptt up's warm-up": what `bptt up` compiles before any worker starts (main: every kernel in
-  float32 and float64, one after another; now: float32, in one process per core).
-- "all kernels": every cell and the update in float32 and float64 (now: one process per core).
+  float32 and float64, one after another; now: float32, in `--processes` processes; bptt up
+  starts one per idle core).
+- "all kernels": every cell and the update in float32 and float64 (now: `--processes`).
 
 Each row gives wall seconds and CPU seconds (children included); the load average is printed
 beside them, since on a shared machine the wall time follows the load. "before" runs the same
@@ -54,7 +55,7 @@ import numpy as np
 import bptt
 now = "processes" in inspect.signature(bptt.warm_kernels).parameters
 dtypes = {dtypes}
-options = dict(processes=bptt.default_compile_processes()) if now and {parallel} else dict()
+options = dict(processes={processes}) if now and {parallel} else dict()
 if dtypes is not None:
     options["dtypes"] = tuple(np.dtype(d).type for d in dtypes)
 began, used = time.perf_counter(), cpu()
@@ -92,22 +93,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="main", help="revision to compare with ('' for none)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each row (best kept)")
+    parser.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)),
+                        help="compiling processes now (bptt up: one per idle core)")
     args = parser.parse_args()
+    processes = args.processes
     rows = [
         ("a default job's kernels (first fit, alone)", DEFAULT_JOB, DEFAULT_JOB),
         ("bptt up's warm-up (before a worker starts)",
-         WARM_UP.format(dtypes=None, parallel=False),
-         WARM_UP.format(dtypes=None, parallel=True)),
+         WARM_UP.format(dtypes=None, parallel=False, processes=1),
+         WARM_UP.format(dtypes=None, parallel=True, processes=processes)),
         ("all kernels (3 cells and update, float32 and float64)",
-         WARM_UP.format(dtypes=None, parallel=False),
-         WARM_UP.format(dtypes=["float32", "float64"], parallel=True)),
+         WARM_UP.format(dtypes=None, parallel=False, processes=1),
+         WARM_UP.format(dtypes=["float32", "float64"], parallel=True, processes=processes)),
     ]
     with tempfile.TemporaryDirectory(prefix="bptt-before-") as scratch:
         sources = [("now", CHECKOUT)]
         if args.before:
             sources.insert(0, (args.before, extract(args.before, Path(scratch))))
-        print(f"{os.cpu_count()} CPUs; compile processes now: "
-              f"{min(4, len(os.sched_getaffinity(0)))}\n")
+        print(f"{os.cpu_count()} CPUs; compiling processes now: {processes}\n")
         measured: dict[tuple[str, str], tuple[float, float, float]] = {}
         print("| kernels | version | wall s | CPU s | load (1 min) |")
         print("|---|---|---|---|---|")
