@@ -44,7 +44,7 @@ import torch
 from numba import njit
 from threadpoolctl import threadpool_limits
 
-from bptt import NetworkSpec, init_parameters, make_loss
+from bptt import NetworkSpec, default_compile_processes, init_parameters, make_loss
 from bptt.cells._gemm import (
     MR,
     NV,
@@ -272,8 +272,11 @@ def fma_gflops(threads: int, k: int = 10_000, reps: int = 20) -> float:
 
 
 def compile_times() -> tuple[float, float]:
-    """Seconds to compile every kernel from nothing, then to load them from Numba's cache."""
-    code = "import bptt; print(bptt.warm_kernels())"
+    """Seconds to compile every kernel (float32 and float64) from nothing, in one process per
+    core as bptt up does, then to load them from Numba's cache (benchmarks/cold_start.py breaks
+    the compile down and compares it with another revision)."""
+    code = ("import numpy as np, bptt; print(bptt.warm_kernels((np.float32, np.float64), "
+            "processes=bptt.default_compile_processes()))")
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         runs = [subprocess.run([sys.executable, "-c", code], env=env, check=True,
@@ -341,7 +344,7 @@ def main() -> None:
     if not args.no_compile:
         cold, warm = compile_times()
         print(f"kernels: cold compile {cold:.1f} s, load from cache {warm:.2f} s "
-              f"(both dtypes, all cells)")
+              f"(both dtypes, all cells; {default_compile_processes()} compiling processes)")
 
 
 def measure_peaks(threads: int) -> tuple[float, float, float]:

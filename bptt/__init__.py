@@ -59,7 +59,7 @@ from .trainer import (
     fit,
     resolve_spec,
 )
-from .warmup import warm_kernels
+from .warmup import default_compile_processes, warm_kernels
 from .workspace import release_scratch
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
     "resolve_spec",
     "input_size_for",
     "warm_kernels",
+    "default_compile_processes",
     "release_scratch",
     # what a job will cost, and how fast this machine runs the kernels
     "Cost",

@@ -32,6 +32,7 @@ from .errors import NonFiniteError
 from .forward import dropout_masks, predict
 from .insight import epoch_insight
 from .losses import MAE, MSE, Huber, MeanAndQuantiles
+from .members import train_members
 from .model import Model
 from .network import NetworkSpec, init_parameters
 from .optimizers import make_optimizer
@@ -218,11 +219,27 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
 
     finished = [] if resume is None else list(resume.finished)
     history = [] if resume is None else list(resume.history)
-    for member in range(len(finished), spec.training.ensemble):
+    todo = range(len(finished), spec.training.ensemble)
+
+    def start(member: int) -> _MemberRun:
         if resume is not None and resume.member == member:
-            run = _MemberRun.resume(problem, resume)
-        else:
-            run = _MemberRun.start(problem, optimizer, member, warm_start)
+            return _MemberRun.resume(problem, resume)
+        return _MemberRun.start(problem, optimizer, member, warm_start)
+
+    if spec.training.threads > 1 and len(todo) > 1:  # members side by side (bptt.members)
+        alone = _one_thread_each(problem)
+
+        def train_one(member: int, hooks: Callbacks) -> _MemberRun:
+            run = start(member)
+            _train_member(alone, optimizer, run, [], [], hooks)
+            return run
+
+        runs, history = train_members(todo, spec.training.threads, train_one, callbacks,
+                                      lambda run: (None, run.best_params),
+                                      ([], finished, history))
+        finished += [run.best_params for run in runs]
+    for member in todo[len(finished) - todo.start:]:
+        run = start(member)
         _train_member(problem, optimizer, run, history, finished, callbacks)
         finished.append(run.best_params)
     best_epochs, stopped = _summary(history, spec.training.epochs)
@@ -476,6 +493,13 @@ def _schedule_for(spec: TrainingSpec):
         "plateau": {"factor": 0.5, "patience": 8},
     }[t.schedule]
     return make_schedule(t.schedule, t.learning_rate, **options)
+
+
+def _one_thread_each(problem: _Problem) -> _Problem:
+    """The problem as each member trains it when members train side by side: its batches
+    whole on one thread, as a one-thread fit trains them (so its weights are the same)."""
+    training = dataclasses.replace(problem.spec.training, threads=1)
+    return dataclasses.replace(problem, spec=dataclasses.replace(problem.spec, training=training))
 
 
 def _copy_state(state: dict) -> dict:

@@ -217,6 +217,9 @@ def up(host: str, port: int, workers: int, data_dir: Path | None, verbose: bool)
     env = dict(os.environ)
     if data_dir is not None:
         env["BPTT_DATA_DIR"] = str(data_dir.resolve())
+    threads_chosen = not env.get("BPTT_TRAIN_THREADS")
+    if threads_chosen:  # the API writes it into each job's plan; the workers train with it
+        env["BPTT_TRAIN_THREADS"] = str(serve.threads_per_worker(workers))
     try:
         settings = Settings.from_env(env)
     except ValueError as exc:
@@ -241,9 +244,12 @@ def up(host: str, port: int, workers: int, data_dir: Path | None, verbose: bool)
     url = f"http://{host}:{port}"
 
     def ready() -> None:
+        threads = settings.train_threads
+        how = (f"{len(os.sched_getaffinity(0))} cores shared among the workers; "
+               "BPTT_TRAIN_THREADS overrides" if threads_chosen else "BPTT_TRAIN_THREADS")
         click.echo(f"bptt is up: dashboard at {url}/, API docs at {url}/docs, {workers} "
-                   f"worker(s), data in {settings.data_dir}, logs in {logs}. Ctrl-C stops "
-                   "everything.")
+                   f"worker(s) training {threads} ensemble member(s) at once each ({how}), "
+                   f"data in {settings.data_dir}, logs in {logs}. Ctrl-C stops everything.")
         click.echo("Token for tenant 'local' (Authorization: Bearer <token>):")
         click.echo(token)
 

@@ -72,6 +72,13 @@ def api_app() -> Flask:
     return app
 
 
+def threads_per_worker(workers: int) -> int:
+    """Training threads per worker for `bptt up` when BPTT_TRAIN_THREADS is not set: the cores
+    this process may use, shared out among the workers (at least one each). More would only
+    make the workers' threads take turns on the same cores."""
+    return max(1, len(os.sched_getaffinity(0)) // max(1, workers))
+
+
 def worker_command(name: str, concurrency: int = 1) -> list[str]:
     """A Celery worker; one training job per process (concurrency) at a time."""
     return [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
@@ -82,9 +89,12 @@ def worker_command(name: str, concurrency: int = 1) -> list[str]:
 # Compiles in a child, not in `bptt up` itself: the supervisor then never holds Numba and LLVM
 # (a few hundred MB) for its lifetime, and the child has exactly the workers' environment, so
 # it fills the very cache (NUMBA_CACHE_DIR or Numba's default) that they then load from.
+# The float32 kernels (what training runs in), compiled by one process per core at once, a
+# default job's first (bptt.warmup says how).
 WARM_KERNELS_COMMAND = [
     sys.executable, "-c",
-    "import bptt; bptt.warm_kernels(progress=lambda done, total: print(done, total, flush=True))",
+    "import bptt; bptt.warm_kernels(processes=bptt.default_compile_processes(), "
+    "progress=lambda done, total: print(done, total, flush=True))",
 ]
 
 

@@ -129,7 +129,9 @@ class Settings:
     # measured (benchmarks/cost.py), and four workers at the ceiling still fit in 24 GB.
     job_time_limit_seconds: int = 4 * 3600
     job_memory_ceiling: int = 4 * 1024**3
-    # Engine threads per training job (bptt's batch-parallel threads); 1 suits one job per core.
+    # Threads per training job: a job's ensemble members train side by side, one per thread,
+    # with the same weights as on one (bptt.members). One job per core suits 1; `bptt up` sets
+    # the machine's cores divided among its workers when this is not set.
     train_threads: int = 1
     # Engine threads per forecast (the API's answers and the workers' batches): thousands of
     # series are split across them; fewer than 16 series always run on one.

@@ -73,7 +73,10 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     # That is b_in itself for one input; for more it is summed per row.
     x_n = work[at : at + H]
     at += H
-    x_n[:] = b_in
+    # A loop, not x_n[:] = b_in: a slice assignment from an array makes Numba compile its
+    # shape-mismatch message (string formatting), about 1.5 s of CPU on a cold start.
+    for j in range(H):
+        x_n[j] = b_in[j]
     zero_start = all_zero(h0)  # then step 0's recurrent projection is zero: no GEMM
     for t in range(T):
         h_prev = h0 if t == 0 else hs[t - 1]  # (B, H)
@@ -106,7 +109,8 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
             # n loop also stores W_hn h + b_hn to aux: one pass fewer over the row.
             if fold:
                 if I > 1:
-                    x_n[:] = b_in
+                    for j in range(H):
+                        x_n[j] = b_in[j]
                 for i in range(1, I):
                     xi = x[t, b, i]
                     wi = w_ih_t[i]

@@ -166,6 +166,9 @@ def test_up_prints_a_token_once_ready_serves_and_stops_cleanly(tmp_path):
         assert up.stdout().splitlines()[-1] == up.token
         assert f"http://127.0.0.1:{up.port}" in up.stdout()
         assert "kernels ready" in up.stdout()
+        # BPTT_TRAIN_THREADS unset: the cores this machine lets it use, all for its one worker
+        cores = len(os.sched_getaffinity(0))
+        assert f"training {cores} ensemble member(s) at once each" in up.stdout()
         worker_log = (tmp_path / "data" / "logs" / "worker1.log").read_text()
         assert "kernels ready in" in worker_log and "worker1@" in worker_log
         assert "superuser privileges" not in worker_log  # dropped under bptt up (celery_app)

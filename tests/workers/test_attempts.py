@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -207,3 +208,26 @@ def test_the_reaper_finds_forecast_batches_whose_message_was_lost(sessions, sett
     with sessions() as session:
         assert stale_batches(session, settings) == [batch_id]
         assert stale_batches(session, settings) == []  # just re-sent: not again at once
+
+
+def test_a_worker_with_two_threads_trains_the_same_members_and_metrics(sessions, settings):
+    """Members side by side (BPTT_TRAIN_THREADS=2) give the job the weights and the metric rows,
+    in order, of a worker on one thread."""
+    outcomes = {}
+    for threads in (1, 2):
+        job_id = add_job(sessions, training_spec(ensemble=3))
+        worker = dataclasses.replace(settings, train_threads=threads)
+        assert run_training(sessions, worker, job_id, f"w{threads}") == "succeeded"
+        with sessions() as session:
+            weights = session.scalar(select(TrainedModel.weights)
+                                     .where(TrainedModel.job_id == job_id))
+            rows = session.execute(select(EpochMetric.epoch, EpochMetric.train_loss,
+                                          EpochMetric.val_loss)
+                                   .where(EpochMetric.job_id == job_id)
+                                   .order_by(EpochMetric.epoch)).all()
+        job = _job(sessions, job_id)
+        outcomes[threads] = (bptt.Model.from_bytes(weights).members, [tuple(r) for r in rows],
+                             job.epochs_done, job.best_epoch)
+    one, two = outcomes[1], outcomes[2]
+    assert len(one[1]) == 18 and one[1] == two[1]  # 3 members x 6 epochs, the same losses
+    assert (one[0] == two[0]).all() and one[2:] == two[2:]
