@@ -10,6 +10,11 @@ count always gives bit-identical results.
 Both the pool and the BLAS limit are process-wide, and a threaded server (the API answers
 forecasts on several request threads) enters them from many threads at once: each is guarded
 by a lock, and the BLAS limit is counted, set by the first thread in and lifted by the last out.
+
+OpenBLAS (0.3.30 and 0.3.31, as numpy and scipy ship it) ignores a call that raises its thread
+count when the limit was set from another thread that is still alive: the first thread in may
+leave last-but-one and live on, and BLAS would then stay at one thread for good. So one thread
+of our own makes every set and every restore, on behalf of whichever thread asks.
 """
 
 import os
@@ -31,6 +36,16 @@ _blas_lock = threading.Lock()
 _blas: ThreadpoolController | None = None
 _blas_limit: Any = None  # threadpoolctl's limiter while any thread is inside single_threaded_blas
 _blas_users = 0  # threads inside single_threaded_blas now
+_blas_caller: ThreadPoolExecutor | None = None  # the one thread that sets and lifts the limit
+
+
+def _on_the_blas_thread(call: Callable[[], Any]) -> Any:
+    """Run `call` on the BLAS-control thread and return its result (the caller holds
+    _blas_lock)."""
+    global _blas_caller
+    if _blas_caller is None:
+        _blas_caller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blas-limit")
+    return _blas_caller.submit(call).result()
 
 
 def chunk_bounds(rows: int, threads: int) -> list[tuple[int, int]]:
@@ -76,7 +91,7 @@ def single_threaded_blas() -> Iterator[None]:
         if _blas_users == 0:
             if _blas is None:
                 _blas = ThreadpoolController()
-            _blas_limit = _blas.limit(limits=1, user_api="blas")
+            _blas_limit = _on_the_blas_thread(lambda: _blas.limit(limits=1, user_api="blas"))
         _blas_users += 1
     try:
         yield
@@ -84,16 +99,17 @@ def single_threaded_blas() -> Iterator[None]:
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                _blas_limit.restore_original_limits()
+                _on_the_blas_thread(_blas_limit.restore_original_limits)
                 _blas_limit = None
 
 
 def _after_fork_in_child() -> None:
     """A forked child (a Celery or gunicorn worker) has only the forking thread: the locks may
     have been held by threads that no longer exist, and the pool's threads are gone."""
-    global _pool_lock, _pool, _pool_size, _blas_lock, _blas_limit, _blas_users
+    global _pool_lock, _pool, _pool_size, _blas_lock, _blas_limit, _blas_users, _blas_caller
     _pool_lock, _pool, _pool_size = threading.Lock(), None, 0
     _blas_lock, _blas_limit, _blas_users = threading.Lock(), None, 0
+    _blas_caller = None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
