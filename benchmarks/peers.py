@@ -250,6 +250,12 @@ def fmt(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
 
 
+def fmt_seconds(value: float) -> str:
+    """Seconds for a table cell: tenths, or milliseconds below one second (a --quick fit of a
+    few steps takes less than a twentieth of one, which tenths would print as 0.0)."""
+    return fmt(value, 1 if value >= 1 else 3)
+
+
 def load() -> str:
     """The 1, 5 and 15 minute load averages."""
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -301,7 +307,7 @@ def group_rows(group: str, threads: int, runs: dict[str, Run]) -> list[str]:
         settings = sorted(set(run.settings))
         setting = settings[0] if len(settings) == 1 else (
             "per dataset: " + "; ".join(run.settings))
-        lines.append(f"| {group} | {threads} | {method} | {fmt(run.seconds, 1)} | "
+        lines.append(f"| {group} | {threads} | {method} | {fmt_seconds(run.seconds)} | "
                      f"{fmt(run.mean_mase())} | {setting} |")
     return lines
 
@@ -327,7 +333,7 @@ def verdict(results: list[tuple[str, int, dict[str, Run]]]) -> list[str]:
         strict = all(_beats(b, runs[f"nf {x} best"]) for x in NF_MODELS)
         every = every and met
         nf = runs["nf best"]
-        lines.append(f"| {group} | {threads} | {fmt(b.seconds, 1)} | {fmt(nf.seconds, 1)} | "
+        lines.append(f"| {group} | {threads} | {fmt_seconds(b.seconds)} | {fmt_seconds(nf.seconds)} | "
                      f"{fmt(nf.seconds / b.seconds, 1)}x | {fmt(b.mean_mase())} | "
                      f"{fmt(nf.mean_mase())} | {'yes' if met else 'no'} | "
                      f"{'yes' if strict else 'no'} |")
