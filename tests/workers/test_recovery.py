@@ -326,20 +326,27 @@ def test_a_training_attempt_rides_out_dropped_database_connections(any_sessions,
     if not any_settings.database_url.startswith("postgresql"):
         pytest.skip("connections dropped by the server: PostgreSQL's pg_terminate_backend")
     job_id = add_job(any_sessions, spec=training_spec(epochs=80))
-    stop, terminated = threading.Event(), []
+    stop, first_round, terminated = threading.Event(), threading.Event(), []
 
     def terminate_backends() -> None:  # as an operator or a failover would, again and again
         engine = _engine(any_settings)
         with engine.connect() as connection:
-            while not stop.wait(1.0):
+            while True:
                 terminated.append(connection.execute(text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar())
                 connection.commit()
+                first_round.set()
+                if stop.wait(0.2):
+                    break
         engine.dispose()
 
     chaos = threading.Thread(target=terminate_backends)
     chaos.start()
+    # The first round kills the connection add_job left in the pool, which the attempt then
+    # checks out first; with warm kernels 80 epochs take less than a second, so without this
+    # wait the attempt could end before any connection was dropped.
+    assert first_round.wait(30)
     try:
         outcome = run_training(any_sessions, any_settings, job_id, "w1")
     finally:
