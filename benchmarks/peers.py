@@ -333,7 +333,8 @@ def verdict(results: list[tuple[str, int, dict[str, Run]]]) -> list[str]:
         strict = all(_beats(b, runs[f"nf {x} best"]) for x in NF_MODELS)
         every = every and met
         nf = runs["nf best"]
-        lines.append(f"| {group} | {threads} | {fmt_seconds(b.seconds)} | {fmt_seconds(nf.seconds)} | "
+        lines.append(f"| {group} | {threads} | {fmt_seconds(b.seconds)} | "
+                     f"{fmt_seconds(nf.seconds)} | "
                      f"{fmt(nf.seconds / b.seconds, 1)}x | {fmt(b.mean_mase())} | "
                      f"{fmt(nf.mean_mase())} | {'yes' if met else 'no'} | "
                      f"{'yes' if strict else 'no'} |")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 from service.store import queue
 
@@ -43,3 +44,31 @@ def test_a_sigkilled_worker_s_job_is_resumed_by_another(sessions, settings, star
     job = job_row(sessions, job_id)
     assert job.attempts == 2 and job.epochs_done == 300 and killed_at < 300
     assert metric_epochs(sessions, job_id) == list(range(1, 301))  # each epoch exactly once
+
+
+def _pool_children(worker_pid: int) -> list[int]:
+    """The worker's child processes (a replacement is forked by the pool's supervisor thread,
+    so every thread's children are read)."""
+    return sorted(int(pid) for task in Path(f"/proc/{worker_pid}/task").iterdir()
+                  for pid in (task / "children").read_text().split())
+
+
+def test_a_pool_process_killed_while_idle_does_not_stall_its_worker(sessions, settings,
+                                                                   start_worker):
+    # An idle pool process waits for its next job holding the job queue's read lock; killed
+    # there, it would leave its replacement waiting for that lock forever (workers/pool.py).
+    worker = start_worker("w1")
+    first = add_job(sessions)
+    queue.wake(settings, queue.TRAIN_TASK, first)
+    wait_for(lambda: job_row(sessions, first).status == "succeeded", "the first job")
+    wait_for(lambda: len(_pool_children(worker.pid)) == 1, "one pool process")
+    (idle,) = _pool_children(worker.pid)
+    os.kill(idle, signal.SIGKILL)
+    wait_for(lambda: _pool_children(worker.pid) not in ([], [idle]), "its replacement")
+
+    second = add_job(sessions)
+    queue.wake(settings, queue.TRAIN_TASK, second)
+    wait_for(lambda: job_row(sessions, second).status == "succeeded", "the second job")
+    assert job_row(sessions, second).attempts == 1
+    log = (settings.data_dir / "w1.log").read_text()
+    assert f"pool process {idle} died holding the job queue's read lock: released" in log
