@@ -28,6 +28,7 @@ from workers.attempts import run_training
 from workers.reaper import Reaper
 
 SQLA_POLL_SECONDS = 0.1
+WARM_UP_LIMIT_SECONDS = 600.0  # a cold compile of every kernel, at a load of several per core
 
 log = logging.getLogger(__name__)
 settings = Settings.from_env()
@@ -60,6 +61,16 @@ app.conf.update(
         if settings.broker_url.startswith(("redis", "rediss")) else {}),
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    # Celery's prefork pool, mended for a pool process killed while idle (workers/pool.py
+    # says how): `bptt worker` asks for prefork, and Celery then takes the pool set here.
+    worker_pool="workers.pool:TaskPool",
+    # A pool process must say it is up within this many seconds of its fork or it is killed
+    # (Celery's default is 4). Its start-up loads or compiles the kernels (_warm_kernels):
+    # under load, or after a Numba upgrade empties the cache, that takes longer, and a process
+    # killed for it is replaced by one that takes as long, again and again, while the worker
+    # holds its prefetched message. The main process loads them before it forks (_warm_parent),
+    # so a replacement usually is up in well under a second.
+    worker_proc_alive_timeout=WARM_UP_LIMIT_SECONDS,
 )
 
 # Celery warns on every start as root (or in group sudo/wheel) and refuses to start only when
@@ -122,6 +133,14 @@ def _prepare_broker(**_) -> None:
             prepare_broker(settings.broker_url)
         except Exception as exc:  # the consumer then tries, and reports, as it always did
             log.warning("could not prepare the broker's queue: %s", exc)
+
+
+@signals.worker_init.connect
+def _warm_parent(**_) -> None:
+    """Load (or compile) the kernels in the main process before it forks its pool: each pool
+    process, and each one started to replace a killed one, then inherits them."""
+    seconds = bptt.warm_kernels()
+    log.info("kernels loaded before the pool starts, in %.2f s", seconds)
 
 
 @signals.worker_process_init.connect
