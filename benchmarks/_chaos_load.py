@@ -9,6 +9,7 @@ series how many appends were confirmed and how many got no answer.
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import threading
@@ -99,11 +100,14 @@ class Load:
             headers={"Authorization": f"Bearer {self.token}",
                      "Content-Type": "application/json", **(headers or {})})
         try:
-            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as answer:
-                status, body = answer.status, answer.read()
-        except urllib.error.HTTPError as exc:
-            status, body = exc.code, exc.read()
-        except OSError:  # refused, reset, timed out: the API was killed or restarting
+            try:
+                with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as answer:
+                    status, body = answer.status, answer.read()
+            except urllib.error.HTTPError as exc:
+                status, body = exc.code, exc.read()
+        # refused, reset, timed out, or an answer cut short (IncompleteRead): the API was
+        # killed or is restarting
+        except (OSError, http.client.HTTPException):
             with self.lock:
                 self.outcomes[name]["no answer"] += 1
             return None, None
