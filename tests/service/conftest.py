@@ -68,19 +68,6 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[pg_server.PostgresServer]:
-    """A real PostgreSQL 15 server for the whole test run (skipped when it cannot be run)."""
-    reason = pg_server.missing_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    server = pg_server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
 def postgres_url(postgres_server: pg_server.PostgresServer) -> str:
     """A SQLAlchemy URL for the empty database `bptt` on the test PostgreSQL server."""
     _create_database(postgres_server, "bptt")

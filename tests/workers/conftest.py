@@ -142,19 +142,6 @@ def start_worker(settings: Settings) -> Iterator[Callable[..., subprocess.Popen]
         process.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[pg_server.PostgresServer]:
-    """A real PostgreSQL 15 server for the workers' tests (skipped when it cannot be run)."""
-    reason = pg_server.missing_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    server = pg_server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """Settings as `settings` has them, on SQLite and then on a fresh, migrated database of
