@@ -326,6 +326,19 @@ def _reference(a, b, c, trans_a, accumulate):
 
 
 @njit(inline="always", **KERNEL)
+def _empty_product(c, k, accumulate):
+    """True when c (m × n) already is what an m × k by k × n product leaves, as it is when any
+    of m, n, k is zero (and c is zeroed for k = 0 unless accumulating): no GEMM to run."""
+    if c.shape[0] == 0 or c.shape[1] == 0:
+        return True
+    if k == 0:
+        if not accumulate:
+            c[:] = 0
+        return True
+    return False
+
+
+@njit(inline="always", **KERNEL)
 def matmul(a, b, c, trans_a, accumulate):
     """c = op(a) @ b, or c += op(a) @ b if accumulate, in place; op(a) = a.T if trans_a.
 
@@ -343,11 +356,7 @@ def _matmul(a, b, c, trans_a, accumulate):
     if (a.shape[1] if trans_a else a.shape[0]) != m or b.shape[1] != n or (
             (a.shape[0] if trans_a else a.shape[1]) != k):
         raise ValueError("matmul: shapes do not match")
-    if m == 0 or n == 0:
-        return
-    if k == 0:
-        if not accumulate:
-            c[:] = 0
+    if _empty_product(c, k, accumulate):
         return
     if REFERENCE:
         _reference(a, b, c, trans_a, accumulate)
@@ -407,11 +416,7 @@ def _matmul_packed(a, panels, c, trans_a, accumulate):
     if (a.shape[1] if trans_a else a.shape[0]) != m or n > count * width or (
             (a.shape[0] if trans_a else a.shape[1]) != k):
         raise ValueError("matmul_packed: shapes do not match")
-    if m == 0 or n == 0:
-        return
-    if k == 0:
-        if not accumulate:
-            c[:] = 0
+    if _empty_product(c, k, accumulate):
         return
     if REFERENCE:
         dense = np.empty((k, count * width), c.dtype)
