@@ -385,7 +385,8 @@ def pack(b, panels, transposed):
     row tiles, and at H = 256 the tiles ran at about 165 instead of 210 GFLOP/s."""
     count, k, width = panels.shape
     n = b.shape[0] if transposed else b.shape[1]
-    panels[count - 1] = 0
+    if count:  # no panels for n = 0 (and nothing to pack)
+        panels[count - 1] = 0
     for p in range(count):
         lo = p * width
         hi = min(lo + width, n)

@@ -90,6 +90,19 @@ def test_blocked_matmul_matches_np_dot(dtype):
     _close(c, a @ b, dtype)
 
 
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize(("m", "k", "n"), [(0, 3, 4), (3, 3, 0), (3, 0, 4)])
+def test_empty_products_leave_what_np_dot_leaves(m, k, n, accumulate):
+    a, b = np.ones((m, k)), np.ones((k, n))
+    c = np.full((m, n), 5.0)
+    _matmul(a, b, c, False, accumulate)
+    np.testing.assert_array_equal(c, (5.0 if accumulate else 0.0) + a @ b)
+    c = np.full((m, n), 5.0)
+    panels = np.empty(packed_shape(0.0, k, n))
+    _matmul_packed(a, b, c, False, accumulate, False, panels)
+    np.testing.assert_array_equal(c, (5.0 if accumulate else 0.0) + a @ b)
+
+
 def test_matmul_refuses_mismatched_shapes():
     a, b, c = np.zeros((3, 4)), np.zeros((5, 6)), np.zeros((3, 6))
     with pytest.raises(ValueError, match="shapes"):
