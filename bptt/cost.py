@@ -15,7 +15,7 @@ series' lengths alone (as bptt.resolve_spec), following the engine's own kernels
   make_windows holds while it builds them), the per-step caches workspace.scratch keeps (gates,
   hidden and cell states and their gradients, for a batch of the window's steps; for forward
   passes, forward.predict's chunks of 1,024 rows), the weights with optimizer state,
-  checkpoints and finished members, and the epoch history checkpoints carry.
+  checkpoints and finished members, and the epochs' metrics the fit keeps (FitResult.history).
 Early stopping can only make a fit cheaper: the estimate is of the whole budget.
 """
 
@@ -43,14 +43,10 @@ BACKWARD_ELEMENTS = 2  # gate elements visited backward per element forward (der
 # and tile edges around each row (products are padded to 16-column panels). Fitted with
 # benchmarks/cost.py --fit-rates: without it, hidden sizes of 4-16 ran 2-5x their estimate.
 ROW_ELEMENTS = 32
-# Per epoch in the history a checkpoint carries: the EpochMetrics (grad_flow as Python floats,
-# 32 bytes per input step, and the insight dict), their asdict copy and the JSON text.
-HISTORY_BYTES_PER_STEP, HISTORY_BYTES_PER_EPOCH = 84, 5000
-# Every checkpoint converts the whole history so far (Checkpoint.to_bytes: asdict, then JSON),
-# about 30 Python values per epoch besides its grad_flow: work that grows with the square of
-# the epochs (issue 15, item 5; drop this once checkpoints stop carrying the history). One
-# pass's fixed cost covers about 25 such values (3.3 us each measured, 80 us a pass).
-HISTORY_VALUES_PER_EPOCH, HISTORY_VALUES_PER_PASS = 30, 25
+# Per epoch in the fit's history: its EpochMetrics, grad_flow as Python floats (32 bytes per
+# input step), and with Callbacks.insight the insight dict (measured: 620 bytes an epoch
+# besides grad_flow, 2,000 with insight). Checkpoints carry none of it (issue 15, item 5).
+HISTORY_BYTES_PER_STEP, HISTORY_BYTES_PER_EPOCH, INSIGHT_BYTES_PER_EPOCH = 32, 620, 1400
 # Copies of the weights alive at once while training: weights, gradient, optimizer state (2),
 # best weights, a checkpoint's copies of these (4) and its safetensors bytes (4), and the
 # caller's copy of those bytes; plus, per member, the finished weights three times over
@@ -118,15 +114,15 @@ def estimate_cost(spec: TrainingSpec, lengths: Iterable[int], *,
 
     `spec` is the request, open choices allowed; `plan` the spec the fit trains with when it is
     not resolve_spec(lengths, spec) (a warm start's). Of `callbacks`, what costs counts:
-    insight and checkpoints every epoch. `input_bytes`: what the caller holds for the series
+    insight every epoch (a checkpoint's copies are counted with the weights, fit or not: its
+    size does not grow with the epochs). `input_bytes`: what the caller holds for the series
     meanwhile (e.g. parsed JSON), added to the memory. `forecast_states`: bptt.initial_states
     follows the fit. Raises SpecError or DataError as resolve_spec does.
     """
     lengths = list(lengths)
     plan = plan or resolve_spec(lengths, spec)
     callbacks = callbacks or Callbacks()
-    cost = _fit_cost(plan, lengths, input_bytes, callbacks.insight,
-                     callbacks.on_checkpoint is not None, forecast_states)
+    cost = _fit_cost(plan, lengths, input_bytes, callbacks.insight, forecast_states)
     if spec.cross_validation is None:
         return cost
     cv = _cross_validation_cost(spec, plan, lengths, input_bytes)
@@ -189,7 +185,7 @@ def bptt_steps(steps: int, truncate: tuple[int, int] | None) -> tuple[int, int]:
 
 
 def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight: bool,
-              checkpoints: bool, forecast_states: bool) -> Cost:
+              forecast_states: bool) -> Cost:
     """The Cost of one fit of a resolved spec (no cross-validation)."""
     network = _network_for(plan)
     t, steps, horizon = plan.training, plan.window.input_size, plan.horizon
@@ -214,11 +210,9 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     if forecast_states:
         fixed += forward_work(network, steps, len(lengths)) * members
     epochs = members * evaluations
-    if checkpoints:  # the k-th epoch's checkpoint converts k epochs: (epochs + 1) / 2 on average,
-        # counted in each epoch's work (a job's time left follows its epochs)
-        values = (epochs + 1) / 2 * (steps + HISTORY_VALUES_PER_EPOCH)
-        epoch += Work(passes=values / HISTORY_VALUES_PER_PASS)
-    memory = _memory(plan, network, lengths, train, val, input_bytes, epochs * checkpoints)
+    history = epochs * (HISTORY_BYTES_PER_STEP * steps + HISTORY_BYTES_PER_EPOCH
+                        + INSIGHT_BYTES_PER_EPOCH * insight)
+    memory = _memory(plan, network, lengths, train, val, input_bytes, history)
     total = epoch * epochs + fixed
     return Cost(total.flops, sum(memory.values()), updates * members, epochs,
                 train, val, epoch, fixed, None, memory)
@@ -245,8 +239,7 @@ def _cross_validation_cost(spec: TrainingSpec, plan: TrainingSpec, lengths: list
     cut_plan = resolve_spec(cut, dataclasses.replace(spec, cross_validation=None))
     model = _weights_bytes(plan) + len(lengths) * plan.window.input_size * 8
     held = input_bytes + model + 8 * sum(lengths)
-    fit = _fit_cost(cut_plan, cut, held, insight=False, checkpoints=False,
-                    forecast_states=False)
+    fit = _fit_cost(cut_plan, cut, held, insight=False, forecast_states=False)
     forecasts = forward_work(_network_for(cut_plan), cut_plan.window.input_size,
                              len(lengths)) * (cv.windows * cut_plan.training.ensemble)
     return dataclasses.replace(fit, flops=fit.flops + forecasts.flops,
@@ -259,7 +252,7 @@ def _weights_bytes(plan: TrainingSpec) -> int:
 
 
 def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int], train: int, val: int,
-            input_bytes: int, epochs: int) -> dict[str, int]:
+            input_bytes: int, history: int) -> dict[str, int]:
     """The parts of the peak: building the windows, or training and calibrating after it,
     whichever holds more."""
     t, steps, horizon = plan.training, plan.window.input_size, plan.horizon
@@ -275,7 +268,6 @@ def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int], train:
                          + horizon * quantiles * 8 * 3 + horizon * 8 * 4)
     weights = network.layout.size * BYTES * (WEIGHT_COPIES
                                              + WEIGHT_COPIES_PER_MEMBER * t.ensemble)
-    history = epochs * (HISTORY_BYTES_PER_STEP * steps + HISTORY_BYTES_PER_EPOCH)
     rows = min(max(val, len(lengths), min(INSIGHT_SAMPLE, train), 1), PREDICT_CHUNK)
     caches = _cache_bytes(network, steps, min(t.batch_size, max(train, 1)), rows, t.truncate)
     base = {"input": input_bytes, "series": data, "fit": FIT_BYTES}

@@ -42,10 +42,11 @@ def train_members(members: range, threads: int, train_one: Callable, callbacks,
 
     train_one trains one member, calling the callbacks it is given (on_epoch, on_checkpoint,
     should_cancel) as fit does, and returns what finished_of turns into (summary, best
-    weights): what the checkpoints of later members list as finished. The finished members
-    and history in the checkpoints that train_one passes on are filled in here, in order, after
-    `before`: (summaries, weights, metrics) of the members finished before these (a resumed
-    fit's). Raises the error of the first member (by number) that failed.
+    weights): what the checkpoints of later members list as finished (Checkpoint.members and
+    .finished). The checkpoints that train_one passes on get them filled in here, in order,
+    after `before`: (summaries, weights, metrics) of the members finished before these (a
+    resumed fit's); the metrics returned start with those. Raises the error of the first member
+    (by number) that failed.
     """
     ensemble = _Ensemble(members, callbacks, finished_of, before)
     with single_threaded_blas(), ThreadPoolExecutor(threads, "bptt-member") as pool:
@@ -122,11 +123,7 @@ class _Ensemble:
             self.lead += 1
 
     def _as_one_thread(self, checkpoint):
-        """The checkpoint with the finished members (and history) a one-thread fit gives it."""
-        fields = {f.name for f in dataclasses.fields(checkpoint)}
-        update = {"finished": list(self.weights)}
-        if "members" in fields:
-            update["members"] = list(self.summaries)
-        if "history" in fields:
-            update["history"] = list(self.history)
-        return dataclasses.replace(checkpoint, **update)
+        """The checkpoint with the finished members (their weights and how they ended) a
+        one-thread fit gives it."""
+        return dataclasses.replace(checkpoint, finished=list(self.weights),
+                                   members=list(self.summaries))

@@ -82,9 +82,23 @@ class Callbacks:
     insight: bool = False
 
 
+@dataclass(frozen=True)
+class FinishedMember:
+    """How an ensemble member that has finished training ended: what a fit resumed after it
+    reports for it (FitResult.best_epochs, .stopped) without its epochs' metrics."""
+
+    epochs: int  # epochs it trained
+    best_epoch: int  # the epoch whose weights it keeps (1-based)
+
+
 @dataclass
 class Checkpoint:
-    """Everything needed to continue a fit after `epoch` completed epochs of `member`."""
+    """Everything needed to continue a fit after `epoch` completed epochs of `member`.
+
+    It holds the run's state, not its epochs' metrics: those grow with every epoch, and the
+    caller has had each from on_epoch already. A fit resumed from it without them trains the
+    same weights; to have its FitResult.history start from the first epoch, pass them to
+    fit(history=) (trained_epochs() says which epochs they are)."""
 
     member: int
     epoch: int
@@ -97,8 +111,14 @@ class Checkpoint:
     best_epoch: int
     bad_epochs: int
     learning_rate: float
-    history: list[EpochMetrics]  # every member's epochs so far
     finished: list[np.ndarray] = field(default_factory=list)  # best weights of earlier members
+    members: list[FinishedMember] = field(default_factory=list)  # how each of those ended
+
+    def trained_epochs(self) -> list[tuple[int, int]]:
+        """(member, epoch) of every epoch trained before this checkpoint, in the order fit gave
+        their metrics to on_epoch: what fit(resume=self, history=...) expects, in order."""
+        before = [(k, e) for k, m in enumerate(self.members) for e in range(1, m.epochs + 1)]
+        return before + [(self.member, e) for e in range(1, self.epoch + 1)]
 
     def to_bytes(self) -> bytes:
         """Safetensors bytes: arrays as tensors, the rest as JSON metadata (never pickled)."""
@@ -111,22 +131,37 @@ class Checkpoint:
                 "schedule": self.schedule_state, "rng": self.rng_state,
                 "best_loss": self.best_loss, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs, "learning_rate": self.learning_rate,
-                "finished": len(self.finished), "history": [asdict(m) for m in self.history]}
+                "finished": len(self.finished), "members": [asdict(m) for m in self.members]}
         return to_safetensors(tensors, {"checkpoint": json.dumps(meta)})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Checkpoint":
-        """Rebuild a checkpoint from to_bytes' output."""
+        """Rebuild a checkpoint from to_bytes' output (or from an older one's, which carried
+        the epochs' metrics: they are read only for how the finished members ended)."""
         tensors, metadata = from_safetensors(data)
         meta = json.loads(metadata["checkpoint"])
         optimizer_state = dict(meta["optimizer"])
         optimizer_state.update({k[len("optimizer."):]: v for k, v in tensors.items()
                                 if k.startswith("optimizer.")})
+        if "members" in meta:
+            members = [FinishedMember(**m) for m in meta["members"]]
+        else:
+            members = _finished_members(meta["history"], meta["finished"])
         return cls(meta["member"], meta["epoch"], tensors["params"], optimizer_state,
                    meta["schedule"], meta["rng"], tensors["best_params"], meta["best_loss"],
                    meta["best_epoch"], meta["bad_epochs"], meta["learning_rate"],
-                   [EpochMetrics(**m) for m in meta["history"]],
-                   [tensors[f"finished.{i}"] for i in range(meta["finished"])])
+                   [tensors[f"finished.{i}"] for i in range(meta["finished"])], members)
+
+
+def _finished_members(history: list[dict], finished: int) -> list[FinishedMember]:
+    """How the first `finished` members ended, from the epochs' metrics an older checkpoint
+    carried: the best epoch is the first with the lowest monitored loss, as training kept it."""
+    members = []
+    for k in range(finished):
+        scores = [m["val_loss"] if m["val_loss"] is not None else m["train_loss"]
+                  for m in history if m["member"] == k]
+        members.append(FinishedMember(len(scores), 1 + scores.index(min(scores))))
+    return members
 
 
 @dataclass
@@ -192,33 +227,44 @@ class _MemberRun:
                    checkpoint.best_params.copy(), checkpoint.best_loss, checkpoint.best_epoch,
                    checkpoint.bad_epochs, checkpoint.learning_rate, checkpoint.epoch)
 
-    def checkpoint(self, history: list[EpochMetrics], finished: list[np.ndarray]) -> Checkpoint:
+    def checkpoint(self, finished: list[np.ndarray],
+                   members: list[FinishedMember]) -> Checkpoint:
         return Checkpoint(self.member, self.epoch, self.params.copy(),
                           _copy_state(self.optimizer_state), self.schedule.state_dict(),
                           self.rng.bit_generator.state, self.best_params.copy(), self.best_loss,
-                          self.best_epoch, self.bad_epochs, self.learning_rate, list(history),
-                          list(finished))
+                          self.best_epoch, self.bad_epochs, self.learning_rate, list(finished),
+                          list(members))
+
+    def ended(self) -> FinishedMember:
+        return FinishedMember(self.epoch, self.best_epoch)
 
 
 def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
         callbacks: Callbacks | None = None, resume: Checkpoint | None = None,
+        history: list[EpochMetrics] | None = None,
         warm_start: Model | None = None) -> FitResult:
     """Train one global model (an ensemble of `training.ensemble` seeds) on all `series`.
 
     `series` takes the shapes of data.as_series. Give either `horizon` (every other choice made
     from the data) or a full `spec`. `warm_start` continues from an earlier model's weights
     (fresh optimizer state, scalers refitted on these series): the network must have its shape,
-    and the spec's open sizes are taken from it (no spec at all: the model's own spec). Raises
-    SpecError or DataError for unusable input, NonFiniteError if training diverges, and
-    TrainingCancelled when callbacks.should_cancel() says so.
+    and the spec's open sizes are taken from it (no spec at all: the model's own spec).
+    `resume` continues from a checkpoint (see Checkpoint), ending bit-identical to the fit that
+    gave it; `history` is that fit's metrics up to the checkpoint, as on_epoch had them (one
+    per resume.trained_epochs()), for FitResult.history to start with (without it, the history
+    holds the epochs trained after the checkpoint only). Raises SpecError or DataError for
+    unusable input, NonFiniteError if training diverges, TrainingCancelled when
+    callbacks.should_cancel() says so, and ValueError for a history that is not the
+    checkpoint's.
     """
     callbacks = callbacks or Callbacks()
+    history = _history_before(resume, history)
     problem, named, scalers, scaled, seasonality = _prepare(series, horizon, spec, warm_start)
     spec, network, val = problem.spec, problem.network, problem.val
     optimizer = make_optimizer(spec.training.optimizer, weight_decay=spec.training.weight_decay)
 
     finished = [] if resume is None else list(resume.finished)
-    history = [] if resume is None else list(resume.history)
+    ended = [] if resume is None else list(resume.members)  # how each finished member ended
     todo = range(len(finished), spec.training.ensemble)
 
     def start(member: int) -> _MemberRun:
@@ -231,24 +277,42 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
 
         def train_one(member: int, hooks: Callbacks) -> _MemberRun:
             run = start(member)
-            _train_member(alone, optimizer, run, [], [], hooks)
+            _train_member(alone, optimizer, run, [], ([], []), hooks)
             return run
 
         runs, history = train_members(todo, spec.training.threads, train_one, callbacks,
-                                      lambda run: (None, run.best_params),
-                                      ([], finished, history))
+                                      lambda run: (run.ended(), run.best_params),
+                                      (ended, finished, history))
         finished += [run.best_params for run in runs]
+        ended += [run.ended() for run in runs]
     for member in todo[len(finished) - todo.start:]:
         run = start(member)
-        _train_member(problem, optimizer, run, history, finished, callbacks)
+        _train_member(problem, optimizer, run, history, (finished, ended), callbacks)
         finished.append(run.best_params)
-    best_epochs, stopped = _summary(history, spec.training.epochs)
+        ended.append(run.ended())
+    stopped = ["completed" if m.epochs >= spec.training.epochs else "early_stopping"
+               for m in ended]  # a member short of its epoch budget stopped early
 
     tails = np.stack([interpolate_gaps(s)[-spec.window.input_size:] for s in scaled])
     model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails,
                   seasonality=seasonality)
     coverage = calibrate(model, val, scaled)
-    return FitResult(model, history, best_epochs, stopped, coverage)
+    return FitResult(model, history, [m.best_epoch for m in ended], stopped, coverage)
+
+
+def _history_before(resume: Checkpoint | None,
+                    history: list[EpochMetrics] | None) -> list[EpochMetrics]:
+    """The metrics FitResult.history starts with: fit's `history`, checked against the
+    checkpoint it comes with."""
+    if history is None:
+        return []
+    if resume is None:
+        raise ValueError("history is the metrics before a checkpoint: give it with resume")
+    expected = len(resume.trained_epochs())
+    if len(history) != expected:
+        raise ValueError(f"history has {len(history)} epochs; the checkpoint was taken after "
+                         f"{expected}")
+    return list(history)
 
 
 def resolve_spec(lengths: Iterable[int], spec: TrainingSpec, *,
@@ -365,8 +429,11 @@ def _mismatch(wanted: NetworkSpec, have: NetworkSpec) -> str:
 
 
 def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[EpochMetrics],
-                  finished: list[np.ndarray], callbacks: Callbacks) -> None:
-    """Epochs of one member until its budget or early stopping."""
+                  before: tuple[list[np.ndarray], list[FinishedMember]],
+                  callbacks: Callbacks) -> None:
+    """Epochs of one member until its budget or early stopping, each epoch's metrics appended
+    to `history`; `before`: the members finished before it (their weights, how they ended),
+    for its checkpoints."""
     t = problem.spec.training
     clip = ClipSpec(t.clip.max_norm, t.clip.max_value)
     train, rng = problem.train, run.rng
@@ -404,7 +471,7 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
             run.best_epoch, run.bad_epochs = run.epoch, 0
         else:
             run.bad_epochs += 1
-        stopped = None  # the loop's condition, and _summary's wording, for this epoch
+        stopped = None  # the loop's condition, and fit's wording, for this epoch
         if run.epoch >= t.epochs:
             stopped = "completed"
         elif patience and run.bad_epochs >= patience:
@@ -420,7 +487,7 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
         if callbacks.on_epoch:
             callbacks.on_epoch(metrics)
         if callbacks.on_checkpoint:
-            callbacks.on_checkpoint(run.checkpoint(history, finished))
+            callbacks.on_checkpoint(run.checkpoint(*before))
 
 
 INSIGHT_SAMPLE = 64  # training windows the insight diagnostics look at
@@ -437,21 +504,6 @@ def _insight(problem: _Problem, params: np.ndarray, flow: np.ndarray, norms: lis
     return epoch_insight(problem.network, params, x, sample.y[None], problem.loss,
                          grad_flow=flow, norm_history=norms,
                          truncate=problem.spec.training.truncate)
-
-
-def _summary(history: list[EpochMetrics], budget: int) -> tuple[list[int], list[str]]:
-    """Per member: the best epoch (lowest monitored loss, the first on ties, as training kept
-    it) and how it stopped (a member short of its epoch budget stopped early)."""
-    best: dict[int, tuple[float, int]] = {}
-    last: dict[int, int] = {}
-    for m in history:
-        score = m.val_loss if m.val_loss is not None else m.train_loss
-        if m.member not in best or score < best[m.member][0]:
-            best[m.member] = (score, m.epoch)
-        last[m.member] = m.epoch
-    members = sorted(best)
-    return ([best[k][1] for k in members],
-            ["completed" if last[k] >= budget else "early_stopping" for k in members])
 
 
 def evaluate(network: NetworkSpec, params: np.ndarray, windows: Windows, loss,

@@ -2,7 +2,9 @@
 
 Metrics and the checkpoint of each epoch go to the database together, in one fenced
 transaction, so a resumed attempt starts from the last checkpoint and every epoch's metrics row
-exists exactly once. A heartbeat thread renews the lease while Numba kernels run.
+exists exactly once. The checkpoint holds the training state only, so that it does not grow
+with the epochs: a resumed attempt gives the fit its earlier epochs' metrics from the rows. A
+heartbeat thread renews the lease while Numba kernels run.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import bptt
 from bptt import DataError, NonFiniteError, initial_states
 from service.settings import Settings
 from service.store import dataset_rows, plans, queue
-from service.store.tables import Checkpoint, Job, Sweep, TrainedModel
+from service.store.tables import Checkpoint, EpochMetric, Job, Sweep, TrainedModel
 from workers import claims
 from workers.claims import Claim, LeaseLost
 from workers.limits import AttemptLimits, LimitExceeded, record_usage, return_freed_memory
@@ -150,6 +152,7 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
         saved = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job_id))
         resume = bptt.Checkpoint.from_bytes(saved.data) if saved is not None else None
         epochs_done = saved.epoch if saved is not None else 0
+        history = _history(session, job_id, resume, finished) if resume is not None else None
     context = {"job_id": job_id, "tenant_id": tenant_id, "attempt": claim.attempt}
     log.info("job %s: attempt %d claimed by %s, resuming after epoch %d", job_id,
              claim.attempt, owner, epochs_done, extra=context)
@@ -166,7 +169,8 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
         try:
             with limits:
                 outcome = _train(sessions, settings, claim, heartbeat, limits, _Job(
-                    spec_data, plan_data, finished, series, resume, epochs_done, warm, metric))
+                    spec_data, plan_data, finished, series, resume, history, epochs_done, warm,
+                    metric))
         except LeaseLost:
             outcome = "lease lost"
         except MemoryError:  # over the ceiling: the job's arrays are freed once out of here
@@ -194,6 +198,7 @@ class _Job:
     finished: list[dict]  # members finished before this attempt (Job.members)
     series: list[dict]
     resume: bptt.Checkpoint | None
+    history: list[bptt.EpochMetrics] | None  # the metrics of the epochs before `resume`
     epochs_done: int
     warm: bptt.Model | None
     metric: str | None  # the sweep's metric, for a trial
@@ -217,7 +222,7 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat,
             claims.set_stage(session, claim, "training", epochs_total=callbacks.epochs_total(),
                            resolved_spec=plan.to_dict() if job.plan is None else None)
         result = bptt.fit(series, spec=plan, callbacks=callbacks.as_bptt(), resume=job.resume,
-                          warm_start=warm)
+                          history=job.history, warm_start=warm)
         backtest = None
         if plan.cross_validation is not None:  # a second fit, on the series cut back
             with sessions() as session:
@@ -265,6 +270,29 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat,
                      score=_score(result, backtest, job.metric), cross_validation=backtest,
                      states=states, epochs=len(result.history), members=_members(result))
     return "succeeded"
+
+
+def _history(session: Session, job_id: str, resume: bptt.Checkpoint,
+             finished: list[dict]) -> list[bptt.EpochMetrics]:
+    """The metrics of the epochs before the checkpoint, from the job's rows: the checkpoint
+    holds none (they would make every write grow with the epochs), and the rows were written
+    with it. Which member and epoch each row is comes from the checkpoint; why a member's last
+    epoch was its last, from `finished` (Job.members)."""
+    trained = resume.trained_epochs()
+    rows = session.scalars(select(EpochMetric)
+                           .where(EpochMetric.job_id == job_id, EpochMetric.epoch <= len(trained))
+                           .order_by(EpochMetric.epoch)).all()
+    ends = {(m["member"] - 1, m["epochs"]): m["stopped"] for m in finished}
+    # (a row missing would leave the history short: fit refuses it, and the attempt fails)
+    return [bptt.EpochMetrics(epoch=epoch, member=member, stopped=ends.get((member, epoch)),
+                              **{name: getattr(row, name) for name in _METRIC_FIELDS},
+                              grad_flow=row.grad_flow or [])
+            for (member, epoch), row in zip(trained, rows, strict=False)]
+
+
+# EpochMetrics fields with a column of their own in epoch_metrics (grad_flow may be null)
+_METRIC_FIELDS = ("train_loss", "val_loss", "grad_norm", "max_grad_norm", "clip_fraction",
+                  "learning_rate", "seconds", "insight")
 
 
 def _members(result: bptt.FitResult) -> list[dict]:

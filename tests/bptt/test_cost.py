@@ -86,9 +86,11 @@ def test_each_driver_of_the_cost_moves_it_the_way_the_kernels_do():
     checked = estimate_cost(_spec(), LENGTHS, callbacks=Callbacks(insight=True,
                                                                   on_checkpoint=print))
     insight = estimate_cost(_spec(), LENGTHS, callbacks=Callbacks(insight=True))
-    # insight adds FLOPs, the checkpoints their history conversion to every epoch
+    # insight adds FLOPs and memory; checkpoints nothing that grows with the epochs (they carry
+    # no history), and their copies are counted with the weights
     assert checked.flops == insight.flops > base.flops
-    assert checked.evaluation.passes > insight.evaluation.passes > base.evaluation.passes
+    assert checked.evaluation == insight.evaluation and checked.memory == insight.memory
+    assert insight.memory["weights"] > base.memory["weights"]  # the insight in the history
 
 
 def test_cross_validation_adds_a_fit_on_the_series_cut_at_its_first_cutoff():

@@ -1,6 +1,7 @@
 """fit and forecast as a library: many series, gaps, repeatability, resume, cancel, quantiles."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import bptt
 from bptt import Callbacks, Checkpoint, TrainingCancelled, TrainingSpec
 from bptt.data import DataError
 from bptt.errors import NonFiniteError
+from bptt.serialization import from_safetensors, to_safetensors
 
 
 def _series(seed=0, count=3):
@@ -77,27 +79,83 @@ def test_same_seed_same_weights_bit_for_bit():
     assert np.array_equal(first, second) and not np.array_equal(first, other)
 
 
+def _fit_saving(spec):
+    """A whole fit, with its checkpoints' bytes by (member, epoch) and the metrics on_epoch
+    had when each was taken."""
+    saved, seen = {}, []
+    whole = bptt.fit(_series(), spec=spec, callbacks=Callbacks(
+        on_epoch=seen.append,
+        on_checkpoint=lambda c: saved.__setitem__((c.member, c.epoch),
+                                                  (c.to_bytes(), list(seen)))))
+    return whole, saved
+
+
 @pytest.mark.parametrize("member,epoch", [(0, 3), (1, 2)])
 def test_resume_from_a_checkpoint_ends_bit_identical(member, epoch):
     spec = _spec(epochs=6, early_stopping_patience=None, ensemble=2)
-    saved = {}
-    whole = bptt.fit(_series(), spec=spec, callbacks=Callbacks(
-        on_checkpoint=lambda c: saved.setdefault((c.member, c.epoch), c.to_bytes())))
-    resumed = bptt.fit(_series(), spec=spec,
-                       resume=Checkpoint.from_bytes(saved[(member, epoch)]))
+    whole, saved = _fit_saving(spec)
+    data, before = saved[(member, epoch)]
+    resumed = bptt.fit(_series(), spec=spec, resume=Checkpoint.from_bytes(data), history=before)
     assert np.array_equal(whole.model.members, resumed.model.members)
     assert [m.train_loss for m in whole.history] == [m.train_loss for m in resumed.history]
     assert whole.best_epochs == resumed.best_epochs and whole.stopped == resumed.stopped
 
 
+def test_a_resume_without_the_history_trains_the_same_and_reports_the_rest():
+    spec = _spec(epochs=6, early_stopping_patience=None, ensemble=2)
+    whole, saved = _fit_saving(spec)
+    data, before = saved[(1, 2)]
+    checkpoint = Checkpoint.from_bytes(data)
+    assert checkpoint.trained_epochs() == [(m.member, m.epoch) for m in before]
+    resumed = bptt.fit(_series(), spec=spec, resume=checkpoint)
+    assert np.array_equal(whole.model.members, resumed.model.members)
+    # the checkpoint knows how the finished member ended, not its epochs' metrics
+    assert whole.best_epochs == resumed.best_epochs and whole.stopped == resumed.stopped
+    assert [m.train_loss for m in resumed.history] == [
+        m.train_loss for m in whole.history[len(before):]]
+    with pytest.raises(ValueError, match="history has 7 epochs"):
+        bptt.fit(_series(), spec=spec, resume=checkpoint, history=whole.history[:7])
+    with pytest.raises(ValueError, match="with resume"):
+        bptt.fit(_series(), spec=spec, history=before)
+
+
+def test_a_checkpoint_does_not_grow_with_the_epochs():
+    spec = _spec(epochs=40, early_stopping_patience=None, ensemble=2)
+    _, saved = _fit_saving(spec)
+    first = len(saved[(0, 1)][0])
+    assert abs(len(saved[(0, 40)][0]) - first) < 64  # the same arrays, the same few numbers
+    # the second member's carry the first one's weights (and how it ended), no more
+    assert len(saved[(1, 40)][0]) < first * 1.5
+
+
+def test_an_older_checkpoint_that_carried_the_history_still_resumes():
+    spec = _spec(epochs=6, early_stopping_patience=None, ensemble=2)
+    whole, saved = _fit_saving(spec)
+    data, before = saved[(1, 2)]
+    older = _with_history(data, before)
+    assert len(older) > len(data)
+    resumed = bptt.fit(_series(), spec=spec, resume=Checkpoint.from_bytes(older))
+    assert np.array_equal(whole.model.members, resumed.model.members)
+    assert whole.best_epochs == resumed.best_epochs and whole.stopped == resumed.stopped
+
+
+def _with_history(data, history):
+    """A checkpoint as to_bytes wrote it before checkpoints stopped carrying the epochs'
+    metrics: the history in its JSON metadata, no members."""
+    tensors, metadata = from_safetensors(data)
+    meta = json.loads(metadata["checkpoint"])
+    del meta["members"]
+    meta["history"] = [dataclasses.asdict(m) for m in history]
+    return to_safetensors(tensors, {"checkpoint": json.dumps(meta)})
+
+
 def test_resume_from_an_early_stopped_members_last_checkpoint_trains_no_extra_epoch():
     spec = _spec(epochs=300, early_stopping_patience=2, learning_rate=0.05, ensemble=2)
-    saved = {}
-    whole = bptt.fit(_series(), spec=spec, callbacks=Callbacks(
-        on_checkpoint=lambda c: saved.__setitem__((c.member, c.epoch), c.to_bytes())))
+    whole, saved = _fit_saving(spec)
     assert whole.stopped[0] == "early_stopping"
     last = max(epoch for member, epoch in saved if member == 0)
-    resumed = bptt.fit(_series(), spec=spec, resume=Checkpoint.from_bytes(saved[(0, last)]))
+    data, before = saved[(0, last)]
+    resumed = bptt.fit(_series(), spec=spec, resume=Checkpoint.from_bytes(data), history=before)
     assert [(m.member, m.epoch) for m in resumed.history] == [
         (m.member, m.epoch) for m in whole.history]
     assert np.array_equal(whole.model.members, resumed.model.members)

@@ -58,8 +58,13 @@ def test_a_checkpoint_from_members_side_by_side_resumes_bit_identical():
     whole, seen = _record(2, spec)
     saved = {(e[1], e[2]): e[3] for e in seen if e[0] == "checkpoint"}
     for member, epoch in [(0, 2), (1, 3)]:
-        resumed = bptt.fit(_series(), spec=spec, resume=Checkpoint.from_bytes(saved[member, epoch]))
+        checkpoint = Checkpoint.from_bytes(saved[member, epoch])
+        before = whole.history[:len(checkpoint.trained_epochs())]
+        resumed = bptt.fit(_series(), spec=spec, resume=checkpoint, history=before)
         assert np.array_equal(whole.model.members, resumed.model.members)
+        assert whole.best_epochs == resumed.best_epochs and whole.stopped == resumed.stopped
+        assert [(m.member, m.epoch, m.train_loss) for m in resumed.history] == [
+            (m.member, m.epoch, m.train_loss) for m in whole.history]
 
 
 def test_the_first_failing_member_raises_as_on_one_thread():

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 import bptt
 from bptt import TrainingSpec
@@ -111,8 +111,9 @@ def test_a_stale_attempt_writes_nothing_after_a_newer_claim(sessions, settings):
     assert _metric_epochs(sessions, job_id) == []
 
 
-def test_resume_after_a_sigkilled_worker_keeps_each_epoch_once(sessions, settings):
-    job_id = add_job(sessions, spec=training_spec(epochs=150))
+def _kill_mid_training(sessions, settings, job_id, after_epochs):
+    """Run an attempt in another process, SIGKILL it once `after_epochs` epochs are recorded,
+    and let the reaper see its lease expire; returns the epochs done when it was killed."""
     code = ("import sys; from service.store.db import session_factory; "
             "from service.settings import Settings; from workers.attempts import run_training; "
             "s = Settings.from_env(); run_training(session_factory(s), s, sys.argv[1], 'first')")
@@ -121,17 +122,24 @@ def test_resume_after_a_sigkilled_worker_keeps_each_epoch_once(sessions, setting
     worker = subprocess.Popen([sys.executable, "-c", code, job_id], env=env)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and _job(sessions, job_id).epochs_done < 3:
+        while time.monotonic() < deadline and _job(sessions, job_id).epochs_done < after_epochs:
             assert worker.poll() is None, "the worker ended before it could be killed"
             time.sleep(0.02)
         worker.send_signal(signal.SIGKILL)  # mid-training, with no chance to clean up
     finally:
         worker.wait(timeout=30)
     killed_at = _job(sessions, job_id).epochs_done
-    assert _job(sessions, job_id).status == "running" and 3 <= killed_at < 150
+    assert _job(sessions, job_id).status == "running"
     time.sleep(settings.lease_seconds + 0.2)
     with sessions() as session:
         assert sweep(session, settings) == [job_id]  # the reaper sees the expired lease
+    return killed_at
+
+
+def test_resume_after_a_sigkilled_worker_keeps_each_epoch_once(sessions, settings):
+    job_id = add_job(sessions, spec=training_spec(epochs=150))
+    killed_at = _kill_mid_training(sessions, settings, job_id, after_epochs=3)
+    assert 3 <= killed_at < 150
     assert run_training(sessions, settings, job_id, "second") == "succeeded"
     job = _job(sessions, job_id)
     assert job.attempts == 2 and job.epochs_done == 150
@@ -142,6 +150,53 @@ def test_resume_after_a_sigkilled_worker_keeps_each_epoch_once(sessions, setting
     resumed_from = min(e for e, attempt in writers.items() if attempt == 2)
     assert resumed_from - 1 <= killed_at  # it went on from the last checkpoint, not from zero
     assert all(writers[e] == 1 for e in range(1, resumed_from))
+
+
+def _outcome(sessions, job_id):
+    """What a finished job reports: its model, best epoch, members, score and epochs' losses."""
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        sha = session.scalar(select(TrainedModel.sha256).where(TrainedModel.job_id == job_id))
+        losses = list(session.execute(select(EpochMetric.train_loss, EpochMetric.val_loss)
+                                      .where(EpochMetric.job_id == job_id)
+                                      .order_by(EpochMetric.epoch)).all())
+        return (job.status, sha, job.best_epoch, job.members, job.score, job.epochs_done,
+                job.epochs_total, losses)
+
+
+def test_a_job_resumed_in_its_second_member_ends_as_one_never_interrupted(sessions, settings):
+    # The checkpoint holds no metrics: the resumed attempt's score, best epoch and members come
+    # from the first attempt's rows (and the checkpoint's account of the finished member).
+    spec = training_spec(epochs=60, ensemble=2)
+    whole = add_job(sessions, spec=spec)
+    assert run_training(sessions, settings, whole, "w") == "succeeded"
+    job_id = add_job(sessions, spec=spec)
+    killed_at = _kill_mid_training(sessions, settings, job_id, after_epochs=65)
+    assert 65 <= killed_at < 120 and len(_job(sessions, job_id).members) == 1
+    assert run_training(sessions, settings, job_id, "second") == "succeeded"
+    assert _job(sessions, job_id).attempts == 2
+    assert _outcome(sessions, job_id) == _outcome(sessions, whole)
+
+
+def test_a_checkpoint_write_does_not_grow_with_the_epochs(sessions, settings):
+    spec = training_spec(epochs=200)
+    spec["model"]["hidden_size"] = 16
+    job_id = add_job(sessions, spec=spec)
+    written = {}  # epoch -> bytes of the checkpoint stored after it
+
+    def record(mapper, connection, row):
+        written[row.epoch] = len(row.data)
+
+    event.listen(Checkpoint, "before_insert", record)
+    event.listen(Checkpoint, "before_update", record)
+    try:
+        assert run_training(sessions, settings, job_id, "w") == "succeeded"
+    finally:
+        event.remove(Checkpoint, "before_insert", record)
+        event.remove(Checkpoint, "before_update", record)
+    assert sorted(written) == list(range(1, 201))
+    # the weights, optimizer state and a few numbers: not the metrics of every epoch so far
+    assert written[200] < 1.2 * written[1] and written[50] < 1.2 * written[1]
 
 
 def test_cancel_stops_a_running_job_within_an_epoch(sessions, settings):
