@@ -43,6 +43,11 @@ BACKWARD_ELEMENTS = 2  # gate elements visited backward per element forward (der
 # and tile edges around each row (products are padded to 16-column panels). Fitted with
 # benchmarks/cost.py --fit-rates: without it, hidden sizes of 4-16 ran 2-5x their estimate.
 ROW_ELEMENTS = 32
+# What an epoch costs besides its kernels, in passes (bptt.speed's fixed cost of one kernel
+# pass, 110 us by default): shuffling, the epoch's metrics, the schedule and early stopping, in
+# Python. Measured about 1.1 ms an epoch (a 5-member RNN 16 on two short series: 0.32 s of CPU
+# for 150 epochs whose kernels were estimated at 0.15 s), which made tiny jobs 2x their estimate.
+EPOCH_PASSES = 10
 # Per epoch in the fit's history: its EpochMetrics, grad_flow as Python floats (32 bytes per
 # input step), and with Callbacks.insight the insight dict (measured: 620 bytes an epoch
 # besides grad_flow, 2,000 with insight). Checkpoints carry none of it (issue 15, item 5).
@@ -200,6 +205,7 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
         epoch += forward_work(network, steps, val)
     if insight:
         epoch += _insight_work(network, steps, min(INSIGHT_SAMPLE, train), t.truncate)
+    epoch += Work(passes=EPOCH_PASSES)
     members = t.ensemble
     points = sum(lengths)
     windows = (train + val) * (steps + horizon)
