@@ -271,3 +271,26 @@ def test_the_time_left_counts_the_batches_of_the_epoch_in_progress() -> None:
     assert remaining_seconds(estimate, epochs_done=0, epoch_batches=None, **late) is None
     assert remaining_seconds(estimate, epochs_done=0, epoch_batches=50,
                              **{**at, "status": "succeeded"}) is None
+
+
+def test_the_time_left_counts_the_epochs_left_at_the_expected_share() -> None:
+    # 2 members of 100 epochs of 1 s, 4 s besides; members are expected to train a quarter of
+    # their budget: 54 s expected, 204 s at most. The job keeps its estimated pace.
+    estimate = {"seconds": 54.0, "max_seconds": 204.0, "epochs_share": 0.25,
+                "epoch_seconds": 1.0, "other_seconds": 4.0, "cross_validation_seconds": 0.0,
+                "epoch_updates": 10}
+    began = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def left(elapsed: float, **progress: Any) -> float | None:
+        return remaining_seconds(estimate, status="running", started_at=began,
+                                 stage="training", now=began + timedelta(seconds=elapsed),
+                                 **progress)
+
+    # 10 epochs of member 1 done: its 90 left and member 2's 100 count at a quarter
+    assert left(10, epochs_done=10, epochs_total=200) == pytest.approx(190 * 0.25 + 4)
+    # member 1 stopped early after 30 epochs: the budget shrank to 130, member 2's 100 left
+    assert left(30, epochs_done=30, epochs_total=130) == pytest.approx(100 * 0.25 + 4)
+    # member 2 stopped too: only the rest (calibration), never the budget it did not train
+    assert left(60, epochs_done=60, epochs_total=60) == pytest.approx(4)
+    # at half the estimated pace, twice that
+    assert left(60, epochs_done=30, epochs_total=130) == pytest.approx(2 * (100 * 0.25 + 4))
