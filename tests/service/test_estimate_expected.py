@@ -13,6 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.client import duration, timing_text
 from service.settings import Settings
 from service.store import epoch_shares
 from workers.attempts import run_training
@@ -74,8 +75,11 @@ def test_a_job_expects_the_share_of_its_epochs_that_early_stopped_jobs_trained(
     # the finished jobs' own estimates (the prior's, then) bound what they trained
     for finished in took:
         assert finished["estimate"]["seconds"] <= finished["estimate"]["max_seconds"]
-    # queued, the time left is the expected duration
+    # queued, the time left is the expected duration, the bound beside it
     assert job["progress"]["remaining_seconds"] == estimate["seconds"]
+    assert timing_text(job) == (f"{duration(estimate['seconds'])} left of "
+                                f"~{duration(estimate['seconds'])} (at most "
+                                f"{duration(estimate['max_seconds'])})")
 
     # Another cell has no finished jobs of its own yet: the tenant's jobs of any cell count
     gru = _submit(client, auth, {**EARLY, "model": {"hidden_size": 4, "cell": "gru"}})

@@ -121,7 +121,9 @@ def test_a_finished_job_reads_complete_with_each_members_stop(
     assert progress_line(submitted).endswith("queued     member 1/3 · epoch 0/300  "
                                              + timing_text(submitted))
     expected = duration(submitted["estimate"]["seconds"])
-    assert timing_text(submitted) == f"{expected} left of ~{expected}"  # nothing has run
+    bound = duration(submitted["estimate"]["max_seconds"])  # every epoch of the budget
+    # nothing has run: the expected duration left, early stopping counted (the prior share)
+    assert timing_text(submitted) == f"{expected} left of ~{expected} (at most {bound})"
 
     assert run_training(sessions, settings, submitted["id"], "test:1") == "succeeded"
     job = _get(client, auth, submitted["id"])
@@ -140,7 +142,8 @@ def test_a_finished_job_reads_complete_with_each_members_stop(
         "stopped early")
     assert progress_text(job["progress"]) in progress_line(job)
     took = duration(job["usage"]["seconds"])
-    assert f"stopped early  took {took} of ~{expected}  train " in progress_line(job)
+    assert (f"stopped early  took {took} of ~{expected} (at most {bound})  train "
+            in progress_line(job))
     listed = client.get("/v1/jobs", headers=auth).get_json()["jobs"]
     assert listed[0]["progress"] == job["progress"]
 
@@ -252,6 +255,15 @@ def test_durations_read_as_the_cli_and_the_dashboard_write_them() -> None:
     assert timing_text({**job, "status": "succeeded", "usage": {"seconds": 192}}) == (
         "took 3m12s of ~3m05s")
     assert timing_text({"status": "queued", "estimate": None}) == ""  # a job from before
+    # early stopping expected: the duration if every epoch runs beside it, as the bound
+    early = {**job, "estimate": {"seconds": 15.2, "max_seconds": 215.0}}
+    assert timing_text(early) == "1m05s left of ~15s (at most 3m35s)"
+    assert timing_text({**early, "status": "succeeded", "usage": {"seconds": 13}}) == (
+        "took 13s of ~15s (at most 3m35s)")
+    assert timing_text({**early, "progress": {}}) == "estimated ~15s (at most 3m35s)"
+    # no early stopping: the bound is the expected duration, said once
+    assert timing_text({**job, "estimate": {"seconds": 185.0, "max_seconds": 185.0}}) == (
+        "1m05s left of ~3m05s")
 
 
 def test_the_time_left_counts_the_batches_of_the_epoch_in_progress() -> None:
