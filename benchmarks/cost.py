@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(jobs)} jobs, one at a time, on one worker process (embedded stack); "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the start")
     print()
-    print("| job | estimated s | measured s (CPU) | ratio (CPU) | half-way: said left / was "
-          "left (s) | estimated MiB | measured MiB | ratio | worker RSS est. / measured (MiB) |")
+    print("| job | expected s (at most) | measured s (CPU) | ratio (CPU) | half-way: said left "
+          "/ was left (s) | estimated MiB | measured MiB | ratio | worker RSS est. / measured "
+          "(MiB) |")
     print("|---|---|---|---|---|---|---|---|---|")
     with embedded_stack(1) as stack:
         warm = spread(True)[0][1]  # the worker has timed its kernels before its first job
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             before = usage["peak_rss_bytes"] - usage["peak_bytes"]
             halfway = f"{said:.1f} / {was:.1f}" if said is not None else "–"
             wall, cpu, expected = usage["seconds"], usage["cpu_seconds"], estimate["seconds"]
-            print(f"| {label} | {expected:.1f} | {wall:.1f} ({cpu:.1f}) | "
+            bound = estimate.get("max_seconds") or expected
+            print(f"| {label} | {expected:.1f} ({bound:.1f}) | {wall:.1f} ({cpu:.1f}) | "
                   f"{wall / expected:.2f} ({cpu / expected:.2f}) | {halfway} | "
                   f"{estimate['peak_bytes'] / MIB:.0f} | {usage['peak_bytes'] / MIB:.0f} | "
                   f"{usage['peak_bytes'] / estimate['peak_bytes']:.2f} | "

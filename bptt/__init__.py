@@ -23,7 +23,7 @@ from .calendar import (
     parse_timestamp,
     shift_timestamp,
 )
-from .cost import Cost, Work, estimate_cost
+from .cost import Cost, Work, estimate_cost, expected_epochs
 from .data import DataError, as_series
 from .defaults import input_size_for
 from .errors import NonFiniteError
@@ -90,6 +90,7 @@ __all__ = [
     "KernelSpeed",
     "Work",
     "estimate_cost",
+    "expected_epochs",
     "measure_kernel_speed",
     # input and its checks
     "as_series",

@@ -16,7 +16,9 @@ series' lengths alone (as bptt.resolve_spec), following the engine's own kernels
   hidden and cell states and their gradients, for a batch of the window's steps; for forward
   passes, forward.predict's chunks of 1,024 rows), the weights with optimizer state,
   checkpoints and finished members, and the epochs' metrics the fit keeps (FitResult.history).
-Early stopping can only make a fit cheaper: the estimate is of the whole budget.
+Early stopping can only make a fit cheaper: by default the estimate is of the whole budget (the
+bound admission control needs); with `epochs_share`, of a fit whose members train that share of
+their epochs (expected_epochs), which is what a fit with early stopping usually costs.
 """
 
 import dataclasses
@@ -28,7 +30,7 @@ from .cells._common import work_size
 from .combination import weight_grid
 from .data import window_counts
 from .network import NetworkSpec
-from .spec import TrainingSpec
+from .spec import TrainingConfig, TrainingSpec
 from .trainer import INSIGHT_SAMPLE, Callbacks, _network_for, resolve_spec
 
 BYTES = 4  # float32: what fit trains in
@@ -112,7 +114,8 @@ class Cost:
 
 def estimate_cost(spec: TrainingSpec, lengths: Iterable[int], *,
                   plan: TrainingSpec | None = None, callbacks: Callbacks | None = None,
-                  input_bytes: int = 0, forecast_states: bool = False) -> Cost:
+                  input_bytes: int = 0, forecast_states: bool = False,
+                  epochs_share: float = 1.0) -> Cost:
     """The Cost of fit(series, spec=spec, callbacks=callbacks) on series of these lengths,
     with its cross-validation (cross_validate(series, spec=spec)) when spec.cross_validation
     is set.
@@ -122,20 +125,43 @@ def estimate_cost(spec: TrainingSpec, lengths: Iterable[int], *,
     insight every epoch (a checkpoint's copies are counted with the weights, fit or not: its
     size does not grow with the epochs). `input_bytes`: what the caller holds for the series
     meanwhile (e.g. parsed JSON), added to the memory. `forecast_states`: bptt.initial_states
-    follows the fit. Raises SpecError or DataError as resolve_spec does.
+    follows the fit. `epochs_share`: the share of its epoch budget each member (of the fit and
+    of the cross-validation's) is expected to train, see expected_epochs; 1, every epoch.
+    Raises SpecError or DataError as resolve_spec does.
     """
     lengths = list(lengths)
     plan = plan or resolve_spec(lengths, spec)
     callbacks = callbacks or Callbacks()
-    cost = _fit_cost(plan, lengths, input_bytes, callbacks.insight, forecast_states)
+    cost = _fit_cost(_sharing(plan, epochs_share), lengths, input_bytes, callbacks.insight,
+                     forecast_states)
     if spec.cross_validation is None:
         return cost
-    cv = _cross_validation_cost(spec, plan, lengths, input_bytes)
+    cv = _cross_validation_cost(spec, plan, lengths, input_bytes, epochs_share)
     memory = max(cost.memory, cv.memory, key=lambda parts: sum(parts.values()))
     return dataclasses.replace(cost, flops=cost.flops + cv.flops,
                                peak_bytes=max(cost.peak_bytes, cv.peak_bytes),
                                updates=cost.updates + cv.updates, cross_validation=cv,
                                memory=memory)
+
+
+def expected_epochs(training: TrainingConfig, share: float) -> int:
+    """The epochs a member trains when early stopping ends members after `share` of their
+    budget on the whole: never fewer than early stopping allows (the first epoch sets the best
+    loss, `patience` epochs without progress follow), never more than the budget; the whole
+    budget without early stopping."""
+    assert training.epochs is not None, "a resolved plan's training"
+    if training.early_stopping_patience is None:
+        return training.epochs
+    least = min(training.epochs, training.early_stopping_patience + 1)
+    return max(least, min(training.epochs, round(share * training.epochs)))
+
+
+def _sharing(plan: TrainingSpec, share: float) -> TrainingSpec:
+    """The plan with the epochs its members are expected to train (expected_epochs)."""
+    if share >= 1:
+        return plan
+    epochs = expected_epochs(plan.training, share)
+    return dataclasses.replace(plan, training=dataclasses.replace(plan.training, epochs=epochs))
 
 
 def planned_updates(plan: TrainingSpec, train_windows: int) -> tuple[int, int]:
@@ -236,7 +262,7 @@ def _insight_work(network: NetworkSpec, steps: int, sample: int,
 
 
 def _cross_validation_cost(spec: TrainingSpec, plan: TrainingSpec, lengths: list[int],
-                           input_bytes: int) -> Cost:
+                           input_bytes: int, epochs_share: float) -> Cost:
     """The cross-validation's fit, on the series cut at the first cutoff, and its forecasts.
     Meanwhile the main fit's model and the whole series (parsed again) are held too."""
     cv = spec.cross_validation
@@ -245,7 +271,8 @@ def _cross_validation_cost(spec: TrainingSpec, plan: TrainingSpec, lengths: list
     cut_plan = resolve_spec(cut, dataclasses.replace(spec, cross_validation=None))
     model = _weights_bytes(plan) + len(lengths) * plan.window.input_size * 8
     held = input_bytes + model + 8 * sum(lengths)
-    fit = _fit_cost(cut_plan, cut, held, insight=False, forecast_states=False)
+    fit = _fit_cost(_sharing(cut_plan, epochs_share), cut, held, insight=False,
+                    forecast_states=False)
     forecasts = forward_work(_network_for(cut_plan), cut_plan.window.input_size,
                              len(lengths)) * (cv.windows * cut_plan.training.ensemble)
     return dataclasses.replace(fit, flops=fit.flops + forecasts.flops,

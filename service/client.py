@@ -152,19 +152,24 @@ def progress_text(progress: dict[str, Any]) -> str:
 
 
 def timing_text(job: dict[str, Any]) -> str:
-    """`1m05s left of ~1m10s` while a job waits or runs (the time left measured from its own
-    pace, the estimate made at submit), `took 1m12s of ~1m10s` once it has ended; empty for a
-    job without an estimate. The dashboard writes the same (format.js)."""
-    expected = (job.get("estimate") or {}).get("seconds")
+    """`1m05s left of ~1m10s (at most 3m35s)` while a job waits or runs (the time left measured
+    from its own pace, the duration expected at submit with early stopping, the duration if
+    every planned epoch runs), `took 13s of ~15s (at most 3m35s)` once it has ended; without
+    the bound when it reads the same (no early stopping) or the job is from before it was kept;
+    empty for a job without an estimate. The dashboard writes the same (format.js)."""
+    estimate = job.get("estimate") or {}
+    expected = estimate.get("seconds")
     if expected is None:
         return ""
+    of = f"~{duration(expected)}"
+    bound = estimate.get("max_seconds")
+    if bound is not None and duration(bound) != duration(expected):
+        of += f" (at most {duration(bound)})"
     if job.get("status") in TERMINAL:
         took = (job.get("usage") or {}).get("seconds")
-        return f"estimated ~{duration(expected)}" if took is None else (
-            f"took {duration(took)} of ~{duration(expected)}")
+        return f"estimated {of}" if took is None else f"took {duration(took)} of {of}"
     left = (job.get("progress") or {}).get("remaining_seconds")
-    return (f"estimated ~{duration(expected)}" if left is None
-            else f"{duration(left)} left of ~{duration(expected)}")
+    return f"estimated {of}" if left is None else f"{duration(left)} left of {of}"
 
 
 def duration(seconds: float) -> str:

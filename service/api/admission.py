@@ -1,7 +1,9 @@
 """Admission control on cost: every job's compute, memory and duration are estimated at submit
 (bptt.estimate_cost, from the series' lengths and the resolved spec, as the worker will run it)
 and a job over a limit is refused with 422 naming the fields that drive it, the estimate beside
-the limit. Sweeps are checked trial by trial, each trial as the job it becomes.
+the limit. Sweeps are checked trial by trial, each trial as the job it becomes. The limits bound
+the worst case, every planned epoch; the job's expected duration, with early stopping, is
+estimated beside it for people (service.api.estimates).
 
 What drives a cost is found by asking the estimator again with one field at a time put back to
 its default: a field whose own value multiplies the estimate by DRIVER_FACTOR or more is named,
@@ -16,6 +18,7 @@ from typing import Any
 import bptt
 from service.api import estimates
 from service.settings import Settings
+from service.store.epoch_shares import EpochShares
 from service.store.worker_speed import Speed
 
 # What a worker holds for a job's series besides the engine's own arrays: the stored JSON
@@ -64,25 +67,29 @@ LIMITS = (Limit("compute", "max_job_flops"), Limit("peak memory", "max_job_memor
 
 
 def job_cost(spec: bptt.TrainingSpec, lengths: list[int],
-             plan: bptt.TrainingSpec | None = None) -> bptt.Cost:
+             plan: bptt.TrainingSpec | None = None, epochs_share: float = 1.0) -> bptt.Cost:
     """What the job will cost a worker, as a worker runs it: insight and a checkpoint every
-    epoch, forecast states after, the series held as parsed JSON meanwhile."""
+    epoch, forecast states after, the series held as parsed JSON meanwhile; every planned epoch
+    or, with `epochs_share`, that share of each member's (bptt.expected_epochs)."""
     callbacks = bptt.Callbacks(insight=True, on_checkpoint=lambda _: None)
     return bptt.estimate_cost(spec, lengths, plan=plan, callbacks=callbacks,
                               input_bytes=INPUT_BYTES_PER_POINT * sum(lengths),
-                              forecast_states=True)
+                              forecast_states=True, epochs_share=epochs_share)
 
 
 def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int],
-          settings: Settings, speed: Speed, *, spec_loc: tuple[str, ...] = ()
-          ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+          settings: Settings, speed: Speed, shares: EpochShares, *,
+          spec_loc: tuple[str, ...] = ()) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(the estimate to store with the job, []) when the job is within every limit, else
-    (None, errors naming what drives it, located under `spec_loc`)."""
+    (None, errors naming what drives it, located under `spec_loc`). `shares`: what the
+    tenant's jobs trained of their epochs, for the expected duration."""
     cost = job_cost(spec, lengths, plan)
     over = [(limit, limit.value(cost, speed.speed)) for limit in LIMITS
             if limit.value(cost, speed.speed) > getattr(settings, limit.setting)]
     if not over:
-        return estimates.document(cost, speed), []
+        share = shares.for_plan(plan)
+        expected = job_cost(spec, lengths, plan, share.share) if share.share < 1 else cost
+        return estimates.document(cost, expected, speed, share), []
     return None, _drivers(spec, lengths, settings, speed.speed, over, spec_loc)
 
 

@@ -1,10 +1,13 @@
 """A job's estimate as stored and shown: what it costs, how long it should take on this
 deployment's workers and, while it runs, how long it has left.
 
-The expected seconds come from the estimated work (bptt.Cost) at the workers' measured kernel
-speed (service.store.worker_speed), fixed at submit. The time left is measured: the seconds
-the job has run so far, scaled by the share of its estimated work still to do, so that a job on
-a slower or busier worker than its estimate assumed reads correctly after its first epoch.
+Seconds come from the estimated work (bptt.Cost) at the workers' measured kernel speed
+(service.store.worker_speed), fixed at submit, twice: the upper bound, every planned epoch of
+every member (what admission control checks), and the expected duration, the share of the
+epochs that the tenant's comparable jobs actually trained before early stopping ended them
+(service.store.epoch_shares). The time left is measured: the seconds the job has run so far,
+scaled by its expected work still to do over its work done, so that a job on a slower or
+busier worker than its estimate assumed reads correctly after its first epoch.
 """
 
 from __future__ import annotations
@@ -13,27 +16,36 @@ from datetime import datetime
 from typing import Any
 
 import bptt
+from service.store.epoch_shares import EpochShare
 from service.store.worker_speed import Speed
 
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
-def document(cost: bptt.Cost, speed: Speed) -> dict[str, Any]:
-    """The estimate stored with a job (and shown in its document)."""
+def document(bound: bptt.Cost, expected: bptt.Cost, speed: Speed,
+             share: EpochShare) -> dict[str, Any]:
+    """The estimate stored with a job (and shown in its document): the costs of the upper
+    bound, every planned epoch (`bound`), and the seconds of the `expected` run, the same job
+    whose members train `share` of their epochs (bptt.estimate_cost's epochs_share)."""
     rates = speed.speed
-    cv = cost.cross_validation
+    cv = expected.cross_validation
     return {
-        "flops": cost.flops,
-        "peak_bytes": cost.peak_bytes,
-        "updates": cost.updates,
-        "seconds": cost.seconds(rates),
-        # what the time left is computed from: one ensemble member's epoch (its updates, the
-        # validation pass and insight), the rest of the main fit, the cross-validation
-        "epoch_seconds": rates.seconds(cost.evaluation),
-        "other_seconds": rates.seconds(cost.fixed),
+        "flops": bound.flops,
+        "peak_bytes": bound.peak_bytes,
+        "updates": bound.updates,
+        "seconds": expected.seconds(rates),
+        "max_seconds": bound.seconds(rates),
+        # the share in effect: early stopping cannot end a member before patience + 1 epochs
+        "epochs_share": expected.evaluations / bound.evaluations,
+        "epochs_share_jobs": share.jobs,
+        # what the time left is computed from, of the expected run: one ensemble member's
+        # epoch (its updates, the validation pass, insight, checkpoint), the rest of the main
+        # fit, the cross-validation
+        "epoch_seconds": rates.seconds(expected.evaluation),
+        "other_seconds": rates.seconds(expected.fixed),
         "cross_validation_seconds": cv.seconds(rates) if cv else 0.0,
         # an epoch's batches, to count progress within an epoch (the heartbeat's epoch_batches)
-        "epoch_updates": _epoch_updates(cost),
+        "epoch_updates": _epoch_updates(bound),
         "speed": {**rates.to_dict(), "measurements": speed.measured,
                   "measured_at": speed.measured_at.isoformat() if speed.measured_at else None},
     }
@@ -43,26 +55,32 @@ def remaining_seconds(estimate: dict[str, Any] | None, *, status: str,
                       started_at: datetime | None, epochs_done: int, epochs_total: int | None,
                       stage: str | None, now: datetime, epoch_batches: int | None = None
                       ) -> float | None:
-    """Seconds a job still needs: the whole estimate while queued; while running, the
-    estimated work left times the job's own measured seconds per unit of estimated work done,
+    """Seconds a job still needs: the expected duration while queued; while running, the
+    expected work left times the job's own measured seconds per unit of estimated work done,
     counting the batches done in the epoch in progress (`epoch_batches`, as of the latest
-    heartbeat); before any of that, the estimate less the time it has run, and None (unknown)
-    once the job has run longer than that without reporting progress. None once it has ended
-    or without an estimate."""
+    heartbeat); before any of that, the expected duration less the time it has run, and None
+    (unknown) once the job has run longer than that without reporting progress. None once it
+    has ended or without an estimate.
+
+    Each epoch left in the budget (`epochs_total` less those done: the finished members'
+    unused epochs are out of it) counts at the expected share (`epochs_share`), as at submit:
+    when the members still training will stop is not known."""
     if estimate is None or status not in ("queued", "running"):
         return None
     if status == "queued" or started_at is None:
         return estimate["seconds"]
     elapsed = max((now - started_at).total_seconds(), 0.0)
     epoch, other = estimate["epoch_seconds"], estimate["other_seconds"]
-    training = (epochs_total or 0) * epoch + other
+    epochs_share = estimate.get("epochs_share", 1.0)  # absent from estimates before issue 17
     if stage == "cross_validation":
-        done = training
+        done, left = epochs_done * epoch + other, 0.0
     else:
         batches = estimate.get("epoch_updates")  # absent from estimates before it was kept
-        share = min(epoch_batches / batches, 1.0) if batches and epoch_batches else 0.0
-        done = (epochs_done + share) * epoch
-    left = training - done + estimate["cross_validation_seconds"]
+        partial = min(epoch_batches / batches, 1.0) if batches and epoch_batches else 0.0
+        done = (epochs_done + partial) * epoch
+        budget_left = max((epochs_total or 0) - epochs_done - partial, 0.0)
+        left = budget_left * epochs_share * epoch + other
+    left += estimate["cross_validation_seconds"]
     if done <= 0:  # no progress known yet: the estimate, counted down while it lasts
         return estimate["seconds"] - elapsed if elapsed < estimate["seconds"] else None
     return left * elapsed / done

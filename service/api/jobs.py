@@ -25,7 +25,15 @@ from service.api.documents import diagnostics, job_document, job_list, json_resp
 from service.api.extensions import current_settings, get_session
 from service.api.problems import Problem, ValidationProblem
 from service.api.schemas import JobOut, SeriesPage, SeriesTailOut
-from service.store import dataset_rows, job_listing, plans, queue, repository, worker_speed
+from service.store import (
+    dataset_rows,
+    epoch_shares,
+    job_listing,
+    plans,
+    queue,
+    repository,
+    worker_speed,
+)
 from service.store.tables import EpochMetric, Job
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -128,11 +136,14 @@ def submit_job() -> Response:
 
 def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int], *,
           spec_loc: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The job's estimate, at this deployment's measured worker speed; 422 naming what drives
-    the cost when it is over a limit (service.api.admission)."""
-    settings = current_settings()
-    speed = worker_speed.current(get_session(), threads=settings.train_threads)
-    estimate, errors = admission.admit(spec, plan, lengths, settings, speed, spec_loc=spec_loc)
+    """The job's estimate, at this deployment's measured worker speed and with what the
+    tenant's jobs trained of their epochs; 422 naming what drives the cost when it is over a
+    limit (service.api.admission)."""
+    settings, session = current_settings(), get_session()
+    speed = worker_speed.current(session, threads=settings.train_threads)
+    shares = epoch_shares.recent(session, tenant_id=current_tenant_id())
+    estimate, errors = admission.admit(spec, plan, lengths, settings, speed, shares,
+                                       spec_loc=spec_loc)
     if errors:
         errors = errors[:validation.MAX_ERRORS]
         raise ValidationProblem(errors, detail=admission.summary(errors))

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 import bptt
+from service.store import epoch_shares
 from service.store.tables import FORECAST_STATUSES, JOB_STATUSES, SWEEP_STATUSES
 
 JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
@@ -191,11 +192,13 @@ class Progress(ResponseModel):
         None, description="What a running job is doing (cross-validation is a second fit, on "
                           "the series cut back); null unless running.")
     remaining_seconds: float | None = Field(
-        None, description="Seconds the job still needs: its estimate while queued; while it "
-                          "runs, the estimated work left at the pace the job itself has kept "
-                          "so far (epochs, and the batches of the epoch in progress as of the "
-                          "latest heartbeat); null once it has ended, without an estimate, or "
-                          "while a job that has outrun its estimate has reported no progress.")
+        None, description="Seconds the job still needs: its expected duration while queued; "
+                          "while it runs, the expected work left (the epochs left in the "
+                          "budget at `estimate.epochs_share`) at the pace the job itself has "
+                          "kept so far (epochs, and the batches of the epoch in progress as "
+                          "of the latest heartbeat); null once it has ended, without an "
+                          "estimate, or while a job that has outrun its estimate has reported "
+                          "no progress.")
 
 
 class KernelSpeedOut(ResponseModel):
@@ -215,21 +218,39 @@ class KernelSpeedOut(ResponseModel):
 class EstimateOut(ResponseModel):
     """What the job was estimated to cost when it was submitted (bptt.estimate_cost, from the
     series' lengths and the resolved spec): admission control refuses a job over the
-    deployment's limits on these figures. Early stopping only makes a job cheaper."""
+    deployment's limits on these figures, which count every planned epoch. Early stopping
+    usually ends members well before their budget: `seconds` is the duration to expect with
+    it, `max_seconds` the bound."""
 
     flops: float = Field(description="GEMM FLOPs of every update, validation pass, insight, "
-                                     "calibration and cross-validation.")
+                                     "calibration and cross-validation, every planned epoch "
+                                     "of every member.")
     peak_bytes: int = Field(description="Memory the job adds to its worker at its peak.")
     updates: int = Field(description="Optimizer updates of every ensemble member "
-                                     "(cross-validation's fit included).")
+                                     "(cross-validation's fit included), every planned epoch.")
     seconds: float = Field(description="Expected duration on this deployment's workers, at "
                                        "their measured kernel speed (`speed`), a core to "
-                                       "itself.")
-    epoch_seconds: float = Field(description="Of which one ensemble member's epoch (its "
+                                       "itself, with each member training `epochs_share` of "
+                                       "its epochs.")
+    max_seconds: float | None = Field(
+        None, description="Duration if every planned epoch runs: what admission control "
+                          "compares with the job time limit. Null for jobs from before it was "
+                          "kept (their `seconds` is this bound).")
+    epochs_share: float | None = Field(
+        None, description="Share of the planned epochs `seconds` counts: the median of what "
+                          f"the tenant's latest (up to {epoch_shares.RECENT}) succeeded jobs "
+                          "with early stopping trained of theirs, of the same cell when at "
+                          f"least {epoch_shares.MIN_JOBS} were, else of any cell, else "
+                          f"{epoch_shares.PRIOR}; never fewer epochs than early stopping "
+                          "allows (patience + 1). 1 without early stopping.")
+    epochs_share_jobs: int | None = Field(
+        None, description="Finished jobs `epochs_share` is the median of; 0: the prior "
+                          f"{epoch_shares.PRIOR}, or no early stopping.")
+    epoch_seconds: float = Field(description="Of `seconds`, one ensemble member's epoch (its "
                                              "batches, validation, insight and checkpoint).")
-    other_seconds: float = Field(description="Of which building windows, calibration and "
-                                             "forecast states.")
-    cross_validation_seconds: float = Field(description="Of which cross-validation.")
+    other_seconds: float = Field(description="Of `seconds`, building windows, calibration "
+                                             "and forecast states.")
+    cross_validation_seconds: float = Field(description="Of `seconds`, cross-validation.")
     epoch_updates: int | None = Field(
         None, description="Batches in one member's epoch: the time left counts the batches a "
                           "running job's latest heartbeat reported within its epoch.")

@@ -24,7 +24,14 @@ from service.api.extensions import current_settings, get_session
 from service.api.jobs import QUOTA_RETRY_AFTER_S, epochs_total
 from service.api.problems import Problem, ValidationProblem
 from service.api.schemas import NAME_MAX_LENGTH, SweepList, SweepOut, SweepRequest, TrialOut
-from service.store import plans, queue, repository, sweep_settlement, worker_speed
+from service.store import (
+    epoch_shares,
+    plans,
+    queue,
+    repository,
+    sweep_settlement,
+    worker_speed,
+)
 from service.store.tables import Job, Sweep, new_id, utcnow
 
 bp = Blueprint("sweeps", __name__, url_prefix="/v1/sweeps")
@@ -185,13 +192,14 @@ def _trials(request: SweepRequest, base: validation.TrainingRequest, settings) -
     base_spec = base.spec.to_dict()
     lengths = base.lengths
     speed = worker_speed.current(get_session(), threads=settings.train_threads)
+    shares = epoch_shares.recent(get_session(), tenant_id=current_tenant_id())
     for i, trial in enumerate(drawn):
         spec, problems = validation.trial_spec(sweep_space.apply(base_spec, trial), base,
                                                settings)
         plan = estimate = None
         if spec is not None:  # the trial's cost, as the job it becomes (service.api.admission)
             plan = plans.resolve(plans.with_series_freq(spec, base.series), lengths, settings)
-            estimate, problems = admission.admit(spec, plan, lengths, settings, speed)
+            estimate, problems = admission.admit(spec, plan, lengths, settings, speed, shares)
         for problem in problems:
             path = ".".join(map(str, problem["loc"]))
             loc = ["space", path] if path in trial else ["job", *problem["loc"]]

@@ -105,7 +105,8 @@ def test_the_request_of_the_issue_is_refused_and_nothing_is_stored(
     estimate = answer.get_json()["estimate"]
     assert estimate["flops"] <= settings.max_job_flops
     assert estimate["peak_bytes"] <= settings.max_job_memory
-    assert estimate["seconds"] <= settings.job_time_limit_seconds
+    # the limit bounds every planned epoch; early stopping is expected to take less
+    assert estimate["seconds"] < estimate["max_seconds"] <= settings.job_time_limit_seconds
 
 
 def test_a_job_within_every_limit_carries_its_estimate(
@@ -118,6 +119,8 @@ def test_a_job_within_every_limit_carries_its_estimate(
     assert estimate["updates"] == expected.updates
     assert estimate["seconds"] == pytest.approx(
         estimate["epoch_seconds"] * 2 + estimate["other_seconds"])
+    # 2 epochs, fewer than early stopping's patience: both are expected to run
+    assert estimate["seconds"] == estimate["max_seconds"] and estimate["epochs_share"] == 1
     assert estimate["speed"] == {**bptt.DEFAULT_KERNEL_SPEED.to_dict(), "measurements": 0,
                                  "measured_at": None}
     with sessions() as session:

@@ -121,7 +121,9 @@ def test_a_finished_job_reads_complete_with_each_members_stop(
     assert progress_line(submitted).endswith("queued     member 1/3 · epoch 0/300  "
                                              + timing_text(submitted))
     expected = duration(submitted["estimate"]["seconds"])
-    assert timing_text(submitted) == f"{expected} left of ~{expected}"  # nothing has run
+    bound = duration(submitted["estimate"]["max_seconds"])  # every epoch of the budget
+    # nothing has run: the expected duration left, early stopping counted (the prior share)
+    assert timing_text(submitted) == f"{expected} left of ~{expected} (at most {bound})"
 
     assert run_training(sessions, settings, submitted["id"], "test:1") == "succeeded"
     job = _get(client, auth, submitted["id"])
@@ -140,7 +142,8 @@ def test_a_finished_job_reads_complete_with_each_members_stop(
         "stopped early")
     assert progress_text(job["progress"]) in progress_line(job)
     took = duration(job["usage"]["seconds"])
-    assert f"stopped early  took {took} of ~{expected}  train " in progress_line(job)
+    assert (f"stopped early  took {took} of ~{expected} (at most {bound})  train "
+            in progress_line(job))
     listed = client.get("/v1/jobs", headers=auth).get_json()["jobs"]
     assert listed[0]["progress"] == job["progress"]
 
@@ -252,6 +255,15 @@ def test_durations_read_as_the_cli_and_the_dashboard_write_them() -> None:
     assert timing_text({**job, "status": "succeeded", "usage": {"seconds": 192}}) == (
         "took 3m12s of ~3m05s")
     assert timing_text({"status": "queued", "estimate": None}) == ""  # a job from before
+    # early stopping expected: the duration if every epoch runs beside it, as the bound
+    early = {**job, "estimate": {"seconds": 15.2, "max_seconds": 215.0}}
+    assert timing_text(early) == "1m05s left of ~15s (at most 3m35s)"
+    assert timing_text({**early, "status": "succeeded", "usage": {"seconds": 13}}) == (
+        "took 13s of ~15s (at most 3m35s)")
+    assert timing_text({**early, "progress": {}}) == "estimated ~15s (at most 3m35s)"
+    # no early stopping: the bound is the expected duration, said once
+    assert timing_text({**job, "estimate": {"seconds": 185.0, "max_seconds": 185.0}}) == (
+        "1m05s left of ~3m05s")
 
 
 def test_the_time_left_counts_the_batches_of_the_epoch_in_progress() -> None:
@@ -271,3 +283,26 @@ def test_the_time_left_counts_the_batches_of_the_epoch_in_progress() -> None:
     assert remaining_seconds(estimate, epochs_done=0, epoch_batches=None, **late) is None
     assert remaining_seconds(estimate, epochs_done=0, epoch_batches=50,
                              **{**at, "status": "succeeded"}) is None
+
+
+def test_the_time_left_counts_the_epochs_left_at_the_expected_share() -> None:
+    # 2 members of 100 epochs of 1 s, 4 s besides; members are expected to train a quarter of
+    # their budget: 54 s expected, 204 s at most. The job keeps its estimated pace.
+    estimate = {"seconds": 54.0, "max_seconds": 204.0, "epochs_share": 0.25,
+                "epoch_seconds": 1.0, "other_seconds": 4.0, "cross_validation_seconds": 0.0,
+                "epoch_updates": 10}
+    began = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def left(elapsed: float, **progress: Any) -> float | None:
+        return remaining_seconds(estimate, status="running", started_at=began,
+                                 stage="training", now=began + timedelta(seconds=elapsed),
+                                 **progress)
+
+    # 10 epochs of member 1 done: its 90 left and member 2's 100 count at a quarter
+    assert left(10, epochs_done=10, epochs_total=200) == pytest.approx(190 * 0.25 + 4)
+    # member 1 stopped early after 30 epochs: the budget shrank to 130, member 2's 100 left
+    assert left(30, epochs_done=30, epochs_total=130) == pytest.approx(100 * 0.25 + 4)
+    # member 2 stopped too: only the rest (calibration), never the budget it did not train
+    assert left(60, epochs_done=60, epochs_total=60) == pytest.approx(4)
+    # at half the estimated pace, twice that
+    assert left(60, epochs_done=30, epochs_total=130) == pytest.approx(2 * (100 * 0.25 + 4))

@@ -86,18 +86,22 @@ function progressParts(progress) {
   };
 }
 
-// service/client.py timing_text, word for word: the time left of the estimate, or what it took.
+// service/client.py timing_text, word for word: the time left of the expected duration, or
+// what it took, and the duration if every planned epoch runs when it reads otherwise.
 export function timingText(job) {
   const expected = job.estimate?.seconds;
   if (expected == null) return "";
+  let of = `~${cliDuration(expected)}`;
+  const bound = job.estimate.max_seconds;
+  if (bound != null && cliDuration(bound) !== cliDuration(expected)) {
+    of += ` (at most ${cliDuration(bound)})`;
+  }
   if (TERMINAL.includes(job.status)) {
     const took = job.usage?.seconds;
-    return took == null ? `estimated ~${cliDuration(expected)}`
-      : `took ${cliDuration(took)} of ~${cliDuration(expected)}`;
+    return took == null ? `estimated ${of}` : `took ${cliDuration(took)} of ${of}`;
   }
   const left = job.progress?.remaining_seconds;
-  return left == null ? `estimated ~${cliDuration(expected)}`
-    : `${cliDuration(left)} left of ~${cliDuration(expected)}`;
+  return left == null ? `estimated ${of}` : `${cliDuration(left)} left of ${of}`;
 }
 
 // service/client.py duration: <1s, 42s, 3m05s, 2h07m (Python rounds halves to even); the
