@@ -26,6 +26,13 @@ from service.store.worker_speed import Speed
 # are computed from (8) and, while it is decoded, the JSON text (about 8).
 INPUT_BYTES_PER_POINT = 48
 
+# What a worker does each epoch besides the fit: it stores the epoch's metrics row and the
+# checkpoint in one fenced transaction (workers/attempts.py). About 3 ms an epoch on the
+# embedded SQLite store (benchmarks/cost.py: a 150-epoch RNN 16 took 0.7 s of CPU in the
+# worker against 0.32 s in a bare fit), counted as kernel passes (about 100 us each) so that it
+# joins the estimate's seconds; it is no kernel work, so it scales only roughly with the speed.
+STORE_WORK_PER_EPOCH = bptt.Work(passes=30)
+
 # Fields that multiply a job's cost, each with the value it is compared at: its default (None:
 # the engine's choice from the data).
 DRIVERS: tuple[tuple[tuple[str, ...], Any], ...] = (
@@ -72,9 +79,10 @@ def job_cost(spec: bptt.TrainingSpec, lengths: list[int],
     epoch, forecast states after, the series held as parsed JSON meanwhile; every planned epoch
     or, with `epochs_share`, that share of each member's (bptt.expected_epochs)."""
     callbacks = bptt.Callbacks(insight=True, on_checkpoint=lambda _: None)
-    return bptt.estimate_cost(spec, lengths, plan=plan, callbacks=callbacks,
+    cost = bptt.estimate_cost(spec, lengths, plan=plan, callbacks=callbacks,
                               input_bytes=INPUT_BYTES_PER_POINT * sum(lengths),
                               forecast_states=True, epochs_share=epochs_share)
+    return dataclasses.replace(cost, evaluation=cost.evaluation + STORE_WORK_PER_EPOCH)
 
 
 def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int],
