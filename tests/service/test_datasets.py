@@ -486,12 +486,16 @@ def test_forecasts_of_a_dataset_in_the_request_and_as_a_batch(
     batch_id = created.get_json()["id"]
     with sessions() as session:
         request = decompress_json(session.get(ForecastBatch, batch_id).request_zlib)
+    # 42 and 40 months from 2015-01: they end in 2018-06 and 2018-04
     assert request == {"series": None, "horizon": None, "quantiles": None,
-                       "dataset_id": dataset["id"], "series_ids": ["store-2", "store-0"]}
+                       "dataset_id": dataset["id"], "series_ids": ["store-2", "store-0"],
+                       "ds": {"store-2": ["2018-07-01", "2018-08-01", "2018-09-01"],
+                              "store-0": ["2018-05-01", "2018-06-01", "2018-07-01"]}}
     assert broker_messages(settings)[-1] == (FORECAST_TASK, [batch_id])
     assert forecast_batches.answer_batch(sessions, settings, batch_id) == "succeeded"
     done = client.get(f"/v1/forecasts/{batch_id}", headers=auth).get_json()["result"]
     assert [f["id"] for f in done["forecasts"]] == ["store-2", "store-0"]
+    assert done["forecasts"][0]["ds"] == ["2018-07-01", "2018-08-01", "2018-09-01"]
     np.testing.assert_allclose(done["forecasts"][0]["mean"], expected[2]["mean"], rtol=1e-12)
 
     for body, loc in (({"series_ids": ["store-0"]}, ["series_ids"]),
