@@ -301,11 +301,16 @@ class SpacingEvidence:
         self.friday_to_monday = False  # some Friday is followed by the Monday after
         self.month_starts, self.month_ends = _MonthPoints(), _MonthPoints()
 
-    def add(self, keys: np.ndarray) -> None:
-        """One series' sorted, distinct keys (timestamp_key)."""
+    def add(self, keys: np.ndarray, series_starts: np.ndarray | None = None) -> None:
+        """Sorted, distinct keys (timestamp_key) of one series, or of several one after the
+        other, each beginning at its index in `series_starts` (a dataset's group of series
+        at numpy speed: the spacing from one series to the next is not counted)."""
         self.points += keys.size
-        self.pairs += max(keys.size - 1, 0)
-        spacing = np.diff(keys)
+        within = np.ones(max(keys.size - 1, 0), bool)  # pairs of points in the same series
+        if series_starts is not None and series_starts.size > 1:
+            within[series_starts[1:] - 1] = False
+        self.pairs += int(within.sum())
+        spacing = np.diff(keys)[within]
         if self.integer:
             _count(self.steps, spacing)
             return
@@ -313,12 +318,12 @@ class SpacingEvidence:
         days = keys // US_PER_DAY
         dates = days.astype("datetime64[D]")
         months = dates.astype("datetime64[M]")
-        _count(self.month_steps, np.diff(months.astype(np.int64)))
+        _count(self.month_steps, np.diff(months.astype(np.int64))[within])
         weekday = (days + 3) % 7  # 1970-01-01 was a Thursday (Monday is 0)
         self.weekdays += np.bincount(weekday, minlength=7)
         self.weekend = self.weekend or bool((weekday >= 5).any())
         self.friday_to_monday = self.friday_to_monday or bool(
-            ((spacing // US_PER_DAY == 3) & (weekday[:-1] == 4)).any())
+            ((spacing // US_PER_DAY == 3) & (weekday[:-1][within] == 4)).any())
         midnight = keys % US_PER_DAY == 0
         self.month_starts.add(months[midnight & (dates == months.astype("datetime64[D]"))])
         self.month_ends.add(months[midnight & ((dates + 1).astype("datetime64[M]") != months)])

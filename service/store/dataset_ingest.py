@@ -220,12 +220,8 @@ class DatasetBuilder:
                     block = block[np.lexsort((block["key"], block["series"]))]
                     block.tofile(out)
                 _refuse_repeated_ds(block, table)
-                if table.positional:
-                    continue
-                bounds = np.concatenate([[0], np.cumsum(counts[first:first + _count(block,
-                                                                                   first)])])
-                for i in range(bounds.size - 1):
-                    evidence[table.kinds[first + i]].add(block["key"][bounds[i]:bounds[i + 1]])
+                if not table.positional:
+                    _gather_spacing(block, first, counts, table, evidence)
         return sorted_path
 
     def _check(self, table: SeriesTable, counts: np.ndarray) -> None:
@@ -362,6 +358,20 @@ def _group_starts(counts: np.ndarray, budget: int) -> list[int]:
 def _count(block: np.ndarray, first: int) -> int:
     """How many series a group's block holds (they are consecutive from `first`)."""
     return int(block["series"].max()) - first + 1 if block.size else 0
+
+
+def _gather_spacing(block: np.ndarray, first: int, counts: np.ndarray, table: SeriesTable,
+                    evidence: dict[int, SpacingEvidence]) -> None:
+    """Add a sorted group's ds to the evidence of their kind, all series of a kind at once."""
+    sizes = counts[first:first + _count(block, first)]
+    kinds = np.asarray(table.kinds[first:first + sizes.size], np.int8)
+    for kind, gathered in evidence.items():
+        chosen = kinds == kind
+        if not chosen.any():
+            continue
+        keys = block["key"] if chosen.all() else block["key"][np.repeat(chosen, sizes)]
+        starts = np.concatenate([[0], np.cumsum(sizes[chosen])[:-1]])
+        gathered.add(keys, starts)
 
 
 def _refuse_repeated_ds(block: np.ndarray, table: SeriesTable) -> None:

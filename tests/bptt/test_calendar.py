@@ -141,6 +141,11 @@ def test_evidence_gathered_series_by_series_is_the_pooled_inference() -> None:
         evidence.add(np.array([timestamp_key(m) for m in one]))
     found = evidence.freq()
     assert found is not None and found.name == infer_freq(series).name == "MS"
+    # the same series one after the other, in one array: the spacing between them not counted
+    together = SpacingEvidence(integer=False)
+    together.add(np.array([timestamp_key(m) for one in series for m in one]), np.array([0, 3, 5]))
+    assert (together.pairs, together.steps, together.freq()) == \
+        (evidence.pairs, evidence.steps, found)
     assert SpacingEvidence(integer=True).freq() is None  # no two points: nothing to read
 
 
