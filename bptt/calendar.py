@@ -7,6 +7,11 @@ infers one from the spacing of the points, places every point on the grid of its
 point (a missing one is a gap; one between grid points is an error), and gives the timestamps
 after a series' end, for a forecast's steps.
 
+The grid and the inference work on numpy arrays of integer keys (`timestamp_key`: the integer
+itself, or microseconds since 1970 for a date and time), so that a dataset of millions of
+points is checked at numpy speed, series by series; the list forms below wrap them for
+requests that hold a few thousand points.
+
 Supported frequencies, each with an optional multiple (`2MS`, `15min`): month-based MS/ME (M
 is ME, as in pandas before 2.2), QS/QE (Q is QE) and YS/YE (Y, A are YE; AS is YS), whose
 quarter and year families take a month anchor (`QS-FEB`, `YE-JUN`); W with a weekday anchor
@@ -18,7 +23,7 @@ from __future__ import annotations
 import calendar as _stdlib_calendar
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -36,6 +41,11 @@ _MONTHLY = {
 }
 _FIXED = {"D": 86400, "h": 3600, "H": 3600, "min": 60, "T": 60, "s": 1, "S": 1}
 _YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")
+EPOCH = datetime(1970, 1, 1)
+US_PER_DAY = 86_400_000_000
+# Integer ds as large as this and their differences fit 64-bit keys (nanoseconds since 1970
+# still do: 1.7e18 is under 4.6e18).
+MAX_INTEGER_DS = 2**62
 _FREQ = re.compile(r"(\d*)([A-Za-z]+)(?:-([A-Za-z]{3}))?")
 
 
@@ -126,14 +136,16 @@ def parse_timestamp(value: str | int) -> Timestamp:
     """An integer, or an ISO 8601 date or time (`YYYY-MM` too) as a naive UTC datetime; a time
     with an offset is converted to UTC. Raises CalendarError for anything else."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return _bounded(value)
     if not isinstance(value, str):
         raise CalendarError("must be an integer or an ISO 8601 date or time")
     text = value.strip()
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         pass
+    else:
+        return _bounded(number)
     match = _YEAR_MONTH.fullmatch(text)
     if match and 1 <= int(match[2]) <= 12:
         return datetime(int(match[1]), int(match[2]), 1)
@@ -208,18 +220,26 @@ def grid_positions(stamps: list[Timestamp], freq: Freq) -> list[int]:
     first one starts (0 for the first). Raises OffGrid at the first point off that grid."""
     if not stamps:
         return []
-    first = stamps[0]
+    return grid_positions_of_keys(stamp_keys(stamps), freq,
+                                  integer=isinstance(stamps[0], int)).tolist()
+
+
+def grid_positions_of_keys(keys: np.ndarray, freq: Freq, *, integer: bool) -> np.ndarray:
+    """grid_positions of a series' sorted, distinct keys (timestamp_key; integer ds or dates),
+    as an int64 array. Raises OffGrid at the first key off the grid."""
+    if keys.size == 0:
+        return np.zeros(0, np.int64)
+    first = key_timestamp(int(keys[0]), integer=integer)
     why = conforms(first, freq)
     if why is not None:
         raise OffGrid(0, why)
-    positions = [0]
-    for i, moment in enumerate(stamps[1:], start=1):
-        guess = _periods_between(first, moment, freq)
-        if guess is None or shift_timestamp(first, freq, guess) != moment:
-            raise OffGrid(i, f"is not on the {freq.name} grid from {format_timestamp(first)} "
+    positions, grid_keys = _grid_points(keys, freq)
+    off = np.flatnonzero(grid_keys != keys)
+    if off.size:
+        index = int(off[0])
+        raise OffGrid(index, f"is not on the {freq.name} grid from {format_timestamp(first)} "
                              f"(the grid points around it are "
-                             f"{_neighbours(first, moment, freq, guess)})")
-        positions.append(guess)
+                             f"{_neighbours(first, freq, int(positions[index]))})")
     return positions
 
 
@@ -234,41 +254,124 @@ class OffGrid(CalendarError):
 
 def infer_freq(series_stamps: list[list[Timestamp]]) -> Freq | None:
     """The frequency of sorted, distinct timestamps, pooled over several series (one model,
-    one frequency): the most common spacing (the smaller on a tie), read as the coarsest
-    calendar unit that most points fit (month starts or ends, a weekday). None without two
-    points in any series, or for spacings under a second. The points are not checked here
-    (grid_positions does that, and names those off the grid)."""
+    one frequency): see SpacingEvidence.freq. The points are not checked here (grid_positions
+    does that, and names those off the grid)."""
     firsts = [s[0] for s in series_stamps if s]
     if not firsts:
         return None
-    if isinstance(firsts[0], int):
-        steps = Counter(b - a for s in series_stamps for a, b in zip(s, s[1:], strict=False))
-        return Freq("step", seconds=_mode(steps)) if steps else None
-    points = [m for s in series_stamps for m in s]
-    pairs = [(a, b) for s in series_stamps for a, b in zip(s, s[1:], strict=False)]
-    if not pairs:
-        return None
-    # A calendar unit is read from most points, not all: a few off-grid points must not turn
-    # a monthly series into "31D"; grid_positions then names them.
-    midnight = [m for m in points if m.time() == datetime.min.time()]
-    starts = [m for m in midnight if m.day == 1]
-    ends = [m for m in midnight if m.day == _stdlib_calendar.monthrange(m.year, m.month)[1]]
-    for chosen, end in ((starts, False), (ends, True)):
-        if 2 * len(chosen) > len(points):
-            return _monthly(pairs, chosen, end=end)
-    seconds = _mode(Counter(int((b - a).total_seconds()) for a, b in pairs))
-    if seconds < 1:
-        return None
-    weekday, count = Counter(m.weekday() for m in points).most_common(1)[0]
-    if seconds % (7 * 86400) == 0 and 2 * count > len(points):
-        return Freq("week", seconds // (7 * 86400), anchor=weekday, seconds=7 * 86400)
-    if seconds == 86400 and all(m.weekday() < 5 for m in points) and any(
-            (b - a).days == 3 and a.weekday() == 4 for a, b in pairs):
-        return Freq("bday")  # weekdays only, Friday followed by Monday: business days
-    for unit in (86400, 3600, 60, 1):
-        if seconds % unit == 0:
-            return Freq("second", seconds // unit, seconds=unit)
-    return None  # unreachable: every whole number of seconds divides by 1
+    evidence = SpacingEvidence(integer=isinstance(firsts[0], int))
+    for stamps in series_stamps:
+        evidence.add(stamp_keys(stamps))
+    return evidence.freq()
+
+
+@dataclass
+class _MonthPoints:
+    """The points on a month's first (or last) day at midnight: how many, the month (1-12) of
+    the first of them, and the months they fall in."""
+
+    count: int = 0
+    first_month: int = 0
+    months: set[int] = field(default_factory=set)
+
+    def add(self, months: np.ndarray) -> None:
+        """Some of them, as datetime64[M]."""
+        if months.size == 0:
+            return
+        numbers = months.astype(np.int64) % 12 + 1
+        if not self.count:
+            self.first_month = int(numbers[0])
+        self.count += months.size
+        self.months.update(np.unique(numbers).tolist())
+
+
+class SpacingEvidence:
+    """What frequency inference reads from timestamps of one kind (integers, or dates),
+    gathered a series at a time: counts of the spacings, of month starts and ends, of
+    weekdays. It holds a count per distinct spacing, not per point, so a dataset's series
+    can pass through it one by one."""
+
+    def __init__(self, *, integer: bool) -> None:
+        self.integer = integer
+        self.points = self.pairs = 0
+        self.steps: Counter[int] = Counter()  # integer steps, or whole seconds between dates
+        self.month_steps: Counter[int] = Counter()  # calendar months between dates
+        self.weekdays = np.zeros(7, np.int64)
+        self.weekend = False  # some point falls on a Saturday or Sunday
+        self.friday_to_monday = False  # some Friday is followed by the Monday after
+        self.month_starts, self.month_ends = _MonthPoints(), _MonthPoints()
+
+    def add(self, keys: np.ndarray, series_starts: np.ndarray | None = None) -> None:
+        """Sorted, distinct keys (timestamp_key) of one series, or of several one after the
+        other, each beginning at its index in `series_starts` (a dataset's group of series
+        at numpy speed: the spacing from one series to the next is not counted)."""
+        self.points += keys.size
+        within = np.ones(max(keys.size - 1, 0), bool)  # pairs of points in the same series
+        if series_starts is not None and series_starts.size > 1:
+            within[series_starts[1:] - 1] = False
+        self.pairs += int(within.sum())
+        spacing = np.diff(keys)[within]
+        if self.integer:
+            _count(self.steps, spacing)
+            return
+        _count(self.steps, spacing // 1_000_000)
+        days = keys // US_PER_DAY
+        dates = days.astype("datetime64[D]")
+        months = dates.astype("datetime64[M]")
+        _count(self.month_steps, np.diff(months.astype(np.int64))[within])
+        weekday = (days + 3) % 7  # 1970-01-01 was a Thursday (Monday is 0)
+        self.weekdays += np.bincount(weekday, minlength=7)
+        self.weekend = self.weekend or bool((weekday >= 5).any())
+        self.friday_to_monday = self.friday_to_monday or bool(
+            ((spacing // US_PER_DAY == 3) & (weekday[:-1][within] == 4)).any())
+        midnight = keys % US_PER_DAY == 0
+        self.month_starts.add(months[midnight & (dates == months.astype("datetime64[D]"))])
+        self.month_ends.add(months[midnight & ((dates + 1).astype("datetime64[M]") != months)])
+
+    def freq(self) -> Freq | None:
+        """The most common spacing (the smaller on a tie), read as the coarsest calendar unit
+        that most points fit (month starts or ends, a weekday). None without two points in
+        any series, or for spacings under a second."""
+        if not self.pairs:
+            return None
+        if self.integer:
+            return Freq("step", seconds=_mode(self.steps))
+        # A calendar unit is read from most points, not all: a few off-grid points must not
+        # turn a monthly series into "31D"; grid_positions then names them.
+        for chosen, end in ((self.month_starts, False), (self.month_ends, True)):
+            if 2 * chosen.count > self.points:
+                return _monthly(self.month_steps, chosen, end=end)
+        seconds = _mode(self.steps)
+        if seconds < 1:
+            return None
+        weekday = int(np.argmax(self.weekdays))
+        if seconds % (7 * 86400) == 0 and 2 * int(self.weekdays[weekday]) > self.points:
+            return Freq("week", seconds // (7 * 86400), anchor=weekday, seconds=7 * 86400)
+        if seconds == 86400 and not self.weekend and self.friday_to_monday:
+            return Freq("bday")  # weekdays only, Friday followed by Monday: business days
+        for unit in (86400, 3600, 60, 1):
+            if seconds % unit == 0:
+                return Freq("second", seconds // unit, seconds=unit)
+        return None  # unreachable: every whole number of seconds divides by 1
+
+
+def timestamp_key(moment: Timestamp) -> int:
+    """A timestamp as an integer key: an integer as itself, a date and time as microseconds
+    since 1970 (keys of one kind order as their timestamps do)."""
+    if isinstance(moment, int):
+        return moment
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def key_timestamp(key: int, *, integer: bool) -> Timestamp:
+    """The timestamp a key stands for (timestamp_key undone)."""
+    return int(key) if integer else EPOCH + timedelta(microseconds=int(key))
+
+
+def stamp_keys(stamps: list[Timestamp]) -> np.ndarray:
+    """timestamp_key of each timestamp, as int64."""
+    return np.array([timestamp_key(moment) for moment in stamps], dtype=np.int64)
 
 
 def future_stamps(last: Timestamp, freq: Freq, horizon: int) -> list[Timestamp]:
@@ -276,42 +379,65 @@ def future_stamps(last: Timestamp, freq: Freq, horizon: int) -> list[Timestamp]:
     return [shift_timestamp(last, freq, k) for k in range(1, horizon + 1)]
 
 
-def _monthly(pairs: list[tuple[datetime, datetime]], points: list[datetime], *, end: bool
-             ) -> Freq:
-    """A month-based frequency from the spacing of `pairs` and the month-start (or month-end)
-    `points` among them."""
-    months = _mode(Counter((b.year - a.year) * 12 + b.month - a.month for a, b in pairs))
-    anchor_month = points[0].month
+def _monthly(month_steps: Counter[int], points: _MonthPoints, *, end: bool) -> Freq:
+    """A month-based frequency from the months between points and the month-start (or
+    month-end) `points` among them."""
+    months = _mode(month_steps)
     for family in (12, 3):
-        if months % family == 0 and len({(m.month - anchor_month) % family
-                                         for m in points}) == 1:
+        if months % family == 0 and len({(m - points.first_month) % family
+                                         for m in points.months}) == 1:
             # the family's anchor: the year's (or quarter's) first or last month it names
-            anchor = anchor_month if family == 12 else \
-                (anchor_month - 1) % 3 + (10 if end else 1)
+            anchor = points.first_month if family == 12 else \
+                (points.first_month - 1) % 3 + (10 if end else 1)
             return Freq("month", months // family, months=family, end=end, anchor=anchor)
     return Freq("month", months, months=1, end=end, anchor=12 if end else 1)
 
 
-def _periods_between(first: datetime | int, moment: datetime | int, freq: Freq) -> int | None:
-    """How many periods of freq from first to moment, if a whole number could fit."""
-    if isinstance(first, int) and isinstance(moment, int):
-        gap, step = moment - first, freq.period_seconds
-        return gap // step if step else None
-    assert isinstance(first, datetime) and isinstance(moment, datetime)
+def _grid_points(keys: np.ndarray, freq: Freq) -> tuple[np.ndarray, np.ndarray]:
+    """(period index of the grid point at or before each key, that grid point's key) on the
+    grid that keys[0] starts: a key is on the grid when it is its own grid point."""
+    first = int(keys[0])
+    if freq.unit in ("step", "second", "week"):
+        period = freq.period_seconds * (1 if freq.unit == "step" else 1_000_000)
+        positions = (keys - first) // period
+        return positions, first + positions * period
+    time_of_day = first % US_PER_DAY  # every step of a calendar grid keeps it
+    dates = (keys // US_PER_DAY).astype("datetime64[D]")
     if freq.unit == "month":
-        months = (moment.year - first.year) * 12 + moment.month - first.month
-        return months // (freq.months * freq.multiple)
-    if freq.unit == "bday":
-        days = int(np.busday_count(first.date(), moment.date()))
-        return days // freq.multiple
-    return int((moment - first).total_seconds() // freq.period_seconds)
+        months = dates.astype("datetime64[M]").astype(np.int64)
+        per = freq.months * freq.multiple
+        positions = (months - months[0]) // per
+        month = months[0] + positions * per
+        if freq.end:  # the day before the next month's first
+            day = (month + 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) - 1
+        else:
+            day = month.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    else:  # business days
+        positions = np.busday_count(dates[0], dates).astype(np.int64) // freq.multiple
+        day = np.busday_offset(dates[0], positions * freq.multiple,
+                               roll="forward").astype(np.int64)
+    return positions, day * US_PER_DAY + time_of_day
 
 
-def _neighbours(first: Timestamp, moment: Timestamp, freq: Freq, guess: int | None) -> str:
-    """The grid points either side of an off-grid moment, for the error message."""
-    n = guess or 0
-    before, after = shift_timestamp(first, freq, n), shift_timestamp(first, freq, n + 1)
+def _neighbours(first: Timestamp, freq: Freq, position: int) -> str:
+    """The grid points either side of an off-grid moment (after grid point `position`), for
+    the error message."""
+    before = shift_timestamp(first, freq, position)
+    after = shift_timestamp(first, freq, position + 1)
     return f"{format_timestamp(before)} and {format_timestamp(after)}"
+
+
+def _bounded(number: int) -> int:
+    """An integer ds within MAX_INTEGER_DS either side of 0 (its key must fit 64 bits)."""
+    if abs(number) > MAX_INTEGER_DS:
+        raise CalendarError(f"an integer ds must lie between -2**62 and 2**62, not {number}")
+    return number
+
+
+def _count(counts: Counter[int], values: np.ndarray) -> None:
+    """Add each value of an array to `counts`."""
+    found, times = np.unique(values, return_counts=True)
+    counts.update(dict(zip(found.tolist(), times.tolist(), strict=True)))
 
 
 def _month_order(name: str) -> int:

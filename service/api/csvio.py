@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from bptt import (
@@ -24,7 +22,6 @@ from service.api.problems import ValidationProblem
 
 COLUMNS = ("unique_id", "ds", "y")
 MAX_ERRORS = 20  # a bad file could name every line; the first few say what is wrong
-_YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")
 Point = tuple[Any, str, "float | None", int]  # (timestamp, ds as written, y, line)
 
 
@@ -159,26 +156,6 @@ def _on_grid(rows: dict[str, list[Point]], given: Freq | None, max_points: int |
     if errors:
         raise ValidationProblem(errors)
     return series
-
-
-def ds_key(text: str) -> tuple[int, Any] | None:
-    """A sort key for a ds value: (0, int) or (1, naive datetime in UTC); integers and times
-    never compare. None if unreadable. (Dataset uploads sort by it.)"""
-    try:
-        return (0, int(text))
-    except ValueError:
-        pass
-    match = _YEAR_MONTH.fullmatch(text)
-    if match:
-        month = int(match[2])
-        return (1, datetime(int(match[1]), month, 1)) if 1 <= month <= 12 else None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is not None:  # aware and naive times cannot be compared
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return (1, moment)
 
 
 def _y_value(text: str, line: int, errors: list[dict[str, Any]]) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from bptt import CalendarError, Freq, parse_freq
 from service.api import lookup, params
 from service.api.auth import authenticate, current_tenant_id
 from service.api.documents import json_response
@@ -64,8 +65,9 @@ def limits(settings: Settings) -> Limits:
 def upload_dataset() -> Response:
     """Stream an upload into the spool, check and pack it, store it in one transaction: 201."""
     settings, session, tenant_id = current_settings(), get_session(), current_tenant_id()
-    params.refuse_unknown(("name", "format"))
+    params.refuse_unknown(("name", "format", "freq"))
     format = _format()
+    freq = _given_freq(format)
     name = request.args.get("name")
     if name is not None and not 1 <= len(name) <= MAX_NAME_LENGTH:
         raise ValidationProblem([{"loc": ["query", "name"],
@@ -81,6 +83,7 @@ def upload_dataset() -> Response:
     with DatasetBuilder(limits(settings)) as builder:
         try:
             table = reader_for(format)(upload.text, builder, limits(settings))
+            table.freq = freq
             prepared = builder.finish(table)
         except DatasetError as exc:
             upload.drain()
@@ -153,7 +156,8 @@ def document(dataset: UploadedDataset) -> DatasetOut:
         num_points=dataset.num_points, num_gaps=dataset.num_gaps,
         min_length=dataset.min_length, max_length=dataset.max_length,
         length_histogram=[LengthBin(**b) for b in dataset.length_histogram],
-        frequency=dataset.frequency, missing_timestamps=dataset.missing_timestamps,
+        frequency=dataset.frequency, freq_inferred=dataset.freq_inferred,
+        missing_timestamps=dataset.missing_timestamps,
         upload_bytes=dataset.upload_bytes, text_bytes=dataset.text_bytes,
         stored_bytes=dataset.stored_bytes)
 
@@ -223,6 +227,26 @@ def _series_ids(raw: Any, loc: list[str | int]) -> list[str] | None:
     if errors:
         raise ValidationProblem(errors[:20])
     return raw
+
+
+def _given_freq(format: str) -> Freq | None:
+    """?freq=: the grid of a CSV's dated series (else inferred from their ds, as inline CSV's);
+    integer ds always take their own step, and JSON lines give freq on each line."""
+    text = request.args.get("freq")
+    if text is None:
+        return None
+    loc = ["query", "freq"]
+    if format != "csv":
+        raise ValidationProblem([{"loc": loc, "msg": "JSON lines give each series' freq on "
+                                                     "its line"}])
+    try:
+        freq = parse_freq(text)
+    except CalendarError as exc:
+        raise ValidationProblem([{"loc": loc, "msg": str(exc)}]) from None
+    if freq.unit == "step":
+        raise ValidationProblem([{"loc": loc, "msg": "must be a date frequency (MS, W-SUN, D, "
+                                                     "h, ...); integer ds take their own step"}])
+    return freq
 
 
 def _format() -> str:

@@ -26,7 +26,12 @@ from service.store import dataset_rows, queue, repository
 from service.store.codec import decompress_json
 from service.store.dataset_rows import DatasetSelection
 from service.store.forecast_batches import ForecastTable, load_model, run_forecast
-from service.store.forecast_dates import job_freq, series_dates, training_dates
+from service.store.forecast_dates import (
+    calendar_dates,
+    job_freq,
+    series_dates,
+    training_dates,
+)
 from service.store.tables import ForecastBatch, Job
 
 bp = Blueprint("forecasts", __name__, url_prefix="/v1/forecasts")
@@ -82,8 +87,7 @@ def create_forecasts() -> Response:
     # id and values are all the engine reads; start and freq give the steps' ds
     series = None if wanted.series is None else [{"id": s.id, "values": s.values}
                                                  for s in wanted.series]
-    # the steps' ds (none yet for a dataset's series: their calendar stays in the dataset)
-    ds = {} if source is not None else _step_dates(job, model, wanted)
+    ds = _step_dates(job, model, wanted, source)
     if queued:
         return _enqueue(job.id, series, wanted.horizon, wanted.quantiles, source, ds)
     if source is not None:
@@ -96,13 +100,17 @@ def create_forecasts() -> Response:
     return _answer(replace(document, ds=ds))
 
 
-def _step_dates(job: Job, model: Model, wanted: ForecastRequest
-                ) -> dict[str, list[str | int] | None]:
-    """Each forecast series' steps' ds, by id: from the request's series, or from the job's
-    training series (their stored start, freq and length); the job's freq where a series has
-    none."""
+def _step_dates(job: Job, model: Model, wanted: ForecastRequest,
+                source: DatasetSelection | None) -> dict[str, list[str | int] | None]:
+    """Each forecast series' steps' ds, by id: from the request's series, from the uploaded
+    dataset it names (each series' start, freq and length in its index), or from the job's
+    training series (stored likewise); the job's freq where a series has none."""
     horizon = wanted.horizon or model.horizon
     freq = job_freq(job)
+    if source is not None:
+        calendar = dataset_rows.selection_calendar(get_session(), source.dataset_id,
+                                                   source.series_ids)
+        return calendar_dates(calendar, horizon, default_freq=freq)
     if wanted.series is None:
         return training_dates(get_session(), job_id=job.id, horizon=horizon, default_freq=freq)
     return series_dates([{"id": s.id, "values": s.values, "start": s.start, "freq": s.freq}

@@ -287,13 +287,20 @@ OPERATIONS: tuple[Operation, ...] = (
                   _param("format", "query", {"type": "string", "enum": ["csv", "jsonl"]},
                          "The format, when the Content-Type does not say it (e.g. "
                          "application/gzip)."),
+                  _param("freq", "query", {"type": "string", "maxLength": 16},
+                         "CSV: the frequency of the dated series (MS, W-SUN, D, h, ...); "
+                         "inferred from their ds when left out (integer ds take their own "
+                         "step)."),
                   _param("Content-Encoding", "header", {"type": "string", "enum": ["gzip"]},
                          "gzip: the body is gzip-compressed (a body that starts with gzip's "
                          "magic bytes is unzipped anyway).")),
               raw_body=UPLOAD_BODY,
-              description="The body is read a block at a time and never held whole; bad rows "
-                          "answer 422 naming their lines, and nothing is stored. Jobs, sweeps "
-                          "and forecasts then name it by `dataset_id`."),
+              description="The body is read a block at a time and never held whole. A CSV's "
+                          "series are placed on the grid of their frequency, as inline CSV's: "
+                          "a missing ds is a gap, and a ds between two grid points answers "
+                          "422 naming its series and line. Bad rows answer 422 naming their "
+                          "lines, and nothing is stored. Jobs, sweeps and forecasts then name "
+                          "it by `dataset_id`; their forecasts carry each step's `ds`."),
     Operation("get", "/v1/datasets", "list_datasets", "List the tenant's datasets, newest "
               "first", "datasets", {200: _json("DatasetList", "A page of datasets.")},
               errors=(401, 422),

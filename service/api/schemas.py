@@ -588,19 +588,23 @@ class DatasetOut(ResponseModel):
     created_at: datetime
     num_series: int
     num_points: int = Field(description="Values over all series, gaps included.")
-    num_gaps: int = Field(description="Values that are missing (empty y, or null).")
+    num_gaps: int = Field(description="Values that are missing (empty y, null, or a "
+                                      "timestamp without a row).")
     min_length: int
     max_length: int
     length_histogram: list[LengthBin] = Field(
         description="Series per length, in up to 10 bins of equal width.")
     frequency: str | None = Field(
-        description="Inferred from the timestamps when every series follows one (a "
-                    "pandas-style alias: MS, QS, YS, D, W, h, 15min, ...), or given in JSON "
-                    "lines; null otherwise (integer ds, or series that disagree).")
+        description="The frequency every series follows (a pandas-style alias: MS, QS, YS, "
+                    "W-SUN, D, h, 15min, ...): given (`?freq=`, or `freq` on every JSON line) "
+                    "or inferred from the ds; null otherwise (integer ds, or series that "
+                    "disagree). It is a job's `freq` when the job gives none.")
+    freq_inferred: str | None = Field(
+        None, description="The date frequency read from a CSV's ds when `?freq=` was not "
+                          "given (as a job's `freq_inferred`); null otherwise.")
     missing_timestamps: int | None = Field(
-        description="Rows absent at that frequency between a series' first and last ds. "
-                    "They are not gaps: as with inline CSV, neighbours of a missing row become "
-                    "adjacent; upload the row with an empty y to mark a gap.")
+        description="Timestamps absent on a series' grid between its first and last ds: each "
+                    "is a gap, as with inline CSV (counted in num_gaps too).")
     upload_bytes: int = Field(description="The body as received (compressed, if it was).")
     text_bytes: int = Field(description="Its text once decompressed.")
     stored_bytes: int = Field(description="What the database holds: compressed arrays and "

@@ -1,12 +1,14 @@
 """An uploaded dataset read from the request stream a block of rows at a time: long-format CSV
-(`unique_id,ds,y`, as inline CSV) or JSON lines (one series per line), either one optionally
-gzip-compressed. The text is never held whole: rows go to service.store.dataset_ingest's spool
-as they are read.
+(`unique_id,ds,y`, as inline CSV: each ds read by bptt.parse_timestamp, then placed on its
+series' grid by service.store.dataset_ingest) or JSON lines (one series per line), either one
+optionally gzip-compressed. The text is never held whole: rows go to
+service.store.dataset_ingest's spool as they are read.
 
 JSON lines: each line is one series as a JSON job request gives it,
 `{"id": "s1", "values": [1.5, null, 2.0], "start": "2021-01", "freq": "MS"}` (start and
-freq optional): a series per line rather than a point per line, because that is the shape
-of the JSON API and of GluonTS-style files, and it is half the size of a point per line.
+freq optional, checked as a job request's are): a series per line rather than a point per
+line, because that is the shape of the JSON API and of GluonTS-style files, and it is half
+the size of a point per line.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
-import bptt
+from bptt import CalendarError, parse_timestamp, timestamp_key
 from service.api.bodies import JsonConstant
-from service.api.csvio import COLUMNS, ds_key, header_errors
+from service.api.csvio import COLUMNS, header_errors
 from service.api.problems import Problem, ValidationProblem
+from service.api.validation import start_and_freq_errors
 from service.store.dataset_ingest import (
     INTEGER,
     POINT,
@@ -38,7 +41,6 @@ from service.store.dataset_ingest import (
     DatasetBuilder,
     Limits,
     SeriesTable,
-    time_key,
 )
 
 MEDIA_TYPES = {"text/csv": "csv", "application/x-ndjson": "jsonl", "application/jsonl": "jsonl",
@@ -216,7 +218,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 class _CsvRows:
-    """The state of a CSV being read: series, ds cache, earliest ds per series, points."""
+    """The state of a CSV being read: series, ds cache, points."""
 
     def __init__(self, header: list[str], builder: DatasetBuilder, limits: Limits) -> None:
         self.builder, self.limits = builder, limits
@@ -225,7 +227,6 @@ class _CsvRows:
         self.width = len(header)
         self.columns = itemgetter(*(header.index(name) for name in COLUMNS))
         self.cache: dict[str, tuple[int, int] | bool] = {}
-        self.first_keys = np.zeros(0, np.int64)  # each series' earliest ds key so far
         self.points = 0
         self.stopped = False  # too many errors, series or points: read no further
 
@@ -284,8 +285,7 @@ class _CsvRows:
         for uid in new:
             del index[uid]  # series.new adds each again, with the rest of its record
         for uid, row in new.items():
-            self.series.new(uid, first_line + row, kinds[row], texts[row])
-        self._earliest(at_array, key_values, texts, len(new))
+            self.series.new(uid, first_line + row, kinds[row], None)
         self.points += len(block)
         if not self.errors.items:  # once anything is wrong, nothing will be stored
             points = np.empty(len(block), POINT)
@@ -293,18 +293,6 @@ class _CsvRows:
             points["line"] = np.arange(first_line, first_line + len(block))
             self.builder.add(points)
         return True
-
-    def _earliest(self, at: np.ndarray, keys: np.ndarray, texts: list[str], added: int) -> None:
-        """Keep each series' earliest ds (and its text: the series' start label)."""
-        if added:
-            self.first_keys = np.concatenate([self.first_keys,
-                                              np.full(added, np.iinfo(np.int64).max)])
-        lowest = self.first_keys.copy()
-        np.minimum.at(lowest, at, keys)
-        for series in np.flatnonzero(lowest < self.first_keys).tolist():
-            row = int(np.flatnonzero((at == series) & (keys == lowest[series]))[0])
-            self.series.table.starts[series] = texts[row]
-        self.first_keys = lowest
 
     def rows(self, block: list[list[str]], first_line: int) -> None:
         """Read a block row by row, naming every bad line (the first MAX_ERRORS)."""
@@ -317,21 +305,16 @@ class _CsvRows:
             uid, ds, y = (cell.strip() for cell in self.columns(row))
             key = self.key(ds)
             if key is None:
-                errors.add(line, "must be an integer or an ISO 8601 date or time", "ds")
+                errors.add(line, _ds_error(ds), "ds")
             else:
                 at = index.get(uid)
                 if at is None:
-                    at = self.series.new(uid, line, key[0], ds)
-                    if at is not None:
-                        self.first_keys = np.append(self.first_keys, key[1])
-                    elif len(index) >= self.limits.series:
+                    at = self.series.new(uid, line, key[0], None)
+                    if at is None and len(index) >= self.limits.series:
                         self.stopped = True
                 elif table.kinds[at] != key[0]:
                     errors.add(line, f"series {uid!r} mixes integer and date ds values", "ds")
                     at = None
-                elif key[1] < self.first_keys[at]:
-                    self.first_keys[at] = key[1]
-                    table.starts[at] = ds  # the start label is the earliest ds, as written
                 value = self._value(y, line)
                 self.points += 1
                 if self.points > self.limits.points:
@@ -363,7 +346,7 @@ def read_jsonl(text: TextIO, builder: DatasetBuilder, limits: Limits) -> SeriesT
     """Spool JSON lines, one series per line; raises ValidationProblem naming bad lines."""
     errors = _Errors()
     series = _Series(limits, errors)
-    known_freq = _FrequencyCheck()
+    series.table.positional = True  # each line's values are already on their grid
     points, line = 0, 0
     try:
         for line, text_line in enumerate(iter(lambda: text.readline(MAX_JSON_LINE_CHARS + 1),
@@ -374,7 +357,7 @@ def read_jsonl(text: TextIO, builder: DatasetBuilder, limits: Limits) -> SeriesT
                 break
             if not text_line.strip():
                 continue
-            item = _json_series(text_line, line, errors, known_freq)
+            item = _json_series(text_line, line, errors)
             if item is None:
                 if errors.full:
                     break
@@ -413,14 +396,25 @@ def reader_for(format: str) -> Callable[[TextIO, DatasetBuilder, Limits], Series
 
 
 def _ds(text: str) -> tuple[int, int] | None:
-    """(kind, integer key) of a ds value: a step number, or microseconds since 1970 (UTC)."""
-    key = ds_key(text)
-    if key is None:
+    """(kind, integer key) of a ds value, as bptt.parse_timestamp reads it (inline CSV too): a
+    step number, or microseconds since 1970 (UTC); None if it reads as neither."""
+    try:
+        moment = parse_timestamp(text)
+    except CalendarError:
         return None
-    return (INTEGER, key[1]) if key[0] == 0 else (TIME, time_key(key[1]))
+    return (INTEGER, moment) if isinstance(moment, int) else (TIME, timestamp_key(moment))
 
 
-def _json_series(text: str, line: int, errors: _Errors, known_freq: _FrequencyCheck
+def _ds_error(text: str) -> str:
+    """Why a ds value reads as no timestamp (bptt.parse_timestamp's words)."""
+    try:
+        parse_timestamp(text)
+    except CalendarError as exc:
+        return str(exc)
+    return "must be an integer or an ISO 8601 date or time"  # not reached: _ds refused it
+
+
+def _json_series(text: str, line: int, errors: _Errors
                  ) -> tuple[str, np.ndarray, str | None, str | None] | None:
     """(id, values, start, freq) of one JSON line, or None (errors recorded)."""
     try:
@@ -440,11 +434,14 @@ def _json_series(text: str, line: int, errors: _Errors, known_freq: _FrequencyCh
     uid, raw, start, freq = (item.get(k) for k in ("id", "values", "start", "freq"))
     if "id" in item and (not isinstance(uid, str) or not 1 <= len(uid) <= MAX_ID_LENGTH):
         errors.add(line, f"must be a string of 1 to {MAX_ID_LENGTH} characters", "id")
+    calendar_ok = True
     for name, value, size in (("start", start, MAX_LABEL_LENGTH), ("freq", freq, 16)):
         if value is not None and (not isinstance(value, str) or len(value) > size):
             errors.add(line, f"must be a string of at most {size} characters", name)
-    if isinstance(freq, str) and len(freq) <= 16 and not known_freq(freq):
-        errors.add(line, f"unknown frequency {freq!r}", "freq")
+            calendar_ok = False
+    if calendar_ok:  # as a job request's series: a timestamp, a frequency, on its grid
+        for name, msg in start_and_freq_errors(start, freq):
+            errors.add(line, msg, name)
     values = _json_values(raw, line, errors) if "values" in item else None
     if len(errors.items) > count or values is None:
         return None
@@ -471,22 +468,6 @@ def _json_values(raw: Any, line: int, errors: _Errors) -> np.ndarray | None:
         errors.add(line, "must be finite (use null for a gap)", "values")
         return None
     return values
-
-
-class _FrequencyCheck:
-    """Whether the engine knows a frequency (as a job's `freq`), remembered per text."""
-
-    def __init__(self) -> None:
-        self.known: dict[str, bool] = {}
-
-    def __call__(self, freq: str) -> bool:
-        if freq not in self.known:
-            try:
-                bptt.TrainingSpec.from_dict({"horizon": 1, "freq": freq})
-                self.known[freq] = True
-            except bptt.SpecError:
-                self.known[freq] = False
-        return self.known[freq]
 
 
 def _not_utf8(exc: UnicodeDecodeError, line: int) -> Problem:

@@ -286,22 +286,24 @@ def _series(raw: Any, settings: Settings, errors: list[dict[str, Any]]) -> list[
 def timestamp_errors(series: list[SeriesIn]) -> list[dict[str, Any]]:
     """A `start` that is no timestamp, a `freq` that is no frequency, or a start off its
     frequency's grid (an MS series starting on the 15th; an integer start with a date freq)."""
-    errors: list[dict[str, Any]] = []
-    for i, s in enumerate(series):
-        start = freq = None
-        for field, parse in (("start", parse_timestamp), ("freq", parse_freq)):
-            text = getattr(s, field)
-            try:
-                parsed = None if text is None else parse(text)
-            except CalendarError as exc:
-                errors.append({"loc": ["series", i, field], "msg": str(exc)})
-                continue
-            start, freq = (parsed, freq) if field == "start" else (start, parsed)
-        if start is not None and freq is not None:
-            try:
-                grid_positions([start], freq)
-            except CalendarError as exc:
-                errors.append({"loc": ["series", i, "start"], "msg": str(exc)})
+    return [{"loc": ["series", i, field], "msg": msg} for i, s in enumerate(series)
+            for field, msg in start_and_freq_errors(s.start, s.freq)]
+
+
+def start_and_freq_errors(start: str | None, freq: str | None) -> list[tuple[str, str]]:
+    """(field, message) for one series' start and freq (dataset JSON lines are read so too)."""
+    errors: list[tuple[str, str]] = []
+    parsed: dict[str, Any] = {}
+    for field, text, parse in (("start", start, parse_timestamp), ("freq", freq, parse_freq)):
+        try:
+            parsed[field] = None if text is None else parse(text)
+        except CalendarError as exc:
+            errors.append((field, str(exc)))
+    if parsed.get("start") is not None and parsed.get("freq") is not None:
+        try:
+            grid_positions([parsed["start"]], parsed["freq"])
+        except CalendarError as exc:
+            errors.append(("start", str(exc)))
     return errors
 
 

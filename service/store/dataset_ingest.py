@@ -5,18 +5,23 @@ value). They are spooled to a temporary file in arrival order (24 bytes a point)
 upload's text is never held. `finish` then reads the spool back a group of series at a time
 (about SORT_BLOCK_POINTS points: rows grouped by series are read in place; interleaved ones
 are first split into one file per group), sorts each series by ds, refuses a ds given twice
-(naming both lines), and packs the values into chunks of about CHUNK_POINTS compressed points,
-spooled again. Only `store` touches the database: every row of the dataset in one transaction,
-so a refused upload leaves nothing behind and a stored one is complete.
+(naming both lines) and gathers the spacing of the ds (bptt.SpacingEvidence), spooling the
+sorted groups again if they were not sorted already. With the frequency known (given, or
+inferred from every series together, as for inline CSV), a second pass places each series on
+its grid (bptt.grid_positions_of_keys: a missing ds is a gap, one between grid points is
+refused naming its series and line) and packs the values into chunks of about CHUNK_POINTS
+compressed points, spooled again. Only `store` touches the database: every row of the dataset
+in one transaction, so a refused upload leaves nothing behind and a stored one is complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,11 +29,20 @@ import numpy as np
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from bptt import (
+    Freq,
+    OffGrid,
+    SpacingEvidence,
+    format_timestamp,
+    grid_positions_of_keys,
+    key_timestamp,
+)
 from service.store.codec import compress_floats, compress_ints, compress_json
 from service.store.tables import UploadedDataset, UploadedDatasetChunk, new_id, utcnow
 
 # One spooled point: its series (index in first-seen order), its line in the upload, its ds as
-# an integer (a step number, or microseconds since 1970 for dates and times), its value.
+# an integer (bptt.timestamp_key: a step number, or microseconds since 1970 for dates and
+# times; for JSON lines, its place in the series), its value.
 POINT = np.dtype([("series", "<i4"), ("line", "<i4"), ("key", "<i8"), ("value", "<f8")])
 # Points sorted in memory at once: 24 bytes each, plus the sort's index and copy (about 56
 # bytes a point in all: 7 MB, 15 MB with packing a chunk). A longer series is sorted on its own
@@ -40,9 +54,6 @@ CHUNK_POINTS = 128 * 1024  # per stored chunk: reading a few series decompresses
 HISTOGRAM_BINS = 10
 MAX_ERRORS = 20
 INTEGER, TIME = 0, 1  # the kinds of ds
-EPOCH = datetime(1970, 1, 1)
-_UNITS = (("W", 7 * 86_400_000_000), ("D", 86_400_000_000), ("h", 3_600_000_000),
-          ("min", 60_000_000), ("s", 1_000_000), ("ms", 1_000), ("us", 1))
 
 
 class DatasetError(ValueError):
@@ -68,9 +79,13 @@ class SeriesTable:
 
     ids: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # where each was first seen
-    starts: list[str | None] = field(default_factory=list)  # label of its first point
+    starts: list[str | None] = field(default_factory=list)  # given with it (JSON lines)
     freqs: list[str | None] = field(default_factory=list)  # given with it (JSON lines)
     kinds: list[int] = field(default_factory=list)  # INTEGER or TIME
+    # JSON lines: the keys are places in the series (values already on their grid), start and
+    # freq as given. CSV: the keys are ds, placed on the grid of `freq` (dates; else inferred).
+    positional: bool = False
+    freq: Freq | None = None
 
 
 @dataclass(frozen=True)
@@ -89,11 +104,13 @@ class Prepared:
     """A dataset checked and packed, ready to store."""
 
     ids: list[str]
-    starts: list[str | None]
+    starts: list[str | None]  # each series' first timestamp
+    freqs: list[str | None]  # each series' frequency (an integer step for integer ds)
     lengths: np.ndarray  # (S,) points per series, gaps included
     num_gaps: int
     frequency: str | None
-    missing_timestamps: int | None
+    freq_inferred: str | None  # the date frequency read from the ds (none was given)
+    missing_timestamps: int
     histogram: list[dict[str, int]]
     chunks: list[PreparedChunk]
 
@@ -168,31 +185,44 @@ class DatasetBuilder:
         return not (self._counts[seen] > 0).any() and np.unique(starts).size == starts.size
 
     def finish(self, table: SeriesTable) -> Prepared:
-        """Sort, check and pack every series; raises DatasetError naming what is wrong."""
+        """Sort, check, place on the grid and pack every series; raises DatasetError naming
+        what is wrong."""
         self._spool.close()
         counts = self._counts
         if counts.size != len(table.ids):  # series the parser named but sent no point of
             counts = np.concatenate([counts, np.zeros(len(table.ids) - counts.size, np.int64)])
         self._check(table, counts)
+        firsts = _group_starts(counts, max(SORT_BLOCK_POINTS,
+                                           math.ceil(self.points / MAX_GROUP_FILES)))
+        evidence = {INTEGER: SpacingEvidence(integer=True), TIME: SpacingEvidence(integer=False)}
+        sorted_spool = self._sort(table, counts, firsts, evidence)
+        grids = {INTEGER: evidence[INTEGER].freq(), TIME: table.freq or evidence[TIME].freq()}
         self._chunk_spool = open(Path(self._dir.name) / "chunks", "wb+")  # noqa: SIM115
-        packer = _ChunkPacker(self._chunk_spool)
-        frequencies = _Frequencies()
-        gaps = 0
-        for first, block in self._groups(counts):
-            if not (self._grouped and self._sorted):  # interleaved rows are sorted anyway
-                block = block[np.lexsort((block["key"], block["series"]))]
-            _refuse_repeated_ds(block, table)
-            bounds = np.concatenate([[0], np.cumsum(counts[first:first + _count(block, first)])])
-            for i in range(bounds.size - 1):
-                points = block[bounds[i]:bounds[i + 1]]
-                frequencies.add(points["key"], table.kinds[first + i], table.freqs[first + i])
-                packer.add(first + i, points["value"])
-            gaps += int(np.isnan(block["value"]).sum())
-        packer.flush()
-        frequency, missing = frequencies.result()
-        return Prepared(ids=table.ids, starts=table.starts, lengths=counts, num_gaps=gaps,
-                        frequency=frequency, missing_timestamps=missing,
-                        histogram=length_histogram(counts), chunks=packer.chunks)
+        placer = _Placer(table, grids, self.limits, _ChunkPacker(self._chunk_spool))
+        for first, block in _stretches(sorted_spool, counts, firsts):
+            placer.add(first, block, counts)
+        prepared = placer.finish()
+        if table.freq is None and evidence[TIME].points:
+            prepared.freq_inferred = None if grids[TIME] is None else grids[TIME].name
+        prepared.missing_timestamps = int(prepared.lengths.sum() - counts.sum())
+        return prepared
+
+    def _sort(self, table: SeriesTable, counts: np.ndarray, firsts: list[int],
+              evidence: dict[int, SpacingEvidence]) -> Path:
+        """The first pass: each group sorted by series and ds, a ds given twice refused, the
+        spacing of every series' ds gathered. Returns the spool that holds the points sorted
+        (this one, if they came sorted; else a new one, written group after group)."""
+        in_order = self._grouped and self._sorted
+        sorted_path = self._spool_path if in_order else Path(self._dir.name) / "sorted"
+        with contextlib.nullcontext() if in_order else open(sorted_path, "wb") as out:
+            for first, block in self._groups(counts, firsts):
+                if out is not None:  # rows out of order are sorted, and kept so
+                    block = block[np.lexsort((block["key"], block["series"]))]
+                    block.tofile(out)
+                _refuse_repeated_ds(block, table)
+                if not table.positional:
+                    _gather_spacing(block, first, counts, table, evidence)
+        return sorted_path
 
     def _check(self, table: SeriesTable, counts: np.ndarray) -> None:
         """The limits, and series without any observed value."""
@@ -213,18 +243,11 @@ class DatasetBuilder:
         if errors:
             raise DatasetError(errors[:MAX_ERRORS])
 
-    def _groups(self, counts: np.ndarray):
+    def _groups(self, counts: np.ndarray, firsts: list[int]
+                ) -> Iterator[tuple[int, np.ndarray]]:
         """(first series, its points and those of the next series) a sort block at a time."""
-        budget = max(SORT_BLOCK_POINTS, math.ceil(self.points / MAX_GROUP_FILES))
-        firsts = _group_starts(counts, budget)
-        ends = np.cumsum(counts)
         if self._grouped:  # series after series: each group is a stretch of the spool
-            for g, first in enumerate(firsts):
-                last = firsts[g + 1] if g + 1 < len(firsts) else counts.size
-                begin = int(ends[first - 1]) if first else 0
-                size = int(ends[last - 1]) - begin if last else 0
-                yield first, np.fromfile(self._spool_path, POINT, count=size,
-                                         offset=begin * POINT.itemsize)
+            yield from _stretches(self._spool_path, counts, firsts)
             return
         paths = self._split(firsts)
         for first, path in zip(firsts, paths, strict=True):
@@ -266,7 +289,8 @@ class DatasetBuilder:
 def store(session: Session, builder: DatasetBuilder, prepared: Prepared, *, tenant_id: int,
           name: str | None, format: str, upload_bytes: int, text_bytes: int) -> UploadedDataset:
     """Insert the dataset and its chunks (flushed; the caller commits them at once)."""
-    index = compress_json({"ids": prepared.ids, "starts": prepared.starts})
+    index = compress_json({"ids": prepared.ids, "starts": prepared.starts,
+                           "freqs": prepared.freqs})
     lengths = compress_ints(prepared.lengths)
     stored = len(index) + len(lengths) + sum(c.size for c in prepared.chunks)
     dataset = UploadedDataset(
@@ -274,7 +298,8 @@ def store(session: Session, builder: DatasetBuilder, prepared: Prepared, *, tena
         num_series=len(prepared.ids), num_points=prepared.num_points,
         num_gaps=prepared.num_gaps, min_length=int(prepared.lengths.min()),
         max_length=int(prepared.lengths.max()), frequency=prepared.frequency,
-        missing_timestamps=prepared.missing_timestamps, length_histogram=prepared.histogram,
+        freq_inferred=prepared.freq_inferred, missing_timestamps=prepared.missing_timestamps,
+        length_histogram=prepared.histogram,
         index_zlib=index, lengths_zlib=lengths, upload_bytes=upload_bytes,
         text_bytes=text_bytes, stored_bytes=stored, created_at=utcnow())
     session.add(dataset)
@@ -301,21 +326,21 @@ def length_histogram(lengths: np.ndarray) -> list[dict[str, int]]:
              "series": int(n)} for b, n in enumerate(counts)]
 
 
-def key_text(key: int, kind: int) -> str:
-    """A ds key as text: the integer, or the date and time it stands for (ISO 8601)."""
-    if kind == INTEGER:
-        return str(key)
-    moment = EPOCH + timedelta(microseconds=key)
-    return moment.date().isoformat() if moment.time() == datetime.min.time() else \
-        moment.isoformat()
+def key_text(key: int, kind: int) -> str | int:
+    """A ds key as the timestamp it stands for (an integer, or an ISO 8601 date or time)."""
+    return format_timestamp(key_timestamp(key, integer=kind == INTEGER))
 
 
-def time_key(moment: datetime) -> int:
-    """Microseconds since 1970 of a naive (or UTC) datetime: a TIME ds key."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+def _stretches(path: Path, counts: np.ndarray, firsts: list[int]
+               ) -> Iterator[tuple[int, np.ndarray]]:
+    """(first series, its points and the next series') of a spool that holds the points
+    series after series: one stretch of it per group."""
+    ends = np.cumsum(counts)
+    for g, first in enumerate(firsts):
+        last = firsts[g + 1] if g + 1 < len(firsts) else counts.size
+        begin = int(ends[first - 1]) if first else 0
+        size = int(ends[last - 1]) - begin if last else 0
+        yield first, np.fromfile(path, POINT, count=size, offset=begin * POINT.itemsize)
 
 
 def _group_starts(counts: np.ndarray, budget: int) -> list[int]:
@@ -335,6 +360,20 @@ def _count(block: np.ndarray, first: int) -> int:
     return int(block["series"].max()) - first + 1 if block.size else 0
 
 
+def _gather_spacing(block: np.ndarray, first: int, counts: np.ndarray, table: SeriesTable,
+                    evidence: dict[int, SpacingEvidence]) -> None:
+    """Add a sorted group's ds to the evidence of their kind, all series of a kind at once."""
+    sizes = counts[first:first + _count(block, first)]
+    kinds = np.asarray(table.kinds[first:first + sizes.size], np.int8)
+    for kind, gathered in evidence.items():
+        chosen = kinds == kind
+        if not chosen.any():
+            continue
+        keys = block["key"] if chosen.all() else block["key"][np.repeat(chosen, sizes)]
+        starts = np.concatenate([[0], np.cumsum(sizes[chosen])[:-1]])
+        gathered.add(keys, starts)
+
+
 def _refuse_repeated_ds(block: np.ndarray, table: SeriesTable) -> None:
     """A ds given twice in one series (the block is sorted by series, then ds)."""
     same = ((block["series"][1:] == block["series"][:-1])
@@ -344,7 +383,7 @@ def _refuse_repeated_ds(block: np.ndarray, table: SeriesTable) -> None:
         raise DatasetError([{
             "loc": ["body", f"line {max(block['line'][i], block['line'][i + 1])}", "ds"],
             "msg": f"series {table.ids[block['series'][i]]!r} has ds "
-                   f"{key_text(int(block['key'][i]), table.kinds[block['series'][i]])} twice "
+                   f"{_ds_label(int(block['key'][i]), table, int(block['series'][i]))} twice "
                    f"(lines {min(block['line'][i], block['line'][i + 1])} and "
                    f"{max(block['line'][i], block['line'][i + 1])})"} for i in where])
 
@@ -376,54 +415,92 @@ class _ChunkPacker:
         self.pieces, self.points = [], 0
 
 
-class _Frequencies:
-    """The frequency every series' timestamps follow, if one, and the timestamps missing."""
+class _Placer:
+    """The second pass: every series on its grid (gaps where a ds is missing), its start and
+    frequency noted, its values packed; errors gathered, and nothing packed once there is
+    one."""
 
-    def __init__(self) -> None:
-        self.seen: set[str | None] = set()
-        self.missing = 0
+    def __init__(self, table: SeriesTable, grids: dict[int, Freq | None], limits: Limits,
+                 packer: _ChunkPacker) -> None:
+        self.table, self.grids, self.limits, self.packer = table, grids, limits, packer
+        size = len(table.ids)
+        self.starts: list[str | None] = list(table.starts) if table.positional else [None] * size
+        self.freqs: list[str | None] = list(table.freqs) if table.positional else [None] * size
+        self.lengths = np.zeros(size, np.int64)
+        self.total = self.gaps = 0
+        self.errors: list[dict] = []
 
-    def add(self, keys: np.ndarray, kind: int, given: str | None) -> None:
-        if given is not None:  # JSON lines name it; their ds are positions
-            self.seen.add(given)
-            return
-        alias, missing = series_frequency(keys, kind)
-        self.seen.add(alias)
-        self.missing += missing
+    def add(self, first: int, block: np.ndarray, counts: np.ndarray) -> None:
+        """A group's points, sorted by series and ds."""
+        bounds = np.concatenate([[0], np.cumsum(counts[first:first + _count(block, first)])])
+        for i in range(bounds.size - 1):
+            if len(self.errors) >= MAX_ERRORS:
+                return
+            points = block[bounds[i]:bounds[i + 1]]
+            values = points["value"] if self.table.positional else self._place(first + i, points)
+            if values is None:
+                continue
+            self.lengths[first + i] = values.size
+            self.total += values.size
+            if self.total > self.limits.points:
+                self._error(first + i, f"the series hold more than {self.limits.points} values "
+                                       "with their gaps (BPTT_MAX_DATASET_POINTS)")
+                return
+            if not self.errors:
+                self.gaps += int(np.isnan(values).sum())
+                self.packer.add(first + i, values)
 
-    def result(self) -> tuple[str | None, int | None]:
-        if len(self.seen) != 1:
-            return None, None
-        alias = next(iter(self.seen))
-        return alias, (self.missing if alias is not None else None)
+    def _place(self, series: int, points: np.ndarray) -> np.ndarray | None:
+        """One series' values on its grid (NaN where no ds falls), its start and frequency
+        noted; None with an error recorded if a ds is off the grid or the series too long."""
+        table, keys = self.table, points["key"]
+        integer = table.kinds[series] == INTEGER
+        freq = self.grids[table.kinds[series]]
+        uid = table.ids[series]
+        if freq is None and keys.size > 1:  # dates under a second apart: no frequency fits
+            self._error(series, f"series {uid!r} has ds less than a second apart; the finest "
+                                "frequency is s", line=int(points["line"][1]))
+            return None
+        try:
+            positions = (np.zeros(1, np.int64) if freq is None else
+                         grid_positions_of_keys(keys, freq, integer=integer))
+        except OffGrid as exc:
+            ds = key_text(int(keys[exc.index]), table.kinds[series])
+            self._error(series, f"series {uid!r}: {str(ds)!r} {exc.msg}" if exc.index else
+                        f"series {uid!r} starts at {str(ds)!r}, but {exc.msg}",
+                        line=int(points["line"][exc.index]), column="ds")
+            return None
+        length = int(positions[-1]) + 1
+        if length > self.limits.series_length:
+            self._error(series, f"series {uid!r} spans {length} steps of "
+                                f"{freq.name if freq else 1} with its gaps; at most "
+                                f"{self.limits.series_length} per series")
+            return None
+        values = np.full(length, np.nan)
+        values[positions] = points["value"]
+        self.starts[series] = str(key_text(int(keys[0]), table.kinds[series]))
+        self.freqs[series] = None if freq is None else freq.name
+        return values
+
+    def _error(self, series: int, msg: str, *, line: int | None = None,
+               column: str | None = None) -> None:
+        loc: list[str] = ["body", f"line {self.table.lines[series] if line is None else line}"]
+        self.errors.append({"loc": loc + ([column] if column else []), "msg": msg})
+
+    def finish(self) -> Prepared:
+        """What was placed and packed; raises DatasetError if anything was refused."""
+        if self.errors:
+            raise DatasetError(self.errors[:MAX_ERRORS])
+        self.packer.flush()
+        found = set(self.freqs)
+        frequency = found.pop() if len(found) == 1 else None
+        return Prepared(ids=self.table.ids, starts=self.starts, freqs=self.freqs,
+                        lengths=self.lengths, num_gaps=self.gaps,
+                        frequency=None if frequency is None or frequency.isdigit() else frequency,
+                        freq_inferred=None, missing_timestamps=0,
+                        histogram=length_histogram(self.lengths), chunks=self.packer.chunks)
 
 
-def series_frequency(keys: np.ndarray, kind: int) -> tuple[str | None, int]:
-    """(pandas-style alias, timestamps missing) of one series' sorted ds keys: the largest
-    step that divides every step between its rows, named as pandas names it ("MS", "QS",
-    "YS" or their -end forms for month starts and ends; "D", "h", "15min", ...). Integer
-    steps have no alias; one point has none either."""
-    if keys.size < 2:
-        return None, 0
-    if kind == INTEGER:
-        steps = np.diff(keys)
-        base = int(np.gcd.reduce(steps))
-        return None, int((steps // base - 1).sum())
-    moments = keys.astype("datetime64[us]")
-    months = moments.astype("datetime64[M]")
-    starts = (moments == months.astype("datetime64[us]")).all()
-    next_day = (moments + np.timedelta64(1, "D")).astype("datetime64[M]")
-    midnight = (moments == moments.astype("datetime64[D]").astype("datetime64[us]")).all()
-    ends = midnight and (next_day != months).all()
-    if starts or ends:
-        steps = np.diff(months.astype(np.int64))
-        base = int(np.gcd.reduce(steps))
-        unit, size = ("Y", 12) if base % 12 == 0 else ("Q", 3) if base % 3 == 0 else ("M", 1)
-        multiple = base // size
-        alias = f"{multiple if multiple > 1 else ''}{unit}{'S' if starts else 'E'}"
-        return alias, int((steps // base - 1).sum())
-    steps = np.diff(keys)
-    base = int(np.gcd.reduce(steps))
-    name, unit = next((n, u) for n, u in _UNITS if base % u == 0)
-    multiple = base // unit
-    return f"{multiple if multiple > 1 else ''}{name}", int((steps // base - 1).sum())
+def _ds_label(key: int, table: SeriesTable, series: int) -> str | int:
+    """A point's ds for a message: its place in the series for JSON lines, else its ds."""
+    return key if table.positional else key_text(key, table.kinds[series])

@@ -39,13 +39,23 @@ class DatasetGone(LookupError):
 
 @dataclass(frozen=True)
 class DatasetIndex:
-    """An uploaded dataset's series ids, start labels and lengths, in storage order."""
+    """An uploaded dataset's series ids, starts, frequencies and lengths, in storage order."""
 
     dataset_id: str
     ids: list[str]
     starts: list[str | None]
     lengths: np.ndarray  # (S,) int64
     frequency: str | None
+    # each series' frequency; None for datasets stored before revision 0010, whose series
+    # were not placed on a grid (a missing row made its neighbours adjacent)
+    freqs: list[str | None] | None = None
+
+    def calendar(self, position: int) -> tuple[str | None, str | None, int] | None:
+        """(start, freq, length) of a series, from which its forecasts' ds follow; None for
+        a dataset stored before its series were placed on their grid."""
+        if self.freqs is None:
+            return None
+        return self.starts[position], self.freqs[position], int(self.lengths[position])
 
     def positions(self) -> dict[str, int]:
         """Series id -> its position in storage order."""
@@ -76,7 +86,7 @@ def load_index(session: Session, dataset_id: str) -> DatasetIndex | None:
         return None
     index = decompress_json(row.index_zlib)
     return DatasetIndex(dataset_id, index["ids"], index["starts"],
-                        decompress_ints(row.lengths_zlib), row.frequency)
+                        decompress_ints(row.lengths_zlib), row.frequency, index.get("freqs"))
 
 
 def select_series(index: DatasetIndex, series_ids: Sequence[str] | None
@@ -97,8 +107,8 @@ def select_series(index: DatasetIndex, series_ids: Sequence[str] | None
 
 def read_series(session: Session, index: DatasetIndex, positions: Sequence[int] | None = None
                 ) -> list[dict[str, Any]]:
-    """[{"id", "values" (float64, NaN for gaps), "start"}] of the series at these positions
-    (all when None), in the order asked; only the chunks that hold them are read."""
+    """[{"id", "values" (float64, NaN for gaps), "start", "freq"}] of the series at these
+    positions (all when None), in the order asked; only the chunks that hold them are read."""
     wanted = np.arange(len(index.ids)) if positions is None else np.asarray(positions, int)
     if wanted.size == 0:
         return []
@@ -126,6 +136,7 @@ def read_series(session: Session, index: DatasetIndex, positions: Sequence[int] 
             at = int(wanted[slot])
             begin = int(offsets[at] - base)
             out[slot] = {"id": index.ids[at], "start": index.starts[at],
+                         "freq": index.frequency if index.freqs is None else index.freqs[at],
                          "values": values[begin:begin + int(index.lengths[at])].copy()}
     return out  # type: ignore[return-value]
 
@@ -158,6 +169,20 @@ def series_for_job(session: Session, job_id: str) -> list[dict[str, Any]]:
         return decompress_json(row.series_zlib)
     subset = None if row.series_ids_zlib is None else decompress_json(row.series_ids_zlib)
     return read_selection(session, row.uploaded_dataset_id, subset)
+
+
+def selection_calendar(session: Session, dataset_id: str, series_ids: Sequence[str] | None
+                       ) -> dict[str, tuple[str | None, str | None, int]]:
+    """(start, freq, length) of the series a selection names, by id, read from the dataset's
+    index (not its values); empty for a dataset deleted, or stored before its series were
+    placed on their grid."""
+    index = load_index(session, dataset_id)
+    if index is None or index.freqs is None:
+        return {}
+    where = index.positions()
+    wanted = index.ids if series_ids is None else [name for name in series_ids
+                                                   if name in where]
+    return {name: index.calendar(where[name]) for name in wanted}  # type: ignore[misc]
 
 
 def job_source(session: Session, job_id: str) -> tuple[str | None, list[str] | None]:
@@ -265,5 +290,4 @@ def job_series_page(session: Session, job_id: str, *, offset: int, limit: int, t
     for s in page:
         s["length"] = s["values"].size
         s["values"] = [None if math.isnan(v) else v for v in s["values"][-tail:].tolist()]
-        s["freq"] = index.frequency
     return page, len(positions)

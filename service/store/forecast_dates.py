@@ -20,6 +20,7 @@ from bptt import (
     shift_timestamp,
 )
 from service.store.codec import decompress_json
+from service.store.dataset_rows import selection_calendar
 from service.store.tables import Dataset, Job
 
 Ds = list[str | int]
@@ -76,15 +77,29 @@ def training_dates(session: Session, *, job_id: str, horizon: int, default_freq:
             for uid, length in wanted.items() if uid in calendar}
 
 
+def calendar_dates(calendar: Calendar, horizon: int, *, default_freq: str | None
+                   ) -> dict[str, Ds | None]:
+    """step_dates of each series of a calendar (an uploaded dataset's selection), by id."""
+    return {uid: step_dates(start, freq, length, horizon, default_freq=default_freq)
+            for uid, (start, freq, length) in calendar.items()}
+
+
 def training_calendar(session: Session, *, job_id: str) -> Calendar:
-    """Start, freq and length of each of a job's training series (read once per process)."""
+    """Start, freq and length of each of a job's training series, sent with it or in the
+    uploaded dataset it names (read once per process)."""
     with _lock:
         if job_id in _cache:
             _cache.move_to_end(job_id)
             return _cache[job_id]
-    packed = session.scalar(select(Dataset.series_zlib).where(Dataset.job_id == job_id))
-    series: list[dict[str, Any]] = decompress_json(packed) if packed is not None else []
-    calendar = {s["id"]: (s.get("start"), s.get("freq"), len(s["values"])) for s in series}
+    row = session.execute(
+        select(Dataset.series_zlib, Dataset.uploaded_dataset_id, Dataset.series_ids_zlib)
+        .where(Dataset.job_id == job_id)).first()
+    if row is not None and row.uploaded_dataset_id is not None:
+        subset = None if row.series_ids_zlib is None else decompress_json(row.series_ids_zlib)
+        calendar = selection_calendar(session, row.uploaded_dataset_id, subset)
+    else:
+        series: list[dict[str, Any]] = [] if row is None else decompress_json(row.series_zlib)
+        calendar = {s["id"]: (s.get("start"), s.get("freq"), len(s["values"])) for s in series}
     with _lock:
         _cache[job_id] = calendar
         while len(_cache) > _CACHED_JOBS:

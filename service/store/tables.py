@@ -262,12 +262,16 @@ class UploadedDataset(Base):
     max_length: Mapped[int] = mapped_column(Integer)
     # A pandas-style alias ("MS", "D", "h") when every series' timestamps follow one; else None
     frequency: Mapped[str | None] = mapped_column(String(16))
-    # Timestamps absent between a series' rows at its frequency (not gaps: as with inline CSV,
-    # a missing row makes its neighbours adjacent; write the row with an empty y instead).
+    # The date frequency read from the ds of a CSV upload (none was given); None otherwise,
+    # and for datasets stored before revision 0010
+    freq_inferred: Mapped[str | None] = mapped_column(String(16))
+    # Timestamps absent on a series' grid between its first and last ds: each is a gap (NaN),
+    # as with inline CSV. (Before revision 0010: rows absent, their neighbours made adjacent.)
     missing_timestamps: Mapped[int | None] = mapped_column(BigInteger)
     # [{"min", "max", "series"}]: series per length bin, up to 10 equal-width bins
     length_histogram: Mapped[list[dict[str, int]]] = mapped_column(JSON)
-    # compress_json({"ids": [...], "starts": [...]}) in storage order, and the lengths as
+    # compress_json({"ids": [...], "starts": [...], "freqs": [...]}) in storage order (each
+    # series' first timestamp and frequency; "freqs" since revision 0010), and the lengths as
     # zlib-compressed little-endian int64 (service.store.codec.compress_ints): what a request
     # against the dataset is checked with, read without touching the values.
     index_zlib: Mapped[bytes] = mapped_column(LargeBinary)

@@ -2,18 +2,23 @@
 
 from datetime import datetime
 
+import numpy as np
 import pytest
 
 from bptt import (
     CalendarError,
     OffGrid,
+    SpacingEvidence,
     format_timestamp,
     future_stamps,
     grid_positions,
+    grid_positions_of_keys,
     infer_freq,
+    key_timestamp,
     parse_freq,
     parse_timestamp,
     shift_timestamp,
+    timestamp_key,
 )
 
 
@@ -106,3 +111,45 @@ def test_the_grid_places_points_and_names_the_first_off_it() -> None:
         grid_positions(stamps(1, 2, 4), parse_freq("2"))
     with pytest.raises(OffGrid):
         grid_positions(stamps(1, 2), parse_freq("D"))  # integers need an integer step
+
+
+@pytest.mark.parametrize(("texts", "freq"), [
+    (["2021-01", "2021-02", "2021-05", "2022-01"], "MS"),
+    (["2020-01-31", "2020-02-29", "2020-06-30"], "ME"),
+    (["2021-02-01", "2021-08-01"], "QS-FEB"),
+    (["2021-01-29", "2021-02-01", "2021-02-04"], "B"),
+    (["2021-01-03T06:00", "2021-01-17T06:00"], "W-SUN"),
+    (["1969-12-31T23:00", "1970-01-01T02:00"], "h"),  # either side of the keys' origin
+    ([-4, 2, 8], "3"),
+])
+def test_keys_are_placed_as_timestamps_are(texts: list[str | int], freq: str) -> None:
+    moments = stamps(*texts)
+    keys = np.array([timestamp_key(m) for m in moments])
+    integer = isinstance(moments[0], int)
+    assert [key_timestamp(k, integer=integer) for k in keys.tolist()] == moments
+    placed = grid_positions_of_keys(keys, parse_freq(freq), integer=integer)
+    assert placed.tolist() == grid_positions(moments, parse_freq(freq))
+    assert [format_timestamp(shift_timestamp(moments[0], parse_freq(freq), p))
+            for p in placed.tolist()] == [format_timestamp(m) for m in moments]
+
+
+def test_evidence_gathered_series_by_series_is_the_pooled_inference() -> None:
+    series = [stamps("2021-01", "2021-02", "2021-04"), stamps("2020-06", "2020-07"),
+              stamps("2019-03-15")]  # one point off month starts: the majority decides
+    evidence = SpacingEvidence(integer=False)
+    for one in series:
+        evidence.add(np.array([timestamp_key(m) for m in one]))
+    found = evidence.freq()
+    assert found is not None and found.name == infer_freq(series).name == "MS"
+    # the same series one after the other, in one array: the spacing between them not counted
+    together = SpacingEvidence(integer=False)
+    together.add(np.array([timestamp_key(m) for one in series for m in one]), np.array([0, 3, 5]))
+    assert (together.pairs, together.steps, together.freq()) == \
+        (evidence.pairs, evidence.steps, found)
+    assert SpacingEvidence(integer=True).freq() is None  # no two points: nothing to read
+
+
+def test_integer_ds_must_fit_64_bit_keys() -> None:
+    assert parse_timestamp(str(2**62)) == 2**62
+    with pytest.raises(CalendarError):
+        parse_timestamp(str(2**62 + 1))

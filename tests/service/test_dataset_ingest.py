@@ -1,9 +1,8 @@
-"""Uploaded datasets in the store: the spool, sort and pack of rows in any order (small blocks,
-so that every path runs), the array codec, frequency inference, and reading series back."""
+"""Uploaded datasets in the store: the spool, sort, grid and pack of rows in any order (small
+blocks, so that every path runs), the array codec, and reading series back."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +19,11 @@ from service.store.codec import (
 from service.store.dataset_ingest import (
     INTEGER,
     POINT,
-    TIME,
     DatasetBuilder,
     DatasetError,
     Limits,
     SeriesTable,
     length_histogram,
-    series_frequency,
-    time_key,
 )
 from service.store.db import session_factory, upgrade
 from service.store.repository import create_tenant
@@ -37,7 +33,9 @@ LIMITS = Limits(series=10_000, points=10_000_000, series_length=100_000)
 
 def rows_of(series: dict[str, np.ndarray], order: str, rng: np.random.Generator):
     """(table, points in the order asked): "grouped" (series after series, sorted),
-    "grouped-unsorted" (series after series, shuffled within), "interleaved" (all shuffled)."""
+    "grouped-unsorted" (series after series, shuffled within), "interleaved" (all shuffled).
+    Every other series has no row for its gaps (a ds missing on the grid) rather than a row
+    without a value."""
     table = SeriesTable()
     points = []
     for s, (name, values) in enumerate(series.items()):
@@ -46,9 +44,11 @@ def rows_of(series: dict[str, np.ndarray], order: str, rng: np.random.Generator)
         table.starts.append(None)
         table.freqs.append(None)
         table.kinds.append(INTEGER)
-        keys = np.arange(values.size) * 3 + 7  # steps of 3: no timestamps missing
+        keys = np.arange(values.size) * 3 + 7  # steps of 3 on a grid from 7
         block = np.empty(values.size, POINT)
         block["series"], block["key"], block["value"] = s, keys, values
+        if s % 2:
+            block = block[~np.isnan(values)]
         if order == "grouped-unsorted":
             block = block[rng.permutation(block.size)]
         points.append(block)
@@ -64,7 +64,7 @@ def random_series(rng: np.random.Generator, count: int) -> dict[str, np.ndarray]
     for i in range(count):
         values = np.round(rng.normal(100, 10, rng.integers(1, 300)), 2)
         values[rng.random(values.size) < 0.05] = np.nan
-        values[0] = 1.0  # every series has an observed value
+        values[0] = values[-1] = 1.0  # observed at both ends: the grid spans the whole series
         out[f"s{i}"] = values
     return out
 
@@ -110,7 +110,10 @@ def test_rows_in_any_order_are_stored_sorted_in_small_blocks_and_chunks(
     np.testing.assert_array_equal(picked[1]["values"], series["s3"])
     assert stored.num_points == sum(v.size for v in series.values())
     assert stored.num_gaps == sum(int(np.isnan(v).sum()) for v in series.values())
-    assert stored.missing_timestamps is None and stored.frequency is None  # integer ds
+    assert stored.missing_timestamps == sum(int(np.isnan(v).sum())
+                                            for i, v in enumerate(series.values()) if i % 2)
+    assert stored.frequency is None and stored.freq_inferred is None  # integer ds
+    assert set(index.freqs) == {"3"} and index.starts[0] == "7"
 
 
 def test_a_ds_given_twice_names_both_lines(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,29 +177,6 @@ def test_decimal_values_compress_to_about_a_third_and_integers_round_trip() -> N
     assert len(compress_floats(values)) < 0.35 * values.nbytes
     lengths = np.array([60, 600, 2**40])
     np.testing.assert_array_equal(decompress_ints(compress_ints(lengths)), lengths)
-
-
-def keys(*moments: tuple) -> np.ndarray:
-    return np.array([time_key(datetime(*m)) for m in moments])
-
-
-@pytest.mark.parametrize(("moments", "expected"), [
-    (((2020, 1, 1), (2020, 2, 1), (2020, 4, 1)), ("MS", 1)),
-    (((2020, 1, 31), (2020, 2, 29), (2020, 3, 31)), ("ME", 0)),
-    (((2020, 1, 1), (2020, 4, 1), (2020, 10, 1)), ("QS", 1)),
-    (((2019, 1, 1), (2020, 1, 1), (2023, 1, 1)), ("YS", 2)),
-    (((2020, 1, 1), (2020, 1, 2), (2020, 1, 5)), ("D", 2)),
-    (((2020, 1, 6), (2020, 1, 13), (2020, 1, 20)), ("W", 0)),
-    (((2020, 1, 1, 0, 15), (2020, 1, 1, 0, 30), (2020, 1, 1, 1, 15)), ("15min", 2)),
-    (((2020, 1, 1, 1), (2020, 1, 1, 3)), ("2h", 0)),
-    (((2020, 1, 1),), (None, 0)),
-])
-def test_frequencies_are_named_as_pandas_names_them(moments, expected) -> None:
-    assert series_frequency(keys(*moments), TIME) == expected
-
-
-def test_integer_steps_have_no_frequency_but_count_missing_steps() -> None:
-    assert series_frequency(np.array([3, 5, 9]), INTEGER) == (None, 1)
 
 
 def test_the_length_histogram_has_ten_bins_at_most_covering_every_length() -> None:

@@ -80,9 +80,8 @@ def as_inline(series: list[dict[str, Any]], *, start: bool = True) -> list[dict[
 
 
 def observed(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ids and observed values (gaps left out). The inline parser puts a series on its grid
-    (a missing month is a gap; its start is the first ds as a date, its freq inferred); a
-    dataset keeps its rows and start as written and counts missing timestamps instead."""
+    """Ids and observed values (gaps left out). (Both place a series on its grid: see
+    test_dataset_timestamps.py for the whole series, gaps, starts and frequencies.)"""
     return [{"id": s["id"], "values": [v for v in s["values"] if v is not None]}
             for s in series]
 
@@ -174,15 +173,18 @@ def test_json_lines_hold_one_series_per_line(
         {"id": "b", "start": None, "values": [4.0, 5.25]}]
 
 
-def test_timestamps_missing_at_the_frequency_are_counted_not_invented(
+def test_timestamps_missing_at_the_frequency_are_gaps(
         client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session]) -> None:
     text = "unique_id,ds,y\na,2021-01-01,1\na,2021-01-02,2\na,2021-01-05,3\nb,2021-01-03,4\n" \
            "b,2021-01-04,5\n"
     dataset = upload(client, auth, text).get_json()
-    assert (dataset["frequency"], dataset["missing_timestamps"]) == ("D", 2)
-    assert [s["values"].size for s in stored_series(sessions, dataset["id"])] == [3, 2]
+    assert (dataset["frequency"], dataset["missing_timestamps"], dataset["num_gaps"],
+            dataset["num_points"]) == ("D", 2, 2, 7)
+    assert as_inline(stored_series(sessions, dataset["id"])) == [
+        {"id": "a", "start": "2021-01-01", "values": [1.0, 2.0, None, None, 3.0]},
+        {"id": "b", "start": "2021-01-03", "values": [4.0, 5.0]}]
     mixed = upload(client, auth, "unique_id,ds,y\na,2021-01,1\na,2021-02,2\nb,1,1\nb,2,2\n")
-    assert mixed.get_json()["frequency"] is None
+    assert (mixed.get_json()["frequency"], mixed.get_json()["freq_inferred"]) == (None, "MS")
 
 
 BAD_CSV = [
@@ -347,7 +349,7 @@ def test_a_job_on_a_dataset_is_checked_from_its_index_and_stores_a_reference(
     assert subset["dataset"]["num_series"] == 2 and subset["spec"]["freq"] is None
     page = client.get(f"/v1/jobs/{subset['id']}/series?tail=5", headers=auth).get_json()
     assert [(s["id"], s["length"], s["start"]) for s in page["series"]] == [
-        ("store-2", 42, "2015-01"), ("store-0", 40, "2015-01")]
+        ("store-2", 42, "2015-01-01"), ("store-0", 40, "2015-01-01")]
     inline = parse_long_csv(monthly_csv(series=3, months=40))
     assert page["series"][0]["values"] == inline[2]["values"][-5:]
 
@@ -484,12 +486,16 @@ def test_forecasts_of_a_dataset_in_the_request_and_as_a_batch(
     batch_id = created.get_json()["id"]
     with sessions() as session:
         request = decompress_json(session.get(ForecastBatch, batch_id).request_zlib)
+    # 42 and 40 months from 2015-01: they end in 2018-06 and 2018-04
     assert request == {"series": None, "horizon": None, "quantiles": None,
-                       "dataset_id": dataset["id"], "series_ids": ["store-2", "store-0"]}
+                       "dataset_id": dataset["id"], "series_ids": ["store-2", "store-0"],
+                       "ds": {"store-2": ["2018-07-01", "2018-08-01", "2018-09-01"],
+                              "store-0": ["2018-05-01", "2018-06-01", "2018-07-01"]}}
     assert broker_messages(settings)[-1] == (FORECAST_TASK, [batch_id])
     assert forecast_batches.answer_batch(sessions, settings, batch_id) == "succeeded"
     done = client.get(f"/v1/forecasts/{batch_id}", headers=auth).get_json()["result"]
     assert [f["id"] for f in done["forecasts"]] == ["store-2", "store-0"]
+    assert done["forecasts"][0]["ds"] == ["2018-07-01", "2018-08-01", "2018-09-01"]
     np.testing.assert_allclose(done["forecasts"][0]["mean"], expected[2]["mean"], rtol=1e-12)
 
     for body, loc in (({"series_ids": ["store-0"]}, ["series_ids"]),
