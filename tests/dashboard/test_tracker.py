@@ -55,6 +55,12 @@ def monthly_series(count: int = 2, length: int = 96) -> list[dict[str, Any]]:
         for i in range(length)]} for k in range(count)]
 
 
+# A job that keeps a worker busy for minutes unless cancelled: 20 members x 1,000 epochs, no early
+# stopping. (300 epochs once took long enough only because every checkpoint carried the
+# history; a few seconds now, and the job could end before the test cancels it.)
+LONG_TRAINING = {"epochs": 1000, "ensemble": 20, "early_stopping_patience": 1000}
+
+
 def job_body(**fields: Any) -> dict[str, Any]:
     """A small job on monthly_series(), `fields` laid over it."""
     return {"series": monthly_series(), "horizon": HORIZON, "season_length": 12,
@@ -338,7 +344,7 @@ def test_the_sweep_page(browser: Any, live_service: Stack, runs: Runs,
 def test_a_sweep_is_cancelled_from_its_page(browser: Any, live_service: Stack,
                                             runs: Runs) -> None:
     sweep = submit(live_service, {
-        "job": job_body(training={"epochs": 300, "ensemble": 1, "early_stopping_patience": 300}),
+        "job": job_body(training=LONG_TRAINING),
         "space": {"model.hidden_size": [4, 8]}, "strategy": "grid"}, "/v1/sweeps")
     page, problems = open_signed_in(browser, live_service, f"/sweeps/{sweep['id']}")
     page.click("#cancel-sweep")
@@ -490,8 +496,7 @@ def test_the_views_fit_a_phone(browser: Any, live_service: Stack, runs: Runs,
 def test_empty_charts_say_what_comes_and_a_job_is_cancelled_and_deleted_from_its_page(
         browser: Any, live_service: Stack, runs: Runs) -> None:
     # A long job keeps the only worker busy, so the next one waits in the queue.
-    long = submit(live_service, job_body(training={"epochs": 300, "ensemble": 1,
-                                                   "early_stopping_patience": 300}))
+    long = submit(live_service, job_body(training=LONG_TRAINING))
     live_service.wait_for_status(long["id"], {"running"})
     waiting = submit(live_service, job_body(name="waits"))
     page, problems = open_signed_in(browser, live_service, f"/jobs/{waiting['id']}")
