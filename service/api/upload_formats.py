@@ -14,15 +14,13 @@ the size of a point per line.
 from __future__ import annotations
 
 import csv
-import gc
 import gzip
 import io
 import itertools
 import json
 import math
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, BinaryIO, TextIO
@@ -34,6 +32,7 @@ from service.api.bodies import JsonConstant
 from service.api.csvio import COLUMNS, header_errors
 from service.api.problems import Problem, ValidationProblem
 from service.api.validation import start_and_freq_errors
+from service.store.collector import collector_paused
 from service.store.dataset_ingest import (
     INTEGER,
     POINT,
@@ -172,7 +171,7 @@ def read_csv(text: TextIO, builder: DatasetBuilder, limits: Limits) -> SeriesTab
     if problems:
         raise ValidationProblem(problems)
     rows = _CsvRows(header, builder, limits)
-    with _collector_paused():
+    with collector_paused():
         _read_blocks(reader, rows)
     if not rows.errors.items and not rows.series.table.ids:
         rows.errors.add(None, "has no data rows after the header")
@@ -199,22 +198,6 @@ def _read_blocks(reader: Any, rows: _CsvRows) -> int:
     except UnicodeDecodeError as exc:
         raise _not_utf8(exc, line + 1) from None
     return line
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while a CSV is read: a block is tens of thousands
-    of lists and strings without cycles, freed by reference counting, and the collections their
-    allocation triggers would walk them (and everything else alive) for nothing: with it on, a
-    block took up to six times as long. Whoever paused it resumes it."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class _CsvRows:

@@ -3,15 +3,12 @@ forecast batches. No Flask here (the workers import it)."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import socket
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +23,7 @@ from bptt import DataError, forecast_arrays
 from service.settings import Settings
 from service.store import dataset_rows, repository
 from service.store.codec import decompress_json
+from service.store.collector import collector_paused
 from service.store.dbclock import db_now
 from service.store.model_cache import ModelCache
 from service.store.tables import ForecastBatch
@@ -274,26 +272,10 @@ class ForecastTable:
 
     def json_bytes(self) -> bytes:
         """The document as JSON: ForecastResult.model_dump_json()'s text, as UTF-8."""
-        with _collector_paused():
+        with collector_paused():
             return pydantic_core.to_json(self.model_dump(), inf_nan_mode="null")
 
     def model_dump_json(self) -> str:
         """The document as JSON text, as ForecastResult.model_dump_json gives it."""
         return self.json_bytes().decode("utf-8")
 
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector meanwhile. A large document is tens of thousands
-    of lists and dicts without cycles, freed by reference counting as soon as it is written:
-    collections triggered by allocating them would only walk them (and everything else alive)
-    for nothing. Safe with threads: whoever paused it resumes it; a collector another thread
-    paused is left alone."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
