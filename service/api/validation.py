@@ -79,13 +79,7 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
         series = None
     else:
         series = _series(fields.pop("series"), settings, errors)
-    spec = None
-    try:
-        spec = bptt.TrainingSpec.from_dict(fields)
-    except bptt.SpecError as exc:
-        errors += [{"loc": [*spec_loc, *e["loc"]], "msg": e["msg"]} for e in exc.errors]
-    if spec is not None:
-        errors += _spec_limits(spec, settings, spec_loc)
+    spec = _checked_spec(fields, settings, spec_loc, errors)
     ids = [s.id for s in series] if series is not None else []
     lengths = [len(s.values) for s in series] if series is not None else []
     if spec is not None and series is not None and not errors:
@@ -135,6 +129,19 @@ def run_tags(fields: dict[str, Any], errors: list[dict[str, Any]], *,
         return RunTags()
 
 
+def _checked_spec(fields: dict[str, Any], settings: Settings, spec_loc: tuple[str, ...],
+                  errors: list[dict[str, Any]]) -> bptt.TrainingSpec | None:
+    """The TrainingSpec of a request's fields, or None; its problems, and the service's limits
+    on it, go to `errors`, located under `spec_loc`."""
+    try:
+        spec = bptt.TrainingSpec.from_dict(fields)
+    except bptt.SpecError as exc:
+        errors += [{"loc": [*spec_loc, *e["loc"]], "msg": e["msg"]} for e in exc.errors]
+        return None
+    errors += _spec_limits(spec, settings, spec_loc)
+    return spec
+
+
 def _dataset_request(fields: dict[str, Any], dataset: DatasetSelection, settings: Settings,
                      spec_loc: tuple[str, ...], tags: RunTags, errors: list[dict[str, Any]]
                      ) -> TrainingRequest:
@@ -146,13 +153,7 @@ def _dataset_request(fields: dict[str, Any], dataset: DatasetSelection, settings
     if (dataset.frequency is not None and fields.get("freq") is None
             and fields.get("season_length") is None):
         fields["freq"] = dataset.frequency  # the season follows from the timestamps
-    spec = None
-    try:
-        spec = bptt.TrainingSpec.from_dict(fields)
-    except bptt.SpecError as exc:
-        errors += [{"loc": [*spec_loc, *e["loc"]], "msg": e["msg"]} for e in exc.errors]
-    if spec is not None:
-        errors += _spec_limits(spec, settings, spec_loc)
+    spec = _checked_spec(fields, settings, spec_loc, errors)
     if spec is not None and not errors:
         errors += _long_enough(spec, dataset.ids, dataset.lengths, "dataset_id")
     if spec is not None and not errors:
