@@ -437,7 +437,7 @@ def test_a_job_whose_dataset_vanished_fails_with_the_reason(
     assert shown["status"] == "failed" and "was deleted" in shown["error"]
 
 
-def test_a_sweep_on_a_dataset_refers_to_it_from_every_trial(
+def test_a_sweep_on_a_dataset_refers_to_it_from_every_trial_and_forecasts_dated(
         client: FlaskClient, auth: dict[str, str], dataset: dict[str, Any],
         sessions: sessionmaker[Session], settings: Settings) -> None:
     sweep = client.post("/v1/sweeps", json={
@@ -449,6 +449,16 @@ def test_a_sweep_on_a_dataset_refers_to_it_from_every_trial(
         rows = session.scalars(select(Dataset).where(Dataset.job_id.in_(trials))).all()
         assert {(r.uploaded_dataset_id, r.series_zlib) for r in rows} == {(dataset["id"], None)}
     assert [args for _, args in broker_messages(settings)] == [[t] for t in trials]
+    for trial in trials:  # what the workers do, in this process
+        assert run_training(sessions, settings, trial, "test:1") == "succeeded"
+    # the best trial's forecast of its training series is dated from the dataset's calendar
+    # (store-0: 40 months from 2015-01, so the steps are 2018-05..07), as a job's would be
+    answer = client.post("/v1/forecasts", json={"sweep_id": sweep.get_json()["id"]},
+                         headers=auth)
+    assert answer.status_code == 200, answer.get_json()
+    [forecast] = answer.get_json()["forecasts"]
+    assert forecast["id"] == "store-0"
+    assert forecast["ds"] == ["2018-05-01", "2018-06-01", "2018-07-01"]
     problem = assert_problem(client.post("/v1/sweeps", json={
         "job": {**SPEC, "dataset_id": "ffff0000"}, "space": {"model.hidden_size": [4]}},
         headers=auth), 404)
