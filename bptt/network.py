@@ -20,9 +20,12 @@ and the future-known covariates over the forecast horizon, flattened, belong the
 - the known future values of a covariate lie after the window: the encoder has no time steps to
   take them in, while the head, which forecasts each horizon step at once, can read the value
   at each of those steps.
-neuralforecast's RNN model feeds its static and future exogenous features to its MLP decoder
-the same way. With head_inputs = 0 (the default) the layout, and so every saved file, is what it
-always was.
+neuralforecast's RNN model gives its MLP decoder the future exogenous values over the horizon
+the same way (its static features it appends to the input of every step, the cost above). What
+the head gives up: it is linear in its features, so a static feature shifts the forecast but
+cannot change how the recurrence reads the series; a feature that must can still go into x as a
+column repeated over the window. With head_inputs = 0 (the default) the layout, and so every
+saved file, is what it always was.
 """
 
 from dataclasses import dataclass
