@@ -16,7 +16,7 @@ import numpy as np
 from .cells import CELLS
 from .cells._common import work_size
 from .forward import LayerCache, LayerState, run_window, zero_states
-from .network import NetworkSpec
+from .network import NetworkSpec, check_inputs, checked_head_features
 from .parallel import chunk_bounds, run_chunks, single_threaded_blas
 from .workspace import scratch
 
@@ -34,15 +34,20 @@ def loss_and_gradients(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: 
                        loss, *, mask: np.ndarray | None = None, first_output: int | None = None,
                        truncate: tuple[int, int] | None = None,
                        dropout_masks: list | None = None,
-                       states: list[LayerState] | None = None, threads: int = 1) -> Gradients:
+                       states: list[LayerState] | None = None, threads: int = 1,
+                       head_features: np.ndarray | None = None) -> Gradients:
     """Mean loss and its gradient for inputs x (T, B, I) and targets y (K, B, horizon).
 
     K = T - first_output target sets, one per output step; `mask` (K, B, horizon) marks the
     known targets (NaN targets are masked automatically). `truncate` = (k1, k2) or None for full
     BPTT. `dropout_masks` come from forward.dropout_masks (None: no dropout). `threads` > 1
-    splits the batch across threads (see parallel.py).
+    splits the batch across threads (see parallel.py). `head_features`, for a network with
+    head inputs (E = spec.head_inputs > 0; None otherwise), are what the head reads besides
+    the hidden state: (B, E) for every output step, or (K, B, E) one set per output step. Their
+    gradient reaches head.weight[:, H:] only (they are inputs, not parameters).
     """
     x = np.ascontiguousarray(x, dtype=params.dtype)
+    check_inputs(spec, x)
     steps, batch, _ = x.shape
     t0 = steps - 1 if first_output is None else int(first_output)
     if not 0 <= t0 < steps:
@@ -52,6 +57,7 @@ def loss_and_gradients(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: 
     if y.shape != (steps - t0, batch, horizon):
         raise ValueError(f"targets must have shape {(steps - t0, batch, horizon)}, got {y.shape}")
     known = np.isfinite(y) if mask is None else (np.asarray(mask, bool) & np.isfinite(y))
+    extra = checked_head_features(spec, head_features, batch, params.dtype, steps - t0)
     k1, k2 = (steps, steps) if truncate is None else (int(truncate[0]), int(truncate[1]))
     if not 1 <= k1 <= k2:
         raise ValueError(f"truncation needs 1 <= k1 <= k2, got ({k1}, {k2})")
@@ -67,7 +73,7 @@ def loss_and_gradients(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: 
             spec, params, np.ascontiguousarray(x[:, rows]), y[:, rows], known[:, rows], loss,
             count, t0, (k1, k2), [None if m is None else m[rows] for m in masks],
             [LayerState(np.ascontiguousarray(s.h[rows]), np.ascontiguousarray(s.c[rows]))
-             for s in state], grad, flow)
+             for s in state], None if extra is None else extra[:, rows], grad, flow)
         return total, grad, flow * (hi - lo) / batch
 
     # A diverging network overflows on its way to a non-finite loss; callers check the result
@@ -83,9 +89,10 @@ def loss_and_gradients(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: 
 
 
 def _accumulate(spec: NetworkSpec, params, x, y, known, loss, count: int, t0: int,
-                truncate: tuple[int, int], masks, state, grad, grad_flow) -> float:
+                truncate: tuple[int, int], masks, state, extra, grad, grad_flow) -> float:
     """Run the segments of (truncated) BPTT over one chunk of rows, adding into grad and
-    grad_flow; return the chunk's loss sum (the caller divides it by `count`)."""
+    grad_flow; return the chunk's loss sum (the caller divides it by `count`). `extra`: the
+    head features (K, B, E) per output step, or None."""
     steps = x.shape[0]
     k1, k2 = truncate
     views = spec.layout.views(params)
@@ -101,7 +108,8 @@ def _accumulate(spec: NetworkSpec, params, x, y, known, loss, count: int, t0: in
             rows = slice(out_start - win_start, seg_end - win_start)
             targets = slice(out_start - t0, seg_end - t0)
             total += _backward_window(spec, views, grad_views, caches, masks, rows, loss,
-                                      y[targets], known[targets], count,
+                                      y[targets], known[targets],
+                                      None if extra is None else extra[targets], count,
                                       grad_flow[:, win_start:seg_end])
         next_end = min(seg_end + k1, steps)
         next_start = max(0, next_end - k2)
@@ -111,22 +119,24 @@ def _accumulate(spec: NetworkSpec, params, x, y, known, loss, count: int, t0: in
 
 
 def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCache], masks,
-                     rows: slice, loss, y, known, count: int, grad_flow) -> float:
-    """Head + loss on window rows `rows`, then backprop through the window; returns loss sum."""
+                     rows: slice, loss, y, known, extra, count: int, grad_flow) -> float:
+    """Head + loss on window rows `rows`, then backprop through the window; returns loss sum.
+    `extra`: the head features (K, B, E) of those rows' output steps, or None."""
     cell = CELLS[spec.cell]
     top = caches[-1].hs[rows]  # (K, B, H)
     k, batch, hidden = top.shape
     top2 = top.reshape(k * batch, hidden)
+    head_in = top2 if extra is None else _head_inputs(top, extra)  # (K*B, H [+ E])
     head_w = views["head.weight"]
-    pred = np.matmul(top2, head_w.T, out=scratch(("pred",), (k * batch, head_w.shape[0]),
-                                                  top.dtype))
+    pred = np.matmul(head_in, head_w.T, out=scratch(("pred",), (k * batch, head_w.shape[0]),
+                                                     top.dtype))
     pred += views["head.bias"]  # (K*B, O)
     value, dpred = loss.sum_and_grad(pred, y.reshape(k * batch, -1), known.reshape(k * batch, -1))
     if dpred.dtype == pred.dtype:  # the losses return a fresh array: scale it in place
         dpred /= count
     else:
         dpred = (dpred / count).astype(pred.dtype, copy=False)
-    grad_views["head.weight"] += dpred.T @ top2  # (O, H)
+    grad_views["head.weight"] += dpred.T @ head_in  # (O, H [+ E])
     # a matrix-vector product: numpy's axis-0 sum of a narrow (K*B, O) array is several
     # times slower, and on the long windows of truncated BPTT it showed in the step time
     grad_views["head.bias"] += np.ones(k * batch, top.dtype) @ dpred
@@ -135,7 +145,9 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
     # rows before them are zero rather than reading them (`first`)
     dh_out = scratch(("dh_top",), caches[-1].hs.shape, top.dtype)
     dh_out[rows.stop :] = 0
-    np.matmul(dpred, head_w, out=dh_out[rows].reshape(k * batch, hidden))
+    # dL/dh_T reads only the hidden state's columns of the head
+    head_w_h = head_w if extra is None else head_w[:, :hidden]
+    np.matmul(dpred, head_w_h, out=dh_out[rows].reshape(k * batch, hidden))
     first = rows.start
     for layer in range(spec.num_layers - 1, -1, -1):
         c = caches[layer]
@@ -152,3 +164,13 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
             dh_out = dx * masks[layer][None] if masks[layer] is not None else dx  # (W, B, H)
             first = 0
     return value
+
+
+def _head_inputs(top: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """(K*B, H + E): each row the hidden state top (K, B, H) then the head features extra
+    (K, B, E) of its output step and sequence, as the head reads them (concat(h_t, features))."""
+    k, batch, hidden = top.shape
+    both = scratch(("head_in",), (k, batch, hidden + extra.shape[2]), top.dtype)
+    both[:, :, :hidden] = top
+    both[:, :, hidden:] = extra
+    return both.reshape(k * batch, -1)

@@ -1,7 +1,9 @@
 """Forward pass of a whole network over a window of time steps, and inference.
 
 Arrays are time-major: x (T, B, I), hidden states (T, B, H). A window keeps, per layer, what the
-backward kernels need (`LayerCache`); its length is what truncated BPTT bounds.
+backward kernels need (`LayerCache`); its length is what truncated BPTT bounds. The head reads
+the top layer's last hidden state and, with head inputs, the window's head features (B, E)
+(see network.py).
 """
 
 from dataclasses import dataclass
@@ -10,7 +12,7 @@ import numpy as np
 
 from .cells import CELLS
 from .cells._common import work_size
-from .network import NetworkSpec
+from .network import NetworkSpec, check_inputs, checked_head_features
 from .parallel import chunk_bounds, run_chunks, single_threaded_blas
 from .workspace import scratch
 
@@ -105,15 +107,29 @@ def run_window(spec: NetworkSpec, views: dict, x: np.ndarray, states: list[Layer
     return caches
 
 
+def head_output(views: dict, top: np.ndarray, head_features: np.ndarray | None) -> np.ndarray:
+    """The head on the top layer's hidden states top (N, H) and, with head inputs, the head
+    features (N, E): concat(top, head_features) @ head.weight^T + head.bias, (N, O)."""
+    if head_features is None:
+        return top @ views["head.weight"].T + views["head.bias"]
+    return np.concatenate([top, head_features], axis=1) @ views["head.weight"].T + views[
+        "head.bias"]
+
+
 def predict(spec: NetworkSpec, params: np.ndarray, x: np.ndarray,
-            states: list[LayerState] | None = None, batch_chunk: int = 1024, threads: int = 1):
+            states: list[LayerState] | None = None, batch_chunk: int = 1024, threads: int = 1,
+            *, head_features: np.ndarray | None = None):
     """Head output after the last step of x (T, B, I): returns (outputs (B, O), final states).
 
-    Runs the batch in chunks of at most `batch_chunk` rows, so the per-step caches stay bounded
-    for very large batches, spread over `threads` threads.
+    `head_features` (B, E) are the features the head reads besides the last hidden state, for a
+    network with spec.head_inputs = E > 0 (None otherwise). Runs the batch in chunks of at most
+    `batch_chunk` rows, so the per-step caches stay bounded for very large batches, spread over
+    `threads` threads.
     """
     x = np.ascontiguousarray(x, dtype=params.dtype)
+    check_inputs(spec, x)
     steps, batch, _ = x.shape
+    extra = checked_head_features(spec, head_features, batch, params.dtype)
     views = spec.layout.views(params)
 
     def chunk(lo: int, hi: int):
@@ -125,7 +141,7 @@ def predict(spec: NetworkSpec, params: np.ndarray, x: np.ndarray,
         caches = run_window(spec, views, np.ascontiguousarray(x[:, lo:hi]), start,
                             [None] * spec.num_layers)
         top = caches[-1].hs[-1]  # (b, H)
-        out = top @ views["head.weight"].T + views["head.bias"]  # (b, O)
+        out = head_output(views, top, None if extra is None else extra[lo:hi])  # (b, O)
         return out, [cache.state_after(steps - 1) for cache in caches]
 
     pieces = max(threads, -(-batch // batch_chunk))  # enough chunks for both limits

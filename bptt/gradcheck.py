@@ -11,8 +11,8 @@ from collections.abc import Callable
 import numpy as np
 
 from .backprop import loss_and_gradients
-from .forward import run_window, zero_states
-from .network import NetworkSpec
+from .forward import head_output, run_window, zero_states
+from .network import NetworkSpec, checked_head_features
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], params: np.ndarray,
@@ -41,10 +41,12 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 def surrogate_loss(spec: NetworkSpec, params: np.ndarray, anchor: np.ndarray, x: np.ndarray,
                    y: np.ndarray, loss, *, first_output: int | None = None,
                    truncate: tuple[int, int] | None = None, mask: np.ndarray | None = None,
-                   dropout_masks: list | None = None) -> float:
+                   dropout_masks: list | None = None,
+                   head_features: np.ndarray | None = None) -> float:
     """The loss whose exact gradient truncated BPTT computes at params == anchor."""
     steps, batch, _ = x.shape
     t0 = steps - 1 if first_output is None else first_output
+    extra = checked_head_features(spec, head_features, batch, params.dtype, steps - t0)
     k1, k2 = truncate or (steps, steps)
     known = np.isfinite(y) if mask is None else (np.asarray(mask, bool) & np.isfinite(y))
     count = int(known.sum()) * loss.outputs_per_target
@@ -63,8 +65,9 @@ def surrogate_loss(spec: NetworkSpec, params: np.ndarray, anchor: np.ndarray, x:
             state = [c.state_after(win_start - 1) for c in prefix]
         top = run_window(spec, views, x[win_start:seg_end], state, masks)[-1].hs
         h = top[out_start - win_start :].reshape(-1, spec.hidden_size)
-        pred = h @ views["head.weight"].T + views["head.bias"]
         rows = slice(out_start - t0, seg_end - t0)
+        features = None if extra is None else extra[rows].reshape(len(h), -1)
+        pred = head_output(views, h, features)
         value, _ = loss.sum_and_grad(pred, y[rows].reshape(len(h), -1),
                                      known[rows].reshape(len(h), -1))
         total += value

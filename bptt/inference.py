@@ -10,7 +10,9 @@ from .model import Model
 
 
 def forecast(model: Model, series=None, horizon: int | None = None,
-             quantiles: list[float] | None = None, threads: int = 1) -> list[dict]:
+             quantiles: list[float] | None = None, threads: int = 1, *,
+             step_features: np.ndarray | None = None,
+             head_features: np.ndarray | None = None) -> list[dict]:
     """Forecast `horizon` steps (default: the model's) after the end of each series.
 
     `series` takes the shapes of data.as_series; None forecasts the model's own training series
@@ -18,16 +20,27 @@ def forecast(model: Model, series=None, horizon: int | None = None,
     scaled from its own values. `quantiles` must be among the trained ones (default: all of
     them). Returns [{"id", "mean": (h,), "quantiles": {q: (h,)}}]; quantile paths never cross
     and carry the model's conformal calibration.
+
+    A model whose network reads more than the value per step, or head features, takes them
+    built as its card describes them (input_features, head_features), one row per series in
+    the order of `series` (of the model's series when None): `step_features`
+    (S, window length, input_size - 1), the input columns after the value over the window, and
+    `head_features` (S, head_inputs). A model trained on values alone takes neither.
     """
-    return as_forecasts(*forecast_arrays(model, series, horizon, quantiles, threads))
+    return as_forecasts(*forecast_arrays(model, series, horizon, quantiles, threads,
+                                         step_features=step_features,
+                                         head_features=head_features))
 
 
 def forecast_arrays(model: Model, series=None, horizon: int | None = None,
-                    quantiles: list[float] | None = None, threads: int = 1
+                    quantiles: list[float] | None = None, threads: int = 1, *,
+                    step_features: np.ndarray | None = None,
+                    head_features: np.ndarray | None = None
                     ) -> tuple[list[str], list[float], np.ndarray]:
     """forecast's answer as arrays, for callers that handle thousands of series at once:
     (ids, quantiles, values), values (S, h, 1 + Q) in original units, values[i, :, 0] the mean
-    of series ids[i] and values[i, :, 1 + k] its quantile quantiles[k]."""
+    of series ids[i] and values[i, :, 1 + k] its quantile quantiles[k]. step_features and
+    head_features as forecast takes them."""
     horizon, wanted = resolve_forecast_request(model, horizon, quantiles)
     steps = model.spec.window.input_size
     if series is None:
@@ -46,7 +59,8 @@ def forecast_arrays(model: Model, series=None, horizon: int | None = None,
     # Centre every window on its last value, as in training (data.window_inputs), all at once.
     levels = inputs.tails[:, -1]  # (S,)
     x = (inputs.tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1)
-    paths = model.quantile_paths(x, threads)
+    x = with_step_features(model, x, step_features)  # (L, S, input_size)
+    paths = model.quantile_paths(x, threads, head_features)
     return ids, wanted, values_from_paths(model, ids, paths, levels, inputs, horizon, wanted)
 
 
@@ -63,6 +77,26 @@ class Inputs:
     means: np.ndarray | None
     indices: np.ndarray
     logs: np.ndarray
+
+
+def with_step_features(model: Model, x: np.ndarray, step_features) -> np.ndarray:
+    """The network's inputs: the centred values x (L, S, 1), then for a network that reads more
+    per step, step_features (S, L, input_size - 1) as its further columns. ValueError when they
+    are missing, unexpected or of the wrong shape."""
+    more = model.network.input_size - 1
+    if more == 0 and step_features is None:
+        return x
+    steps, count, _ = x.shape
+    if more == 0:
+        raise ValueError("step_features given, but the model reads the value alone per step")
+    wanted = (count, steps, more)
+    if step_features is None or np.shape(step_features) != wanted:
+        got = None if step_features is None else np.shape(step_features)
+        raise ValueError(f"the model reads {more} features per step besides the value "
+                         f"({model.input_features[1:]}): step_features must have shape "
+                         f"{wanted}, got {got}")
+    columns = np.asarray(step_features, np.float32).transpose(1, 0, 2)
+    return np.ascontiguousarray(np.concatenate([x, columns], axis=2))
 
 
 def prepare_inputs(model: Model, ids: list[str], series: list[np.ndarray]) -> Inputs:

@@ -107,19 +107,21 @@ def _fraction(flags: np.ndarray) -> float:
 
 
 def truncation_cosine(network: NetworkSpec, params: np.ndarray, x: np.ndarray, y: np.ndarray,
-                      loss, truncate: tuple[int, int]) -> float:
+                      loss, truncate: tuple[int, int], head_features=None) -> float:
     """Cosine similarity between the truncated-BPTT gradient (truncate = (k1, k2)) and the
     full-BPTT gradient on the same batch: 1 means truncation costs nothing in direction.
 
     x (T, B, I) and y (1, B, horizon) as loss_and_gradients takes them with the head on the last
-    step; y (B, horizon) is accepted too. No dropout. 1.0 when both gradients are zero, 0.0 when
-    only one is.
+    step; y (B, horizon) is accepted too; head_features (B, E) for a network with head inputs.
+    No dropout. 1.0 when both gradients are zero, 0.0 when only one is.
     """
     y = np.asarray(y)
     if y.ndim == 2:
         y = y[None]
-    full = loss_and_gradients(network, params, x, y, loss).grad.astype(np.float64)
-    cut = loss_and_gradients(network, params, x, y, loss, truncate=truncate).grad
+    full = loss_and_gradients(network, params, x, y, loss,
+                              head_features=head_features).grad.astype(np.float64)
+    cut = loss_and_gradients(network, params, x, y, loss, truncate=truncate,
+                             head_features=head_features).grad
     cut = cut.astype(np.float64)
     # Plain sums, not np.dot: a BLAS call would wake BLAS's threads (see clipping.global_norm).
     norms = math.sqrt(np.sum(full * full)) * math.sqrt(np.sum(cut * cut))

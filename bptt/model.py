@@ -20,6 +20,9 @@ from .seasonality import Seasonality
 from .serialization import from_safetensors, load_model, model_card, to_safetensors
 from .spec import TrainingSpec
 
+# What the one input column of a model trained on values alone holds (card "input_features").
+VALUE_FEATURE = ("value, seasonally adjusted (see seasonality; none without it), scaled per "
+                 "series, minus the window's last value")
 TAILS = "series.tails"  # (S, L) scaled, gap-filled last input window of each training series
 OFFSETS = "quantiles.offsets"  # (h, Q) conformal shifts of the quantile outputs
 
@@ -43,19 +46,35 @@ class Model:
     # the seasonality taken out of each series before scaling and put back after forecasting
     # (bptt.seasonality); None: none (and older files)
     seasonality: Seasonality | None = None
+    # what each input column of a step holds, in order (None: the value alone), and what each
+    # head feature is (None: the network has none); both go into the model card
+    input_features: list[str] | None = None
+    head_features: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.input_features is None and self.network.input_size == 1:
+            self.input_features = [VALUE_FEATURE]
+        if self.head_features is None and self.network.head_inputs == 0:
+            self.head_features = []
+        for name, size in (("input_features", self.network.input_size),
+                           ("head_features", self.network.head_inputs)):
+            described = getattr(self, name)
+            if described is None or len(described) != size:
+                raise ValueError(f"{name} must describe each of the network's {size} columns, "
+                                 f"got {described!r}")
         if self.quantile_offsets is None:
             self.quantile_offsets = np.zeros((self.horizon, len(self.quantiles)))
         if self.seasonality is None:
             self.seasonality = Seasonality.none(len(self.series_ids),
                                                 self.spec.season_length or 1)
 
-    def quantile_paths(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
-        """(B, h, 1 + Q) scaled, centred paths for inputs x (L, B, 1): the mean first, then the
-        calibrated quantiles, sorted so that they never cross (with a combination: the heads'
-        raw quantiles, which `shifted` calibrates and sorts once they are combined)."""
-        return self.calibrated_paths(self.predict_scaled(x, threads))
+    def quantile_paths(self, x: np.ndarray, threads: int = 1,
+                       head_features: np.ndarray | None = None) -> np.ndarray:
+        """(B, h, 1 + Q) scaled, centred paths for inputs x (L, B, input_size) (and, for a
+        network with head inputs, head_features (B, E)): the mean first, then the calibrated
+        quantiles, sorted so that they never cross (with a combination: the heads' raw
+        quantiles, which `shifted` calibrates and sorts once they are combined)."""
+        return self.calibrated_paths(self.predict_scaled(x, threads, head_features))
 
     def calibrated_paths(self, out: np.ndarray) -> np.ndarray:
         """(B, h, 1 + Q) paths from head outputs (B, O): quantiles calibrated and sorted, unless
@@ -83,9 +102,12 @@ class Model:
         """Member 0's weights: the network PyTorch loads from the file's unprefixed names."""
         return self.members[0]
 
-    def predict_scaled(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
-        """The members' median head output (B, O) for centred, scaled inputs x (L, B, 1)."""
-        outputs = [predict(self.network, p, x, threads=threads)[0] for p in self.members]
+    def predict_scaled(self, x: np.ndarray, threads: int = 1,
+                       head_features: np.ndarray | None = None) -> np.ndarray:
+        """The members' median head output (B, O) for centred, scaled inputs x
+        (L, B, input_size) and head features (B, E) (None: the network has no head inputs)."""
+        outputs = [predict(self.network, p, x, threads=threads, head_features=head_features)[0]
+                   for p in self.members]
         return outputs[0] if len(outputs) == 1 else np.median(outputs, axis=0)
 
     def card(self) -> dict:
@@ -99,8 +121,12 @@ class Model:
             "outputs_per_step": outputs,
             "output_layout": "index = step * outputs_per_step + k; k = 0 is the mean, "
                              "k = 1.. the quantiles in order",
-            "input_features": ["value, seasonally adjusted (see seasonality; none without it), "
-                               "scaled per series, minus the window's last value"],
+            "inputs": "x (window_length, series, input_size), time-major: column k of step t is "
+                      "input_features[k] at the window's step t; head features (series, "
+                      "head_inputs): column k is head_features[k]; the head reads "
+                      "concat(the top layer's last hidden state, head features)",
+            "input_features": list(self.input_features),
+            "head_features": list(self.head_features),
             "output_scaling": "add the window's last scaled value, invert the series' scaler, "
                               "then the seasonality's transform (if any)",
             "quantile_calibration": "quantile k at step s gets quantiles.offsets[s, k] added "
@@ -147,5 +173,7 @@ class Model:
         spec = TrainingSpec.from_dict(card["training_spec"])
         scalers = [Scaler(**s["scaler"]) for s in card["series"]]
         return cls(spec, network, np.stack(members), [s["id"] for s in card["series"]], scalers,
-                   tails, offsets, combination=combination, seasonality=seasonality)
+                   tails, offsets, combination=combination, seasonality=seasonality,
+                   input_features=card.get("input_features"),
+                   head_features=card.get("head_features"))
 

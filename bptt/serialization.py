@@ -6,10 +6,15 @@ extra dependency and nothing is ever unpickled. The model card sits in the heade
 `__metadata__` under "model_card" and says how to rebuild the network, in PyTorch too:
 
     rnn = torch.nn.LSTM(input_size, hidden_size, num_layers)   # or GRU / RNN(nonlinearity=…)
-    head = torch.nn.Linear(hidden_size, output_size)
+    head = torch.nn.Linear(hidden_size + head_inputs, output_size)
     rnn.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("head.")})
     head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
-    y = head(rnn(x)[0][-1])            # x time-major (T, B, input_size)
+    y = head(rnn(x)[0][-1])            # x time-major (T, B, input_size); head_inputs = 0
+    y = head(torch.cat([rnn(x)[0][-1], features], 1))   # head_inputs > 0: features (B, E)
+
+The card's "input_features" and "head_features" (bptt.Model's card) say what each column of x
+and of the head features is, in order. Files written before head inputs existed have no
+"head_inputs" in their card and read as head_inputs = 0: their layout is the same.
 """
 
 import json
@@ -92,10 +97,14 @@ def model_card(spec: NetworkSpec, **extra) -> dict:
         "hidden_size": spec.hidden_size,
         "num_layers": spec.num_layers,
         "output_size": spec.output_size,
+        "head_inputs": spec.head_inputs,
         "dropout": spec.dropout,
         "time_major": True,
-        "head": "head.weight/head.bias: Linear(hidden_size, output_size) on the top layer's last "
-                "hidden state; output index = horizon_step * outputs_per_step + output",
+        "head": "head.weight/head.bias: Linear(hidden_size + head_inputs, output_size) on "
+                "concat(the top layer's last hidden state, the head features); head.weight[:, "
+                ":hidden_size] reads the hidden state, head.weight[:, hidden_size:] the "
+                "head_inputs head features in order; output index = horizon_step * "
+                "outputs_per_step + output",
     }
     card.update(extra)
     return card
@@ -119,5 +128,6 @@ def load_model(data: bytes, dtype=np.float32) -> tuple[NetworkSpec, np.ndarray, 
         raise ValueError(f"unknown model card format {card.get('format')!r}")
     spec = NetworkSpec(**{k: card[k] for k in ("cell", "nonlinearity", "input_size",
                                               "hidden_size", "num_layers", "output_size",
-                                              "dropout")})
+                                              "dropout")},
+                       head_inputs=card.get("head_inputs", 0))  # older files: none
     return spec, spec.layout.flatten(tensors, dtype), card

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import DataError
-from .forward import predict
+from .forward import head_output, predict
 from .inference import forecasts_from_paths, prepare_inputs, resolve_forecast_request
 from .model import Model
+from .network import checked_head_features
 from .seasonality import history_needed
 from .serialization import from_safetensors, to_safetensors
 
@@ -76,14 +77,21 @@ def append_observations(model: Model, state: SeriesState, values) -> SeriesState
 
 
 def forecast_state(model: Model, state: SeriesState, horizon: int | None = None,
-                   quantiles: list[float] | None = None) -> dict:
+                   quantiles: list[float] | None = None, *,
+                   head_features: np.ndarray | None = None) -> dict:
     """The series' forecast from its state alone (no window is read): as bptt.forecast's
-    items, {"id", "mean", "quantiles"}."""
+    items, {"id", "mean", "quantiles"}. `head_features` (head_inputs,): the series' head
+    features, for a model whose network has head inputs (None otherwise)."""
     horizon, wanted = resolve_forecast_request(model, horizon, quantiles)
+    features = None if head_features is None else np.asarray(head_features)[None]
+    features = checked_head_features(model.network, features, 1, np.float32)
     outputs = []
     for member, h in zip(model.members, state.hidden, strict=True):
         views = model.network.layout.views(member)
-        outputs.append(h @ views["head.weight"].T + views["head.bias"])
+        if features is None:  # h (H,): the head as a matrix-vector product
+            outputs.append(h @ views["head.weight"].T + views["head.bias"])
+        else:
+            outputs.append(head_output(views, h[None], features)[0])
     out = outputs[0] if len(outputs) == 1 else np.median(outputs, axis=0)
     paths = model.calibrated_paths(np.asarray(out)[None])
     # the window's partners (seasonal naive) and seasonal indices, from the recent values
@@ -106,7 +114,12 @@ def _read(model: Model, names: list[str], histories: list[np.ndarray], lengths: 
     tails = prepare_inputs(model, names, recents).tails  # (S, L), as forecast builds them
     levels = tails[:, -1]
     x = (tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1), as forecast
-    hidden = np.stack([predict(model.network, p, x)[1][-1].h for p in model.members], axis=1)
+    # only the hidden states are kept: head features (which come with each forecast) do not
+    # change them, so zeros stand in for any
+    unused = (np.zeros((len(names), model.network.head_inputs), np.float32)
+              if model.network.head_inputs else None)
+    hidden = np.stack([predict(model.network, p, x, head_features=unused)[1][-1].h
+                       for p in model.members], axis=1)
     return [SeriesState(name, recent, length, float(level), h)
             for name, recent, length, level, h in zip(names, recents, lengths, levels, hidden,
                                                       strict=True)]

@@ -24,11 +24,14 @@ def train_step(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: np.ndarr
                optimizer, optimizer_state: dict, lr: float, clip: ClipSpec | None = None,
                truncate: tuple[int, int] | None = None, mask: np.ndarray | None = None,
                first_output: int | None = None, dropout_masks: list | None = None,
-               step: int | None = None, threads: int = 1) -> StepReport:
+               step: int | None = None, threads: int = 1,
+               head_features: np.ndarray | None = None) -> StepReport:
     """Update params in place from one batch; raise NonFiniteError before touching them if the
-    loss or the gradient is NaN or infinite."""
+    loss or the gradient is NaN or infinite. `head_features`: as loss_and_gradients takes
+    them, for a network with head inputs (None otherwise)."""
     result = loss_and_gradients(spec, params, x, y, loss, mask=mask, first_output=first_output,
-                                truncate=truncate, dropout_masks=dropout_masks, threads=threads)
+                                truncate=truncate, dropout_masks=dropout_masks, threads=threads,
+                                head_features=head_features)
     if not np.isfinite(result.loss):
         raise NonFiniteError("loss", step, f"loss is {result.loss}")
     norm, clipped = clip_gradients(result.grad, clip)

@@ -8,7 +8,7 @@ import pytest
 from bptt import NetworkSpec, dropout_masks, init_parameters, loss_and_gradients, make_loss
 from bptt.gradcheck import check_gradients, relative_error
 
-from .cases import ALL, FIRST_OUTPUT, build, case_id
+from .cases import ALL, FIRST_OUTPUT, HEAD_CASES, build, build_with_head, case_id
 
 
 @pytest.mark.parametrize("case", ALL, ids=case_id)
@@ -19,6 +19,24 @@ def test_gradients_match_finite_differences(case):
                              truncate=case[2], dropout_masks=masks)
     worst = max(errors, key=errors.get)
     assert errors[worst] < 1e-6, f"{worst}: relative error {errors[worst]:.2e}"
+
+
+@pytest.mark.parametrize("per_step", [True, False], ids=["features_per_step", "features_shared"])
+@pytest.mark.parametrize("case", HEAD_CASES, ids=case_id)
+def test_gradients_with_several_inputs_and_head_features_match_finite_differences(case,
+                                                                                  per_step):
+    spec, params, x, y, loss, features = build_with_head(
+        case, dropout=0.3 if case[1] == 2 else 0.0, per_step=per_step)
+    masks = dropout_masks(spec, x.shape[1], np.random.default_rng(3), np.float64)
+    errors = check_gradients(spec, params, x, y, loss, first_output=FIRST_OUTPUT,
+                             truncate=case[2], dropout_masks=masks, head_features=features)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 1e-6, f"{worst}: relative error {errors[worst]:.2e}"
+    # the head features' own columns of the head carry gradient
+    head = spec.layout.views(loss_and_gradients(
+        spec, params, x, y, loss, first_output=FIRST_OUTPUT, truncate=case[2],
+        dropout_masks=masks, head_features=features).grad)["head.weight"]
+    assert np.abs(head[:, spec.hidden_size:]).min() > 0
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

@@ -59,6 +59,33 @@ def test_gradients_match_torch_autograd(cell, act, dtype, tol, inputs, hidden, t
 
 @pytest.mark.parametrize("cell,act", CELLS)
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-8), (np.float32, 1e-4)])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("trunc", [None, (4, 6)])
+def test_unfolded_inputs_with_head_features_match_torch_autograd(cell, act, dtype, tol, layers,
+                                                                 trunc):
+    """More inputs than the gate loops fold (a GEMM per step) and head features, across the
+    tiles' column panels."""
+    pytest.importorskip("torch")
+    from tests.bptt.torch_reference import loss_and_grads
+
+    loss = make_loss("mse")
+    spec = NetworkSpec(cell=cell, nonlinearity=act, input_size=8, hidden_size=NR + 8,
+                       num_layers=layers, output_size=3, head_inputs=5)
+    rng = np.random.default_rng(9)
+    params = init_parameters(spec, 2, dtype)
+    x = rng.normal(size=(10, MR + 3, 8)).astype(dtype)
+    y = rng.normal(size=(8, MR + 3, 3)).astype(dtype)
+    features = rng.normal(size=(8, MR + 3, 5)).astype(dtype)
+    ours = loss_and_gradients(spec, params, x, y, loss, first_output=2, truncate=trunc,
+                              head_features=features)
+    ref_loss, ref = loss_and_grads(spec, params, x, y, loss, 2, trunc, head_features=features)
+    assert ours.loss == pytest.approx(ref_loss, rel=tol)
+    for name, grad in spec.layout.views(ours.grad).items():
+        assert relative_error(grad, ref[name]) < tol, name
+
+
+@pytest.mark.parametrize("cell,act", CELLS)
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-8), (np.float32, 1e-4)])
 @pytest.mark.parametrize("inputs,hidden,batch", [(2, NR + 1, 2 * MR - 3), (5, NR - 1, MR + 1)])
 def test_tile_edges_match_torch_autograd(cell, act, dtype, tol, inputs, hidden, batch):
     """Batches and hidden sizes one past and one short of the GEMM tiles' rows and columns."""

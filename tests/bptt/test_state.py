@@ -41,6 +41,24 @@ def test_the_initial_state_forecasts_what_the_model_forecasts(trained):
         _same(forecast_state(model, state), expected)
 
 
+def test_a_state_forecasts_with_head_features_as_the_model_does(trained):
+    """A model whose head reads 2 features: the state's forecast, given a series' features,
+    is bptt.forecast's with the same features (and missing ones are a ValueError)."""
+    import dataclasses
+
+    model, series = trained
+    network = dataclasses.replace(model.network, head_inputs=2)
+    members = np.stack([bptt.init_parameters(network, seed) for seed in (1, 2)])
+    wide = dataclasses.replace(model, network=network, members=members,
+                               head_features=["store size", "promo over the horizon"])
+    features = np.random.default_rng(0).normal(size=(3, 2))
+    expected = bptt.forecast(wide, head_features=features)
+    for i, state in enumerate(initial_states(wide, series)):
+        _same(forecast_state(wide, state, head_features=features[i]), expected[i])
+    with pytest.raises(ValueError, match="head features"):
+        forecast_state(wide, state)
+
+
 @pytest.mark.parametrize("chunks", [
     [[21.0, 22.5, None, 19.0]],
     [[None], [18.0, 19.5], [None, None, 24.0], list(np.linspace(15, 25, 30))],

@@ -8,9 +8,10 @@ from bptt.clipping import ClipSpec, clip_gradients
 from bptt.gradcheck import relative_error
 from bptt.optimizers import make_optimizer
 from bptt.schedules import make_schedule
+from bptt.training_step import train_step
 
-from .cases import ALL, FIRST_OUTPUT, build, case_id
-from .torch_reference import loss_and_grads, modules, torch
+from .cases import ALL, FIRST_OUTPUT, HEAD_CASES, build, build_with_head, case_id
+from .torch_reference import head_input, loss_and_grads, modules, torch
 
 TOLERANCE = {np.float64: 1e-8, np.float32: 1e-4}
 
@@ -29,17 +30,40 @@ def test_loss_and_gradients_match_autograd(case, dtype):
         assert relative_error(grad, ref_grads[name]) < tol, name
 
 
+@pytest.mark.parametrize("per_step", [True, False], ids=["features_per_step", "features_shared"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", HEAD_CASES, ids=case_id)
+def test_several_inputs_and_head_features_match_autograd(case, dtype, per_step):
+    """input_size 3 and head_inputs 2 against nn.RNN/LSTM/GRU + nn.Linear on
+    torch.cat([h_t, features], 1)."""
+    spec, params, x, y, loss, features = build_with_head(case, dtype=dtype, per_step=per_step)
+    ours = loss_and_gradients(spec, params, x, y, loss, first_output=FIRST_OUTPUT,
+                              truncate=case[2], head_features=features)
+    ref_loss, ref_grads = loss_and_grads(spec, params, x, y, loss, FIRST_OUTPUT, case[2],
+                                         head_features=features)
+    tol = TOLERANCE[dtype]
+    assert ours.loss == pytest.approx(ref_loss, rel=tol)
+    for name, grad in spec.layout.views(ours.grad).items():
+        assert relative_error(grad, ref_grads[name]) < tol, name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("head_inputs", [0, 4])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_forecasts_match_torch_modules(cell, dtype):
-    spec = NetworkSpec(cell=cell, input_size=3, hidden_size=16, num_layers=2, output_size=12)
+def test_forecasts_match_torch_modules(cell, head_inputs, dtype):
+    spec = NetworkSpec(cell=cell, input_size=3, hidden_size=16, num_layers=2, output_size=12,
+                       head_inputs=head_inputs)
     params = init_parameters(spec, 4, dtype)
-    x = np.random.default_rng(0).normal(size=(30, 50, 3)).astype(dtype)
-    ours, states = predict(spec, params, x, batch_chunk=16)  # chunks must not change anything
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 50, 3)).astype(dtype)
+    features = rng.normal(size=(50, head_inputs)).astype(dtype) if head_inputs else None
+    # chunks must not change anything
+    ours, states = predict(spec, params, x, batch_chunk=16, head_features=features)
     rnn, head = modules(spec, params)
     with torch.no_grad():
         out, final = rnn(torch.tensor(x))
-        ref = head(out[-1]).numpy()
+        ref = head(head_input(out[-1], None if features is None else torch.tensor(features)))
+        ref = ref.numpy()
     assert relative_error(ours, ref) < TOLERANCE[dtype]
     final_h = final[0] if cell == "lstm" else final
     for k, state in enumerate(states):
@@ -67,12 +91,17 @@ def test_gradient_flow_matches_autograd_through_an_unrolled_cell():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_clipped_adam_steps_match_torch(dtype):
-    spec = NetworkSpec(cell="gru", input_size=1, hidden_size=8, num_layers=2, output_size=4)
+@pytest.mark.parametrize("cell,inputs,head_inputs", [("gru", 1, 0), ("rnn", 3, 2), ("lstm", 3, 2),
+                                                     ("gru", 3, 2)])
+def test_clipped_adam_steps_match_torch(cell, inputs, head_inputs, dtype):
+    spec = NetworkSpec(cell=cell, input_size=inputs, hidden_size=8, num_layers=2, output_size=4,
+                       head_inputs=head_inputs)
     params = init_parameters(spec, 5, dtype)
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(20, 6, 1)).astype(dtype)
+    x = rng.normal(size=(20, 6, inputs)).astype(dtype)
     y = (3 * rng.normal(size=(1, 6, 4))).astype(dtype)
+    features = rng.normal(size=(6, head_inputs)).astype(dtype) if head_inputs else None
+    tfeatures = None if features is None else torch.tensor(features)
     loss, clip = make_loss("mse"), ClipSpec(max_norm=0.05)
     optimizer = make_optimizer("adam")
     state = optimizer.init_state(params)
@@ -80,11 +109,11 @@ def test_clipped_adam_steps_match_torch(dtype):
     tparams = list(rnn.parameters()) + list(head.parameters())
     topt = torch.optim.Adam(tparams, lr=0.01)
     for _ in range(3):
-        grads = loss_and_gradients(spec, params, x, y, loss)
+        grads = loss_and_gradients(spec, params, x, y, loss, head_features=features)
         norm, clipped = clip_gradients(grads.grad, clip)
         optimizer.step(params, grads.grad, state, lr=0.01)
         topt.zero_grad()
-        pred = head(rnn(torch.tensor(x))[0][-1])
+        pred = head(head_input(rnn(torch.tensor(x))[0][-1], tfeatures))
         torch.nn.functional.mse_loss(pred, torch.tensor(y[0])).backward()
         tnorm = torch.nn.utils.clip_grad_norm_(tparams, clip.max_norm)
         topt.step()
@@ -93,6 +122,37 @@ def test_clipped_adam_steps_match_torch(dtype):
                **{f"head.{k}": v for k, v in head.named_parameters()}}
     for name, value in spec.layout.views(params).items():
         assert relative_error(value, weights[name].detach().numpy()) < TOLERANCE[dtype], name
+
+
+@pytest.mark.parametrize("clip", [ClipSpec(max_norm=0.05), ClipSpec(max_value=0.01), None],
+                         ids=["norm", "value", "none"])
+@pytest.mark.parametrize("case", [c for c in HEAD_CASES if c[2] is not None and c[1] == 2],
+                         ids=case_id)
+def test_truncated_clipped_train_step_with_head_features_matches_torch(case, clip):
+    """train_step (truncated BPTT, clipping, an SGD update) on 3 inputs and 2 head features
+    against autograd's truncated gradient, clipped by torch.nn.utils and applied by hand. In
+    float64: the update is recovered as (before - after) / lr, which float32 rounding would
+    swamp (float32 gradients are compared directly above)."""
+    dtype = np.float64
+    spec, params, x, y, loss, features = build_with_head(case, dtype=dtype)
+    _, ref_grads = loss_and_grads(spec, params, x, y, loss, FIRST_OUTPUT, case[2],
+                                  head_features=features)
+    tensors = {n: torch.tensor(g.copy()) for n, g in ref_grads.items()}
+    for t in tensors.values():
+        t.grad = t.clone()
+    if clip is not None and clip.max_norm is not None:
+        torch.nn.utils.clip_grad_norm_(list(tensors.values()), clip.max_norm)
+    if clip is not None and clip.max_value is not None:
+        torch.nn.utils.clip_grad_value_(list(tensors.values()), clip.max_value)
+    before = params.copy()
+    sgd = make_optimizer("sgd")
+    report = train_step(spec, params, x, y, loss=loss, optimizer=sgd,
+                        optimizer_state=sgd.init_state(params), lr=0.1, clip=clip,
+                        truncate=case[2], first_output=FIRST_OUTPUT, head_features=features)
+    assert report.clipped == (clip is not None)
+    steps = spec.layout.views((before - params) / 0.1)  # the gradients applied
+    for name, applied in steps.items():
+        assert relative_error(applied, tensors[name].grad.numpy()) < TOLERANCE[dtype], name
 
 
 def test_clip_by_value_matches_torch():

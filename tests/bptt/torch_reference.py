@@ -10,12 +10,13 @@ TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
 
 
 def modules(spec, params):
-    """(rnn, head) torch modules holding our flat parameters, loaded by name."""
+    """(rnn, head) torch modules holding our flat parameters, loaded by name. The head is
+    Linear(H + head_inputs, O): it reads torch.cat([h_T, head_features], 1) (see `head_input`)."""
     dtype = TORCH_DTYPES[params.dtype.type]
     kinds = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
     extra = {"nonlinearity": spec.nonlinearity} if spec.cell == "rnn" else {}
     rnn = kinds[spec.cell](spec.input_size, spec.hidden_size, spec.num_layers, **extra).to(dtype)
-    head = torch.nn.Linear(spec.hidden_size, spec.output_size).to(dtype)
+    head = torch.nn.Linear(spec.hidden_size + spec.head_inputs, spec.output_size).to(dtype)
     views = spec.layout.views(params)
     tensors = {k: torch.tensor(v) for k, v in views.items()}
     rnn.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("head.")})
@@ -46,8 +47,15 @@ def elementwise(loss, pred, target):
     return out[..., None]
 
 
-def loss_and_grads(spec, params, x, y, loss, first_output, truncate):
-    """Mean loss and {name: grad} by autograd, truncating by detaching each window's start state."""
+def head_input(top, features):
+    """What the head reads: the hidden states top (..., H), with head features (..., E) after
+    them when the network has head inputs (features None: it has none)."""
+    return top if features is None else torch.cat([top, features], dim=-1)
+
+
+def loss_and_grads(spec, params, x, y, loss, first_output, truncate, head_features=None):
+    """Mean loss and {name: grad} by autograd, truncating by detaching each window's start state.
+    head_features: (B, E) for every output step or (K, B, E) per output step, or None."""
     rnn, head = modules(spec, params)
     steps = x.shape[0]
     k1, k2 = truncate or (steps, steps)
@@ -55,6 +63,9 @@ def loss_and_grads(spec, params, x, y, loss, first_output, truncate):
     target = torch.tensor(np.nan_to_num(y))
     count = int(known.sum()) * loss.outputs_per_target
     inputs = torch.tensor(x)
+    features = None
+    if head_features is not None:
+        features = torch.tensor(np.broadcast_to(head_features, (*y.shape[:2], spec.head_inputs)))
     total = 0.0
     for seg_start in range(0, steps, k1):
         seg_end = min(seg_start + k1, steps)
@@ -67,8 +78,9 @@ def loss_and_grads(spec, params, x, y, loss, first_output, truncate):
             with torch.no_grad():
                 state = rnn(inputs[:win_start])[1]
         top = rnn(inputs[win_start:seg_end], state)[0]
-        pred = head(top[out_start - win_start :])  # (K, B, O)
         rows = slice(out_start - first_output, seg_end - first_output)
+        pred = head(head_input(top[out_start - win_start :],
+                               None if features is None else features[rows]))  # (K, B, O)
         values = elementwise(loss, pred, target[rows]) * known[rows][..., None]
         segment = values.sum()
         (segment / count).backward()
