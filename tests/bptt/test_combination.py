@@ -274,7 +274,7 @@ def test_stateful_forecasts_equal_forecasts_with_a_combination():
     series = _stationary()
     result = bptt.fit(series, spec=_spec())
     model = dataclasses.replace(result.model, combination=Combination(
-        np.tile([0.4, 0.4, 0.2], (3, 1)), np.array([0.4, 0.4, 0.2]),
+        np.tile([0.3, 0.2, 0.2, 0.0, 0.3], (3, 1)), np.array([0.3, 0.2, 0.2, 0.0, 0.3]),
         result.model.combination.means))
     state = initial_states(model, {"s1": series["s1"]})[0]
     first = forecast_state(model, state)
