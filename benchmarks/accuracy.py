@@ -217,7 +217,7 @@ def fit_bptt(train: dict[str, np.ndarray], h: int, m: int, seed: int
         note += f"; seasonality {seasonality.kind}"
     if model.combination is not None:
         weights = ", ".join(f"{w:.2f}" for w in model.combination.default)
-        note += f"; combination (network, mean, naive, snaive) = ({weights})"
+        note += f"; combination ({', '.join(bptt.combination.PARTNERS)}) = ({weights})"
     single = dataclasses.replace(model, members=model.members[:1])
     network = dataclasses.replace(model, combination=None)
     return bptt.forecast(model), bptt.forecast(single), bptt.forecast(network), seconds, note

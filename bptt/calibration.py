@@ -18,7 +18,7 @@ def calibrate(model: Model, val: Windows, scaled: list[np.ndarray]) -> float | N
     without quantiles or validation windows)."""
     if not len(val):
         return None
-    # the network with the series' mean and the naive forecast (bptt.combination)
+    # the network with classical forecasts of the same window (bptt.combination)
     model.combination = combination.fitted(model, val, scaled)
     if not model.quantiles:
         return None

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .combination import new_series_means, seasonal_naive_paths
+from .combination import new_series_means
 from .data import DataError, as_series, fit_scalers, interpolate_gaps, scaler_arrays
 from .model import Model
 
@@ -147,10 +147,9 @@ def values_from_paths(model: Model, ids: list[str], paths: np.ndarray, levels: n
     the median: where the combination moved it past one, that quantile is moved out to it (the
     interval only widens)."""
     if model.combination is not None:
-        snaive = seasonal_naive_paths(inputs.tails - levels[:, None],
-                                      model.spec.season_length or 1, model.horizon)
-        paths = model.shifted(model.combination.apply(paths, ids, model.series_ids, levels,
-                                                      inputs.means, snaive))
+        paths = model.shifted(model.combination.apply(
+            paths, ids, model.series_ids, levels, inputs.tails - levels[:, None],
+            model.spec.season_length or 1, inputs.means))
     paths = paths[:, :horizon] + levels[:, None, None]
     qs = model.quantiles
     # an interval around the median holds the mean (not in files written before quantile

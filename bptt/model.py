@@ -40,8 +40,9 @@ class Model:
     # (h, Q) shifts added to the quantile outputs, in scaled units, from conformal calibration
     # on the validation windows (zeros: not calibrated)
     quantile_offsets: np.ndarray | None = None
-    # how forecasts combine the network with the series' mean and the naive forecast, fitted on
-    # the validation windows (bptt.combination); None: the network alone (and older files)
+    # how forecasts combine the network with classical forecasts (naive, seasonal naive, mean
+    # reverting), fitted on the validation windows (bptt.combination); None: the network alone
+    # (and older files)
     combination: Combination | None = None
     # the seasonality taken out of each series before scaling and put back after forecasting
     # (bptt.seasonality); None: none (and older files)

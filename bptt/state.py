@@ -94,7 +94,8 @@ def forecast_state(model: Model, state: SeriesState, horizon: int | None = None,
             outputs.append(head_output(views, h[None], features)[0])
     out = outputs[0] if len(outputs) == 1 else np.median(outputs, axis=0)
     paths = model.calibrated_paths(np.asarray(out)[None])
-    # the window's partners (seasonal naive) and seasonal indices, from the recent values
+    # the window's partners (seasonal naive, reverting) and seasonal indices, from the recent
+    # values
     inputs = prepare_inputs(model, [state.series_id], [state.recent])
     return forecasts_from_paths(model, [state.series_id], paths, np.array([state.level]),
                                 inputs, horizon, wanted)[0]

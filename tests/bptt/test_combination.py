@@ -9,7 +9,7 @@ import pytest
 
 import bptt
 from bptt import Callbacks, Checkpoint, TrainingSpec, combination
-from bptt.combination import Combination, combine, weight_grid
+from bptt.combination import PARTNERS, Combination, combine, partner_paths, weight_grid
 from bptt.data import expanding_mean, make_windows
 from bptt.serialization import from_safetensors, to_safetensors
 from bptt.state import append_observations, forecast_state, initial_states
@@ -33,37 +33,65 @@ def _stationary(count=3, n=120, seed=0):
     return out
 
 
+def _partners(rng, n, h):
+    """Random classical partners' paths (n, h, P - 1), the naive one 0, as partner_paths'."""
+    forecasts = rng.normal(size=(n, h, len(PARTNERS) - 1))
+    forecasts[:, :, 0] = rng.normal(size=n)[:, None]  # the series' mean: flat
+    forecasts[:, :, 1] = 0.0
+    return forecasts
+
+
 def test_the_grid_is_convex_and_starts_with_the_network_alone():
     for seasonal, size in ((False, 15), (True, 35)):
         grid = weight_grid(0.25, seasonal=seasonal)
         assert np.allclose(grid.sum(axis=1), 1) and (grid >= 0).all()
-        assert np.array_equal(grid[0], [1, 0, 0, 0]) and len(grid) == size
+        assert np.array_equal(grid[0], [1, 0, 0, 0, 0]) and len(grid) == size
         assert np.all(np.diff(grid[:, 0]) <= 0)  # ties go to more weight on the network
         assert seasonal or not grid[:, 3].any()  # no seasonal naive without a season
+        assert not grid[:, 1].any()  # the flat mean is no longer offered
 
 
-@pytest.mark.parametrize("truth,expected", [("net", [1, 0, 0, 0]), ("mean", [0, 1, 0, 0]),
-                                            ("naive", [0, 0, 1, 0]), ("snaive", [0, 0, 0, 1])])
-def test_weights_go_to_the_forecast_that_is_right_on_validation(truth, expected):
+@pytest.mark.parametrize("truth", ["network", "naive", "snaive", "reverting"])
+def test_weights_go_to_the_forecast_that_is_right_on_validation(truth):
     rng = np.random.default_rng(1)
     n, h = 60, 5
     net = rng.normal(size=(n, h))
-    offset = rng.normal(size=n)  # series mean minus level
-    snaive = rng.normal(size=(n, h))
-    y = {"net": net, "mean": np.repeat(offset[:, None], h, axis=1), "naive": np.zeros((n, h)),
-         "snaive": snaive}
+    forecasts = _partners(rng, n, h)
+    y = net if truth == "network" else forecasts[:, :, PARTNERS.index(truth) - 1]
     series = np.repeat(np.arange(3), n // 3)
-    assert np.allclose(combination.fit_weights(net, y[truth], offset, series, snaive=snaive),
-                       expected)
+    expected = np.eye(len(PARTNERS))[PARTNERS.index(truth)]
+    assert np.allclose(combination.fit_weights(net, y, forecasts, series), expected)
     if truth != "snaive":  # without the seasonal partner: the same answer
-        assert np.allclose(combination.fit_weights(net, y[truth], offset, series), expected)
+        assert np.allclose(combination.fit_weights(net, y, forecasts, series, seasonal=False),
+                           expected)
 
 
-def test_the_seasonal_naive_partner_repeats_the_last_season():
-    x = np.arange(10.0)[None] - 9  # a window of 10, centred on its last value
-    assert np.array_equal(combination.seasonal_naive_paths(x, 4, 6)[0], x[0, [6, 7, 8, 9, 6, 7]])
-    assert combination.seasonal_naive_paths(x, 1, 6) is None  # no season: that is naive
-    assert combination.seasonal_naive_paths(x, 12, 6) is None  # a window shorter than m
+def test_the_flat_mean_takes_no_weight_even_where_it_is_right():
+    rng = np.random.default_rng(1)
+    net = rng.normal(size=(30, 4))
+    forecasts = _partners(rng, 30, 4)
+    weights = combination.fit_weights(net, forecasts[:, :, 0], forecasts, np.zeros(30, int))
+    assert weights[PARTNERS.index("mean")] == 0
+
+
+def test_the_reverting_partner_reverts_as_fast_as_the_window_says():
+    rng = np.random.default_rng(6)
+    n, phi, mean = 400, 0.6, 5.0
+    z = np.zeros(n)
+    for t in range(1, n):
+        z[t] = phi * z[t - 1] + rng.normal()
+    level = mean + z[-1]
+    x = (mean + z - level)[None]  # centred on the last value
+    path = combination.reverting_paths(x, np.array([mean - level]), 6)[0]
+    steps = np.arange(1, 7)
+    assert np.allclose(path, (mean - level) * (1 - 0.6 ** steps), atol=0.1 * abs(mean - level))
+    walk = np.cumsum(rng.normal(0.3, 1, size=(1, n)), axis=1)  # drifting: far from its mean
+    x = walk - walk[:, -1:]
+    offset = np.array([walk.mean() - walk[0, -1]])
+    assert np.abs(combination.reverting_paths(x, offset, 6)).max() < 0.1 * abs(offset[0])
+    forecasts, seasonal = partner_paths(x, offset, 1, 6)
+    assert not seasonal and not forecasts[:, :, PARTNERS.index("snaive") - 1].any()
+    assert np.allclose(forecasts[:, :, 0], offset[0])  # the flat mean, still for old files
 
 
 def test_every_series_counts_the_same_whatever_its_scale():
@@ -71,12 +99,12 @@ def test_every_series_counts_the_same_whatever_its_scale():
     h = 3
     net = rng.normal(size=(30, h))
     y = 0.6 * net + 0.3 * rng.normal(size=(30, h))
-    offset = rng.normal(size=30)
+    forecasts = _partners(rng, 30, h)
     series = np.repeat(np.arange(3), 10)
-    weights = combination.fit_weights(net, y, offset, series)
+    weights = combination.fit_weights(net, y, forecasts, series)
     scale = np.r_[np.full(10, 1e3), np.ones(20)]  # series 0 in other units
-    rescaled = combination.fit_weights(net * scale[:, None], y * scale[:, None], offset * scale,
-                                       series)
+    rescaled = combination.fit_weights(net * scale[:, None], y * scale[:, None],
+                                       forecasts * scale[:, None, None], series)
     assert np.array_equal(weights, rescaled) and 0 < weights[0] < 1
 
 
@@ -84,27 +112,30 @@ def test_gaps_in_targets_are_skipped_and_no_targets_keep_the_network():
     net = np.ones((4, 2))
     y = np.zeros((4, 2))
     y[:, 1] = np.nan
-    assert np.allclose(combination.fit_weights(net, y, np.zeros(4), np.zeros(4, int)),
-                       [0, 0, 1, 0])
-    assert np.allclose(combination.fit_weights(net, np.full((4, 2), np.nan), np.zeros(4),
-                                               np.zeros(4, int)), [1, 0, 0, 0])
+    forecasts = np.ones((4, 2, len(PARTNERS) - 1))
+    forecasts[:, :, 1] = 0.0  # naive
+    forecasts[:, 1] = -5.0  # wrong only where the target is a gap
+    forecasts[:, :, 3] = 1.0  # reverting: wrong too
+    naive = np.eye(len(PARTNERS))[PARTNERS.index("naive")]
+    assert np.allclose(combination.fit_weights(net, y, forecasts, np.zeros(4, int)), naive)
+    assert np.allclose(combination.fit_weights(net, np.full((4, 2), np.nan), forecasts,
+                                               np.zeros(4, int)), np.eye(len(PARTNERS))[0])
 
 
 def test_quantiles_are_averaged_as_the_means_are():
     rng = np.random.default_rng(3)
     paths = np.sort(rng.normal(size=(5, 4, 4)), axis=2)
-    weights = np.tile([0.4, 0.3, 0.2, 0.1], (5, 1))
-    offset = rng.normal(size=5)
-    snaive = rng.normal(size=(5, 4))
-    out = combine(paths, weights, offset, snaive)
-    mean = 0.4 * paths[:, :, 0] + 0.3 * offset[:, None] + 0.1 * snaive
+    weights = np.tile([0.4, 0.2, 0.1, 0.1, 0.2], (5, 1))
+    forecasts = _partners(rng, 5, 4)
+    out = combine(paths, weights, forecasts)
+    mean = 0.4 * paths[:, :, 0] + forecasts @ weights[0, 1:]
     assert np.allclose(out[:, :, 0], mean)
     # each partner's quantile weighted as its mean is; a classical partner's quantiles are its
     # point forecast
     assert np.allclose(out[:, :, 1:], 0.4 * paths[:, :, 1:] + (mean - 0.4 * paths[:, :, 0])[
         :, :, None])
     # the rule of files written before: the quantiles move with the mean
-    old = combine(paths, weights, offset, snaive, averaged=False)
+    old = combine(paths, weights, forecasts, averaged=False)
     assert np.allclose(old[:, :, 1:] - old[:, :, :1], paths[:, :, 1:] - paths[:, :, :1])
 
 
@@ -126,9 +157,9 @@ def test_fit_fits_the_weights_on_the_validation_windows_only(monkeypatch):
     seen = {}
     real_fit = combination.fit_weights
 
-    def spy(net, y, offset, index, **kwargs):
-        seen.update(net=net, y=y, offset=offset, index=index)
-        return real_fit(net, y, offset, index, **kwargs)
+    def spy(net, y, forecasts, index, **kwargs):
+        seen.update(net=net, y=y, offset=forecasts[:, 0, 0], index=index)
+        return real_fit(net, y, forecasts, index, **kwargs)
 
     monkeypatch.setattr(combination, "fit_weights", spy)
     result = bptt.fit(series, spec=_spec())
@@ -211,6 +242,23 @@ def test_a_file_from_before_the_seasonal_partner_forecasts_as_it_did():
             assert np.allclose(a["quantiles"][q] - a["mean"], b["quantiles"][q] - b["mean"])
 
 
+def test_a_file_from_before_the_reverting_partner_forecasts_as_it_did():
+    result = bptt.fit(_stationary(), spec=_spec())
+    four = np.array([0.5, 0.2, 0.2, 0.1])  # network, mean, naive, snaive: no reverting then
+    model = dataclasses.replace(result.model, combination=Combination(
+        np.tile(four, (3, 1)), four, result.model.combination.means))
+    tensors, metadata = from_safetensors(model.to_bytes())
+    for name in ("combination.weights", "combination.default"):
+        assert tensors[name].shape[-1] == len(PARTNERS)
+        tensors[name] = tensors[name][..., :4]
+    old = bptt.Model.from_bytes(to_safetensors(tensors, metadata))
+    assert old.combination.averaged
+    assert np.array_equal(old.combination.default, np.r_[four, 0])
+    for a, b in zip(bptt.forecast(old), bptt.forecast(model), strict=True):
+        np.testing.assert_array_equal(a["mean"], b["mean"])
+        np.testing.assert_array_equal(a["quantiles"][0.9], b["quantiles"][0.9])
+
+
 def test_the_mean_lies_inside_the_interval_whatever_the_weights():
     series = _stationary()
     result = bptt.fit(series, spec=_spec())
@@ -226,7 +274,7 @@ def test_stateful_forecasts_equal_forecasts_with_a_combination():
     series = _stationary()
     result = bptt.fit(series, spec=_spec())
     model = dataclasses.replace(result.model, combination=Combination(
-        np.tile([0.4, 0.4, 0.2], (3, 1)), np.array([0.4, 0.4, 0.2]),
+        np.tile([0.3, 0.2, 0.2, 0.0, 0.3], (3, 1)), np.array([0.3, 0.2, 0.2, 0.0, 0.3]),
         result.model.combination.means))
     state = initial_states(model, {"s1": series["s1"]})[0]
     first = forecast_state(model, state)
@@ -250,10 +298,11 @@ def test_random_walks_that_the_network_cannot_forecast_put_most_weight_on_naive(
 
 def test_stationary_series_far_from_their_mean_lean_on_it():
     rng = np.random.default_rng(5)
-    # white noise around fixed means: the series' mean is the best forecast
+    # white noise around fixed means: the series' mean is the best forecast, and the reverting
+    # partner (phi near 0) goes there at once
     noise = {f"n{i}": 50 + 10 * i + rng.normal(size=150) for i in range(4)}
     result = bptt.fit(noise, spec=_spec(epochs=1, learning_rate=1e-6, ensemble=1))
-    assert result.model.combination.default[1] >= 0.6
+    assert result.model.combination.default[PARTNERS.index("reverting")] >= 0.6
 
 
 def test_without_validation_windows_there_is_no_combination():
@@ -263,7 +312,7 @@ def test_without_validation_windows_there_is_no_combination():
     assert "combination" not in json.loads(metadata["model_card"])
     _, metadata = from_safetensors(bptt.fit(_stationary(), spec=_spec()).model.to_bytes())
     assert json.loads(metadata["model_card"])["combination"]["partners"] == [
-        "network", "mean", "naive", "snaive"]
+        "network", "mean", "naive", "snaive", "reverting"]
 
 
 def test_a_resumed_fit_ends_with_the_same_combination():
