@@ -13,9 +13,10 @@ The rule, in order:
   so a small problem trains as many updates as it did, and a default job's cost is bounded
   whatever the data size (on an M4-sized set 3,000 updates scored mean MASE 1.205, seasonal
   naive 1.079, and 15,000 scored 0.965). Validation every min(one pass's batches, 100)
-  updates (training.eval_every): an epoch is such a round, and the resolved spec's epochs
-  count them. Early stopping on the validation loss (patience 20 rounds) ends most fits
-  sooner and keeps the best round's weights. A spec that sets epochs trains full passes.
+  updates (training.eval_every; more when a max_steps given would make over 300 rounds): an
+  epoch is such a round, and the resolved spec's epochs count them. Early stopping on the
+  validation loss (patience 20 rounds) ends most fits sooner and keeps the best round's
+  weights. A spec that sets epochs trains full passes.
 - learning rate: 3e-3 for adam, adamw and rmsprop; 3e-2 for the sgd family.
 - weight decay: the optimizer's own default (0.01 for adamw, as in PyTorch; else none).
 
@@ -69,7 +70,8 @@ def resolve(spec: TrainingSpec, input_size: int, train_windows: int) -> Training
     budget = {}
     if t.epochs is None or t.max_steps is not None:  # a budget in updates
         steps = t.max_steps or min(MAX_DEFAULT_STEPS, _rule_epochs(batches) * batches)
-        every = t.eval_every or min(batches, MAX_EVAL_EVERY)
+        # (and no more than 300 rounds: a large max_steps given on little data)
+        every = t.eval_every or max(min(batches, MAX_EVAL_EVERY), math.ceil(steps / 300))
         budget = {"max_steps": steps, "eval_every": every, "epochs": math.ceil(steps / every)}
     sgd_family = t.optimizer in ("sgd", "momentum", "nesterov")
     lr = t.learning_rate or (3e-2 if sgd_family else 3e-3)

@@ -62,7 +62,11 @@ class ClipConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The optimisation loop."""
+    """The optimisation loop. Its budget is `max_steps` optimizer updates per ensemble member,
+    on batches sampled balanced across series, with the validation loss evaluated every
+    `eval_every` updates (early stopping and the schedule count these evaluations, "epochs"),
+    or `epochs` full passes over the training windows, never both. Left open: chosen from the
+    data, at most 15,000 updates."""
 
     # The budget: `epochs` full passes over the training windows, or `max_steps` optimizer
     # updates per member on batches sampled balanced across series, the validation loss
