@@ -251,8 +251,19 @@ class WindowIndex:
                        self.series[rows].astype(np.int64), level, mean)
 
     def all(self) -> Windows:
-        """Every window, built whole (a validation set's size, never the training set's)."""
-        return self.gather(np.arange(len(self)))
+        """Every window, built whole (a validation set's size, never the training set's),
+        gathered GATHER_CHUNK at a time into the result: only a chunk's float64 temporaries
+        exist at once."""
+        n = len(self)
+        out = Windows(np.empty((n, self.input_size, 1), np.float32),
+                      np.empty((n, self.horizon), np.float32), self.series.astype(np.int64),
+                      np.empty(n), np.empty(n))
+        for first in range(0, n, GATHER_CHUNK):
+            rows = slice(first, min(first + GATHER_CHUNK, n))
+            chunk = self.gather(np.arange(rows.start, rows.stop))
+            for name in ("x", "y", "level", "mean"):
+                getattr(out, name)[rows] = getattr(chunk, name)
+        return out
 
     def chunks(self, size: int = GATHER_CHUNK):
         """Every window, `size` at a time."""

@@ -91,7 +91,8 @@ def _sliding_windows(scaled, input_size, horizon, fraction):
             for p in ("train", "val")]
 
 
-def test_windows_gathered_by_index_are_the_sliding_windows():
+def test_windows_gathered_by_index_are_the_sliding_windows(monkeypatch):
+    monkeypatch.setattr("bptt.data.GATHER_CHUNK", 5)  # all() in several chunks
     rng = np.random.default_rng(3)
     scaled = [rng.normal(size=n) for n in (40, 23, 61)]
     scaled[0][[2, 3, 30]] = np.nan  # gaps: filled in the inputs, kept in the targets
@@ -104,8 +105,10 @@ def test_windows_gathered_by_index_are_the_sliding_windows():
                              expected, strict=True):
             assert got.dtype == want.dtype
             assert np.array_equal(got, want[rows], equal_nan=True)
-    whole, _ = make_windows(scaled, 7, 3, 0.2)
-    assert np.array_equal(whole.y, train.gather(np.arange(len(train))).y, equal_nan=True)
+    whole, _ = make_windows(scaled, 7, 3, 0.2)  # built whole, chunk by chunk
+    for got, want in zip((whole.x, whole.y, whole.series, whole.level, whole.mean),
+                         _sliding_windows(scaled, 7, 3, 0.2)[0], strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
     # in chunks: the same windows
     chunks = list(val.chunks(size=4))
     assert np.array_equal(np.concatenate([c.x for c in chunks]), val.all().x)
