@@ -2,7 +2,7 @@
 
 An epoch is one evaluation round. By default (training.max_steps) a round is
 training.eval_every updates, each on a batch of windows sampled balanced across series (see
-_round_rows); with training.epochs alone it is one full pass over the shuffled training
+_BalancedSampler); with training.epochs alone it is one full pass over the shuffled training
 windows. Each update is one train_step (forward, BPTT, clipping, optimizer); after each round,
 the loss on a fixed validation set, the learning-rate schedule, early stopping, the metrics
 callback and a checkpoint. Batches are gathered from the stored series by index
