@@ -75,7 +75,6 @@ class EpochMetrics:
     steps: int = 0  # the member's optimizer updates up to the end of this epoch
 
 
-
 @dataclass
 class Callbacks:
     """Hooks for the service: metrics and checkpoints after each epoch, cancellation between
