@@ -182,12 +182,17 @@ def train(stack: Stack, dataset_id: str, workers: int, minutes: float,
 
 def updates(job: dict, lengths: list[int]) -> int:
     """Optimizer updates the job made: its own count when the document has one, else its
-    epochs times the batches of an epoch."""
+    epochs times the updates of an epoch (eval_every with a budget in updates, else a pass's
+    batches)."""
     progress = job["progress"]
     for key in ("updates_done", "steps_done"):
         if progress.get(key) is not None:
             return int(progress[key])
     training = job["spec"]["training"]
+    if training.get("max_steps") is not None:  # rounds of eval_every updates, the last shorter
+        members = progress.get("members") or training["ensemble"]
+        return min(progress["epochs_done"] * training["eval_every"],
+                   members * training["max_steps"])
     train_windows, _ = window_counts(lengths, job["spec"]["window"]["input_size"],
                                      job["spec"]["horizon"], training["validation_fraction"])
     return progress["epochs_done"] * math.ceil(train_windows / training["batch_size"])

@@ -6,13 +6,17 @@ series' lengths alone (as bptt.resolve_spec), following the engine's own kernels
   dx above the first layer) backward; the head on the last step. The gate loops' elementwise
   work is counted apart, in gate elements, and each update or forward chunk as one pass
   (bptt.speed turns the three into seconds).
-- A fit's work: every update's step, a validation pass per epoch (with Callbacks.insight also
+- A fit's work: every update's step (an epoch is a full pass's batches, or with a budget in
+  updates the spec's training.eval_every of them), a validation pass per epoch on the capped
+  validation set (with Callbacks.insight also
   the epoch's insight: a forward on a sample, the eigenvalues of every gate block, for
   truncated BPTT two more gradients), building the windows, and the calibration after training;
   cross-validation adds its own fit on the series cut at the first cutoff (open choices made
   again for them, as cross_validate does) and a forecast from every origin.
-- Memory at the peak: the series (float64, parsed and scaled), the windows (and what
-  make_windows holds while it builds them), the per-step caches workspace.scratch keeps (gates,
+- Memory at the peak: the series (float64, parsed and scaled, and stored flat for the windows
+  to be gathered from), the windows' index, the capped validation set and the whole
+  validation set built for calibration (never the training windows: batches are gathered),
+  the per-step caches workspace.scratch keeps (gates,
   hidden and cell states and their gradients, for a batch of the window's steps; for forward
   passes, forward.predict's chunks of 1,024 rows), the weights with optimizer state,
   checkpoints and finished members, and the epochs' metrics the fit keeps (FitResult.history).
@@ -31,13 +35,22 @@ from .combination import weight_grid
 from .data import window_counts
 from .network import NetworkSpec
 from .spec import TrainingConfig, TrainingSpec
-from .trainer import INSIGHT_SAMPLE, Callbacks, _network_for, resolve_spec
+from .trainer import (
+    INSIGHT_SAMPLE,
+    VALIDATION_CAP,
+    Callbacks,
+    _network_for,
+    epoch_updates,
+    resolve_spec,
+)
 
 BYTES = 4  # float32: what fit trains in
 # What a fit's first run touches besides its arrays (LAPACK's eigenvalue routines, allocator
 # arenas of numpy's temporaries): 5-6 MiB measured on the smallest jobs.
 FIT_BYTES = 6 * 2**20
 SERIES_BYTES = 16  # per point: the parsed float64 series and its scaled copy
+STORED_BYTES = 24  # per point: data.SeriesArrays' values, gap-filled values and running mean
+INDEX_BYTES = 12  # per window: data.WindowIndex's series (int32) and start (int64)
 PREDICT_CHUNK = 1024  # rows per forward chunk (forward.predict's batch_chunk)
 EIGEN_FLOPS = 25  # x n^3: LAPACK's eigenvalues of a nonsymmetric n x n block (Hessenberg + QR)
 BACKWARD_ELEMENTS = 2  # gate elements visited backward per element forward (derivative, dh)
@@ -165,9 +178,11 @@ def _sharing(plan: TrainingSpec, share: float) -> TrainingSpec:
 
 
 def planned_updates(plan: TrainingSpec, train_windows: int) -> tuple[int, int]:
-    """(updates, validation passes) of one member of a resolved spec: the epochs' batches."""
+    """(updates, validation passes) of one member of a resolved spec: its max_steps, or the
+    epochs' batches (the epochs its members are expected to train, see _sharing)."""
     t = plan.training
-    return t.epochs * max(1, math.ceil(train_windows / t.batch_size)), t.epochs
+    updates = t.epochs * epoch_updates(t, train_windows)
+    return (updates if t.max_steps is None else min(updates, t.max_steps)), t.epochs
 
 
 def forward_work(network: NetworkSpec, steps: int, rows: int) -> Work:
@@ -222,20 +237,25 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     t, steps, horizon = plan.training, plan.window.input_size, plan.horizon
     train, val = window_counts(lengths, steps, horizon, t.validation_fraction)
     updates, evaluations = planned_updates(plan, train)
-    batch = min(t.batch_size, max(train, 1))
-    full, rest = divmod(train, batch)
-    epoch = step_work(network, steps, batch, t.truncate) * full
-    if rest:
-        epoch += step_work(network, steps, rest, t.truncate)
-    if val:
-        epoch += forward_work(network, steps, val)
+    checked = min(val, VALIDATION_CAP)
+    if t.max_steps is None:  # full passes
+        batch = min(t.batch_size, max(train, 1))
+        full, rest = divmod(train, batch)
+        epoch = step_work(network, steps, batch, t.truncate) * full
+        if rest:
+            epoch += step_work(network, steps, rest, t.truncate)
+    else:  # sampled batches, eval_every of them a round (the last may be shorter)
+        batch = t.batch_size
+        epoch = step_work(network, steps, batch, t.truncate) * (updates / evaluations)
+    if checked:
+        epoch += forward_work(network, steps, checked)
     if insight:
         epoch += _insight_work(network, steps, min(INSIGHT_SAMPLE, train), t.truncate)
     epoch += Work(passes=EPOCH_PASSES)
     members = t.ensemble
     points = sum(lengths)
-    windows = (train + val) * (steps + horizon)
-    fixed = Work(elements=10 * points + 6 * windows, passes=len(lengths) / 10)
+    built = (val + checked) * (steps + horizon)  # training windows are gathered per batch
+    fixed = Work(elements=10 * points + 6 * built + 2 * train, passes=len(lengths) / 10)
     if val:  # calibration: the members over the validation windows 3 times, a grid of weights
         fixed += forward_work(network, steps, val) * (3 * members)
         fixed += Work(elements=6 * len(weight_grid()) * val * horizon, passes=len(weight_grid()))
@@ -244,7 +264,7 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     epochs = members * evaluations
     history = epochs * (HISTORY_BYTES_PER_STEP * steps + HISTORY_BYTES_PER_EPOCH
                         + INSIGHT_BYTES_PER_EPOCH * insight)
-    memory = _memory(plan, network, lengths, train, val, input_bytes, history)
+    memory = _memory(plan, network, lengths, (train, val, checked), input_bytes, history)
     total = epoch * epochs + fixed
     return Cost(total.flops, sum(memory.values()), updates * members, epochs,
                 train, val, epoch, fixed, None, memory)
@@ -284,16 +304,18 @@ def _weights_bytes(plan: TrainingSpec) -> int:
     return _network_for(plan).layout.size * BYTES * plan.training.ensemble
 
 
-def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int], train: int, val: int,
-            input_bytes: int, history: int) -> dict[str, int]:
-    """The parts of the peak: building the windows, or training and calibrating after it,
-    whichever holds more."""
+def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int],
+            windows: tuple[int, int, int], input_bytes: int, history: int) -> dict[str, int]:
+    """The parts of the peak: training, then calibrating on every validation window built
+    (training, validation and capped validation `windows`)."""
     t, steps, horizon = plan.training, plan.window.input_size, plan.horizon
+    train, val, checked = windows
     span = steps + horizon
     data = SERIES_BYTES * sum(lengths)
-    kept = (train + val) * (span * BYTES + 24)  # x, y float32; series, level, mean
-    # make_windows: float64 pieces of every series, their concatenation, the float32 copy
-    building = train * span * 20 + val * span * 8
+    # the stored series and the index; the capped validation set and (for calibration) every
+    # validation window built, x and y float32 and series, level, mean 8 bytes each
+    stored = STORED_BYTES * sum(lengths) + 8 * (len(lengths) + 1)
+    kept = stored + INDEX_BYTES * (train + val) + (checked + val) * (span * BYTES + 24)
     outputs = network.output_size
     quantiles = outputs // horizon
     # calibration: every member's outputs and their median, paths and the weight grid's arrays
@@ -302,12 +324,10 @@ def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int], train:
     weights = network.layout.size * BYTES * (WEIGHT_COPIES
                                              + WEIGHT_COPIES_PER_MEMBER * t.ensemble)
     rows = min(max(val, len(lengths), min(INSIGHT_SAMPLE, train), 1), PREDICT_CHUNK)
-    caches = _cache_bytes(network, steps, min(t.batch_size, max(train, 1)), rows, t.truncate)
-    base = {"input": input_bytes, "series": data, "fit": FIT_BYTES}
-    if building > kept + caches + weights + history + calibration:
-        return {**base, "windows": building}
-    return {**base, "windows": kept, "caches": caches, "weights": weights + history,
-            "calibration": calibration}
+    batch = t.batch_size if t.max_steps is not None else min(t.batch_size, max(train, 1))
+    caches = _cache_bytes(network, steps, batch, rows, t.truncate)
+    return {"input": input_bytes, "series": data, "fit": FIT_BYTES, "windows": kept,
+            "caches": caches, "weights": weights + history, "calibration": calibration}
 
 
 def _cache_bytes(network: NetworkSpec, steps: int, batch: int, rows: int,

@@ -7,6 +7,7 @@ masks. Centring makes the network forecast changes from the last observation, wh
 trends and level shifts over to unseen series and windows.
 """
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -189,31 +190,111 @@ def window_inputs(filled: np.ndarray, input_size: int) -> tuple[np.ndarray, np.n
 
 def make_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
                  validation_fraction: float) -> tuple[Windows, Windows]:
-    """Sliding windows of every series, split into (training, validation).
+    """Sliding windows of every series, split into (training, validation), built whole: for
+    small problems and tests (training gathers its batches from a WindowIndex instead)."""
+    train, val = index_windows(scaled, input_size, horizon, validation_fraction)
+    return train.all(), val.all()
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesArrays:
+    """The scaled series stored once, flat: `values` with their NaN gaps, `filled` with the gaps
+    interpolated, `mean` the expanding mean of the observed values (all float64, as long as the
+    data); series i is [offsets[i], offsets[i + 1])."""
+
+    values: np.ndarray
+    filled: np.ndarray
+    mean: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def of(cls, scaled: list[np.ndarray]) -> "SeriesArrays":
+        offsets = np.zeros(len(scaled) + 1, np.int64)
+        np.cumsum([len(v) for v in scaled], out=offsets[1:])
+        empty = np.empty(0)
+        return cls(np.concatenate([*scaled, empty]),
+                   np.concatenate([*map(interpolate_gaps, scaled), empty]),
+                   np.concatenate([*map(expanding_mean, scaled), empty]), offsets)
+
+
+GATHER_CHUNK = 4096  # windows gathered at once when a whole window set is evaluated
+
+
+@dataclass(frozen=True, eq=False)
+class WindowIndex:
+    """Windows by index: window k reads series `series[k]` from position `start[k]` of the
+    stored series (input_size inputs, then horizon targets). A batch is gathered when it is
+    needed (gather), so a window set costs 12 bytes a window, never a window matrix."""
+
+    data: SeriesArrays
+    series: np.ndarray  # (N,) int32
+    start: np.ndarray  # (N,) int64, within the series
+    input_size: int
+    horizon: int
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def take(self, rows: np.ndarray) -> "WindowIndex":
+        return dataclasses.replace(self, series=self.series[rows], start=self.start[rows])
+
+    def gather(self, rows: np.ndarray) -> Windows:
+        """Windows `rows`, built as make_windows always built them: inputs from the gap-filled
+        series centred on the last input, targets centred the same with their gaps kept."""
+        first = self.data.offsets[self.series[rows]] + self.start[rows]  # (b,) first input
+        inputs = self.data.filled[first[:, None] + np.arange(self.input_size)]
+        level = inputs[:, -1]
+        targets = self.data.values[first[:, None] + self.input_size + np.arange(self.horizon)]
+        mean = self.data.mean[first + self.input_size - 1]  # up to the window's origin
+        return Windows((inputs - level[:, None])[:, :, None].astype(np.float32),
+                       (targets - level[:, None]).astype(np.float32),
+                       self.series[rows].astype(np.int64), level, mean)
+
+    def all(self) -> Windows:
+        """Every window, built whole (a validation set's size, never the training set's),
+        gathered GATHER_CHUNK at a time into the result: only a chunk's float64 temporaries
+        exist at once."""
+        n = len(self)
+        out = Windows(np.empty((n, self.input_size, 1), np.float32),
+                      np.empty((n, self.horizon), np.float32), self.series.astype(np.int64),
+                      np.empty(n), np.empty(n))
+        for first in range(0, n, GATHER_CHUNK):
+            rows = slice(first, min(first + GATHER_CHUNK, n))
+            chunk = self.gather(np.arange(rows.start, rows.stop))
+            for name in ("x", "y", "level", "mean"):
+                getattr(out, name)[rows] = getattr(chunk, name)
+        return out
+
+    def chunks(self, size: int = GATHER_CHUNK):
+        """Every window, `size` at a time."""
+        for first in range(0, len(self), size):
+            yield self.gather(np.arange(first, min(first + size, len(self))))
+
+
+def index_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
+                  validation_fraction: float) -> tuple[WindowIndex, WindowIndex]:
+    """The sliding windows of every series, by index, split into (training, validation).
 
     Validation takes the latest windows of each series (validation_fraction of them, at least
     one when the fraction is positive); training keeps only the windows whose targets end before
     the first validation target, so no validation value is ever a training target.
     """
-    parts: dict[str, list] = {"train": [], "val": []}
-    span = input_size + horizon
+    data = SeriesArrays.of(scaled)
+    parts: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
     for index, values in enumerate(scaled):
-        count = values.size - span + 1
+        count = values.size - input_size - horizon + 1
         if count < 1:
             continue
-        filled = interpolate_gaps(values)
-        inputs = np.lib.stride_tricks.sliding_window_view(filled, input_size)[:count]
-        targets = np.lib.stride_tricks.sliding_window_view(values[input_size:], horizon)[:count]
-        level = inputs[:, -1:]
-        mean = expanding_mean(values)[input_size - 1 :][:count]  # up to each window's origin
         n_train, n_val = split_counts(count, horizon, validation_fraction)
-        splits = (("train", slice(0, n_train)), ("val", slice(count - n_val, count)))
-        for part, rows in splits:
-            if rows.stop > rows.start:
-                parts[part].append((inputs[rows] - level[rows], targets[rows] - level[rows],
-                                    np.full(rows.stop - rows.start, index), level[rows, 0],
-                                    mean[rows]))
-    return _stack(parts["train"], input_size, horizon), _stack(parts["val"], input_size, horizon)
+        for part, starts in (("train", np.arange(n_train)),
+                             ("val", np.arange(count - n_val, count))):
+            parts[part][0].append(np.full(len(starts), index, np.int32))
+            parts[part][1].append(starts)
+    train, val = (WindowIndex(data, np.concatenate([*s, np.empty(0, np.int32)]),
+                              np.concatenate([*p, np.empty(0, np.int64)]).astype(np.int64),
+                              input_size, horizon)
+                  for s, p in parts.values())
+    return train, val
 
 
 def split_counts(count: int, horizon: int, validation_fraction: float) -> tuple[int, int]:
@@ -239,15 +320,6 @@ def window_counts(lengths: Iterable[int], input_size: int, horizon: int,
             n_train, n_val = split_counts(count, horizon, validation_fraction)
             train, val = train + n_train, val + n_val
     return train, val
-
-
-def _stack(pieces: list, input_size: int, horizon: int) -> Windows:
-    if not pieces:
-        return Windows(np.empty((0, input_size, 1), np.float32),
-                       np.empty((0, horizon), np.float32), np.empty(0, np.int64), np.empty(0),
-                       np.empty(0))
-    x, y, s, level, mean = (np.concatenate(p) for p in zip(*pieces, strict=True))
-    return Windows(x[:, :, None].astype(np.float32), y.astype(np.float32), s, level, mean)
 
 
 def expanding_mean(values: np.ndarray) -> np.ndarray:

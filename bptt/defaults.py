@@ -8,8 +8,15 @@ The rule, in order:
   lowered mean MASE on every seed, 0.850 -> 0.817 on seed 0, and won El Nino back from
   seasonal naive; the windows cost twice the steps to train.)
 - hidden size: 32, or 64 from 2,000 training windows up (more data supports a larger state).
-- epochs: enough for about 1,500 updates, within 30..300; early stopping on the validation
-  loss (patience 20) ends most fits sooner and keeps the best epoch's weights.
+- budget, in optimizer updates per member (training.max_steps): what the earlier rule of
+  epochs gave (full passes enough for about 1,500 updates, within 30..300), at most 15,000;
+  so a small problem trains as many updates as it did, and a default job's cost is bounded
+  whatever the data size (on an M4-sized set 3,000 updates scored mean MASE 1.205, seasonal
+  naive 1.079, and 15,000 scored 0.965). Validation every min(one pass's batches, 100)
+  updates (training.eval_every; more when a max_steps given would make over 300 rounds): an
+  epoch is such a round, and the resolved spec's epochs count them. Early stopping on the
+  validation loss (patience 20 rounds) ends most fits sooner and keeps the best round's
+  weights. A spec that sets epochs trains full passes.
 - learning rate: 3e-3 for adam, adamw and rmsprop; 3e-2 for the sgd family.
 - weight decay: the optimizer's own default (0.01 for adamw, as in PyTorch; else none).
 
@@ -33,6 +40,8 @@ from .seasons import season_from_freq
 from .spec import TrainingSpec
 
 TARGET_UPDATES = 1500
+MAX_DEFAULT_STEPS = 15_000  # updates per member, whatever the data size
+MAX_EVAL_EVERY = 100  # updates between two validation evaluations by default
 
 
 def season_of(spec: TrainingSpec) -> int:
@@ -58,7 +67,12 @@ def resolve(spec: TrainingSpec, input_size: int, train_windows: int) -> Training
     """A copy of spec with every open choice made (see the module docstring)."""
     t = spec.training
     batches = max(1, math.ceil(train_windows / t.batch_size))
-    epochs = t.epochs or min(300, max(30, math.ceil(TARGET_UPDATES / batches)))
+    budget = {}
+    if t.epochs is None or t.max_steps is not None:  # a budget in updates
+        steps = t.max_steps or min(MAX_DEFAULT_STEPS, _rule_epochs(batches) * batches)
+        # (and no more than 300 rounds: a large max_steps given on little data)
+        every = t.eval_every or max(min(batches, MAX_EVAL_EVERY), math.ceil(steps / 300))
+        budget = {"max_steps": steps, "eval_every": every, "epochs": math.ceil(steps / every)}
     sgd_family = t.optimizer in ("sgd", "momentum", "nesterov")
     lr = t.learning_rate or (3e-2 if sgd_family else 3e-3)
     decay = default_weight_decay(t.optimizer) if t.weight_decay is None else t.weight_decay
@@ -68,5 +82,10 @@ def resolve(spec: TrainingSpec, input_size: int, train_windows: int) -> Training
         season_length=season_of(spec),
         model=dataclasses.replace(spec.model, hidden_size=hidden),
         window=dataclasses.replace(spec.window, input_size=input_size),
-        training=dataclasses.replace(t, epochs=epochs, learning_rate=lr, weight_decay=decay),
+        training=dataclasses.replace(t, learning_rate=lr, weight_decay=decay, **budget),
     )
+
+
+def _rule_epochs(batches: int) -> int:
+    """Full passes enough for about TARGET_UPDATES updates, within 30..300."""
+    return min(300, max(30, math.ceil(TARGET_UPDATES / batches)))

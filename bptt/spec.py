@@ -62,9 +62,20 @@ class ClipConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The optimisation loop."""
+    """The optimisation loop. Its budget is `max_steps` optimizer updates per ensemble member,
+    on batches sampled balanced across series, with the validation loss evaluated every
+    `eval_every` updates (early stopping and the schedule count these evaluations, "epochs"),
+    or `epochs` full passes over the training windows, never both. Left open: chosen from the
+    data, at most 15,000 updates."""
 
-    epochs: int | None = None  # None: enough for about 1500 updates, 30..300 (see defaults)
+    # The budget: `epochs` full passes over the training windows, or `max_steps` optimizer
+    # updates per member on batches sampled balanced across series, the validation loss
+    # evaluated every `eval_every` updates (an "epoch" is then such a round). Neither given:
+    # max_steps and eval_every chosen from the data (see defaults). A resolved spec carries
+    # epochs = ceil(max_steps / eval_every) rounds besides them.
+    epochs: int | None = None
+    max_steps: int | None = None
+    eval_every: int | None = None
     batch_size: int = 32
     optimizer: str = "adam"
     learning_rate: float | None = None  # None: 3e-3 (adam/adamw/rmsprop), 3e-2 (sgd family)
@@ -159,6 +170,11 @@ class TrainingSpec:
         check(w.input_size is None or w.input_size >= 1, ["window", "input_size"],
               "must be at least 1")
         check(t.epochs is None or t.epochs >= 1, ["training", "epochs"], "must be at least 1")
+        check(t.max_steps is None or t.max_steps >= 1, ["training", "max_steps"],
+              "must be at least 1")
+        check(t.eval_every is None or t.eval_every >= 1, ["training", "eval_every"],
+              "must be at least 1")
+        out.extend(_budget_problems(t))
         check(t.batch_size >= 1, ["training", "batch_size"], "must be at least 1")
         check(t.optimizer in OPTIMIZERS, ["training", "optimizer"],
               f"must be one of {list(OPTIMIZERS)}")
@@ -193,6 +209,23 @@ class TrainingSpec:
             check(cv.step is None or cv.step >= 1, ["cross_validation", "step"],
                   "must be at least 1 or null")
         return out
+
+
+def _budget_problems(t: TrainingConfig) -> list[dict]:
+    """epochs (full passes) and max_steps (updates) are two ways to set one budget: give one.
+    Both are accepted only as a resolved spec writes them, with eval_every and epochs the
+    number of evaluation rounds the updates make."""
+    if t.max_steps is None or t.epochs is None or t.max_steps < 1:
+        if t.eval_every is not None and t.epochs is not None and t.max_steps is None:
+            return [{"loc": ["training", "eval_every"],
+                     "msg": "goes with max_steps: with epochs, validation runs after each "
+                            "full pass"}]
+        return []
+    if t.eval_every is not None and t.eval_every >= 1 and \
+            t.epochs == math.ceil(t.max_steps / t.eval_every):
+        return []
+    return [{"loc": ["training", "max_steps"],
+             "msg": "give epochs (full passes) or max_steps (optimizer updates), not both"}]
 
 
 def _plain(value):

@@ -1,8 +1,12 @@
 """fit: raw series in, a trained Model out, epoch by epoch with metrics and checkpoints.
 
-The loop: shuffle the training windows with the run's own generator, take mini-batches, one
-train_step each (forward, BPTT, clipping, optimizer); after each epoch, the validation loss, the
-learning-rate schedule, early stopping, the metrics callback and a checkpoint. Everything random
+An epoch is one evaluation round. By default (training.max_steps) a round is
+training.eval_every updates, each on a batch of windows sampled balanced across series (see
+_BalancedSampler); with training.epochs alone it is one full pass over the shuffled training
+windows. Each update is one train_step (forward, BPTT, clipping, optimizer); after each round,
+the loss on a fixed validation set, the learning-rate schedule, early stopping, the metrics
+callback and a checkpoint. Batches are gathered from the stored series by index
+(data.WindowIndex): no window matrix of the training set is ever built. Everything random
 comes from one numpy Generator whose state is in the checkpoint, so a run resumed from a
 checkpoint ends bit-identical to one that never stopped (same machine, same thread count).
 """
@@ -20,11 +24,12 @@ from .calibration import calibrate
 from .clipping import ClipSpec
 from .data import (
     DataError,
+    WindowIndex,
     Windows,
     as_series,
     fit_scalers,
+    index_windows,
     interpolate_gaps,
-    make_windows,
     window_counts,
 )
 from .defaults import input_size_for, resolve
@@ -39,7 +44,7 @@ from .optimizers import make_optimizer
 from .schedules import make_schedule
 from .seasonality import Seasonality, choose_kind
 from .serialization import from_safetensors, to_safetensors
-from .spec import SpecError, TrainingSpec
+from .spec import SpecError, TrainingConfig, TrainingSpec
 from .training_step import train_step
 
 
@@ -67,6 +72,7 @@ class EpochMetrics:
     # "early_stopping"; None on every other epoch. A service can say so while later members
     # still train, rather than once the whole fit has returned.
     stopped: str | None = None
+    steps: int = 0  # the member's optimizer updates up to the end of this epoch
 
 
 @dataclass
@@ -182,8 +188,9 @@ class _Problem:
     """What every ensemble member trains on, and how."""
 
     network: NetworkSpec
-    train: Windows
-    val: Windows
+    train: WindowIndex
+    val: WindowIndex  # every validation window (for calibration after training)
+    check: Windows  # the fixed, capped validation set evaluated after every epoch
     loss: object
     spec: TrainingSpec
 
@@ -296,7 +303,7 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     tails = np.stack([interpolate_gaps(s)[-spec.window.input_size:] for s in scaled])
     model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails,
                   seasonality=seasonality)
-    coverage = calibrate(model, val, scaled)
+    coverage = calibrate(model, val.all(), scaled)
     return FitResult(model, history, [m.best_epoch for m in ended], stopped, coverage)
 
 
@@ -376,13 +383,36 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
     seasonality, adjusted = Seasonality.fitted(kind, m, values)
     scalers = fit_scalers(spec.scaler, adjusted)
     scaled = [s.transform(v) for s, v in zip(scalers, adjusted, strict=True)]
-    train, val = make_windows(scaled, input_size, spec.horizon,
-                              spec.training.validation_fraction)
+    train, val = index_windows(scaled, input_size, spec.horizon,
+                               spec.training.validation_fraction)
     network = _network_for(spec)
     if warm_start is not None:
         _check_warm_start(network, warm_start)
-    return (_Problem(network, train, val, _loss_for(spec), spec), named, scalers, scaled,
+    check = capped_validation(val).all()
+    return (_Problem(network, train, val, check, _loss_for(spec), spec), named, scalers, scaled,
             seasonality)
+
+
+VALIDATION_CAP = 4096  # windows in the validation set evaluated after every epoch
+
+
+def capped_validation(val: WindowIndex, cap: int = VALIDATION_CAP) -> WindowIndex:
+    """At most `cap` validation windows, chosen deterministically and spread evenly over the
+    series: every series' latest window, then every series' second latest, and so on; when a
+    round of them does not fit whole, an evenly spaced part of it. Fixed for the whole fit, so
+    that epochs compare; all of them when there are no more than `cap`."""
+    if len(val) <= cap:
+        return val
+    latest = np.zeros(int(val.series.max()) + 1, np.int64)
+    np.maximum.at(latest, val.series, val.start)
+    rank = latest[val.series] - val.start  # 0 for each series' latest window
+    order = np.lexsort((val.series, rank))  # rank by rank, series by series within one
+    tiers = np.cumsum(np.bincount(rank))
+    whole = int(np.searchsorted(tiers, cap, side="right"))  # rounds that fit whole
+    done = int(tiers[whole - 1]) if whole else 0
+    rest = order[done : int(tiers[whole])]
+    spread = rest[np.linspace(0, len(rest) - 1, cap - done).astype(np.int64)]
+    return val.take(np.sort(np.concatenate([order[:done], spread])))
 
 
 def _network_for(spec: TrainingSpec) -> NetworkSpec:
@@ -431,24 +461,31 @@ def _mismatch(wanted: NetworkSpec, have: NetworkSpec) -> str:
 def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[EpochMetrics],
                   before: tuple[list[np.ndarray], list[FinishedMember]],
                   callbacks: Callbacks) -> None:
-    """Epochs of one member until its budget or early stopping, each epoch's metrics appended
-    to `history`; `before`: the members finished before it (their weights, how they ended),
-    for its checkpoints."""
+    """Epochs (evaluation rounds) of one member until its budget or early stopping, each
+    epoch's metrics appended to `history`; `before`: the members finished before it (their
+    weights, how they ended), for its checkpoints."""
     t = problem.spec.training
     clip = ClipSpec(t.clip.max_norm, t.clip.max_value)
     train, rng = problem.train, run.rng
-    updates = run.epoch * math.ceil(len(train) / t.batch_size)
+    updates = run.epoch * epoch_updates(t, len(train))
     patience = t.early_stopping_patience
+    sampler = _BalancedSampler(train) if t.max_steps is not None else None
     # (checked first too: a run resumed from its early-stopping epoch's checkpoint is done)
     while run.epoch < t.epochs and not (patience and run.bad_epochs >= patience):
         run.epoch += 1
         began = time.perf_counter()
         losses, norms, clipped, flows = [], [], 0, []
-        order = rng.permutation(len(train))
-        for first in range(0, len(order), t.batch_size):
+        if sampler is None:  # a full pass over the shuffled training windows
+            order = rng.permutation(len(train))
+            batches = [order[first : first + t.batch_size]
+                       for first in range(0, len(order), t.batch_size)]
+        else:  # the round's updates, the last round cut to the budget
+            count = min(t.eval_every, t.max_steps - updates)
+            batches = sampler.round_rows(rng, count, t.batch_size)
+        for rows in batches:
             if callbacks.should_cancel and callbacks.should_cancel():
                 raise TrainingCancelled(f"cancelled during epoch {run.epoch}")
-            batch = train.take(order[first : first + t.batch_size])
+            batch = train.gather(rows)
             x = np.ascontiguousarray(batch.x.transpose(1, 0, 2))  # (L, b, 1)
             masks = dropout_masks(problem.network, len(batch), rng, run.params.dtype)
             updates += 1
@@ -461,8 +498,9 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
             clipped += report.clipped
             flows.append(report.grad_flow[-1])
         val_loss = None
-        if len(problem.val):
-            val_loss = evaluate(problem.network, run.params, problem.val, problem.loss, t.threads)
+        if len(problem.check):
+            val_loss = evaluate(problem.network, run.params, problem.check, problem.loss,
+                                t.threads)
             if not math.isfinite(val_loss):  # diverged: no later epoch can be trusted either
                 raise NonFiniteError("validation loss", updates, f"epoch {run.epoch}")
         monitored = val_loss if val_loss is not None else float(np.mean(losses))
@@ -481,13 +519,46 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
                                float(np.max(norms)), clipped / len(norms), run.learning_rate,
                                time.perf_counter() - began, flow.tolist(), run.member,
                                _insight(problem, run.params, flow, norms)
-                               if callbacks.insight else None, stopped)
+                               if callbacks.insight else None, stopped, updates)
         history.append(metrics)
         run.learning_rate = run.schedule.next(monitored)
         if callbacks.on_epoch:
             callbacks.on_epoch(metrics)
         if callbacks.on_checkpoint:
             callbacks.on_checkpoint(run.checkpoint(*before))
+
+
+def epoch_updates(training: TrainingConfig, train_windows: int) -> int:
+    """Optimizer updates in one full epoch of a resolved spec: training.eval_every with a
+    budget in updates (max_steps; the last epoch may be shorter), else one pass's batches."""
+    if training.max_steps is not None:
+        return training.eval_every
+    return max(1, math.ceil(train_windows / training.batch_size))
+
+
+class _BalancedSampler:
+    """Batches of training windows sampled balanced across series: a series drawn uniformly,
+    then one of its training windows uniformly.
+
+    Why by series: the accuracy metrics (MASE, sMAPE, the combination's relative MAE) weight
+    every series equally, whatever its length; sampled uniformly over windows, as full-pass
+    epochs do, a long series would dominate the gradient in proportion to its length. Each
+    round draws its series from fresh permutations of them, one after another, so that within
+    a round every series contributes as often as any other (within one)."""
+
+    def __init__(self, train: WindowIndex) -> None:
+        # training windows are stored series by series, earliest first (index_windows)
+        self.series, self.first, self.count = np.unique(train.series, return_index=True,
+                                                        return_counts=True)
+
+    def round_rows(self, rng: np.random.Generator, updates: int,
+                   batch_size: int) -> list[np.ndarray]:
+        """The rows of the training windows of `updates` batches."""
+        draws = updates * batch_size
+        laps = math.ceil(draws / len(self.series))
+        picks = np.concatenate([rng.permutation(len(self.series)) for _ in range(laps)])[:draws]
+        rows = self.first[picks] + rng.integers(0, self.count[picks])
+        return list(rows.reshape(updates, batch_size))
 
 
 INSIGHT_SAMPLE = 64  # training windows the insight diagnostics look at
@@ -499,7 +570,7 @@ def _insight(problem: _Problem, params: np.ndarray, flow: np.ndarray, norms: lis
     The clipping suggestion follows AutoClip over this epoch's pre-clip norms."""
     train = problem.train
     picks = np.unique(np.linspace(0, len(train) - 1, min(INSIGHT_SAMPLE, len(train))).astype(int))
-    sample = train.take(picks)
+    sample = train.gather(picks)
     x = np.ascontiguousarray(sample.x.transpose(1, 0, 2))
     return epoch_insight(problem.network, params, x, sample.y[None], problem.loss,
                          grad_flow=flow, norm_history=norms,

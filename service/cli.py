@@ -362,7 +362,11 @@ def _labels(context: click.Context, parameter: click.Parameter, values: tuple[st
 @click.option("--horizon", type=int, required=True, help="Steps to forecast.")
 @click.option("--season-length", type=int, default=None, help="Season length (e.g. 12).")
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default=None)
-@click.option("--epochs", type=int, default=None, help="Epoch budget per ensemble member.")
+@click.option("--epochs", type=int, default=None,
+              help="Full passes over the training windows per ensemble member.")
+@click.option("--max-steps", type=int, default=None,
+              help="Optimizer updates per ensemble member (instead of --epochs; neither: "
+                   "chosen from the data).")
 @click.option("--quantiles", default=None, metavar="Q,Q,...",
               help="Prediction quantiles, comma-separated (default: 0.1,0.5,0.9; an empty "
                    "value '' forecasts the mean only).")
@@ -374,15 +378,15 @@ def _labels(context: click.Context, parameter: click.Parameter, values: tuple[st
 @_client_options
 def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
            season_length: int | None, cell: str | None, epochs: int | None,
-           quantiles: str | None, name: str | None, labels: dict[str, str], follow: bool,
-           url: str, token: str) -> None:
+           max_steps: int | None, quantiles: str | None, name: str | None,
+           labels: dict[str, str], follow: bool, url: str, token: str) -> None:
     """Submit a training job from a long-format CSV (unique_id,ds,y), or on an uploaded
     dataset with --dataset; print its id."""
     if (csv_file is None) == (dataset_id is None):
         raise click.UsageError("give a CSV_FILE or --dataset ID (one of them)")
     client = Client(url, token)
     if dataset_id is not None:
-        body = {**_spec_body(horizon, season_length, cell, epochs, quantiles),
+        body = {**_spec_body(horizon, season_length, cell, (epochs, max_steps), quantiles),
                 "dataset_id": dataset_id, **({"name": name} if name else {}),
                 **({"labels": labels} if labels else {})}
         job = _api_call(lambda: client.json("POST", "/v1/jobs", body))
@@ -391,7 +395,7 @@ def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
             _follow(client, job["id"])
         return
     query = {"horizon": horizon, "season_length": season_length, "model.cell": cell,
-             "training.epochs": epochs,
+             "training.epochs": epochs, "training.max_steps": max_steps,
              # a JSON list, so that one quantile or none at all is a list too
              "quantiles": None if quantiles is None else f"[{quantiles.strip()}]",
              "name": name, **{f"labels.{key}": value for key, value in labels.items()}}
@@ -401,16 +405,18 @@ def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
         _follow(client, job["id"])
 
 
-def _spec_body(horizon: int, season_length: int | None, cell: str | None, epochs: int | None,
-               quantiles: str | None) -> dict:
+def _spec_body(horizon: int, season_length: int | None, cell: str | None,
+               budget: tuple[int | None, int | None], quantiles: str | None) -> dict:
     """The spec fields of `submit` as a JSON job request has them."""
     body: dict = {"horizon": horizon}
     if season_length is not None:
         body["season_length"] = season_length
     if cell is not None:
         body["model"] = {"cell": cell}
-    if epochs is not None:
-        body["training"] = {"epochs": epochs}
+    epochs, max_steps = budget
+    training = {k: v for k, v in (("epochs", epochs), ("max_steps", max_steps)) if v is not None}
+    if training:
+        body["training"] = training
     if quantiles is not None:
         try:
             body["quantiles"] = [float(q) for q in quantiles.split(",") if q.strip()]

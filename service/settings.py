@@ -86,9 +86,10 @@ class Settings:
     # submit) is over either is refused with 422 naming what drives it. Chosen for one worker
     # of the 2-core, 24 GB machine the project is tested on: 1e15 FLOPs are about 1.5 hours of
     # its measured 190 GFLOP/s, and 2 GiB per job leave room for four workers and the ceiling
-    # below. A default job on the largest inline request (1M points) is within both (6.7e14
-    # FLOPs, 1.1 GiB). A job whose duration if every planned epoch runs (at the workers'
-    # measured speed) is over job_time_limit_seconds is refused too: it might not finish.
+    # below. A default job on the largest inline request (1M points) is within both (1.9e13
+    # FLOPs, 0.53 GiB: 15,000 updates a member). A job whose duration if every planned epoch
+    # runs (at the workers' measured speed) is over job_time_limit_seconds is refused too: it
+    # might not finish.
     max_job_flops: int = 1_000_000_000_000_000
     max_job_memory: int = 2 * 1024**3  # bytes a job adds to its worker's memory at its peak
     # Jobs a tenant may have queued at once; one more answers 429 so nobody floods the workers.

@@ -90,7 +90,8 @@ class JobCallbacks:
         self.epoch += 1
         self.batches = 0
         row = asdict(metrics)
-        for key in ("epoch", "member", "stopped"):  # the job's progress, not metrics columns
+        # the job's progress (the updates: epochs x the plan's eval_every), not metrics columns
+        for key in ("epoch", "member", "stopped", "steps"):
             row.pop(key)
         self.pending = row
         self.pending_stop = None if metrics.stopped is None else {

@@ -42,6 +42,7 @@ DRIVERS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("training", "batch_size"), 32),
     (("training", "ensemble"), 5),
     (("training", "epochs"), None),
+    (("training", "max_steps"), None),
     (("cross_validation",), None),
 )
 DRIVER_FACTOR = 1.5
@@ -91,6 +92,14 @@ def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int],
     """(the estimate to store with the job, []) when the job is within every limit, else
     (None, errors naming what drives it, located under `spec_loc`). `shares`: what the
     tenant's jobs trained of their epochs, for the expected duration."""
+    # the evaluation rounds of a budget in updates, when the request says how often (left
+    # open, bptt makes at most 300 of them)
+    if spec.training.eval_every is not None and plan.training.epochs > settings.max_epochs:
+        t = plan.training
+        return None, [{"loc": [*spec_loc, "training", "eval_every"],
+                       "msg": f"max_steps {t.max_steps} evaluated every {t.eval_every} updates "
+                              f"make {t.epochs} evaluation rounds, more than "
+                              f"{settings.max_epochs}: evaluate less often"}]
     cost = job_cost(spec, lengths, plan)
     over = [(limit, limit.value(cost, speed.speed)) for limit in LIMITS
             if limit.value(cost, speed.speed) > getattr(settings, limit.setting)]

@@ -282,3 +282,13 @@ def test_season_length_is_one_without_season_or_freq(series):
 def test_cancellation_stops_the_fit(series):
     with pytest.raises(TrainingCancelled):
         cross_validate(series, spec=small_spec(), callbacks=Callbacks(should_cancel=lambda: True))
+
+
+def test_a_backtest_trains_its_fit_in_updates(series):
+    base = small_spec(epochs=1).to_dict()
+    base["training"].update(epochs=None, max_steps=7, eval_every=3)
+    steps = []
+    cv = cross_validate(series, spec=TrainingSpec.from_dict(base), windows=2,
+                        callbacks=Callbacks(should_cancel=lambda: steps.append(1) and False))
+    assert len(steps) == 7 + 2  # asked before each of the 7 updates, and before each window
+    assert len(cv.windows) == 2 and cv.mase is not None

@@ -12,7 +12,8 @@ import pytest
 import bptt
 from bptt import Callbacks, NetworkSpec, TrainingSpec, estimate_cost
 from bptt.cost import bptt_steps, forward_work, step_work
-from bptt.data import make_windows, window_counts
+from bptt.data import index_windows, window_counts
+from bptt.trainer import VALIDATION_CAP, capped_validation
 
 LENGTHS = [120, 150, 90]
 
@@ -132,13 +133,31 @@ def test_a_share_of_the_epochs_costs_that_share_of_the_training_within_early_sto
                          LENGTHS, epochs_share=0.3).evaluations == 2 * 200
 
 
-def test_the_windows_estimate_is_what_make_windows_builds():
+def test_the_windows_estimate_is_what_the_fit_keeps_of_them():
+    # the stored series and the index; the capped validation set and every validation window
+    # built for calibration: never the training windows
     spec = _spec()
     plan = bptt.resolve_spec(LENGTHS, spec)
     scaled = [v / 10 for v in _series().values()]
-    train, val = make_windows(scaled, plan.window.input_size, 6, 0.1)
-    built = sum(a.nbytes for w in (train, val) for a in (w.x, w.y, w.series, w.level, w.mean))
-    assert estimate_cost(spec, LENGTHS).memory["windows"] == built
+    train, val = index_windows(scaled, plan.window.input_size, 6, 0.1)
+    data = train.data
+    kept = sum(a.nbytes for a in (data.values, data.filled, data.mean, data.offsets))
+    kept += sum(a.nbytes for w in (train, val) for a in (w.series, w.start))
+    for built in (capped_validation(val).all(), val.all()):
+        kept += sum(a.nbytes for a in (built.x, built.y, built.series, built.level, built.mean))
+    assert estimate_cost(spec, LENGTHS).memory["windows"] == kept
+
+
+def test_a_budget_in_updates_costs_its_updates_whatever_the_windows():
+    spec = TrainingSpec.from_dict({"horizon": 6, "model": {"hidden_size": 8},
+                                   "training": {"max_steps": 250, "eval_every": 100,
+                                                "ensemble": 2}})
+    small, large = estimate_cost(spec, LENGTHS), estimate_cost(spec, [5000] * 2000)
+    assert small.updates == large.updates == 2 * 250 and small.evaluations == 2 * 3
+    # the same updates, the validation pass on at most VALIDATION_CAP windows
+    assert large.evaluation.flops < 2 * small.evaluation.flops * VALIDATION_CAP / 100
+    default = estimate_cost(TrainingSpec(horizon=6), [5000] * 2000)
+    assert default.updates == 5 * 15_000 and default.evaluations == 5 * 150
 
 
 def test_the_caches_estimate_is_what_the_kernels_keep():

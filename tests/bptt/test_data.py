@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from bptt.data import DataError, as_series, fit_scaler, interpolate_gaps, make_windows
+from bptt.data import (
+    DataError,
+    as_series,
+    expanding_mean,
+    fit_scaler,
+    index_windows,
+    interpolate_gaps,
+    make_windows,
+    split_counts,
+)
 
 
 def test_accepted_shapes_and_gaps():
@@ -59,3 +68,47 @@ def test_numbers_of_any_numeric_type_but_never_bools_or_strings():
     for bad in ([True, 1.0], ["1.5", 2.0], np.array(["a"])):
         with pytest.raises(DataError):
             as_series([bad])
+
+
+def _sliding_windows(scaled, input_size, horizon, fraction):
+    """The window matrices as make_windows built them before batches were gathered by index:
+    sliding_window_view over each series, split, centred, concatenated."""
+    parts = {"train": [], "val": []}
+    for index, values in enumerate(scaled):
+        count = values.size - input_size - horizon + 1
+        filled = interpolate_gaps(values)
+        inputs = np.lib.stride_tricks.sliding_window_view(filled, input_size)[:count]
+        targets = np.lib.stride_tricks.sliding_window_view(values[input_size:], horizon)[:count]
+        level = inputs[:, -1:]
+        mean = expanding_mean(values)[input_size - 1:][:count]
+        n_train, n_val = split_counts(count, horizon, fraction)
+        for part, rows in (("train", slice(0, n_train)), ("val", slice(count - n_val, count))):
+            parts[part].append(((inputs[rows] - level[rows])[:, :, None].astype(np.float32),
+                                (targets[rows] - level[rows]).astype(np.float32),
+                                np.full(rows.stop - rows.start, index), level[rows, 0],
+                                mean[rows]))
+    return [tuple(np.concatenate(a) for a in zip(*parts[p], strict=True))
+            for p in ("train", "val")]
+
+
+def test_windows_gathered_by_index_are_the_sliding_windows(monkeypatch):
+    monkeypatch.setattr("bptt.data.GATHER_CHUNK", 5)  # all() in several chunks
+    rng = np.random.default_rng(3)
+    scaled = [rng.normal(size=n) for n in (40, 23, 61)]
+    scaled[0][[2, 3, 30]] = np.nan  # gaps: filled in the inputs, kept in the targets
+    scaled[2][-4] = np.nan
+    train, val = index_windows(scaled, 7, 3, 0.2)
+    for index, expected in zip((train, val), _sliding_windows(scaled, 7, 3, 0.2), strict=True):
+        rows = rng.permutation(len(index))  # any order, any batch
+        built = index.gather(rows)
+        for got, want in zip((built.x, built.y, built.series, built.level, built.mean),
+                             expected, strict=True):
+            assert got.dtype == want.dtype
+            assert np.array_equal(got, want[rows], equal_nan=True)
+    whole, _ = make_windows(scaled, 7, 3, 0.2)  # built whole, chunk by chunk
+    for got, want in zip((whole.x, whole.y, whole.series, whole.level, whole.mean),
+                         _sliding_windows(scaled, 7, 3, 0.2)[0], strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True)
+    # in chunks: the same windows
+    chunks = list(val.chunks(size=4))
+    assert np.array_equal(np.concatenate([c.x for c in chunks]), val.all().x)

@@ -261,3 +261,64 @@ def test_a_non_finite_validation_loss_stops_training_with_a_clear_error():
     with pytest.raises(NonFiniteError, match="validation loss"):
         bptt.fit(series, spec=spec)
 
+
+
+def _steps_spec(**training):
+    return _spec(epochs=None, **training)
+
+
+def test_a_budget_in_updates_trains_that_many_updates_in_rounds():
+    batches = []
+    spec = _steps_spec(max_steps=23, eval_every=5, early_stopping_patience=None)
+    result = bptt.fit(_series(), spec=spec, callbacks=Callbacks(
+        should_cancel=lambda: batches.append(1) and False))  # asked once before every update
+    assert len(batches) == 23
+    assert result.model.spec.training.epochs == 5  # rounds of 5, 5, 5, 5 and 3 updates
+    assert [m.steps for m in result.history] == [5, 10, 15, 20, 23]
+    assert result.stopped == ["completed"]
+
+
+@pytest.mark.parametrize("member,epoch", [(0, 2), (1, 4)])
+def test_resume_in_updates_ends_bit_identical(member, epoch):
+    spec = _steps_spec(max_steps=23, eval_every=5, early_stopping_patience=None, ensemble=2)
+    whole, saved = _fit_saving(spec)
+    data, before = saved[(member, epoch)]
+    resumed = bptt.fit(_series(), spec=spec, resume=Checkpoint.from_bytes(data), history=before)
+    assert np.array_equal(whole.model.members, resumed.model.members)
+    assert [(m.train_loss, m.steps) for m in whole.history] == [
+        (m.train_loss, m.steps) for m in resumed.history]
+    assert whole.best_epochs == resumed.best_epochs and whole.stopped == resumed.stopped
+
+
+def test_batches_are_balanced_across_series_not_windows():
+    from bptt.data import index_windows
+    from bptt.trainer import _BalancedSampler
+
+    lengths = [2000] + [40] * 9  # one series holds most of the training windows
+    train, _ = index_windows([np.zeros(n) for n in lengths], 8, 2, 0.1)
+    long_share = np.mean(train.series == 0)
+    assert long_share > 0.85
+    sampler = _BalancedSampler(train)
+    rng = np.random.default_rng(0)
+    rows = np.concatenate(sampler.round_rows(rng, 100, 32))
+    per_series = np.bincount(train.series[rows], minlength=10)
+    assert per_series.min() >= 320 and per_series.max() <= 321  # 3,200 draws over 10 series
+    # within a series, uniformly over its training windows
+    starts = train.start[rows[train.series[rows] == 0]]
+    assert starts.min() < 200 and starts.max() > 1700
+
+
+def test_the_validation_set_evaluated_each_round_is_capped_latest_first_over_every_series():
+    from bptt.data import index_windows
+    from bptt.trainer import capped_validation
+
+    _, val = index_windows([np.zeros(n) for n in [300] * 6 + [60] * 4], 8, 2, 0.2)
+    picked = capped_validation(val, cap=23)
+    again = capped_validation(val, cap=23)  # deterministic
+    assert len(picked) == 23 and np.array_equal(again.start, picked.start)
+    assert np.array_equal(again.series, picked.series)
+    latest = {s: val.start[val.series == s].max() for s in range(10)}
+    for s in range(10):  # every series' two latest windows, then part of the third round
+        starts = sorted(picked.start[picked.series == s], reverse=True)
+        assert starts[:2] == [latest[s], latest[s] - 1] and len(starts) <= 3
+    assert capped_validation(val, cap=len(val)) is val

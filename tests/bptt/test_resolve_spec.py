@@ -71,3 +71,13 @@ def test_an_invalid_spec_or_no_series_is_refused():
         bptt.resolve_spec([50], dataclasses.replace(TrainingSpec(horizon=3), horizon=0))
     with pytest.raises(ValueError):
         bptt.resolve_spec([], TrainingSpec(horizon=3))
+
+
+def test_a_default_budget_is_bounded_whatever_the_data_size():
+    spec = TrainingSpec(horizon=6)
+    small = bptt.resolve_spec([200] * 10, spec).training
+    batches = -(-window_counts([200] * 10, 24, 6, 0.1)[0] // 32)
+    assert small.max_steps == min(300, max(30, -(-1500 // batches))) * batches  # the old rule
+    for series in (10_000, 48_000, 500_000):  # up to 250M training windows
+        t = bptt.resolve_spec([600] * series, spec).training
+        assert (t.max_steps, t.eval_every, t.epochs) == (15_000, 100, 150)

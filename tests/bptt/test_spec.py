@@ -1,5 +1,7 @@
 """The training spec: defaults, strict parsing from JSON, every problem named by location."""
 
+import dataclasses
+
 import pytest
 
 from bptt import SpecError, TrainingSpec
@@ -83,8 +85,35 @@ def test_default_window_follows_the_rule_and_the_data():
     assert input_size_for(spec, shortest=40) == 13  # room for horizon + 4 windows
     resolved = resolve(spec, 24, train_windows=100)
     assert resolved.season_length == 12 and resolved.model.hidden_size == 32
-    assert resolved.training.epochs == 300 and resolved.training.learning_rate == 3e-3
-    assert resolve(spec, 24, train_windows=40_000).training.epochs == 30
+    # 4 batches: the old rule's 300 passes, as 1,200 updates evaluated after every 4
+    t = resolved.training
+    assert (t.max_steps, t.eval_every, t.epochs) == (1200, 4, 300) and t.learning_rate == 3e-3
+    # 1,250 batches: 30 passes would be 37,500 updates; the budget stops at 15,000, evaluated
+    # every 100
+    t = resolve(spec, 24, train_windows=40_000).training
+    assert (t.max_steps, t.eval_every, t.epochs) == (15_000, 100, 150)
+    # epochs asked for: full passes, as before
+    passes = dataclasses.replace(spec, training=dataclasses.replace(spec.training, epochs=7))
+    t = resolve(passes, 24, train_windows=40_000).training
+    assert (t.epochs, t.max_steps, t.eval_every) == (7, None, None)
+
+
+def test_epochs_or_max_steps_but_not_both():
+    with pytest.raises(SpecError) as caught:
+        TrainingSpec.from_dict({"horizon": 3, "training": {"epochs": 5, "max_steps": 100}})
+    assert caught.value.errors[0]["loc"] == ["training", "max_steps"]
+    with pytest.raises(SpecError) as caught:
+        TrainingSpec.from_dict({"horizon": 3, "training": {"epochs": 5, "eval_every": 10}})
+    assert caught.value.errors[0]["loc"] == ["training", "eval_every"]
+    with pytest.raises(SpecError) as caught:
+        TrainingSpec.from_dict({"horizon": 3, "training": {"max_steps": 0}})
+    assert caught.value.errors[0]["loc"] == ["training", "max_steps"]
+    # as a resolved spec writes them: epochs the rounds of eval_every updates
+    resolved = {"epochs": 4, "max_steps": 310, "eval_every": 100}
+    assert TrainingSpec.from_dict({"horizon": 3, "training": resolved}).training.epochs == 4
+    t = resolve(TrainingSpec.from_dict({"horizon": 3, "training": {"max_steps": 310}}), 8,
+                train_windows=10_000).training
+    assert (t.max_steps, t.eval_every, t.epochs) == (310, 100, 4)
 
 
 def test_cross_validation_is_off_by_default_and_round_trips():

@@ -63,3 +63,15 @@ def test_a_network_of_another_shape_is_refused_naming_warm_start(change):
         bptt.fit(_seasonal(120, 0), spec=_spec(1, **change), warm_start=first.model)
     assert info.value.errors[0]["loc"] == ["warm_start"]
     assert next(iter(change)) in info.value.errors[0]["msg"]
+
+
+def test_a_warm_start_continues_a_budget_in_updates():
+    spec = TrainingSpec.from_dict({
+        "horizon": 6, "season_length": 12, "model": {"cell": "gru", "hidden_size": 8},
+        "training": {"max_steps": 12, "eval_every": 5, "ensemble": 1,
+                     "early_stopping_patience": None}})
+    first = bptt.fit(_seasonal(120, 0), spec=spec)
+    again = bptt.fit(_seasonal(130, 2), warm_start=first.model)  # the model's own budget
+    assert again.model.spec.training == first.model.spec.training
+    assert [m.steps for m in again.history] == [5, 10, 12]
+    assert not np.array_equal(again.model.members, first.model.members)

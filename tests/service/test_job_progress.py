@@ -223,13 +223,16 @@ def test_a_warm_start_makes_the_earlier_jobs_open_choices_again_for_its_own_data
                                           "warm_start": parent["id"]}, headers=auth)
     assert child.status_code == 202, child.get_json()
     child = child.get_json()
-    # Thousands of windows: about 1,500 updates take the 30-epoch floor, not the earlier 300,
-    # because the request it inherits left epochs open; the network is the earlier model's.
+    # Thousands of windows (216 batches a pass): the budget is 30 passes' updates, the rule's
+    # floor, in rounds of 100, not the earlier 300 rounds, because the request it inherits left
+    # the budget open; the network is the earlier model's.
     assert child["requested_spec"]["training"]["epochs"] is None
-    assert child["spec"]["training"]["epochs"] == 30
+    training = child["spec"]["training"]
+    assert (training["max_steps"], training["eval_every"], training["epochs"]) == (
+        30 * 216, 100, 65)
     assert child["spec"]["model"]["hidden_size"] == 4  # not 64, which these windows would get
     assert child["spec"]["quantiles"] == [0.1, 0.5, 0.9] == parent["spec"]["quantiles"]
-    assert child["progress"]["epochs_total"] == 30
+    assert child["progress"]["epochs_total"] == 65
 
 
 def test_sweep_trials_show_their_resolved_spec_and_member_progress(

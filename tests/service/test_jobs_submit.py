@@ -476,3 +476,30 @@ def test_a_dead_broker_does_not_fail_the_request(
         assert row_count(sessions, Job) == 1
     finally:
         services(app).engine.dispose()
+
+
+def test_a_budget_in_updates_is_planned_and_estimated_in_updates(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    training = {"max_steps": 25, "eval_every": 10, "ensemble": 1}
+    response = client.post("/v1/jobs", json={**BODY, "training": training}, headers=auth)
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    # 25 updates in rounds of 10, 10 and 5: three "epochs"
+    assert body["spec"]["training"] | training == body["spec"]["training"]
+    assert body["spec"]["training"]["epochs"] == 3
+    assert body["estimate"]["updates"] == 25 and body["progress"]["member_epochs"] == 3
+
+
+@pytest.mark.parametrize(("training", "loc"), [
+    ({"epochs": 5, "max_steps": 100}, ["training", "max_steps"]),  # two budgets
+    ({"epochs": 5, "eval_every": 10}, ["training", "eval_every"]),  # full passes: no rounds
+    ({"max_steps": 5000, "eval_every": 10}, ["training", "eval_every"]),  # 500 rounds > 100
+])
+def test_a_budget_given_twice_or_in_too_many_rounds_is_refused_naming_the_field(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings, training: dict, loc: list) -> None:
+    response = client.post("/v1/jobs", json={**BODY, "training": training}, headers=auth)
+    problem = assert_problem(response, 422)
+    assert loc in [error["loc"] for error in problem["errors"]], problem
+    assert_nothing_stored(sessions, settings)

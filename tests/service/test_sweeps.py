@@ -3,6 +3,7 @@ every refusal stores nothing and queues nothing."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 
@@ -184,3 +185,24 @@ def test_a_cv_mase_sweep_ranks_trials_by_their_cross_validation(
         "cross_validation"]["mase"] for t in done["trials"]}
     assert {t["job_id"]: t["score"] for t in done["trials"]} == mase
     assert done["best_job_id"] == min(mase, key=mase.get)
+
+
+def test_a_sweep_over_the_budget_in_updates_trains_each_trial_its_updates(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    job = {**JOB, "training": {"ensemble": 1, "eval_every": 4}}
+    answer = client.post("/v1/sweeps", headers=auth, json={
+        "job": job, "strategy": "grid", "space": {"training.max_steps": [6, 10]}})
+    assert answer.status_code == 202, answer.get_json()
+    sweep = answer.get_json()
+    _train_all(sessions, settings, sweep)
+    for trial, steps in zip(sweep["trials"], (6, 10), strict=True):
+        done = client.get(f"/v1/jobs/{trial['job_id']}", headers=auth).get_json()
+        assert done["status"] == "succeeded"
+        assert done["spec"]["training"]["max_steps"] == steps
+        assert done["progress"]["epochs_done"] == math.ceil(steps / 4)  # rounds of 4 updates
+        assert done["estimate"]["updates"] == steps
+    # both budgets at once: the trial is refused naming the field
+    both = client.post("/v1/sweeps", headers=auth, json={
+        "job": JOB, "strategy": "grid", "space": {"training.max_steps": [6]}})
+    assert "max_steps" in json.dumps(assert_problem(both, 422))

@@ -50,9 +50,9 @@ def test_an_attempt_builds_its_windows_once(sessions, settings, monkeypatch):
     import bptt.trainer
 
     built = []
-    make_windows = bptt.trainer.make_windows
-    monkeypatch.setattr(bptt.trainer, "make_windows",  # counted, not replaced
-                        lambda *args, **kwargs: built.append(1) or make_windows(*args, **kwargs))
+    index_windows = bptt.trainer.index_windows
+    monkeypatch.setattr(bptt.trainer, "index_windows",  # counted, not replaced
+                        lambda *args, **kwargs: built.append(1) or index_windows(*args, **kwargs))
     job_id = add_job(sessions)
     assert run_training(sessions, settings, job_id, "w1") == "succeeded"
     assert len(built) == 1  # the plan came from the series' lengths, not from windows

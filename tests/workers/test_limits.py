@@ -57,10 +57,11 @@ def test_a_job_past_the_memory_ceiling_fails_and_the_worker_trains_the_next(
         sessions, settings, start_worker):
     worker = start_worker("w1", BPTT_JOB_MEMORY_CEILING=str(64 * 2**20))
     wait_for(lambda: len(_pool_children(worker.pid)) == 1, "the pool's child")
-    # 20 series of 5,000 points in windows of 512 steps: about 90,000 windows, which
-    # make_windows builds in some 900 MB, far past a 64 MiB ceiling
+    # batches of 4,096 windows of 512 steps: the first update's caches alone (gates and states
+    # of every step, 512 x 4,096 x 8 x 6 floats) take some 400 MB, far past a 64 MiB ceiling
     spec = training_spec(epochs=2)
     spec["window"]["input_size"] = 512
+    spec["training"]["batch_size"] = 4096
     big = add_job(sessions, spec=spec, data=series(20, 5000))
     queue.wake(settings, queue.TRAIN_TASK, big)
     job = _ends(sessions, big)

@@ -129,7 +129,10 @@ def test_a_job_that_runs_its_worker_out_of_memory_fails_after_max_attempts(
         rng = np.random.default_rng(0)
         values = np.sin(np.arange(100_000) / 7) + rng.normal(0, 0.1, 100_000)
         poison_spec = training_spec(epochs=2)
-        poison_spec["window"]["input_size"] = 1500  # 100,000 windows of 1,500 values: ~3 GB
+        # batches of 4,096 windows of 1,500 steps: one update's caches (gates and states of
+        # every step, 1,500 x 4,096 x 8 x 6 floats) take ~1.2 GB
+        poison_spec["window"]["input_size"] = 1500
+        poison_spec["training"]["batch_size"] = 4096
         poison = add_job(sessions, spec=poison_spec,
                          data=[{"id": "long", "values": [round(float(v), 3) for v in values]}])
         wait_for(lambda: killer.kills, "the first attempt to run out of memory")
