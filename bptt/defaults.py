@@ -27,9 +27,9 @@ The rule, in order:
   (bptt.seasonality.choose_kind; README's accuracy section has the measurements).
 
 After training, with validation windows (validation_fraction > 0), fit also chooses how
-forecasts combine the network with the series' mean, the naive and the seasonal naive forecast:
-convex weights on a 0.05 grid with the lowest mean relative validation MAE over the series, one
-set per model (bptt.combination says why, and why not one per series).
+forecasts combine the network with an AR(1) reverting to the series' mean, the naive and the
+seasonal naive forecast: convex weights on a 0.05 grid with the lowest mean relative validation
+MAE over the series, one set per model (bptt.combination says why, and why not one per series).
 """
 
 import dataclasses
