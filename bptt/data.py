@@ -216,6 +216,10 @@ class SeriesArrays:
                    np.concatenate([*map(interpolate_gaps, scaled), empty]),
                    np.concatenate([*map(expanding_mean, scaled), empty]), offsets)
 
+    def tails(self, steps: int) -> np.ndarray:
+        """(S, steps): each series' last `steps` gap-filled values."""
+        return self.filled[self.offsets[1:, None] - steps + np.arange(steps)]
+
 
 GATHER_CHUNK = 4096  # windows gathered at once when a whole window set is evaluated
 

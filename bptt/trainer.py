@@ -29,7 +29,6 @@ from .data import (
     as_series,
     fit_scalers,
     index_windows,
-    interpolate_gaps,
     window_counts,
 )
 from .defaults import input_size_for, resolve
@@ -300,7 +299,7 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     stopped = ["completed" if m.epochs >= spec.training.epochs else "early_stopping"
                for m in ended]  # a member short of its epoch budget stopped early
 
-    tails = np.stack([interpolate_gaps(s)[-spec.window.input_size:] for s in scaled])
+    tails = problem.train.data.tails(spec.window.input_size)  # filled once, in _prepare
     model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails,
                   seasonality=seasonality)
     coverage = calibrate(model, val.all(), scaled)
