@@ -14,8 +14,9 @@ series' lengths alone (as bptt.resolve_spec), following the engine's own kernels
   cross-validation adds its own fit on the series cut at the first cutoff (open choices made
   again for them, as cross_validate does) and a forecast from every origin.
 - Memory at the peak: the series (float64, parsed and scaled, and stored flat for the windows
-  to be gathered from), the windows' index, the capped validation set and the whole
-  validation set built for calibration (never the training windows: batches are gathered),
+  to be gathered from), the windows' index, the capped validation set (never the training
+  windows: batches are gathered; calibration gathers the validation windows a chunk at a time
+  and keeps their residuals),
   the per-step caches workspace.scratch keeps (gates,
   hidden and cell states and their gradients, for a batch of the window's steps; for forward
   passes, forward.predict's chunks of 1,024 rows), the weights with optimizer state,
@@ -30,8 +31,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .calibration import CALIBRATION_CHUNK
 from .cells._common import work_size
-from .combination import weight_grid
+from .combination import GRID_BLOCK, weight_grid
 from .data import window_counts
 from .network import NetworkSpec
 from .spec import TrainingConfig, TrainingSpec
@@ -256,8 +258,8 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     points = sum(lengths)
     built = (val + checked) * (steps + horizon)  # training windows are gathered per batch
     fixed = Work(elements=10 * points + 6 * built + 2 * train, passes=len(lengths) / 10)
-    if val:  # calibration: the members over the validation windows 3 times, a grid of weights
-        fixed += forward_work(network, steps, val) * (3 * members)
+    if val:  # calibration: the members over the validation windows twice, a grid of weights
+        fixed += forward_work(network, steps, val) * (2 * members)
         fixed += Work(elements=6 * len(weight_grid()) * val * horizon, passes=len(weight_grid()))
     if forecast_states:
         fixed += forward_work(network, steps, len(lengths)) * members
@@ -315,12 +317,18 @@ def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int],
     # the stored series and the index; the capped validation set and (for calibration) every
     # validation window built, x and y float32 and series, level, mean 8 bytes each
     stored = STORED_BYTES * sum(lengths) + 8 * (len(lengths) + 1)
-    kept = stored + INDEX_BYTES * (train + val) + (checked + val) * (span * BYTES + 24)
+    kept = stored + INDEX_BYTES * (train + val) + checked * (span * BYTES + 24)
     outputs = network.output_size
-    quantiles = outputs // horizon
-    # calibration: every member's outputs and their median, paths and the weight grid's arrays
-    calibration = val * (plan.training.ensemble * outputs * BYTES * 2
-                         + horizon * quantiles * 8 * 3 + horizon * 8 * 4)
+    quantiles = outputs // horizon - 1
+    # calibration (bptt.calibration), a chunk of validation windows at a time: the chunk, every
+    # member's outputs and their median, paths and the weight grid's arrays; besides, every
+    # window's residuals (float64, h x Q) and whether its targets are known, and the grid's
+    # exact sums (of the few binary exponents the MAE ratios take)
+    chunk = min(val, CALIBRATION_CHUNK)
+    calibration = chunk * (span * BYTES + 24 + plan.training.ensemble * outputs * BYTES * 2
+                           + horizon * (quantiles + 1) * 8 * 3 + horizon * 8 * 4
+                           + GRID_BLOCK * 8 * 6)
+    calibration += val * horizon * (quantiles * 8 + 1) + len(weight_grid(seasonal=True)) * 64 * 16
     weights = network.layout.size * BYTES * (WEIGHT_COPIES
                                              + WEIGHT_COPIES_PER_MEMBER * t.ensemble)
     rows = min(max(val, len(lengths), min(INSIGHT_SAMPLE, train), 1), PREDICT_CHUNK)

@@ -302,7 +302,7 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     tails = problem.train.data.tails(spec.window.input_size)  # filled once, in _prepare
     model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails,
                   seasonality=seasonality)
-    coverage = calibrate(model, val.all(), scaled)
+    coverage = calibrate(model, val, scaled)
     return FitResult(model, history, [m.best_epoch for m in ended], stopped, coverage)
 
 
