@@ -219,7 +219,7 @@ class Seasonality:
         if not self.active:
             return paths
         h = paths.shape[1]
-        season = np.stack([seasonal_path(s, h) for s in indices])  # (S, h)
+        season = indices[:, np.arange(h) % indices.shape[1]]  # (S, h): each seasonal_path
         out = paths + season[:, :, None]
         return np.where(logs[:, None, None], np.exp(np.minimum(out, 700.0)), out)
 
