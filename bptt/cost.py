@@ -10,7 +10,8 @@ series' lengths alone (as bptt.resolve_spec), following the engine's own kernels
   updates the spec's training.eval_every of them), a validation pass per epoch on the capped
   validation set (with Callbacks.insight also
   the epoch's insight: a forward on a sample, the eigenvalues of every gate block, for
-  truncated BPTT two more gradients), building the windows, and the calibration after training;
+  truncated BPTT two more gradients), building the windows, choosing the seasonality, and the
+  calibration after training (two forward passes and the combination's grid of weights);
   cross-validation adds its own fit on the series cut at the first cutoff (open choices made
   again for them, as cross_validate does) and a forecast from every origin.
 - Memory at the peak: the series (float64, parsed and scaled, and stored flat for the windows
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 
 from .calibration import CALIBRATION_CHUNK
 from .cells._common import work_size
-from .combination import GRID_BLOCK, weight_grid
+from .combination import GRID_BLOCK, has_seasonal_naive, weight_grid
 from .data import window_counts
 from .network import NetworkSpec
 from .spec import TrainingConfig, TrainingSpec
@@ -65,6 +66,13 @@ ROW_ELEMENTS = 32
 # Python. Measured about 1.1 ms an epoch (a 5-member RNN 16 on two short series: 0.32 s of CPU
 # for 150 epochs whose kernels were estimated at 0.15 s), which made tiny jobs 2x their estimate.
 EPOCH_PASSES = 10
+# Calibration's grid search of the combination's weights (bptt.combination.WeightScores):
+# per candidate, validation window and step about 7.7 ns of CPU (13 gate elements' worth), and
+# 7 us per candidate and chunk of windows besides; 1,771 candidates when seasonal naive is a
+# partner, 231 otherwise. Choosing the seasonality on the validation windows
+# (bptt.seasonality.choose_kind) costs about 75 us a window, in Python. Measured by CPU time
+# (load 3-4): a 1,000-series job with max_steps 200 ran 2.3x its estimate without these.
+GRID_ELEMENTS, GRID_PASSES, CHOOSE_KIND_PASSES = 13, 0.065, 0.7
 # Per epoch in the fit's history: its EpochMetrics, grad_flow as Python floats (32 bytes per
 # input step), and with Callbacks.insight the insight dict (measured: 620 bytes an epoch
 # besides grad_flow, 2,000 with insight). Checkpoints carry none of it (issue 15, item 5).
@@ -260,7 +268,12 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     fixed = Work(elements=10 * points + 6 * built + 2 * train, passes=len(lengths) / 10)
     if val:  # calibration: the members over the validation windows twice, a grid of weights
         fixed += forward_work(network, steps, val) * (2 * members)
-        fixed += Work(elements=6 * len(weight_grid()) * val * horizon, passes=len(weight_grid()))
+        grid = len(weight_grid(seasonal=has_seasonal_naive(plan.season_length or 1, steps)))
+        chunks = math.ceil(val / CALIBRATION_CHUNK)
+        fixed += Work(elements=GRID_ELEMENTS * grid * val * horizon,
+                      passes=GRID_PASSES * grid * chunks)
+        if plan.seasonality is None and (plan.season_length or 1) > 1:  # choose_kind
+            fixed += Work(passes=CHOOSE_KIND_PASSES * val)
     if forecast_states:
         fixed += forward_work(network, steps, len(lengths)) * members
     epochs = members * evaluations
