@@ -117,6 +117,9 @@ class Cost:
     fixed: Work  # building the windows, calibration, forecast states
     cross_validation: "Cost | None"  # its fit and its forecasts from every origin
     memory: dict[str, int] = field(default_factory=dict)  # the peak's parts
+    # of `fixed`, what runs before the first update: building the windows, choosing the
+    # seasonality (a job's time left counts it as done once training has started)
+    prepare: Work = field(default_factory=Work)
 
     @property
     def work(self) -> Work:
@@ -276,15 +279,16 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     members = t.ensemble
     points = sum(lengths)
     built = (val + checked) * (steps + horizon)  # training windows are gathered per batch
-    fixed = Work(elements=10 * points + 6 * built + 2 * train, passes=len(lengths) / 10)
+    prepare = Work(elements=10 * points + 6 * built + 2 * train, passes=len(lengths) / 10)
+    if val and plan.seasonality is None and (plan.season_length or 1) > 1:  # choose_kind
+        prepare += Work(passes=CHOOSE_KIND_PASSES * val)
+    fixed = prepare
     if val:  # calibration: the members over the validation windows twice, a grid of weights
         fixed += forward_work(network, steps, val) * (2 * members)
         grid = len(weight_grid(seasonal=has_seasonal_naive(plan.season_length or 1, steps)))
         chunks = math.ceil(val / CALIBRATION_CHUNK)
         fixed += Work(elements=GRID_ELEMENTS * grid * val * horizon,
                       passes=GRID_PASSES * grid * chunks)
-        if plan.seasonality is None and (plan.season_length or 1) > 1:  # choose_kind
-            fixed += Work(passes=CHOOSE_KIND_PASSES * val)
     if forecast_states:
         fixed += forward_work(network, steps, len(lengths)) * members
     epochs = members * evaluations
@@ -293,7 +297,7 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     memory = _memory(plan, network, lengths, (train, val, checked), input_bytes, history)
     total = epoch * epochs + fixed
     return Cost(total.flops, sum(memory.values()), updates * members, epochs,
-                train, val, epoch, fixed, None, memory)
+                train, val, epoch, fixed, None, memory, prepare)
 
 
 def _insight_work(network: NetworkSpec, steps: int, sample: int,
