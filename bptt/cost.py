@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .cells._common import work_size
-from .combination import weight_grid
+from .combination import DRAWS, weight_grid
 from .data import window_counts
 from .network import NetworkSpec
 from .spec import TrainingConfig, TrainingSpec
@@ -257,8 +257,10 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     built = (val + checked) * (steps + horizon)  # training windows are gathered per batch
     fixed = Work(elements=10 * points + 6 * built + 2 * train, passes=len(lengths) / 10)
     if val:  # calibration: the members over the validation windows 3 times, a grid of weights
+        # scored under DRAWS bootstrap draws (bptt.combination.fit_weights)
         fixed += forward_work(network, steps, val) * (3 * members)
-        fixed += Work(elements=6 * len(weight_grid()) * val * horizon, passes=len(weight_grid()))
+        grid = len(weight_grid())
+        fixed += Work(elements=grid * val * (6 * horizon + 3 * DRAWS), passes=grid)
     if forecast_states:
         fixed += forward_work(network, steps, len(lengths)) * members
     epochs = members * evaluations
@@ -318,9 +320,10 @@ def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int],
     kept = stored + INDEX_BYTES * (train + val) + (checked + val) * (span * BYTES + 24)
     outputs = network.output_size
     quantiles = outputs // horizon
-    # calibration: every member's outputs and their median, paths and the weight grid's arrays
+    # calibration: every member's outputs and their median, paths and the weight grid's arrays,
+    # among them three of (windows, bootstrap draws)
     calibration = val * (plan.training.ensemble * outputs * BYTES * 2
-                         + horizon * quantiles * 8 * 3 + horizon * 8 * 4)
+                         + horizon * quantiles * 8 * 3 + horizon * 8 * 4 + DRAWS * 8 * 3)
     weights = network.layout.size * BYTES * (WEIGHT_COPIES
                                              + WEIGHT_COPIES_PER_MEMBER * t.ensemble)
     rows = min(max(val, len(lengths), min(INSIGHT_SAMPLE, train), 1), PREDICT_CHUNK)
