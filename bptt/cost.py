@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from .calibration import CALIBRATION_CHUNK
 from .cells._common import work_size
-from .combination import GRID_BLOCK, has_seasonal_naive, weight_grid
+from .combination import BAGGED_WINDOWS, DRAWS, GRID_BLOCK, has_seasonal_naive, weight_grid
 from .data import window_counts
 from .network import NetworkSpec
 from .spec import TrainingConfig, TrainingSpec
@@ -289,6 +289,8 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
         chunks = math.ceil(val / CALIBRATION_CHUNK)
         fixed += Work(elements=GRID_ELEMENTS * grid * val * horizon,
                       passes=GRID_PASSES * grid * chunks)
+        if val <= BAGGED_WINDOWS:  # the weights bagged over DRAWS draws (combination.fitted)
+            fixed += Work(elements=3 * DRAWS * grid * val)
     if forecast_states:
         fixed += forward_work(network, steps, len(lengths)) * members
     epochs = members * evaluations
@@ -357,6 +359,8 @@ def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int],
                            + horizon * (quantiles + 1) * 8 * 3 + horizon * 8 * 4
                            + GRID_BLOCK * 8 * 6)
     calibration += val * horizon * (quantiles * 8 + 1) + len(weight_grid(seasonal=True)) * 64 * 16
+    if val <= BAGGED_WINDOWS:  # bagged weights: three (windows, draws) arrays
+        calibration += val * DRAWS * 8 * 3
     weights = network.layout.size * BYTES * (WEIGHT_COPIES
                                              + WEIGHT_COPIES_PER_MEMBER * t.ensemble)
     rows = min(max(val, len(lengths), min(INSIGHT_SAMPLE, train), 1), PREDICT_CHUNK)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 import bptt
-from bptt import TrainingSpec
+from bptt import TrainingSpec, combination
 from bptt.calibration import calibrate
 from bptt.combination import ExactSums
 from bptt.trainer import _prepare
@@ -51,6 +51,15 @@ def test_chunked_calibration_equals_one_pass_to_the_bit():
         assert coverage == whole[0]
         assert np.array_equal(weights, whole[1])
         assert np.array_equal(offsets, whole[2])
+
+
+def test_the_single_best_weights_scored_by_chunks_equal_one_pass_to_the_bit():
+    model, val, scaled = _fitted()  # (more windows than bagged_limit take this path)
+    weights = [combination.fitted(model, val, scaled, chunk, bagged_limit=0).default
+               for chunk in (len(val), 10, 1)]
+    assert np.array_equal(weights[0], weights[1]) and np.array_equal(weights[0], weights[2])
+    bagged = combination.fitted(model, val, scaled).default
+    assert math.isclose(bagged.sum(), 1.0) and np.all(bagged >= 0)
 
 
 def test_series_chunks_keep_each_series_whole_and_every_window_once():

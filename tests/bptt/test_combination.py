@@ -66,6 +66,24 @@ def test_weights_go_to_the_forecast_that_is_right_on_validation(truth):
                            expected)
 
 
+def test_scarce_evidence_spreads_the_weight_over_forecasts_that_trade_wins():
+    # one series, 8 validation windows: the network and naive both forecast too high, each by
+    # less than the other on half of the windows and by about as much overall. A weight's
+    # score is linear between them, so the one best weight sits at a corner decided by the
+    # last window's noise; the bootstrap draws reweigh the windows and split the weight.
+    n, h = 8, 4
+    net_error = np.tile([1.0, 3.0], n // 2)[:, None] + np.zeros((n, h))
+    naive_error = np.tile([3.0, 1.05], n // 2)[:, None] + np.zeros((n, h))
+    y = -naive_error  # naive forecasts 0
+    net = y + net_error
+    forecasts = np.full((n, h, len(PARTNERS) - 1), 100.0)  # mean, snaive, reverting: far off
+    forecasts[:, :, PARTNERS.index("naive") - 1] = 0.0
+    weights = combination.fit_weights(net, y, forecasts, np.zeros(n, int))
+    network, naive = weights[0], weights[PARTNERS.index("naive")]
+    assert 0.2 < network < 0.8 and np.isclose(network + naive, 1)
+    assert np.array_equal(weights, combination.fit_weights(net, y, forecasts, np.zeros(n, int)))
+
+
 def test_the_flat_mean_takes_no_weight_even_where_it_is_right():
     rng = np.random.default_rng(1)
     net = rng.normal(size=(30, 4))
@@ -155,13 +173,13 @@ def test_validation_windows_carry_their_level_and_the_mean_up_to_their_origin():
 def test_fit_fits_the_weights_on_the_validation_windows_only(monkeypatch):
     series = _stationary()
     chunks = []
-    real_add = combination.WeightScores.add
+    real_fit_weights = combination.fit_weights  # few windows: the bagged weights
 
-    def spy(self, net, y, forecasts, index):
+    def spy(net, y, forecasts, index, **options):
         chunks.append((y, forecasts[:, 0, 0], index))
-        return real_add(self, net, y, forecasts, index)
+        return real_fit_weights(net, y, forecasts, index, **options)
 
-    monkeypatch.setattr(combination.WeightScores, "add", spy)
+    monkeypatch.setattr(combination, "fit_weights", spy)
     result = bptt.fit(series, spec=_spec())
     seen = {name: np.concatenate(parts) for name, parts in zip(("y", "offset", "index"),
                                                                 zip(*chunks, strict=True),
