@@ -43,6 +43,7 @@ from .network import (
     parameter_shapes,
 )
 from .spec import (
+    CALENDAR_CHOICES,
     CELL_NAMES,
     OPTIMIZERS,
     SCALERS,
@@ -104,6 +105,7 @@ __all__ = [
     "NonFiniteError",
     "SpecError",
     # the spec's choices
+    "CALENDAR_CHOICES",
     "CELL_NAMES",
     "NONLINEARITIES",
     "OPTIMIZERS",

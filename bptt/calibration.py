@@ -29,7 +29,8 @@ def calibrate(model: Model, val: Windows, scaled: list[np.ndarray]) -> float | N
 
 def quantile_coverage(model: Model, windows: Windows) -> float:
     """Share of known targets that fall inside the model's outermost quantile interval."""
-    paths = np.sort(model.quantile_paths(windows.x.transpose(1, 0, 2))[:, :, 1:], axis=2)
+    paths = np.sort(model.quantile_paths(windows.x.transpose(1, 0, 2),
+                                         head_features=windows.head)[:, :, 1:], axis=2)
     known = np.isfinite(windows.y)
     inside = (windows.y >= paths[:, :, 0]) & (windows.y <= paths[:, :, -1])
     return float(inside[known].mean())

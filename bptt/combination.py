@@ -237,7 +237,7 @@ def combine(paths: np.ndarray, weights: np.ndarray, forecasts: np.ndarray,
 def fitted(model, windows, scaled: list[np.ndarray]) -> "Combination":
     """The combination of a freshly trained model (whose own forecasts are the network's),
     fitted on its validation windows; scaled: its training series, scaled."""
-    net = model.quantile_paths(windows.x.transpose(1, 0, 2))[:, :, 0]
+    net = model.quantile_paths(windows.x.transpose(1, 0, 2), head_features=windows.head)[:, :, 0]
     forecasts, seasonal = partner_paths(windows.x[:, :, 0], windows.mean - windows.level,
                                         model.spec.season_length or 1, model.horizon)
     weights = fit_weights(net, windows.y, forecasts, windows.series, seasonal=seasonal)
@@ -247,7 +247,7 @@ def fitted(model, windows, scaled: list[np.ndarray]) -> "Combination":
 def window_paths(model, windows) -> np.ndarray:
     """The model's (N, h, 1 + Q) scaled, centred paths for training-style windows, combined
     as its forecasts are (each window's mean partner: its series' mean up to its origin)."""
-    paths = model.quantile_paths(windows.x.transpose(1, 0, 2))
+    paths = model.quantile_paths(windows.x.transpose(1, 0, 2), head_features=windows.head)
     if model.combination is None or windows.level is None:
         return paths
     combination = model.combination
