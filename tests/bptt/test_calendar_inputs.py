@@ -182,3 +182,12 @@ def test_a_warm_start_recomputes_the_calendar_from_the_new_series(onehot_fit):
     with pytest.raises(SpecError) as caught:  # another encoding cannot fill those weights
         bptt.fit(later, spec=_spec("cyclic"), warm_start=result.model)
     assert caught.value.errors[0]["loc"] == ["warm_start"]
+
+
+def test_cross_validation_keeps_each_series_dates():
+    series = _weekday_series(2, 90, seed=4)
+    spec = _spec("onehot", training={"max_steps": 20, "ensemble": 1})
+    result = bptt.cross_validate(series, spec=spec, windows=2)
+    assert result.fit.model.calendar.starts == [datetime(2026, 1, 5)] * 2
+    assert result.fit.model.calendar.lengths == [90 - 7 - 7] * 2  # cut at the first cutoff
+    assert np.isfinite(result.mase)
