@@ -119,11 +119,12 @@ class CalendarInputs:
                          for start, length in zip(starts, lengths, strict=True)])
         return both[:, :window], both[:, window]
 
-    def flat(self, lengths: list[int]) -> np.ndarray:
-        """(sum of lengths, columns): every step of every training series, one after another
-        (SeriesArrays.calendar, gathered by index as the values are)."""
+    def flat(self) -> np.ndarray:
+        """(points, columns): every step of every training series, one after another
+        (SeriesArrays.calendar, gathered by index as the values are: 4 bytes a column and
+        point, never a window's worth)."""
         return np.concatenate([self.steps(start, 0, n)
-                               for start, n in zip(self.starts, lengths, strict=True)]
+                               for start, n in zip(self.starts, self.lengths, strict=True)]
                               + [np.empty((0, self.columns), np.float32)])
 
     def card(self) -> dict:

@@ -146,7 +146,7 @@ class Model:
             "quantile_calibration": "quantile k at step s gets quantiles.offsets[s, k] added "
                                     "(split-conformal shifts from the validation windows)",
             "calendar": (self.calendar.card() if self.calendar is not None
-                         else off_card(self.calendar_note or "none")),
+                         else off_card(self.calendar_note or "not given to this model")),
             "training_spec": self.spec.to_dict(),
             "series": [{"id": i, "scaler": s.to_dict()} for i, s in
                        zip(self.series_ids, self.scalers, strict=True)],

@@ -406,7 +406,7 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
                                             calendar_inputs.series_dates(series), lengths)
     train, val = index_windows(scaled, input_size, spec.horizon,
                                spec.training.validation_fraction,
-                               None if calendar is None else calendar.flat(lengths))
+                               None if calendar is None else calendar.flat())
     network = _network_for(spec, 0 if calendar is None else calendar.columns)
     if warm_start is not None:
         _check_warm_start(network, warm_start)
