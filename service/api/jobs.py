@@ -87,7 +87,7 @@ def submit_job() -> Response:
                                                        valid.lengths), settings)
     else:
         plan = plans.resolve(spec, valid.lengths, settings)
-    plan = _with_calendar(plan, valid, spec_loc=("query",) if body.is_csv else ())
+    plan = with_calendar(plan, valid, spec_loc=("query",) if body.is_csv else ())
     estimate = admit(valid.spec, plan, valid.lengths, spec_loc=("query",) if body.is_csv else ())
     session.commit()  # end the read phase: the insert gets a transaction of its own
 
@@ -135,10 +135,10 @@ def submit_job() -> Response:
     return idempotency.created_response(session, result)
 
 
-def _with_calendar(plan: bptt.TrainingSpec, valid: validation.TrainingRequest, *,
-                   spec_loc: tuple[str, ...]) -> bptt.TrainingSpec:
+def with_calendar(plan: bptt.TrainingSpec, valid: validation.TrainingRequest, *,
+                  spec_loc: tuple[str, ...]) -> bptt.TrainingSpec:
     """The plan with its calendar choice made from the series' dates (plans.with_calendar),
-    or a 422 at `calendar` for an encoding they cannot carry."""
+    or a 422 at `calendar` (under `spec_loc`) for an encoding they cannot carry."""
     if valid.dataset is None:
         dates = valid.series
     else:  # from the dataset's index: each series' start and freq, no values read
