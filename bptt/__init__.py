@@ -27,6 +27,7 @@ from .calendar import (
     shift_timestamp,
     timestamp_key,
 )
+from .calendar_inputs import resolve_calendar
 from .cost import Cost, Work, estimate_cost, expected_epochs
 from .data import DataError, as_series
 from .defaults import input_size_for
@@ -43,6 +44,7 @@ from .network import (
     parameter_shapes,
 )
 from .spec import (
+    CALENDAR_CHOICES,
     CELL_NAMES,
     OPTIMIZERS,
     SCALERS,
@@ -84,6 +86,7 @@ __all__ = [
     "forecast_arrays",
     "resolve_forecast_request",
     "resolve_spec",
+    "resolve_calendar",
     "input_size_for",
     "warm_kernels",
     "default_compile_processes",
@@ -104,6 +107,7 @@ __all__ = [
     "NonFiniteError",
     "SpecError",
     # the spec's choices
+    "CALENDAR_CHOICES",
     "CELL_NAMES",
     "NONLINEARITIES",
     "OPTIMIZERS",

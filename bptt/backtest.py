@@ -15,7 +15,7 @@ series, and each series keeps the scaler fitted on its first-cutoff part in ever
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,10 +98,13 @@ def cross_validate(series: SeriesLike, horizon: int | None = None,
     for a bad spec, windows or step; DataError naming ["cross_validation", "windows"] when a
     series is too short for training before its first cutoff; whatever bptt.fit raises.
     """
+    series = series if isinstance(series, Mapping) else list(series)  # read twice
     spec, named, count, stride = _checked(series, horizon, spec, windows, step)
+    dates = _dates(series, len(named))
     h = spec.horizon
     offsets = [(count - 1 - i) * stride for i in range(count)]
-    first = {name: values[: values.size - h - offsets[0]] for name, values in named}
+    first = [{"id": name, "values": values[: values.size - h - offsets[0]], **when}
+             for (name, values), when in zip(named, dates, strict=True)]
     result = fit(first, spec=spec, callbacks=callbacks)
     model = result.model
     season = model.spec.season_length or 1
@@ -112,7 +115,8 @@ def cross_validate(series: SeriesLike, horizon: int | None = None,
         if callbacks and callbacks.should_cancel and callbacks.should_cancel():
             raise TrainingCancelled(f"cancelled before cross-validation window {i}")
         cutoffs = {name: values.size - h - offset for name, values in named}
-        history = {name: values[: cutoffs[name]] for name, values in named}
+        history = [{"id": name, "values": values[: cutoffs[name]], **when}
+                   for (name, values), when in zip(named, dates, strict=True)]
         forecasts = forecast(model, history, threads=spec.training.threads)
         rows = []
         for (name, values), f in zip(named, forecasts, strict=True):
@@ -124,6 +128,15 @@ def cross_validate(series: SeriesLike, horizon: int | None = None,
     every = [r for w in scored for r in w.series]
     return CrossValidation(h, stride, season, quantiles, scored,
                            *(_mean([getattr(r, s) for r in every]) for s in SCORES), fit=result)
+
+
+def _dates(series: SeriesLike, count: int) -> list[dict]:
+    """Each series' start and freq, if given: cut at its end, a series keeps its dates (and
+    its calendar features, bptt.calendar_inputs)."""
+    if isinstance(series, Mapping):
+        return [{}] * count
+    return [{k: item[k] for k in ("start", "freq") if k in item} if isinstance(item, Mapping)
+            else {} for item in series]
 
 
 def check_cross_validation(series: SeriesLike, spec: TrainingSpec) -> None:

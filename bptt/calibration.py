@@ -33,7 +33,7 @@ def calibrate(model: Model, val: WindowIndex, scaled: list[np.ndarray],
     inside = known = 0
     residuals, known_targets = [], []
     for part in val.series_chunks(chunk):
-        paths = model.quantile_paths(part.x.transpose(1, 0, 2))
+        paths = model.quantile_paths(part.x.transpose(1, 0, 2), head_features=part.head)
         counted = quantile_coverage_counts(paths, part.y)  # of the network's own quantiles
         inside, known = inside + counted[0], known + counted[1]
         combined = combination.combined_paths(model, paths, part)

@@ -284,7 +284,7 @@ def fitted(model, windows, scaled: list[np.ndarray], chunk: int = GATHER_CHUNK,
         return Combination(np.tile(weights, (len(scaled), 1)), weights, series_means(scaled))
     scores = WeightScores(seasonal=seasonal)
     for part in windows.series_chunks(chunk):
-        net = model.quantile_paths(part.x.transpose(1, 0, 2))[:, :, 0]
+        net = model.quantile_paths(part.x.transpose(1, 0, 2), head_features=part.head)[:, :, 0]
         forecasts, _ = partner_paths(part.x[:, :, 0], part.mean - part.level, m, model.horizon)
         scores.add(net, part.y, forecasts, part.series)
     weights = scores.best()

@@ -163,22 +163,26 @@ def interpolate_gaps(values: np.ndarray) -> np.ndarray:
 class Windows:
     """Training windows, ready for the engine."""
 
-    x: np.ndarray  # (N, L, 1) centred inputs
+    x: np.ndarray  # (N, L, 1 + C) centred inputs, then C calendar columns (if any)
     y: np.ndarray  # (N, h) centred targets, NaN where the series had a gap
     series: np.ndarray  # (N,) index of the series each window comes from
     # (N,) the scaled, gap-filled last input value each window is centred on, and the mean of
     # the series' observed scaled values up to it (what bptt.combination needs); None when unknown
     level: np.ndarray | None = None
     mean: np.ndarray | None = None
+    # (N, E) what the head reads besides the last hidden state (a model with calendar
+    # columns: the first target step's); None: nothing
+    head: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, rows: np.ndarray) -> "Windows":
-        if self.level is None or self.mean is None:
-            return Windows(self.x[rows], self.y[rows], self.series[rows])
-        return Windows(self.x[rows], self.y[rows], self.series[rows], self.level[rows],
-                       self.mean[rows])
+        def part(array):
+            return None if array is None else array[rows]
+
+        return Windows(self.x[rows], self.y[rows], self.series[rows], part(self.level),
+                       part(self.mean), part(self.head))
 
 
 def window_inputs(filled: np.ndarray, input_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,21 +204,30 @@ def make_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
 class SeriesArrays:
     """The scaled series stored once, flat: `values` with their NaN gaps, `filled` with the gaps
     interpolated, `mean` the expanding mean of the observed values (all float64, as long as the
-    data); series i is [offsets[i], offsets[i + 1])."""
+    data); series i is [offsets[i], offsets[i + 1]). `calendar` (points, C) float32: each
+    point's calendar columns (bptt.calendar_inputs), None without them."""
 
     values: np.ndarray
     filled: np.ndarray
     mean: np.ndarray
     offsets: np.ndarray
+    calendar: np.ndarray | None = None
 
     @classmethod
-    def of(cls, scaled: list[np.ndarray]) -> "SeriesArrays":
+    def of(cls, scaled: list[np.ndarray],
+           calendar: np.ndarray | None = None) -> "SeriesArrays":
         offsets = np.zeros(len(scaled) + 1, np.int64)
         np.cumsum([len(v) for v in scaled], out=offsets[1:])
         empty = np.empty(0)
+        if calendar is not None and len(calendar) != offsets[-1]:
+            raise ValueError(f"calendar has {len(calendar)} rows for {offsets[-1]} points")
         return cls(np.concatenate([*scaled, empty]),
                    np.concatenate([*map(interpolate_gaps, scaled), empty]),
-                   np.concatenate([*map(expanding_mean, scaled), empty]), offsets)
+                   np.concatenate([*map(expanding_mean, scaled), empty]), offsets, calendar)
+
+    @property
+    def calendar_columns(self) -> int:
+        return 0 if self.calendar is None else self.calendar.shape[1]
 
     def tails(self, steps: int) -> np.ndarray:
         """(S, steps): each series' last `steps` gap-filled values."""
@@ -244,28 +257,37 @@ class WindowIndex:
 
     def gather(self, rows: np.ndarray) -> Windows:
         """Windows `rows`, built as make_windows always built them: inputs from the gap-filled
-        series centred on the last input, targets centred the same with their gaps kept."""
+        series centred on the last input, targets centred the same with their gaps kept. With
+        calendar columns, each input step's follow its value, and the head reads the first
+        target step's."""
         first = self.data.offsets[self.series[rows]] + self.start[rows]  # (b,) first input
-        inputs = self.data.filled[first[:, None] + np.arange(self.input_size)]
+        steps = first[:, None] + np.arange(self.input_size)
+        inputs = self.data.filled[steps]
         level = inputs[:, -1]
         targets = self.data.values[first[:, None] + self.input_size + np.arange(self.horizon)]
         mean = self.data.mean[first + self.input_size - 1]  # up to the window's origin
-        return Windows((inputs - level[:, None])[:, :, None].astype(np.float32),
-                       (targets - level[:, None]).astype(np.float32),
-                       self.series[rows].astype(np.int64), level, mean)
+        x = (inputs - level[:, None])[:, :, None].astype(np.float32)
+        head = None
+        if self.data.calendar is not None:
+            x = np.concatenate([x, self.data.calendar[steps]], axis=2)
+            head = self.data.calendar[first + self.input_size]
+        return Windows(x, (targets - level[:, None]).astype(np.float32),
+                       self.series[rows].astype(np.int64), level, mean, head)
 
     def all(self) -> Windows:
         """Every window, built whole (a validation set's size, never the training set's),
         gathered GATHER_CHUNK at a time into the result: only a chunk's float64 temporaries
         exist at once."""
-        n = len(self)
-        out = Windows(np.empty((n, self.input_size, 1), np.float32),
+        n, columns = len(self), self.data.calendar_columns
+        out = Windows(np.empty((n, self.input_size, 1 + columns), np.float32),
                       np.empty((n, self.horizon), np.float32), self.series.astype(np.int64),
-                      np.empty(n), np.empty(n))
+                      np.empty(n), np.empty(n),
+                      np.empty((n, columns), np.float32) if columns else None)
+        names = ("x", "y", "level", "mean") + (("head",) if columns else ())
         for first in range(0, n, GATHER_CHUNK):
             rows = slice(first, min(first + GATHER_CHUNK, n))
             chunk = self.gather(np.arange(rows.start, rows.stop))
-            for name in ("x", "y", "level", "mean"):
+            for name in names:
                 getattr(out, name)[rows] = getattr(chunk, name)
         return out
 
@@ -290,14 +312,16 @@ class WindowIndex:
 
 
 def index_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
-                  validation_fraction: float) -> tuple[WindowIndex, WindowIndex]:
-    """The sliding windows of every series, by index, split into (training, validation).
+                  validation_fraction: float, calendar: np.ndarray | None = None
+                  ) -> tuple[WindowIndex, WindowIndex]:
+    """The sliding windows of every series, by index, split into (training, validation);
+    `calendar`: every point's calendar columns (SeriesArrays.calendar), if any.
 
     Validation takes the latest windows of each series (validation_fraction of them, at least
     one when the fraction is positive); training keeps only the windows whose targets end before
     the first validation target, so no validation value is ever a training target.
     """
-    data = SeriesArrays.of(scaled)
+    data = SeriesArrays.of(scaled, calendar)
     parts: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
     for index, values in enumerate(scaled):
         count = values.size - input_size - horizon + 1

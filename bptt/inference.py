@@ -1,9 +1,11 @@
 """Inference: a trained Model and raw series in, mean and quantile paths in original units out."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from .calendar_inputs import dated, series_dates
 from .combination import new_series_means
 from .data import DataError, as_series, fit_scalers, interpolate_gaps, scaler_arrays
 from .model import Model
@@ -25,7 +27,11 @@ def forecast(model: Model, series=None, horizon: int | None = None,
     built as its card describes them (input_features, head_features), one row per series in
     the order of `series` (of the model's series when None): `step_features`
     (S, window length, input_size - 1), the input columns after the value over the window, and
-    `head_features` (S, head_inputs). A model trained on values alone takes neither.
+    `head_features` (S, head_inputs). A model trained on values alone takes neither, and nor
+    does one with calendar columns: it recomputes them from each series' `start` (series given
+    as [{"id", "values", "start", "freq"}]; the training series' own when `series` is None)
+    and length (bptt.calendar_inputs). A series given without a date start has zeros there
+    (its calendar unknown), as it had in training.
     """
     return as_forecasts(*forecast_arrays(model, series, horizon, quantiles, threads,
                                          step_features=step_features,
@@ -47,7 +53,10 @@ def forecast_arrays(model: Model, series=None, horizon: int | None = None,
         ids, inputs = model.series_ids, Inputs(model.scalers, model.tails, None,
                                                model.seasonality.indices,
                                                model.seasonality.log)
+        lengths = None if model.calendar is None else model.calendar.lengths
+        starts = None if model.calendar is None else model.calendar.starts
     else:
+        series = series if isinstance(series, Mapping) else list(series)  # read twice
         named = as_series(series)
         for i, (name, values) in enumerate(named):
             if len(values) < steps:
@@ -56,6 +65,12 @@ def forecast_arrays(model: Model, series=None, horizon: int | None = None,
                                 f"the last {steps}")
         ids = [name for name, _ in named]
         inputs = prepare_inputs(model, ids, [values for _, values in named])
+        lengths = [len(values) for _, values in named]
+        starts = None if model.calendar is None else [
+            d.start if dated(d, model.calendar.freq) else None for d in series_dates(series)]
+    if model.calendar is not None:
+        step_features, head_features = calendar_columns(model, starts, lengths, step_features,
+                                                        head_features)
     # Centre every window on its last value, as in training (data.window_inputs), all at once.
     levels = inputs.tails[:, -1]  # (S,)
     x = (inputs.tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1)
@@ -77,6 +92,18 @@ class Inputs:
     means: np.ndarray | None
     indices: np.ndarray
     logs: np.ndarray
+
+
+def calendar_columns(model: Model, starts: list, lengths: list[int], step_features,
+                     head_features) -> tuple[np.ndarray, np.ndarray]:
+    """(step features (S, L, C), head features (S, C)) of a model with calendar columns, for
+    series that start at `starts` (None: unknown) and hold `lengths` values; ValueError if the
+    caller gave features of its own (the model computes these itself)."""
+    if step_features is not None or head_features is not None:
+        raise ValueError("the model's step and head features are its calendar columns "
+                         f"({model.calendar.names}), computed from each series' start: "
+                         "give none")
+    return model.calendar.forecast_inputs(starts, lengths, model.spec.window.input_size)
 
 
 def with_step_features(model: Model, x: np.ndarray, step_features) -> np.ndarray:

@@ -147,18 +147,21 @@ def suggest_clip(norms: Sequence[float] | np.ndarray, percentile: float = 10.0) 
 def epoch_insight(network: NetworkSpec, params: np.ndarray, x: np.ndarray, y: np.ndarray, loss,
                   *, grad_flow: Sequence[float] | np.ndarray,
                   norm_history: Sequence[float] | np.ndarray,
-                  truncate: tuple[int, int] | None = None, threshold: float = 0.01) -> dict:
+                  truncate: tuple[int, int] | None = None, threshold: float = 0.01,
+                  head_features: np.ndarray | None = None) -> dict:
     """All insight diagnostics for one epoch, as a JSON-ready dict of plain Python values.
 
     x, y: one sample batch (see truncation_cosine); grad_flow: the top layer's mean |dL/dh_t| per
     step (EpochMetrics.grad_flow); norm_history: every pre-clip gradient norm so far; truncate:
     the (k1, k2) training uses. "truncation_cosine" is None when training uses full BPTT or
-    k2 >= T, where truncation changes nothing.
+    k2 >= T, where truncation changes nothing. head_features (B, E): the sample's, for a
+    network with head inputs.
     """
     steps = np.asarray(x).shape[0]
     cosine = None
     if truncate is not None and int(truncate[1]) < steps:
-        cosine = truncation_cosine(network, params, x, y, loss, truncate)
+        cosine = truncation_cosine(network, params, x, y, loss, truncate,
+                                   head_features=head_features)
     return {
         "memory_horizon": memory_horizon(grad_flow, threshold),
         "memory_threshold": float(threshold),

@@ -7,11 +7,13 @@ training series' last input window ("tails", so its forecast needs no history fr
 and a JSON model card with the resolved training spec and the per-series scalers.
 """
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
 import numpy as np
 
+from .calendar_inputs import CalendarInputs, off_card
 from .combination import Combination
 from .data import Scaler
 from .forward import predict
@@ -69,8 +71,19 @@ class Model:
     # head feature is (None: the network has none); both go into the model card
     input_features: list[str] | None = None
     head_features: list[str] | None = None
+    # the calendar columns after the value and at the head (bptt.calendar_inputs), which
+    # forecasts recompute from each series' dates; None: none, for the reason `calendar_note`
+    # gives (the card says it)
+    calendar: CalendarInputs | None = None
+    calendar_note: str = ""
 
     def __post_init__(self) -> None:
+        if self.calendar is not None:
+            names = self.calendar.names
+            if self.input_features is None:
+                self.input_features = [VALUE_FEATURE] + [f"calendar {n}" for n in names]
+            if self.head_features is None:
+                self.head_features = [f"calendar {n} of the first forecast step" for n in names]
         if self.input_features is None and self.network.input_size == 1:
             self.input_features = [VALUE_FEATURE]
         if self.head_features is None and self.network.head_inputs == 0:
@@ -150,6 +163,8 @@ class Model:
                               "then the seasonality's transform (if any)",
             "quantile_calibration": "quantile k at step s gets quantiles.offsets[s, k] added "
                                     "(split-conformal shifts from the validation windows)",
+            "calendar": (self.calendar.card() if self.calendar is not None
+                         else off_card(self.calendar_note or "not given to this model")),
             "training_spec": self.spec.to_dict(),
             "series": [{"id": i, "scaler": s.to_dict()} for i, s in
                        zip(self.series_ids, self.scalers, strict=True)],
@@ -190,9 +205,14 @@ class Model:
             members.append(network.layout.flatten(
                 {n[len(prefix):]: v for n, v in extra.items() if n.startswith(prefix)}))
         spec = TrainingSpec.from_dict(card["training_spec"])
+        calendar = card.get("calendar") or off_card("a file written before calendar features")
+        if "calendar" not in card["training_spec"]:  # such a file: its network has none
+            spec = dataclasses.replace(spec, calendar="off")
         scalers = [Scaler(**s["scaler"]) for s in card["series"]]
         return cls(spec, network, np.stack(members), [s["id"] for s in card["series"]], scalers,
                    tails, offsets, combination=combination, seasonality=seasonality,
                    input_features=card.get("input_features"),
-                   head_features=card.get("head_features"))
+                   head_features=card.get("head_features"),
+                   calendar=CalendarInputs.from_card(calendar),
+                   calendar_note=calendar.get("why", ""))
 

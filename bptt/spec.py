@@ -23,6 +23,7 @@ SCHEDULES = ("constant", "step", "cosine", "plateau")
 SCALERS = ("standard", "robust", "minmax", "none")
 SEASONALITIES = ("none", "additive", "multiplicative")  # bptt.seasonality's kinds
 TRAINING_LOSSES = ("mse", "mae", "huber")  # quantiles add a pinball part on top (see fit)
+CALENDAR_CHOICES = ("auto", "cyclic", "onehot", "off")  # bptt.calendar_inputs' encodings
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)  # the 80 % interval and the median
 
 
@@ -117,6 +118,12 @@ class TrainingSpec:
     # (bptt.seasonality): "none", "additive" or "multiplicative" (log, on positive series).
     # None: chosen on the validation windows, and recorded in the model.
     seasonality: str | None = None
+    # Calendar features of each step (month of the year, day of the week, hour of the day, as
+    # the frequency resolves them) as known-future inputs (bptt.calendar_inputs): "cyclic"
+    # (a sin, cos pair per cycle), "onehot" (a column per month, weekday, hour), "off", or
+    # "auto": the default encoding where the series have date starts and a date frequency is
+    # known, off where not. A trained model's spec holds what was used ("auto" resolved).
+    calendar: str = "auto"
     model: ModelConfig = field(default_factory=ModelConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -160,6 +167,8 @@ class TrainingSpec:
         check(self.scaler in SCALERS, ["scaler"], f"must be one of {list(SCALERS)}")
         check(self.seasonality is None or self.seasonality in SEASONALITIES, ["seasonality"],
               f"must be one of {list(SEASONALITIES)} or null")
+        check(self.calendar in CALENDAR_CHOICES, ["calendar"],
+              f"must be one of {list(CALENDAR_CHOICES)}")
         check(m.cell in CELLS, ["model", "cell"], f"must be one of {sorted(CELLS)}")
         check(m.hidden_size is None or m.hidden_size >= 1, ["model", "hidden_size"],
               "must be at least 1")

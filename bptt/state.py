@@ -21,7 +21,13 @@ import numpy as np
 
 from .data import DataError
 from .forward import head_output, predict
-from .inference import forecasts_from_paths, prepare_inputs, resolve_forecast_request
+from .inference import (
+    calendar_columns,
+    forecasts_from_paths,
+    prepare_inputs,
+    resolve_forecast_request,
+    with_step_features,
+)
 from .model import Model
 from .network import checked_head_features
 from .seasonality import history_needed
@@ -81,9 +87,13 @@ def forecast_state(model: Model, state: SeriesState, horizon: int | None = None,
                    head_features: np.ndarray | None = None) -> dict:
     """The series' forecast from its state alone (no window is read): as bptt.forecast's
     items, {"id", "mean", "quantiles"}. `head_features` (head_inputs,): the series' head
-    features, for a model whose network has head inputs (None otherwise)."""
+    features, for a model whose network has head inputs (None otherwise; a model with
+    calendar columns computes them from the series' training start and its length)."""
     horizon, wanted = resolve_forecast_request(model, horizon, quantiles)
     features = None if head_features is None else np.asarray(head_features)[None]
+    if model.calendar is not None:
+        _, features = calendar_columns(model, _training_starts(model, [state.series_id]),
+                                       [state.length], None, features)
     features = checked_head_features(model.network, features, 1, np.float32)
     outputs = []
     for member, h in zip(model.members, state.hidden, strict=True):
@@ -115,6 +125,9 @@ def _read(model: Model, names: list[str], histories: list[np.ndarray], lengths: 
     tails = prepare_inputs(model, names, recents).tails  # (S, L), as forecast builds them
     levels = tails[:, -1]
     x = (tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1), as forecast
+    if model.calendar is not None:  # each step's calendar columns, as forecast adds them
+        columns, _ = calendar_columns(model, _training_starts(model, names), lengths, None, None)
+        x = with_step_features(model, x, columns)
     # only the hidden states are kept: head features (which come with each forecast) do not
     # change them, so zeros stand in for any
     unused = (np.zeros((len(names), model.network.head_inputs), np.float32)
@@ -124,6 +137,12 @@ def _read(model: Model, names: list[str], histories: list[np.ndarray], lengths: 
     return [SeriesState(name, recent, length, float(level), h)
             for name, recent, length, level, h in zip(names, recents, lengths, levels, hidden,
                                                       strict=True)]
+
+
+def _training_starts(model: Model, names: list[str]) -> list:
+    """Where the model's calendar has each of these training series start (None: unknown)."""
+    position = {name: i for i, name in enumerate(model.series_ids)}
+    return [model.calendar.starts[position[name]] for name in names]
 
 
 def _recent(history: np.ndarray, steps: int) -> np.ndarray:

@@ -15,11 +15,14 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import calendar_inputs
+from .calendar_features import feature_names
+from .calendar_inputs import CalendarInputs
 from .calibration import calibrate
 from .clipping import ClipSpec
 from .data import (
@@ -193,6 +196,9 @@ class _Problem:
     check: Windows  # the fixed, capped validation set evaluated after every epoch
     loss: object
     spec: TrainingSpec
+    # the calendar columns of the inputs and the head (None: none, for the reason in the note)
+    calendar: CalendarInputs | None = None
+    calendar_note: str = ""
 
 
 @dataclass
@@ -314,8 +320,11 @@ def _fit(series, horizon: int | None, spec: TrainingSpec | None, *,
                for m in ended]  # a member short of its epoch budget stopped early
 
     tails = problem.train.data.tails(spec.window.input_size)  # filled once, in _prepare
+    # an open calendar choice stays open in the model's spec, as an open seasonality does: the
+    # model's calendar (and card) say what was used
     model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails,
-                  seasonality=seasonality)
+                  seasonality=seasonality, calendar=problem.calendar,
+                  calendar_note=problem.calendar_note)
     coverage = calibrate(model, val, scaled)
     return FitResult(model, history, [m.best_epoch for m in ended], stopped, coverage)
 
@@ -351,8 +360,17 @@ def resolve_spec(lengths: Iterable[int], spec: TrainingSpec, *,
         spec = _spec_from_warm_start(None, spec, warm_start)
     resolved = _resolved(_spec_for(None, spec), list(lengths))
     if warm_start is not None:
-        _check_warm_start(_network_for(resolved), warm_start)
+        _check_warm_start(_network_for(resolved, _warm_calendar_columns(resolved, warm_start)),
+                          warm_start)
     return resolved
+
+
+def _warm_calendar_columns(spec: TrainingSpec, model: Model) -> int:
+    """The calendar columns a warm-started fit will have, as far as the lengths tell: its
+    encoding on the earlier model's frequency (the series' dates are fit's to check)."""
+    if spec.calendar == "off" or model.calendar is None:
+        return 0
+    return len(feature_names(model.calendar.freq, spec.calendar))
 
 
 def _resolved(spec: TrainingSpec, lengths: list[int]) -> TrainingSpec:
@@ -374,6 +392,7 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
     if warm_start is not None:
         spec = _spec_from_warm_start(horizon, spec, warm_start)
     spec = _spec_for(horizon, spec)
+    series = series if isinstance(series, Mapping) else list(series)  # read twice
     named = as_series(series)
     # Resolved from the lengths, as resolve_spec does, so that a plan shown before training is
     # the one trained.
@@ -396,14 +415,18 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
     seasonality, adjusted = Seasonality.fitted(kind, m, values)
     scalers = fit_scalers(spec.scaler, adjusted)
     scaled = [s.transform(v) for s, v in zip(scalers, adjusted, strict=True)]
+    lengths = [len(v) for v in values]
+    calendar, note = calendar_inputs.choose(spec.calendar, spec.freq,
+                                            calendar_inputs.series_dates(series), lengths)
     train, val = index_windows(scaled, input_size, spec.horizon,
-                               spec.training.validation_fraction)
-    network = _network_for(spec)
+                               spec.training.validation_fraction,
+                               None if calendar is None else calendar.flat())
+    network = _network_for(spec, 0 if calendar is None else calendar.columns)
     if warm_start is not None:
         _check_warm_start(network, warm_start)
     check = capped_validation(val).all()
-    return (_Problem(network, train, val, check, _loss_for(spec), spec), named, scalers, scaled,
-            seasonality)
+    return (_Problem(network, train, val, check, _loss_for(spec), spec, calendar, note), named,
+            scalers, scaled, seasonality)
 
 
 VALIDATION_CAP = 4096  # windows in the validation set evaluated after every epoch
@@ -428,13 +451,16 @@ def capped_validation(val: WindowIndex, cap: int = VALIDATION_CAP) -> WindowInde
     return val.take(np.sort(np.concatenate([order[:done], spread])))
 
 
-def _network_for(spec: TrainingSpec) -> NetworkSpec:
-    """The network a resolved spec trains: one input feature, a head for every horizon step and
-    quantile."""
-    return NetworkSpec(cell=spec.model.cell, input_size=1, hidden_size=spec.model.hidden_size,
+def _network_for(spec: TrainingSpec, calendar_columns: int = 0) -> NetworkSpec:
+    """The network a resolved spec trains: the value and its calendar columns per step, the
+    first forecast step's calendar columns at the head (bptt.calendar_inputs), and a head
+    output for every horizon step and quantile."""
+    return NetworkSpec(cell=spec.model.cell, input_size=1 + calendar_columns,
+                       hidden_size=spec.model.hidden_size,
                        num_layers=spec.model.num_layers, nonlinearity=spec.model.nonlinearity,
                        dropout=spec.model.dropout,
-                       output_size=spec.horizon * (1 + len(spec.quantiles or ())))
+                       output_size=spec.horizon * (1 + len(spec.quantiles or ())),
+                       head_inputs=calendar_columns)
 
 
 def _check_warm_start(network: NetworkSpec, warm_start: Model) -> None:
@@ -448,11 +474,16 @@ def _spec_from_warm_start(horizon: int | None, spec: TrainingSpec | None,
                           model: Model) -> TrainingSpec:
     """The spec of a warm-started fit: the model's own when none is given; otherwise the
     given one with its open sizes (hidden size, input window) taken from the model, so that
-    \"continue training\" needs no restating of the architecture."""
+    \"continue training\" needs no restating of the architecture (an "auto" calendar takes the
+    model's encoding, recomputed from these series' dates)."""
+    used = "off" if model.calendar is None else model.calendar.encoding
     if spec is None:
-        return dataclasses.replace(model.spec, horizon=horizon or model.spec.horizon)
+        spec = dataclasses.replace(model.spec, horizon=horizon or model.spec.horizon)
+        return dataclasses.replace(spec, calendar=used if spec.calendar == "auto" else
+                                   spec.calendar)
     return dataclasses.replace(
         spec,
+        calendar=used if spec.calendar == "auto" else spec.calendar,
         model=dataclasses.replace(spec.model, hidden_size=spec.model.hidden_size
                                   or model.network.hidden_size),
         window=dataclasses.replace(spec.window, input_size=spec.window.input_size
@@ -499,13 +530,14 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
             if callbacks.should_cancel and callbacks.should_cancel():
                 raise TrainingCancelled(f"cancelled during epoch {run.epoch}")
             batch = train.gather(rows)
-            x = np.ascontiguousarray(batch.x.transpose(1, 0, 2))  # (L, b, 1)
+            x = np.ascontiguousarray(batch.x.transpose(1, 0, 2))  # (L, b, input_size)
             masks = dropout_masks(problem.network, len(batch), rng, run.params.dtype)
             updates += 1
             report = train_step(problem.network, run.params, x, batch.y[None], loss=problem.loss,
                                 optimizer=optimizer, optimizer_state=run.optimizer_state,
                                 lr=run.learning_rate, clip=clip, truncate=t.truncate,
-                                dropout_masks=masks, step=updates, threads=t.threads)
+                                dropout_masks=masks, step=updates, threads=t.threads,
+                                head_features=batch.head)
             losses.append(report.loss)
             norms.append(report.grad_norm)
             clipped += report.clipped
@@ -587,13 +619,14 @@ def _insight(problem: _Problem, params: np.ndarray, flow: np.ndarray, norms: lis
     x = np.ascontiguousarray(sample.x.transpose(1, 0, 2))
     return epoch_insight(problem.network, params, x, sample.y[None], problem.loss,
                          grad_flow=flow, norm_history=norms,
-                         truncate=problem.spec.training.truncate)
+                         truncate=problem.spec.training.truncate, head_features=sample.head)
 
 
 def evaluate(network: NetworkSpec, params: np.ndarray, windows: Windows, loss,
              threads: int = 1) -> float:
     """Mean loss of one network on some windows (no gradients)."""
-    out, _ = predict(network, params, windows.x.transpose(1, 0, 2), threads=threads)
+    out, _ = predict(network, params, windows.x.transpose(1, 0, 2), threads=threads,
+                     head_features=windows.head)
     known = np.isfinite(windows.y)
     total, _ = loss.sum_and_grad(out, windows.y, known)
     return total / max(int(known.sum()) * loss.outputs_per_target, 1)

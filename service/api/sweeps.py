@@ -21,7 +21,7 @@ from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
 from service.api.documents import job_progress, json_response
 from service.api.extensions import current_settings, get_session
-from service.api.jobs import QUOTA_RETRY_AFTER_S, epochs_total
+from service.api.jobs import QUOTA_RETRY_AFTER_S, epochs_total, with_calendar
 from service.api.problems import Problem, ValidationProblem
 from service.api.schemas import NAME_MAX_LENGTH, SweepList, SweepOut, SweepRequest, TrialOut
 from service.store import (
@@ -199,6 +199,7 @@ def _trials(request: SweepRequest, base: validation.TrainingRequest, settings) -
         plan = estimate = None
         if spec is not None:  # the trial's cost, as the job it becomes (service.api.admission)
             plan = plans.resolve(plans.with_series_freq(spec, base.series), lengths, settings)
+            plan = with_calendar(plan, base, spec_loc=("job",))  # as a job's, at submit
             estimate, problems = admission.admit(spec, plan, lengths, settings, speed, shares)
         for problem in problems:
             path = ".".join(map(str, problem["loc"]))

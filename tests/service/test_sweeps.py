@@ -206,3 +206,21 @@ def test_a_sweep_over_the_budget_in_updates_trains_each_trial_its_updates(
     both = client.post("/v1/sweeps", headers=auth, json={
         "job": JOB, "strategy": "grid", "space": {"training.max_steps": [6]}})
     assert "max_steps" in json.dumps(assert_problem(both, 422))
+
+
+def test_a_sweep_over_the_calendar_shows_each_trials_choice(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    dated = [{**s, "start": "2026-01-05", "freq": "D"} for s in SERIES]
+    body = {"job": {**JOB, "series": dated}, "strategy": "grid",
+            "space": {"calendar": ["auto", "onehot", "off"]}}
+    answer = client.post("/v1/sweeps", json=body, headers=auth)
+    assert answer.status_code == 202, answer.get_json()
+    trials = answer.get_json()["trials"]
+    shown = [client.get(f"/v1/jobs/{t['job_id']}", headers=auth).get_json()["spec"]["calendar"]
+             for t in trials]
+    assert shown == ["cyclic", "onehot", "off"]  # auto: the default encoding, the dates known
+    undated = {"job": JOB, "strategy": "grid", "space": {"calendar": ["cyclic"]}}
+    refused = client.post("/v1/sweeps", json=undated, headers=auth)
+    assert_problem(refused, 422)
+    assert refused.get_json()["errors"][0]["loc"] == ["job", "calendar"]
