@@ -278,7 +278,7 @@ def fitted(model, windows, scaled: list[np.ndarray], chunk: int = GATHER_CHUNK,
     seasonal = has_seasonal_naive(m, windows.input_size)
     if len(windows) <= bagged_limit:
         part = windows.all()
-        net = model.quantile_paths(part.x.transpose(1, 0, 2))[:, :, 0]
+        net = model.quantile_paths(part.x.transpose(1, 0, 2), head_features=part.head)[:, :, 0]
         forecasts, _ = partner_paths(part.x[:, :, 0], part.mean - part.level, m, model.horizon)
         weights = fit_weights(net, part.y, forecasts, part.series, seasonal=seasonal)
         return Combination(np.tile(weights, (len(scaled), 1)), weights, series_means(scaled))
