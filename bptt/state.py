@@ -92,8 +92,11 @@ def forecast_state(model: Model, state: SeriesState, horizon: int | None = None,
     horizon, wanted = resolve_forecast_request(model, horizon, quantiles)
     features = None if head_features is None else np.asarray(head_features)[None]
     if model.calendar is not None:
+        if features is not None:
+            raise ValueError("the model computes its head features (its calendar columns) "
+                             "itself: give none")
         _, features = calendar_columns(model, _training_starts(model, [state.series_id]),
-                                       [state.length], None, features)
+                                       [state.length])
     features = checked_head_features(model.network, features, 1, np.float32)
     outputs = []
     for member, h in zip(model.members, state.hidden, strict=True):
@@ -114,6 +117,9 @@ def forecast_state(model: Model, state: SeriesState, horizon: int | None = None,
 def _read(model: Model, names: list[str], histories: list[np.ndarray], lengths: list[int]
           ) -> list[SeriesState]:
     """Read each series' window from a zero state with every member; keep what follows."""
+    if model.covariates is not None:  # the state would need each step's covariate values
+        raise DataError(["model"], "stateful forecasts of a model with covariates are not "
+                        "supported yet; forecast with the history and its covariates instead")
     steps = model.spec.window.input_size
     # the seasonal indices are estimated from the latest seasons: keep those too
     kept = max(steps, history_needed(model.seasonality.m) if model.seasonality.active else 0)
@@ -126,7 +132,7 @@ def _read(model: Model, names: list[str], histories: list[np.ndarray], lengths: 
     levels = tails[:, -1]
     x = (tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1), as forecast
     if model.calendar is not None:  # each step's calendar columns, as forecast adds them
-        columns, _ = calendar_columns(model, _training_starts(model, names), lengths, None, None)
+        columns, _ = calendar_columns(model, _training_starts(model, names), lengths)
         x = with_step_features(model, x, columns)
     # only the hidden states are kept: head features (which come with each forecast) do not
     # change them, so zeros stand in for any
