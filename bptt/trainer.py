@@ -357,7 +357,8 @@ def resolve_spec(lengths: Iterable[int], spec: TrainingSpec, *,
     if warm_start is not None:
         spec = _spec_from_warm_start(None, spec, warm_start)
     resolved = _resolved(_spec_for(None, spec), list(lengths))
-    if warm_start is not None:
+    if warm_start is not None and warm_start.covariates is None:
+        # (with covariates, the extra columns depend on the covariates given: fit checks)
         calendar = _warm_calendar_columns(resolved, warm_start)
         _check_warm_start(_network_for(resolved, calendar, calendar), warm_start)
     return resolved
@@ -532,7 +533,8 @@ def _spec_from_warm_start(horizon: int | None, spec: TrainingSpec | None,
 
 def _mismatch(wanted: NetworkSpec, have: NetworkSpec) -> str:
     """How this fit's network differs from the warm-start model's, in words ("" if not)."""
-    fields = ("cell", "input_size", "hidden_size", "num_layers", "nonlinearity", "output_size")
+    fields = ("cell", "input_size", "hidden_size", "num_layers", "nonlinearity", "output_size",
+              "head_inputs")
     diffs = [f"{f} {getattr(wanted, f)!r} vs {getattr(have, f)!r}" for f in fields
              if getattr(wanted, f) != getattr(have, f)]
     if not diffs:

@@ -150,3 +150,31 @@ def test_fit_checks_the_covariates_against_the_series():
     with pytest.raises(DataError) as caught:
         _prepare(series, None, _spec(), None, _declared(promo))  # 66 values for 60 steps
     assert caught.value.loc == ["covariates", "promo", "values", "s0"]
+
+
+def test_cross_validation_cuts_the_covariates_at_every_origin():
+    series, held_out, promo = _promoted(4, seed=2)
+    full = {k: np.concatenate([v, held_out[k]]) for k, v in series.items()}
+    declared = _declared(promo)  # as long as the whole series
+    spec = _spec()
+    informed = bptt.cross_validate(full, spec=spec, windows=2, covariates=declared)
+    blind = bptt.cross_validate(full, spec=spec, windows=2)
+    assert informed.mase < 0.6 * blind.mase, (informed.mase, blind.mase)
+    # the fit saw the covariates up to the first cutoff only: a promotion calendar that
+    # differs after it changes no weight
+    later = {k: np.concatenate([v[:LENGTH - HORIZON], 1 - v[LENGTH - HORIZON:]])
+             for k, v in promo.items()}
+    changed = bptt.cross_validate(full, spec=spec, windows=2, covariates=_declared(later))
+    np.testing.assert_array_equal(changed.fit.model.members, informed.fit.model.members)
+
+
+def test_a_warm_start_continues_with_the_same_covariates(promoted_fit):
+    series, promo, stores, _, result = promoted_fit
+    covariates = _declared(promo, LENGTH, **stores)
+    again = bptt.fit(series, spec=_spec(), covariates=covariates, warm_start=result.model)
+    assert again.model.network == result.model.network
+    more_stores = {k: f"store-{i}" for i, k in enumerate(series)}  # 6 categories, not 2
+    with pytest.raises(bptt.SpecError) as caught:
+        bptt.fit(series, spec=_spec(), covariates=_declared(promo, LENGTH, **more_stores),
+                 warm_start=result.model)
+    assert caught.value.errors[0]["loc"] == ["warm_start"]
