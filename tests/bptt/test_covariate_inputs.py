@@ -8,7 +8,7 @@ import pytest
 import bptt
 from bptt import TrainingSpec
 from bptt.data import DataError, ExtraInputs, index_windows
-from bptt.state import initial_states
+from bptt.state import SeriesState, append_observations, forecast_state, initial_states
 from bptt.trainer import _prepare
 
 HORIZON, WINDOW, LENGTH = 6, 8, 240
@@ -132,7 +132,7 @@ def test_missing_future_values_and_strangers_are_refused_naming_them(promoted_fi
     assert caught.value.loc[:2] == ["covariates", "promo"]
     with pytest.raises(DataError) as caught:
         initial_states(result.model, series)
-    assert caught.value.loc == ["model"]
+    assert caught.value.loc == ["covariates", "promo"]
 
 
 def test_a_model_without_covariates_refuses_them():
@@ -178,3 +178,36 @@ def test_a_warm_start_continues_with_the_same_covariates(promoted_fit):
         bptt.fit(series, spec=_spec(), covariates=_declared(promo, LENGTH, **more_stores),
                  warm_start=result.model)
     assert caught.value.errors[0]["loc"] == ["warm_start"]
+
+
+def test_stateful_forecasts_with_covariates_equal_forecasts_of_the_whole_history(promoted_fit):
+    series, promo, stores, held_out, result = promoted_fit
+    model = result.model
+    history = _declared(promo, LENGTH)
+    states = initial_states(model, series, history)
+    whole = bptt.forecast(model, future_covariates=_future(promo))
+    for state, expected in zip(states, whole, strict=True):
+        state = SeriesState.from_bytes(state.to_bytes())
+        got = forecast_state(model, state, future_covariates={
+            "promo": promo[state.series_id][LENGTH:LENGTH + HORIZON]})
+        np.testing.assert_allclose(got["mean"], expected["mean"], rtol=1e-5)
+    # two steps later: the appended values with their promotion days
+    sid, more = "s1", 2
+    later = append_observations(model, states[1], held_out[sid][:more],
+                                {"promo": promo[sid][LENGTH:LENGTH + more]})
+    after = LENGTH + more
+    future = promo[sid][after:after + HORIZON]
+    future = np.concatenate([future, np.zeros(HORIZON - len(future))])
+    got = forecast_state(model, later, future_covariates={"promo": future})
+    extended = {sid: np.concatenate([series[sid], held_out[sid][:more]])}
+    covariates = {"promo": {"kind": "future", "values": {sid: promo[sid][:after]}},
+                  "store": {"kind": "static", "values": {sid: stores[sid]}}}
+    [expected] = bptt.forecast(model, extended, covariates=covariates,
+                               future_covariates={"promo": {sid: future}})
+    np.testing.assert_allclose(got["mean"], expected["mean"], rtol=1e-5)
+    with pytest.raises(DataError) as caught:
+        append_observations(model, later, [1.0], {"store": ["x"]})
+    assert caught.value.loc == ["covariates", "store"]
+    with pytest.raises(DataError) as caught:
+        append_observations(model, later, [1.0, 2.0], {"promo": [1.0]})
+    assert caught.value.loc == ["covariates", "promo", "values", sid]
