@@ -32,6 +32,9 @@ class Dataset:
     h: int
     oracles: dict[str, Oracle] = field(default_factory=dict)  # synthetic series only
     freq: str = ""  # of a real dataset
+    # (first value's timestamp, pandas-style frequency) of a dated real dataset, for bptt's
+    # calendar features; None: undated
+    dates: tuple[str, str] | None = None
     source: str = ""  # where a real dataset comes from
 
 

@@ -32,6 +32,8 @@ downloaded. AutoETS, AutoARIMA and AutoTheta (statsforecast) are optional column
                                                   # series, one origin unless --origins says
     python benchmarks/accuracy.py --oracle-seeds 40  # how often the oracle loses somewhere
     python benchmarks/accuracy.py --seasonality none  # an ablation: force one seasonality
+    python benchmarks/accuracy.py --only real --calendar off  # calendar features: off, cyclic,
+                                                  # onehot or auto (the default, as bptt's)
     python benchmarks/accuracy.py --only real --json a.json  # keep the results; then
     python benchmarks/accuracy.py --report a.json,b.json     # print runs of parts as one
     PYTHONPATH=../main python benchmarks/accuracy.py --bptt-only --only synthetic --json m.json
@@ -56,7 +58,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmark's own modules
 
-from _real_series import real_series  # noqa: E402
+from _real_series import DATES, real_series  # noqa: E402
 from _synthetic import (  # noqa: E402, F401  (the oracle's pieces are used by the tests)
     NOISE_SD,
     SYNTHETIC,
@@ -131,7 +133,7 @@ class DatasetResult:
 
 def real(quick: bool) -> list[Dataset]:
     """The real datasets (only nile in a quick run)."""
-    return [Dataset(name, "real", series, m, h, freq=freq, source=source)
+    return [Dataset(name, "real", series, m, h, freq=freq, source=source, dates=DATES.get(name))
             for name, series, m, h, freq, source in real_series(quick)]
 
 
@@ -199,28 +201,47 @@ def classical(key: tuple, train: np.ndarray, h: int, m: int) -> dict[str, np.nda
 
 
 SEASONALITY: dict[str, str] = {}  # --seasonality: the spec's seasonality, for an ablation
+CALENDAR: dict[str, str] = {}  # --calendar: the spec's calendar choice
 
 
-def fit_bptt(train: dict[str, np.ndarray], h: int, m: int, seed: int
+def fit_bptt(train: dict[str, np.ndarray], h: int, m: int, seed: int,
+             dates: tuple[str, str] | None = None
              ) -> tuple[list[dict], list[dict], list[dict], float, str]:
     """bptt with its defaults on all series at once: forecasts, the first member's alone, the
-    network's alone (no combination), fit seconds and a short note."""
-    spec = bptt.TrainingSpec(horizon=h, season_length=m, quantiles=QUANTILES, **SEASONALITY)
+    network's alone (no combination), fit seconds and a short note. `dates`: the series'
+    (start, freq), for the calendar features."""
+    # an encoding applies where the dates carry a calendar (elsewhere bptt refuses it): the
+    # other datasets keep the default, which is off for them
+    calendar = CALENDAR if dates is not None and has_calendar(dates[1]) else {}
+    spec = bptt.TrainingSpec(horizon=h, season_length=m, quantiles=QUANTILES, **SEASONALITY,
+                             **calendar)
     spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, seed=seed))
+    when = {} if dates is None else {"start": dates[0], "freq": dates[1]}
     start = time.perf_counter()
-    result = bptt.fit(train, spec=spec)
+    result = bptt.fit([{"id": name, "values": values, **when} for name, values in train.items()],
+                      spec=spec)
     seconds = time.perf_counter() - start
     model = result.model
     note = f"{len(result.stopped)} members; best epochs {result.best_epochs}"
     seasonality = getattr(model, "seasonality", None)
     if seasonality is not None:
         note += f"; seasonality {seasonality.kind}"
+    calendar = getattr(model, "calendar", None)
+    if calendar is not None:
+        note += f"; calendar {calendar.encoding} ({calendar.columns} columns)"
     if model.combination is not None:
         weights = ", ".join(f"{w:.2f}" for w in model.combination.default)
         note += f"; combination ({', '.join(bptt.combination.PARTNERS)}) = ({weights})"
     single = dataclasses.replace(model, members=model.members[:1])
     network = dataclasses.replace(model, combination=None)
     return bptt.forecast(model), bptt.forecast(single), bptt.forecast(network), seconds, note
+
+
+def has_calendar(freq: str) -> bool:
+    """Whether steps of `freq` resolve a calendar cycle (bptt.calendar_features)."""
+    from bptt.calendar_features import cycles_for
+
+    return bool(cycles_for(bptt.parse_freq(freq)))
 
 
 # ---------------------------------------------------------------- evaluation
@@ -260,7 +281,8 @@ def evaluate_origin(dataset: Dataset, series: dict[str, np.ndarray],
     train = {name: values[:-h] for name, values in series.items()}
     test = {name: values[-h:] for name, values in series.items()}
     try:
-        forecasts, singles, networks, bptt_seconds, note = fit_bptt(train, h, m, seed)
+        forecasts, singles, networks, bptt_seconds, note = fit_bptt(train, h, m, seed,
+                                                                    dataset.dates)
         by_id = {f["id"]: f for f in forecasts}
         single_by_id = {f["id"]: f for f in singles}
         network_by_id = {f["id"]: f for f in networks}
@@ -514,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seasonality", choices=("none", "additive", "multiplicative"),
                         help="force this seasonality instead of the default's choice (to "
                              "measure what the choice gains)")
+    parser.add_argument("--calendar", choices=("auto", "cyclic", "onehot", "off"),
+                        help="bptt's calendar features (default: bptt's own, auto)")
     parser.add_argument("--bptt-only", action="store_true",
                         help="skip AutoETS, AutoARIMA and AutoTheta (their columns read n/a): "
                              "to compare bptt models, e.g. another checkout's on PYTHONPATH")
@@ -539,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
         load_cache(args.cache)
     if args.seasonality:
         SEASONALITY["seasonality"] = args.seasonality
+    if args.calendar:
+        CALENDAR["calendar"] = args.calendar
     if args.bptt_only:
         global SKIP_CLASSICAL
         SKIP_CLASSICAL = True

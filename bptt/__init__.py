@@ -27,6 +27,7 @@ from .calendar import (
     shift_timestamp,
     timestamp_key,
 )
+from .calendar_inputs import resolve_calendar
 from .cost import Cost, Work, estimate_cost, expected_epochs
 from .data import DataError, as_series
 from .defaults import input_size_for
@@ -85,6 +86,7 @@ __all__ = [
     "forecast_arrays",
     "resolve_forecast_request",
     "resolve_spec",
+    "resolve_calendar",
     "input_size_for",
     "warm_kernels",
     "default_compile_processes",

@@ -148,6 +148,16 @@ def off_card(reason: str) -> dict:
     return {"encoding": "off", "why": reason}
 
 
+def resolve_calendar(spec, series) -> tuple[str, str]:
+    """(the encoding a fit of `series` with `spec` uses: "cyclic", "onehot" or "off"; why it
+    is off, "" when on), from the series' dates alone (their values are not read: each item
+    needs only its "start" and "freq"), so that a service can show and check the choice when
+    a job is submitted. A SpecError at ["calendar"] for an encoding the dates cannot carry."""
+    series = series if isinstance(series, Mapping) else list(series)
+    calendar, why = choose(spec.calendar, spec.freq, series_dates(series), [0] * len(series))
+    return ("off", why) if calendar is None else (calendar.encoding, "")
+
+
 def choose(choice: str, spec_freq: str | None, dates: list[SeriesDates],
            lengths: list[int]) -> tuple[CalendarInputs | None, str]:
     """(the calendar a fit uses, None for none; why, for a model without one). "auto" is off

@@ -370,6 +370,9 @@ def _labels(context: click.Context, parameter: click.Parameter, values: tuple[st
 @click.option("--quantiles", default=None, metavar="Q,Q,...",
               help="Prediction quantiles, comma-separated (default: 0.1,0.5,0.9; an empty "
                    "value '' forecasts the mean only).")
+@click.option("--calendar", type=click.Choice(["auto", "cyclic", "onehot", "off"]),
+              default=None, help="Calendar features from the series' dates (default: auto, "
+                                 "on where the dates and frequency are known).")
 @click.option("--name", default=None, help="A name for the job, shown by the dashboard.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", callback=_labels,
               help="A label (repeat for more); `GET /v1/jobs?label=KEY:VALUE` and the "
@@ -378,8 +381,9 @@ def _labels(context: click.Context, parameter: click.Parameter, values: tuple[st
 @_client_options
 def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
            season_length: int | None, cell: str | None, epochs: int | None,
-           max_steps: int | None, quantiles: str | None, name: str | None,
-           labels: dict[str, str], follow: bool, url: str, token: str) -> None:
+           max_steps: int | None, quantiles: str | None, calendar: str | None,
+           name: str | None, labels: dict[str, str], follow: bool, url: str,
+           token: str) -> None:
     """Submit a training job from a long-format CSV (unique_id,ds,y), or on an uploaded
     dataset with --dataset; print its id."""
     if (csv_file is None) == (dataset_id is None):
@@ -387,8 +391,8 @@ def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
     client = Client(url, token)
     if dataset_id is not None:
         body = {**_spec_body(horizon, season_length, cell, (epochs, max_steps), quantiles),
-                "dataset_id": dataset_id, **({"name": name} if name else {}),
-                **({"labels": labels} if labels else {})}
+                **({"calendar": calendar} if calendar else {}), "dataset_id": dataset_id,
+                **({"name": name} if name else {}), **({"labels": labels} if labels else {})}
         job = _api_call(lambda: client.json("POST", "/v1/jobs", body))
         click.echo(job["id"])
         if follow:
@@ -398,7 +402,8 @@ def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
              "training.epochs": epochs, "training.max_steps": max_steps,
              # a JSON list, so that one quantile or none at all is a list too
              "quantiles": None if quantiles is None else f"[{quantiles.strip()}]",
-             "name": name, **{f"labels.{key}": value for key, value in labels.items()}}
+             "calendar": calendar, "name": name,
+             **{f"labels.{key}": value for key, value in labels.items()}}
     job = _api_call(lambda: _post_csv(client, "/v1/jobs", csv_file, query))
     click.echo(job["id"])
     if follow:

@@ -84,9 +84,11 @@ def create_forecasts() -> Response:
     # checked by the forecast itself (its DataError becomes the same 422 below), not twice.
     validation.check_forecast_against_model(model, wanted, from_query=body.is_csv,
                                             engine_check=queued)
-    # id and values are all the engine reads; start and freq give the steps' ds
-    series = None if wanted.series is None else [{"id": s.id, "values": s.values}
-                                                 for s in wanted.series]
+    # start and freq give the steps' ds, and the calendar columns of a model that reads them
+    series = None if wanted.series is None else [
+        {"id": s.id, "values": s.values,
+         **{k: v for k, v in (("start", s.start), ("freq", s.freq)) if v is not None}}
+        for s in wanted.series]
     ds = _step_dates(job, model, wanted, source)
     if queued:
         return _enqueue(job.id, series, wanted.horizon, wanted.quantiles, source, ds)

@@ -87,6 +87,7 @@ def submit_job() -> Response:
                                                        valid.lengths), settings)
     else:
         plan = plans.resolve(spec, valid.lengths, settings)
+    plan = _with_calendar(plan, valid, spec_loc=("query",) if body.is_csv else ())
     estimate = admit(valid.spec, plan, valid.lengths, spec_loc=("query",) if body.is_csv else ())
     session.commit()  # end the read phase: the insert gets a transaction of its own
 
@@ -132,6 +133,23 @@ def submit_job() -> Response:
     queue.wake(settings, queue.TRAIN_TASK, result.id)  # after the commit; never raises
     log.info("job submitted", extra={"job_id": result.id, "tenant_id": tenant_id})
     return idempotency.created_response(session, result)
+
+
+def _with_calendar(plan: bptt.TrainingSpec, valid: validation.TrainingRequest, *,
+                   spec_loc: tuple[str, ...]) -> bptt.TrainingSpec:
+    """The plan with its calendar choice made from the series' dates (plans.with_calendar),
+    or a 422 at `calendar` for an encoding they cannot carry."""
+    if valid.dataset is None:
+        dates = valid.series
+    else:  # from the dataset's index: each series' start and freq, no values read
+        where = dataset_rows.selection_calendar(get_session(), valid.dataset.dataset_id,
+                                                valid.dataset.series_ids)
+        dates = [{"start": start, "freq": freq} for start, freq, _ in where.values()]
+    try:
+        return plans.with_calendar(plan, dates)
+    except bptt.SpecError as exc:
+        raise ValidationProblem([{"loc": [*spec_loc, *e["loc"]], "msg": e["msg"]}
+                                 for e in exc.errors]) from None
 
 
 def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int], *,

@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 import bptt
 from bptt import (
+    CALENDAR_CHOICES,
     CELL_NAMES,
     NONLINEARITIES,
     OPTIMIZERS,
@@ -449,6 +450,16 @@ def _query_param(name: str, hint: Any, required: bool = False) -> dict[str, Any]
     return param
 
 
+CALENDAR_DESCRIPTION = (
+    "Calendar features of each step (month of the year, day of the week, hour of the day, as "
+    "the frequency resolves them), read by the model as known-future inputs and recomputed "
+    "by every forecast from each series' `start`, `freq` and length: `cyclic` (a sin, cos "
+    "pair per cycle), `onehot` (a column per month, weekday or hour), `off`, or `auto` (the "
+    "default): the default encoding where the series have date starts and a date frequency "
+    "is known, off where not. A job's `spec` shows the choice made; an encoding the series' "
+    "dates cannot carry is refused (422 at `calendar`).")
+
+
 def _constrain_spec(schemas: dict[str, Any], settings: Settings,
                     refs: dict[Any, dict[str, Any]]) -> None:
     """Write the engine's choices and the service's limits into the generated spec schemas.
@@ -462,6 +473,7 @@ def _constrain_spec(schemas: dict[str, Any], settings: Settings,
         "quantiles": {"maxItems": MAX_QUANTILES},
         "scaler": {"enum": list(SCALERS)},
         "seasonality": {"enum": list(SEASONALITIES)},
+        "calendar": {"enum": list(CALENDAR_CHOICES), "description": CALENDAR_DESCRIPTION},
         "window.input_size": {"minimum": 1, "maximum": settings.max_input_size},
         "model.cell": {"enum": sorted(CELL_NAMES)},
         "model.hidden_size": {"minimum": 1, "maximum": settings.max_hidden_size},

@@ -43,6 +43,15 @@ def with_series_freq(spec: bptt.TrainingSpec, series: list[dict[str, Any]]
     return dataclasses.replace(spec, freq=freq)
 
 
+def with_calendar(plan: bptt.TrainingSpec, dates: list[dict[str, Any]]) -> bptt.TrainingSpec:
+    """The plan with its calendar choice made from the series' dates ([{"start", "freq"}],
+    bptt.resolve_calendar): "auto" becomes the encoding used, or "off", so that the job's
+    spec says what its model reads and the worker trains exactly that. Raises bptt.SpecError
+    for an encoding the dates cannot carry."""
+    used, _ = bptt.resolve_calendar(plan, dates)
+    return dataclasses.replace(plan, calendar=used)
+
+
 def lengths(series: list[dict[str, Any]]) -> list[int]:
     """The lengths of series in the stored shape [{"id", "values"}]."""
     return [len(s["values"]) for s in series]

@@ -192,3 +192,15 @@ def test_cross_validation_keeps_each_series_dates():
     assert result.fit.model.calendar.starts == [datetime(2026, 1, 5)] * 2
     assert result.fit.model.calendar.lengths == [90 - 7 - 7] * 2  # cut at the first cutoff
     assert np.isfinite(result.mase)
+
+
+def test_resolve_calendar_makes_the_choice_from_the_dates_alone():
+    dated = [{"start": START, "freq": "D"}, {"start": None}]  # no values needed
+    assert bptt.resolve_calendar(_spec("auto"), dated) == (
+        bptt.calendar_inputs.DEFAULT_ENCODING, "")
+    assert bptt.resolve_calendar(_spec("onehot"), dated) == ("onehot", "")
+    assert bptt.resolve_calendar(_spec("off"), dated)[0] == "off"
+    used, why = bptt.resolve_calendar(_spec("auto"), [{"start": START}])
+    assert used == "off" and "no date frequency" in why
+    with pytest.raises(SpecError):
+        bptt.resolve_calendar(_spec("cyclic"), [{"start": START}])

@@ -147,3 +147,21 @@ def test_submit_names_and_labels_the_job(runner: CliRunner, served: str, tmp_pat
     refused = runner.invoke(main, ["submit", str(data), "--horizon", "2", "--label", "a:b=c"],
                             env=env)
     assert refused.exit_code == 1 and "labels.a:b: a label key is" in refused.output
+
+
+def test_submit_sets_the_calendar(runner: CliRunner, served: str, tmp_path: Path,
+                                  client, auth: dict[str, str]) -> None:
+    data = tmp_path / "daily.csv"
+    data.write_text("unique_id,ds,y\n" + "".join(
+        f"a,2026-01-{1 + i:02d},{i % 7}\n" for i in range(31)))
+    env = {"BPTT_URL": served, "BPTT_TOKEN": auth["Authorization"].removeprefix("Bearer ")}
+    result = runner.invoke(main, ["submit", str(data), "--horizon", "2", "--calendar", "onehot"],
+                           env=env)
+    assert result.exit_code == 0, result.output
+    job = client.get(f"/v1/jobs/{result.stdout.strip()}", headers=auth).get_json()
+    assert job["requested_spec"]["calendar"] == job["spec"]["calendar"] == "onehot"
+    undated = tmp_path / "undated.csv"
+    undated.write_text("unique_id,ds,y\n" + "".join(f"a,{i},{i % 5}\n" for i in range(40)))
+    refused = runner.invoke(main, ["submit", str(undated), "--horizon", "2", "--calendar",
+                                   "cyclic"], env=env)
+    assert refused.exit_code == 1 and "calendar: 'cyclic' needs calendar dates" in refused.output

@@ -97,8 +97,9 @@ def test_the_document_shows_the_values_the_job_trains_with_and_the_request_apart
     assert None not in used.values(), used
     assert used["hidden_size"] == 32 and used["ensemble"] == 2 and used["season_length"] == 1
     assert used["quantiles"] == [0.1, 0.5, 0.9]  # intervals by default
-    assert spec == bptt.resolve_spec([60, 50], bptt.TrainingSpec.from_dict(
-        {k: v for k, v in body.items() if k != "series"})).to_dict()
+    assert spec == {**bptt.resolve_spec([60, 50], bptt.TrainingSpec.from_dict(
+        {k: v for k, v in body.items() if k != "series"})).to_dict(),
+        "calendar": "off"}  # undated series: no calendar features
     # the request keeps its open choices: a warm start from this job makes them again
     assert requested["model"]["hidden_size"] is None and requested["training"]["epochs"] is None
     assert submitted["progress"]["epochs_total"] == 2 * used["epochs"]  # known at submit

@@ -73,8 +73,9 @@ def test_submit_stores_job_and_dataset_and_wakes_a_worker(
     assert body["dataset"] == {"num_series": 2, "num_points": 110, "dataset_id": None}
     requested = bptt.TrainingSpec.from_dict(SPEC)
     assert body["requested_spec"] == requested.to_dict()
-    # what the job trains with: every open choice made from the series' lengths
-    assert body["spec"] == bptt.resolve_spec([60, 50], requested).to_dict()
+    # what the job trains with: every open choice made from the series' lengths, and the
+    # calendar from their dates (they have none: off)
+    assert body["spec"] == {**bptt.resolve_spec([60, 50], requested).to_dict(), "calendar": "off"}
 
     with sessions() as session:
         job = session.get(Job, body["id"])
