@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,14 +26,18 @@ class Stack:
     url: str
     token: str
     processes: tuple = ()
+    data_dir: str = ""  # BPTT_DATA_DIR of the deployment (its SQLite database)
 
     def call(self, method: str, path: str, payload=None):
         """One JSON request to the API; the decoded answer."""
         body = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(self.url + path, data=body, method=method, headers={
             "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return json.loads(answer.read())
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as error:  # say why, not only the status
+            raise RuntimeError(f"{method} {path}: {error.code} {error.read()[:2000]!r}") from None
 
 
 @contextlib.contextmanager
@@ -56,6 +61,6 @@ def embedded_stack(workers: int) -> Iterator[Stack]:
                       for i in range(workers)]
         try:
             serve.wait_until_healthy(url + "/healthz", processes)
-            yield Stack(url, token, tuple(processes))
+            yield Stack(url, token, tuple(processes), data_dir)
         finally:
             serve.stop_all(processes)

@@ -14,6 +14,7 @@ against what was.
 
     python benchmarks/cost.py                 # the spread (about 10 minutes here)
     python benchmarks/cost.py --quick         # a smoke run
+    python benchmarks/cost.py --budgets       # short budgets: fixed costs dominate
     python benchmarks/cost.py --fit-rates     # refit DEFAULT_KERNEL_SPEED's rates (bptt.speed)
 
 Numbers depend on the machine and on what else runs on it: rerun it rather than trust a copy.
@@ -26,6 +27,7 @@ import itertools
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from _stack import Stack, embedded_stack
@@ -49,8 +51,22 @@ def series(count: int, low: int, high: int, seed: int = 0) -> list[dict]:
     return out
 
 
-def spread(quick: bool) -> list[tuple[str, dict]]:
-    """(label, job request) of every job the benchmark runs."""
+def store_sales() -> list[dict]:
+    """examples/store_sales.csv (long format: unique_id, ds, y) as series with their starts."""
+    rows: dict[str, list[tuple[str, str]]] = {}
+    text = (Path(__file__).parent.parent / "examples" / "store_sales.csv").read_text()
+    for line in text.splitlines()[1:]:
+        name, ds, y = line.split(",")
+        rows.setdefault(name, []).append((ds, y))
+    return [{"id": name, "start": points[0][0], "freq": "MS",
+             "values": [float(y) if y else None for _, y in points]}
+            for name, points in rows.items()]
+
+
+def spread(quick: bool, budgets: bool = False) -> list[tuple[str, dict]]:
+    """(label, job request) of every job the benchmark runs: the spread, a smoke run (quick),
+    or the short budgets of `bptt submit examples/store_sales.csv --max-steps N` and a
+    default job on it (budgets)."""
     fixed = {"early_stopping_patience": None}  # the whole budget runs: what is estimated
     jobs = [
         ("lstm 32, 20 series, 2 members", series(20, 100, 200),
@@ -77,6 +93,15 @@ def spread(quick: bool) -> list[tuple[str, dict]]:
           "training": {"epochs": 2, "ensemble": 1, **fixed}}),
         ("defaults, early stopping on", series(2, 60, 84), {}),
     ]
+    if budgets:
+        data = store_sales()
+        jobs = [(f"store_sales, max_steps {steps}", data,
+                 {"horizon": 12, "training": {"max_steps": steps}}) for steps in (50, 200, 1000)]
+        jobs += [("store_sales, defaults", data, {"horizon": 12}),
+                 ("1,000 series x 500, max_steps 200", series(1000, 450, 550),
+                  {"training": {"max_steps": 200}})]
+        return [(label, {"series": data, "horizon": 12, "season_length": 12, **spec})
+                for label, data, spec in jobs]
     if quick:
         jobs = [("lstm 8, 2 series (quick)", series(2, 80, 100),
                  {"model": {"hidden_size": 8}, "training": {"epochs": 5, "ensemble": 1}})]
@@ -115,11 +140,13 @@ def run_job(stack: Stack, request: dict) -> tuple[dict, float | None, float | No
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--budgets", action="store_true",
+                        help="short budgets (max_steps 50-1000) and defaults on the example data")
     parser.add_argument("--fit-rates", action="store_true")
     args = parser.parse_args(argv)
     if args.fit_rates:
         return fit_rates()
-    jobs = spread(args.quick)
+    jobs = spread(args.quick, args.budgets)
     print(f"{len(jobs)} jobs, one at a time, on one worker process (embedded stack); "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the start")
     print()

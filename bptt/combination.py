@@ -65,12 +65,14 @@ the missing weights 0 and forecast as they did.
 """
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
-from .data import rows_by_length, scaler_arrays
+from .data import GATHER_CHUNK, rows_by_length, scaler_arrays
 
 GRID_STEP = 0.05
+GRID_BLOCK = 64  # candidate weights scored at once (WeightScores): bounds the temporaries
 PARTNERS = ("network", "mean", "naive", "snaive", "reverting")
 # A new fit weighs all but "mean", which only forecasts for files fitted before "reverting"
 # replaced it (see the module docstring).
@@ -102,12 +104,17 @@ def padded(weights: np.ndarray) -> np.ndarray:
     return np.concatenate([weights, np.zeros((*weights.shape[:-1], missing))], axis=-1)
 
 
+def has_seasonal_naive(m: int, length: int) -> bool:
+    """Whether windows of `length` values have a seasonal naive forecast at season m."""
+    return m >= 2 and length >= m
+
+
 def seasonal_naive_paths(x: np.ndarray, m: int, horizon: int) -> np.ndarray | None:
     """(N, horizon) the seasonal naive forecast of centred windows x (N, L): the value one
     season back, season after season; None without a season or with L < m."""
-    length = x.shape[1]
-    if m < 2 or length < m:
+    if not has_seasonal_naive(m, x.shape[1]):
         return None
+    length = x.shape[1]
     return x[:, length - m + np.arange(horizon) % m]
 
 
@@ -234,20 +241,26 @@ def combine(paths: np.ndarray, weights: np.ndarray, forecasts: np.ndarray,
     return np.concatenate([combined[:, :, None], combined[:, :, None] + spread], axis=2)
 
 
-def fitted(model, windows, scaled: list[np.ndarray]) -> "Combination":
+def fitted(model, windows, scaled: list[np.ndarray],
+           chunk: int = GATHER_CHUNK) -> "Combination":
     """The combination of a freshly trained model (whose own forecasts are the network's),
-    fitted on its validation windows; scaled: its training series, scaled."""
-    net = model.quantile_paths(windows.x.transpose(1, 0, 2), head_features=windows.head)[:, :, 0]
-    forecasts, seasonal = partner_paths(windows.x[:, :, 0], windows.mean - windows.level,
-                                        model.spec.season_length or 1, model.horizon)
-    weights = fit_weights(net, windows.y, forecasts, windows.series, seasonal=seasonal)
+    fitted on its validation windows `windows` (a data.WindowIndex), `chunk` windows at a
+    time (whole series each: the weights are those of one pass over all of them, to the bit);
+    scaled: its training series, scaled."""
+    m = model.spec.season_length or 1
+    scores = WeightScores(seasonal=has_seasonal_naive(m, windows.input_size))
+    for part in windows.series_chunks(chunk):
+        net = model.quantile_paths(part.x.transpose(1, 0, 2), head_features=part.head)[:, :, 0]
+        forecasts, _ = partner_paths(part.x[:, :, 0], part.mean - part.level, m, model.horizon)
+        scores.add(net, part.y, forecasts, part.series)
+    weights = scores.best()
     return Combination(np.tile(weights, (len(scaled), 1)), weights, series_means(scaled))
 
 
-def window_paths(model, windows) -> np.ndarray:
+def combined_paths(model, paths: np.ndarray, windows) -> np.ndarray:
     """The model's (N, h, 1 + Q) scaled, centred paths for training-style windows, combined
-    as its forecasts are (each window's mean partner: its series' mean up to its origin)."""
-    paths = model.quantile_paths(windows.x.transpose(1, 0, 2), head_features=windows.head)
+    as its forecasts are (each window's mean partner: its series' mean up to its origin), from
+    its own paths of those windows (quantile_paths), in a new array."""
     if model.combination is None or windows.level is None:
         return paths
     combination = model.combination
@@ -285,22 +298,98 @@ def fit_weights(net: np.ndarray, y: np.ndarray, forecasts: np.ndarray, series: n
     y (N, h) (NaN: gap), the classical partners' paths forecasts (N, h, P - 1) (partner_paths),
     series index (N,) of each window, seasonal: whether seasonal naive may take weight (see the
     module docstring). No window with a known target: the network alone."""
-    known = np.isfinite(y)
-    grid = weight_grid(step, seasonal=seasonal)
-    if not known.any():
-        return grid[0]
-    _, series = np.unique(series, return_inverse=True)
-    count = np.bincount(series, weights=known.sum(axis=1))
-    target = np.where(known, y, 0.0)
-    candidates = np.concatenate([net[:, :, None], forecasts], axis=2)  # (N, h, P)
+    scores = WeightScores(step, seasonal)
+    scores.add(net, y, forecasts, series)
+    return scores.best()
 
-    def per_series_mae(w: np.ndarray) -> np.ndarray:
-        errors = np.where(known, np.abs(candidates @ w - target), 0.0)
-        return np.bincount(series, weights=errors.sum(axis=1)) / np.maximum(count, 1)
 
-    own = per_series_mae(grid[0])
-    usable = (count > 0) & (own > 0)  # a series the network forecasts exactly tells nothing
-    if not usable.any():
-        return grid[0]
-    scores = [np.mean(per_series_mae(w)[usable] / own[usable]) for w in grid]
-    return grid[int(np.argmin(scores))]
+class WeightScores:
+    """fit_weights over windows given a chunk at a time, in O(chunk + grid) memory: a chunk's
+    series are scored whole (data.WindowIndex.series_chunks never splits one), and each
+    candidate's sum over series of (its MAE / the network's own) is kept exactly (ExactSums):
+    the weights do not depend on how the windows were chunked, to the bit."""
+
+    def __init__(self, step: float = GRID_STEP, seasonal: bool = True) -> None:
+        self.grid = weight_grid(step, seasonal=seasonal)
+        self.ratios = ExactSums(len(self.grid))
+        self.usable = 0  # series that tell something (known targets, network not exact)
+
+    def add(self, net: np.ndarray, y: np.ndarray, forecasts: np.ndarray,
+            series: np.ndarray) -> None:
+        """Windows' network mean paths net (N, h), targets y (N, h), partners' paths
+        (N, h, P - 1) and series index (N,): every window of each series named, in order."""
+        _, series = np.unique(series, return_inverse=True)  # 0.. within the chunk
+        known = np.isfinite(y)
+        count = np.bincount(series, weights=known.sum(axis=1))
+        target = np.where(known, y, 0.0)
+        candidates = np.concatenate([net[:, :, None], forecasts], axis=2)  # (N, h, P)
+
+        def per_series_mae(w: np.ndarray) -> np.ndarray:
+            errors = np.where(known, np.abs(candidates @ w - target), 0.0)
+            return np.bincount(series, weights=errors.sum(axis=1)) / np.maximum(count, 1)
+
+        own = per_series_mae(self.grid[0])
+        usable = (count > 0) & (own > 0)  # a series the network forecasts exactly tells nothing
+        if usable.any():
+            self.usable += int(usable.sum())
+            for first in range(0, len(self.grid), GRID_BLOCK):  # a block of candidates at once
+                block = self.grid[first:first + GRID_BLOCK]
+                self.ratios.add(first, np.stack([per_series_mae(w)[usable] / own[usable]
+                                                 for w in block]))
+
+    def best(self) -> np.ndarray:
+        """The weights (P,) of least mean ratio of per-series MAE to the network's own (the
+        network alone when no series tells anything)."""
+        if not self.usable:
+            return self.grid[0]
+        scores = self.ratios.totals() / self.usable
+        return self.grid[int(np.argmin(scores))]
+
+
+class ExactSums:
+    """Per row, the sum of float64 values added a block of columns at a time, correctly
+    rounded whatever the blocks: each value is split into two integers (26 and 27 bits of its
+    significand) per binary exponent, summed per (exponent, row) in float64, which is exact
+    for up to 2^26 values, and the pieces are joined as Python integers at the end. Only the
+    exponents that occur are touched (the zeros of the rest are never paged in)."""
+
+    EXPONENTS = 2200  # frexp's exponents, -1073..1024, offset by OFFSET
+    OFFSET = 1100
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.high = np.zeros((self.EXPONENTS, rows))
+        self.low = np.zeros((self.EXPONENTS, rows))
+        self.other = np.zeros(rows)  # infinities and NaN, which no order changes
+        self.used: set[int] = set()  # the rows of high and low ever added to
+
+    def add(self, first: int, values: np.ndarray) -> None:
+        """values (k, n) into the sums of rows first..first + k."""
+        rows = slice(first, first + len(values))
+        finite = np.isfinite(values)
+        self.other[rows] += np.where(finite, 0.0, values).sum(axis=1)
+        significand, exponent = np.frexp(np.where(finite, values, 0.0))
+        whole = np.ldexp(significand, 53)  # an integer, |whole| < 2^53
+        high = np.floor(whole / 2.0**27)
+        low = int(exponent.min())
+        span = int(exponent.max()) - low + 1
+        keys = ((exponent - low) * len(values) + np.arange(len(values))[:, None]).ravel()
+        shape = (span, len(values))
+        exponents = range(low + self.OFFSET, low + self.OFFSET + span)
+        self.used.update(exponents)
+        where = (slice(exponents.start, exponents.stop), rows)
+        self.high[where] += np.bincount(keys, high.ravel(), span * len(values)).reshape(shape)
+        self.low[where] += np.bincount(keys, (whole - high * 2.0**27).ravel(),
+                                       span * len(values)).reshape(shape)
+
+    def totals(self) -> np.ndarray:
+        """(rows,) each row's sum, correctly rounded."""
+        out = np.empty(self.rows)
+        used = sorted(self.used)
+        for row in range(self.rows):
+            total = 0
+            for e in used:  # value = whole * 2^(exponent - 53)
+                piece = (int(self.high[e, row]) << 27) + int(self.low[e, row])
+                total += piece << e  # scaled by 2^(53 + OFFSET) for every exponent
+            out[row] = float(Fraction(total, 2 ** (53 + self.OFFSET))) + self.other[row]
+        return out

@@ -10,12 +10,14 @@ series' lengths alone (as bptt.resolve_spec), following the engine's own kernels
   updates the spec's training.eval_every of them), a validation pass per epoch on the capped
   validation set (with Callbacks.insight also
   the epoch's insight: a forward on a sample, the eigenvalues of every gate block, for
-  truncated BPTT two more gradients), building the windows, and the calibration after training;
+  truncated BPTT two more gradients), building the windows, choosing the seasonality, and the
+  calibration after training (two forward passes and the combination's grid of weights);
   cross-validation adds its own fit on the series cut at the first cutoff (open choices made
   again for them, as cross_validate does) and a forecast from every origin.
 - Memory at the peak: the series (float64, parsed and scaled, and stored flat for the windows
-  to be gathered from), the windows' index, the capped validation set and the whole
-  validation set built for calibration (never the training windows: batches are gathered),
+  to be gathered from), the windows' index, the capped validation set (never the training
+  windows: batches are gathered; calibration gathers the validation windows a chunk at a time
+  and keeps their residuals),
   the per-step caches workspace.scratch keeps (gates,
   hidden and cell states and their gradients, for a batch of the window's steps; for forward
   passes, forward.predict's chunks of 1,024 rows), the weights with optimizer state,
@@ -30,8 +32,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .calibration import CALIBRATION_CHUNK
 from .cells._common import work_size
-from .combination import weight_grid
+from .combination import GRID_BLOCK, has_seasonal_naive, weight_grid
 from .data import window_counts
 from .network import NetworkSpec
 from .spec import TrainingConfig, TrainingSpec
@@ -63,6 +66,13 @@ ROW_ELEMENTS = 32
 # Python. Measured about 1.1 ms an epoch (a 5-member RNN 16 on two short series: 0.32 s of CPU
 # for 150 epochs whose kernels were estimated at 0.15 s), which made tiny jobs 2x their estimate.
 EPOCH_PASSES = 10
+# Calibration's grid search of the combination's weights (bptt.combination.WeightScores):
+# per candidate, validation window and step about 7.7 ns of CPU (13 gate elements' worth), and
+# 7 us per candidate and chunk of windows besides; 1,771 candidates when seasonal naive is a
+# partner, 231 otherwise. Choosing the seasonality on the validation windows
+# (bptt.seasonality.choose_kind) costs about 75 us a window, in Python. Measured by CPU time
+# (load 3-4): a 1,000-series job with max_steps 200 ran 2.3x its estimate without these.
+GRID_ELEMENTS, GRID_PASSES, CHOOSE_KIND_PASSES = 13, 0.065, 0.7
 # Per epoch in the fit's history: its EpochMetrics, grad_flow as Python floats (32 bytes per
 # input step), and with Callbacks.insight the insight dict (measured: 620 bytes an epoch
 # besides grad_flow, 2,000 with insight). Checkpoints carry none of it (issue 15, item 5).
@@ -107,6 +117,9 @@ class Cost:
     fixed: Work  # building the windows, calibration, forecast states
     cross_validation: "Cost | None"  # its fit and its forecasts from every origin
     memory: dict[str, int] = field(default_factory=dict)  # the peak's parts
+    # of `fixed`, what runs before the first update: building the windows, choosing the
+    # seasonality (a job's time left counts it as done once training has started)
+    prepare: Work = field(default_factory=Work)
 
     @property
     def work(self) -> Work:
@@ -157,16 +170,27 @@ def estimate_cost(spec: TrainingSpec, lengths: Iterable[int], *,
                                memory=memory)
 
 
+# Early stopping ends a member when it stops improving, which happens after about as many
+# evaluations whatever the budget: on examples/store_sales.csv members stopped at 75-78
+# evaluations of budgets of 100 and 300 alike. A share of the epochs, learned from (or, before
+# any, assumed for) default budgets of up to 300 evaluations, is therefore taken of at least
+# that many: a shorter budget is expected to run as far as a default one would, or to its end.
+# As a plain share of the budget, a 100-evaluation job was expected to train 35 and trained 78
+# ("took 3s of ~1s").
+SHARE_OF_AT_LEAST = 300
+
+
 def expected_epochs(training: TrainingConfig, share: float) -> int:
     """The epochs a member trains when early stopping ends members after `share` of their
-    budget on the whole: never fewer than early stopping allows (the first epoch sets the best
-    loss, `patience` epochs without progress follow), never more than the budget; the whole
-    budget without early stopping."""
+    budget on the whole (of SHARE_OF_AT_LEAST epochs for a shorter budget): never fewer than
+    early stopping allows (the first epoch sets the best loss, `patience` epochs without
+    progress follow), never more than the budget; the whole budget without early stopping."""
     assert training.epochs is not None, "a resolved plan's training"
     if training.early_stopping_patience is None:
         return training.epochs
     least = min(training.epochs, training.early_stopping_patience + 1)
-    return max(least, min(training.epochs, round(share * training.epochs)))
+    trained = round(share * max(training.epochs, SHARE_OF_AT_LEAST))
+    return max(least, min(training.epochs, trained))
 
 
 def _sharing(plan: TrainingSpec, share: float) -> TrainingSpec:
@@ -255,10 +279,16 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     members = t.ensemble
     points = sum(lengths)
     built = (val + checked) * (steps + horizon)  # training windows are gathered per batch
-    fixed = Work(elements=10 * points + 6 * built + 2 * train, passes=len(lengths) / 10)
-    if val:  # calibration: the members over the validation windows 3 times, a grid of weights
-        fixed += forward_work(network, steps, val) * (3 * members)
-        fixed += Work(elements=6 * len(weight_grid()) * val * horizon, passes=len(weight_grid()))
+    prepare = Work(elements=10 * points + 6 * built + 2 * train, passes=len(lengths) / 10)
+    if val and plan.seasonality is None and (plan.season_length or 1) > 1:  # choose_kind
+        prepare += Work(passes=CHOOSE_KIND_PASSES * val)
+    fixed = prepare
+    if val:  # calibration: the members over the validation windows twice, a grid of weights
+        fixed += forward_work(network, steps, val) * (2 * members)
+        grid = len(weight_grid(seasonal=has_seasonal_naive(plan.season_length or 1, steps)))
+        chunks = math.ceil(val / CALIBRATION_CHUNK)
+        fixed += Work(elements=GRID_ELEMENTS * grid * val * horizon,
+                      passes=GRID_PASSES * grid * chunks)
     if forecast_states:
         fixed += forward_work(network, steps, len(lengths)) * members
     epochs = members * evaluations
@@ -267,7 +297,7 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     memory = _memory(plan, network, lengths, (train, val, checked), input_bytes, history)
     total = epoch * epochs + fixed
     return Cost(total.flops, sum(memory.values()), updates * members, epochs,
-                train, val, epoch, fixed, None, memory)
+                train, val, epoch, fixed, None, memory, prepare)
 
 
 def _insight_work(network: NetworkSpec, steps: int, sample: int,
@@ -315,12 +345,18 @@ def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int],
     # the stored series and the index; the capped validation set and (for calibration) every
     # validation window built, x and y float32 and series, level, mean 8 bytes each
     stored = STORED_BYTES * sum(lengths) + 8 * (len(lengths) + 1)
-    kept = stored + INDEX_BYTES * (train + val) + (checked + val) * (span * BYTES + 24)
+    kept = stored + INDEX_BYTES * (train + val) + checked * (span * BYTES + 24)
     outputs = network.output_size
-    quantiles = outputs // horizon
-    # calibration: every member's outputs and their median, paths and the weight grid's arrays
-    calibration = val * (plan.training.ensemble * outputs * BYTES * 2
-                         + horizon * quantiles * 8 * 3 + horizon * 8 * 4)
+    quantiles = outputs // horizon - 1
+    # calibration (bptt.calibration), a chunk of validation windows at a time: the chunk, every
+    # member's outputs and their median, paths and the weight grid's arrays; besides, every
+    # window's residuals (float64, h x Q) and whether its targets are known, and the grid's
+    # exact sums (of the few binary exponents the MAE ratios take)
+    chunk = min(val, CALIBRATION_CHUNK)
+    calibration = chunk * (span * BYTES + 24 + plan.training.ensemble * outputs * BYTES * 2
+                           + horizon * (quantiles + 1) * 8 * 3 + horizon * 8 * 4
+                           + GRID_BLOCK * 8 * 6)
+    calibration += val * horizon * (quantiles * 8 + 1) + len(weight_grid(seasonal=True)) * 64 * 16
     weights = network.layout.size * BYTES * (WEIGHT_COPIES
                                              + WEIGHT_COPIES_PER_MEMBER * t.ensemble)
     rows = min(max(val, len(lengths), min(INSIGHT_SAMPLE, train), 1), PREDICT_CHUNK)

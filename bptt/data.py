@@ -338,6 +338,20 @@ class WindowIndex:
         for first in range(0, len(self), size):
             yield self.gather(np.arange(first, min(first + size, len(self))))
 
+    def series_chunks(self, size: int = GATHER_CHUNK):
+        """Every window, about `size` at a time, a chunk never splitting one series' windows
+        (a series with more than `size` is a chunk of its own): sums per series over the
+        chunks then add in the order one pass over all windows adds them, to the bit."""
+        ends = np.flatnonzero(np.diff(self.series)) + 1  # where a series' windows begin
+        bounds = np.concatenate([ends, [len(self)]])
+        first = 0
+        while first < len(self):
+            # the last series boundary within size of first, or the next one past it
+            fits = bounds[(bounds > first) & (bounds <= first + size)]
+            last = int(fits[-1]) if fits.size else int(bounds[bounds > first][0])
+            yield self.gather(np.arange(first, last))
+            first = last
+
 
 def index_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
                   validation_fraction: float, extra: ExtraInputs | None = None

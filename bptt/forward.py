@@ -146,10 +146,8 @@ def predict(spec: NetworkSpec, params: np.ndarray, x: np.ndarray,
 
     pieces = max(threads, -(-batch // batch_chunk))  # enough chunks for both limits
     bounds = chunk_bounds(batch, pieces)
-    results = []
     with single_threaded_blas():
-        for first in range(0, len(bounds), threads):
-            results += run_chunks(chunk, bounds[first : first + threads])
+        results = run_chunks(chunk, bounds, workers=threads)
     outputs = np.concatenate([out for out, _ in results])
     finals = [LayerState(np.concatenate([st[k].h for _, st in results]),
                          np.concatenate([st[k].c for _, st in results]))

@@ -32,6 +32,24 @@ COVARIATE_TAILS = "covariates.tails"  # (S, L, C) training series' last window o
 COVARIATE_STATIC = "covariates.static"  # (S, E) training series' static covariate columns
 
 
+def members_median(outputs: list[np.ndarray]) -> np.ndarray:
+    """np.median(outputs, axis=0), to the bit, NaN where any member gave NaN. For an odd
+    count it is the middle value, found by bubbling the largest to the end (count // 2 + 1
+    passes of elementwise minimum and maximum): np.median's partition along the members' axis
+    took 0.8 s for 48,000 series' outputs, this 0.05 s. A NaN spreads to both sides of every
+    exchange it meets, and reaches the middle by the last pass (np.median gives NaN too)."""
+    count = len(outputs)
+    if count % 2 == 0:
+        return np.median(outputs, axis=0)
+    values = [np.array(out) for out in outputs]
+    for last in range(count - 1, count // 2 - 1, -1):  # the largest of 0..last to `last`
+        for i in range(last):
+            low = np.minimum(values[i], values[i + 1])
+            np.maximum(values[i], values[i + 1], out=values[i + 1])
+            values[i] = low
+    return values[count // 2]
+
+
 @dataclass
 class Model:
     """Network, weights and data handling of one fit."""
@@ -145,7 +163,7 @@ class Model:
         (L, B, input_size) and head features (B, E) (None: the network has no head inputs)."""
         outputs = [predict(self.network, p, x, threads=threads, head_features=head_features)[0]
                    for p in self.members]
-        return outputs[0] if len(outputs) == 1 else np.median(outputs, axis=0)
+        return outputs[0] if len(outputs) == 1 else members_median(outputs)
 
     def card(self) -> dict:
         """The model card: what the network is and how its inputs and outputs are scaled."""

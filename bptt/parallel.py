@@ -55,16 +55,35 @@ def chunk_bounds(rows: int, threads: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def run_chunks(work: Callable[[int, int], object], bounds: list[tuple[int, int]]) -> list:
-    """work(lo, hi) for every chunk, in parallel threads when there is more than one chunk."""
-    if len(bounds) == 1:
-        return [work(*bounds[0])]
+def run_chunks(work: Callable[[int, int], object], bounds: list[tuple[int, int]],
+               workers: int | None = None) -> list:
+    """[work(lo, hi) for each chunk], on `workers` threads at once (default: one per chunk;
+    one: here, in order). With fewer workers than chunks each takes the next chunk as it
+    finishes one, so that a thread the machine holds back does not keep the other waiting at
+    every round. A chunk's result does not depend on which thread ran it."""
+    workers = min(workers or len(bounds), len(bounds))
+    if workers <= 1:
+        return [work(lo, hi) for lo, hi in bounds]
+    results: list = [None] * len(bounds)
+    order = iter(range(len(bounds)))
+    taking = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with taking:
+                k = next(order, None)
+            if k is None:
+                return
+            results[k] = work(*bounds[k])
+
     # Submitted under the lock: a pool replaced by a larger one is shut down only after every
     # caller that got it has handed it its work (which it still runs to the end).
     with _pool_lock:
-        pool = _pool_of_at_least(len(bounds))
-        futures = [pool.submit(work, lo, hi) for lo, hi in bounds]
-    return [future.result() for future in futures]
+        pool = _pool_of_at_least(workers)
+        futures = [pool.submit(drain) for _ in range(workers)]
+    for future in futures:
+        future.result()
+    return results
 
 
 def _pool_of_at_least(size: int) -> ThreadPoolExecutor:

@@ -47,6 +47,7 @@ from .members import train_members
 from .model import Model
 from .network import NetworkSpec, init_parameters
 from .optimizers import make_optimizer
+from .parallel import single_threaded_blas
 from .schedules import make_schedule
 from .seasonality import Seasonality, choose_kind
 from .serialization import from_safetensors, to_safetensors
@@ -278,6 +279,20 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     bptt.covariates describes ({name: {"kind", "values": {series id: value(s)}}}); a forecast
     of the model then takes them too (bptt.forecast).
     """
+    # BLAS held to one thread for the whole fit (parallel.py says why): each step, forward
+    # and insight enters it again, and only the first entry sets the limit. Set and lifted
+    # around every step it took about 1 ms a step (a handoff to the BLAS-control thread and
+    # threadpoolctl), more than the kernels of a small model's step.
+    with single_threaded_blas():
+        return _fit(series, horizon, spec, callbacks=callbacks, resume=resume,
+                    history=history, warm_start=warm_start, covariates=covariates)
+
+
+def _fit(series, horizon: int | None, spec: TrainingSpec | None, *,
+         callbacks: Callbacks | None, resume: Checkpoint | None,
+         history: list[EpochMetrics] | None, warm_start: Model | None,
+         covariates) -> FitResult:
+    """fit, with BLAS held to one thread."""
     callbacks = callbacks or Callbacks()
     history = _history_before(resume, history)
     problem, named, scalers, scaled, seasonality = _prepare(series, horizon, spec, warm_start,
@@ -323,7 +338,7 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
                   calendar_note=problem.calendar_note, covariates=problem.covariates,
                   covariate_tails=_covariate_tails(problem),
                   covariate_static=_covariate_static(problem))
-    coverage = calibrate(model, val.all(), scaled)
+    coverage = calibrate(model, val, scaled)
     return FitResult(model, history, [m.best_epoch for m in ended], stopped, coverage)
 
 

@@ -250,6 +250,10 @@ class EstimateOut(ResponseModel):
                                              "batches, validation, insight and checkpoint).")
     other_seconds: float = Field(description="Of `seconds`, building windows, calibration "
                                              "and forecast states.")
+    prepare_seconds: float | None = Field(
+        None, description="Of `other_seconds`, what runs before the first update (building "
+                          "windows, choosing the seasonality): the time left counts it as done "
+                          "once training has started. Null for jobs from before it was kept.")
     cross_validation_seconds: float = Field(description="Of `seconds`, cross-validation.")
     epoch_updates: int | None = Field(
         None, description="Batches in one member's epoch: the time left counts the batches a "

@@ -154,15 +154,18 @@ def test_validation_windows_carry_their_level_and_the_mean_up_to_their_origin():
 
 def test_fit_fits_the_weights_on_the_validation_windows_only(monkeypatch):
     series = _stationary()
-    seen = {}
-    real_fit = combination.fit_weights
+    chunks = []
+    real_add = combination.WeightScores.add
 
-    def spy(net, y, forecasts, index, **kwargs):
-        seen.update(net=net, y=y, offset=forecasts[:, 0, 0], index=index)
-        return real_fit(net, y, forecasts, index, **kwargs)
+    def spy(self, net, y, forecasts, index):
+        chunks.append((y, forecasts[:, 0, 0], index))
+        return real_add(self, net, y, forecasts, index)
 
-    monkeypatch.setattr(combination, "fit_weights", spy)
+    monkeypatch.setattr(combination.WeightScores, "add", spy)
     result = bptt.fit(series, spec=_spec())
+    seen = {name: np.concatenate(parts) for name, parts in zip(("y", "offset", "index"),
+                                                                zip(*chunks, strict=True),
+                                                                strict=True)}
     scaled = [s.transform(v) for s, v in zip(result.model.scalers, series.values(), strict=True)]
     train, val = make_windows(scaled, 12, 4, 0.1)
     assert np.array_equal(seen["y"], val.y) and np.array_equal(seen["index"], val.series)

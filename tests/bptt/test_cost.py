@@ -107,21 +107,25 @@ def test_cross_validation_adds_a_fit_on_the_series_cut_at_its_first_cutoff():
 
 
 def test_a_share_of_the_epochs_costs_that_share_of_the_training_within_early_stoppings_bounds():
-    # 200 epochs of which members are expected to train 30 %: 60 epochs of each member, in
+    # 600 epochs of which members are expected to train 30 %: 180 epochs of each member, in
     # the fit and in the cross-validation's fit alike; the rest of the work is as it was
-    spec = _spec(training={"epochs": 200, "batch_size": 16, "ensemble": 2},
+    spec = _spec(training={"epochs": 600, "batch_size": 16, "ensemble": 2},
                  cross_validation={"windows": 2, "step": 6})
     bound, share = estimate_cost(spec, LENGTHS), estimate_cost(spec, LENGTHS, epochs_share=0.3)
-    assert share.evaluations == 2 * 60 and bound.evaluations == 2 * 200
+    assert share.evaluations == 2 * 180 and bound.evaluations == 2 * 600
     assert share.updates == pytest.approx(0.3 * bound.updates)
-    assert share.cross_validation.evaluations == 2 * 60
+    assert share.cross_validation.evaluations == 2 * 180
     assert share.fixed == bound.fixed and share.peak_bytes <= bound.peak_bytes
     speed = bptt.DEFAULT_KERNEL_SPEED
     assert 0.25 * bound.seconds(speed) < share.seconds(speed) < 0.35 * bound.seconds(speed)
     assert estimate_cost(spec, LENGTHS, epochs_share=1.0) == bound
 
     plan = bptt.resolve_spec(LENGTHS, spec).training  # patience 20 by default
-    assert bptt.expected_epochs(plan, 0.3) == 60
+    assert plan.epochs == 600 and bptt.expected_epochs(plan, 0.3) == 180
+    # a budget shorter than 300 evaluations is expected to run as far as one of 300 would
+    shorter = TrainingSpec.from_dict({**spec.to_dict(), "training": {"epochs": 200}}).training
+    assert bptt.expected_epochs(shorter, 0.3) == 90
+    assert bptt.expected_epochs(shorter, 0.8) == 200  # or to its end
     assert bptt.expected_epochs(plan, 0.01) == 21  # the first epoch, then 20 without progress
     short = TrainingSpec.from_dict({**spec.to_dict(), "training": {"epochs": 15}}).training
     assert bptt.expected_epochs(short, 0.01) == 15  # never more than the budget
@@ -134,8 +138,8 @@ def test_a_share_of_the_epochs_costs_that_share_of_the_training_within_early_sto
 
 
 def test_the_windows_estimate_is_what_the_fit_keeps_of_them():
-    # the stored series and the index; the capped validation set and every validation window
-    # built for calibration: never the training windows
+    # the stored series and the index and the capped validation set: never the training
+    # windows, and calibration's validation windows only a chunk at a time (counted with it)
     spec = _spec()
     plan = bptt.resolve_spec(LENGTHS, spec)
     scaled = [v / 10 for v in _series().values()]
@@ -143,8 +147,8 @@ def test_the_windows_estimate_is_what_the_fit_keeps_of_them():
     data = train.data
     kept = sum(a.nbytes for a in (data.values, data.filled, data.mean, data.offsets))
     kept += sum(a.nbytes for w in (train, val) for a in (w.series, w.start))
-    for built in (capped_validation(val).all(), val.all()):
-        kept += sum(a.nbytes for a in (built.x, built.y, built.series, built.level, built.mean))
+    built = capped_validation(val).all()
+    kept += sum(a.nbytes for a in (built.x, built.y, built.series, built.level, built.mean))
     assert estimate_cost(spec, LENGTHS).memory["windows"] == kept
 
 

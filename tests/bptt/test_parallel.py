@@ -5,7 +5,7 @@ import pytest
 
 from bptt import NetworkSpec, init_parameters, loss_and_gradients, make_loss, predict
 from bptt.gradcheck import relative_error
-from bptt.parallel import chunk_bounds
+from bptt.parallel import chunk_bounds, run_chunks
 
 
 def test_chunks_cover_the_batch_without_overlap():
@@ -163,3 +163,31 @@ def _many_threads_at_once():
             break
         time.sleep(0.05)
     assert len(pool_threads) <= 6, [t.name for t in pool_threads]  # one pool, not one per size
+
+
+def test_fewer_workers_than_chunks_take_them_in_turn_and_answer_in_order():
+    import threading
+
+    seen = set()
+
+    def work(lo, hi):
+        seen.add(threading.get_ident())
+        return lo, hi
+
+    bounds = chunk_bounds(400, 40)
+    assert len(bounds) == 40
+    assert run_chunks(work, bounds, workers=2) == bounds
+    assert len(seen) <= 2
+    seen.clear()
+    assert run_chunks(work, bounds, workers=1) == bounds
+    assert seen == {threading.get_ident()}  # one worker: here, in order
+
+
+def test_predict_in_more_chunks_than_threads_repeats_exactly():
+    spec = NetworkSpec(cell="lstm", input_size=1, hidden_size=16, output_size=3)
+    params = init_parameters(spec, 0)
+    x = np.random.default_rng(1).normal(size=(12, 200, 1)).astype(np.float32)
+    serial, _ = predict(spec, params, x, batch_chunk=16)
+    for _ in range(3):
+        parallel, _ = predict(spec, params, x, threads=2, batch_chunk=16)
+        assert np.array_equal(parallel, serial)

@@ -177,3 +177,24 @@ def test_a_new_series_is_decomposed_from_its_own_history():
     np.testing.assert_allclose(back[0, :, 0], adjusted[-1] + indices)
     np.testing.assert_allclose(adjusted + seasonal_path(indices, len(values), -len(values)),
                                values)
+
+
+@pytest.mark.parametrize("kind", ["additive", "multiplicative"])
+def test_transform_all_gives_each_series_transform_to_the_bit(kind):
+    # series of one length are taken out at once: the numbers are transform's, one by one
+    rng = np.random.default_rng(7)
+    series = []
+    for n in [10, 35, 36, 50, 50, 50, 119, 120, 121, 300, 300, 597]:
+        values = rng.lognormal(3, 0.5, n) + 5 * np.sin(np.arange(n) * 2 * np.pi / 12)
+        values[rng.random(n) < 0.08] = np.nan
+        series.append(values)
+    series.append(np.r_[np.nan, np.arange(1.0, 60.0)])  # a gap first
+    series.append(np.full(48, 4.0))  # flat
+    season = Seasonality(kind, 12, np.zeros(len(series), bool), np.zeros((len(series), 12)))
+    logs = np.array([kind == "multiplicative" and i % 2 == 0 for i in range(len(series))])
+    adjusted, indices = season.transform_all(series, logs)
+    for i, values in enumerate(series):
+        one, own = season.transform(values, bool(logs[i]))
+        assert np.array_equal(adjusted[i], one, equal_nan=True)
+        assert np.array_equal(indices[i], own)
+    assert np.any(indices != 0)

@@ -98,10 +98,10 @@ def test_a_job_expects_the_share_of_its_epochs_that_early_stopped_jobs_trained(
 
 def test_a_job_expects_no_fewer_epochs_than_early_stopping_allows(
         client: FlaskClient, auth: dict[str, str]) -> None:
-    # patience 40 of 60 epochs: a member trains at least 41, whatever the prior says (0.35)
-    estimate = _submit(client, auth, _with_training(epochs=60, early_stopping_patience=40))[
+    # patience 400 of 600 epochs: a member trains at least 401, whatever the prior says (0.35)
+    estimate = _submit(client, auth, _with_training(epochs=600, early_stopping_patience=400))[
         "estimate"]
-    assert estimate["epochs_share"] == pytest.approx(41 / 60)
+    assert estimate["epochs_share"] == pytest.approx(401 / 600)
     assert estimate["seconds"] < estimate["max_seconds"]
 
 

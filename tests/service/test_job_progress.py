@@ -289,6 +289,22 @@ def test_the_time_left_counts_the_batches_of_the_epoch_in_progress() -> None:
                              **{**at, "status": "succeeded"}) is None
 
 
+def test_the_time_left_counts_what_ran_before_training_as_done() -> None:
+    # 18 epochs of 1 s, 12 s besides of which 10 s before the first update (the windows, the
+    # seasonality's choice). 12 s in, 2 epochs done: the job keeps its estimated pace.
+    estimate = {"seconds": 30.0, "epoch_seconds": 1.0, "other_seconds": 12.0,
+                "prepare_seconds": 10.0, "cross_validation_seconds": 0.0, "epoch_updates": 10}
+    began = datetime(2026, 1, 1, tzinfo=UTC)
+    at = {"status": "running", "started_at": began, "epochs_total": 18, "stage": "training",
+          "now": began + timedelta(seconds=12)}
+    assert remaining_seconds(estimate, epochs_done=2, **at) == pytest.approx(16 + 2)
+    # counted as left, the 10 s made that pace look six times slower
+    older = {k: v for k, v in estimate.items() if k != "prepare_seconds"}
+    assert remaining_seconds(older, epochs_done=2, **at) == pytest.approx((16 + 12) * 6)
+    # before any progress, the estimate counted down
+    assert remaining_seconds(estimate, epochs_done=0, **at) == pytest.approx(18)
+
+
 def test_the_time_left_counts_the_epochs_left_at_the_expected_share() -> None:
     # 2 members of 100 epochs of 1 s, 4 s besides; members are expected to train a quarter of
     # their budget: 54 s expected, 204 s at most. The job keeps its estimated pace.
