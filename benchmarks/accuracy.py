@@ -28,6 +28,8 @@ downloaded. AutoETS, AutoARIMA and AutoTheta (statsforecast) are optional column
     python benchmarks/accuracy.py                 # the full tables, seed 0
     python benchmarks/accuracy.py --seeds 0,1,2   # means over three seeds (the targets')
     python benchmarks/accuracy.py --only real     # the real series only
+    python benchmarks/accuracy.py --only covariates  # the covariate group (see
+                                                  # benchmarks/_covariate_eval.py)
     python benchmarks/accuracy.py --quick         # a smoke run: one small group and one real
                                                   # series, one origin unless --origins says
     python benchmarks/accuracy.py --oracle-seeds 40  # how often the oracle loses somewhere
@@ -58,6 +60,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmark's own modules
 
+import _covariate_eval as covariate_group  # noqa: E402
 from _real_series import DATES, real_series  # noqa: E402
 from _synthetic import (  # noqa: E402, F401  (the oracle's pieces are used by the tests)
     NOISE_SD,
@@ -526,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the synthetic series and of bptt's training")
     parser.add_argument("--seeds", help="comma-separated seeds: means over their runs")
-    parser.add_argument("--only", help="comma-separated dataset names, or real / synthetic")
+    parser.add_argument("--only", help="comma-separated dataset names, or real / synthetic / "
+                                       "covariates (the covariate group: with and without "
+                                       "covariates, AutoARIMA with and without X; run alone)")
     parser.add_argument("--origins", type=int,
                         help=f"rolling forecast origins per series (default {ORIGINS}; "
                              "1 with --quick)")
@@ -554,6 +559,14 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
 
     began = time.perf_counter()
+    if args.only == "covariates":
+        warm_up()
+        runs = [covariate_group.evaluate(seed, origins) for seed in seeds]
+        print(f"Covariate group (benchmarks/_covariate_eval.py), mean MASE over series and "
+              f"seeds {seeds}, {origins} origins; ratios are geometric means per series:\n")
+        print("\n".join(covariate_group.table(runs)))
+        print(f"\n{time.perf_counter() - began:.0f} s")
+        return 0
     if args.report:
         seeds, runs = undump(args.report.split(","))
         return report(runs, seeds, ",".join(map(str, seeds)), origins, began)

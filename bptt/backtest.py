@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import covariates as covariate_inputs
 from .data import DataError, SeriesLike, as_series
 from .defaults import input_size_for
 from .inference import forecast
@@ -89,7 +90,8 @@ class CrossValidation:
 
 def cross_validate(series: SeriesLike, horizon: int | None = None,
                    spec: TrainingSpec | None = None, *, windows: int | None = None,
-                   step: int | None = None, callbacks: Callbacks | None = None) -> CrossValidation:
+                   step: int | None = None, callbacks: Callbacks | None = None,
+                   covariates=None) -> CrossValidation:
     """Backtest a fit on `series` over `windows` rolling forecast origins `step` points apart.
 
     `series`, `horizon` and `spec` are as for bptt.fit (give a horizon, or a spec), and so are
@@ -97,6 +99,8 @@ def cross_validate(series: SeriesLike, horizon: int | None = None,
     `step` default to spec.cross_validation, else 3 windows one horizon apart. Raises SpecError
     for a bad spec, windows or step; DataError naming ["cross_validation", "windows"] when a
     series is too short for training before its first cutoff; whatever bptt.fit raises.
+    `covariates` as bptt.fit takes them, over the whole series: the fit sees them up to the
+    first cutoff, each window's forecast up to its cutoff and the future ones' horizon after.
     """
     series = series if isinstance(series, Mapping) else list(series)  # read twice
     spec, named, count, stride = _checked(series, horizon, spec, windows, step)
@@ -105,7 +109,10 @@ def cross_validate(series: SeriesLike, horizon: int | None = None,
     offsets = [(count - 1 - i) * stride for i in range(count)]
     first = [{"id": name, "values": values[: values.size - h - offsets[0]], **when}
              for (name, values), when in zip(named, dates, strict=True)]
-    result = fit(first, spec=spec, callbacks=callbacks)
+    declared = covariate_inputs.declare(covariates, {name: values.size for name, values in named})
+    ends = {item["id"]: len(item["values"]) for item in first}
+    result = fit(first, spec=spec, callbacks=callbacks,
+                 covariates=covariate_inputs.cut(declared, ends) if declared else None)
     model = result.model
     season = model.spec.season_length or 1
     quantiles = tuple(model.quantiles)
@@ -117,7 +124,10 @@ def cross_validate(series: SeriesLike, horizon: int | None = None,
         cutoffs = {name: values.size - h - offset for name, values in named}
         history = [{"id": name, "values": values[: cutoffs[name]], **when}
                    for (name, values), when in zip(named, dates, strict=True)]
-        forecasts = forecast(model, history, threads=spec.training.threads)
+        known = {"covariates": covariate_inputs.cut(declared, cutoffs),
+                 "future_covariates": covariate_inputs.horizon_after(declared, cutoffs, h)
+                 } if declared else {}
+        forecasts = forecast(model, history, threads=spec.training.threads, **known)
         rows = []
         for (name, values), f in zip(named, forecasts, strict=True):
             cut = cutoffs[name]

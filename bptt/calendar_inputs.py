@@ -121,8 +121,8 @@ class CalendarInputs:
 
     def flat(self) -> np.ndarray:
         """(points, columns): every step of every training series, one after another
-        (SeriesArrays.calendar, gathered by index as the values are: 4 bytes a column and
-        point, never a window's worth)."""
+        (the first columns of data.ExtraInputs, gathered by index as the values are: 4 bytes a
+        column and point, never a window's worth)."""
         return np.concatenate([self.steps(start, 0, n)
                                for start, n in zip(self.starts, self.lengths, strict=True)]
                               + [np.empty((0, self.columns), np.float32)])

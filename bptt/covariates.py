@@ -92,6 +92,22 @@ def declare_horizon(raw, future: list[str], ids: list[str], horizon: int) -> dic
     return out
 
 
+def cut(declared: list[Declared], ends: Mapping[str, int]) -> dict:
+    """The covariates as fit and forecast take them, each series' dynamic values up to its
+    `ends` (exclusive): what a forecast from that origin knows of them."""
+    return {c.name: {"kind": c.kind, "values": {
+        sid: value if c.kind == "static" else value[:ends[sid]]
+        for sid, value in c.values.items()}} for c in declared}
+
+
+def horizon_after(declared: list[Declared], ends: Mapping[str, int], horizon: int) -> dict:
+    """The future covariates' values over the `horizon` steps from each series' `ends`, as
+    forecast's `future_covariates` takes them."""
+    return {c.name: {sid: values[ends[sid]:ends[sid] + horizon]
+                     for sid, values in c.values.items()}
+            for c in declared if c.kind == "future"}
+
+
 @dataclass(frozen=True)
 class Encoder:
     """How declared covariates become network inputs (fitted on the training series; stored in

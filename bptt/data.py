@@ -163,7 +163,7 @@ def interpolate_gaps(values: np.ndarray) -> np.ndarray:
 class Windows:
     """Training windows, ready for the engine."""
 
-    x: np.ndarray  # (N, L, 1 + C) centred inputs, then C calendar columns (if any)
+    x: np.ndarray  # (N, L, 1 + C) centred inputs, then C extra columns (if any)
     y: np.ndarray  # (N, h) centred targets, NaN where the series had a gap
     series: np.ndarray  # (N,) index of the series each window comes from
     # (N,) the scaled, gap-filled last input value each window is centred on, and the mean of
@@ -201,37 +201,78 @@ def make_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
 
 
 @dataclass(frozen=True, eq=False)
+class ExtraInputs:
+    """What a network reads besides the values, stored flat as the values are.
+
+    `columns` (points, C) float32: each point's input columns after its value: `calendar`
+    calendar columns (bptt.calendar_inputs), then the dynamic covariates (bptt.covariates).
+    The head reads, in this order: the calendar columns of the first forecast step, the series'
+    `static` row (S, static columns), and the value of each `future` column (positions in
+    `columns`) at every forecast step, step-major. Why every step's for the future covariates
+    and the first step's alone for the calendar: a calendar step is a fixed (linear) function
+    of the first, so the linear head can derive the others; a promotion on the fifth day is no
+    function of the first day's.
+    """
+
+    columns: np.ndarray
+    calendar: int = 0
+    future: tuple[int, ...] = ()
+    static: np.ndarray | None = None
+
+    def head_width(self, horizon: int) -> int:
+        static = 0 if self.static is None else self.static.shape[1]
+        return self.calendar + static + horizon * len(self.future)
+
+    def head(self, origin: np.ndarray, series: np.ndarray, horizon: int) -> np.ndarray | None:
+        """(b, head_width) head features of windows whose first forecast step is at flat
+        position `origin` (b,), of series `series` (b,); None when the head reads nothing."""
+        parts = [self.columns[origin, :self.calendar]] if self.calendar else []
+        if self.static is not None and self.static.shape[1]:
+            parts.append(self.static[series])
+        if self.future:
+            steps = origin[:, None] + np.arange(horizon)
+            parts.append(self.columns[steps][:, :, list(self.future)].reshape(len(origin), -1))
+        return np.concatenate(parts, axis=1).astype(np.float32) if parts else None
+
+
+@dataclass(frozen=True, eq=False)
 class SeriesArrays:
     """The scaled series stored once, flat: `values` with their NaN gaps, `filled` with the gaps
     interpolated, `mean` the expanding mean of the observed values (all float64, as long as the
-    data); series i is [offsets[i], offsets[i + 1]). `calendar` (points, C) float32: each
-    point's calendar columns (bptt.calendar_inputs), None without them."""
+    data); series i is [offsets[i], offsets[i + 1]). `extra`: the inputs besides the values
+    (calendar columns, covariates), None without them."""
 
     values: np.ndarray
     filled: np.ndarray
     mean: np.ndarray
     offsets: np.ndarray
-    calendar: np.ndarray | None = None
+    extra: ExtraInputs | None = None
 
     @classmethod
-    def of(cls, scaled: list[np.ndarray],
-           calendar: np.ndarray | None = None) -> "SeriesArrays":
+    def of(cls, scaled: list[np.ndarray], extra: ExtraInputs | None = None) -> "SeriesArrays":
         offsets = np.zeros(len(scaled) + 1, np.int64)
         np.cumsum([len(v) for v in scaled], out=offsets[1:])
         empty = np.empty(0)
-        if calendar is not None and len(calendar) != offsets[-1]:
-            raise ValueError(f"calendar has {len(calendar)} rows for {offsets[-1]} points")
+        if extra is not None and len(extra.columns) != offsets[-1]:
+            raise ValueError(f"extra inputs have {len(extra.columns)} rows for {offsets[-1]} "
+                             "points")
         return cls(np.concatenate([*scaled, empty]),
                    np.concatenate([*map(interpolate_gaps, scaled), empty]),
-                   np.concatenate([*map(expanding_mean, scaled), empty]), offsets, calendar)
+                   np.concatenate([*map(expanding_mean, scaled), empty]), offsets, extra)
 
     @property
-    def calendar_columns(self) -> int:
-        return 0 if self.calendar is None else self.calendar.shape[1]
+    def extra_columns(self) -> int:
+        return 0 if self.extra is None else self.extra.columns.shape[1]
 
     def tails(self, steps: int) -> np.ndarray:
         """(S, steps): each series' last `steps` gap-filled values."""
         return self.filled[self.offsets[1:, None] - steps + np.arange(steps)]
+
+    def extra_tails(self, steps: int) -> np.ndarray | None:
+        """(S, steps, C): each series' extra input columns over its last `steps` points."""
+        if self.extra is None:
+            return None
+        return self.extra.columns[self.offsets[1:, None] - steps + np.arange(steps)]
 
 
 GATHER_CHUNK = 4096  # windows gathered at once when a whole window set is evaluated
@@ -258,8 +299,8 @@ class WindowIndex:
     def gather(self, rows: np.ndarray) -> Windows:
         """Windows `rows`, built as make_windows always built them: inputs from the gap-filled
         series centred on the last input, targets centred the same with their gaps kept. With
-        calendar columns, each input step's follow its value, and the head reads the first
-        target step's."""
+        extra inputs, each input step's columns follow its value, and the head reads what
+        ExtraInputs.head gives."""
         first = self.data.offsets[self.series[rows]] + self.start[rows]  # (b,) first input
         steps = first[:, None] + np.arange(self.input_size)
         inputs = self.data.filled[steps]
@@ -267,10 +308,10 @@ class WindowIndex:
         targets = self.data.values[first[:, None] + self.input_size + np.arange(self.horizon)]
         mean = self.data.mean[first + self.input_size - 1]  # up to the window's origin
         x = (inputs - level[:, None])[:, :, None].astype(np.float32)
-        head = None
-        if self.data.calendar is not None:
-            x = np.concatenate([x, self.data.calendar[steps]], axis=2)
-            head = self.data.calendar[first + self.input_size]
+        head, extra = None, self.data.extra
+        if extra is not None:
+            x = np.concatenate([x, extra.columns[steps]], axis=2)
+            head = extra.head(first + self.input_size, self.series[rows], self.horizon)
         return Windows(x, (targets - level[:, None]).astype(np.float32),
                        self.series[rows].astype(np.int64), level, mean, head)
 
@@ -278,12 +319,13 @@ class WindowIndex:
         """Every window, built whole (a validation set's size, never the training set's),
         gathered GATHER_CHUNK at a time into the result: only a chunk's float64 temporaries
         exist at once."""
-        n, columns = len(self), self.data.calendar_columns
+        n, columns, extra = len(self), self.data.extra_columns, self.data.extra
+        head = 0 if extra is None else extra.head_width(self.horizon)
         out = Windows(np.empty((n, self.input_size, 1 + columns), np.float32),
                       np.empty((n, self.horizon), np.float32), self.series.astype(np.int64),
                       np.empty(n), np.empty(n),
-                      np.empty((n, columns), np.float32) if columns else None)
-        names = ("x", "y", "level", "mean") + (("head",) if columns else ())
+                      np.empty((n, head), np.float32) if head else None)
+        names = ("x", "y", "level", "mean") + (("head",) if head else ())
         for first in range(0, n, GATHER_CHUNK):
             rows = slice(first, min(first + GATHER_CHUNK, n))
             chunk = self.gather(np.arange(rows.start, rows.stop))
@@ -312,16 +354,16 @@ class WindowIndex:
 
 
 def index_windows(scaled: list[np.ndarray], input_size: int, horizon: int,
-                  validation_fraction: float, calendar: np.ndarray | None = None
+                  validation_fraction: float, extra: ExtraInputs | None = None
                   ) -> tuple[WindowIndex, WindowIndex]:
     """The sliding windows of every series, by index, split into (training, validation);
-    `calendar`: every point's calendar columns (SeriesArrays.calendar), if any.
+    `extra`: the inputs besides the values (SeriesArrays.extra), if any.
 
     Validation takes the latest windows of each series (validation_fraction of them, at least
     one when the fraction is positive); training keeps only the windows whose targets end before
     the first validation target, so no validation value is ever a training target.
     """
-    data = SeriesArrays.of(scaled, calendar)
+    data = SeriesArrays.of(scaled, extra)
     parts: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
     for index, values in enumerate(scaled):
         count = values.size - input_size - horizon + 1

@@ -7,6 +7,9 @@ import numpy as np
 
 from .calendar_inputs import dated, series_dates
 from .combination import new_series_means
+from .covariates import declare as declare_covariates
+from .covariates import declare_horizon, encode_horizon
+from .covariates import encode as encode_covariates
 from .data import DataError, as_series, fit_scalers, interpolate_gaps, scaler_arrays
 from .model import Model
 
@@ -14,7 +17,8 @@ from .model import Model
 def forecast(model: Model, series=None, horizon: int | None = None,
              quantiles: list[float] | None = None, threads: int = 1, *,
              step_features: np.ndarray | None = None,
-             head_features: np.ndarray | None = None) -> list[dict]:
+             head_features: np.ndarray | None = None, covariates=None,
+             future_covariates=None) -> list[dict]:
     """Forecast `horizon` steps (default: the model's) after the end of each series.
 
     `series` takes the shapes of data.as_series; None forecasts the model's own training series
@@ -32,17 +36,23 @@ def forecast(model: Model, series=None, horizon: int | None = None,
     as [{"id", "values", "start", "freq"}]; the training series' own when `series` is None)
     and length (bptt.calendar_inputs). A series given without a date start has zeros there
     (its calendar unknown), as it had in training.
+
+    A model fitted with covariates takes them as fit did (bptt.covariates): `covariates` over
+    the histories of the given series (none when `series` is None: the model kept the training
+    series' last window of them), and `future_covariates` {name: {series id: values}}, each
+    future covariate's values over the model's horizon for every series forecast.
     """
     return as_forecasts(*forecast_arrays(model, series, horizon, quantiles, threads,
                                          step_features=step_features,
-                                         head_features=head_features))
+                                         head_features=head_features, covariates=covariates,
+                                         future_covariates=future_covariates))
 
 
 def forecast_arrays(model: Model, series=None, horizon: int | None = None,
                     quantiles: list[float] | None = None, threads: int = 1, *,
                     step_features: np.ndarray | None = None,
-                    head_features: np.ndarray | None = None
-                    ) -> tuple[list[str], list[float], np.ndarray]:
+                    head_features: np.ndarray | None = None, covariates=None,
+                    future_covariates=None) -> tuple[list[str], list[float], np.ndarray]:
     """forecast's answer as arrays, for callers that handle thousands of series at once:
     (ids, quantiles, values), values (S, h, 1 + Q) in original units, values[i, :, 0] the mean
     of series ids[i] and values[i, :, 1 + k] its quantile quantiles[k]. step_features and
@@ -55,6 +65,9 @@ def forecast_arrays(model: Model, series=None, horizon: int | None = None,
                                                model.seasonality.log)
         lengths = None if model.calendar is None else model.calendar.lengths
         starts = None if model.calendar is None else model.calendar.starts
+        if covariates is not None:
+            raise DataError(["covariates"], "given without series: a forecast of the training "
+                            "series uses the covariates it was trained with")
     else:
         series = series if isinstance(series, Mapping) else list(series)  # read twice
         named = as_series(series)
@@ -68,9 +81,16 @@ def forecast_arrays(model: Model, series=None, horizon: int | None = None,
         lengths = [len(values) for _, values in named]
         starts = None if model.calendar is None else [
             d.start if dated(d, model.calendar.freq) else None for d in series_dates(series)]
-    if model.calendar is not None:
-        step_features, head_features = calendar_columns(model, starts, lengths, step_features,
-                                                        head_features)
+    if model.calendar is not None or model.covariates is not None:
+        if step_features is not None or head_features is not None:
+            raise ValueError("the model computes its step and head features itself (its "
+                             "calendar columns and covariates): give none")
+        step_features, head_features = extra_features(
+            model, ids, starts, lengths, None if series is None else
+            covariate_inputs(model, covariates, dict(zip(ids, lengths, strict=True))),
+            future_covariates)
+    elif covariates is not None or future_covariates is not None:
+        raise DataError(["covariates"], "the model was trained without covariates")
     # Centre every window on its last value, as in training (data.window_inputs), all at once.
     levels = inputs.tails[:, -1]  # (S,)
     x = (inputs.tails - levels[:, None]).T[:, :, None].astype(np.float32)  # (L, S, 1)
@@ -94,15 +114,47 @@ class Inputs:
     logs: np.ndarray
 
 
-def calendar_columns(model: Model, starts: list, lengths: list[int], step_features,
-                     head_features) -> tuple[np.ndarray, np.ndarray]:
-    """(step features (S, L, C), head features (S, C)) of a model with calendar columns, for
-    series that start at `starts` (None: unknown) and hold `lengths` values; ValueError if the
-    caller gave features of its own (the model computes these itself)."""
-    if step_features is not None or head_features is not None:
-        raise ValueError("the model's step and head features are its calendar columns "
-                         f"({model.calendar.names}), computed from each series' start: "
-                         "give none")
+def covariate_inputs(model: Model, covariates, lengths: dict[str, int]):
+    """The covariates of series given to a forecast, encoded as the model encodes them (a
+    series the model knows keeps its scalers); None for a model without covariates."""
+    if model.covariates is None:
+        return None
+    return encode_covariates(model.covariates, declare_covariates(covariates, lengths), lengths)
+
+
+def extra_features(model: Model, ids: list[str], starts: list | None, lengths: list | None,
+                   encoded, future_covariates) -> tuple[np.ndarray, np.ndarray | None]:
+    """(step features (S, L, C), head features (S, E)) of a model with calendar columns or
+    covariates, in data.ExtraInputs' order: the calendar's, from each series' start and length;
+    the covariates', from `encoded` (bptt.covariates.Encoded of the given series; None: the
+    training series' stored window) and the horizon's future values."""
+    window = model.spec.window.input_size
+    steps, head = [], []
+    if model.calendar is not None:
+        calendar_steps, calendar_head = calendar_columns(model, starts, lengths)
+        steps.append(calendar_steps)
+        head.append(calendar_head)
+    if model.covariates is not None:
+        encoder = model.covariates
+        if encoded is None:
+            tails, static = model.covariate_tails, model.covariate_static
+            scalers = encoder.scalers
+        else:
+            tails = np.stack([s[-window:] for s in encoded.steps])
+            static, scalers = encoded.static, encoded.scalers
+        future = declare_horizon(future_covariates, encoder.future, ids, model.horizon)
+        scaled = encode_horizon(encoder, scalers, future, ids)  # (S, h, F)
+        steps.append(tails)
+        head += [static, scaled.reshape(len(ids), -1)]
+    head = [np.asarray(h, np.float32) for h in head if h.shape[1]]
+    return (np.concatenate(steps, axis=2).astype(np.float32),
+            np.concatenate(head, axis=1) if head else None)
+
+
+def calendar_columns(model: Model, starts: list, lengths: list[int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(step features (S, L, C), head features (S, C)) of a model's calendar columns, for
+    series that start at `starts` (None: unknown) and hold `lengths` values."""
     return model.calendar.forecast_inputs(starts, lengths, model.spec.window.input_size)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from .calendar_inputs import CalendarInputs, off_card
 from .combination import Combination
+from .covariates import Encoder
 from .data import Scaler
 from .forward import predict
 from .network import NetworkSpec
@@ -27,6 +28,8 @@ VALUE_FEATURE = ("value, seasonally adjusted (see seasonality; none without it),
                  "series, minus the window's last value")
 TAILS = "series.tails"  # (S, L) scaled, gap-filled last input window of each training series
 OFFSETS = "quantiles.offsets"  # (h, Q) conformal shifts of the quantile outputs
+COVARIATE_TAILS = "covariates.tails"  # (S, L, C) training series' last window of covariates
+COVARIATE_STATIC = "covariates.static"  # (S, E) training series' static covariate columns
 
 
 def members_median(outputs: list[np.ndarray]) -> np.ndarray:
@@ -76,14 +79,20 @@ class Model:
     # gives (the card says it)
     calendar: CalendarInputs | None = None
     calendar_note: str = ""
+    # how covariates become inputs (bptt.covariates: their kinds, categories and per-series
+    # scalers), and for the training series their covariate columns over the last input window
+    # (S, L, dynamic covariates) and their static columns (S, static columns); None: none
+    covariates: Encoder | None = None
+    covariate_tails: np.ndarray | None = None
+    covariate_static: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.calendar is not None:
-            names = self.calendar.names
+        if self.calendar is not None or self.covariates is not None:
+            steps, head = self._extra_feature_names()
             if self.input_features is None:
-                self.input_features = [VALUE_FEATURE] + [f"calendar {n}" for n in names]
+                self.input_features = [VALUE_FEATURE] + steps
             if self.head_features is None:
-                self.head_features = [f"calendar {n} of the first forecast step" for n in names]
+                self.head_features = head
         if self.input_features is None and self.network.input_size == 1:
             self.input_features = [VALUE_FEATURE]
         if self.head_features is None and self.network.head_inputs == 0:
@@ -115,6 +124,20 @@ class Model:
         out = out.astype(np.float64)
         paths = out.reshape(out.shape[0], self.horizon, 1 + len(self.quantiles))
         return paths if self.combination is not None else self.shifted(paths)
+
+    def _extra_feature_names(self) -> tuple[list[str], list[str]]:
+        """(the step columns after the value, the head features), in data.ExtraInputs' order:
+        calendar, then covariates."""
+        steps, head = [], []
+        if self.calendar is not None:
+            steps += [f"calendar {n}" for n in self.calendar.names]
+            head += [f"calendar {n} of the first forecast step" for n in self.calendar.names]
+        if self.covariates is not None:
+            steps += [f"covariate {n}, scaled per series" for n in self.covariates.dynamic]
+            head += [f"static covariate {n}" for n in self.covariates.static_names()]
+            head += [f"covariate {n} at forecast step {s + 1}, scaled per series"
+                     for s in range(self.spec.horizon) for n in self.covariates.future]
+        return steps, head
 
     def shifted(self, paths: np.ndarray) -> np.ndarray:
         """Paths (B, h, 1 + Q) with the conformal offsets added to the quantiles, sorted."""
@@ -165,6 +188,7 @@ class Model:
                                     "(split-conformal shifts from the validation windows)",
             "calendar": (self.calendar.card() if self.calendar is not None
                          else off_card(self.calendar_note or "not given to this model")),
+            "covariates": None if self.covariates is None else self.covariates.to_dict(),
             "training_spec": self.spec.to_dict(),
             "series": [{"id": i, "scaler": s.to_dict()} for i, s in
                        zip(self.series_ids, self.scalers, strict=True)],
@@ -182,6 +206,9 @@ class Model:
         if self.combination is not None:
             tensors.update(self.combination.tensors())
             card["combination"] = self.combination.card()
+        if self.covariates is not None:
+            tensors[COVARIATE_TAILS] = np.asarray(self.covariate_tails, np.float32)
+            tensors[COVARIATE_STATIC] = np.asarray(self.covariate_static, np.float32)
         if self.seasonality.active:
             tensors.update(self.seasonality.tensors())
             card["seasonality"] = self.seasonality.card()
@@ -194,6 +221,8 @@ class Model:
         tails = tensors.pop(TAILS)
         offsets = tensors.pop(OFFSETS)
         combination = Combination.pop_tensors(tensors)
+        covariate_tails = tensors.pop(COVARIATE_TAILS, None)
+        covariate_static = tensors.pop(COVARIATE_STATIC, None)
         card = json.loads(metadata.get("model_card", "{}"))
         seasonality = Seasonality.pop(tensors, card, len(card.get("series", [])))
         extra = {n: tensors.pop(n) for n in list(tensors) if n.startswith("member.")}
@@ -214,5 +243,8 @@ class Model:
                    input_features=card.get("input_features"),
                    head_features=card.get("head_features"),
                    calendar=CalendarInputs.from_card(calendar),
-                   calendar_note=calendar.get("why", ""))
+                   calendar_note=calendar.get("why", ""),
+                   covariates=(None if card.get("covariates") is None
+                               else Encoder.from_dict(card["covariates"])),
+                   covariate_tails=covariate_tails, covariate_static=covariate_static)
 

@@ -25,8 +25,12 @@ from .calendar_features import feature_names
 from .calendar_inputs import CalendarInputs
 from .calibration import calibrate
 from .clipping import ClipSpec
+from .covariates import Encoder, fit_encoder
+from .covariates import declare as declare_covariates
+from .covariates import encode as encode_covariates
 from .data import (
     DataError,
+    ExtraInputs,
     WindowIndex,
     Windows,
     as_series,
@@ -199,6 +203,7 @@ class _Problem:
     # the calendar columns of the inputs and the head (None: none, for the reason in the note)
     calendar: CalendarInputs | None = None
     calendar_note: str = ""
+    covariates: Encoder | None = None  # how the covariates were encoded; None: none
 
 
 @dataclass
@@ -255,7 +260,7 @@ class _MemberRun:
 def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
         callbacks: Callbacks | None = None, resume: Checkpoint | None = None,
         history: list[EpochMetrics] | None = None,
-        warm_start: Model | None = None) -> FitResult:
+        warm_start: Model | None = None, covariates=None) -> FitResult:
     """Train one global model (an ensemble of `training.ensemble` seeds) on all `series`.
 
     `series` takes the shapes of data.as_series. Give either `horizon` (every other choice made
@@ -269,6 +274,10 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     unusable input, NonFiniteError if training diverges, TrainingCancelled when
     callbacks.should_cancel() says so, and ValueError for a history that is not the
     checkpoint's.
+
+    `covariates`: static, historical and future covariates of the series, declared as
+    bptt.covariates describes ({name: {"kind", "values": {series id: value(s)}}}); a forecast
+    of the model then takes them too (bptt.forecast).
     """
     # BLAS held to one thread for the whole fit (parallel.py says why): each step, forward
     # and insight enters it again, and only the first entry sets the limit. Set and lifted
@@ -276,16 +285,18 @@ def fit(series, horizon: int | None = None, spec: TrainingSpec | None = None, *,
     # threadpoolctl), more than the kernels of a small model's step.
     with single_threaded_blas():
         return _fit(series, horizon, spec, callbacks=callbacks, resume=resume,
-                    history=history, warm_start=warm_start)
+                    history=history, warm_start=warm_start, covariates=covariates)
 
 
 def _fit(series, horizon: int | None, spec: TrainingSpec | None, *,
          callbacks: Callbacks | None, resume: Checkpoint | None,
-         history: list[EpochMetrics] | None, warm_start: Model | None) -> FitResult:
+         history: list[EpochMetrics] | None, warm_start: Model | None,
+         covariates) -> FitResult:
     """fit, with BLAS held to one thread."""
     callbacks = callbacks or Callbacks()
     history = _history_before(resume, history)
-    problem, named, scalers, scaled, seasonality = _prepare(series, horizon, spec, warm_start)
+    problem, named, scalers, scaled, seasonality = _prepare(series, horizon, spec, warm_start,
+                                                            covariates)
     spec, network, val = problem.spec, problem.network, problem.val
     optimizer = make_optimizer(spec.training.optimizer, weight_decay=spec.training.weight_decay)
 
@@ -324,7 +335,9 @@ def _fit(series, horizon: int | None, spec: TrainingSpec | None, *,
     # model's calendar (and card) say what was used
     model = Model(spec, network, np.stack(finished), [n for n, _ in named], scalers, tails,
                   seasonality=seasonality, calendar=problem.calendar,
-                  calendar_note=problem.calendar_note)
+                  calendar_note=problem.calendar_note, covariates=problem.covariates,
+                  covariate_tails=_covariate_tails(problem),
+                  covariate_static=_covariate_static(problem))
     coverage = calibrate(model, val, scaled)
     return FitResult(model, history, [m.best_epoch for m in ended], stopped, coverage)
 
@@ -359,9 +372,10 @@ def resolve_spec(lengths: Iterable[int], spec: TrainingSpec, *,
     if warm_start is not None:
         spec = _spec_from_warm_start(None, spec, warm_start)
     resolved = _resolved(_spec_for(None, spec), list(lengths))
-    if warm_start is not None:
-        _check_warm_start(_network_for(resolved, _warm_calendar_columns(resolved, warm_start)),
-                          warm_start)
+    if warm_start is not None and warm_start.covariates is None:
+        # (with covariates, the extra columns depend on the covariates given: fit checks)
+        calendar = _warm_calendar_columns(resolved, warm_start)
+        _check_warm_start(_network_for(resolved, calendar, calendar), warm_start)
     return resolved
 
 
@@ -384,7 +398,7 @@ def _resolved(spec: TrainingSpec, lengths: list[int]) -> TrainingSpec:
 
 
 def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
-             warm_start: Model | None = None):
+             warm_start: Model | None = None, covariates=None):
     """Validate the input and build what training needs: (problem, named series, scalers,
     scaled series, seasonality). The seasonality is the spec's, else chosen on the validation
     windows (bptt.seasonality.choose_kind; a warm start keeps the earlier model's), and is
@@ -418,15 +432,56 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
     lengths = [len(v) for v in values]
     calendar, note = calendar_inputs.choose(spec.calendar, spec.freq,
                                             calendar_inputs.series_dates(series), lengths)
+    declared = declare_covariates(covariates, dict(zip((n for n, _ in named), lengths,
+                                                       strict=True)))
+    encoder = fit_encoder(declared, [n for n, _ in named]) if declared else None
+    extra = _extra_inputs(calendar, encoder, declared, named)
     train, val = index_windows(scaled, input_size, spec.horizon,
-                               spec.training.validation_fraction,
-                               None if calendar is None else calendar.flat())
-    network = _network_for(spec, 0 if calendar is None else calendar.columns)
+                               spec.training.validation_fraction, extra)
+    network = _network_for(spec, *_extra_sizes(extra, spec.horizon))
     if warm_start is not None:
         _check_warm_start(network, warm_start)
     check = capped_validation(val).all()
-    return (_Problem(network, train, val, check, _loss_for(spec), spec, calendar, note), named,
-            scalers, scaled, seasonality)
+    return (_Problem(network, train, val, check, _loss_for(spec), spec, calendar, note, encoder),
+            named, scalers, scaled, seasonality)
+
+
+def _extra_inputs(calendar: CalendarInputs | None, encoder: Encoder | None,
+                  declared: list, named: list) -> ExtraInputs | None:
+    """The inputs besides the values: the calendar columns, then the covariates' (scaled per
+    series, bptt.covariates); None when there are neither."""
+    if calendar is None and encoder is None:
+        return None
+    lengths = {name: len(values) for name, values in named}
+    parts = [] if calendar is None else [calendar.flat()]
+    first = 0 if calendar is None else calendar.columns
+    if encoder is None:
+        return ExtraInputs(parts[0], calendar=first)
+    encoded = encode_covariates(encoder, declared, lengths)
+    parts.append(np.concatenate(encoded.steps).astype(np.float32))
+    future = tuple(first + encoder.dynamic.index(name) for name in encoder.future)
+    return ExtraInputs(np.concatenate(parts, axis=1), calendar=first, future=future,
+                       static=encoded.static.astype(np.float32))
+
+
+def _extra_sizes(extra: ExtraInputs | None, horizon: int) -> tuple[int, int]:
+    """(extra columns per step, head inputs) of a network reading `extra`."""
+    if extra is None:
+        return 0, 0
+    return extra.columns.shape[1], extra.head_width(horizon)
+
+
+def _covariate_tails(problem: _Problem) -> np.ndarray | None:
+    """(S, L, dynamic covariates): each training series' covariate columns over its last input
+    window, for a forecast that is given no history."""
+    if problem.covariates is None:
+        return None
+    tails = problem.train.data.extra_tails(problem.spec.window.input_size)
+    return tails[:, :, problem.train.data.extra.calendar:]
+
+
+def _covariate_static(problem: _Problem) -> np.ndarray | None:
+    return None if problem.covariates is None else problem.train.data.extra.static
 
 
 VALIDATION_CAP = 4096  # windows in the validation set evaluated after every epoch
@@ -451,16 +506,16 @@ def capped_validation(val: WindowIndex, cap: int = VALIDATION_CAP) -> WindowInde
     return val.take(np.sort(np.concatenate([order[:done], spread])))
 
 
-def _network_for(spec: TrainingSpec, calendar_columns: int = 0) -> NetworkSpec:
-    """The network a resolved spec trains: the value and its calendar columns per step, the
-    first forecast step's calendar columns at the head (bptt.calendar_inputs), and a head
-    output for every horizon step and quantile."""
-    return NetworkSpec(cell=spec.model.cell, input_size=1 + calendar_columns,
+def _network_for(spec: TrainingSpec, columns: int = 0, head: int = 0) -> NetworkSpec:
+    """The network a resolved spec trains: the value and `columns` extra columns per step
+    (calendar, covariates), `head` head inputs (ExtraInputs.head), and a head output for every
+    horizon step and quantile."""
+    return NetworkSpec(cell=spec.model.cell, input_size=1 + columns,
                        hidden_size=spec.model.hidden_size,
                        num_layers=spec.model.num_layers, nonlinearity=spec.model.nonlinearity,
                        dropout=spec.model.dropout,
                        output_size=spec.horizon * (1 + len(spec.quantiles or ())),
-                       head_inputs=calendar_columns)
+                       head_inputs=head)
 
 
 def _check_warm_start(network: NetworkSpec, warm_start: Model) -> None:
@@ -493,7 +548,8 @@ def _spec_from_warm_start(horizon: int | None, spec: TrainingSpec | None,
 
 def _mismatch(wanted: NetworkSpec, have: NetworkSpec) -> str:
     """How this fit's network differs from the warm-start model's, in words ("" if not)."""
-    fields = ("cell", "input_size", "hidden_size", "num_layers", "nonlinearity", "output_size")
+    fields = ("cell", "input_size", "hidden_size", "num_layers", "nonlinearity", "output_size",
+              "head_inputs")
     diffs = [f"{f} {getattr(wanted, f)!r} vs {getattr(have, f)!r}" for f in fields
              if getattr(wanted, f) != getattr(have, f)]
     if not diffs:

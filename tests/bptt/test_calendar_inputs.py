@@ -13,7 +13,7 @@ from bptt import SpecError, TrainingSpec
 from bptt.calendar import parse_freq
 from bptt.calendar_features import calendar_features
 from bptt.calendar_inputs import series_dates
-from bptt.data import index_windows
+from bptt.data import ExtraInputs, index_windows
 from bptt.inference import calendar_columns
 from bptt.serialization import from_safetensors, to_safetensors
 from bptt.state import append_observations, forecast_state, initial_states
@@ -53,7 +53,8 @@ def test_windows_gather_each_steps_calendar_and_the_first_targets_at_the_head():
     freq = parse_freq("D")
     columns = [calendar_features(s, freq, len(v), encoding="onehot").astype(np.float32)
                for s, v in zip(starts, values, strict=True)]
-    train, val = index_windows(values, 4, 2, 0.2, np.concatenate(columns))
+    flat = np.concatenate(columns)
+    train, val = index_windows(values, 4, 2, 0.2, ExtraInputs(flat, calendar=flat.shape[1]))
     windows = train.all()
     assert windows.x.shape == (len(train), 4, 1 + columns[0].shape[1])
     for k in range(len(train)):
@@ -77,7 +78,7 @@ def test_a_forecast_recomputes_the_features_training_saw(onehot_fit):
         origin = int(problem.val.start[k]) + steps  # the history a forecast would read
         cut = [{**item, "values": item["values"][:origin]}]
         step_columns, head_columns = calendar_columns(
-            model, [d.start for d in series_dates(cut)], [origin], None, None)
+            model, [d.start for d in series_dates(cut)], [origin])
         np.testing.assert_array_equal(step_columns[0], seen.x[k, :, 1:])
         np.testing.assert_array_equal(head_columns[0], seen.head[k])
 
