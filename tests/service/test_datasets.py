@@ -418,10 +418,13 @@ def test_a_job_on_a_dataset_trains_from_the_database(
     model = client.get(f"/v1/jobs/{job['id']}/model", headers=auth)
     trained = bptt.Model.from_bytes(model.data)
     assert trained.series_ids == ["store-1", "store-2"]
-    # the same fit on the same series sent inline gives the same weights
+    # the same fit on the same series sent inline gives the same weights (the calendar choice
+    # as the service resolved it at submit: the job's spec says what "auto" became)
+    assert job["spec"]["calendar"] == "cyclic"
     inline = parse_long_csv(monthly_csv(series=3, months=40))[1:]
     expected = bptt.fit(inline, spec=bptt.TrainingSpec.from_dict(
-        {**SPEC, "freq": "MS", "training": {**SPEC["training"], "threads": 1}}))
+        {**SPEC, "freq": "MS", "calendar": "cyclic",
+         "training": {**SPEC["training"], "threads": 1}}))
     np.testing.assert_array_equal(trained.to_bytes(), expected.model.to_bytes())
 
 

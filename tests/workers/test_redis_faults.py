@@ -17,7 +17,7 @@ from .conftest import add_job, job_row, metric_epochs, series, training_spec, wa
 pytestmark = pytest.mark.skipif(redis_server.missing_reason() is not None,
                                 reason=str(redis_server.missing_reason()))
 
-EPOCHS = 400  # several seconds of training: long enough to do things to Redis meanwhile
+EPOCHS = 1200  # several seconds of training: long enough to do things to Redis meanwhile
 
 
 @pytest.fixture
