@@ -199,9 +199,20 @@ def encode(encoder: Encoder, declared: list[Declared], lengths: Mapping[str, int
     for sid in ids:
         raw = np.zeros((lengths[sid], len(dynamic)))
         for j, name in enumerate(dynamic):
-            raw[:, j] = interpolate_gaps(by_name[name].values[sid])
-        steps.append((raw - scalers[sid][:, 0]) / scalers[sid][:, 1])
+            raw[:, j] = by_name[name].values[sid]
+        steps.append(scaled_steps(raw, scalers[sid]))
     return Encoded(steps, _static_columns(encoder, by_name, ids), scalers)
+
+
+def scaled_steps(raw: np.ndarray, scalers: np.ndarray) -> np.ndarray:
+    """A series' dynamic covariates (steps, C) as the network reads them: each column's gaps
+    filled linearly (a column with no value at all, which a stateful window can keep: zeros)
+    and scaled by the series' (C, 2) centres and scales."""
+    filled = np.zeros_like(raw)
+    for j in range(raw.shape[1]):
+        if np.isfinite(raw[:, j]).any():
+            filled[:, j] = interpolate_gaps(raw[:, j])
+    return (filled - scalers[:, 0]) / scalers[:, 1]
 
 
 def encode_horizon(encoder: Encoder, scalers: dict[str, np.ndarray],

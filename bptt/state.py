@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .covariates import declare as declare_covariates
-from .covariates import declare_horizon, encode_horizon
-from .data import DataError, interpolate_gaps
+from .covariates import declare_horizon, encode_horizon, scaled_steps
+from .data import DataError
 from .forward import head_output, predict
 from .inference import (
     calendar_columns,
@@ -96,7 +96,7 @@ def append_observations(model: Model, state: SeriesState, values, covariates=Non
     dynamic = None
     if model.covariates is not None:
         added = _dynamic_histories(model, _as_declared(model, covariates, state.series_id),
-                                   {state.series_id: new.size}, loc="covariates")
+                                   {state.series_id: new.size})
         dynamic = [np.concatenate([state.covariates, added[0]])]
     elif covariates is not None:
         raise DataError(["covariates"], "the model was trained without covariates")
@@ -193,19 +193,19 @@ def _recent_start(history: np.ndarray, steps: int) -> int:
     return int(observed[-1]) if observed.size else start
 
 
-def _dynamic_histories(model: Model, covariates, lengths: dict[str, int],
-                       loc: str = "covariates") -> list[np.ndarray] | None:
+def _dynamic_histories(model: Model, covariates, lengths: dict[str, int]
+                       ) -> list[np.ndarray] | None:
     """Each series' raw dynamic covariates (length, C), in the order of `lengths`, declared as
     fit takes them; None for a model without covariates."""
     if model.covariates is None:
         if covariates is not None:
-            raise DataError([loc], "the model was trained without covariates")
+            raise DataError(["covariates"], "the model was trained without covariates")
         return None
     dynamic = model.covariates.dynamic
     given = covariates or {}
     for name in dynamic:
         if name not in given:
-            raise DataError([loc, name], "required: the model reads it at every step")
+            raise DataError(["covariates", name], "required: the model reads it at every step")
     declared = {c.name: c for c in declare_covariates({n: given[n] for n in dynamic}, lengths)}
     return [np.stack([declared[n].values[sid] for n in dynamic], axis=1).reshape(-1, len(dynamic))
             for sid in lengths]
@@ -221,20 +221,17 @@ def _as_declared(model: Model, values, series_id: str) -> dict:
         if kinds.get(name, "static") == "static":
             raise DataError(["covariates", name], "not a dynamic covariate of the model "
                             f"(those are {model.covariates.dynamic})")
-    return {name: {"kind": kinds.get(name, "historical"), "values": {series_id: v}}
+    return {name: {"kind": kinds[name], "values": {series_id: v}}
             for name, v in values.items()}
 
 
 def _covariate_window(model: Model, names: list[str], dynamic: list[np.ndarray], steps: int
                       ) -> np.ndarray:
     """(S, steps, C): each series' dynamic covariates over its window, gaps filled over what is
-    kept and scaled by its training scalers (bptt.covariates)."""
+    kept and scaled by its training scalers (bptt.covariates.scaled_steps)."""
     scalers = model.covariates.scalers
-    out = []
-    for name, raw in zip(names, dynamic, strict=True):
-        filled = np.stack([interpolate_gaps(raw[:, j]) if np.isfinite(raw[:, j]).any()
-                           else np.zeros(len(raw)) for j in range(raw.shape[1])], axis=1)
-        out.append((filled[-steps:] - scalers[name][:, 0]) / scalers[name][:, 1])
+    out = [scaled_steps(raw, scalers[name])[-steps:]
+           for name, raw in zip(names, dynamic, strict=True)]
     return np.stack(out).reshape(len(names), steps, -1).astype(np.float32)
 
 
