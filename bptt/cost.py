@@ -29,13 +29,16 @@ their epochs (expected_epochs), which is what a fit with early stopping usually 
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from . import calendar_inputs
 from .calibration import CALIBRATION_CHUNK
 from .cells._common import work_size
 from .combination import BAGGED_WINDOWS, DRAWS, GRID_BLOCK, has_seasonal_naive, weight_grid
-from .data import window_counts
+from .covariates import DYNAMIC, UNKNOWN
+from .covariates import declare as declare_covariates
+from .data import as_series, window_counts
 from .network import NetworkSpec
 from .spec import TrainingConfig, TrainingSpec
 from .trainer import (
@@ -53,6 +56,8 @@ BYTES = 4  # float32: what fit trains in
 FIT_BYTES = 6 * 2**20
 SERIES_BYTES = 16  # per point: the parsed float64 series and its scaled copy
 STORED_BYTES = 24  # per point: data.SeriesArrays' values, gap-filled values and running mean
+# per point and extra column: data.ExtraInputs' float32 column, and its float64 encoding before
+EXTRA_BYTES = 12
 INDEX_BYTES = 12  # per window: data.WindowIndex's series (int32) and start (int64)
 PREDICT_CHUNK = 1024  # rows per forward chunk (forward.predict's batch_chunk)
 EIGEN_FLOPS = 25  # x n^3: LAPACK's eigenvalues of a nonsymmetric n x n block (Hessenberg + QR)
@@ -141,7 +146,7 @@ class Cost:
 def estimate_cost(spec: TrainingSpec, lengths: Iterable[int], *,
                   plan: TrainingSpec | None = None, callbacks: Callbacks | None = None,
                   input_bytes: int = 0, forecast_states: bool = False,
-                  epochs_share: float = 1.0) -> Cost:
+                  epochs_share: float = 1.0, extra: tuple[int, int] = (0, 0)) -> Cost:
     """The Cost of fit(series, spec=spec, callbacks=callbacks) on series of these lengths,
     with its cross-validation (cross_validate(series, spec=spec)) when spec.cross_validation
     is set.
@@ -153,21 +158,47 @@ def estimate_cost(spec: TrainingSpec, lengths: Iterable[int], *,
     meanwhile (e.g. parsed JSON), added to the memory. `forecast_states`: bptt.initial_states
     follows the fit. `epochs_share`: the share of its epoch budget each member (of the fit and
     of the cross-validation's) is expected to train, see expected_epochs; 1, every epoch.
+    `extra`: (input columns per step besides the value, head inputs) of the network, as
+    input_widths gives them for the fit's calendar and covariates; (0, 0), values alone.
     Raises SpecError or DataError as resolve_spec does.
     """
     lengths = list(lengths)
     plan = plan or resolve_spec(lengths, spec)
     callbacks = callbacks or Callbacks()
     cost = _fit_cost(_sharing(plan, epochs_share), lengths, input_bytes, callbacks.insight,
-                     forecast_states)
+                     forecast_states, extra)
     if spec.cross_validation is None:
         return cost
-    cv = _cross_validation_cost(spec, plan, lengths, input_bytes, epochs_share)
+    cv = _cross_validation_cost(spec, plan, lengths, input_bytes, epochs_share, extra)
     memory = max(cost.memory, cv.memory, key=lambda parts: sum(parts.values()))
     return dataclasses.replace(cost, flops=cost.flops + cv.flops,
                                peak_bytes=max(cost.peak_bytes, cv.peak_bytes),
                                updates=cost.updates + cv.updates, cross_validation=cv,
                                memory=memory)
+
+
+def input_widths(plan: TrainingSpec, series, covariates=None) -> tuple[int, int]:
+    """(input columns per step besides the value, head inputs) of the network that
+    fit(series, spec=plan, covariates=covariates) trains: estimate_cost's `extra`.
+
+    Per step: the calendar's columns (plan.calendar, from the series' dates, as fit chooses)
+    and one per dynamic covariate. At the head: the calendar's columns of the first forecast
+    step, the static covariates' columns (a number's one, a category's one per value met and
+    the unknown one) and every future covariate at every horizon step. The covariates are
+    checked as fit checks them (DataError); no value is encoded."""
+    series = series if isinstance(series, Mapping) else list(series)  # read twice
+    named = as_series(series)
+    lengths = [len(values) for _, values in named]
+    calendar, _ = calendar_inputs.choose(plan.calendar, plan.freq,
+                                         calendar_inputs.series_dates(series), lengths)
+    dated = 0 if calendar is None else calendar.columns
+    declared = declare_covariates(covariates, dict(zip((name for name, _ in named), lengths,
+                                                       strict=True)))
+    dynamic = sum(c.kind in DYNAMIC for c in declared)
+    future = sum(c.kind == "future" for c in declared)
+    static = sum(len(set(c.values.values()) - {UNKNOWN}) + 1 if c.categorical else 1
+                 for c in declared if c.kind == "static")
+    return dated + dynamic, dated + static + plan.horizon * future
 
 
 # Early stopping ends a member when it stops improving, which happens after about as many
@@ -255,9 +286,9 @@ def bptt_steps(steps: int, truncate: tuple[int, int] | None) -> tuple[int, int]:
 
 
 def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight: bool,
-              forecast_states: bool) -> Cost:
+              forecast_states: bool, extra: tuple[int, int] = (0, 0)) -> Cost:
     """The Cost of one fit of a resolved spec (no cross-validation)."""
-    network = _network_for(plan)
+    network = _network_for(plan, *extra)
     t, steps, horizon = plan.training, plan.window.input_size, plan.horizon
     train, val = window_counts(lengths, steps, horizon, t.validation_fraction)
     updates, evaluations = planned_updates(plan, train)
@@ -296,7 +327,7 @@ def _fit_cost(plan: TrainingSpec, lengths: list[int], input_bytes: int, insight:
     epochs = members * evaluations
     history = epochs * (HISTORY_BYTES_PER_STEP * steps + HISTORY_BYTES_PER_EPOCH
                         + INSIGHT_BYTES_PER_EPOCH * insight)
-    memory = _memory(plan, network, lengths, (train, val, checked), input_bytes, history)
+    memory = _memory(plan, network, lengths, (train, val, checked), input_bytes, history, extra)
     total = epoch * epochs + fixed
     return Cost(total.flops, sum(memory.values()), updates * members, epochs,
                 train, val, epoch, fixed, None, memory, prepare)
@@ -314,39 +345,43 @@ def _insight_work(network: NetworkSpec, steps: int, sample: int,
 
 
 def _cross_validation_cost(spec: TrainingSpec, plan: TrainingSpec, lengths: list[int],
-                           input_bytes: int, epochs_share: float) -> Cost:
+                           input_bytes: int, epochs_share: float,
+                           extra: tuple[int, int] = (0, 0)) -> Cost:
     """The cross-validation's fit, on the series cut at the first cutoff, and its forecasts.
     Meanwhile the main fit's model and the whole series (parsed again) are held too."""
     cv = spec.cross_validation
     stride = cv.step or spec.horizon
     cut = [n - spec.horizon - (cv.windows - 1) * stride for n in lengths]
     cut_plan = resolve_spec(cut, dataclasses.replace(spec, cross_validation=None))
-    model = _weights_bytes(plan) + len(lengths) * plan.window.input_size * 8
+    model = _weights_bytes(plan, extra) + len(lengths) * plan.window.input_size * 8
     held = input_bytes + model + 8 * sum(lengths)
     fit = _fit_cost(_sharing(cut_plan, epochs_share), cut, held, insight=False,
-                    forecast_states=False)
-    forecasts = forward_work(_network_for(cut_plan), cut_plan.window.input_size,
+                    forecast_states=False, extra=extra)
+    forecasts = forward_work(_network_for(cut_plan, *extra), cut_plan.window.input_size,
                              len(lengths)) * (cv.windows * cut_plan.training.ensemble)
     return dataclasses.replace(fit, flops=fit.flops + forecasts.flops,
                                fixed=fit.fixed + forecasts)
 
 
-def _weights_bytes(plan: TrainingSpec) -> int:
+def _weights_bytes(plan: TrainingSpec, extra: tuple[int, int] = (0, 0)) -> int:
     """The finished model's weights: every member's."""
-    return _network_for(plan).layout.size * BYTES * plan.training.ensemble
+    return _network_for(plan, *extra).layout.size * BYTES * plan.training.ensemble
 
 
 def _memory(plan: TrainingSpec, network: NetworkSpec, lengths: list[int],
-            windows: tuple[int, int, int], input_bytes: int, history: int) -> dict[str, int]:
+            windows: tuple[int, int, int], input_bytes: int, history: int,
+            extra: tuple[int, int] = (0, 0)) -> dict[str, int]:
     """The parts of the peak: training, then calibrating on every validation window built
     (training, validation and capped validation `windows`)."""
     t, steps, horizon = plan.training, plan.window.input_size, plan.horizon
     train, val, checked = windows
-    span = steps + horizon
+    columns, head = extra
+    # a window gathered: its values and targets, its steps' extra columns and its head inputs
+    span = steps + horizon + steps * columns + head
     data = SERIES_BYTES * sum(lengths)
     # the stored series and the index; the capped validation set and (for calibration) every
     # validation window built, x and y float32 and series, level, mean 8 bytes each
-    stored = STORED_BYTES * sum(lengths) + 8 * (len(lengths) + 1)
+    stored = (STORED_BYTES + EXTRA_BYTES * columns) * sum(lengths) + 8 * (len(lengths) + 1)
     kept = stored + INDEX_BYTES * (train + val) + checked * (span * BYTES + 24)
     outputs = network.output_size
     quantiles = outputs // horizon - 1

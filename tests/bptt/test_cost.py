@@ -186,3 +186,35 @@ def test_the_kernel_speed_is_measured_as_three_positive_rates():
     speed = bptt.measure_kernel_speed(seconds_per_step=0.01)
     assert all(isinstance(v, float) and v > 0 and math.isfinite(v)
                for v in speed.to_dict().values())
+
+
+def test_input_widths_are_those_of_the_network_fit_trains():
+    """Calendar columns (daily dates: cyclic), a historical and a future covariate per step; at
+    the head the calendar, a static number, a category's two values and its unknown, and the
+    future covariate at each of the 5 horizon steps."""
+    from bptt.trainer import _prepare
+
+    lengths = {"a": 60, "b": 80}
+    steps = {k: np.arange(n, dtype=float) for k, n in lengths.items()}
+    series = [{"id": k, "values": list(5 + np.sin(t)), "start": "2024-01-01", "freq": "D"}
+              for k, t in steps.items()]
+    covariates = {
+        "temp": {"kind": "historical", "values": {k: list(np.cos(t)) for k, t in steps.items()}},
+        "promo": {"kind": "future", "values": {k: list((t % 7 == 0) * 1.0) for k, t in
+                                               steps.items()}},
+        "region": {"kind": "static", "values": {"a": "north", "b": "south"}},
+        "size": {"kind": "static", "values": {"a": 1.0, "b": 3.0}}}
+    spec = TrainingSpec.from_dict({"horizon": 5, "calendar": "cyclic",
+                                   "model": {"hidden_size": 8}, "training": {"epochs": 2}})
+    plan = bptt.resolve_spec(list(lengths.values()), spec)
+    network = _prepare(series, None, spec, covariates=covariates)[0].network
+
+    widths = bptt.input_widths(plan, series, covariates)
+
+    assert widths == (network.input_size - 1, network.head_inputs)
+    calendar = widths[0] - 2
+    assert calendar > 0 and widths[1] == calendar + 1 + 3 + 5
+    assert bptt.input_widths(plan, series) == (calendar, calendar)
+    plain = estimate_cost(spec, lengths.values())
+    wide = estimate_cost(spec, lengths.values(), extra=widths)
+    assert wide.flops > plain.flops and wide.peak_bytes > plain.peak_bytes
