@@ -29,7 +29,7 @@ their epochs (expected_epochs), which is what a fit with early stopping usually 
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import calendar_inputs
@@ -38,7 +38,7 @@ from .cells._common import work_size
 from .combination import BAGGED_WINDOWS, DRAWS, GRID_BLOCK, has_seasonal_naive, weight_grid
 from .covariates import DYNAMIC, UNKNOWN
 from .covariates import declare as declare_covariates
-from .data import as_series, window_counts
+from .data import window_counts
 from .network import NetworkSpec
 from .spec import TrainingConfig, TrainingSpec
 from .trainer import (
@@ -177,23 +177,23 @@ def estimate_cost(spec: TrainingSpec, lengths: Iterable[int], *,
                                memory=memory)
 
 
-def input_widths(plan: TrainingSpec, series, covariates=None) -> tuple[int, int]:
+def input_widths(plan: TrainingSpec, lengths: Mapping[str, int], dates: Sequence = (),
+                 covariates=None) -> tuple[int, int]:
     """(input columns per step besides the value, head inputs) of the network that
-    fit(series, spec=plan, covariates=covariates) trains: estimate_cost's `extra`.
+    fit(series, spec=plan, covariates=covariates) trains: estimate_cost's `extra`. `lengths`:
+    each series' id and length, in the series' order; `dates`: their items as fit takes them
+    ({"start", "freq"} are read; none: no dates), without reading a value.
 
     Per step: the calendar's columns (plan.calendar, from the series' dates, as fit chooses)
     and one per dynamic covariate. At the head: the calendar's columns of the first forecast
     step, the static covariates' columns (a number's one, a category's one per value met and
     the unknown one) and every future covariate at every horizon step. The covariates are
-    checked as fit checks them (DataError); no value is encoded."""
-    series = series if isinstance(series, Mapping) else list(series)  # read twice
-    named = as_series(series)
-    lengths = [len(values) for _, values in named]
-    calendar, _ = calendar_inputs.choose(plan.calendar, plan.freq,
-                                         calendar_inputs.series_dates(series), lengths)
+    checked as fit checks them (DataError)."""
+    dates = calendar_inputs.series_dates(list(dates))
+    dates += [calendar_inputs.SeriesDates(None, None)] * (len(lengths) - len(dates))
+    calendar, _ = calendar_inputs.choose(plan.calendar, plan.freq, dates, list(lengths.values()))
     dated = 0 if calendar is None else calendar.columns
-    declared = declare_covariates(covariates, dict(zip((name for name, _ in named), lengths,
-                                                       strict=True)))
+    declared = declare_covariates(covariates, lengths)
     dynamic = sum(c.kind in DYNAMIC for c in declared)
     future = sum(c.kind == "future" for c in declared)
     static = sum(len(set(c.values.values()) - {UNKNOWN}) + 1 if c.categorical else 1

@@ -209,12 +209,14 @@ def test_input_widths_are_those_of_the_network_fit_trains():
     plan = bptt.resolve_spec(list(lengths.values()), spec)
     network = _prepare(series, None, spec, covariates=covariates)[0].network
 
-    widths = bptt.input_widths(plan, series, covariates)
+    widths = bptt.input_widths(plan, lengths, series, covariates)
 
     assert widths == (network.input_size - 1, network.head_inputs)
     calendar = widths[0] - 2
     assert calendar > 0 and widths[1] == calendar + 1 + 3 + 5
-    assert bptt.input_widths(plan, series) == (calendar, calendar)
+    assert bptt.input_widths(plan, lengths, series) == (calendar, calendar)
+    with pytest.raises(bptt.SpecError):  # as fit refuses a cyclic calendar without dates
+        bptt.input_widths(plan, lengths)
     plain = estimate_cost(spec, lengths.values())
     wide = estimate_cost(spec, lengths.values(), extra=widths)
     assert wide.flops > plain.flops and wide.peak_bytes > plain.peak_bytes
