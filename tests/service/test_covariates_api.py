@@ -4,6 +4,7 @@ the field, nothing stored, no message sent)."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,12 +13,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
 from service.store import dataset_rows
+from service.store.db import upgrade
 from service.store.tables import Dataset, Job
 
-from .conftest import SERIES, SPEC, broker_messages, row_count
+from .conftest import SERIES, SPEC, broker_messages, row_count, settings_for
 from .test_app import assert_problem
 
 KINDS = {"store_type": "static", "temp": "historical", "promo": "future"}
+MAX_POINTS = 400  # SERIES hold 110 values: 330 with two dynamic covariates, 440 with three
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    result = settings_for(tmp_path / "data", BPTT_MAX_POINTS=str(MAX_POINTS))
+    upgrade(result.database_url)
+    return result
 
 
 def with_covariates() -> dict[str, Any]:
@@ -136,3 +146,24 @@ def test_covariates_on_an_item_need_a_declaration(
     errors = refused(client, auth, sessions, settings, body)
     assert {tuple(e["loc"]) for e in errors} == {
         ("series", i, "covariates", name) for i in (0, 1) for name in KINDS}
+
+
+def test_the_limit_on_values_counts_the_dynamic_covariates(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    body = with_covariates()
+    body["covariates"]["price"] = "historical"
+    for item in body["series"]:
+        item["covariates"]["price"] = [9.5] * len(item["values"])
+    errors = refused(client, auth, sessions, settings, body)
+    assert errors == [{"loc": ["series"], "msg": f"at most {MAX_POINTS} values in all, the "
+                                                 "dynamic covariates' included (got 440)"}]
+
+
+def test_the_estimate_holds_the_dynamic_covariates_in_memory(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    plain = client.post("/v1/jobs", json={"series": SERIES, **SPEC}, headers=auth)
+    covariates = client.post("/v1/jobs", json=with_covariates(), headers=auth)
+    assert plain.status_code == covariates.status_code == 202
+    assert (covariates.get_json()["estimate"]["peak_bytes"]
+            > plain.get_json()["estimate"]["peak_bytes"])
