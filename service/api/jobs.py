@@ -84,6 +84,8 @@ def submit_job() -> Response:
     )
     spec = plans.with_series_freq(valid.spec, valid.series)  # the freq inferred, if it was
     if warm is not None:
+        valid = dataclasses.replace(valid, covariates=warm_start.check_covariates(
+            session, warm, valid.covariates, valid.series))
         plan = plans.for_workers(warm_start.check_fits(session, warm, spec, valid.ids,
                                                        valid.lengths), settings)
     else:

@@ -11,12 +11,13 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+import bptt
 from service.settings import Settings
 from service.store import dataset_rows
 from service.store.db import upgrade
 from service.store.tables import Dataset, Job
 
-from .conftest import SERIES, SPEC, broker_messages, row_count, settings_for
+from .conftest import SERIES, SPEC, SimulatedWorker, broker_messages, row_count, settings_for
 from .test_app import assert_problem
 
 KINDS = {"store_type": "static", "temp": "historical", "promo": "future"}
@@ -167,3 +168,80 @@ def test_the_estimate_holds_the_dynamic_covariates_in_memory(
     assert plain.status_code == covariates.status_code == 202
     assert (covariates.get_json()["estimate"]["peak_bytes"]
             > plain.get_json()["estimate"]["peak_bytes"])
+
+
+@pytest.fixture(scope="module")
+def covariate_weights() -> bytes:
+    """A real tiny model trained by bptt.fit on with_covariates()'s series and covariates."""
+    body = with_covariates()
+    return bptt.fit(body["series"], spec=bptt.TrainingSpec.from_dict(SPEC),
+                    covariates=dataset_rows.library_covariates(KINDS, body["series"])
+                    ).model.to_bytes()
+
+
+def succeeded(client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
+              body: dict[str, Any], weights: bytes) -> str:
+    """A job of `body` that succeeded with the model `weights`."""
+    answer = client.post("/v1/jobs", json=body, headers=auth)
+    assert answer.status_code == 202, answer.get_json()
+    job_id = answer.get_json()["id"]
+    worker.start(job_id)
+    worker.finish(job_id, weights=weights)
+    return job_id
+
+
+def test_a_warm_start_keeps_the_models_covariates_in_its_order(
+        client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
+        sessions: sessionmaker[Session], covariate_weights: bytes) -> None:
+    parent = succeeded(client, auth, worker, with_covariates(), covariate_weights)
+    body = {**with_covariates(), "warm_start": parent,
+            "covariates": dict(reversed(KINDS.items()))}
+    answer = client.post("/v1/jobs", json=body, headers=auth)
+    assert answer.status_code == 202, answer.get_json()
+    with sessions() as session:
+        assert list(session.get(Job, answer.get_json()["id"]).covariates.items()) == list(
+            KINDS.items())
+
+
+def _without(body: dict[str, Any]) -> None:
+    del body["covariates"]
+    for item in body["series"]:
+        del item["covariates"]
+
+
+def _another_kind(body: dict[str, Any]) -> None:
+    body["covariates"]["temp"] = "future"
+
+
+def _another_category(body: dict[str, Any]) -> None:
+    body["series"][1]["covariates"]["store_type"] = "big"
+
+
+@pytest.mark.parametrize(("change", "loc", "words"), [
+    (_without, ["covariates"], "must be the covariates of job"),
+    (_another_kind, ["covariates"], "'temp': 'historical'"),
+    (_another_category, ["covariates", "store_type"], "trained on the categories ['big', "
+                                                      "'small']; these series have ['big']"),
+])
+def test_a_warm_start_with_other_covariates_is_refused(
+        client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
+        sessions: sessionmaker[Session], covariate_weights: bytes,
+        change, loc: list, words: str) -> None:
+    parent = succeeded(client, auth, worker, with_covariates(), covariate_weights)
+    body = {**copy.deepcopy(with_covariates()), "warm_start": parent}
+    change(body)
+    answer = client.post("/v1/jobs", json=body, headers=auth)
+    errors = assert_problem(answer, 422)["errors"]
+    assert [e["loc"] for e in errors] == [loc] and words in errors[0]["msg"]
+    assert row_count(sessions, Job) == 1
+
+
+def test_a_model_without_covariates_is_not_continued_with_some(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        trained_job: str) -> None:
+    answer = client.post("/v1/jobs", json={**with_covariates(), "warm_start": trained_job},
+                         headers=auth)
+    errors = assert_problem(answer, 422)["errors"]
+    assert errors == [{"loc": ["covariates"], "msg": f"must be the covariates of job "
+                       f"{trained_job}'s model, which this one continues: none"}]
+    assert row_count(sessions, Job) == 1
