@@ -73,6 +73,39 @@ def test_a_job_keeps_its_covariates_and_gives_them_in_the_engines_form(
     assert library["promo"]["values"]["store-2"] == body["series"][1]["covariates"]["promo"]
 
 
+def test_the_job_document_shows_the_declared_kinds(client: FlaskClient,
+                                                  auth: dict[str, str]) -> None:
+    job_id = client.post("/v1/jobs", json=with_covariates(), headers=auth).get_json()["id"]
+    shown = client.get(f"/v1/jobs/{job_id}", headers=auth).get_json()["covariates"]
+    assert list(shown.items()) == list(KINDS.items())
+    plain = client.post("/v1/jobs", json={"series": SERIES, **SPEC}, headers=auth).get_json()
+    assert plain["covariates"] is None
+
+
+def test_a_sweeps_trials_keep_the_covariates(client: FlaskClient, auth: dict[str, str],
+                                             sessions: sessionmaker[Session]) -> None:
+    answer = client.post("/v1/sweeps", json={"job": with_covariates(), "strategy": "grid",
+                                             "space": {"model.hidden_size": [4, 6]}},
+                         headers=auth)
+    assert answer.status_code == 202, answer.get_json()
+    for trial in answer.get_json()["trials"]:
+        with sessions() as session:
+            assert dataset_rows.covariates_for_job(session, trial["job_id"])["promo"][
+                "kind"] == "future"
+
+
+def test_a_sweep_with_a_bad_covariate_is_refused_naming_it_under_job(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    job = with_covariates()
+    job["series"][0]["covariates"]["temp"].append(20.0)
+    answer = client.post("/v1/sweeps", json={"job": job, "space": {"model.hidden_size": [4, 6]}},
+                         headers=auth)
+    errors = assert_problem(answer, 422)["errors"]
+    assert [e["loc"] for e in errors] == [["job", "series", 0, "covariates", "temp"]]
+    assert row_count(sessions, Job) == 0 and broker_messages(settings) == []
+
+
 def test_a_job_without_covariates_has_none(
         client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session]) -> None:
     response = client.post("/v1/jobs", json={"series": SERIES, **SPEC}, headers=auth)
