@@ -1,6 +1,6 @@
 """A job with covariates on the running system (API under gunicorn, a Celery worker, SQLite):
 submitted as JSON with a static category, a historical and a future covariate, it trains and
-its model file describes them."""
+cross-validates, its model file describes them, and a warm start continues it."""
 
 from __future__ import annotations
 
@@ -49,10 +49,12 @@ def safetensors_card(data: bytes) -> dict:
 
 
 def test_a_json_job_with_covariates_trains_and_its_model_describes_them(stack: Stack) -> None:
-    status, submitted = stack.call("POST", "/v1/jobs", covariate_job())
+    body = {**covariate_job(), "cross_validation": {"windows": 2}}
+    status, submitted = stack.call("POST", "/v1/jobs", body)
     assert status == 202, submitted
     done = stack.wait_for_status(submitted["id"], {"succeeded", "failed"})
     assert done["status"] == "succeeded", done
+    assert len(done["cross_validation"]["windows"]) == 2  # its backtest ran too
 
     status, weights = stack.call("GET", f"/v1/jobs/{done['id']}/model")
     assert status == 200
