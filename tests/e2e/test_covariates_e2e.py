@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import math
 import struct
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import bptt
+from tests.service.test_covariates_api import csv_rows
 
 from .conftest import Stack, _base_env, start_stack
 
@@ -84,3 +87,19 @@ def test_a_warm_start_continues_a_covariate_model_with_new_values(stack: Stack) 
     done = stack.wait_for_status(warm["id"], {"succeeded", "failed"})
     assert done["status"] == "succeeded", done
     assert done["warm_start_job_id"] == parent["id"]
+
+
+def test_the_cli_submits_a_csv_with_covariate_columns_that_trains(stack: Stack,
+                                                                  tmp_path: Path) -> None:
+    data = tmp_path / "stores.csv"
+    data.write_text(csv_rows())
+    run = subprocess.run(
+        ["bptt", "submit", str(data), "--horizon", "3", "--epochs", "3", "--future", "promo",
+         "--historical", "temp", "--static", "store_type", "--follow"],
+        capture_output=True, text=True, timeout=300,
+        env={**stack.env, "BPTT_URL": stack.url, "BPTT_TOKEN": stack.token})
+    assert run.returncode == 0, run.stderr
+    job_id = run.stdout.strip().splitlines()[0]
+    status, job = stack.call("GET", f"/v1/jobs/{job_id}")
+    assert job["status"] == "succeeded" and job["covariates"] == {
+        "store_type": "static", "temp": "historical", "promo": "future"}
