@@ -241,7 +241,8 @@ def job_series(job_id: str) -> Response:
     return json_response(SeriesPage(
         job_id=job.id,
         series=[SeriesTailOut(id=s["id"], values=s["values"], length=s["length"],
-                              start=s.get("start"), freq=s.get("freq")) for s in page],
+                              start=s.get("start"), freq=s.get("freq"),
+                              covariates=s.get("covariates")) for s in page],
         num_series=total,
         next_offset=offset + limit if offset + limit < total else None,
     ))
