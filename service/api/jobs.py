@@ -85,7 +85,8 @@ def submit_job() -> Response:
     spec = plans.with_series_freq(valid.spec, valid.series)  # the freq inferred, if it was
     if warm is not None:
         valid = dataclasses.replace(valid, covariates=warm_start.check_covariates(
-            session, warm, valid.covariates, valid.series))
+            session, warm, valid.covariates, valid.series,
+            loc=("query",) if body.is_csv else ()))
         plan = plans.for_workers(warm_start.check_fits(session, warm, spec, valid.ids,
                                                        valid.lengths), settings)
     else:
