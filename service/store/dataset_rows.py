@@ -171,6 +171,29 @@ def series_for_job(session: Session, job_id: str) -> list[dict[str, Any]]:
     return read_selection(session, row.uploaded_dataset_id, subset)
 
 
+def covariates_for_job(session: Session, job_id: str,
+                       series: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The job's covariates as bptt.fit, cross_validate and initial_states take them
+    ({name: {"kind", "values": {series id: value(s)}}}), None for a job without any. `series`:
+    the job's series when the caller has read them already (series_for_job); else read."""
+    kinds = session.scalar(select(Job.covariates).where(Job.id == job_id))
+    if not kinds:
+        return None
+    return library_covariates(kinds, series_for_job(session, job_id) if series is None
+                              else series)
+
+
+def library_covariates(kinds: dict[str, str], series: list[dict[str, Any]]
+                       ) -> dict[str, Any] | None:
+    """The engine's form of covariates declared by `kinds` ({name: kind}) whose values each
+    series item carries (its "covariates", as a job request sends them); None without any."""
+    if not kinds:
+        return None
+    return {name: {"kind": kind,
+                   "values": {item["id"]: item["covariates"][name] for item in series}}
+            for name, kind in kinds.items()}
+
+
 def selection_calendar(session: Session, dataset_id: str, series_ids: Sequence[str] | None
                        ) -> dict[str, tuple[str | None, str | None, int]]:
     """(start, freq, length) of the series a selection names, by id, read from the dataset's
@@ -265,6 +288,16 @@ def delete_unused(session: Session, dataset_id: str) -> list[str]:
     return [] if deleted.rowcount else active_jobs(session, dataset_id)  # type: ignore[attr-defined]
 
 
+def _tail_of(item: dict[str, Any], tail: int) -> dict[str, Any]:
+    """A stored series item cut to its last `tail` values, its dynamic covariates with it
+    (a static one is a single value), with "length" its whole length."""
+    cut = {**item, "values": item["values"][-tail:], "length": len(item["values"])}
+    if "covariates" in item:
+        cut["covariates"] = {name: value[-tail:] if isinstance(value, list) else value
+                             for name, value in item["covariates"].items()}
+    return cut
+
+
 def job_series_page(session: Session, job_id: str, *, offset: int, limit: int, tail: int
                     ) -> tuple[list[dict[str, Any]], int]:
     """A page of a job's series, each cut to its last `tail` values (None for a gap), with
@@ -276,8 +309,7 @@ def job_series_page(session: Session, job_id: str, *, offset: int, limit: int, t
         return [], 0
     if row.series_zlib is not None:
         series = decompress_json(row.series_zlib)
-        return [{**s, "values": s["values"][-tail:], "length": len(s["values"])}
-                for s in series[offset:offset + limit]], len(series)
+        return [_tail_of(s, tail) for s in series[offset:offset + limit]], len(series)
     index = load_index(session, row.uploaded_dataset_id)
     if index is None:
         return [], 0
