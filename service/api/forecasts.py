@@ -39,7 +39,7 @@ bp.before_request(authenticate)
 log = logging.getLogger(__name__)
 
 # with a CSV body, these come in the query
-REQUEST_FIELDS = frozenset({"job_id", "sweep_id", "horizon", "quantiles"})
+REQUEST_FIELDS = frozenset({"job_id", "sweep_id", "horizon", "quantiles", "future_covariates"})
 CSV = "text/csv"
 
 
@@ -91,12 +91,12 @@ def create_forecasts() -> Response:
         for s in wanted.series]
     ds = _step_dates(job, model, wanted, source)
     if queued:
-        return _enqueue(job.id, series, wanted.horizon, wanted.quantiles, source, ds)
+        return _enqueue(job.id, series, wanted, source, ds)
     if source is not None:
         series = dataset_rows.read_selection(session, source.dataset_id, source.series_ids)
     try:
         document = run_forecast(model, series, wanted.horizon, wanted.quantiles,
-                                settings.forecast_threads)
+                                settings.forecast_threads, wanted.future_covariates)
     except DataError as exc:  # checked above; this is the engine's word if a rule slipped by
         raise ValidationProblem([{"loc": exc.loc, "msg": exc.msg}]) from None
     return _answer(replace(document, ds=ds))
@@ -138,13 +138,16 @@ def show_batch(batch_id: str) -> Response:
     return Response(forecast_batch_json(batch), mimetype="application/json")
 
 
-def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | None,
-             quantiles: list[float] | None, source: DatasetSelection | None,
-             ds: dict[str, list[str | int] | None]) -> Response:
+def _enqueue(job_id: str, series: list[dict[str, Any]] | None, wanted: ForecastRequest,
+             source: DatasetSelection | None, ds: dict[str, list[str | int] | None]
+             ) -> Response:
     """Store the validated request as a forecast batch, commit, wake a worker: 202."""
     settings, session = current_settings(), get_session()
     session.commit()  # end the read phase: the insert gets a transaction of its own
-    request: dict[str, Any] = {"series": series, "horizon": horizon, "quantiles": quantiles}
+    request: dict[str, Any] = {"series": series, "horizon": wanted.horizon,
+                               "quantiles": wanted.quantiles}
+    if wanted.future_covariates is not None:  # a model with future covariates reads them
+        request["future_covariates"] = wanted.future_covariates
     if ds:  # each series' steps' ds, which the worker puts beside its forecast
         request["ds"] = ds
     if source is not None:  # the worker reads them from the dataset (none in the request)
@@ -153,8 +156,8 @@ def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | No
         session,
         tenant_id=current_tenant_id(),
         job_id=job_id,
-        # The worker runs bptt.forecast(model, series, horizon, quantiles) with exactly these,
-        # and gives each series' forecast its ds from here.
+        # The worker runs bptt.forecast(model, series, horizon, quantiles, future_covariates=)
+        # with exactly these, and gives each series' forecast its ds from here.
         request=request,
     )
     session.commit()

@@ -248,8 +248,11 @@ OPERATIONS: tuple[Operation, ...] = (
                202: _json("ForecastBatchOut", "Stored as a batch (large requests).",
                           headers=LOCATION)},
               errors=(400, 401, 404, 409, 413, 415, 422), body=ForecastRequest,
-              description="With a text/csv body, job_id (or sweep_id), horizon and quantiles "
-                          "are query parameters."),
+              description="With a text/csv body, job_id (or sweep_id), horizon, quantiles "
+                          "and future_covariates (as JSON) are query parameters. A model trained "
+                          "with future covariates needs their values over the horizon "
+                          "(`future_covariates`); one trained without covariates is given "
+                          "none."),
     Operation("get", "/v1/forecasts/{batch_id}", "show_forecast_batch", "A forecast batch",
               "forecasts",
               {200: _json("ForecastBatchOut", "Its status, and forecasts once succeeded.")},

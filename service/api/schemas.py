@@ -139,6 +139,14 @@ class ForecastRequest(StrictModel):
         None, min_length=1, description="With dataset_id: only these of its series.")
     horizon: int | None = Field(None, ge=1, description="Default: the model's horizon.")
     quantiles: list[Number] | None = Field(None, description="Default: all trained quantiles.")
+    future_covariates: dict[str, dict[str, list[Number]]] | None = Field(
+        None, description="For a model trained with `future` covariates (and only then): each "
+                          "one's values over the forecast steps, by covariate name and then by "
+                          "series id, for every series forecast (the training series without "
+                          "`series`); exactly `horizon` finite numbers each. Such a model "
+                          "forecasts its whole horizon: its network reads the values at every "
+                          "step of it. With a text/csv body, a query parameter holding this "
+                          "object as JSON.")
 
 
 class ErrorItem(ResponseModel):

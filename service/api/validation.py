@@ -244,8 +244,71 @@ def check_forecast_against_model(model: bptt.Model, request: ForecastRequest, *,
                                       f"reads the last {steps}"})
         if not errors and engine_check:
             errors += _engine_series_errors(request.series)
+    if not errors:
+        errors += _forecast_covariate_errors(model, request, where)
     if errors:
         raise ValidationProblem(errors[:MAX_ERRORS])
+
+
+def _forecast_covariate_errors(model: bptt.Model, request: ForecastRequest, where: list[str]
+                               ) -> list[dict[str, Any]]:
+    """What a forecast request gives, or leaves out, of the model's covariates: none to a model
+    trained without them; to one trained with them, the horizon's values of each future one for
+    every series forecast (the series an uploaded dataset holds cannot carry covariates yet)."""
+    fields = [*where, "future_covariates"]
+    if model.covariates is None:
+        if request.future_covariates is not None:
+            return [{"loc": fields, "msg": "the model was trained without covariates"}]
+        return []
+    if request.dataset_id is not None:
+        return [{"loc": ["dataset_id"], "msg": "the model was trained with covariates, which "
+                 "an uploaded dataset's series do not carry yet: send the series, each with "
+                 "its covariates, in `series`"}]
+    ids = model.series_ids if request.series is None else [s.id for s in request.series]
+    return future_covariate_errors(model, request.future_covariates, ids, request.horizon,
+                                   horizon_loc=[*where, "horizon"], loc=fields)
+
+
+def future_covariate_errors(model: bptt.Model, given: dict[str, dict[str, list[float]]] | None,
+                            ids: list[str], horizon: int | None, *,
+                            horizon_loc: list[str | int], loc: list[str | int]
+                            ) -> list[dict[str, Any]]:
+    """The future covariates of a forecast of the series `ids`, {name: {series id: values}},
+    checked against a model trained with covariates: every future one given for every series,
+    exactly the horizon's values; no other name, no other series. The model reads their values
+    at every step of its horizon, so it forecasts no shorter one."""
+    future = model.covariates.future
+    if future and horizon is not None and horizon != model.horizon:
+        return [{"loc": horizon_loc, "msg": f"must be the model's horizon, {model.horizon}: "
+                 "its network reads the future covariates at every step of it"}]
+    given = given or {}
+    errors = [{"loc": [*loc, name], "msg": f"not a future covariate of the model (those are "
+               f"{future})"} for name in given if name not in future]
+    wanted = set(ids)
+    for name in future:
+        by_series = given.get(name)
+        if by_series is None:
+            errors.append({"loc": [*loc, name], "msg": f"required: its {model.horizon} values "
+                           "over the horizon for each series forecast"})
+            continue
+        errors += [{"loc": [*loc, name, sid], "msg": "not a series of this forecast"}
+                   for sid in by_series if sid not in wanted]
+        for sid in ids:
+            errors += horizon_value_errors(by_series.get(sid), model.horizon, [*loc, name, sid])
+            if len(errors) >= MAX_ERRORS:
+                return errors
+    return errors
+
+
+def horizon_value_errors(values: list[float] | None, horizon: int, loc: list[str | int]
+                         ) -> list[dict[str, Any]]:
+    """One future covariate's values for one series: exactly `horizon` of them."""
+    if values is None:
+        return [{"loc": loc, "msg": f"required: its {horizon} values over the horizon"}]
+    if len(values) != horizon:
+        return [{"loc": loc, "msg": f"needs exactly {horizon} values (the horizon); got "
+                                    f"{len(values)}"}]
+    return []
 
 
 def pydantic_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()
@@ -370,6 +433,11 @@ def _forecast_limits(request: ForecastRequest, settings: Settings) -> list[dict[
     errors = []
     if request.horizon is not None and request.horizon > settings.max_horizon:
         errors.append({"loc": ["horizon"], "msg": f"must be at most {settings.max_horizon}"})
+    future = sum(len(values) for by_series in (request.future_covariates or {}).values()
+                 for values in by_series.values())
+    if future > settings.max_points:
+        errors.append({"loc": ["future_covariates"], "msg": f"at most {settings.max_points} "
+                                                            f"values in all (got {future})"})
     points = sum(len(s.values) for s in request.series or ())
     if points > settings.max_points:
         errors.append({"loc": ["series"], "msg": f"at most {settings.max_points} values in all "
