@@ -214,7 +214,11 @@ OPERATIONS: tuple[Operation, ...] = (
                           _param("horizon", "query", {"type": "integer", "minimum": 1},
                                  "Steps (default: the model's horizon)."),
                           _param("quantiles", "query", {"type": "string"},
-                                 "Comma-separated trained quantiles (default: all)."))),
+                                 "Comma-separated trained quantiles (default: all).")),
+              description="A model trained with future covariates takes each one's values "
+                          "over its horizon as a parameter of its own, "
+                          "`future_covariates.NAME=v1,v2,...` (required then; the horizon is "
+                          "the model's)."),
     Operation("post", "/v1/jobs/{job_id}/series/{series_id}/observations",
               "append_observations", "Append new observations to a training series", "jobs",
               {200: _json("SeriesForecastOut", "Appended; the updated forecast.")},
@@ -223,7 +227,10 @@ OPERATIONS: tuple[Operation, ...] = (
               description="The service keeps each training series' recent values and final "
                           "hidden state, so only the new values are sent; the answer equals a "
                           "forecast from the whole history. Concurrent appends to one series: "
-                          "one wins, the other gets 409 and sends again."),
+                          "one wins, the other gets 409 and sends again. A model trained with "
+                          "covariates takes their values at the appended steps (`covariates`) "
+                          "and, for the answer's forecast, the future ones' over the horizon "
+                          "(`future_covariates`)."),
     Operation("post", "/v1/jobs/{job_id}/cancel", "cancel_job", "Cancel a job", "jobs",
               {200: _json("JobOut", "Was queued: cancelled."),
                202: _json("JobOut", "Running: asked to stop; it stops within an epoch.")},

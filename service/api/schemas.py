@@ -530,6 +530,15 @@ class ObservationsIn(StrictModel):
     values: list[Value] = Field(min_length=1, description="Oldest first; null marks a gap.")
     horizon: int | None = Field(None, ge=1, description="Default: the model's horizon.")
     quantiles: list[Number] | None = Field(None, description="Default: all trained ones.")
+    covariates: dict[str, list[Value]] | None = Field(
+        None, description="For a model trained with covariates (and only then): each of its "
+                          "historical and future covariates' values at the appended steps, by "
+                          "name, as many as `values` (null marks a gap). Static ones are the "
+                          "series' own from training.")
+    future_covariates: dict[str, list[Number]] | None = Field(
+        None, description="For a model trained with future covariates (required then): each "
+                          "one's values over the answer's forecast steps, by name, exactly the "
+                          "model's horizon of finite numbers.")
 
 
 class SeriesForecastOut(ResponseModel):

@@ -300,6 +300,44 @@ def future_covariate_errors(model: bptt.Model, given: dict[str, dict[str, list[f
     return errors
 
 
+def appended_covariate_errors(model: bptt.Model, given: dict[str, list[float | None]] | None,
+                              count: int) -> list[dict[str, Any]]:
+    """The covariates of `count` values appended to a training series, {name: values}: none
+    for a model trained without them; else each historical and future one's values at the
+    appended steps (its static ones the model kept)."""
+    if model.covariates is None:
+        return [] if given is None else [{"loc": ["covariates"], "msg": "the model was "
+                                          "trained without covariates"}]
+    given = given or {}
+    dynamic = model.covariates.dynamic
+    errors = [{"loc": ["covariates", name], "msg": f"not a historical or future covariate of "
+               f"the model (those are {dynamic})"} for name in given if name not in dynamic]
+    for name in dynamic:
+        if name not in given:
+            errors.append({"loc": ["covariates", name], "msg": "required: its values at the "
+                                                               "appended steps"})
+        elif len(given[name]) != count:
+            errors.append({"loc": ["covariates", name], "msg": f"needs {count} values, one "
+                           f"per appended value; got {len(given[name])}"})
+    return errors
+
+
+def series_future_covariate_errors(model: bptt.Model, given: dict[str, list[float]] | None,
+                                   series_id: str, horizon: int | None, *,
+                                   horizon_loc: list[str | int]) -> list[dict[str, Any]]:
+    """A one-series forecast's future covariates, {name: values}, checked as
+    future_covariate_errors checks a request's (located by name alone)."""
+    if model.covariates is None:
+        return [] if given is None else [{"loc": ["future_covariates"], "msg": "the model "
+                                          "was trained without covariates"}]
+    by_series = None if given is None else {name: {series_id: values}
+                                             for name, values in given.items()}
+    errors = future_covariate_errors(model, by_series, [series_id], horizon,
+                                     horizon_loc=horizon_loc, loc=["future_covariates"])
+    return [{**e, "loc": e["loc"][:2]} if e["loc"][0] == "future_covariates" else e
+            for e in errors]
+
+
 def horizon_value_errors(values: list[float] | None, horizon: int, loc: list[str | int]
                          ) -> list[dict[str, Any]]:
     """One future covariate's values for one series: exactly `horizon` of them."""
