@@ -150,6 +150,8 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
             series = dataset_rows.series_for_job(session, job_id)
         except dataset_rows.DatasetGone as exc:
             series, gone = None, str(exc)
+        covariates = (None if series is None
+                      else dataset_rows.covariates_for_job(session, job_id, series))
         saved = session.scalar(select(Checkpoint).where(Checkpoint.job_id == job_id))
         resume = bptt.Checkpoint.from_bytes(saved.data) if saved is not None else None
         epochs_done = saved.epoch if saved is not None else 0
@@ -171,7 +173,7 @@ def run_training(sessions: sessionmaker[Session], settings: Settings, job_id: st
             with limits:
                 outcome = _train(sessions, settings, claim, heartbeat, limits, _Job(
                     spec_data, plan_data, finished, series, resume, history, epochs_done, warm,
-                    metric))
+                    metric, covariates))
         except LeaseLost:
             outcome = "lease lost"
         except MemoryError:  # over the ceiling: the job's arrays are freed once out of here
@@ -203,6 +205,7 @@ class _Job:
     epochs_done: int
     warm: bptt.Model | None
     metric: str | None  # the sweep's metric, for a trial
+    covariates: dict | None  # in the engine's form (dataset_rows.covariates_for_job); None: none
 
 
 def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat,
@@ -223,7 +226,7 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat,
             claims.set_stage(session, claim, "training", epochs_total=callbacks.epochs_total(),
                            resolved_spec=plan.to_dict() if job.plan is None else None)
         result = bptt.fit(series, spec=plan, callbacks=callbacks.as_bptt(), resume=job.resume,
-                          history=job.history, warm_start=warm)
+                          history=job.history, warm_start=warm, covariates=job.covariates)
         backtest = None
         if plan.cross_validation is not None:  # a second fit, on the series cut back
             with sessions() as session:
@@ -231,8 +234,8 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat,
             # From the request, not the plan: open choices are made again for the shorter
             # series, as they would be for a fit on them alone.
             backtest = bptt.cross_validate(
-                series, spec=spec, callbacks=bptt.Callbacks(should_cancel=callbacks.should_cancel)
-            ).to_dict()
+                series, spec=spec, callbacks=bptt.Callbacks(should_cancel=callbacks.should_cancel),
+                covariates=job.covariates).to_dict()
     except bptt.TrainingCancelled:
         if heartbeat.lost.is_set():
             raise LeaseLost(claim.job_id) from None
@@ -262,7 +265,7 @@ def _train(sessions, settings: Settings, claim: Claim, heartbeat: Heartbeat,
     weights = result.model.to_bytes()
     # None (a gap in series sent as JSON) becomes NaN; a dataset's arrays pass as they are.
     states = initial_states(result.model, {s["id"]: np.asarray(s["values"], dtype=np.float64)
-                                           for s in series})
+                                           for s in series}, job.covariates)
     # before the job reads succeeded, so that a client sees what it took as soon as it ends
     record_usage(sessions, claim.job_id, claim.attempt, limits.usage())
     with sessions() as session:

@@ -124,6 +124,7 @@ def submit_job() -> Response:
             name=valid.name,
             labels=valid.labels,
             estimate=estimate,
+            covariates=valid.covariates,
         )
 
     result = idempotency.insert_once(session, insert, tenant_id=tenant_id, key=key,

@@ -13,7 +13,7 @@ import typing
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 import bptt
 from service.store import epoch_shares
@@ -60,6 +60,30 @@ Labels = Annotated[dict[LabelKey, LabelValue], Field(
                 "by them.")]
 
 
+# Covariates (bptt.covariates): declared once per job by kind, given on every series item.
+COVARIATE_KINDS = ("static", "historical", "future")
+MAX_COVARIATES = 32  # each is an input column (a category: one per value) of every step
+COVARIATE_NAME_MAX_LENGTH = 64
+# Names as CSV headers and the `covariates=name:kind,...` query write them: no comma, colon
+# or space, so that both split cleanly.
+COVARIATE_NAME_PATTERN = rf"^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{COVARIATE_NAME_MAX_LENGTH - 1}}}$"
+CovariateKind = Literal[COVARIATE_KINDS]  # type: ignore[valid-type]
+CovariateName = Annotated[str, Field(pattern=COVARIATE_NAME_PATTERN)]
+CovariateKinds = Annotated[dict[CovariateName, CovariateKind], Field(
+    max_length=MAX_COVARIATES,
+    description="The covariates every series carries (in its own `covariates`), by name, and "
+                "their kind: `static` (one value per series: a number, or a category as a "
+                "string), `historical` (a value per step, known up to a forecast's origin) or "
+                "`future` (a value per step, known ahead: a forecast must give the horizon's "
+                "values in `future_covariates`). Names are 1-64 letters, digits, `_`, `.` or "
+                "`-`.")]
+# Checked by service.api.validation against the job's declaration and the item's length (its
+# messages name the series and the covariate); the schema documents the shapes.
+CovariateValue = Annotated[Any, WithJsonSchema({"anyOf": [
+    {"type": "number"}, {"type": "string", "minLength": 1, "maxLength": 128},
+    {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "null"}]}}]})]
+
+
 class RunTags(StrictModel):
     """The name and labels of a job or sweep request."""
 
@@ -84,6 +108,12 @@ class SeriesIn(StrictModel):
                     "W-SUN, D, B, h, 15min, s, with multiples like 2MS) for a date `start`, or "
                     "an integer step for an integer one. Given on every series alike, it is "
                     "the job's `freq` when the request has none.")
+    covariates: dict[str, CovariateValue] | None = Field(
+        None, description="This series' value of each covariate the request declares (its "
+                          "top-level `covariates`), by name: a static one's number or "
+                          "category (a string, the same type on every series), a historical "
+                          "or future one's list with a value (or null for a gap) for each of "
+                          "`values`. Every series carries every declared covariate.")
 
 
 def _job_request_model() -> type[BaseModel]:
@@ -98,6 +128,7 @@ def _job_request_model() -> type[BaseModel]:
         "series_ids": (list[str] | None, Field(None, min_length=1, description=(
             "With dataset_id: train on these of its series only (default: all)."))),
         "name": (RunName | None, None), "labels": (Labels | None, None),
+        "covariates": (CovariateKinds | None, None),
     }
     fields["warm_start"] = (str | None, Field(
         None, max_length=36,

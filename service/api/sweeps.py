@@ -88,7 +88,7 @@ def create_sweep() -> Response:
         session, tenant_id=tenant_id, spec=trial.spec.to_dict(),
         resolved_spec=trial.plan.to_dict(), series=base.series, dataset=base.dataset,
         num_points=base.num_points, epochs_total=epochs_total(trial.plan), sweep_id=sweep.id,
-        trial=i, estimate=trial.estimate, labels=request.labels,
+        trial=i, estimate=trial.estimate, labels=request.labels, covariates=base.covariates,
         name=None if request.name is None else trial_name(request.name, i)).id
         for i, trial in enumerate(trials)]
     session.commit()

@@ -22,6 +22,7 @@ from bptt import (
     parse_freq,
     parse_timestamp,
 )
+from service.api import covariate_checks
 from service.api.bodies import JsonConstant
 from service.api.problems import ValidationProblem
 from service.api.schemas import (
@@ -53,6 +54,9 @@ class TrainingRequest:
     name: str | None = None
     labels: dict[str, str] | None = None
     dataset: DatasetSelection | None = None
+    # the declared covariates by name: their kinds, in declaration order (each series item
+    # carries its values); None without covariates
+    covariates: dict[str, str] | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -72,13 +76,21 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
     fields = dict(data)
     errors: list[dict[str, Any]] = []
     tags = run_tags(fields, errors, loc=spec_loc)
+    before = len(errors)
+    kinds = covariate_checks.declared_kinds(fields, errors, loc=spec_loc)
+    declaration_ok = len(errors) == before  # else every item's covariates would read undeclared
     if dataset is not None:
+        if kinds is not None:
+            errors.append({"loc": [*spec_loc, "covariates"],
+                           "msg": covariate_checks.NOT_WITH_DATASETS})
         return _dataset_request(fields, dataset, settings, spec_loc, tags, errors)
     if "series" not in fields:
         errors.append({"loc": ["series"], "msg": "field required (or give dataset_id)"})
         series = None
     else:
         series = _series(fields.pop("series"), settings, errors)
+        if series is not None and declaration_ok:
+            errors += covariate_checks.series_errors(series, kinds)
     spec = _checked_spec(fields, settings, spec_loc, errors)
     ids = [s.id for s in series] if series is not None else []
     lengths = [len(s.values) for s in series] if series is not None else []
@@ -97,6 +109,7 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
         num_points=sum(lengths),
         name=tags.name,
         labels=tags.labels,
+        covariates=kinds,
     )
 
 

@@ -171,6 +171,29 @@ def series_for_job(session: Session, job_id: str) -> list[dict[str, Any]]:
     return read_selection(session, row.uploaded_dataset_id, subset)
 
 
+def covariates_for_job(session: Session, job_id: str,
+                       series: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The job's covariates as bptt.fit, cross_validate and initial_states take them
+    ({name: {"kind", "values": {series id: value(s)}}}), None for a job without any. `series`:
+    the job's series when the caller has read them already (series_for_job); else read."""
+    kinds = session.scalar(select(Job.covariates).where(Job.id == job_id))
+    if not kinds:
+        return None
+    return library_covariates(kinds, series_for_job(session, job_id) if series is None
+                              else series)
+
+
+def library_covariates(kinds: dict[str, str], series: list[dict[str, Any]]
+                       ) -> dict[str, Any] | None:
+    """The engine's form of covariates declared by `kinds` ({name: kind}) whose values each
+    series item carries (its "covariates", as a job request sends them); None without any."""
+    if not kinds:
+        return None
+    return {name: {"kind": kind,
+                   "values": {item["id"]: item["covariates"][name] for item in series}}
+            for name, kind in kinds.items()}
+
+
 def selection_calendar(session: Session, dataset_id: str, series_ids: Sequence[str] | None
                        ) -> dict[str, tuple[str | None, str | None, int]]:
     """(start, freq, length) of the series a selection names, by id, read from the dataset's

@@ -135,10 +135,12 @@ def create_job(
     labels: dict[str, str] | None = None,
     dataset: DatasetSelection | None = None,
     estimate: dict[str, Any] | None = None,
+    covariates: dict[str, str] | None = None,
 ) -> Job:
     """Add a queued job and its dataset (flushed; the caller commits both at once): `series`,
     or with `dataset` a reference to an uploaded dataset's series, held against deletion
-    until the commit (raises DatasetGone if it was deleted meanwhile)."""
+    until the commit (raises DatasetGone if it was deleted meanwhile). `covariates`: the kinds
+    the job declared (each series item carries its values)."""
     if dataset is not None and not dataset_rows.lock_for_use(session, dataset.dataset_id):
         raise DatasetGone(dataset.dataset_id)
     now = utcnow()
@@ -161,6 +163,7 @@ def create_job(
         name=name,
         labels=labels or None,
         estimate=estimate,
+        covariates=covariates or None,
     )
     session.add(job)
     session.flush()  # the job row first: the dataset refers to it

@@ -194,6 +194,9 @@ class Job(Base):
     # latest attempt measured (seconds, peak memory). None for jobs from before revision 0006.
     estimate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The covariates the job declared, {name: "static" | "historical" | "future"} in the order
+    # declared (revision 0011); their values are on each stored series item. None: none.
+    covariates: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class WorkerCalibration(Base):

@@ -24,7 +24,7 @@ TABLES = {
     "uploaded_dataset_chunks",
     "worker_calibrations",
 }
-HEAD = "0010_dataset_calendar"
+HEAD = "0011_job_covariates"
 
 
 def table_names(url: str) -> set[str]:
@@ -54,7 +54,10 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert TABLES <= table_names(database_url)
     assert current_revision(database_url) == HEAD
 
-    downgrade(database_url, "0006_cost")  # one step: the newest revision's own
+    downgrade(database_url, "0010_dataset_calendar")  # one step: the newest revision's own
+    assert current_revision(database_url) == "0010_dataset_calendar"
+    assert "covariates" not in column_names(database_url, "jobs")
+    downgrade(database_url, "0006_cost")
     assert current_revision(database_url) == "0006_cost"
     assert "freq_inferred" not in column_names(database_url, "uploaded_datasets")
     downgrade(database_url, "0009_datasets")

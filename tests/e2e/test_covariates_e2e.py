@@ -1,0 +1,67 @@
+"""A job with covariates on the running system (API under gunicorn, a Celery worker, SQLite):
+submitted as JSON with a static category, a historical and a future covariate, it trains and
+its model file describes them."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterator
+
+import pytest
+
+import bptt
+
+from .conftest import Stack, _base_env, start_stack
+
+LENGTH = 60
+STORES = {"north": "big", "south": "small", "east": "big"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    yield from start_stack(_base_env(tmp_path_factory.mktemp("data")), workers=1)
+
+
+def covariate_job() -> dict:
+    """Three stores: sales lifted by a promotion (future), following the temperature
+    (historical, with a gap), larger in big stores (static category)."""
+    series = []
+    for k, (store, size) in enumerate(STORES.items()):
+        promo = [1 if (i + k) % 9 < 2 else 0 for i in range(LENGTH)]
+        temp = [round(15 + 8 * math.sin(i / 5 + k), 2) for i in range(LENGTH)]
+        sales = [round((30 if size == "big" else 12) + 6 * promo[i] + 0.4 * temp[i], 3)
+                 for i in range(LENGTH)]
+        temp[10] = None  # a gap in the covariate
+        series.append({"id": store, "values": sales,
+                       "covariates": {"store_type": size, "temp": temp, "promo": promo}})
+    return {"series": series, "horizon": 4,
+            "covariates": {"store_type": "static", "temp": "historical", "promo": "future"},
+            "model": {"cell": "gru", "hidden_size": 8},
+            "training": {"epochs": 5, "ensemble": 1, "early_stopping_patience": None}}
+
+
+def safetensors_card(data: bytes) -> dict:
+    """The model card a safetensors file carries in its header's metadata."""
+    (size,) = struct.unpack("<Q", data[:8])
+    return json.loads(json.loads(data[8:8 + size])["__metadata__"]["model_card"])
+
+
+def test_a_json_job_with_covariates_trains_and_its_model_describes_them(stack: Stack) -> None:
+    status, submitted = stack.call("POST", "/v1/jobs", covariate_job())
+    assert status == 202, submitted
+    done = stack.wait_for_status(submitted["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+
+    status, weights = stack.call("GET", f"/v1/jobs/{done['id']}/model")
+    assert status == 200
+    card = safetensors_card(weights)["covariates"]
+    assert card["covariates"] == [{"name": "store_type", "kind": "static"},
+                                  {"name": "temp", "kind": "historical"},
+                                  {"name": "promo", "kind": "future"}]
+    assert card["categories"] == {"store_type": ["big", "small", "<unknown>"]}
+    assert set(card["scalers"]) == set(STORES)  # the dynamic ones' scalers, per series
+    model = bptt.Model.from_bytes(weights)
+    assert model.covariates.future == ["promo"]
+    assert "static covariate store_type=small" in model.head_features
