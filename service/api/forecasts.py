@@ -85,9 +85,11 @@ def create_forecasts() -> Response:
     validation.check_forecast_against_model(model, wanted, from_query=body.is_csv,
                                             engine_check=queued)
     # start and freq give the steps' ds, and the calendar columns of a model that reads them
+    # and a model trained with covariates reads each series' own
     series = None if wanted.series is None else [
         {"id": s.id, "values": s.values,
-         **{k: v for k, v in (("start", s.start), ("freq", s.freq)) if v is not None}}
+         **{k: v for k, v in (("start", s.start), ("freq", s.freq), ("covariates", s.covariates))
+            if v is not None}}
         for s in wanted.series]
     ds = _step_dates(job, model, wanted, source)
     if queued:

@@ -257,9 +257,9 @@ OPERATIONS: tuple[Operation, ...] = (
               errors=(400, 401, 404, 409, 413, 415, 422), body=ForecastRequest,
               description="With a text/csv body, job_id (or sweep_id), horizon, quantiles "
                           "and future_covariates (as JSON) are query parameters. A model trained "
-                          "with future covariates needs their values over the horizon "
-                          "(`future_covariates`); one trained without covariates is given "
-                          "none."),
+                          "with covariates needs each sent series' own (`series[].covariates`, "
+                          "as in a job request) and the future ones' values over the horizon "
+                          "(`future_covariates`); one trained without them is given none."),
     Operation("get", "/v1/forecasts/{batch_id}", "show_forecast_batch", "A forecast batch",
               "forecasts",
               {200: _json("ForecastBatchOut", "Its status, and forecasts once succeeded.")},

@@ -113,7 +113,8 @@ class SeriesIn(StrictModel):
                           "top-level `covariates`), by name: a static one's number or "
                           "category (a string, the same type on every series), a historical "
                           "or future one's list with a value (or null for a gap) for each of "
-                          "`values`. Every series carries every declared covariate.")
+                          "`values`. Every series carries every declared covariate. In a "
+                          "forecast request, every covariate the model was trained with.")
 
 
 def _job_request_model() -> type[BaseModel]:

@@ -269,17 +269,57 @@ def _forecast_covariate_errors(model: bptt.Model, request: ForecastRequest, wher
     trained without them; to one trained with them, the horizon's values of each future one for
     every series forecast (the series an uploaded dataset holds cannot carry covariates yet)."""
     fields = [*where, "future_covariates"]
+    errors = item_covariate_errors(model, request.series or [])
     if model.covariates is None:
         if request.future_covariates is not None:
-            return [{"loc": fields, "msg": "the model was trained without covariates"}]
-        return []
+            errors.append({"loc": fields, "msg": "the model was trained without covariates"})
+        return errors
     if request.dataset_id is not None:
         return [{"loc": ["dataset_id"], "msg": "the model was trained with covariates, which "
                  "an uploaded dataset's series do not carry yet: send the series, each with "
                  "its covariates, in `series`"}]
     ids = model.series_ids if request.series is None else [s.id for s in request.series]
-    return future_covariate_errors(model, request.future_covariates, ids, request.horizon,
-                                   horizon_loc=[*where, "horizon"], loc=fields)
+    return errors + future_covariate_errors(model, request.future_covariates, ids,
+                                            request.horizon, horizon_loc=[*where, "horizon"],
+                                            loc=fields)
+
+
+def item_covariate_errors(model: bptt.Model, series: list[SeriesIn]) -> list[dict[str, Any]]:
+    """The covariates series sent to a forecast carry, as a job request's items carry them:
+    none for a model trained without; else every one the model was trained with, of the kind
+    and type it was (a static category stays a category; a new one is `<unknown>` to it)."""
+    if model.covariates is None:
+        return [{"loc": ["series", i, "covariates"], "msg": "the model was trained without "
+                 "covariates"} for i, item in enumerate(series) if item.covariates is not None]
+    encoder = model.covariates
+    kinds = dict(zip(encoder.names, encoder.kinds, strict=True))
+    errors = []
+    for i, item in enumerate(series):
+        given = item.covariates or {}
+        errors += [{"loc": ["series", i, "covariates", name], "msg": f"not a covariate of the "
+                    f"model (those are {list(kinds)})"} for name in given if name not in kinds]
+        for name, kind in kinds.items():
+            if name not in given:
+                problem = f"required: the model was trained with it ({kind})"
+            elif kind == "static":
+                problem = (covariate_checks.static_problem(given[name])
+                           or _static_type_problem(encoder, name, given[name]))
+            else:
+                problem = covariate_checks.dynamic_problem(given[name], len(item.values))
+            if problem:
+                errors.append({"loc": ["series", i, "covariates", name], "msg": problem})
+        if len(errors) >= MAX_ERRORS:
+            break
+    return errors
+
+
+def _static_type_problem(encoder: Any, name: str, value: float | str) -> str | None:
+    """A static value of the other type than in training (a number for a category)."""
+    if name in encoder.categories and not isinstance(value, str):
+        return "the model was trained with it as a category (a string)"
+    if name not in encoder.categories and isinstance(value, str):
+        return "the model was trained with it as a number"
+    return None
 
 
 def future_covariate_errors(model: bptt.Model, given: dict[str, dict[str, list[float]]] | None,

@@ -74,10 +74,8 @@ def split_covariates(model: bptt.Model, series: list[dict[str, Any]] | None
     bare = [{k: v for k, v in item.items() if k != "covariates"} for item in series]
     if model.covariates is None:  # the API refused items with covariates already
         return bare, None
-    kinds = zip(model.covariates.names, model.covariates.kinds, strict=True)
-    return bare, {name: {"kind": kind, "values": {
-        item["id"]: item["covariates"][name] for item in series
-        if name in (item.get("covariates") or {})}} for name, kind in kinds}
+    kinds = dict(zip(model.covariates.names, model.covariates.kinds, strict=True))
+    return bare, dataset_rows.library_covariates(kinds, series)
 
 
 # Batches are claimed as jobs are (workers/claims.py), on the database's clock: a claim takes
