@@ -17,9 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from service import serve, supervisor
 from service.api.csvio import forecasts_to_csv
 from service.client import TERMINAL, ApiError, Client, progress_line
+from service.future_values import FutureValuesError, read_future_values
 from service.logs import configure_logging
 from service.settings import Settings
 from service.store import db, queue, repository
+from service.store.forecast_dates import step_dates
 
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Loading cached kernels takes 1-4 s (importing Numba and SciPy, most of it): no progress line
@@ -474,13 +476,21 @@ def status(job_id: str, url: str, token: str) -> None:
 @click.option("--horizon", type=int, default=None, help="At most the model's horizon.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the CSV here instead of printing it.")
+@click.option("--future-values", "future_file", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="For a model trained with future covariates (the job's own series): their "
+                   "values over the horizon, a CSV unique_id,ds,<a column per future "
+                   "covariate> with a row per series and forecast step.")
 @_client_options
 def forecast(job_id: str, csv_file: Path | None, dataset_id: str | None, horizon: int | None,
-             out: Path | None, url: str, token: str) -> None:
+             out: Path | None, future_file: Path | None, url: str, token: str) -> None:
     """Forecast with a trained job: its own series, those of CSV_FILE, or those of an
     uploaded dataset (--dataset); prints CSV."""
     if csv_file is not None and dataset_id is not None:
         raise click.UsageError("give a CSV_FILE or --dataset ID, not both")
+    if future_file is not None and (csv_file is not None or dataset_id is not None):
+        raise click.UsageError("--future-values goes with the job's own series: give no "
+                               "CSV_FILE or --dataset")
     client = Client(url, token)
 
     def call() -> str:
@@ -491,6 +501,9 @@ def forecast(job_id: str, csv_file: Path | None, dataset_id: str | None, horizon
         else:
             payload = {"job_id": job_id, **({"horizon": horizon} if horizon else {}),
                        **({"dataset_id": dataset_id} if dataset_id else {})}
+            if future_file is not None:
+                payload["future_covariates"] = _future_covariates(client, job_id, horizon,
+                                                                  future_file)
             status, body = client.request("POST", "/v1/forecasts",
                                           body=json.dumps(payload).encode(),
                                           content_type="application/json", accept="text/csv")
@@ -512,6 +525,28 @@ def forecast(job_id: str, csv_file: Path | None, dataset_id: str | None, horizon
         out.write_text(text)
     else:
         click.echo(text, nl=False)
+
+
+def _future_covariates(client: Client, job_id: str, horizon: int | None, path: Path
+                       ) -> dict[str, dict[str, list[float]]]:
+    """The future covariates of a forecast of the job's own series, read from `path` and
+    checked against the forecast's dates, worked out as the API works them out (each series'
+    start, freq and length, the job's freq where a series has none)."""
+    spec = client.json("GET", f"/v1/jobs/{job_id}")["spec"]
+    steps = horizon or spec["horizon"]
+    dates: dict[str, list[str | int] | None] = {}
+    offset: int | None = 0
+    while offset is not None:
+        page = client.json("GET", f"/v1/jobs/{job_id}/series",
+                           query={"tail": 1, "limit": 100, "offset": offset})
+        for item in page["series"]:
+            dates[item["id"]] = step_dates(item["start"], item["freq"], item["length"], steps,
+                                           default_freq=spec.get("freq"))
+        offset = page["next_offset"]
+    try:
+        return read_future_values(path.read_text(encoding="utf-8-sig"), dates)
+    except FutureValuesError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
 
 
 @main.group("datasets")

@@ -15,7 +15,9 @@ from service.settings import Settings
 from service.store.db import make_engine, session_factory
 from service.store.repository import tenant_for_token
 from service.store.tables import ApiToken, Tenant
+from workers.attempts import run_training
 
+from . import test_forecast_covariates as covariates
 from .conftest import settings_for
 
 
@@ -165,3 +167,52 @@ def test_submit_sets_the_calendar(runner: CliRunner, served: str, tmp_path: Path
     refused = runner.invoke(main, ["submit", str(undated), "--horizon", "2", "--calendar",
                                    "cyclic"], env=env)
     assert refused.exit_code == 1 and "calendar: 'cyclic' needs calendar dates" in refused.output
+
+
+def test_forecast_reads_the_future_values_from_a_csv_on_the_forecast_dates(
+        runner: CliRunner, served: str, tmp_path: Path, client, auth: dict[str, str],
+        sessions, settings: Settings) -> None:
+    body = {"series": covariates.SERIES, "covariates": covariates.KINDS, **covariates.SPEC}
+    job_id = client.post("/v1/jobs", json=body, headers=auth).get_json()["id"]
+    assert run_training(sessions, settings, job_id, "test:1") == "succeeded"
+    env = {"BPTT_URL": served, "BPTT_TOKEN": auth["Authorization"].removeprefix("Bearer ")}
+    days = ["2024-03-01", "2024-03-02", "2024-03-03"]  # the days after the series' last
+    promo = {"store-1": [1, 0, 1], "store-2": [0, 0, 1]}
+    rows = [f"{sid},{day},{promo[sid][k]}" for sid in promo for k, day in enumerate(days)]
+    planned = tmp_path / "promo.csv"
+    planned.write_text("\n".join(["ds,unique_id,promo", *(
+        f"{r.split(',')[1]},{r.split(',')[0]},{r.split(',')[2]}" for r in reversed(rows))]))
+
+    result = runner.invoke(main, ["forecast", job_id, "--future-values", str(planned)], env=env)
+    assert result.exit_code == 0, result.output
+    expected = client.post("/v1/forecasts", headers={**auth, "Accept": "text/csv"}, json={
+        "job_id": job_id, "future_covariates": {"promo": promo}}).get_data(as_text=True)
+    assert result.stdout == expected
+    assert result.stdout.splitlines()[1].startswith("store-1,2024-03-01,1,")
+
+    for lines, message in [
+        (["unique_id,ds,promo", *rows[:-1]], "'store-2' has no row for ds 2024-03-03"),
+        (["unique_id,ds,promo", *rows, "store-2,2024-03-02T12:00,1"],
+         "line 8: ds '2024-03-02T12:00' is not a forecast step of 'store-2' (those are "
+         "2024-03-01 ... 2024-03-03)"),
+        (["unique_id,ds,promo", *rows, "store-1,2024-03-04,1"],
+         "line 8: ds '2024-03-04' is not a forecast step"),
+        (["unique_id,ds,promo", *rows, "store-9,2024-03-01,1"],
+         "line 8: 'store-9' is not a series of this forecast"),
+        (["unique_id,ds,promo", rows[0].replace(",1", ",yes"), *rows[1:]],
+         "line 2: promo must be a finite number (got 'yes')"),
+        (["unique_id,promo", *rows], "the header must hold unique_id, ds"),
+    ]:
+        planned.write_text("\n".join(lines) + "\n")
+        refused = runner.invoke(main, ["forecast", job_id, "--future-values", str(planned)],
+                                env=env)
+        assert refused.exit_code == 1 and message in refused.output, (lines, refused.output)
+    # a name the model does not know reaches the API, whose 422 names it
+    planned.write_text("\n".join(["unique_id,ds,promo,sun", *(f"{r},1" for r in rows)]) + "\n")
+    refused = runner.invoke(main, ["forecast", job_id, "--future-values", str(planned)], env=env)
+    assert refused.exit_code == 1 and "future_covariates.sun" in refused.output, refused.output
+    series = tmp_path / "series.csv"
+    series.write_text("unique_id,ds,y\na,1,2\n")
+    usage = runner.invoke(main, ["forecast", job_id, str(series), "--future-values",
+                                 str(planned)], env=env)
+    assert usage.exit_code == 2 and "--future-values goes with the job's own series" in usage.output
