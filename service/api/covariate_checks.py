@@ -55,6 +55,12 @@ def declared_kinds(fields: dict[str, Any], errors: list[dict[str, Any]], *,
     return kinds or None
 
 
+def values_per_point(kinds: dict[str, str] | None) -> int:
+    """What one step of a series weighs in the limits on values and cost: its value and its
+    dynamic covariates' (a static one is a single value per series)."""
+    return 1 + sum(kind in DYNAMIC for kind in (kinds or {}).values())
+
+
 def series_errors(series: list[SeriesIn], kinds: dict[str, str] | None
                   ) -> list[dict[str, Any]]:
     """Every item's covariates against the declaration: none undeclared, none missing, each

@@ -193,6 +193,7 @@ def _job(job: Job, dataset: tuple[int, int, str | None] | None, latest: EpochMet
         cross_validation=job.cross_validation,
         usage=job.usage,
         freq_inferred=_freq_inferred(job),
+        covariates=job.covariates,
     )
 
 

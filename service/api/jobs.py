@@ -11,6 +11,7 @@ from flask import Blueprint, Response, request
 import bptt
 from service.api import (
     admission,
+    covariate_checks,
     datasets,
     idempotency,
     list_query,
@@ -83,12 +84,15 @@ def submit_job() -> Response:
     )
     spec = plans.with_series_freq(valid.spec, valid.series)  # the freq inferred, if it was
     if warm is not None:
+        valid = dataclasses.replace(valid, covariates=warm_start.check_covariates(
+            session, warm, valid.covariates, valid.series))
         plan = plans.for_workers(warm_start.check_fits(session, warm, spec, valid.ids,
                                                        valid.lengths), settings)
     else:
         plan = plans.resolve(spec, valid.lengths, settings)
     plan = with_calendar(plan, valid, spec_loc=("query",) if body.is_csv else ())
-    estimate = admit(valid.spec, plan, valid.lengths, spec_loc=("query",) if body.is_csv else ())
+    estimate = admit(valid.spec, plan, valid.lengths, spec_loc=("query",) if body.is_csv else (),
+                     per_point=covariate_checks.values_per_point(valid.covariates))
     session.commit()  # end the read phase: the insert gets a transaction of its own
 
     def insert() -> Job:
@@ -154,15 +158,16 @@ def with_calendar(plan: bptt.TrainingSpec, valid: validation.TrainingRequest, *,
 
 
 def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int], *,
-          spec_loc: tuple[str, ...] = ()) -> dict[str, Any]:
+          spec_loc: tuple[str, ...] = (), per_point: int = 1) -> dict[str, Any]:
     """The job's estimate, at this deployment's measured worker speed and with what the
     tenant's jobs trained of their epochs; 422 naming what drives the cost when it is over a
-    limit (service.api.admission)."""
+    limit (service.api.admission). `per_point`: the values each step holds, its own and its
+    dynamic covariates'."""
     settings, session = current_settings(), get_session()
     speed = worker_speed.current(session, threads=settings.train_threads)
     shares = epoch_shares.recent(session, tenant_id=current_tenant_id())
     estimate, errors = admission.admit(spec, plan, lengths, settings, speed, shares,
-                                       spec_loc=spec_loc)
+                                       spec_loc=spec_loc, per_point=per_point)
     if errors:
         errors = errors[:validation.MAX_ERRORS]
         raise ValidationProblem(errors, detail=admission.summary(errors))

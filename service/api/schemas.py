@@ -403,6 +403,10 @@ class JobOut(JobSummary):
         None, description="Rolling-origin scores per window (bptt.CrossValidation.to_dict).")
     usage: UsageOut | None = Field(
         None, description="What its latest attempt measured, once that attempt has ended.")
+    covariates: dict[str, CovariateKind] | None = Field(
+        None, description="The covariates the job declared, by name, with their kinds, in the "
+                          "order its model reads them; each training series carries their "
+                          "values. Null for a job without covariates.")
 
 
 class JobList(ResponseModel):

@@ -16,7 +16,15 @@ from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select
 
 import bptt
-from service.api import admission, datasets, lookup, params, sweep_space, validation
+from service.api import (
+    admission,
+    covariate_checks,
+    datasets,
+    lookup,
+    params,
+    sweep_space,
+    validation,
+)
 from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
 from service.api.documents import job_progress, json_response
@@ -191,6 +199,7 @@ def _trials(request: SweepRequest, base: validation.TrainingRequest, settings) -
     out, errors = [], []
     base_spec = base.spec.to_dict()
     lengths = base.lengths
+    per_point = covariate_checks.values_per_point(base.covariates)
     speed = worker_speed.current(get_session(), threads=settings.train_threads)
     shares = epoch_shares.recent(get_session(), tenant_id=current_tenant_id())
     for i, trial in enumerate(drawn):
@@ -200,7 +209,8 @@ def _trials(request: SweepRequest, base: validation.TrainingRequest, settings) -
         if spec is not None:  # the trial's cost, as the job it becomes (service.api.admission)
             plan = plans.resolve(plans.with_series_freq(spec, base.series), lengths, settings)
             plan = with_calendar(plan, base, spec_loc=("job",))  # as a job's, at submit
-            estimate, problems = admission.admit(spec, plan, lengths, settings, speed, shares)
+            estimate, problems = admission.admit(spec, plan, lengths, settings, speed, shares,
+                                                 per_point=per_point)
         for problem in problems:
             path = ".".join(map(str, problem["loc"]))
             loc = ["space", path] if path in trial else ["job", *problem["loc"]]

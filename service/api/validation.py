@@ -88,7 +88,8 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
         errors.append({"loc": ["series"], "msg": "field required (or give dataset_id)"})
         series = None
     else:
-        series = _series(fields.pop("series"), settings, errors)
+        series = _series(fields.pop("series"), settings, errors,
+                         covariate_checks.values_per_point(kinds))
         if series is not None and declaration_ok:
             errors += covariate_checks.series_errors(series, kinds)
     spec = _checked_spec(fields, settings, spec_loc, errors)
@@ -414,8 +415,10 @@ def pydantic_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()
     return out
 
 
-def _series(raw: Any, settings: Settings, errors: list[dict[str, Any]]) -> list[SeriesIn] | None:
-    """The series of a job request, typed and within the limits, or None (errors added)."""
+def _series(raw: Any, settings: Settings, errors: list[dict[str, Any]], per_point: int = 1
+            ) -> list[SeriesIn] | None:
+    """The series of a job request, typed and within the limits, or None (errors added).
+    `per_point`: the values each step holds (its own and its dynamic covariates')."""
     if isinstance(raw, list) and len(raw) > settings.max_series:
         errors.append({"loc": ["series"], "msg": f"at most {settings.max_series} series "
                                                  f"(got {len(raw)})"})
@@ -428,10 +431,11 @@ def _series(raw: Any, settings: Settings, errors: list[dict[str, Any]]) -> list[
     if not series:
         errors.append({"loc": ["series"], "msg": "at least one series is required"})
         return None
-    points = sum(len(s.values) for s in series)
+    points = sum(len(s.values) for s in series) * per_point
     if points > settings.max_points:
-        errors.append({"loc": ["series"], "msg": f"at most {settings.max_points} values in all "
-                                                 f"(got {points})"})
+        with_covariates = ", the dynamic covariates' included" if per_point > 1 else ""
+        errors.append({"loc": ["series"], "msg": f"at most {settings.max_points} values in all"
+                                                 f"{with_covariates} (got {points})"})
         return None
     found = timestamp_errors(series) or _engine_series_errors(series)
     errors += found

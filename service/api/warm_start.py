@@ -20,6 +20,7 @@ from service.store import repository
 from service.store.forecast_batches import load_model
 
 FIELD = "warm_start"
+UNKNOWN = "<unknown>"  # the category the engine reserves for one first met after training
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,37 @@ def check_fits(session: Session, warm: WarmStart, spec: bptt.TrainingSpec, ids: 
     if short:
         raise ValidationProblem(short[:20])
     return plan
+
+
+def check_covariates(session: Session, warm: WarmStart, kinds: dict[str, str] | None,
+                     series: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The new job's covariate kinds in the earlier model's order (its weights read them in
+    that order), or a 422: a continued model reads the same covariates, of the same kinds,
+    and each static category over the same categories (the engine encodes them afresh from
+    the new series, one column each). `series`: the new job's, carrying their values."""
+    loaded = load_model(session, job_id=warm.job_id)
+    if loaded is None:
+        raise ValidationProblem([{"loc": [FIELD], "msg": "the job has no stored model"}])
+    encoder = loaded[1].covariates
+    trained = {} if encoder is None else dict(zip(encoder.names, encoder.kinds, strict=True))
+    given = kinds or {}
+    if given != trained:  # dicts compare without their order
+        raise ValidationProblem([{"loc": ["covariates"], "msg": (
+            f"must be the covariates of job {warm.job_id}'s model, which this one continues: "
+            f"{trained or 'none'}")}])
+    if encoder is None:
+        return None
+    errors = []
+    for name, categories in encoder.categories.items():
+        wanted = sorted(set(categories) - {UNKNOWN})
+        found = sorted({item["covariates"][name] for item in series})
+        if found != wanted:
+            errors.append({"loc": ["covariates", name], "msg": (
+                f"the continued model was trained on the categories {wanted}; these series "
+                f"have {found} (a warm start needs the same ones)")})
+    if errors:
+        raise ValidationProblem(errors)
+    return {name: trained[name] for name in encoder.names}
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

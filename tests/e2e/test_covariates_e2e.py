@@ -65,3 +65,20 @@ def test_a_json_job_with_covariates_trains_and_its_model_describes_them(stack: S
     model = bptt.Model.from_bytes(weights)
     assert model.covariates.future == ["promo"]
     assert "static covariate store_type=small" in model.head_features
+
+
+def test_a_warm_start_continues_a_covariate_model_with_new_values(stack: Stack) -> None:
+    status, parent = stack.call("POST", "/v1/jobs", covariate_job())
+    assert status == 202, parent
+    assert stack.wait_for_status(parent["id"], {"succeeded", "failed"})["status"] == "succeeded"
+    more = covariate_job()
+    for item in more["series"]:  # the same stores, later: new values of every covariate
+        item["values"] = item["values"][::-1]
+        item["covariates"]["temp"] = item["covariates"]["temp"][::-1]
+    status, warm = stack.call("POST", "/v1/jobs", {
+        "series": more["series"], "covariates": more["covariates"], "horizon": 4,
+        "warm_start": parent["id"], "training": {"epochs": 3}})
+    assert status == 202, warm
+    done = stack.wait_for_status(warm["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    assert done["warm_start_job_id"] == parent["id"]

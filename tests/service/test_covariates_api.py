@@ -4,20 +4,31 @@ the field, nothing stored, no message sent)."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+import bptt
 from service.settings import Settings
 from service.store import dataset_rows
+from service.store.db import upgrade
 from service.store.tables import Dataset, Job
 
-from .conftest import SERIES, SPEC, broker_messages, row_count
+from .conftest import SERIES, SPEC, SimulatedWorker, broker_messages, row_count, settings_for
 from .test_app import assert_problem
 
 KINDS = {"store_type": "static", "temp": "historical", "promo": "future"}
+MAX_POINTS = 400  # SERIES hold 110 values: 330 with two dynamic covariates, 440 with three
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    result = settings_for(tmp_path / "data", BPTT_MAX_POINTS=str(MAX_POINTS))
+    upgrade(result.database_url)
+    return result
 
 
 def with_covariates() -> dict[str, Any]:
@@ -60,6 +71,39 @@ def test_a_job_keeps_its_covariates_and_gives_them_in_the_engines_form(
     assert library["temp"]["kind"] == "historical"
     assert library["temp"]["values"]["store-1"][3] is None
     assert library["promo"]["values"]["store-2"] == body["series"][1]["covariates"]["promo"]
+
+
+def test_the_job_document_shows_the_declared_kinds(client: FlaskClient,
+                                                  auth: dict[str, str]) -> None:
+    job_id = client.post("/v1/jobs", json=with_covariates(), headers=auth).get_json()["id"]
+    shown = client.get(f"/v1/jobs/{job_id}", headers=auth).get_json()["covariates"]
+    assert list(shown.items()) == list(KINDS.items())
+    plain = client.post("/v1/jobs", json={"series": SERIES, **SPEC}, headers=auth).get_json()
+    assert plain["covariates"] is None
+
+
+def test_a_sweeps_trials_keep_the_covariates(client: FlaskClient, auth: dict[str, str],
+                                             sessions: sessionmaker[Session]) -> None:
+    answer = client.post("/v1/sweeps", json={"job": with_covariates(), "strategy": "grid",
+                                             "space": {"model.hidden_size": [4, 6]}},
+                         headers=auth)
+    assert answer.status_code == 202, answer.get_json()
+    for trial in answer.get_json()["trials"]:
+        with sessions() as session:
+            assert dataset_rows.covariates_for_job(session, trial["job_id"])["promo"][
+                "kind"] == "future"
+
+
+def test_a_sweep_with_a_bad_covariate_is_refused_naming_it_under_job(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    job = with_covariates()
+    job["series"][0]["covariates"]["temp"].append(20.0)
+    answer = client.post("/v1/sweeps", json={"job": job, "space": {"model.hidden_size": [4, 6]}},
+                         headers=auth)
+    errors = assert_problem(answer, 422)["errors"]
+    assert [e["loc"] for e in errors] == [["job", "series", 0, "covariates", "temp"]]
+    assert row_count(sessions, Job) == 0 and broker_messages(settings) == []
 
 
 def test_a_job_without_covariates_has_none(
@@ -136,3 +180,101 @@ def test_covariates_on_an_item_need_a_declaration(
     errors = refused(client, auth, sessions, settings, body)
     assert {tuple(e["loc"]) for e in errors} == {
         ("series", i, "covariates", name) for i in (0, 1) for name in KINDS}
+
+
+def test_the_limit_on_values_counts_the_dynamic_covariates(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    body = with_covariates()
+    body["covariates"]["price"] = "historical"
+    for item in body["series"]:
+        item["covariates"]["price"] = [9.5] * len(item["values"])
+    errors = refused(client, auth, sessions, settings, body)
+    assert errors == [{"loc": ["series"], "msg": f"at most {MAX_POINTS} values in all, the "
+                                                 "dynamic covariates' included (got 440)"}]
+
+
+def test_the_estimate_holds_the_dynamic_covariates_in_memory(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    plain = client.post("/v1/jobs", json={"series": SERIES, **SPEC}, headers=auth)
+    covariates = client.post("/v1/jobs", json=with_covariates(), headers=auth)
+    assert plain.status_code == covariates.status_code == 202
+    assert (covariates.get_json()["estimate"]["peak_bytes"]
+            > plain.get_json()["estimate"]["peak_bytes"])
+
+
+@pytest.fixture(scope="module")
+def covariate_weights() -> bytes:
+    """A real tiny model trained by bptt.fit on with_covariates()'s series and covariates."""
+    body = with_covariates()
+    return bptt.fit(body["series"], spec=bptt.TrainingSpec.from_dict(SPEC),
+                    covariates=dataset_rows.library_covariates(KINDS, body["series"])
+                    ).model.to_bytes()
+
+
+def succeeded(client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
+              body: dict[str, Any], weights: bytes) -> str:
+    """A job of `body` that succeeded with the model `weights`."""
+    answer = client.post("/v1/jobs", json=body, headers=auth)
+    assert answer.status_code == 202, answer.get_json()
+    job_id = answer.get_json()["id"]
+    worker.start(job_id)
+    worker.finish(job_id, weights=weights)
+    return job_id
+
+
+def test_a_warm_start_keeps_the_models_covariates_in_its_order(
+        client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
+        sessions: sessionmaker[Session], covariate_weights: bytes) -> None:
+    parent = succeeded(client, auth, worker, with_covariates(), covariate_weights)
+    body = {**with_covariates(), "warm_start": parent,
+            "covariates": dict(reversed(KINDS.items()))}
+    answer = client.post("/v1/jobs", json=body, headers=auth)
+    assert answer.status_code == 202, answer.get_json()
+    with sessions() as session:
+        assert list(session.get(Job, answer.get_json()["id"]).covariates.items()) == list(
+            KINDS.items())
+
+
+def _without(body: dict[str, Any]) -> None:
+    del body["covariates"]
+    for item in body["series"]:
+        del item["covariates"]
+
+
+def _another_kind(body: dict[str, Any]) -> None:
+    body["covariates"]["temp"] = "future"
+
+
+def _another_category(body: dict[str, Any]) -> None:
+    body["series"][1]["covariates"]["store_type"] = "big"
+
+
+@pytest.mark.parametrize(("change", "loc", "words"), [
+    (_without, ["covariates"], "must be the covariates of job"),
+    (_another_kind, ["covariates"], "'temp': 'historical'"),
+    (_another_category, ["covariates", "store_type"], "trained on the categories ['big', "
+                                                      "'small']; these series have ['big']"),
+])
+def test_a_warm_start_with_other_covariates_is_refused(
+        client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
+        sessions: sessionmaker[Session], covariate_weights: bytes,
+        change, loc: list, words: str) -> None:
+    parent = succeeded(client, auth, worker, with_covariates(), covariate_weights)
+    body = {**copy.deepcopy(with_covariates()), "warm_start": parent}
+    change(body)
+    answer = client.post("/v1/jobs", json=body, headers=auth)
+    errors = assert_problem(answer, 422)["errors"]
+    assert [e["loc"] for e in errors] == [loc] and words in errors[0]["msg"]
+    assert row_count(sessions, Job) == 1
+
+
+def test_a_model_without_covariates_is_not_continued_with_some(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        trained_job: str) -> None:
+    answer = client.post("/v1/jobs", json={**with_covariates(), "warm_start": trained_job},
+                         headers=auth)
+    errors = assert_problem(answer, 422)["errors"]
+    assert errors == [{"loc": ["covariates"], "msg": f"must be the covariates of job "
+                       f"{trained_job}'s model, which this one continues: none"}]
+    assert row_count(sessions, Job) == 1

@@ -125,12 +125,16 @@ function showJob(job) {
   showCrossValidation(job.cross_validation);
 }
 
-// The job's name (else its id), its labels, and the sweep it is a trial of.
+// The job's name (else its id), its labels, its covariates, and the sweep it is a trial of.
 function showTitle(job) {
   $("job-name").textContent = runName(job);
   document.title = `${runName(job)} · bptt`;
   $("job-labels").replaceChildren(...Object.entries(job.labels ?? {}).map(([key, value]) =>
     element("span", { className: "chip" }, `${key}: ${value}`)));
+  const covariates = Object.entries(job.covariates ?? {});  // name -> kind, as declared
+  $("job-covariates").hidden = covariates.length === 0;
+  $("job-covariates-list").replaceChildren(...covariates.map(([name, kind]) =>
+    element("span", { className: "chip" }, `${name}: ${kind}`)));
   const sweep = $("job-sweep");
   sweep.hidden = !job.sweep_id;
   if (job.sweep_id) {
