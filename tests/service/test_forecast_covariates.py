@@ -158,6 +158,16 @@ def test_bad_future_covariates_are_refused_naming_the_field(
     problem = assert_problem(client.post("/v1/forecasts", json={
         "job_id": trained_job, "future_covariates": NO_PROMO}, headers=auth), 422)
     assert problem["errors"][0]["loc"] == ["future_covariates"]
+    # an uploaded dataset's series carry no covariates (not yet)
+    rows = [f"{s['id']},{t},{v}" for s in SERIES for t, v in enumerate(s["values"])]
+    uploaded = client.post("/v1/datasets", data="\n".join(["unique_id,ds,y", *rows]),
+                           headers={**auth, "Content-Type": "text/csv"})
+    assert uploaded.status_code == 201, uploaded.get_json()
+    problem = assert_problem(client.post("/v1/forecasts", json={
+        "job_id": job_id, "dataset_id": uploaded.get_json()["id"],
+        "future_covariates": NO_PROMO}, headers=auth), 422)
+    assert problem["errors"][0]["loc"] == ["dataset_id"]
+    assert "covariates" in problem["errors"][0]["msg"]
     assert row_count(sessions, ForecastBatch) == 0
     assert [task for task, _ in broker_messages(settings)] == [TRAIN_TASK, TRAIN_TASK]
 
