@@ -84,8 +84,8 @@ def create_forecasts() -> Response:
     # checked by the forecast itself (its DataError becomes the same 422 below), not twice.
     validation.check_forecast_against_model(model, wanted, from_query=body.is_csv,
                                             engine_check=queued)
-    # start and freq give the steps' ds, and the calendar columns of a model that reads them
-    # and a model trained with covariates reads each series' own
+    # start and freq give the steps' ds, and the calendar columns of a model that reads them;
+    # a model trained with covariates reads each series' own covariates
     series = None if wanted.series is None else [
         {"id": s.id, "values": s.values,
          **{k: v for k, v in (("start", s.start), ("freq", s.freq), ("covariates", s.covariates))

@@ -69,11 +69,9 @@ def split_covariates(model: bptt.Model, series: list[dict[str, Any]] | None
     """(the series without their items' `covariates`, those covariates in the engine's form
     {name: {"kind", "values": {series id: value(s)}}}, the kinds the model's): the request
     gives each series' covariates with it, the engine takes them by covariate."""
-    if series is None:
-        return None, None
+    if series is None or model.covariates is None:  # the API refused items with covariates
+        return series, None
     bare = [{k: v for k, v in item.items() if k != "covariates"} for item in series]
-    if model.covariates is None:  # the API refused items with covariates already
-        return bare, None
     kinds = dict(zip(model.covariates.names, model.covariates.kinds, strict=True))
     return bare, dataset_rows.library_covariates(kinds, series)
 
