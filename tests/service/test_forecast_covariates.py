@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 import pytest
@@ -158,8 +160,20 @@ def test_bad_future_covariates_are_refused_naming_the_field(
     problem = assert_problem(client.post("/v1/forecasts", json={
         "job_id": trained_job, "future_covariates": NO_PROMO}, headers=auth), 422)
     assert problem["errors"][0]["loc"] == ["future_covariates"]
-    # an uploaded dataset's series carry no covariates (not yet)
+    # with a CSV body, future_covariates is a query parameter (JSON); the CSV's series carry
+    # no covariates of their own
     rows = [f"{s['id']},{t},{v}" for s in SERIES for t, v in enumerate(s["values"])]
+    query = urlencode({"job_id": job_id, "future_covariates": json.dumps(
+        {"promo": {"store-1": [0.0, 1.0], "store-2": [0.0] * HORIZON}})})
+    problem = assert_problem(client.post(f"/v1/forecasts?{query}", headers=auth,
+                                         data="\n".join(["unique_id,ds,y", *rows]),
+                                         content_type="text/csv"), 422)
+    assert [e["loc"] for e in problem["errors"]] == [
+        ["series", 0, "covariates", "promo"], ["series", 0, "covariates", "temp"],
+        ["series", 0, "covariates", "region"], ["series", 1, "covariates", "promo"],
+        ["series", 1, "covariates", "temp"], ["series", 1, "covariates", "region"],
+        ["query", "future_covariates", "promo", "store-1"]]
+    # an uploaded dataset's series carry no covariates (not yet)
     uploaded = client.post("/v1/datasets", data="\n".join(["unique_id,ds,y", *rows]),
                            headers={**auth, "Content-Type": "text/csv"})
     assert uploaded.status_code == 201, uploaded.get_json()
