@@ -379,22 +379,35 @@ def _labels(context: click.Context, parameter: click.Parameter, values: tuple[st
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", callback=_labels,
               help="A label (repeat for more); `GET /v1/jobs?label=KEY:VALUE` and the "
                    "dashboard filter by them.")
+@click.option("--static", "static", multiple=True, metavar="COLUMN",
+              help="A CSV column that is a static covariate: one value per series, a number "
+                   "or a category (repeat for more).")
+@click.option("--historical", "historical", multiple=True, metavar="COLUMN",
+              help="A CSV column that is a historical covariate: a value per row, known only "
+                   "up to a forecast's origin (repeat for more).")
+@click.option("--future", "future", multiple=True, metavar="COLUMN",
+              help="A CSV column that is a future covariate: a value per row, known ahead; "
+                   "forecasts must give the horizon's values (repeat for more).")
 @click.option("--follow", is_flag=True, help="Show live progress until the job ends.")
 @_client_options
 def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
            season_length: int | None, cell: str | None, epochs: int | None,
            max_steps: int | None, quantiles: str | None, calendar: str | None,
-           name: str | None, labels: dict[str, str], follow: bool, url: str,
+           name: str | None, labels: dict[str, str], static: tuple[str, ...],
+           historical: tuple[str, ...], future: tuple[str, ...], follow: bool, url: str,
            token: str) -> None:
-    """Submit a training job from a long-format CSV (unique_id,ds,y), or on an uploaded
-    dataset with --dataset; print its id."""
+    """Submit a training job from a long-format CSV (unique_id,ds,y, and a column per
+    covariate declared with --static, --historical or --future), or on an uploaded dataset
+    with --dataset; print its id."""
     if (csv_file is None) == (dataset_id is None):
         raise click.UsageError("give a CSV_FILE or --dataset ID (one of them)")
+    covariates = _covariate_kinds(static=static, historical=historical, future=future)
     client = Client(url, token)
-    if dataset_id is not None:
+    if dataset_id is not None:  # (the API says whether a dataset can have covariates)
         body = {**_spec_body(horizon, season_length, cell, (epochs, max_steps), quantiles),
                 **({"calendar": calendar} if calendar else {}), "dataset_id": dataset_id,
-                **({"name": name} if name else {}), **({"labels": labels} if labels else {})}
+                **({"name": name} if name else {}), **({"labels": labels} if labels else {}),
+                **({"covariates": covariates} if covariates else {})}
         job = _api_call(lambda: client.json("POST", "/v1/jobs", body))
         click.echo(job["id"])
         if follow:
@@ -405,11 +418,25 @@ def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
              # a JSON list, so that one quantile or none at all is a list too
              "quantiles": None if quantiles is None else f"[{quantiles.strip()}]",
              "calendar": calendar, "name": name,
+             "covariates": ",".join(f"{n}:{kind}" for n, kind in covariates.items()) or None,
              **{f"labels.{key}": value for key, value in labels.items()}}
     job = _api_call(lambda: _post_csv(client, "/v1/jobs", csv_file, query))
     click.echo(job["id"])
     if follow:
         _follow(client, job["id"])
+
+
+def _covariate_kinds(**columns: tuple[str, ...]) -> dict[str, str]:
+    """{column: kind} of the --static, --historical and --future options; a column given two
+    kinds is a usage error."""
+    kinds: dict[str, str] = {}
+    for kind, names in columns.items():
+        for name in names:
+            if kinds.get(name, kind) != kind:
+                raise click.UsageError(f"{name!r} is given as {kinds[name]} and as {kind}: a "
+                                       "covariate has one kind")
+            kinds[name] = kind
+    return kinds
 
 
 def _spec_body(horizon: int, season_length: int | None, cell: str | None,

@@ -15,6 +15,7 @@ from service.api import csvio
 from service.api.extensions import current_settings
 from service.api.problems import Problem, ValidationProblem
 
+COVARIATES = "covariates"  # the query field that declares a CSV's covariate columns
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv",)
 
@@ -54,7 +55,8 @@ def read_body(*, query_fields: frozenset[str] | None = None,
                                lists=list_query)
         # The grid's frequency: the request's `freq` (a spec field), else inferred from the ds.
         data["series"] = csvio.parse_long_csv(_decode(raw), freq=data.get("freq"),
-                                              max_points=current_settings().max_points)
+                                              max_points=current_settings().max_points,
+                                              covariates=_covariate_columns(data, query_fields))
         return Body(data, True, _hash(mimetype, raw))
     if mimetype in JSON_TYPES or mimetype.endswith("+json"):
         if request.args:
@@ -68,6 +70,19 @@ def read_body(*, query_fields: frozenset[str] | None = None,
         f"Send the body as application/json or text/csv (got {mimetype or 'no Content-Type'}).",
         status=415,
     )
+
+
+def _covariate_columns(data: dict[str, Any], query_fields: frozenset[str] | None
+                       ) -> dict[str, str] | None:
+    """The CSV's covariate columns by kind, from the query's `covariates=name:kind,...` (set
+    in `data` as the JSON field reads, {name: kind}); {} when none are declared, and None
+    when the request takes no covariates at all (its extra columns are then just unknown)."""
+    if query_fields is None or COVARIATES not in query_fields:
+        return None
+    if data.get(COVARIATES) is None:
+        return {}
+    data[COVARIATES] = csvio.declared_columns(data[COVARIATES])
+    return data[COVARIATES]
 
 
 def parse_json(raw: bytes) -> Any:

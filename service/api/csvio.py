@@ -19,14 +19,18 @@ from bptt import (
     parse_timestamp,
 )
 from service.api.problems import ValidationProblem
+from service.api.schemas import COVARIATE_KINDS
 
 COLUMNS = ("unique_id", "ds", "y")
 MAX_ERRORS = 20  # a bad file could name every line; the first few say what is wrong
-Point = tuple[Any, str, "float | None", int]  # (timestamp, ds as written, y, line)
+# (timestamp, ds as written, y, line, the covariate columns' cells: a dynamic one's number or
+# None, a static one's text)
+Point = tuple[Any, str, "float | None", int, tuple[Any, ...]]
+DECLARE = "declare it with covariates=name:kind (kind: static, historical or future)"
 
 
-def parse_long_csv(text: str, *, freq: Any = None, max_points: int | None = None
-                   ) -> list[dict[str, Any]]:
+def parse_long_csv(text: str, *, freq: Any = None, max_points: int | None = None,
+                   covariates: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Series from `unique_id,ds,y` rows: grouped by id (first-seen order), placed on their
     grid.
 
@@ -35,13 +39,22 @@ def parse_long_csv(text: str, *, freq: Any = None, max_points: int | None = None
     grid's frequency is `freq` (the request's, for dates) or inferred from the spacing of all
     series together. The series come out as JSON requests give them: [{"id", "values",
     "start", "freq"}]. `max_points`: the most values all series may hold, gaps included.
+
+    `covariates` ({name: kind}, the request's declaration; {} for a request that could have
+    declared some) admits more columns, one per covariate, whose values each item then
+    carries in its "covariates" as a JSON request does: a historical or future column's
+    numbers (an empty cell or a missing ds is a gap), a static column's one value per series
+    (a number if every series' is one, else a category). Other extra columns are refused.
     """
+    unknown = "unknown column" if covariates is None else f"unknown column: a covariate? {DECLARE}"
+    covariates = covariates or {}
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [name.strip() for name in next(reader, [])]
-    errors = header_errors(header)
+    errors = header_errors(header, covariates=covariates, unknown=unknown)
     if errors:
         raise ValidationProblem(errors)
     where = {name: header.index(name) for name in COLUMNS}
+    extra = {name: (header.index(name), kind) for name, kind in covariates.items()}
     rows: dict[str, list[Point]] = {}
     for line, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
@@ -57,17 +70,42 @@ def parse_long_csv(text: str, *, freq: Any = None, max_points: int | None = None
         except CalendarError as exc:
             _add(errors, line, "ds", str(exc))
         value = _y_value(y, line, errors)
+        cells = tuple(_covariate_cell(row[at].strip(), kind, name, line, errors)
+                      for name, (at, kind) in extra.items())
         if len(errors) >= MAX_ERRORS:
             break
         if not errors:
-            rows.setdefault(uid, []).append((key, ds, value, line))
+            rows.setdefault(uid, []).append((key, ds, value, line, cells))
     if not errors and not rows:
         errors.append({"loc": ["body"], "msg": "has no data rows after the header"})
     if errors:
         raise ValidationProblem(errors)
     for uid, points in rows.items():
         _sort(uid, points)
-    return _on_grid(rows, _given_freq(freq), max_points)
+    series = _on_grid(rows, _given_freq(freq), max_points, list(covariates.values()))
+    _type_static_columns(series, covariates)
+    return series
+
+
+def declared_columns(raw: Any) -> dict[str, str]:
+    """The query's `covariates=promo:future,temp:historical,store_type:static` (repeatable) as
+    {name: kind}, in the order given; 422 naming it for an item that is not name:kind. The
+    names and kinds are checked with the rest of the request (validation)."""
+    texts = raw if isinstance(raw, list) else [raw]
+    kinds: dict[str, str] = {}
+    for text in texts:
+        for item in str(text).split(","):
+            name, colon, kind = item.strip().partition(":")
+            if not colon or not name.strip():
+                raise ValidationProblem([{"loc": ["query", "covariates"], "msg": (
+                    f"{item.strip()!r} is not name:kind; write e.g. covariates=promo:future,"
+                    "temp:historical,store_type:static")}])
+            if name.strip() in COLUMNS:
+                raise ValidationProblem([{"loc": ["query", "covariates", name.strip()],
+                                          "msg": "unique_id, ds and y are the series' own "
+                                                 "columns, not covariates"}])
+            kinds[name.strip()] = kind.strip()
+    return kinds
 
 
 def forecasts_to_csv(forecasts: Iterable[dict[str, Any]], quantiles: list[str]) -> str:
@@ -85,17 +123,42 @@ def forecasts_to_csv(forecasts: Iterable[dict[str, Any]], quantiles: list[str]) 
     return out.getvalue()
 
 
-def header_errors(header: list[str]) -> list[dict[str, Any]]:
-    """Missing, unknown or repeated columns of the header line (uploads read it too)."""
+def header_errors(header: list[str], *, covariates: dict[str, str] | None = None,
+                  unknown: str = "unknown column") -> list[dict[str, Any]]:
+    """Missing, unknown or repeated columns of the header line (uploads read it too, with
+    their own word for an `unknown` column). A column `covariates` declares is known, and
+    required."""
     if not any(header):
         return [{"loc": ["body"], "msg": "is empty; the first line must be unique_id,ds,y"}]
+    known = (*COLUMNS, *(covariates or {}))
     errors = [{"loc": ["body", "header", name], "msg": "column required"}
               for name in COLUMNS if name not in header]
-    errors += [{"loc": ["body", "header", name], "msg": "unknown column"}
-               for name in header if name not in COLUMNS]
+    errors += [{"loc": ["body", "header", name],
+                "msg": "column required: the query's covariates= declares it"}
+               for name in covariates or {} if name not in header and name not in COLUMNS]
+    errors += [{"loc": ["body", "header", name], "msg": unknown}
+               for name in header if name not in known]
     errors += [{"loc": ["body", "header", name], "msg": "repeated column"}
-               for name in COLUMNS if header.count(name) > 1]
+               for name in known if header.count(name) > 1]
     return errors
+
+
+def _covariate_cell(text: str, kind: str, column: str, line: int,
+                    errors: list[dict[str, Any]]) -> Any:
+    """A covariate cell: a static one's text (typed per column once all are read), a dynamic
+    one's number, or None for a gap (an empty cell)."""
+    if kind not in COVARIATE_KINDS or kind == "static":
+        return text  # (an unknown kind is refused with the rest of the request)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        _add(errors, line, column, "must be a finite number (leave it empty for a gap)")
+        return None
+    return value
 
 
 def _sort(uid: str, points: list[Point]) -> None:
@@ -120,10 +183,11 @@ def _given_freq(freq: Any) -> Freq | None:
     return found if found is not None and found.unit != "step" else None
 
 
-def _on_grid(rows: dict[str, list[Point]], given: Freq | None, max_points: int | None
-             ) -> list[dict[str, Any]]:
+def _on_grid(rows: dict[str, list[Point]], given: Freq | None, max_points: int | None,
+             kinds: list[str]) -> list[dict[str, Any]]:
     """Every series on the grid of its first point: integers by their common step, dates by
-    the given or inferred frequency; missing points become gaps (None)."""
+    the given or inferred frequency; missing points become gaps (None), in the dynamic
+    covariates' columns too (`kinds`: each covariate column's, in order)."""
     stamps = {uid: [point[0] for point in points] for uid, points in rows.items()}
     integers = [s for s in stamps.values() if isinstance(s[0], int)]
     dates = [s for s in stamps.values() if not isinstance(s[0], int)]
@@ -135,7 +199,7 @@ def _on_grid(rows: dict[str, list[Point]], given: Freq | None, max_points: int |
         try:
             positions = grid_positions(stamps[uid], freq) if freq else [0]
         except OffGrid as exc:
-            _, ds, _, line = points[exc.index]
+            _, ds, _, line, _ = points[exc.index]
             _add(errors, line, "ds", f"series {uid!r}: {ds!r} {exc.msg}" if exc.index else
                  f"series {uid!r} starts at {ds!r}, but {exc.msg}")
             if len(errors) >= MAX_ERRORS:
@@ -152,10 +216,64 @@ def _on_grid(rows: dict[str, list[Point]], given: Freq | None, max_points: int |
         item = {"id": uid, "values": values, "start": str(format_timestamp(points[0][0]))}
         if freq is not None:
             item["freq"] = freq.name
+        if kinds:
+            item["cells"] = [_column_on_grid(points, positions, j, kind, len(values))
+                             for j, kind in enumerate(kinds)]
         series.append(item)
     if errors:
         raise ValidationProblem(errors)
     return series
+
+
+def _column_on_grid(points: list[Point], positions: list[int], column: int, kind: str,
+                    length: int) -> Any:
+    """One covariate column of a series: a dynamic one's values on the grid (None where a ds
+    is missing), a static one's cells as written (one per row, checked to agree later)."""
+    if kind == "static":
+        return [point[4][column] for point in points]
+    values: list[float | None] = [None] * length
+    for position, point in zip(positions, points, strict=True):
+        values[position] = point[4][column]
+    return values
+
+
+def _type_static_columns(series: list[dict[str, Any]], kinds: dict[str, str]) -> None:
+    """Each item's covariates from its columns ("cells"): a static column's one value per
+    series, a number if every series' reads as one, else a category; 422 for a series whose
+    rows disagree, or leave it empty."""
+    if not kinds:
+        return
+    errors = []
+    for j, (name, kind) in enumerate(kinds.items()):
+        if kind != "static":
+            continue
+        for item in series:
+            found = sorted(set(item["cells"][j]))
+            if len(found) != 1 or not found[0]:
+                has = ("an empty cell" if "" in found
+                       else f"{len(found)} values ({', '.join(map(repr, found[:3]))})")
+                errors.append({"loc": ["body", name], "msg": (
+                    f"series {item['id']!r} has {has}: a static covariate holds one value "
+                    "per series, on every row")})
+            item["cells"][j] = found[0] if found else ""
+        texts = [item["cells"][j] for item in series]
+        numbers = [_number(text) for text in texts]
+        if all(number is not None for number in numbers):
+            for item, number in zip(series, numbers, strict=True):
+                item["cells"][j] = number
+    if errors:
+        raise ValidationProblem(errors[:MAX_ERRORS])
+    for item in series:
+        item["covariates"] = dict(zip(kinds, item.pop("cells"), strict=True))
+
+
+def _number(text: str) -> float | None:
+    """A static cell as a finite number, or None when it is not one (a category)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _y_value(text: str, line: int, errors: list[dict[str, Any]]) -> float | None:

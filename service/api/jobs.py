@@ -48,7 +48,7 @@ SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(bptt.TrainingSpec))
 # Spec fields that are lists: one value in the query is a list of one, as documented.
 LIST_QUERY = frozenset({"quantiles", "training.truncate"})
 # With a CSV body, fields that are text whatever they look like (`name=2024`, `labels.v=1`).
-TEXT_QUERY = frozenset({warm_start.FIELD, "name", "labels"})
+TEXT_QUERY = frozenset({warm_start.FIELD, "name", "labels", "covariates"})
 QUOTA_RETRY_AFTER_S = 30  # a queued job usually starts within this on a busy deployment
 # GET /v1/jobs/{id}/series: enough history to plot before a forecast, never a whole dataset.
 DEFAULT_TAIL, MAX_TAIL = 100, 1000

@@ -153,7 +153,15 @@ OPERATIONS: tuple[Operation, ...] = (
               description="Everything is validated before anything is stored. With a text/csv "
                           "body, the spec fields are query parameters (`?horizon=12`, nested "
                           "ones dotted: `model.cell=gru`, lists comma-separated), and so are "
-                          "the name and labels (`name=weekly&labels.team=retail`)."),
+                          "the name and labels (`name=weekly&labels.team=retail`).\n\n"
+                          "Covariates: `covariates` declares each one's kind and every series "
+                          "item carries its values in its own `covariates` (a historical or "
+                          "future one as long as `values`). With a text/csv body, the columns "
+                          "beyond unique_id,ds,y are covariates, declared by the query's "
+                          "`covariates=promo:future,temp:historical,store_type:static`: an "
+                          "empty cell is a gap, a static column holds one value per series "
+                          "(numbers if every series' is one, else categories). Not with "
+                          "dataset_id yet."),
     Operation("get", "/v1/jobs", "list_jobs",
               "List the tenant's jobs: filtered, sorted, a page at a time", "jobs",
               {200: _json("JobList", "A page of jobs.")}, errors=(401, 404, 409, 422),

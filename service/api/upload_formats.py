@@ -29,6 +29,7 @@ import numpy as np
 
 from bptt import CalendarError, parse_timestamp, timestamp_key
 from service.api.bodies import JsonConstant
+from service.api.covariate_checks import NOT_WITH_DATASETS
 from service.api.csvio import COLUMNS, header_errors
 from service.api.problems import Problem, ValidationProblem
 from service.api.validation import start_and_freq_errors
@@ -167,7 +168,7 @@ def read_csv(text: TextIO, builder: DatasetBuilder, limits: Limits) -> SeriesTab
                                 ) from None
     except UnicodeDecodeError as exc:
         raise _not_utf8(exc, 1) from None
-    problems = header_errors(header)
+    problems = header_errors(header, unknown=f"unknown column: {NOT_WITH_DATASETS}")
     if problems:
         raise ValidationProblem(problems)
     rows = _CsvRows(header, builder, limits)
@@ -410,7 +411,8 @@ def _json_series(text: str, line: int, errors: _Errors
         return None
     count = len(errors.items)
     for name in item.keys() - JSONL_FIELDS:
-        errors.add(line, "unknown field", name)
+        errors.add(line, f"unknown field: {NOT_WITH_DATASETS}" if name == "covariates"
+                   else "unknown field", name)
     for name in ("id", "values"):
         if name not in item:
             errors.add(line, "field required", name)

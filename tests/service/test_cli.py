@@ -19,6 +19,7 @@ from workers.attempts import run_training
 
 from . import test_forecast_covariates as covariates
 from .conftest import settings_for
+from .test_covariates_api import csv_rows
 
 
 def test_tokens_create_prints_a_token_stored_only_as_its_hash(
@@ -149,6 +150,28 @@ def test_submit_names_and_labels_the_job(runner: CliRunner, served: str, tmp_pat
     refused = runner.invoke(main, ["submit", str(data), "--horizon", "2", "--label", "a:b=c"],
                             env=env)
     assert refused.exit_code == 1 and "labels.a:b: a label key is" in refused.output
+
+
+def test_submit_declares_the_csvs_covariate_columns(runner: CliRunner, served: str,
+                                                   tmp_path: Path, client,
+                                                   auth: dict[str, str]) -> None:
+    data = tmp_path / "stores.csv"
+    data.write_text(csv_rows())
+    env = {"BPTT_URL": served, "BPTT_TOKEN": auth["Authorization"].removeprefix("Bearer ")}
+    result = runner.invoke(main, ["submit", str(data), "--horizon", "2", "--future", "promo",
+                                  "--historical", "temp", "--static", "store_type"], env=env)
+    assert result.exit_code == 0, result.output
+    job = client.get(f"/v1/jobs/{result.stdout.strip()}", headers=auth).get_json()
+    assert job["covariates"] == {"store_type": "static", "temp": "historical",
+                                 "promo": "future"}
+
+    undeclared = runner.invoke(main, ["submit", str(data), "--horizon", "2", "--future",
+                                      "promo", "--static", "store_type"], env=env)
+    assert undeclared.exit_code == 1 and "temp: unknown column" in undeclared.output
+    twice = runner.invoke(main, ["submit", str(data), "--horizon", "2", "--future", "promo",
+                                 "--historical", "promo"], env=env)
+    assert twice.exit_code == 2 and "'promo' is given as historical and as future" in (
+        twice.output)
 
 
 def test_submit_sets_the_calendar(runner: CliRunner, served: str, tmp_path: Path,

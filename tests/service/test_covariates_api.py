@@ -45,9 +45,13 @@ def with_covariates() -> dict[str, Any]:
 
 
 def refused(client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
-            settings: Settings, body: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
-    """Submit `body`; assert a 422 that stored nothing and sent nothing; its errors."""
-    response = client.post("/v1/jobs", json=body, headers=auth, **kwargs)
+            settings: Settings, body: dict[str, Any] | None, *, path: str = "/v1/jobs",
+            **kwargs: Any) -> list[dict[str, Any]]:
+    """Submit `body` (or, with data=..., a CSV); assert a 422 that stored nothing and sent
+    nothing; its errors."""
+    if body is not None:
+        kwargs["json"] = body
+    response = client.post(path, headers=auth, **kwargs)
     problem = assert_problem(response, 422)
     assert row_count(sessions, Job) == 0 and row_count(sessions, Dataset) == 0
     assert broker_messages(settings) == []
@@ -278,3 +282,97 @@ def test_a_model_without_covariates_is_not_continued_with_some(
     assert errors == [{"loc": ["covariates"], "msg": f"must be the covariates of job "
                        f"{trained_job}'s model, which this one continues: none"}]
     assert row_count(sessions, Job) == 1
+
+
+# --- inline CSV: extra columns are the covariates `covariates=name:kind,...` declares ---
+
+CSV_QUERY = "/v1/jobs?horizon=3&training.epochs=2&covariates=promo:future,temp:historical" \
+            "&covariates=store_type:static"
+
+
+def csv_rows(*, store_b: str = "small", temp_b_5: str = "17.5") -> str:
+    """Two monthly series over two years with a promotion flag, a temperature (store a's 7th
+    month empty, its 4th month's row missing: a gap in every column) and a store type."""
+    lines = ["unique_id,ds,y,promo,temp,store_type"]
+    for month in range(1, 25):
+        ds = f"{2022 + (month - 1) // 12}-{(month - 1) % 12 + 1:02d}-01"
+        if month != 4:
+            temp_a = "" if month == 7 else str(12.5 + month)
+            lines.append(f"a,{ds},{10 + month % 3},{month % 2},{temp_a},big")
+        temp_b = temp_b_5 if month == 5 else str(11.0 + month)
+        lines.append(f"b,{ds},{20 + month % 4},{(month + 1) % 2},{temp_b},{store_b}")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_csv_jobs_extra_columns_are_its_declared_covariates(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session]) -> None:
+    response = client.post(CSV_QUERY, data=csv_rows(), content_type="text/csv", headers=auth)
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["covariates"] == {"promo": "future", "temp": "historical",
+                                                 "store_type": "static"}
+    with sessions() as session:
+        library = dataset_rows.covariates_for_job(session, response.get_json()["id"])
+    assert library["store_type"]["values"] == {"a": "big", "b": "small"}
+    promo_a, temp_a = library["promo"]["values"]["a"], library["temp"]["values"]["a"]
+    assert len(promo_a) == len(temp_a) == 24  # on the monthly grid
+    assert promo_a[3] is None and temp_a[3] is None  # the missing month: gaps
+    assert temp_a[6] is None and temp_a[7] == 20.5  # an empty cell: a gap
+    assert library["promo"]["values"]["b"][:3] == [0.0, 1.0, 0.0]
+
+
+def test_a_static_csv_column_of_numbers_is_a_number(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session]) -> None:
+    text = csv_rows(store_b="2").replace(",big\n", ",1\n")
+    response = client.post(CSV_QUERY, data=text, content_type="text/csv", headers=auth)
+    assert response.status_code == 202, response.get_json()
+    with sessions() as session:
+        library = dataset_rows.covariates_for_job(session, response.get_json()["id"])
+    assert library["store_type"]["values"] == {"a": 1.0, "b": 2.0}
+
+
+@pytest.mark.parametrize(("query", "text", "loc", "words"), [
+    ("/v1/jobs?horizon=3&covariates=promo:future,temp:historical", csv_rows(),
+     ["body", "header", "store_type"], "declare it with covariates=name:kind"),
+    ("/v1/jobs?horizon=3&covariates=temp:historical,store_type:static", csv_rows(),
+     ["body", "header", "promo"], "declare it with covariates=name:kind"),
+    (CSV_QUERY, csv_rows().replace("b,2022-03-01,23,0,14.0,small", "b,2022-03-01,23,0,14.0,big"),
+     ["body", "store_type"], "series 'b' has 2 values ('big', 'small'): a static covariate "
+                             "holds one value per series"),
+    (CSV_QUERY, csv_rows(temp_b_5="warm"), ["body", "line 10", "temp"], "finite number"),
+    (CSV_QUERY + ",price:historical", csv_rows(), ["body", "header", "price"], "column required"),
+    (CSV_QUERY.replace("promo:future", "promo:planned"), csv_rows(),
+     ["query", "covariates", "promo"], "must be one of"),
+    (CSV_QUERY.replace("promo:future", "promo"), csv_rows(), ["query", "covariates"],
+     "is not name:kind"),
+])
+def test_a_bad_csv_covariate_is_refused_by_name(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings, query: str, text: str, loc: list, words: str) -> None:
+    errors = refused(client, auth, sessions, settings, None, data=text,
+                     content_type="text/csv", path=query)
+    assert [e["loc"] for e in errors] == [loc], errors
+    assert words in errors[0]["msg"]
+
+
+# --- uploaded datasets: not yet ---
+
+def test_covariates_with_a_dataset_id_are_refused(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    text = "unique_id,ds,y\n" + "".join(f"a,{i},{i % 5}\n" for i in range(30))
+    upload = client.post("/v1/datasets", data=text, content_type="text/csv", headers=auth)
+    assert upload.status_code == 201, upload.get_json()
+    body = {"dataset_id": upload.get_json()["id"], "covariates": {"promo": "future"}, **SPEC}
+    errors = refused(client, auth, sessions, settings, body)
+    assert errors == [{"loc": ["covariates"], "msg": "covariates are supported with series "
+                       "sent with the job or inline CSV; not yet with uploaded datasets"}]
+
+
+def test_a_dataset_upload_with_extra_columns_says_covariates_are_not_supported_there(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    text = "unique_id,ds,y,promo\n" + "".join(f"a,{i},{i % 5},1\n" for i in range(30))
+    problem = assert_problem(client.post("/v1/datasets", data=text, content_type="text/csv",
+                                         headers=auth), 422)
+    assert problem["errors"] == [{"loc": ["body", "header", "promo"], "msg": (
+        "unknown column: covariates are supported with series sent with the job or inline "
+        "CSV; not yet with uploaded datasets")}]
