@@ -14,7 +14,7 @@ from flask import Blueprint, Response, request
 from bptt import DataError, Model
 from service.api import datasets, lookup, validation
 from service.api.auth import authenticate, current_tenant_id
-from service.api.bodies import read_body
+from service.api.bodies import COVARIATES, read_body
 from service.api.csvio import forecasts_to_csv
 from service.api.documents import forecast_batch_document, forecast_batch_json, json_response
 from service.api.extensions import current_settings, get_session
@@ -38,8 +38,9 @@ bp = Blueprint("forecasts", __name__, url_prefix="/v1/forecasts")
 bp.before_request(authenticate)
 log = logging.getLogger(__name__)
 
-# with a CSV body, these come in the query
-REQUEST_FIELDS = frozenset({"job_id", "sweep_id", "horizon", "quantiles", "future_covariates"})
+# with a CSV body, these come in the query (`covariates` declares the CSV's covariate columns)
+REQUEST_FIELDS = frozenset({"job_id", "sweep_id", "horizon", "quantiles", "future_covariates",
+                            COVARIATES})
 CSV = "text/csv"
 
 
@@ -55,7 +56,10 @@ def create_forecasts() -> Response:
     settings, session = current_settings(), get_session()
     body = read_body(query_fields=REQUEST_FIELDS, raw_query=frozenset({"job_id", "sweep_id"}),
                      list_query=frozenset({"quantiles"}))  # quantiles=0.5 is [0.5]
-    wanted = validation.forecast_request(body.data, settings, from_query=body.is_csv)
+    # the declaration told the CSV's parser which columns are covariates; their kinds are the
+    # model's, against which each series' values are checked
+    data = {k: v for k, v in body.data.items() if k != COVARIATES} if body.is_csv else body.data
+    wanted = validation.forecast_request(data, settings, from_query=body.is_csv)
     job_loc: list[str | int] = ["query", "job_id"] if body.is_csv else ["job_id"]
     if wanted.sweep_id is not None:
         job_loc[-1] = "sweep_id"

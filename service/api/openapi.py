@@ -266,8 +266,10 @@ OPERATIONS: tuple[Operation, ...] = (
               description="With a text/csv body, job_id (or sweep_id), horizon, quantiles "
                           "and future_covariates (as JSON) are query parameters. A model trained "
                           "with covariates needs each sent series' own (`series[].covariates`, "
-                          "as in a job request) and the future ones' values over the horizon "
-                          "(`future_covariates`); one trained without them is given none."),
+                          "as in a job request; with a text/csv body, columns declared by "
+                          "`covariates=promo:future,temp:historical,...`) and the future ones' "
+                          "values over the horizon (`future_covariates`); one trained without "
+                          "them is given none."),
     Operation("get", "/v1/forecasts/{batch_id}", "show_forecast_batch", "A forecast batch",
               "forecasts",
               {200: _json("ForecastBatchOut", "Its status, and forecasts once succeeded.")},

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import math
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -340,3 +341,24 @@ def test_bad_appends_and_state_forecasts_are_refused_naming_the_field(
                                         headers=auth), 422)
     assert problem["errors"][0]["loc"] == ["query", "future_covariates"]
     assert client.get(f"{plain_base}/forecast", headers=auth).get_json()["version"] == 1
+
+
+def test_a_csv_body_carries_the_covariates_in_declared_columns(
+        client: FlaskClient, auth: dict[str, str], job_id: str) -> None:
+    lines = ["unique_id,ds,y,promo,temp,region"]
+    for s in SERIES:
+        own = s["covariates"]
+        lines += [f"{s['id']},{date(2024, 1, 1) + timedelta(days=t)},{v},{own['promo'][t]},"
+                  f"{own['temp'][t]},{own['region']}" for t, v in enumerate(s["values"])]
+    planned = {"promo": {"store-1": [1.0, 0.0, 1.0], "store-2": [0.0, 1.0, 0.0]}}
+    query = urlencode({"job_id": job_id, "covariates": "promo:future,temp:historical,"
+                       "region:static", "future_covariates": json.dumps(planned)})
+    response = client.post(f"/v1/forecasts?{query}", data="\n".join(lines),
+                           content_type="text/csv", headers={**auth, "Accept": "text/csv"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    sent = forecast(client, auth, {"job_id": job_id, "series": SERIES,
+                                   "future_covariates": planned})["forecasts"]
+    assert [(r[0], r[1]) for r in rows[1:]] == [(f["id"], d) for f in sent for d in f["ds"]]
+    np.testing.assert_allclose([float(r[3]) for r in rows[1:]],
+                               [m for f in sent for m in f["mean"]])
