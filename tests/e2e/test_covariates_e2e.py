@@ -1,17 +1,20 @@
 """A job with covariates on the running system (API under gunicorn, a Celery worker, SQLite):
 submitted as JSON with a static category, a historical and a future covariate, it trains and
-its model file describes them."""
+cross-validates, its model file describes them, and a warm start continues it."""
 
 from __future__ import annotations
 
 import json
 import math
 import struct
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import bptt
+from tests.service.test_covariates_api import csv_rows
 
 from .conftest import Stack, _base_env, start_stack
 
@@ -49,10 +52,12 @@ def safetensors_card(data: bytes) -> dict:
 
 
 def test_a_json_job_with_covariates_trains_and_its_model_describes_them(stack: Stack) -> None:
-    status, submitted = stack.call("POST", "/v1/jobs", covariate_job())
+    body = {**covariate_job(), "cross_validation": {"windows": 2}}
+    status, submitted = stack.call("POST", "/v1/jobs", body)
     assert status == 202, submitted
     done = stack.wait_for_status(submitted["id"], {"succeeded", "failed"})
     assert done["status"] == "succeeded", done
+    assert len(done["cross_validation"]["windows"]) == 2  # its backtest ran too
 
     status, weights = stack.call("GET", f"/v1/jobs/{done['id']}/model")
     assert status == 200
@@ -82,3 +87,19 @@ def test_a_warm_start_continues_a_covariate_model_with_new_values(stack: Stack) 
     done = stack.wait_for_status(warm["id"], {"succeeded", "failed"})
     assert done["status"] == "succeeded", done
     assert done["warm_start_job_id"] == parent["id"]
+
+
+def test_the_cli_submits_a_csv_with_covariate_columns_that_trains(stack: Stack,
+                                                                  tmp_path: Path) -> None:
+    data = tmp_path / "stores.csv"
+    data.write_text(csv_rows())
+    run = subprocess.run(
+        ["bptt", "submit", str(data), "--horizon", "3", "--epochs", "3", "--future", "promo",
+         "--historical", "temp", "--static", "store_type", "--follow"],
+        capture_output=True, text=True, timeout=300,
+        env={**stack.env, "BPTT_URL": stack.url, "BPTT_TOKEN": stack.token})
+    assert run.returncode == 0, run.stderr
+    job_id = run.stdout.strip().splitlines()[0]
+    status, job = stack.call("GET", f"/v1/jobs/{job_id}")
+    assert job["status"] == "succeeded" and job["covariates"] == {
+        "store_type": "static", "temp": "historical", "promo": "future"}
