@@ -3,6 +3,7 @@
 import hashlib
 import threading
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -234,8 +235,43 @@ def test_forecast_reads_the_future_values_from_a_csv_on_the_forecast_dates(
     planned.write_text("\n".join(["unique_id,ds,promo,sun", *(f"{r},1" for r in rows)]) + "\n")
     refused = runner.invoke(main, ["forecast", job_id, "--future-values", str(planned)], env=env)
     assert refused.exit_code == 1 and "future_covariates.sun" in refused.output, refused.output
-    series = tmp_path / "series.csv"
-    series.write_text("unique_id,ds,y\na,1,2\n")
-    usage = runner.invoke(main, ["forecast", job_id, str(series), "--future-values",
+    usage = runner.invoke(main, ["forecast", job_id, "--dataset", "d1", "--future-values",
                                  str(planned)], env=env)
     assert usage.exit_code == 2 and "--future-values goes with the job's own series" in usage.output
+
+
+def test_forecast_of_a_csv_with_covariate_columns_reads_its_future_values(
+        runner: CliRunner, served: str, tmp_path: Path, client, auth: dict[str, str],
+        sessions, settings: Settings) -> None:
+    body = {"series": covariates.SERIES, "covariates": covariates.KINDS, **covariates.SPEC}
+    job_id = client.post("/v1/jobs", json=body, headers=auth).get_json()["id"]
+    assert run_training(sessions, settings, job_id, "test:1") == "succeeded"
+    env = {"BPTT_URL": served, "BPTT_TOKEN": auth["Authorization"].removeprefix("Bearer ")}
+    # store-1 with 5 more days than in training (so to 2024-03-05), and a new store
+    sent = [covariates.series_item(0, "store-1", 65), covariates.series_item(2, "store-3", 40)]
+    lines = ["unique_id,ds,y,promo,temp,region"]
+    for s in sent:
+        own = s["covariates"]
+        lines += [f"{s['id']},{date(2024, 1, 1) + timedelta(days=t)},{v},{own['promo'][t]},"
+                  f"{own['temp'][t]},{own['region']}" for t, v in enumerate(s["values"])]
+    series = tmp_path / "series.csv"
+    series.write_text("\n".join(lines) + "\n")
+    promo = {"store-1": [0, 1, 1], "store-3": [1, 0, 0]}
+    days = {"store-1": ["2024-03-06", "2024-03-07", "2024-03-08"],
+            "store-3": ["2024-02-10", "2024-02-11", "2024-02-12"]}
+    planned = tmp_path / "promo.csv"
+    planned.write_text("unique_id,ds,promo\n" + "".join(
+        f"{sid},{day},{promo[sid][k]}\n" for sid in promo for k, day in enumerate(days[sid])))
+
+    result = runner.invoke(main, ["forecast", job_id, str(series), "--future-values",
+                                  str(planned)], env=env)
+    assert result.exit_code == 0, result.output
+    expected = client.post("/v1/forecasts", headers={**auth, "Accept": "text/csv"}, json={
+        "job_id": job_id, "series": sent, "future_covariates": {"promo": promo}})
+    assert result.stdout == expected.get_data(as_text=True)
+    # the training series' dates are not these series' dates
+    planned.write_text(planned.read_text().replace("2024-03-06", "2024-03-01"))
+    refused = runner.invoke(main, ["forecast", job_id, str(series), "--future-values",
+                                   str(planned)], env=env)
+    assert refused.exit_code == 1 and "ds '2024-03-01' is not a forecast step of 'store-1'" \
+        in refused.output, refused.output
