@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 import bptt
 from bptt import DataError, SeriesState, forecast_state
-from service.api import params, validation
+from service.api import forecast_covariates, params, validation
 from service.api.auth import authenticate
 from service.api.bodies import read_body
 from service.api.documents import forecasts_document, json_response
@@ -50,7 +50,7 @@ def series_forecast(job_id: str, series_id: str) -> Response:
     future = {name.removeprefix(FUTURE): params.float_list_arg(name) or []
               for name in future_params} if future_params else None
     job, model, row = _state_of(job_id, series_id)
-    errors = validation.series_future_covariate_errors(model, future, series_id, horizon,
+    errors = forecast_covariates.series_future_errors(model, future, series_id, horizon,
                                                       horizon_loc=["query", "horizon"])
     if errors:  # located as the query writes them
         raise ValidationProblem([{**e, "loc": ["query", ".".join(map(str, e["loc"]))]}
@@ -74,8 +74,8 @@ def append_observations(job_id: str, series_id: str) -> Response:
         raise ValidationProblem([{"loc": ["values"],
                                   "msg": f"at most {settings.max_points} values"}])
     job, model, row = _state_of(job_id, series_id)
-    errors = validation.appended_covariate_errors(model, wanted.covariates, len(wanted.values))
-    errors += validation.series_future_covariate_errors(
+    errors = forecast_covariates.appended_errors(model, wanted.covariates, len(wanted.values))
+    errors += forecast_covariates.series_future_errors(
         model, wanted.future_covariates, series_id, wanted.horizon, horizon_loc=["horizon"])
     if errors:
         raise ValidationProblem(errors[:validation.MAX_ERRORS])
