@@ -238,33 +238,40 @@ def _column_on_grid(points: list[Point], positions: list[int], column: int, kind
 
 
 def _type_static_columns(series: list[dict[str, Any]], kinds: dict[str, str]) -> None:
-    """Each item's covariates from its columns ("cells"): a static column's one value per
-    series, a number if every series' reads as one, else a category; 422 for a series whose
-    rows disagree, or leave it empty."""
+    """Each item's covariates from its columns' cells ("cells" becomes "covariates"), a
+    static column's made one value per series; 422 for a series whose rows disagree."""
     if not kinds:
         return
-    errors = []
-    for j, (name, kind) in enumerate(kinds.items()):
-        if kind != "static":
-            continue
-        for item in series:
-            found = sorted(set(item["cells"][j]))
-            if len(found) != 1 or not found[0]:
-                has = ("an empty cell" if "" in found
-                       else f"{len(found)} values ({', '.join(map(repr, found[:3]))})")
-                errors.append({"loc": ["body", name], "msg": (
-                    f"series {item['id']!r} has {has}: a static covariate holds one value "
-                    "per series, on every row")})
-            item["cells"][j] = found[0] if found else ""
-        texts = [item["cells"][j] for item in series]
-        numbers = [_number(text) for text in texts]
-        if all(number is not None for number in numbers):
-            for item, number in zip(series, numbers, strict=True):
-                item["cells"][j] = number
+    errors: list[dict[str, Any]] = []
+    for column, (name, kind) in enumerate(kinds.items()):
+        if kind == "static":
+            errors += _static_column(series, column, name)
     if errors:
         raise ValidationProblem(errors[:MAX_ERRORS])
     for item in series:
         item["covariates"] = dict(zip(kinds, item.pop("cells"), strict=True))
+
+
+def _static_column(series: list[dict[str, Any]], column: int, name: str
+                   ) -> list[dict[str, Any]]:
+    """Put a static column's one value per series in its items' cells: numbers if every
+    series' reads as one, else categories (the text). An error for each series whose rows
+    hold more than one value, or leave it empty."""
+    errors = []
+    for item in series:
+        found = sorted(set(item["cells"][column]))
+        if len(found) != 1 or not found[0]:
+            has = ("an empty cell" if "" in found
+                   else f"{len(found)} values ({', '.join(map(repr, found[:3]))})")
+            errors.append({"loc": ["body", name], "msg": (
+                f"series {item['id']!r} has {has}: a static covariate holds one value per "
+                "series, on every row")})
+        item["cells"][column] = found[0] if found else ""
+    numbers = [_number(item["cells"][column]) for item in series]
+    if all(number is not None for number in numbers):
+        for item, number in zip(series, numbers, strict=True):
+            item["cells"][column] = number
+    return errors
 
 
 def _number(text: str) -> float | None:

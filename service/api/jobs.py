@@ -85,7 +85,8 @@ def submit_job() -> Response:
     spec = plans.with_series_freq(valid.spec, valid.series)  # the freq inferred, if it was
     if warm is not None:
         valid = dataclasses.replace(valid, covariates=warm_start.check_covariates(
-            session, warm, valid.covariates, valid.series))
+            session, warm, valid.covariates, valid.series,
+            loc=("query",) if body.is_csv else ()))
         plan = plans.for_workers(warm_start.check_fits(session, warm, spec, valid.ids,
                                                        valid.lengths), settings)
     else:
@@ -241,7 +242,8 @@ def job_series(job_id: str) -> Response:
     return json_response(SeriesPage(
         job_id=job.id,
         series=[SeriesTailOut(id=s["id"], values=s["values"], length=s["length"],
-                              start=s.get("start"), freq=s.get("freq")) for s in page],
+                              start=s.get("start"), freq=s.get("freq"),
+                              covariates=s.get("covariates")) for s in page],
         num_series=total,
         next_offset=offset + limit if offset + limit < total else None,
     ))

@@ -492,6 +492,9 @@ class SeriesTailOut(ResponseModel):
     length: int = Field(description="Values in the whole series.")
     start: str | None = Field(description="Label of the series' first value, as submitted.")
     freq: str | None
+    covariates: dict[str, float | str | list[float | None]] | None = Field(
+        None, description="Its covariates' values as submitted, a historical or future one's "
+                          "cut to the same tail; null for a job without covariates.")
 
 
 class SeriesPage(ResponseModel):

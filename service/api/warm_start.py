@@ -80,11 +80,13 @@ def check_fits(session: Session, warm: WarmStart, spec: bptt.TrainingSpec, ids: 
 
 
 def check_covariates(session: Session, warm: WarmStart, kinds: dict[str, str] | None,
-                     series: list[dict[str, Any]]) -> dict[str, str] | None:
+                     series: list[dict[str, Any]], *, loc: tuple[str, ...] = ()
+                     ) -> dict[str, str] | None:
     """The new job's covariate kinds in the earlier model's order (its weights read them in
-    that order), or a 422: a continued model reads the same covariates, of the same kinds,
-    and each static category over the same categories (the engine encodes them afresh from
-    the new series, one column each). `series`: the new job's, carrying their values."""
+    that order), or a 422 at `covariates` (under `loc`): a continued model reads the same
+    covariates, of the same kinds, and each static category over the same categories (the
+    engine encodes them afresh from the new series, one column each). `series`: the new
+    job's, carrying their values."""
     loaded = load_model(session, job_id=warm.job_id)
     if loaded is None:
         raise ValidationProblem([{"loc": [FIELD], "msg": "the job has no stored model"}])
@@ -92,7 +94,7 @@ def check_covariates(session: Session, warm: WarmStart, kinds: dict[str, str] | 
     trained = {} if encoder is None else dict(zip(encoder.names, encoder.kinds, strict=True))
     given = kinds or {}
     if given != trained:  # dicts compare without their order
-        raise ValidationProblem([{"loc": ["covariates"], "msg": (
+        raise ValidationProblem([{"loc": [*loc, "covariates"], "msg": (
             f"must be the covariates of job {warm.job_id}'s model, which this one continues: "
             f"{trained or 'none'}")}])
     if encoder is None:
@@ -102,7 +104,7 @@ def check_covariates(session: Session, warm: WarmStart, kinds: dict[str, str] | 
         wanted = sorted(set(categories) - {UNKNOWN})
         found = sorted({item["covariates"][name] for item in series})
         if found != wanted:
-            errors.append({"loc": ["covariates", name], "msg": (
+            errors.append({"loc": [*loc, "covariates", name], "msg": (
                 f"the continued model was trained on the categories {wanted}; these series "
                 f"have {found} (a warm start needs the same ones)")})
     if errors:

@@ -288,6 +288,16 @@ def delete_unused(session: Session, dataset_id: str) -> list[str]:
     return [] if deleted.rowcount else active_jobs(session, dataset_id)  # type: ignore[attr-defined]
 
 
+def _tail_of(item: dict[str, Any], tail: int) -> dict[str, Any]:
+    """A stored series item cut to its last `tail` values, its dynamic covariates with it
+    (a static one is a single value), with "length" its whole length."""
+    cut = {**item, "values": item["values"][-tail:], "length": len(item["values"])}
+    if "covariates" in item:
+        cut["covariates"] = {name: value[-tail:] if isinstance(value, list) else value
+                             for name, value in item["covariates"].items()}
+    return cut
+
+
 def job_series_page(session: Session, job_id: str, *, offset: int, limit: int, tail: int
                     ) -> tuple[list[dict[str, Any]], int]:
     """A page of a job's series, each cut to its last `tail` values (None for a gap), with
@@ -299,8 +309,7 @@ def job_series_page(session: Session, job_id: str, *, offset: int, limit: int, t
         return [], 0
     if row.series_zlib is not None:
         series = decompress_json(row.series_zlib)
-        return [{**s, "values": s["values"][-tail:], "length": len(s["values"])}
-                for s in series[offset:offset + limit]], len(series)
+        return [_tail_of(s, tail) for s in series[offset:offset + limit]], len(series)
     index = load_index(session, row.uploaded_dataset_id)
     if index is None:
         return [], 0

@@ -86,6 +86,16 @@ def test_the_job_document_shows_the_declared_kinds(client: FlaskClient,
     assert plain["covariates"] is None
 
 
+def test_the_jobs_series_carry_their_covariates_cut_to_the_tail(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    body = with_covariates()
+    job_id = client.post("/v1/jobs", json=body, headers=auth).get_json()["id"]
+    page = client.get(f"/v1/jobs/{job_id}/series?tail=5", headers=auth).get_json()
+    given = body["series"][1]["covariates"]
+    assert page["series"][1]["covariates"] == {"store_type": "small", "temp": given["temp"][-5:],
+                                               "promo": given["promo"][-5:]}
+
+
 def test_a_sweeps_trials_keep_the_covariates(client: FlaskClient, auth: dict[str, str],
                                              sessions: sessionmaker[Session]) -> None:
     answer = client.post("/v1/sweeps", json={"job": with_covariates(), "strategy": "grid",

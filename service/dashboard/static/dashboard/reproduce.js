@@ -1,6 +1,7 @@
 // The curl command that submits a job again: its requested spec (open choices stay open, as
-// they were), name, labels, warm start, and its series inline when they are small; for large
-// datasets a CSV upload of the user's own file, rather than megabytes in the clipboard.
+// they were), name, labels, warm start, covariates, and its series inline when they are small;
+// for large datasets a CSV upload of the user's own file, rather than megabytes in the
+// clipboard.
 
 import { api } from "./api.js";
 
@@ -16,6 +17,7 @@ export async function reproduceCommand(job) {
   if (job.name != null) extra.name = job.name;
   if (Object.keys(job.labels ?? {}).length) extra.labels = job.labels;
   if (job.warm_start_job_id) extra.warm_start = job.warm_start_job_id;
+  if (job.covariates) extra.covariates = job.covariates;  // each series carries their values
   const points = job.dataset?.num_points ?? Infinity;
   const series = points <= INLINE_MAX_POINTS ? await allSeries(job) : null;
   if (series) {
@@ -31,6 +33,11 @@ export async function reproduceCommand(job) {
   if (extra.name) query.set("name", extra.name);
   for (const [key, value] of Object.entries(extra.labels ?? {})) query.set(`labels.${key}`, value);
   if (extra.warm_start) query.set("warm_start", extra.warm_start);
+  const covariates = Object.entries(extra.covariates ?? {});
+  if (covariates.length) {
+    query.set("covariates", covariates.map(([name, kind]) => `${name}:${kind}`).join(","));
+  }
+  const columns = ["unique_id", "ds", "y", ...covariates.map(([name]) => name)].join(",");
   const size = job.dataset ? `${job.dataset.num_series.toLocaleString("en")} series, ` +
     `${job.dataset.num_points.toLocaleString("en")} values` : "its series";
   return {
@@ -38,7 +45,7 @@ export async function reproduceCommand(job) {
       `-H "Authorization: Bearer $BPTT_TOKEN" -H "Content-Type: text/csv" ` +
       "--data-binary @series.csv",
     note: `The job trained on ${size}: too large to copy inline. The command sends the spec ` +
-      "as query parameters with series.csv, your data in long format (unique_id,ds,y).",
+      `as query parameters with series.csv, your data in long format (${columns}).`,
   };
 }
 
@@ -53,7 +60,8 @@ async function allSeries(job) {
     for (const s of data.series) {
       if (s.length > s.values.length) return null;
       out.push({ id: s.id, values: s.values, ...(s.start == null ? {} : { start: s.start }),
-        ...(s.freq == null ? {} : { freq: s.freq }) });
+        ...(s.freq == null ? {} : { freq: s.freq }),
+        ...(s.covariates == null ? {} : { covariates: s.covariates }) });
     }
     if (data.next_offset == null) return out;
   }
