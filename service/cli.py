@@ -15,11 +15,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from service import serve, supervisor
-from service.api.csvio import forecasts_to_csv
+from service.api.csvio import forecasts_to_csv, parse_long_csv
+from service.api.problems import ValidationProblem
 from service.client import TERMINAL, ApiError, Client, progress_line
+from service.future_values import FutureValuesError, read_future_values
 from service.logs import configure_logging
 from service.settings import Settings
 from service.store import db, queue, repository
+from service.store.forecast_dates import series_dates, step_dates
 
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Loading cached kernels takes 1-4 s (importing Numba and SciPy, most of it): no progress line
@@ -501,23 +504,38 @@ def status(job_id: str, url: str, token: str) -> None:
 @click.option("--horizon", type=int, default=None, help="At most the model's horizon.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the CSV here instead of printing it.")
+@click.option("--future-values", "future_file", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="For a model trained with future covariates: their values over the "
+                   "horizon, a CSV unique_id,ds,<a column per future covariate> with a row per "
+                   "series and forecast step (of the job's own series, or of CSV_FILE's, whose "
+                   "columns beyond unique_id,ds,y are the job's covariates).")
 @_client_options
 def forecast(job_id: str, csv_file: Path | None, dataset_id: str | None, horizon: int | None,
-             out: Path | None, url: str, token: str) -> None:
+             out: Path | None, future_file: Path | None, url: str, token: str) -> None:
     """Forecast with a trained job: its own series, those of CSV_FILE, or those of an
     uploaded dataset (--dataset); prints CSV."""
     if csv_file is not None and dataset_id is not None:
         raise click.UsageError("give a CSV_FILE or --dataset ID, not both")
+    if future_file is not None and dataset_id is not None:
+        raise click.UsageError("--future-values goes with the job's own series or CSV_FILE's: "
+                               "an uploaded dataset's series carry no covariates yet")
     client = Client(url, token)
 
     def call() -> str:
         if csv_file is not None:
+            query = {"job_id": job_id, "horizon": horizon,
+                     **_csv_covariates(client, job_id, horizon, csv_file, future_file)}
             status, body = client.request("POST", "/v1/forecasts", body=csv_file.read_bytes(),
                                           content_type="text/csv", accept="text/csv",
-                                          query={"job_id": job_id, "horizon": horizon})
+                                          query=query)
         else:
             payload = {"job_id": job_id, **({"horizon": horizon} if horizon else {}),
                        **({"dataset_id": dataset_id} if dataset_id else {})}
+            if future_file is not None:
+                spec = client.json("GET", f"/v1/jobs/{job_id}")["spec"]
+                dates = _training_dates(client, job_id, spec, horizon or spec["horizon"])
+                payload["future_covariates"] = _future_values(future_file, dates)
             status, body = client.request("POST", "/v1/forecasts",
                                           body=json.dumps(payload).encode(),
                                           content_type="application/json", accept="text/csv")
@@ -539,6 +557,53 @@ def forecast(job_id: str, csv_file: Path | None, dataset_id: str | None, horizon
         out.write_text(text)
     else:
         click.echo(text, nl=False)
+
+
+def _csv_covariates(client: Client, job_id: str, horizon: int | None, csv_file: Path,
+                    future_file: Path | None) -> dict[str, str]:
+    """The query that goes with CSV_FILE for a job trained with covariates: the declaration
+    of its covariate columns (the job's kinds), and with --future-values their values over
+    the forecast of CSV_FILE's series, checked against its dates ({} for a job without)."""
+    job = client.json("GET", f"/v1/jobs/{job_id}")
+    kinds = job.get("covariates") or {}
+    query = {}
+    if kinds:
+        query["covariates"] = ",".join(f"{name}:{kind}" for name, kind in kinds.items())
+    if future_file is not None:
+        steps = horizon or job["spec"]["horizon"]
+        try:  # read as the API will read it, for the dates its forecast steps to
+            series = parse_long_csv(csv_file.read_text(encoding="utf-8-sig"), covariates=kinds)
+        except ValidationProblem as exc:
+            raise click.ClickException(f"{csv_file}: " + "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors[:5])) from None
+        dates = series_dates(series, steps, default_freq=job["spec"].get("freq"))
+        query["future_covariates"] = json.dumps(_future_values(future_file, dates))
+    return query
+
+
+def _training_dates(client: Client, job_id: str, spec: dict, steps: int
+                    ) -> dict[str, list[str | int] | None]:
+    """The ds of a forecast of the job's own series, by id, worked out as the API works them
+    out (each series' start, freq and length, the job's freq where a series has none)."""
+    dates: dict[str, list[str | int] | None] = {}
+    offset: int | None = 0
+    while offset is not None:
+        page = client.json("GET", f"/v1/jobs/{job_id}/series",
+                           query={"tail": 1, "limit": 100, "offset": offset})
+        for item in page["series"]:
+            dates[item["id"]] = step_dates(item["start"], item["freq"], item["length"], steps,
+                                           default_freq=spec.get("freq"))
+        offset = page["next_offset"]
+    return dates
+
+
+def _future_values(path: Path, dates: dict[str, list[str | int] | None]
+                   ) -> dict[str, dict[str, list[float]]]:
+    """--future-values as future_covariates, checked against the forecast's `dates`."""
+    try:
+        return read_future_values(path.read_text(encoding="utf-8-sig"), dates)
+    except FutureValuesError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
 
 
 @main.group("datasets")

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, request
 from bptt import DataError, Model
 from service.api import datasets, lookup, validation
 from service.api.auth import authenticate, current_tenant_id
-from service.api.bodies import read_body
+from service.api.bodies import COVARIATES, read_body
 from service.api.csvio import forecasts_to_csv
 from service.api.documents import forecast_batch_document, forecast_batch_json, json_response
 from service.api.extensions import current_settings, get_session
@@ -38,8 +38,9 @@ bp = Blueprint("forecasts", __name__, url_prefix="/v1/forecasts")
 bp.before_request(authenticate)
 log = logging.getLogger(__name__)
 
-# with a CSV body, these come in the query
-REQUEST_FIELDS = frozenset({"job_id", "sweep_id", "horizon", "quantiles"})
+# with a CSV body, these come in the query (`covariates` declares the CSV's covariate columns)
+REQUEST_FIELDS = frozenset({"job_id", "sweep_id", "horizon", "quantiles", "future_covariates",
+                            COVARIATES})
 CSV = "text/csv"
 
 
@@ -55,7 +56,10 @@ def create_forecasts() -> Response:
     settings, session = current_settings(), get_session()
     body = read_body(query_fields=REQUEST_FIELDS, raw_query=frozenset({"job_id", "sweep_id"}),
                      list_query=frozenset({"quantiles"}))  # quantiles=0.5 is [0.5]
-    wanted = validation.forecast_request(body.data, settings, from_query=body.is_csv)
+    # the declaration told the CSV's parser which columns are covariates; their kinds are the
+    # model's, against which each series' values are checked
+    data = {k: v for k, v in body.data.items() if k != COVARIATES} if body.is_csv else body.data
+    wanted = validation.forecast_request(data, settings, from_query=body.is_csv)
     job_loc: list[str | int] = ["query", "job_id"] if body.is_csv else ["job_id"]
     if wanted.sweep_id is not None:
         job_loc[-1] = "sweep_id"
@@ -84,19 +88,21 @@ def create_forecasts() -> Response:
     # checked by the forecast itself (its DataError becomes the same 422 below), not twice.
     validation.check_forecast_against_model(model, wanted, from_query=body.is_csv,
                                             engine_check=queued)
-    # start and freq give the steps' ds, and the calendar columns of a model that reads them
+    # start and freq give the steps' ds, and the calendar columns of a model that reads them;
+    # a model trained with covariates reads each series' own covariates
     series = None if wanted.series is None else [
         {"id": s.id, "values": s.values,
-         **{k: v for k, v in (("start", s.start), ("freq", s.freq)) if v is not None}}
+         **{k: v for k, v in (("start", s.start), ("freq", s.freq), ("covariates", s.covariates))
+            if v is not None}}
         for s in wanted.series]
     ds = _step_dates(job, model, wanted, source)
     if queued:
-        return _enqueue(job.id, series, wanted.horizon, wanted.quantiles, source, ds)
+        return _enqueue(job.id, series, wanted, source, ds)
     if source is not None:
         series = dataset_rows.read_selection(session, source.dataset_id, source.series_ids)
     try:
         document = run_forecast(model, series, wanted.horizon, wanted.quantiles,
-                                settings.forecast_threads)
+                                settings.forecast_threads, wanted.future_covariates)
     except DataError as exc:  # checked above; this is the engine's word if a rule slipped by
         raise ValidationProblem([{"loc": exc.loc, "msg": exc.msg}]) from None
     return _answer(replace(document, ds=ds))
@@ -138,13 +144,16 @@ def show_batch(batch_id: str) -> Response:
     return Response(forecast_batch_json(batch), mimetype="application/json")
 
 
-def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | None,
-             quantiles: list[float] | None, source: DatasetSelection | None,
-             ds: dict[str, list[str | int] | None]) -> Response:
+def _enqueue(job_id: str, series: list[dict[str, Any]] | None, wanted: ForecastRequest,
+             source: DatasetSelection | None, ds: dict[str, list[str | int] | None]
+             ) -> Response:
     """Store the validated request as a forecast batch, commit, wake a worker: 202."""
     settings, session = current_settings(), get_session()
     session.commit()  # end the read phase: the insert gets a transaction of its own
-    request: dict[str, Any] = {"series": series, "horizon": horizon, "quantiles": quantiles}
+    request: dict[str, Any] = {"series": series, "horizon": wanted.horizon,
+                               "quantiles": wanted.quantiles}
+    if wanted.future_covariates is not None:  # a model with future covariates reads them
+        request["future_covariates"] = wanted.future_covariates
     if ds:  # each series' steps' ds, which the worker puts beside its forecast
         request["ds"] = ds
     if source is not None:  # the worker reads them from the dataset (none in the request)
@@ -153,8 +162,8 @@ def _enqueue(job_id: str, series: list[dict[str, Any]] | None, horizon: int | No
         session,
         tenant_id=current_tenant_id(),
         job_id=job_id,
-        # The worker runs bptt.forecast(model, series, horizon, quantiles) with exactly these,
-        # and gives each series' forecast its ds from here.
+        # The worker runs bptt.forecast(model, series, horizon, quantiles, future_covariates=)
+        # with exactly these, and gives each series' forecast its ds from here.
         request=request,
     )
     session.commit()

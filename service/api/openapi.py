@@ -222,7 +222,11 @@ OPERATIONS: tuple[Operation, ...] = (
                           _param("horizon", "query", {"type": "integer", "minimum": 1},
                                  "Steps (default: the model's horizon)."),
                           _param("quantiles", "query", {"type": "string"},
-                                 "Comma-separated trained quantiles (default: all)."))),
+                                 "Comma-separated trained quantiles (default: all).")),
+              description="A model trained with future covariates takes each one's values "
+                          "over its horizon as a parameter of its own, "
+                          "`future_covariates.NAME=v1,v2,...` (required then; the horizon is "
+                          "the model's)."),
     Operation("post", "/v1/jobs/{job_id}/series/{series_id}/observations",
               "append_observations", "Append new observations to a training series", "jobs",
               {200: _json("SeriesForecastOut", "Appended; the updated forecast.")},
@@ -231,7 +235,10 @@ OPERATIONS: tuple[Operation, ...] = (
               description="The service keeps each training series' recent values and final "
                           "hidden state, so only the new values are sent; the answer equals a "
                           "forecast from the whole history. Concurrent appends to one series: "
-                          "one wins, the other gets 409 and sends again."),
+                          "one wins, the other gets 409 and sends again. A model trained with "
+                          "covariates takes their values at the appended steps (`covariates`) "
+                          "and, for the answer's forecast, the future ones' over the horizon "
+                          "(`future_covariates`)."),
     Operation("post", "/v1/jobs/{job_id}/cancel", "cancel_job", "Cancel a job", "jobs",
               {200: _json("JobOut", "Was queued: cancelled."),
                202: _json("JobOut", "Running: asked to stop; it stops within an epoch.")},
@@ -256,8 +263,13 @@ OPERATIONS: tuple[Operation, ...] = (
                202: _json("ForecastBatchOut", "Stored as a batch (large requests).",
                           headers=LOCATION)},
               errors=(400, 401, 404, 409, 413, 415, 422), body=ForecastRequest,
-              description="With a text/csv body, job_id (or sweep_id), horizon and quantiles "
-                          "are query parameters."),
+              description="With a text/csv body, job_id (or sweep_id), horizon, quantiles "
+                          "and future_covariates (as JSON) are query parameters. A model trained "
+                          "with covariates needs each sent series' own (`series[].covariates`, "
+                          "as in a job request; with a text/csv body, columns declared by "
+                          "`covariates=promo:future,temp:historical,...`) and the future ones' "
+                          "values over the horizon (`future_covariates`); one trained without "
+                          "them is given none."),
     Operation("get", "/v1/forecasts/{batch_id}", "show_forecast_batch", "A forecast batch",
               "forecasts",
               {200: _json("ForecastBatchOut", "Its status, and forecasts once succeeded.")},

@@ -113,7 +113,8 @@ class SeriesIn(StrictModel):
                           "top-level `covariates`), by name: a static one's number or "
                           "category (a string, the same type on every series), a historical "
                           "or future one's list with a value (or null for a gap) for each of "
-                          "`values`. Every series carries every declared covariate.")
+                          "`values`. Every series carries every declared covariate. In a "
+                          "forecast request, every covariate the model was trained with.")
 
 
 def _job_request_model() -> type[BaseModel]:
@@ -170,6 +171,14 @@ class ForecastRequest(StrictModel):
         None, min_length=1, description="With dataset_id: only these of its series.")
     horizon: int | None = Field(None, ge=1, description="Default: the model's horizon.")
     quantiles: list[Number] | None = Field(None, description="Default: all trained quantiles.")
+    future_covariates: dict[str, dict[str, list[Number]]] | None = Field(
+        None, description="For a model trained with `future` covariates (and only then): each "
+                          "one's values over the forecast steps, by covariate name and then by "
+                          "series id, for every series forecast (the training series without "
+                          "`series`); exactly `horizon` finite numbers each. Such a model "
+                          "forecasts its whole horizon: its network reads the values at every "
+                          "step of it. With a text/csv body, a query parameter holding this "
+                          "object as JSON.")
 
 
 class ErrorItem(ResponseModel):
@@ -560,6 +569,15 @@ class ObservationsIn(StrictModel):
     values: list[Value] = Field(min_length=1, description="Oldest first; null marks a gap.")
     horizon: int | None = Field(None, ge=1, description="Default: the model's horizon.")
     quantiles: list[Number] | None = Field(None, description="Default: all trained ones.")
+    covariates: dict[str, list[Value]] | None = Field(
+        None, description="For a model trained with covariates (and only then): each of its "
+                          "historical and future covariates' values at the appended steps, by "
+                          "name, as many as `values` (null marks a gap). Static ones are the "
+                          "series' own from training.")
+    future_covariates: dict[str, list[Number]] | None = Field(
+        None, description="For a model trained with future covariates (required then): each "
+                          "one's values over the answer's forecast steps, by name, exactly the "
+                          "model's horizon of finite numbers.")
 
 
 class SeriesForecastOut(ResponseModel):

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
 import bptt
 from bptt import DataError, SeriesState, forecast_state
-from service.api import params, validation
+from service.api import forecast_covariates, params, validation
 from service.api.auth import authenticate
 from service.api.bodies import read_body
 from service.api.documents import forecasts_document, json_response
@@ -36,15 +36,27 @@ bp.before_request(authenticate)
 log = logging.getLogger(__name__)
 
 
+FUTURE = "future_covariates."  # a query parameter per future covariate: future_covariates.promo
+
+
 @bp.get("/forecast")
 def series_forecast(job_id: str, series_id: str) -> Response:
-    """The series' forecast from its stored state (nothing is read again)."""
-    params.refuse_unknown(("horizon", "quantiles"))
+    """The series' forecast from its stored state (nothing is read again); a model with future
+    covariates takes their values over the horizon as `future_covariates.NAME=v1,v2,...`."""
+    future_params = [name for name in request.args if name.startswith(FUTURE)]
+    params.refuse_unknown(("horizon", "quantiles", *future_params))
     horizon = params.int_arg("horizon", default=None, minimum=1)
     quantiles = params.float_list_arg("quantiles")
+    future = {name.removeprefix(FUTURE): params.float_list_arg(name) or []
+              for name in future_params} if future_params else None
     job, model, row = _state_of(job_id, series_id)
+    errors = forecast_covariates.series_future_errors(model, future, series_id, horizon,
+                                                      horizon_loc=["query", "horizon"])
+    if errors:  # located as the query writes them
+        raise ValidationProblem([{**e, "loc": ["query", ".".join(map(str, e["loc"]))]}
+                                 if e["loc"][0] == "future_covariates" else e for e in errors])
     state = SeriesState.from_bytes(row.state)
-    return json_response(_document(job, row, model, state, horizon, quantiles))
+    return json_response(_document(job, row, model, state, horizon, quantiles, future))
 
 
 @bp.post("/observations")
@@ -62,9 +74,15 @@ def append_observations(job_id: str, series_id: str) -> Response:
         raise ValidationProblem([{"loc": ["values"],
                                   "msg": f"at most {settings.max_points} values"}])
     job, model, row = _state_of(job_id, series_id)
+    errors = forecast_covariates.appended_errors(model, wanted.covariates, len(wanted.values))
+    errors += forecast_covariates.series_future_errors(
+        model, wanted.future_covariates, series_id, wanted.horizon, horizon_loc=["horizon"])
+    if errors:
+        raise ValidationProblem(errors[:validation.MAX_ERRORS])
     try:
         bptt.resolve_forecast_request(model, wanted.horizon, wanted.quantiles)
-        state = bptt.append_observations(model, SeriesState.from_bytes(row.state), wanted.values)
+        state = bptt.append_observations(model, SeriesState.from_bytes(row.state), wanted.values,
+                                         covariates=wanted.covariates)
     except DataError as exc:
         raise ValidationProblem([{"loc": exc.loc, "msg": exc.msg}]) from None
     written = session.execute(
@@ -80,7 +98,8 @@ def append_observations(job_id: str, series_id: str) -> Response:
     session.commit()
     session.refresh(row)
     log.info("observations appended", extra={"job_id": job.id, "count": len(wanted.values)})
-    return json_response(_document(job, row, model, state, wanted.horizon, wanted.quantiles))
+    return json_response(_document(job, row, model, state, wanted.horizon, wanted.quantiles,
+                                   wanted.future_covariates))
 
 
 def _state_of(job_id: str, series_id: str) -> tuple[Job, bptt.Model, SeriesStateRow]:
@@ -99,9 +118,11 @@ def _state_of(job_id: str, series_id: str) -> tuple[Job, bptt.Model, SeriesState
 
 
 def _document(job: Job, row: SeriesStateRow, model: bptt.Model, state: SeriesState,
-              horizon: int | None, quantiles: list[float] | None) -> SeriesForecastOut:
+              horizon: int | None, quantiles: list[float] | None,
+              future_covariates: dict[str, list[float]] | None) -> SeriesForecastOut:
     try:
-        item: dict[str, Any] = forecast_state(model, state, horizon, quantiles)
+        item: dict[str, Any] = forecast_state(model, state, horizon, quantiles,
+                                              future_covariates=future_covariates)
     except DataError as exc:
         raise ValidationProblem([{"loc": exc.loc, "msg": exc.msg}]) from None
     # the series' steps' ds: its training start and freq, stepped past everything appended

@@ -22,7 +22,7 @@ from bptt import (
     parse_freq,
     parse_timestamp,
 )
-from service.api import covariate_checks
+from service.api import covariate_checks, forecast_covariates
 from service.api.bodies import JsonConstant
 from service.api.problems import ValidationProblem
 from service.api.schemas import (
@@ -258,6 +258,8 @@ def check_forecast_against_model(model: bptt.Model, request: ForecastRequest, *,
                                       f"reads the last {steps}"})
         if not errors and engine_check:
             errors += _engine_series_errors(request.series)
+    if not errors:
+        errors += forecast_covariates.request_errors(model, request, where)
     if errors:
         raise ValidationProblem(errors[:MAX_ERRORS])
 
@@ -387,6 +389,11 @@ def _forecast_limits(request: ForecastRequest, settings: Settings) -> list[dict[
     errors = []
     if request.horizon is not None and request.horizon > settings.max_horizon:
         errors.append({"loc": ["horizon"], "msg": f"must be at most {settings.max_horizon}"})
+    future = sum(len(values) for by_series in (request.future_covariates or {}).values()
+                 for values in by_series.values())
+    if future > settings.max_points:
+        errors.append({"loc": ["future_covariates"], "msg": f"at most {settings.max_points} "
+                                                            f"values in all (got {future})"})
     points = sum(len(s.values) for s in request.series or ())
     if points > settings.max_points:
         errors.append({"loc": ["series"], "msg": f"at most {settings.max_points} values in all "

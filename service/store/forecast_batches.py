@@ -50,13 +50,30 @@ def load_model(session: Session, *, job_id: str) -> tuple[str, bptt.Model] | Non
 
 
 def run_forecast(model: bptt.Model, series: list[dict[str, Any]] | None, horizon: int | None,
-                 quantiles: list[float] | None, threads: int) -> ForecastTable:
+                 quantiles: list[float] | None, threads: int,
+                 future_covariates: dict[str, dict[str, list[float]]] | None = None
+                 ) -> ForecastTable:
     """bptt.forecast as a document (a ForecastResult's, written from the engine's arrays);
-    raises bptt.DataError for input the model refuses. threads: the engine's
-    (BPTT_FORECAST_THREADS)."""
+    raises bptt.DataError for input the model refuses. Each series item may carry its
+    `covariates` as a job request's items do; `future_covariates` as the request gives them.
+    threads: the engine's (BPTT_FORECAST_THREADS)."""
+    series, covariates = split_covariates(model, series)
     ids, wanted, values = forecast_arrays(model, series, horizon=horizon, quantiles=quantiles,
-                                          threads=threads)
+                                          threads=threads, covariates=covariates,
+                                          future_covariates=future_covariates)
     return ForecastTable(ids, wanted, values)
+
+
+def split_covariates(model: bptt.Model, series: list[dict[str, Any]] | None
+                     ) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """(the series without their items' `covariates`, those covariates in the engine's form
+    {name: {"kind", "values": {series id: value(s)}}}, the kinds the model's): the request
+    gives each series' covariates with it, the engine takes them by covariate."""
+    if series is None or model.covariates is None:  # the API refused items with covariates
+        return series, None
+    bare = [{k: v for k, v in item.items() if k != "covariates"} for item in series]
+    kinds = dict(zip(model.covariates.names, model.covariates.kinds, strict=True))
+    return bare, dataset_rows.library_covariates(kinds, series)
 
 
 # Batches are claimed as jobs are (workers/claims.py), on the database's clock: a claim takes
@@ -175,7 +192,8 @@ def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: 
                     series = dataset_rows.read_selection(session, request["dataset_id"],
                                                          request.get("series_ids"))
                 document = run_forecast(loaded[1], series, request["horizon"],
-                                        request["quantiles"], settings.forecast_threads)
+                                        request["quantiles"], settings.forecast_threads,
+                                        request.get("future_covariates"))
                 # the steps' ds, worked out by the API when it stored the batch
                 document = replace(document, ds=request.get("ds"))
             except dataset_rows.DatasetGone as exc:

@@ -3,6 +3,7 @@
 import hashlib
 import threading
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from service.settings import Settings
 from service.store.db import make_engine, session_factory
 from service.store.repository import tenant_for_token
 from service.store.tables import ApiToken, Tenant
+from workers.attempts import run_training
 
+from . import test_forecast_covariates as covariates
 from .conftest import settings_for
 from .test_covariates_api import csv_rows
 
@@ -188,3 +191,87 @@ def test_submit_sets_the_calendar(runner: CliRunner, served: str, tmp_path: Path
     refused = runner.invoke(main, ["submit", str(undated), "--horizon", "2", "--calendar",
                                    "cyclic"], env=env)
     assert refused.exit_code == 1 and "calendar: 'cyclic' needs calendar dates" in refused.output
+
+
+def test_forecast_reads_the_future_values_from_a_csv_on_the_forecast_dates(
+        runner: CliRunner, served: str, tmp_path: Path, client, auth: dict[str, str],
+        sessions, settings: Settings) -> None:
+    body = {"series": covariates.SERIES, "covariates": covariates.KINDS, **covariates.SPEC}
+    job_id = client.post("/v1/jobs", json=body, headers=auth).get_json()["id"]
+    assert run_training(sessions, settings, job_id, "test:1") == "succeeded"
+    env = {"BPTT_URL": served, "BPTT_TOKEN": auth["Authorization"].removeprefix("Bearer ")}
+    days = ["2024-03-01", "2024-03-02", "2024-03-03"]  # the days after the series' last
+    promo = {"store-1": [1, 0, 1], "store-2": [0, 0, 1]}
+    rows = [f"{sid},{day},{promo[sid][k]}" for sid in promo for k, day in enumerate(days)]
+    planned = tmp_path / "promo.csv"
+    planned.write_text("\n".join(["ds,unique_id,promo", *(
+        f"{r.split(',')[1]},{r.split(',')[0]},{r.split(',')[2]}" for r in reversed(rows))]))
+
+    result = runner.invoke(main, ["forecast", job_id, "--future-values", str(planned)], env=env)
+    assert result.exit_code == 0, result.output
+    expected = client.post("/v1/forecasts", headers={**auth, "Accept": "text/csv"}, json={
+        "job_id": job_id, "future_covariates": {"promo": promo}}).get_data(as_text=True)
+    assert result.stdout == expected
+    assert result.stdout.splitlines()[1].startswith("store-1,2024-03-01,1,")
+
+    for lines, message in [
+        (["unique_id,ds,promo", *rows[:-1]], "'store-2' has no row for ds 2024-03-03"),
+        (["unique_id,ds,promo", *rows, "store-2,2024-03-02T12:00,1"],
+         "line 8: ds '2024-03-02T12:00' is not a forecast step of 'store-2' (those are "
+         "2024-03-01 ... 2024-03-03)"),
+        (["unique_id,ds,promo", *rows, "store-1,2024-03-04,1"],
+         "line 8: ds '2024-03-04' is not a forecast step"),
+        (["unique_id,ds,promo", *rows, "store-9,2024-03-01,1"],
+         "line 8: 'store-9' is not a series of this forecast"),
+        (["unique_id,ds,promo", rows[0].replace(",1", ",yes"), *rows[1:]],
+         "line 2: promo must be a finite number (got 'yes')"),
+        (["unique_id,promo", *rows], "the header must hold unique_id, ds"),
+    ]:
+        planned.write_text("\n".join(lines) + "\n")
+        refused = runner.invoke(main, ["forecast", job_id, "--future-values", str(planned)],
+                                env=env)
+        assert refused.exit_code == 1 and message in refused.output, (lines, refused.output)
+    # a name the model does not know reaches the API, whose 422 names it
+    planned.write_text("\n".join(["unique_id,ds,promo,sun", *(f"{r},1" for r in rows)]) + "\n")
+    refused = runner.invoke(main, ["forecast", job_id, "--future-values", str(planned)], env=env)
+    assert refused.exit_code == 1 and "future_covariates.sun" in refused.output, refused.output
+    usage = runner.invoke(main, ["forecast", job_id, "--dataset", "d1", "--future-values",
+                                 str(planned)], env=env)
+    assert usage.exit_code == 2 and "--future-values goes with the job's own series" in usage.output
+
+
+def test_forecast_of_a_csv_with_covariate_columns_reads_its_future_values(
+        runner: CliRunner, served: str, tmp_path: Path, client, auth: dict[str, str],
+        sessions, settings: Settings) -> None:
+    body = {"series": covariates.SERIES, "covariates": covariates.KINDS, **covariates.SPEC}
+    job_id = client.post("/v1/jobs", json=body, headers=auth).get_json()["id"]
+    assert run_training(sessions, settings, job_id, "test:1") == "succeeded"
+    env = {"BPTT_URL": served, "BPTT_TOKEN": auth["Authorization"].removeprefix("Bearer ")}
+    # store-1 with 5 more days than in training (so to 2024-03-05), and a new store
+    sent = [covariates.series_item(0, "store-1", 65), covariates.series_item(2, "store-3", 40)]
+    lines = ["unique_id,ds,y,promo,temp,region"]
+    for s in sent:
+        own = s["covariates"]
+        lines += [f"{s['id']},{date(2024, 1, 1) + timedelta(days=t)},{v},{own['promo'][t]},"
+                  f"{own['temp'][t]},{own['region']}" for t, v in enumerate(s["values"])]
+    series = tmp_path / "series.csv"
+    series.write_text("\n".join(lines) + "\n")
+    promo = {"store-1": [0, 1, 1], "store-3": [1, 0, 0]}
+    days = {"store-1": ["2024-03-06", "2024-03-07", "2024-03-08"],
+            "store-3": ["2024-02-10", "2024-02-11", "2024-02-12"]}
+    planned = tmp_path / "promo.csv"
+    planned.write_text("unique_id,ds,promo\n" + "".join(
+        f"{sid},{day},{promo[sid][k]}\n" for sid in promo for k, day in enumerate(days[sid])))
+
+    result = runner.invoke(main, ["forecast", job_id, str(series), "--future-values",
+                                  str(planned)], env=env)
+    assert result.exit_code == 0, result.output
+    expected = client.post("/v1/forecasts", headers={**auth, "Accept": "text/csv"}, json={
+        "job_id": job_id, "series": sent, "future_covariates": {"promo": promo}})
+    assert result.stdout == expected.get_data(as_text=True)
+    # the training series' dates are not these series' dates
+    planned.write_text(planned.read_text().replace("2024-03-06", "2024-03-01"))
+    refused = runner.invoke(main, ["forecast", job_id, str(series), "--future-values",
+                                   str(planned)], env=env)
+    assert refused.exit_code == 1 and "ds '2024-03-01' is not a forecast step of 'store-1'" \
+        in refused.output, refused.output

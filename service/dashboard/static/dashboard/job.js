@@ -85,6 +85,15 @@ async function poll() {
   if (!TERMINAL.includes(job.status)) {
     setTimeout(poll, POLL_MS[job.status] ?? 1000);
   } else if (job.status === "succeeded") {
+    const future = Object.keys(job.covariates ?? {}).filter((n) => job.covariates[n] === "future");
+    if (future.length) {  // its forecasts need the planned values, which only the client has
+      $("forecast-note").textContent = "";  // the chart's own text says it
+      forecast.container.querySelector(".chart-empty").textContent =
+        `No forecast here: the model reads the future values of ${future.join(", ")} over ` +
+        "its horizon. Give them in POST /v1/forecasts (future_covariates) or to " +
+        "bptt forecast --future-values.";
+      return;
+    }
     forecast.load({ job_id: jobId }, { jobId, spec: job.spec }).catch((exc) => {
       $("forecast-note").textContent = `No forecast: ${exc.message}`;
     });
