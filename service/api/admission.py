@@ -70,33 +70,45 @@ class Limit:
         return estimates.show_seconds(value)
 
 
+@dataclasses.dataclass(frozen=True)
+class JobInputs:
+    """What a job's steps hold besides the series' lengths: `per_point`, the values each step
+    holds in the stored series (its own and its dynamic covariates'); `extra`, the network's
+    input columns per step besides the value and its head inputs (bptt.input_widths: the
+    calendar's and the covariates')."""
+
+    per_point: int = 1
+    extra: tuple[int, int] = (0, 0)
+
+
 LIMITS = (Limit("compute", "max_job_flops"), Limit("peak memory", "max_job_memory"),
           Limit("duration on these workers", "job_time_limit_seconds"))
 
 
 def job_cost(spec: bptt.TrainingSpec, lengths: list[int],
              plan: bptt.TrainingSpec | None = None, epochs_share: float = 1.0, *,
-             per_point: int = 1) -> bptt.Cost:
+             inputs: JobInputs = JobInputs()) -> bptt.Cost:
     """What the job will cost a worker, as a worker runs it: insight and a checkpoint every
     epoch, forecast states after, the series held as parsed JSON meanwhile; every planned epoch
-    or, with `epochs_share`, that share of each member's (bptt.expected_epochs). `per_point`:
-    the values each step holds, its own and its dynamic covariates' (held as the values are,
-    and copied into the network's input columns)."""
+    or, with `epochs_share`, that share of each member's (bptt.expected_epochs). `inputs`: what
+    each step holds (its covariates' values, held as the values are) and the network's extra
+    inputs."""
     callbacks = bptt.Callbacks(insight=True, on_checkpoint=lambda _: None)
     cost = bptt.estimate_cost(spec, lengths, plan=plan, callbacks=callbacks,
-                              input_bytes=INPUT_BYTES_PER_POINT * per_point * sum(lengths),
-                              forecast_states=True, epochs_share=epochs_share)
+                              input_bytes=INPUT_BYTES_PER_POINT * inputs.per_point * sum(lengths),
+                              forecast_states=True, epochs_share=epochs_share,
+                              extra=inputs.extra)
     return dataclasses.replace(cost, evaluation=cost.evaluation + STORE_WORK_PER_EPOCH)
 
 
 def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int],
           settings: Settings, speed: Speed, shares: EpochShares, *,
-          spec_loc: tuple[str, ...] = (), per_point: int = 1
+          spec_loc: tuple[str, ...] = (), inputs: JobInputs = JobInputs()
           ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(the estimate to store with the job, []) when the job is within every limit, else
     (None, errors naming what drives it, located under `spec_loc`). `shares`: what the
-    tenant's jobs trained of their epochs, for the expected duration; `per_point`: the values
-    each step holds (job_cost)."""
+    tenant's jobs trained of their epochs, for the expected duration; `inputs`: what each
+    step holds (job_cost)."""
     # the evaluation rounds of a budget in updates, when the request says how often (left
     # open, bptt makes at most 300 of them)
     if spec.training.eval_every is not None and plan.training.epochs > settings.max_epochs:
@@ -105,15 +117,15 @@ def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int],
                        "msg": f"max_steps {t.max_steps} evaluated every {t.eval_every} updates "
                               f"make {t.epochs} evaluation rounds, more than "
                               f"{settings.max_epochs}: evaluate less often"}]
-    cost = job_cost(spec, lengths, plan, per_point=per_point)
+    cost = job_cost(spec, lengths, plan, inputs=inputs)
     over = [(limit, limit.value(cost, speed.speed)) for limit in LIMITS
             if limit.value(cost, speed.speed) > getattr(settings, limit.setting)]
     if not over:
         share = shares.for_plan(plan)
-        expected = (job_cost(spec, lengths, plan, share.share, per_point=per_point)
+        expected = (job_cost(spec, lengths, plan, share.share, inputs=inputs)
                     if share.share < 1 else cost)
         return estimates.document(cost, expected, speed, share), []
-    return None, _drivers(spec, lengths, settings, speed.speed, over, spec_loc, per_point)
+    return None, _drivers(spec, lengths, settings, speed.speed, over, spec_loc, inputs)
 
 
 def summary(errors: list[dict[str, Any]]) -> str:
@@ -124,16 +136,16 @@ def summary(errors: list[dict[str, Any]]) -> str:
 
 def _drivers(spec: bptt.TrainingSpec, lengths: list[int], settings: Settings,
              speed: bptt.KernelSpeed, over: list[tuple[Limit, float]],
-             spec_loc: tuple[str, ...], per_point: int) -> list[dict[str, Any]]:
+             spec_loc: tuple[str, ...], inputs: JobInputs) -> list[dict[str, Any]]:
     """One error per field that drives an exceeded limit (and the data, if the defaults would
     exceed it too), each with the estimate, the limit and the field's own factor."""
     # without a warm start's sizes: what the fields themselves change
-    fresh = _cost_of(spec.to_dict(), lengths, per_point)
+    fresh = _cost_of(spec.to_dict(), lengths, inputs)
     assert fresh is not None  # the spec itself was valid
     messages: dict[tuple[str, ...], str] = {}
     for path, default in DRIVERS:
         data = _with(spec.to_dict(), path, default)
-        other = None if data == spec.to_dict() else _cost_of(data, lengths, per_point)
+        other = None if data == spec.to_dict() else _cost_of(data, lengths, inputs)
         if other is None:
             continue
         driven = [(limit, value, limit.value(fresh[0], speed)
@@ -150,13 +162,14 @@ def _drivers(spec: bptt.TrainingSpec, lengths: list[int], settings: Settings,
     for path, default in DRIVERS:
         if path in messages:
             _with(reset, path, default)
-    defaults = _cost_of(reset, lengths, per_point)
+    defaults = _cost_of(reset, lengths, inputs)
     still = [(limit, value) for limit, value in over if defaults is None
              or limit.value(defaults[0], speed) > getattr(settings, limit.setting)]
     if still:
         which = "even with the named fields at their defaults" if messages else "for this data"
-        covariates = (f" with {per_point - 1} dynamic covariate{'s' * (per_point > 2)}"
-                      if per_point > 1 else "")
+        dynamic = inputs.per_point - 1
+        covariates = (f" with {dynamic} dynamic covariate{'s' * (dynamic > 1)}"
+                      if dynamic else "")
         messages[("series",)] = (f"{_over(still, settings)} {which}: {len(lengths)} series, "
                                  f"{sum(lengths)} values{covariates}, "
                                  f"{fresh[0].train_windows} training windows")
@@ -192,12 +205,12 @@ def _with(data: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, 
     return data
 
 
-def _cost_of(data: dict[str, Any], lengths: list[int], per_point: int
+def _cost_of(data: dict[str, Any], lengths: list[int], inputs: JobInputs
              ) -> tuple[bptt.Cost, dict[str, Any]] | None:
     """(cost, plan as a dict) of a variant spec; None if it is not a valid job on this data."""
     try:
         spec = bptt.TrainingSpec.from_dict(data)
-        return (job_cost(spec, lengths, per_point=per_point),
+        return (job_cost(spec, lengths, inputs=inputs),
                 bptt.resolve_spec(lengths, spec).to_dict())
     except (bptt.SpecError, bptt.DataError):
         return None

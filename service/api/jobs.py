@@ -93,7 +93,7 @@ def submit_job() -> Response:
         plan = plans.resolve(spec, valid.lengths, settings)
     plan = with_calendar(plan, valid, spec_loc=("query",) if body.is_csv else ())
     estimate = admit(valid.spec, plan, valid.lengths, spec_loc=("query",) if body.is_csv else (),
-                     per_point=covariate_checks.values_per_point(valid.covariates))
+                     inputs=job_inputs(plan, valid))
     session.commit()  # end the read phase: the insert gets a transaction of its own
 
     def insert() -> Job:
@@ -145,30 +145,43 @@ def with_calendar(plan: bptt.TrainingSpec, valid: validation.TrainingRequest, *,
                   spec_loc: tuple[str, ...]) -> bptt.TrainingSpec:
     """The plan with its calendar choice made from the series' dates (plans.with_calendar),
     or a 422 at `calendar` (under `spec_loc`) for an encoding they cannot carry."""
-    if valid.dataset is None:
-        dates = valid.series
-    else:  # from the dataset's index: each series' start and freq, no values read
-        where = dataset_rows.selection_calendar(get_session(), valid.dataset.dataset_id,
-                                                valid.dataset.series_ids)
-        dates = [{"start": start, "freq": freq} for start, freq, _ in where.values()]
     try:
-        return plans.with_calendar(plan, dates)
+        return plans.with_calendar(plan, _dates(valid))
     except bptt.SpecError as exc:
         raise ValidationProblem([{"loc": [*spec_loc, *e["loc"]], "msg": e["msg"]}
                                  for e in exc.errors]) from None
 
 
+def _dates(valid: validation.TrainingRequest) -> list[dict[str, Any]]:
+    """Each series' start and freq: its item's, or a dataset's index (no values read)."""
+    if valid.dataset is None:
+        return valid.series
+    where = dataset_rows.selection_calendar(get_session(), valid.dataset.dataset_id,
+                                            valid.dataset.series_ids)
+    return [{"start": start, "freq": freq} for start, freq, _ in where.values()]
+
+
+def job_inputs(plan: bptt.TrainingSpec, valid: validation.TrainingRequest
+               ) -> admission.JobInputs:
+    """What the job's steps hold for its cost: its dynamic covariates' values, and the extra
+    inputs (calendar and covariate columns) of the network the plan trains."""
+    covariates = dataset_rows.library_covariates(valid.covariates or {}, valid.series)
+    lengths = dict(zip(valid.ids, valid.lengths, strict=True))
+    return admission.JobInputs(covariate_checks.values_per_point(valid.covariates),
+                               bptt.input_widths(plan, lengths, _dates(valid), covariates))
+
+
 def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int], *,
-          spec_loc: tuple[str, ...] = (), per_point: int = 1) -> dict[str, Any]:
+          spec_loc: tuple[str, ...] = (),
+          inputs: admission.JobInputs) -> dict[str, Any]:
     """The job's estimate, at this deployment's measured worker speed and with what the
     tenant's jobs trained of their epochs; 422 naming what drives the cost when it is over a
-    limit (service.api.admission). `per_point`: the values each step holds, its own and its
-    dynamic covariates'."""
+    limit (service.api.admission). `inputs`: what each step holds (job_inputs)."""
     settings, session = current_settings(), get_session()
     speed = worker_speed.current(session, threads=settings.train_threads)
     shares = epoch_shares.recent(session, tenant_id=current_tenant_id())
     estimate, errors = admission.admit(spec, plan, lengths, settings, speed, shares,
-                                       spec_loc=spec_loc, per_point=per_point)
+                                       spec_loc=spec_loc, inputs=inputs)
     if errors:
         errors = errors[:validation.MAX_ERRORS]
         raise ValidationProblem(errors, detail=admission.summary(errors))

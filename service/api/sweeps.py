@@ -18,7 +18,6 @@ from sqlalchemy import and_, func, or_, select
 import bptt
 from service.api import (
     admission,
-    covariate_checks,
     datasets,
     lookup,
     params,
@@ -29,7 +28,7 @@ from service.api.auth import authenticate, current_tenant_id
 from service.api.bodies import read_body
 from service.api.documents import job_progress, json_response
 from service.api.extensions import current_settings, get_session
-from service.api.jobs import QUOTA_RETRY_AFTER_S, epochs_total, with_calendar
+from service.api.jobs import QUOTA_RETRY_AFTER_S, epochs_total, job_inputs, with_calendar
 from service.api.problems import Problem, ValidationProblem
 from service.api.schemas import NAME_MAX_LENGTH, SweepList, SweepOut, SweepRequest, TrialOut
 from service.store import (
@@ -199,7 +198,6 @@ def _trials(request: SweepRequest, base: validation.TrainingRequest, settings) -
     out, errors = [], []
     base_spec = base.spec.to_dict()
     lengths = base.lengths
-    per_point = covariate_checks.values_per_point(base.covariates)
     speed = worker_speed.current(get_session(), threads=settings.train_threads)
     shares = epoch_shares.recent(get_session(), tenant_id=current_tenant_id())
     for i, trial in enumerate(drawn):
@@ -210,7 +208,7 @@ def _trials(request: SweepRequest, base: validation.TrainingRequest, settings) -
             plan = plans.resolve(plans.with_series_freq(spec, base.series), lengths, settings)
             plan = with_calendar(plan, base, spec_loc=("job",))  # as a job's, at submit
             estimate, problems = admission.admit(spec, plan, lengths, settings, speed, shares,
-                                                 per_point=per_point)
+                                                 inputs=job_inputs(plan, base))
         for problem in problems:
             path = ".".join(map(str, problem["loc"]))
             loc = ["space", path] if path in trial else ["job", *problem["loc"]]

@@ -208,13 +208,16 @@ def test_the_limit_on_values_counts_the_dynamic_covariates(
                                                  "dynamic covariates' included (got 440)"}]
 
 
-def test_the_estimate_holds_the_dynamic_covariates_in_memory(
+def test_the_estimate_holds_the_dynamic_covariates_and_the_wider_network(
         client: FlaskClient, auth: dict[str, str]) -> None:
     plain = client.post("/v1/jobs", json={"series": SERIES, **SPEC}, headers=auth)
     covariates = client.post("/v1/jobs", json=with_covariates(), headers=auth)
     assert plain.status_code == covariates.status_code == 202
-    assert (covariates.get_json()["estimate"]["peak_bytes"]
-            > plain.get_json()["estimate"]["peak_bytes"])
+    plain, covariates = plain.get_json()["estimate"], covariates.get_json()["estimate"]
+    assert covariates["peak_bytes"] > plain["peak_bytes"]
+    # the network reads the covariates' columns and its head the static and future ones
+    # (bptt.input_widths): more FLOPs for the same series and spec
+    assert covariates["flops"] > plain["flops"]
 
 
 @pytest.fixture(scope="module")
