@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from bptt import CalendarError, parse_timestamp
+from service.api.csvio import finite_number
 
 KEYS = ("unique_id", "ds")
 MAX_PROBLEMS = 10  # a wrong file could name every row; the first few say what is wrong
@@ -83,7 +84,7 @@ def _read_row(line: int, cells: dict[str, str], complete: bool,
     for name, by_series in values.items():
         if by_series[sid][step] is not None:
             return [f"line {line}: {sid!r} has ds {ds!r} twice"]
-        number = _number(cells[name])
+        number = finite_number(cells[name])
         if number is None:
             problems.append(f"line {line}: {name} must be a finite number (got "
                             f"{cells[name].strip()!r})")
@@ -108,11 +109,3 @@ def _missing(values: dict[str, dict[str, list[Any]]], dates: dict[str, list[str 
 def _timestamp(ds: str | int) -> Any:
     """A ds as a comparable timestamp (2024-03-01 and 2024-03-01T00:00 are one)."""
     return parse_timestamp(str(ds))
-
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None

@@ -267,15 +267,15 @@ def _static_column(series: list[dict[str, Any]], column: int, name: str
                 f"series {item['id']!r} has {has}: a static covariate holds one value per "
                 "series, on every row")})
         item["cells"][column] = found[0] if found else ""
-    numbers = [_number(item["cells"][column]) for item in series]
+    numbers = [finite_number(item["cells"][column]) for item in series]
     if all(number is not None for number in numbers):
         for item, number in zip(series, numbers, strict=True):
             item["cells"][column] = number
     return errors
 
 
-def _number(text: str) -> float | None:
-    """A static cell as a finite number, or None when it is not one (a category)."""
+def finite_number(text: str) -> float | None:
+    """A cell as a finite number, or None when it is not one (a category, a word, nan)."""
     try:
         value = float(text)
     except ValueError:
