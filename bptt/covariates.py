@@ -26,6 +26,7 @@ What the network sees (`encode`):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -182,6 +183,32 @@ def fit_encoder(declared: list[Declared], ids: list[str]) -> Encoder:
     dynamic = [c.name for c in declared if c.kind in DYNAMIC]
     return Encoder(tuple(c.name for c in declared), tuple(c.kind for c in declared),
                    static_scales, categories, _dynamic_scalers(dynamic, declared, ids, {}))
+
+
+def continued(model: Encoder | None, declared: list[Declared], ids: list[str]
+              ) -> tuple[Encoder | None, list[Declared]]:
+    """(encoder, declared in its order) of a fit warm-started from a model whose covariates
+    `model` encodes: the same covariates of the same kinds, read in the model's order (its
+    weights read them so), with its static scales and categories, so that every head column
+    keeps its meaning (a category it never met takes UNKNOWN, as at forecast time); the
+    dynamic scalers are fitted on these series, as their targets' are. DataError at
+    ["covariates"] for other covariates, or a static one of the other type."""
+    trained = {} if model is None else dict(zip(model.names, model.kinds, strict=True))
+    given = {c.name: c.kind for c in declared}
+    if given != trained:
+        raise DataError(["covariates"], f"a warm start continues a model trained with the "
+                                        f"covariates {trained or 'none'}; given {given or 'none'}")
+    if model is None:
+        return None, declared
+    by_name = {c.name: c for c in declared}
+    ordered = [by_name[name] for name in model.names]
+    for cov in ordered:
+        if cov.kind == "static" and cov.categorical != (cov.name in model.categories):
+            took = "a category (a string)" if cov.name in model.categories else "a number"
+            raise DataError(["covariates", cov.name], f"the continued model took it as {took}")
+    fresh = fit_encoder(ordered, ids)
+    return dataclasses.replace(fresh, static_scales=dict(model.static_scales),
+                               categories=dict(model.categories)), ordered
 
 
 def encode(encoder: Encoder, declared: list[Declared], lengths: Mapping[str, int]) -> Encoded:

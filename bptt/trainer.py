@@ -26,6 +26,7 @@ from .calendar_inputs import CalendarInputs
 from .calibration import calibrate
 from .clipping import ClipSpec
 from .covariates import Encoder, fit_encoder
+from .covariates import continued as continue_encoder
 from .covariates import declare as declare_covariates
 from .covariates import encode as encode_covariates
 from .data import (
@@ -434,7 +435,11 @@ def _prepare(series, horizon: int | None, spec: TrainingSpec | None,
                                             calendar_inputs.series_dates(series), lengths)
     declared = declare_covariates(covariates, dict(zip((n for n, _ in named), lengths,
                                                        strict=True)))
-    encoder = fit_encoder(declared, [n for n, _ in named]) if declared else None
+    ids = [n for n, _ in named]
+    if warm_start is not None:  # the earlier model's covariates, columns and categories
+        encoder, declared = continue_encoder(warm_start.covariates, declared, ids)
+    else:
+        encoder = fit_encoder(declared, ids) if declared else None
     extra = _extra_inputs(calendar, encoder, declared, named)
     train, val = index_windows(scaled, input_size, spec.horizon,
                                spec.training.validation_fraction, extra)

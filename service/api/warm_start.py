@@ -20,7 +20,6 @@ from service.store import repository
 from service.store.forecast_batches import load_model
 
 FIELD = "warm_start"
-UNKNOWN = "<unknown>"  # the category the engine reserves for one first met after training
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,9 @@ def check_covariates(session: Session, warm: WarmStart, kinds: dict[str, str] | 
                      ) -> dict[str, str] | None:
     """The new job's covariate kinds in the earlier model's order (its weights read them in
     that order), or a 422 at `covariates` (under `loc`): a continued model reads the same
-    covariates, of the same kinds, and each static category over the same categories (the
-    engine encodes them afresh from the new series, one column each). `series`: the new
-    job's, carrying their values."""
+    covariates, of the same kinds, a static category as a category and a static number as a
+    number (the engine keeps the model's categories: one it never met is its unknown one).
+    `series`: the new job's, carrying their values."""
     loaded = load_model(session, job_id=warm.job_id)
     if loaded is None:
         raise ValidationProblem([{"loc": [FIELD], "msg": "the job has no stored model"}])
@@ -100,13 +99,14 @@ def check_covariates(session: Session, warm: WarmStart, kinds: dict[str, str] | 
     if encoder is None:
         return None
     errors = []
-    for name, categories in encoder.categories.items():
-        wanted = sorted(set(categories) - {UNKNOWN})
-        found = sorted({item["covariates"][name] for item in series})
-        if found != wanted:
+    for name, kind in trained.items():
+        if kind != "static":
+            continue
+        category = name in encoder.categories
+        if any(isinstance(item["covariates"][name], str) != category for item in series):
             errors.append({"loc": [*loc, "covariates", name], "msg": (
-                f"the continued model was trained on the categories {wanted}; these series "
-                f"have {found} (a warm start needs the same ones)")})
+                f"the continued model took it as "
+                f"{'a category (a string)' if category else 'a number'}")})
     if errors:
         raise ValidationProblem(errors)
     return {name: trained[name] for name in encoder.names}

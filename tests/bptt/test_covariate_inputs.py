@@ -168,16 +168,21 @@ def test_cross_validation_cuts_the_covariates_at_every_origin():
     np.testing.assert_array_equal(changed.fit.model.members, informed.fit.model.members)
 
 
-def test_a_warm_start_continues_with_the_same_covariates(promoted_fit):
+def test_a_warm_start_continues_with_the_models_covariates_and_categories(promoted_fit):
     series, promo, stores, _, result = promoted_fit
-    covariates = _declared(promo, LENGTH, **stores)
+    # declared in the other order, one series in a store the model never met: the continued
+    # model reads them in its own order and keeps its categories (the new store is unknown)
+    moved = {**stores, "s0": "east"}
+    covariates = dict(reversed(_declared(promo, LENGTH, **moved).items()))
     again = bptt.fit(series, spec=_spec(), covariates=covariates, warm_start=result.model)
     assert again.model.network == result.model.network
-    more_stores = {k: f"store-{i}" for i, k in enumerate(series)}  # 6 categories, not 2
-    with pytest.raises(bptt.SpecError) as caught:
-        bptt.fit(series, spec=_spec(), covariates=_declared(promo, LENGTH, **more_stores),
-                 warm_start=result.model)
-    assert caught.value.errors[0]["loc"] == ["warm_start"]
+    assert again.model.covariates.names == result.model.covariates.names == ("promo", "store")
+    assert again.model.covariates.categories == result.model.covariates.categories
+    assert again.model.covariates.categories["store"] == ("north", "south", "<unknown>")
+    historical = {"promo": {**_declared(promo, LENGTH)["promo"], "kind": "historical"}}
+    with pytest.raises(DataError) as caught:
+        bptt.fit(series, spec=_spec(), covariates=historical, warm_start=result.model)
+    assert caught.value.loc == ["covariates"]
 
 
 def test_stateful_forecasts_with_covariates_equal_forecasts_of_the_whole_history(promoted_fit):

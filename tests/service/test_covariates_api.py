@@ -263,15 +263,16 @@ def _another_kind(body: dict[str, Any]) -> None:
     body["covariates"]["temp"] = "future"
 
 
-def _another_category(body: dict[str, Any]) -> None:
-    body["series"][1]["covariates"]["store_type"] = "big"
+def _numbers_for_the_category(body: dict[str, Any]) -> None:
+    for i, item in enumerate(body["series"]):
+        item["covariates"]["store_type"] = float(i)
 
 
 @pytest.mark.parametrize(("change", "loc", "words"), [
     (_without, ["covariates"], "must be the covariates of job"),
     (_another_kind, ["covariates"], "'temp': 'historical'"),
-    (_another_category, ["covariates", "store_type"], "trained on the categories ['big', "
-                                                      "'small']; these series have ['big']"),
+    (_numbers_for_the_category, ["covariates", "store_type"],
+     "took it as a category (a string)"),
 ])
 def test_a_warm_start_with_other_covariates_is_refused(
         client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
@@ -284,6 +285,17 @@ def test_a_warm_start_with_other_covariates_is_refused(
     errors = assert_problem(answer, 422)["errors"]
     assert [e["loc"] for e in errors] == [loc] and words in errors[0]["msg"]
     assert row_count(sessions, Job) == 1
+
+
+def test_a_warm_start_takes_categories_the_model_never_met(
+        client: FlaskClient, auth: dict[str, str], worker: SimulatedWorker,
+        covariate_weights: bytes) -> None:
+    """The engine keeps the model's categories; a new one is its unknown category."""
+    parent = succeeded(client, auth, worker, with_covariates(), covariate_weights)
+    body = {**copy.deepcopy(with_covariates()), "warm_start": parent}
+    body["series"][1]["covariates"]["store_type"] = "kiosk"
+    answer = client.post("/v1/jobs", json=body, headers=auth)
+    assert answer.status_code == 202, answer.get_json()
 
 
 def test_a_model_without_covariates_is_not_continued_with_some(
