@@ -10,6 +10,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,19 @@ class Client:
         status, data = self.request(method, path, body=body,
                                     content_type="application/json" if body else None, **options)
         return json.loads(data) if data else None
+
+
+def multipart(parts: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of files ({part: (file name, bytes)}) and its Content-Type.
+    (The boundary is random: the API hashes a request by its parts, not by their wrapping.)"""
+    boundary = f"bptt-{uuid.uuid4().hex}"
+    body = bytearray()
+    for name, (filename, data) in parts.items():
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
+                 f"filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n").encode()
+        body += data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return bytes(body), f"multipart/form-data; boundary={boundary}"
 
 
 class _Progress:

@@ -103,3 +103,36 @@ def test_the_cli_submits_a_csv_with_covariate_columns_that_trains(stack: Stack,
     status, job = stack.call("GET", f"/v1/jobs/{job_id}")
     assert job["status"] == "succeeded" and job["covariates"] == {
         "store_type": "static", "temp": "historical", "promo": "future"}
+
+
+def test_the_cli_trains_and_forecasts_with_a_static_table(stack: Stack, tmp_path: Path) -> None:
+    data, table, planned = (tmp_path / name for name in ("long.csv", "static.csv", "promo.csv"))
+    data.write_text("\n".join(line.rsplit(",", 1)[0] for line in csv_rows().splitlines()))
+    table.write_text("unique_id,store_type,area\na,big,120\nb,small,80\n")
+    planned.write_text("unique_id,ds,promo\n" + "".join(
+        f"{uid},2024-{month:02d}-01,{int(uid == 'a')}\n" for uid in "ab" for month in (1, 2, 3)))
+    env = {**stack.env, "BPTT_URL": stack.url, "BPTT_TOKEN": stack.token}
+    run = subprocess.run(
+        ["bptt", "submit", str(data), "--static-table", str(table), "--horizon", "3",
+         "--epochs", "3", "--future", "promo", "--historical", "temp", "--follow"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    job_id = run.stdout.strip().splitlines()[0]
+    status, job = stack.call("GET", f"/v1/jobs/{job_id}")
+    assert job["covariates"] == {"promo": "future", "temp": "historical",
+                                 "store_type": "static", "area": "static"}
+
+    run = subprocess.run(
+        ["bptt", "forecast", job_id, str(data), "--static-table", str(table),
+         "--future-values", str(planned)], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    rows = [line.split(",") for line in run.stdout.strip().splitlines()]
+    assert rows[0][:4] == ["unique_id", "ds", "step", "mean"]
+    assert [row[:3] for row in rows[1:]] == [[uid, f"2024-{m:02d}-01", str(m)]
+                                             for uid in "ab" for m in (1, 2, 3)]
+
+    table.write_text("unique_id,store_type,area\na,big,120\n")  # b has no row
+    run = subprocess.run(["bptt", "forecast", job_id, str(data), "--static-table", str(table),
+                          "--future-values", str(planned)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode != 0 and "body.static: has no row for series 'b'" in run.stderr
