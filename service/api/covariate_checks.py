@@ -10,6 +10,7 @@ bptt.covariates.declare accepts once the job's series are put in its form
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -18,9 +19,11 @@ from service.api.bodies import JsonConstant
 from service.api.schemas import (
     COVARIATE_KINDS,
     COVARIATE_NAME_MAX_LENGTH,
+    COVARIATE_NAME_PATTERN,
     CovariateKinds,
     SeriesIn,
 )
+from service.store.dataset_ingest import MAX_COVARIATE_COLUMNS
 
 FIELD = "covariates"
 DYNAMIC = ("historical", "future")
@@ -53,6 +56,35 @@ def declared_kinds(fields: dict[str, Any], errors: list[dict[str, Any]], *,
             errors.append({"loc": [*loc, FIELD, *where], "msg": message})
         return None
     return kinds or None
+
+
+def covariate_name_errors(names: dict[str, Any], loc: list[str | int]
+                          ) -> list[dict[str, Any]]:
+    """A dataset's covariate columns (`names`, in order): each named by the rule a
+    declaration's names follow, and not too many (each widens every point stored)."""
+    errors = [{"loc": [*loc, name], "msg": _NAME_RULE} for name in names
+              if not re.fullmatch(COVARIATE_NAME_PATTERN, name)]
+    if len(names) > MAX_COVARIATE_COLUMNS:
+        errors.append({"loc": loc, "msg": f"has {len(names)} covariate columns; at most "
+                                          f"{MAX_COVARIATE_COLUMNS}"})
+    return errors
+
+
+def dataset_errors(kinds: dict[str, str] | None, columns: list[str], *,
+                   loc: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A job on an uploaded dataset declares some of its covariate columns, each historical
+    or future (a column holds a number per point: a static covariate is one per series)."""
+    errors = []
+    for name, kind in (kinds or {}).items():
+        if name not in columns:
+            has = ", ".join(map(repr, columns)) if columns else "none"
+            errors.append({"loc": [*loc, FIELD, name], "msg": (
+                f"the dataset has no covariate column {name!r} (its columns: {has})")})
+        elif kind not in DYNAMIC:
+            errors.append({"loc": [*loc, FIELD, name], "msg": (
+                "a dataset's covariate column holds a number per point: declare it "
+                "historical or future")})
+    return errors
 
 
 def values_per_point(kinds: dict[str, str] | None) -> int:

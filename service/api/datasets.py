@@ -159,7 +159,7 @@ def document(dataset: UploadedDataset) -> DatasetOut:
         frequency=dataset.frequency, freq_inferred=dataset.freq_inferred,
         missing_timestamps=dataset.missing_timestamps,
         upload_bytes=dataset.upload_bytes, text_bytes=dataset.text_bytes,
-        stored_bytes=dataset.stored_bytes)
+        stored_bytes=dataset.stored_bytes, covariates=dataset.covariate_columns or [])
 
 
 def selection_from_request(data: Any, *, prefix: tuple[str | int, ...] = ()

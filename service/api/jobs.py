@@ -165,10 +165,26 @@ def job_inputs(plan: bptt.TrainingSpec, valid: validation.TrainingRequest
                ) -> admission.JobInputs:
     """What the job's steps hold for its cost: its dynamic covariates' values, and the extra
     inputs (calendar and covariate columns) of the network the plan trains."""
-    covariates = dataset_rows.library_covariates(valid.covariates or {}, valid.series)
     lengths = dict(zip(valid.ids, valid.lengths, strict=True))
-    return admission.JobInputs(covariate_checks.values_per_point(valid.covariates),
-                               bptt.input_widths(plan, lengths, _dates(valid), covariates))
+    per_point = covariate_checks.values_per_point(valid.covariates)
+    if valid.dataset is None:
+        covariates = dataset_rows.library_covariates(valid.covariates or {}, valid.series)
+        return admission.JobInputs(per_point, bptt.input_widths(plan, lengths, _dates(valid),
+                                                                covariates))
+    steps, head = bptt.input_widths(plan, lengths, _dates(valid))
+    extra_steps, extra_head = _dataset_covariate_widths(plan, valid.covariates)
+    return admission.JobInputs(per_point, (steps + extra_steps, head + extra_head))
+
+
+def _dataset_covariate_widths(plan: bptt.TrainingSpec, kinds: dict[str, str] | None
+                              ) -> tuple[int, int]:
+    """The inputs a dataset's covariate columns add, as bptt.input_widths counts them. A
+    dataset's columns are dynamic, so their widths do not depend on their values, which are
+    not read at submit: they are counted on one stand-in series."""
+    if not kinds:
+        return 0, 0
+    stand_in = {name: {"kind": kind, "values": {"_": [0.0, 1.0]}} for name, kind in kinds.items()}
+    return bptt.input_widths(dataclasses.replace(plan, calendar="off"), {"_": 2}, (), stand_in)
 
 
 def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int], *,

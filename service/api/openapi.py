@@ -133,7 +133,9 @@ SWEEP_ID = _param("sweep_id", "path", {"type": "string"}, f"The sweep's id, {SHO
 DATASET_ID = _param("dataset_id", "path", {"type": "string"}, f"The dataset's id, {SHORT_ID}.")
 UPLOAD_BODY = {"required": True, "content": {
     "text/csv": {"schema": {"type": "string", "description": "Long format, as a job's CSV: "
-                            "a header `unique_id,ds,y`, then one row per point in any order."}},
+                            "a header `unique_id,ds,y`, then one row per point in any order. "
+                            "Any further column is a covariate column: a number per point "
+                            "(empty: a gap), stored beside the values."}},
     "application/x-ndjson": {"schema": {"type": "string", "description": "JSON lines, one "
                                         'series per line: {"id": "s1", "values": [1.5, null, '
                                         '2], "start": "2021-01", "freq": "MS"} (start and freq '
@@ -177,8 +179,9 @@ OPERATIONS: tuple[Operation, ...] = (
                           "empty cell is a gap, a static column holds one value per series "
                           "(numbers if every series' is one, else categories); or, as a "
                           "multipart/form-data body, the long CSV in the part `series` and the "
-                          "static covariates in a table of their own in the part `static`. Not "
-                          "with dataset_id yet."),
+                          "static covariates in a table of their own in the part `static`. With "
+                          "dataset_id, `covariates` names some of the dataset's covariate "
+                          "columns, each historical or future."),
     Operation("get", "/v1/jobs", "list_jobs",
               "List the tenant's jobs: filtered, sorted, a page at a time", "jobs",
               {200: _json("JobList", "A page of jobs.")}, errors=(401, 404, 409, 422),

@@ -29,7 +29,7 @@ import numpy as np
 
 from bptt import CalendarError, parse_timestamp, timestamp_key
 from service.api.bodies import JsonConstant
-from service.api.covariate_checks import NOT_WITH_DATASETS
+from service.api.covariate_checks import NOT_WITH_DATASETS, covariate_name_errors
 from service.api.csvio import COLUMNS, header_errors
 from service.api.problems import Problem, ValidationProblem
 from service.api.validation import start_and_freq_errors
@@ -168,9 +168,12 @@ def read_csv(text: TextIO, builder: DatasetBuilder, limits: Limits) -> SeriesTab
                                 ) from None
     except UnicodeDecodeError as exc:
         raise _not_utf8(exc, 1) from None
-    problems = header_errors(header, unknown=f"unknown column: {NOT_WITH_DATASETS}")
+    covariates = [name for name in header if name not in COLUMNS]
+    problems = header_errors(header, covariates=dict.fromkeys(covariates, "historical"))
+    problems += covariate_name_errors(dict.fromkeys(covariates), ["body", "header"])
     if problems:
         raise ValidationProblem(problems)
+    builder.with_covariates(covariates)
     rows = _CsvRows(header, builder, limits)
     with collector_paused():
         _read_blocks(reader, rows)
@@ -210,6 +213,8 @@ class _CsvRows:
         self.series = _Series(limits, self.errors)
         self.width = len(header)
         self.columns = itemgetter(*(header.index(name) for name in COLUMNS))
+        self.covariates = builder.covariates
+        self.covariate_at = [header.index(name) for name in self.covariates]
         self.cache: dict[str, tuple[int, int] | bool] = {}
         self.points = 0
         self.stopped = False  # too many errors, series or points: read no further
@@ -244,6 +249,9 @@ class _CsvRows:
             return False
         if not np.isfinite(values[np.fromiter(map(bool, ys), bool, len(ys))]).all():
             return False  # nan or inf written out: named row by row
+        covariates = self._covariate_block(block)
+        if covariates is False:
+            return False
         index = self.series.index
         at = list(map(index.get, uids))
         new: dict[str, int] = {}  # series first seen here -> their first row in the block
@@ -272,11 +280,29 @@ class _CsvRows:
             self.series.new(uid, first_line + row, kinds[row], None)
         self.points += len(block)
         if not self.errors.items:  # once anything is wrong, nothing will be stored
-            points = np.empty(len(block), POINT)
+            points = np.empty(len(block), self.builder.dtype)
             points["series"], points["key"], points["value"] = at_array, key_values, values
             points["line"] = np.arange(first_line, first_line + len(block))
+            if covariates is not None:
+                points["covariates"] = covariates
             self.builder.add(points)
         return True
+
+    def _covariate_block(self, block: list[list[str]]) -> np.ndarray | None | bool:
+        """The block's covariate columns as (rows, columns) numbers (NaN for an empty cell);
+        None without any; False if a cell is no finite number (named row by row)."""
+        if not self.covariate_at:
+            return None
+        try:
+            cells = [[row[at].strip() for row in block] for at in self.covariate_at]
+            columns = np.array([[cell or "nan" for cell in column] for column in cells],
+                               np.float64)
+        except ValueError:
+            return False
+        written = np.array([[bool(cell) for cell in column] for column in cells])
+        if not np.isfinite(columns[written]).all():
+            return False
+        return columns.T
 
     def rows(self, block: list[list[str]], first_line: int) -> None:
         """Read a block row by row, naming every bad line (the first MAX_ERRORS)."""
@@ -300,29 +326,36 @@ class _CsvRows:
                     errors.add(line, f"series {uid!r} mixes integer and date ds values", "ds")
                     at = None
                 value = self._value(y, line)
+                covariates = [self._value(row[at].strip(), line, name)
+                              for name, at in zip(self.covariates, self.covariate_at,
+                                                  strict=True)]
                 self.points += 1
                 if self.points > self.limits.points:
                     errors.add(line, f"more than {self.limits.points} points "
                                      "(BPTT_MAX_DATASET_POINTS)")
                     self.stopped = True
                 elif at is not None and not errors.items:
-                    point = np.array([(at, line, key[1], value)], POINT)
+                    point = np.zeros(1, self.builder.dtype)
+                    point["series"], point["line"], point["key"], point["value"] = (
+                        at, line, key[1], value)
+                    if covariates:
+                        point["covariates"] = covariates
                     self.builder.add(point)
             if errors.full or self.stopped:
                 self.stopped = True
                 return
 
-    def _value(self, y: str, line: int) -> float:
-        """A y cell as a number (NaN for an empty one); errors recorded."""
+    def _value(self, y: str, line: int, column: str = "y") -> float:
+        """A y (or covariate) cell as a number (NaN for an empty one); errors recorded."""
         if not y:
             return math.nan
         try:
             value = float(y)
         except ValueError:
-            self.errors.add(line, "must be a number (leave it empty for a gap)", "y")
+            self.errors.add(line, "must be a number (leave it empty for a gap)", column)
             return math.nan
         if not -_INF < value < _INF:
-            self.errors.add(line, "must be finite (leave it empty for a gap)", "y")
+            self.errors.add(line, "must be finite (leave it empty for a gap)", column)
         return value
 
 

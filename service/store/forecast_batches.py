@@ -64,6 +64,16 @@ def run_forecast(model: bptt.Model, series: list[dict[str, Any]] | None, horizon
     return ForecastTable(ids, wanted, values)
 
 
+def model_columns(model: bptt.Model) -> list[str]:
+    """The covariates a model reads that a dataset's columns give (its dynamic ones; the API
+    checked that the dataset has them)."""
+    encoder = model.covariates
+    if encoder is None:
+        return []
+    return [name for name, kind in zip(encoder.names, encoder.kinds, strict=True)
+            if kind != "static"]
+
+
 def split_covariates(model: bptt.Model, series: list[dict[str, Any]] | None
                      ) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
     """(the series without their items' `covariates`, those covariates in the engine's form
@@ -189,8 +199,9 @@ def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: 
                     raise LookupError("the job's model is no longer stored")
                 series = request["series"]
                 if request.get("dataset_id") is not None:  # named, not sent: read them here
-                    series = dataset_rows.read_selection(session, request["dataset_id"],
-                                                         request.get("series_ids"))
+                    series = dataset_rows.read_selection(
+                        session, request["dataset_id"], request.get("series_ids"),
+                        model_columns(loaded[1]))
                 document = run_forecast(loaded[1], series, request["horizon"],
                                         request["quantiles"], settings.forecast_threads,
                                         request.get("future_covariates"))

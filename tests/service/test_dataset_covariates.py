@@ -1,0 +1,205 @@
+"""Uploaded datasets with covariate columns: POST /v1/datasets stores a CSV's columns beyond
+unique_id,ds,y beside the values; a job by dataset_id declares the columns it trains with and
+the worker's code reads them; a forecast by dataset_id of such a model reads them too. Each
+refusal is a 422 naming the field, nothing stored."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.settings import Settings
+from service.store import dataset_rows, forecast_batches
+from service.store.db import upgrade
+from service.store.tables import Job, UploadedDataset
+from workers.attempts import run_training
+
+from .conftest import broker_messages, row_count, settings_for
+from .test_app import assert_problem
+from .test_datasets import upload
+
+SPEC = {"horizon": 3, "quantiles": [0.5], "model": {"hidden_size": 4},
+        "training": {"epochs": 2, "ensemble": 1}}
+KINDS = {"promo": "future", "temp": "historical"}
+DAYS = 60
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Forecasts of more than 2 series become batches."""
+    result = settings_for(tmp_path / "data", BPTT_SYNC_FORECAST_MAX_SERIES="2")
+    upgrade(result.database_url)
+    return result
+
+
+def promo(k: int, t: int) -> int:
+    return int((t + k) % 5 == 0)
+
+
+def long_csv(stores: int = 2, *, row: int | None = None, cells: str = "") -> str:
+    """Daily sales lifted by a promotion, with a temperature; rows interleaved by day (the
+    upload sorts them); the temperature's 11th day empty for every store (a gap). `row` and
+    `cells`: put other covariate cells on that line."""
+    lines = ["unique_id,ds,y,promo,temp"]
+    for t in range(DAYS):
+        day = date(2024, 1, 1) + timedelta(days=t)
+        for k in range(stores):
+            temp = "" if t == 10 else f"{15 + 3 * math.cos(t / 5):.2f}"
+            sales = 20 + 5 * k + 4 * math.sin(t / 3) + 6 * promo(k, t)
+            lines.append(f"s{k},{day},{sales:.3f},{promo(k, t)},{temp}")
+    if row is not None:
+        uid, ds = lines[row - 1].split(",")[:2]
+        lines[row - 1] = f"{uid},{ds},1,{cells}"
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def dataset_id(client: FlaskClient, auth: dict[str, str]) -> str:
+    response = upload(client, auth, long_csv(3))
+    assert response.status_code == 201, response.get_json()
+    return str(response.get_json()["id"])
+
+
+def test_an_upload_keeps_its_covariate_columns_beside_the_values(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        dataset_id: str) -> None:
+    document = client.get(f"/v1/datasets/{dataset_id}", headers=auth).get_json()
+    assert document["covariates"] == ["promo", "temp"]
+    assert document["num_gaps"] == 0  # the covariates' gaps are not the values'
+    with sessions() as session:
+        index = dataset_rows.load_index(session, dataset_id)
+        series = dataset_rows.read_series(session, index, [2, 0], covariates=["temp", "promo"])
+    assert [s["id"] for s in series] == ["s2", "s0"]
+    promo_s2 = series[0]["covariates"]["promo"]
+    assert promo_s2.tolist() == [float(promo(2, t)) for t in range(DAYS)]
+    temp_s0 = series[1]["covariates"]["temp"]
+    assert np.isnan(temp_s0[10]) and temp_s0[11] == pytest.approx(15 + 3 * math.cos(11 / 5),
+                                                                  abs=0.005)
+
+
+def test_a_job_on_the_dataset_trains_on_the_columns_it_declares(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings, dataset_id: str) -> None:
+    response = client.post("/v1/jobs", headers=auth,
+                           json={"dataset_id": dataset_id, "covariates": KINDS, **SPEC})
+    assert response.status_code == 202, response.get_json()
+    job_id = response.get_json()["id"]
+    assert response.get_json()["covariates"] == KINDS
+    with sessions() as session:
+        library = dataset_rows.covariates_for_job(session, job_id)
+    assert library is not None and list(library) == ["promo", "temp"]
+    assert library["promo"]["kind"] == "future"
+    assert library["promo"]["values"]["s1"][:5].tolist() == [0.0, 0.0, 0.0, 0.0, 1.0]
+    assert run_training(sessions, settings, job_id, "test:1") == "succeeded"
+
+    # forecast the dataset's series: the model reads their columns, the future ones' values
+    # over the horizon come in the request
+    planned = {"promo": {f"s{k}": [1.0, 0.0, 0.0] for k in range(2)}}
+    answer = client.post("/v1/forecasts", headers=auth, json={
+        "job_id": job_id, "dataset_id": dataset_id, "series_ids": ["s0", "s1"],
+        "future_covariates": planned})
+    assert answer.status_code == 200, answer.get_json()
+    by_dataset = answer.get_json()["forecasts"]
+    assert [f["ds"] for f in by_dataset] == [["2024-03-01", "2024-03-02", "2024-03-03"]] * 2
+    sent = client.post("/v1/forecasts", headers=auth, json={
+        "job_id": job_id, "future_covariates": planned,
+        "series": [sent_item(sessions, dataset_id, k) for k in range(2)]})
+    assert sent.status_code == 200, sent.get_json()
+    np.testing.assert_allclose([f["mean"] for f in by_dataset],
+                               [f["mean"] for f in sent.get_json()["forecasts"]])
+
+
+def sent_item(sessions: sessionmaker[Session], dataset_id: str, k: int) -> dict[str, Any]:
+    """The dataset's series s<k> as a forecast request sends it, with its covariates."""
+    with sessions() as session:
+        item = dataset_rows.read_selection(session, dataset_id, [f"s{k}"], ["promo", "temp"])[0]
+    as_list = (lambda a: [None if math.isnan(v) else v for v in a.tolist()])  # noqa: E731
+    return {"id": item["id"], "start": item["start"], "freq": item["freq"],
+            "values": as_list(item["values"]),
+            "covariates": {name: as_list(v) for name, v in item["covariates"].items()}}
+
+
+def test_a_batch_forecast_by_dataset_id_reads_the_columns(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings, dataset_id: str) -> None:
+    job = client.post("/v1/jobs", headers=auth,
+                      json={"dataset_id": dataset_id, "covariates": KINDS, **SPEC}).get_json()
+    assert run_training(sessions, settings, job["id"], "test:1") == "succeeded"
+    planned = {"promo": {f"s{k}": [0.0, 1.0, 0.0] for k in range(3)}}
+    queued = client.post("/v1/forecasts", headers=auth, json={
+        "job_id": job["id"], "dataset_id": dataset_id, "future_covariates": planned})
+    assert queued.status_code == 202, queued.get_json()
+    batch_id = queued.get_json()["id"]
+    # the worker's code, run here
+    assert forecast_batches.answer_batch(sessions, settings, batch_id) == "succeeded"
+    done = client.get(f"/v1/forecasts/{batch_id}", headers=auth).get_json()
+    assert [f["id"] for f in done["result"]["forecasts"]] == ["s0", "s1", "s2"]
+
+
+@pytest.mark.parametrize(("covariates", "loc", "words"), [
+    ({"price": "historical"}, ["covariates", "price"],
+     "the dataset has no covariate column 'price' (its columns: 'promo', 'temp')"),
+    ({"promo": "static"}, ["covariates", "promo"], "declare it historical or future"),
+])
+def test_a_job_declaring_a_column_the_dataset_lacks_is_refused(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings, dataset_id: str, covariates: dict, loc: list, words: str) -> None:
+    problem = assert_problem(client.post("/v1/jobs", headers=auth, json={
+        "dataset_id": dataset_id, "covariates": covariates, **SPEC}), 422)
+    assert [e["loc"] for e in problem["errors"]] == [loc]
+    assert words in problem["errors"][0]["msg"]
+    assert row_count(sessions, Job) == 0 and broker_messages(settings) == []
+
+
+def test_a_forecast_by_dataset_id_needs_the_columns_the_model_reads(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings, dataset_id: str) -> None:
+    job = client.post("/v1/jobs", headers=auth,
+                      json={"dataset_id": dataset_id, "covariates": KINDS, **SPEC}).get_json()
+    assert run_training(sessions, settings, job["id"], "test:1") == "succeeded"
+    bare = "unique_id,ds,y\n" + "".join(f"s0,{t},{t % 7}\n" for t in range(40))
+    other = upload(client, auth, bare).get_json()["id"]
+    problem = assert_problem(client.post("/v1/forecasts", headers=auth, json={
+        "job_id": job["id"], "dataset_id": other,
+        "future_covariates": {"promo": {"s0": [0, 0, 0]}}}), 422)
+    assert problem["errors"][0]["loc"] == ["dataset_id"]
+    assert "['promo', 'temp']" in problem["errors"][0]["msg"]
+    missing = assert_problem(client.post("/v1/forecasts", headers=auth, json={
+        "job_id": job["id"], "dataset_id": dataset_id, "series_ids": ["s0"]}), 422)
+    assert missing["errors"][0]["loc"][0] == "future_covariates"
+
+
+@pytest.mark.parametrize(("text", "loc", "words"), [
+    (long_csv(row=5, cells="1,warm"), ["body", "line 5", "temp"], "must be a number"),
+    (long_csv(row=5, cells="nan,1"), ["body", "line 5", "promo"], "must be finite"),
+    (long_csv().replace("promo,temp", "promo,te mp"), ["body", "header", "te mp"],
+     "a covariate name"),
+    (long_csv().replace("promo,temp", "promo,promo"), ["body", "header", "promo"],
+     "repeated column"),
+    ("unique_id,ds,y,promo\n" + "".join(f"a,{t},{t},\n" for t in range(20)),
+     ["body", "line 2", "promo"], "series 'a' has no observed value of 'promo'"),
+])
+def test_a_bad_covariate_column_is_refused_naming_line_and_column(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        text: str, loc: list, words: str) -> None:
+    problem = assert_problem(upload(client, auth, text), 422)
+    assert [e["loc"] for e in problem["errors"]] == [loc], problem["errors"]
+    assert words in problem["errors"][0]["msg"]
+    assert row_count(sessions, UploadedDataset) == 0
+
+
+def test_a_dataset_without_covariate_columns_lists_none(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    bare = "unique_id,ds,y\n" + "".join(f"a,{t},{t % 7}\n" for t in range(20))
+    response = upload(client, auth, bare)
+    assert response.status_code == 201
+    assert response.get_json()["covariates"] == []
+    assert json.loads(response.data)["num_series"] == 1
