@@ -28,8 +28,6 @@ from service.store.dataset_ingest import MAX_COVARIATE_COLUMNS
 FIELD = "covariates"
 DYNAMIC = ("historical", "future")
 MAX_CATEGORY_LENGTH = 128  # a static category is a label, as a series id is
-NOT_WITH_DATASETS = ("covariates are supported with series sent with the job or inline CSV; "
-                     "not yet with uploaded datasets")
 _KINDS = TypeAdapter(CovariateKinds)
 _NAME_RULE = (f"a covariate name is 1-{COVARIATE_NAME_MAX_LENGTH} letters, digits, '_', '.' "
               "or '-', starting with a letter, a digit or '_'")

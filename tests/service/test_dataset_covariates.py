@@ -203,3 +203,49 @@ def test_a_dataset_without_covariate_columns_lists_none(
     assert response.status_code == 201
     assert response.get_json()["covariates"] == []
     assert json.loads(response.data)["num_series"] == 1
+
+
+# --- JSON lines: a "covariates" object per line ---
+
+def json_line(uid: str, k: int, **covariates: Any) -> str:
+    values = [round(20 + 5 * k + 6 * promo(k, t), 3) for t in range(DAYS)]
+    given = {"promo": [promo(k, t) for t in range(DAYS)],
+             "temp": [None if t == 3 else 15.5 for t in range(DAYS)], **covariates}
+    return json.dumps({"id": uid, "values": values, "start": "2024-01-01", "freq": "D",
+                       "covariates": {n: v for n, v in given.items() if v is not None}})
+
+
+def test_json_lines_carry_covariates_a_job_trains_on(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    body = "\n".join(json_line(f"s{k}", k) for k in range(2)) + "\n"
+    response = upload(client, auth, body, "application/x-ndjson")
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["covariates"] == ["promo", "temp"]
+    job = client.post("/v1/jobs", headers=auth, json={
+        "dataset_id": response.get_json()["id"], "covariates": {"temp": "historical"}, **SPEC})
+    assert job.status_code == 202, job.get_json()
+    with sessions() as session:
+        library = dataset_rows.covariates_for_job(session, job.get_json()["id"])
+    assert list(library) == ["temp"] and np.isnan(library["temp"]["values"]["s1"][3])
+    assert run_training(sessions, settings, job.get_json()["id"], "test:1") == "succeeded"
+
+
+@pytest.mark.parametrize(("lines", "loc", "words"), [
+    ([json_line("a", 0), json_line("b", 1, temp=None)], ["body", "line 2", "covariates"],
+     "every series carries the same ones"),
+    ([json_line("a", 0, promo=[1, 2])], ["body", "line 1", "covariates.promo"],
+     f"has 2 values; the series has {DAYS}"),
+    ([json_line("a", 0, promo=["x"] * DAYS)], ["body", "line 1", "covariates.promo"],
+     "must be numbers or null"),
+    ([json_line("a", 0, promo=[None] * DAYS)], ["body", "line 1", "promo"],
+     "has no observed value of 'promo'"),
+])
+def test_bad_json_line_covariates_are_refused_naming_line_and_field(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        lines: list[str], loc: list, words: str) -> None:
+    problem = assert_problem(upload(client, auth, "\n".join(lines), "application/x-ndjson"),
+                             422)
+    assert [e["loc"] for e in problem["errors"]] == [loc], problem["errors"]
+    assert words in problem["errors"][0]["msg"]
+    assert row_count(sessions, UploadedDataset) == 0
