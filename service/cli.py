@@ -555,8 +555,8 @@ def forecast(job_id: str, csv_file: Path | None, dataset_id: str | None, horizon
         raise click.UsageError("--static-table goes with a CSV_FILE: the job's own series "
                                "have their static covariates")
     if future_file is not None and dataset_id is not None:
-        raise click.UsageError("--future-values goes with the job's own series or CSV_FILE's: "
-                               "an uploaded dataset's series carry no covariates yet")
+        raise click.UsageError("--future-values goes with the job's own series or CSV_FILE's; "
+                               "for a dataset's, give future_covariates in POST /v1/forecasts")
     client = Client(url, token)
 
     def call() -> str:
