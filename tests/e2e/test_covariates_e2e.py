@@ -136,3 +136,30 @@ def test_the_cli_trains_and_forecasts_with_a_static_table(stack: Stack, tmp_path
                           "--future-values", str(planned)],
                          capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode != 0 and "body.static: has no row for series 'b'" in run.stderr
+
+
+def test_a_dataset_with_covariate_columns_trains_and_forecasts_by_id(stack: Stack,
+                                                                     tmp_path: Path) -> None:
+    data = tmp_path / "stores.csv"
+    data.write_text("\n".join(line.rsplit(",", 1)[0] for line in csv_rows().splitlines()))
+    env = {**stack.env, "BPTT_URL": stack.url, "BPTT_TOKEN": stack.token}
+    run = subprocess.run(["bptt", "datasets", "upload", str(data)], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    dataset_id = run.stdout.strip().splitlines()[0]
+    status, dataset = stack.call("GET", f"/v1/datasets/{dataset_id}")
+    assert dataset["covariates"] == ["promo", "temp"]
+
+    run = subprocess.run(
+        ["bptt", "submit", "--dataset", dataset_id, "--horizon", "3", "--epochs", "3",
+         "--future", "promo", "--historical", "temp", "--follow"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    job_id = run.stdout.strip().splitlines()[0]
+
+    planned = {"promo": {"a": [1, 0, 1], "b": [0, 1, 0]}}
+    status, answer = stack.call("POST", "/v1/forecasts", {
+        "job_id": job_id, "dataset_id": dataset_id, "future_covariates": planned})
+    assert status == 200, answer
+    assert [(f["id"], f["ds"]) for f in answer["forecasts"]] == [
+        (uid, ["2024-01-01", "2024-02-01", "2024-03-01"]) for uid in "ab"]
