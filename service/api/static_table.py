@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from typing import Any
 
 from service.api.csvio import COLUMNS, MAX_ERRORS, typed_static
@@ -21,27 +22,49 @@ PART = "static"  # the multipart part that holds the table, and the loc of its e
 LOC = ["body", PART]
 
 
-def attach_static_table(series: list[dict[str, Any]], text: str, declared: dict[str, str]
-                        ) -> dict[str, str]:
-    """Give each series item its static covariates from the table `text`: each column beyond
-    unique_id becomes one, numbers if every cell of it reads as one, else categories. The
-    covariates' kinds, `declared` (the query's, for the long CSV's columns) then the table's.
-    422 naming the line and column of anything wrong; nothing changes then."""
+@dataclass(frozen=True)
+class StaticTable:
+    """A static table as read: its covariate columns, and each row's cells and line."""
+
+    names: list[str]
+    rows: dict[str, tuple[list[str], int]]  # unique_id -> (cells in `names`' order, line)
+
+    def columns(self, ids: list[str]) -> dict[str, list[float | str]]:
+        """Each column's values for the series `ids` (every one has a row), in their order:
+        numbers if every cell of it reads as one, else categories."""
+        return {name: typed_static([self.rows[uid][0][j] for uid in ids])
+                for j, name in enumerate(self.names)}
+
+
+def read_static_table(text: str, ids: list[str], declared: dict[str, str]) -> StaticTable:
+    """The static table `text` of the series `ids`, checked: a row for every series and a
+    series for every row, a column for each static covariate, none named as a column of the
+    long CSV (`declared`: its covariate columns). 422 naming the line and column of anything
+    wrong."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [name.strip() for name in next(reader, [])]
     errors = _header_errors(header, declared)
     if errors:
         raise ValidationProblem(errors)
     names = [name for name in header if name != "unique_id"]
-    rows = _rows(reader, header, names)
-    _check_ids(series, rows)
-    columns = {name: typed_static([cells[j] for cells, _ in rows.values()])
-               for j, name in enumerate(names)}
-    at = {uid: i for i, uid in enumerate(rows)}
-    for item in series:
+    table = StaticTable(names, _rows(reader, header, names))
+    _check_ids(ids, table.rows)
+    return table
+
+
+def attach_static_table(series: list[dict[str, Any]], text: str, declared: dict[str, str]
+                        ) -> dict[str, str]:
+    """Give each series item its static covariates from the table `text`: each column beyond
+    unique_id becomes one, numbers if every cell of it reads as one, else categories. The
+    covariates' kinds, `declared` (the query's, for the long CSV's columns) then the table's.
+    422 naming the line and column of anything wrong; nothing changes then."""
+    ids = [item["id"] for item in series]
+    table = read_static_table(text, ids, declared)
+    columns = table.columns(ids)
+    for i, item in enumerate(series):
         item.setdefault("covariates", {}).update(
-            (name, values[at[item["id"]]]) for name, values in columns.items())
-    return {**declared, **dict.fromkeys(names, "static")}
+            (name, values[i]) for name, values in columns.items())
+    return {**declared, **dict.fromkeys(table.names, "static")}
 
 
 def _header_errors(header: list[str], declared: dict[str, str]) -> list[dict[str, Any]]:
@@ -106,13 +129,13 @@ def _rows(reader: Any, header: list[str], names: list[str]
     return rows
 
 
-def _check_ids(series: list[dict[str, Any]], rows: dict[str, tuple[list[str], int]]) -> None:
+def _check_ids(ids: list[str], rows: dict[str, tuple[list[str], int]]) -> None:
     """422 for a series without a row, and for a row of no series."""
-    ids = {item["id"] for item in series}
-    errors = [{"loc": LOC, "msg": f"has no row for series {item['id']!r}: every series needs "
-                                  "one"} for item in series if item["id"] not in rows]
+    errors = [{"loc": LOC, "msg": f"has no row for series {uid!r}: every series needs one"}
+              for uid in ids if uid not in rows][:MAX_ERRORS]
+    known = set(ids)
     errors += [{"loc": [*LOC, f"line {line}", "unique_id"],
                 "msg": f"no series is {uid!r}: every row must be one of the long CSV's series"}
-               for uid, (_, line) in rows.items() if uid not in ids]
+               for uid, (_, line) in rows.items() if uid not in known]
     if errors:
         raise ValidationProblem(errors[:MAX_ERRORS])
