@@ -68,20 +68,24 @@ def covariate_name_errors(names: dict[str, Any], loc: list[str | int]
     return errors
 
 
-def dataset_errors(kinds: dict[str, str] | None, columns: list[str], *,
+def dataset_errors(kinds: dict[str, str] | None, columns: list[str], static: list[str], *,
                    loc: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """A job on an uploaded dataset declares some of its covariate columns, each historical
-    or future (a column holds a number per point: a static covariate is one per series)."""
+    """A job on an uploaded dataset declares some of its covariates: a covariate column
+    (a number per point) historical or future, a column of its static table static."""
     errors = []
     for name, kind in (kinds or {}).items():
-        if name not in columns:
-            has = ", ".join(map(repr, columns)) if columns else "none"
-            errors.append({"loc": [*loc, FIELD, name], "msg": (
-                f"the dataset has no covariate column {name!r} (its columns: {has})")})
-        elif kind not in DYNAMIC:
-            errors.append({"loc": [*loc, FIELD, name], "msg": (
-                "a dataset's covariate column holds a number per point: declare it "
-                "historical or future")})
+        if name in columns and kind not in DYNAMIC:
+            problem = ("is a covariate column of the dataset, a number per point: declare it "
+                       "historical or future")
+        elif name in static and kind != "static":
+            problem = "is a column of the dataset's static table: declare it static"
+        elif name not in columns and name not in static:
+            problem = (f"the dataset has no covariate column {name!r} (its columns: "
+                       f"{', '.join(map(repr, columns)) or 'none'}; its static table's: "
+                       f"{', '.join(map(repr, static)) or 'none'})")
+        else:
+            continue
+        errors.append({"loc": [*loc, FIELD, name], "msg": problem})
     return errors
 
 

@@ -39,15 +39,15 @@ def request_errors(model: bptt.Model, request: ForecastRequest, where: list[str]
 
 
 def _dataset_missing(model: bptt.Model, source: DatasetSelection) -> list[dict[str, Any]]:
-    """The model's covariates a dataset's series do not carry: a column it lacks, or a static
-    one (a dataset's columns are numbers per point)."""
+    """The model's covariates a dataset's series do not carry: a dynamic one its covariate
+    columns lack, a static one its static table lacks."""
     encoder = model.covariates
     assert encoder is not None
     missing = [name for name, kind in zip(encoder.names, encoder.kinds, strict=True)
-               if kind == "static" or name not in source.covariates]
+               if name not in (source.static if kind == "static" else source.covariates)]
     if not missing:
         return []
-    has = ", ".join(map(repr, source.covariates)) or "none"
+    has = ", ".join(map(repr, [*source.covariates, *source.static])) or "none"
     return [{"loc": ["dataset_id"], "msg": (
         f"the model reads the covariates {missing}, which the dataset's series do not carry "
         f"(its covariate columns: {has}): send the series, each with its covariates, in "

@@ -141,7 +141,19 @@ UPLOAD_BODY = {"required": True, "content": {
                                         '2], "start": "2021-01", "freq": "MS"} (start and freq '
                                         "optional)."}},
     "application/gzip": {"schema": {"type": "string", "contentMediaType": "application/gzip",
-                                    "description": "Either one, gzipped (with ?format=)."}}}}
+                                    "description": "Either one, gzipped (with ?format=)."}},
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["series"],
+        "description": "The dataset with a static table: `curl -F series=@sales.csv -F "
+                       "static=@static.csv`.",
+        "properties": {
+            "series": {"type": "string", "description": "The dataset, as one of the bodies "
+                                                        "above (its Content-Type or ?format= "
+                                                        "says which)."},
+            "static": {"type": "string", "contentMediaType": "text/csv", "description": (
+                "`unique_id,<a column per static covariate>`, one row per series: each column "
+                "a static covariate (numbers if every cell is one, else categories); every "
+                "series needs a row and every row a series.")}}}}}}
 LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type": "string"}}}
 SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
                                   "default": 0},

@@ -90,8 +90,8 @@ def _header_errors(header: list[str], declared: dict[str, str]) -> list[dict[str
                                                 "static table holds one value per series"})
         elif name in declared:
             errors.append({"loc": where, "msg": (
-                f"is also a {declared[name]} covariate of the long CSV (covariates=): a "
-                "covariate comes from one place")})
+                "is also a covariate column of the long CSV: a covariate comes from one "
+                "place")})
     return errors
 
 

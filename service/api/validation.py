@@ -80,7 +80,8 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
     kinds = covariate_checks.declared_kinds(fields, errors, loc=spec_loc)
     declaration_ok = len(errors) == before  # else every item's covariates would read undeclared
     if dataset is not None:
-        errors += covariate_checks.dataset_errors(kinds, dataset.covariates, loc=spec_loc)
+        errors += covariate_checks.dataset_errors(kinds, dataset.covariates, dataset.static,
+                                                  loc=spec_loc)
         return _dataset_request(fields, dataset, settings, spec_loc, tags, errors, kinds)
     if "series" not in fields:
         errors.append({"loc": ["series"], "msg": "field required (or give dataset_id)"})

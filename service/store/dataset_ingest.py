@@ -123,6 +123,8 @@ class Prepared:
     histogram: list[dict[str, int]]
     chunks: list[PreparedChunk]
     covariates: list[str] = field(default_factory=list)  # the covariate columns' names
+    # a static table's columns: {name: a value per series in storage order}
+    static: dict[str, list[float | str]] = field(default_factory=dict)
 
     @property
     def num_points(self) -> int:
@@ -336,8 +338,9 @@ def store(session: Session, builder: DatasetBuilder, prepared: Prepared, *, tena
     index = compress_json({"ids": prepared.ids, "starts": prepared.starts,
                            "freqs": prepared.freqs})
     lengths = compress_ints(prepared.lengths)
-    stored = len(index) + len(lengths) + sum(c.size + c.covariates_size
-                                             for c in prepared.chunks)
+    static = compress_json(prepared.static) if prepared.static else None
+    stored = len(index) + len(lengths) + len(static or b"") + sum(c.size + c.covariates_size
+                                                                   for c in prepared.chunks)
     dataset = UploadedDataset(
         id=new_id(), tenant_id=tenant_id, name=name, format=format,
         num_series=len(prepared.ids), num_points=prepared.num_points,
@@ -347,7 +350,8 @@ def store(session: Session, builder: DatasetBuilder, prepared: Prepared, *, tena
         length_histogram=prepared.histogram,
         index_zlib=index, lengths_zlib=lengths, upload_bytes=upload_bytes,
         text_bytes=text_bytes, stored_bytes=stored, created_at=utcnow(),
-        covariate_columns=prepared.covariates or None)
+        covariate_columns=prepared.covariates or None,
+        static_columns=list(prepared.static) or None, static_zlib=static)
     session.add(dataset)
     session.flush()
     for number, chunk in enumerate(prepared.chunks):

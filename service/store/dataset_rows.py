@@ -50,6 +50,7 @@ class DatasetIndex:
     # were not placed on a grid (a missing row made its neighbours adjacent)
     freqs: list[str | None] | None = None
     covariates: list[str] = field(default_factory=list)  # its covariate columns, as stored
+    static: list[str] = field(default_factory=list)  # its static table's columns
 
     def calendar(self, position: int) -> tuple[str | None, str | None, int] | None:
         """(start, freq, length) of a series, from which its forecasts' ds follow; None for
@@ -73,6 +74,7 @@ class DatasetSelection:
     lengths: list[int]
     frequency: str | None
     covariates: list[str] = field(default_factory=list)  # the dataset's covariate columns
+    static: list[str] = field(default_factory=list)  # the columns of its static table
 
     @property
     def num_points(self) -> int:
@@ -83,14 +85,15 @@ def load_index(session: Session, dataset_id: str) -> DatasetIndex | None:
     """The dataset's index (a few bytes a series), without its values; None if deleted."""
     row = session.execute(
         select(UploadedDataset.index_zlib, UploadedDataset.lengths_zlib,
-               UploadedDataset.frequency, UploadedDataset.covariate_columns)
+               UploadedDataset.frequency, UploadedDataset.covariate_columns,
+               UploadedDataset.static_columns)
         .where(UploadedDataset.id == dataset_id)).first()
     if row is None:
         return None
     index = decompress_json(row.index_zlib)
     return DatasetIndex(dataset_id, index["ids"], index["starts"],
                         decompress_ints(row.lengths_zlib), row.frequency, index.get("freqs"),
-                        row.covariate_columns or [])
+                        row.covariate_columns or [], row.static_columns or [])
 
 
 def select_series(index: DatasetIndex, series_ids: Sequence[str] | None
@@ -99,25 +102,29 @@ def select_series(index: DatasetIndex, series_ids: Sequence[str] | None
     request): None with the missing positions when some are unknown."""
     if series_ids is None:
         return DatasetSelection(index.dataset_id, None, index.ids, index.lengths.tolist(),
-                                index.frequency, index.covariates), []
+                                index.frequency, index.covariates, index.static), []
     where = index.positions()
     missing = [i for i, name in enumerate(series_ids) if name not in where]
     if missing:
         return None, missing
     lengths = [int(index.lengths[where[name]]) for name in series_ids]
     return DatasetSelection(index.dataset_id, list(series_ids), list(series_ids), lengths,
-                            index.frequency, index.covariates), []
+                            index.frequency, index.covariates, index.static), []
 
 
 def read_series(session: Session, index: DatasetIndex, positions: Sequence[int] | None = None,
                 covariates: Sequence[str] = ()) -> list[dict[str, Any]]:
     """[{"id", "values" (float64, NaN for gaps), "start", "freq"}] of the series at these
     positions (all when None), in the order asked; only the chunks that hold them are read.
-    With `covariates` (some of the dataset's columns), each item also carries "covariates":
-    {name: float64 values, NaN for gaps}, as a job request's item carries them."""
+    With `covariates` (some of the dataset's columns, or of its static table), each item also
+    carries "covariates": {name: float64 values, NaN for gaps; or a static one's value}, as a
+    job request's item carries them."""
     wanted = np.arange(len(index.ids)) if positions is None else np.asarray(positions, int)
     if wanted.size == 0:
         return []
+    static = static_values(session, index.dataset_id, [n for n in covariates
+                                                       if n in index.static])
+    covariates = [name for name in covariates if name not in static]
     ends = np.cumsum(index.lengths)
     offsets = ends - index.lengths
     chunks = session.execute(
@@ -147,10 +154,25 @@ def read_series(session: Session, index: DatasetIndex, positions: Sequence[int] 
             out[slot] = {"id": index.ids[at], "start": index.starts[at],
                          "freq": index.frequency if index.freqs is None else index.freqs[at],
                          "values": values[begin:end].copy()}
-            if covariates:
-                out[slot]["covariates"] = {name: column[begin:end].copy()  # type: ignore[index]
-                                           for name, column in columns.items()}
+            if covariates or static:
+                out[slot]["covariates"] = {  # type: ignore[index]
+                    **{name: column[begin:end].copy() for name, column in columns.items()},
+                    **{name: values[at] for name, values in static.items()}}
     return out  # type: ignore[return-value]
+
+
+def static_values(session: Session, dataset_id: str, names: Sequence[str]
+                  ) -> dict[str, list[float | str]]:
+    """The columns `names` of a dataset's static table: a value per series in storage
+    order ({} for none asked)."""
+    if not names:
+        return {}
+    data = session.scalar(select(UploadedDataset.static_zlib)
+                          .where(UploadedDataset.id == dataset_id))
+    if data is None:
+        raise DatasetGone(dataset_id)
+    table = decompress_json(data)
+    return {name: table[name] for name in names}
 
 
 def _covariate_columns(data: bytes | None, stored: list[str], wanted: Sequence[str],

@@ -65,13 +65,9 @@ def run_forecast(model: bptt.Model, series: list[dict[str, Any]] | None, horizon
 
 
 def model_columns(model: bptt.Model) -> list[str]:
-    """The covariates a model reads that a dataset's columns give (its dynamic ones; the API
-    checked that the dataset has them)."""
-    encoder = model.covariates
-    if encoder is None:
-        return []
-    return [name for name, kind in zip(encoder.names, encoder.kinds, strict=True)
-            if kind != "static"]
+    """The covariates a model reads, which a forecast by dataset_id reads from the dataset's
+    columns and static table (the API checked that it has them)."""
+    return [] if model.covariates is None else list(model.covariates.names)
 
 
 def split_covariates(model: bptt.Model, series: list[dict[str, Any]] | None

@@ -287,6 +287,10 @@ class UploadedDataset(Base):
     # "covariates"), numbers per point, in the order stored in each chunk's covariates_zlib;
     # None for a dataset without any (every one from before revision 0012)
     covariate_columns: Mapped[list[str] | None] = mapped_column(JSON)
+    # A static table given at upload: its columns' names, and compress_json({name: [a value
+    # per series in storage order]}) (numbers, or categories); None without one
+    static_columns: Mapped[list[str] | None] = mapped_column(JSON)
+    static_zlib: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class UploadedDatasetChunk(Base):

@@ -390,4 +390,5 @@ def test_covariates_with_a_dataset_id_must_be_its_columns(
     body = {"dataset_id": upload.get_json()["id"], "covariates": {"promo": "future"}, **SPEC}
     errors = refused(client, auth, sessions, settings, body)
     assert errors == [{"loc": ["covariates", "promo"],
-                       "msg": "the dataset has no covariate column 'promo' (its columns: none)"}]
+                       "msg": "the dataset has no covariate column 'promo' (its columns: none; its "
+                       "static table's: none)"}]

@@ -5,6 +5,7 @@ refusal is a 422 naming the field, nothing stored."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from datetime import date, timedelta
@@ -146,7 +147,8 @@ def test_a_batch_forecast_by_dataset_id_reads_the_columns(
 
 @pytest.mark.parametrize(("covariates", "loc", "words"), [
     ({"price": "historical"}, ["covariates", "price"],
-     "the dataset has no covariate column 'price' (its columns: 'promo', 'temp')"),
+     "the dataset has no covariate column 'price' (its columns: 'promo', 'temp'; its static "
+     "table's: none)"),
     ({"promo": "static"}, ["covariates", "promo"], "declare it historical or future"),
 ])
 def test_a_job_declaring_a_column_the_dataset_lacks_is_refused(
@@ -249,3 +251,70 @@ def test_bad_json_line_covariates_are_refused_naming_line_and_field(
     assert [e["loc"] for e in problem["errors"]] == [loc], problem["errors"]
     assert words in problem["errors"][0]["msg"]
     assert row_count(sessions, UploadedDataset) == 0
+
+
+# --- a static table uploaded with the dataset (multipart: parts series and static) ---
+
+STATIC = "unique_id,region,size\ns0,north,120\ns1,south,80\ns2,north,95.5\n"
+ALL_KINDS = {**KINDS, "region": "static", "size": "static"}
+
+
+def with_table(client: FlaskClient, auth: dict[str, str], static: str = STATIC,
+               series: str | None = None) -> Any:
+    """Upload the dataset with its static table, as `curl -F series=@... -F static=@...`."""
+    return client.post("/v1/datasets", headers=auth, content_type="multipart/form-data", data={
+        "series": (io.BytesIO((series or long_csv(3)).encode()), "long.csv", "text/csv"),
+        "static": (io.BytesIO(static.encode()), "static.csv", "text/csv")})
+
+
+def test_a_static_table_uploaded_with_the_dataset_gives_static_covariates(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    response = with_table(client, auth)
+    assert response.status_code == 201, response.get_json()
+    dataset = response.get_json()
+    assert dataset["covariates"] == ["promo", "temp"]
+    assert dataset["static_covariates"] == ["region", "size"]
+    job = client.post("/v1/jobs", headers=auth, json={
+        "dataset_id": dataset["id"], "series_ids": ["s2", "s0"], "covariates": ALL_KINDS,
+        **SPEC})
+    assert job.status_code == 202, job.get_json()
+    with sessions() as session:
+        library = dataset_rows.covariates_for_job(session, job.get_json()["id"])
+    assert library["region"] == {"kind": "static", "values": {"s2": "north", "s0": "north"}}
+    assert library["size"]["values"] == {"s2": 95.5, "s0": 120.0}
+    assert run_training(sessions, settings, job.get_json()["id"], "test:1") == "succeeded"
+    answer = client.post("/v1/forecasts", headers=auth, json={
+        "job_id": job.get_json()["id"], "dataset_id": dataset["id"], "series_ids": ["s1"],
+        "future_covariates": {"promo": {"s1": [1, 1, 0]}}})
+    assert answer.status_code == 200, answer.get_json()  # s1's region is new to the model
+
+
+@pytest.mark.parametrize(("static", "loc", "words"), [
+    ("unique_id,region\ns0,north\ns1,south\n", ["body", "static"], "has no row for series 's2'"),
+    (STATIC + "s9,east,1\n", ["body", "static", "line 5", "unique_id"], "no series is 's9'"),
+    ("unique_id,promo\ns0,1\ns1,1\ns2,1\n", ["body", "static", "header", "promo"],
+     "is also a covariate column of the long CSV"),
+    (STATIC.replace("north,120", ",120"), ["body", "static", "line 2", "region"],
+     "must not be empty"),
+    (STATIC.replace("north,120", f"{'n' * 200},120"), ["body", "static", "line 2", "region"],
+     "a category has 1-128 characters"),
+])
+def test_a_bad_static_table_at_upload_is_refused_naming_it(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        static: str, loc: list, words: str) -> None:
+    problem = assert_problem(with_table(client, auth, static), 422)
+    assert [e["loc"] for e in problem["errors"]] == [loc], problem["errors"]
+    assert words in problem["errors"][0]["msg"]
+    assert row_count(sessions, UploadedDataset) == 0
+
+
+def test_a_job_declares_a_static_table_column_static(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    dataset_id = with_table(client, auth).get_json()["id"]
+    problem = assert_problem(client.post("/v1/jobs", headers=auth, json={
+        "dataset_id": dataset_id, "covariates": {"region": "future"}, **SPEC}), 422)
+    assert problem["errors"] == [{"loc": ["covariates", "region"], "msg": (
+        "is a column of the dataset's static table: declare it static")}]
+    assert row_count(sessions, Job) == 0 and broker_messages(settings) == []

@@ -118,7 +118,7 @@ def test_the_same_parts_replay_under_an_idempotency_key(
     (QUERY, parts(static="unique_id,region,size\na,,120\nb,south,80.5\n"),
      ["body", "static", "line 2", "region"], "must not be empty"),
     (QUERY, parts(static="unique_id,promo\na,1\nb,2\n"), ["body", "static", "header", "promo"],
-     "is also a future covariate of the long CSV"),
+     "is also a covariate column of the long CSV"),
     (QUERY, parts(static="unique_id,y\na,1\nb,2\n"), ["body", "static", "header", "y"],
      "the long CSV's columns"),
     (QUERY, parts(static="region,size\nnorth,1\n"), ["body", "static", "header", "unique_id"],
