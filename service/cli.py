@@ -663,10 +663,15 @@ UPLOAD_FORMATS = {".csv": ("text/csv", "csv"), ".jsonl": ("application/x-ndjson"
 @click.option("--format", "format_", type=click.Choice(["csv", "jsonl"]), default=None,
               help="The file's format when its name does not say (.csv, .jsonl, .ndjson, "
                    "each optionally .gz).")
+@click.option("--static-table", "static_table", default=None, metavar="STATIC.csv",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help=STATIC_TABLE_HELP)
 @_client_options
-def datasets_upload(file: Path, name: str | None, format_: str | None, url: str,
-                    token: str) -> None:
-    """Upload FILE, streamed with a progress bar; print the dataset's id, then its summary."""
+def datasets_upload(file: Path, name: str | None, format_: str | None,
+                    static_table: Path | None, url: str, token: str) -> None:
+    """Upload FILE (its columns beyond unique_id,ds,y are covariate columns; static ones may
+    come in a table of their own, --static-table), streamed with a progress bar; print the
+    dataset's id, then its summary."""
     gzipped = file.suffix == ".gz"
     inner = Path(file.stem).suffix if gzipped else file.suffix
     if format_ is None:
@@ -683,7 +688,8 @@ def datasets_upload(file: Path, name: str | None, format_: str | None, url: str,
                            width=30) as bar:
         dataset = _api_call(lambda: client.upload(
             "/v1/datasets", file, content_type=content_type, gzipped=gzipped,
-            query={"name": name or file.name}, progress=bar.update))
+            query={"name": name or file.name}, progress=bar.update,
+            static_table=static_table))
     click.echo(dataset["id"])
     click.echo(dataset_line(dataset))
 
@@ -724,8 +730,11 @@ def datasets_delete(dataset_id: str, url: str, token: str) -> None:
 
 
 def dataset_line(dataset: dict) -> str:
-    """One line: short id, series, points, gaps, lengths, frequency and name."""
+    """One line: short id, series, points, gaps, lengths, frequency, covariates and name."""
+    covariates = [*dataset.get("covariates", ()), *dataset.get("static_covariates", ())]
     return (f"{dataset['id'][:8]}  {dataset['num_series']} series  "
             f"{dataset['num_points']} points  {dataset['num_gaps']} gaps  "
             f"lengths {dataset['min_length']}-{dataset['max_length']}  "
-            f"freq {dataset['frequency'] or '-'}  {dataset['name'] or ''}").rstrip()
+            f"freq {dataset['frequency'] or '-'}  "
+            + (f"covariates {','.join(covariates)}  " if covariates else "")
+            + (dataset['name'] or '')).rstrip()

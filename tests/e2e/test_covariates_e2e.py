@@ -4,6 +4,7 @@ cross-validates, its model file describes them, and a warm start continues it.""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import struct
@@ -163,3 +164,26 @@ def test_a_dataset_with_covariate_columns_trains_and_forecasts_by_id(stack: Stac
     assert status == 200, answer
     assert [(f["id"], f["ds"]) for f in answer["forecasts"]] == [
         (uid, ["2024-01-01", "2024-02-01", "2024-03-01"]) for uid in "ab"]
+
+
+def test_a_gzipped_dataset_and_its_static_table_upload_and_train(stack: Stack,
+                                                                 tmp_path: Path) -> None:
+    data, table = tmp_path / "stores.csv.gz", tmp_path / "static.csv"
+    rows = "\n".join(line.rsplit(",", 1)[0] for line in csv_rows().splitlines())
+    data.write_bytes(gzip.compress(rows.encode()))
+    table.write_text("unique_id,store_type,area\na,big,120\nb,small,80\n")
+    env = {**stack.env, "BPTT_URL": stack.url, "BPTT_TOKEN": stack.token}
+    run = subprocess.run(["bptt", "datasets", "upload", str(data), "--static-table", str(table)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    dataset_id, summary = run.stdout.strip().splitlines()[:2]
+    assert "covariates promo,temp,store_type,area" in summary
+
+    run = subprocess.run(
+        ["bptt", "submit", "--dataset", dataset_id, "--horizon", "3", "--epochs", "3",
+         "--future", "promo", "--static", "store_type", "--static", "area", "--follow"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    status, job = stack.call("GET", f"/v1/jobs/{run.stdout.strip().splitlines()[0]}")
+    assert job["status"] == "succeeded"
+    assert job["covariates"] == {"promo": "future", "store_type": "static", "area": "static"}
