@@ -85,7 +85,7 @@ def submit_job() -> Response:
     spec = plans.with_series_freq(valid.spec, valid.series)  # the freq inferred, if it was
     if warm is not None:
         valid = dataclasses.replace(valid, covariates=warm_start.check_covariates(
-            session, warm, valid.covariates, valid.series,
+            session, warm, valid.covariates, _static_items(valid),
             loc=("query",) if body.is_csv else ()))
         plan = plans.for_workers(warm_start.check_fits(session, warm, spec, valid.ids,
                                                        valid.lengths), settings)
@@ -195,6 +195,17 @@ def _dataset_covariate_widths(plan: bptt.TrainingSpec, kinds: dict[str, str] | N
         for i, sid in enumerate(ids)}} for name, kind in kinds.items()}
     return bptt.input_widths(dataclasses.replace(plan, calendar="off"), dict.fromkeys(ids, 2),
                              (), stand_in)
+
+
+def _static_items(valid: validation.TrainingRequest) -> list[dict[str, Any]]:
+    """The job's series items as far as a warm start's check reads them (their static
+    covariates): those sent, or a dataset's from its static table."""
+    if valid.dataset is None:
+        return valid.series
+    static = [name for name, kind in (valid.covariates or {}).items() if kind == "static"]
+    columns = _selected_static(valid.dataset, static)
+    return [{"covariates": {name: values[i] for name, values in columns.items()}}
+            for i in range(len(valid.dataset.ids))]
 
 
 def _selected_static(dataset: dataset_rows.DatasetSelection, names: list[str]

@@ -318,3 +318,20 @@ def test_a_job_declares_a_static_table_column_static(
     assert problem["errors"] == [{"loc": ["covariates", "region"], "msg": (
         "is a column of the dataset's static table: declare it static")}]
     assert row_count(sessions, Job) == 0 and broker_messages(settings) == []
+
+
+def test_a_warm_start_on_a_dataset_checks_its_static_tables_types(
+        client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
+        settings: Settings) -> None:
+    dataset_id = with_table(client, auth).get_json()["id"]
+    body = {"dataset_id": dataset_id, "covariates": ALL_KINDS, **SPEC}
+    parent = client.post("/v1/jobs", headers=auth, json=body).get_json()
+    assert run_training(sessions, settings, parent["id"], "test:1") == "succeeded"
+    fewer = client.post("/v1/jobs", headers=auth, json={
+        **body, "warm_start": parent["id"], "series_ids": ["s0", "s2"]})  # north only
+    assert fewer.status_code == 202, fewer.get_json()
+    numbered = with_table(client, auth, STATIC.replace("north", "1").replace("south", "2"))
+    problem = assert_problem(client.post("/v1/jobs", headers=auth, json={
+        **body, "dataset_id": numbered.get_json()["id"], "warm_start": parent["id"]}), 422)
+    assert problem["errors"] == [{"loc": ["covariates", "region"],
+                                  "msg": "the continued model took it as a category (a string)"}]
