@@ -1,7 +1,8 @@
 """Building an uploaded dataset from rows that arrive in any order, in bounded memory.
 
 A parser (service.api.upload_formats) hands over blocks of points: (series index, line, ds key,
-value). They are spooled to a temporary file in arrival order (24 bytes a point), so the
+value, and the upload's covariate columns' numbers if it has any). They are spooled to a
+temporary file in arrival order (24 bytes a point, 8 more per covariate column), so the
 upload's text is never held. `finish` then reads the spool back a group of series at a time
 (about SORT_BLOCK_POINTS points: rows grouped by series are read in place; interleaved ones
 are first split into one file per group), sorts each series by ds, refuses a ds given twice
@@ -10,7 +11,8 @@ sorted groups again if they were not sorted already. With the frequency known (g
 inferred from every series together, as for inline CSV), a second pass places each series on
 its grid (bptt.grid_positions_of_keys: a missing ds is a gap, one between grid points is
 refused naming its series and line) and packs the values into chunks of about CHUNK_POINTS
-compressed points, spooled again. Only `store` touches the database: every row of the dataset
+compressed points (their covariate columns beside them, compressed column after column),
+spooled again. Only `store` touches the database: every row of the dataset
 in one transaction, so a refused upload leaves nothing behind and a stored one is complete.
 """
 
