@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -17,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from service import serve, supervisor
 from service.api.csvio import forecasts_to_csv, parse_long_csv
 from service.api.problems import ValidationProblem
-from service.client import TERMINAL, ApiError, Client, progress_line
+from service.client import TERMINAL, ApiError, Client, multipart, progress_line
 from service.future_values import FutureValuesError, read_future_values
 from service.logs import configure_logging
 from service.settings import Settings
@@ -357,6 +358,11 @@ def _labels(context: click.Context, parameter: click.Parameter, values: tuple[st
     return labels
 
 
+STATIC_TABLE_HELP = ("Static covariates in a table of their own: a CSV unique_id,<a column per "
+                     "static covariate> with one row per series (a column of numbers is "
+                     "numeric, any other a category).")
+
+
 @main.command("submit")
 @click.argument("csv_file", required=False,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -389,19 +395,24 @@ def _labels(context: click.Context, parameter: click.Parameter, values: tuple[st
 @click.option("--future", "future", multiple=True, metavar="COLUMN",
               help="A CSV column that is a future covariate: a value per row, known ahead; "
                    "forecasts must give the horizon's values (repeat for more).")
+@click.option("--static-table", "static_table", default=None, metavar="STATIC.csv",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help=STATIC_TABLE_HELP)
 @click.option("--follow", is_flag=True, help="Show live progress until the job ends.")
 @_client_options
 def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
            season_length: int | None, cell: str | None, epochs: int | None,
            max_steps: int | None, quantiles: str | None, calendar: str | None,
            name: str | None, labels: dict[str, str], static: tuple[str, ...],
-           historical: tuple[str, ...], future: tuple[str, ...], follow: bool, url: str,
-           token: str) -> None:
+           historical: tuple[str, ...], future: tuple[str, ...], static_table: Path | None,
+           follow: bool, url: str, token: str) -> None:
     """Submit a training job from a long-format CSV (unique_id,ds,y, and a column per
-    covariate declared with --static, --historical or --future), or on an uploaded dataset
-    with --dataset; print its id."""
+    covariate declared with --static, --historical or --future; static ones also in a table
+    of their own, --static-table), or on an uploaded dataset with --dataset; print its id."""
     if (csv_file is None) == (dataset_id is None):
         raise click.UsageError("give a CSV_FILE or --dataset ID (one of them)")
+    if static_table is not None and csv_file is None:
+        raise click.UsageError("--static-table goes with a CSV_FILE")
     covariates = _covariate_kinds(static=static, historical=historical, future=future)
     client = Client(url, token)
     if dataset_id is not None:  # (the API says whether a dataset can have covariates)
@@ -421,7 +432,7 @@ def submit(csv_file: Path | None, dataset_id: str | None, horizon: int,
              "calendar": calendar, "name": name,
              "covariates": ",".join(f"{n}:{kind}" for n, kind in covariates.items()) or None,
              **{f"labels.{key}": value for key, value in labels.items()}}
-    job = _api_call(lambda: _post_csv(client, "/v1/jobs", csv_file, query))
+    job = _api_call(lambda: _post_csv(client, "/v1/jobs", csv_file, query, static_table))
     click.echo(job["id"])
     if follow:
         _follow(client, job["id"])
@@ -461,11 +472,30 @@ def _spec_body(horizon: int, season_length: int | None, cell: str | None,
     return body
 
 
-def _post_csv(client: Client, path: str, csv_file: Path, query: dict) -> dict:
-    """POST a CSV file; the decoded JSON answer."""
-    _, body = client.request("POST", path, body=csv_file.read_bytes(), content_type="text/csv",
-                             query=query)
-    return json.loads(body)
+def _post_csv(client: Client, path: str, csv_file: Path, query: dict,
+              static_table: Path | None = None) -> dict:
+    """POST a CSV file (with its static table); the decoded JSON answer."""
+    body, content_type = _csv_body(csv_file, static_table)
+    _, answer = client.request("POST", path, body=body, content_type=content_type, query=query)
+    return json.loads(answer)
+
+
+def _csv_body(csv_file: Path, static_table: Path | None) -> tuple[bytes, str]:
+    """A long CSV as a text/csv body, or with its static table as the API takes the two: a
+    multipart/form-data body with the parts `series` and `static`."""
+    if static_table is None:
+        return csv_file.read_bytes(), "text/csv"
+    return multipart({"series": ("series.csv", csv_file.read_bytes()),
+                      "static": ("static.csv", static_table.read_bytes())})
+
+
+def _static_columns(static_table: Path | None) -> set[str]:
+    """The covariate columns of a static table (its header beyond unique_id)."""
+    if static_table is None:
+        return set()
+    with open(static_table, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    return {name.strip() for name in header} - {"unique_id"}
 
 
 def _follow(client: Client, job_id: str, poll_s: float = 1.0) -> None:
@@ -510,24 +540,33 @@ def status(job_id: str, url: str, token: str) -> None:
                    "horizon, a CSV unique_id,ds,<a column per future covariate> with a row per "
                    "series and forecast step (of the job's own series, or of CSV_FILE's, whose "
                    "columns beyond unique_id,ds,y are the job's covariates).")
+@click.option("--static-table", "static_table", default=None, metavar="STATIC.csv",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help=STATIC_TABLE_HELP + " For CSV_FILE's series.")
 @_client_options
 def forecast(job_id: str, csv_file: Path | None, dataset_id: str | None, horizon: int | None,
-             out: Path | None, future_file: Path | None, url: str, token: str) -> None:
+             out: Path | None, future_file: Path | None, static_table: Path | None, url: str,
+             token: str) -> None:
     """Forecast with a trained job: its own series, those of CSV_FILE, or those of an
     uploaded dataset (--dataset); prints CSV."""
     if csv_file is not None and dataset_id is not None:
         raise click.UsageError("give a CSV_FILE or --dataset ID, not both")
+    if static_table is not None and csv_file is None:
+        raise click.UsageError("--static-table goes with a CSV_FILE: the job's own series "
+                               "have their static covariates")
     if future_file is not None and dataset_id is not None:
-        raise click.UsageError("--future-values goes with the job's own series or CSV_FILE's: "
-                               "an uploaded dataset's series carry no covariates yet")
+        raise click.UsageError("--future-values goes with the job's own series or CSV_FILE's; "
+                               "for a dataset's, give future_covariates in POST /v1/forecasts")
     client = Client(url, token)
 
     def call() -> str:
         if csv_file is not None:
             query = {"job_id": job_id, "horizon": horizon,
-                     **_csv_covariates(client, job_id, horizon, csv_file, future_file)}
-            status, body = client.request("POST", "/v1/forecasts", body=csv_file.read_bytes(),
-                                          content_type="text/csv", accept="text/csv",
+                     **_csv_covariates(client, job_id, horizon, csv_file, future_file,
+                                       _static_columns(static_table))}
+            sent, content_type = _csv_body(csv_file, static_table)
+            status, body = client.request("POST", "/v1/forecasts", body=sent,
+                                          content_type=content_type, accept="text/csv",
                                           query=query)
         else:
             payload = {"job_id": job_id, **({"horizon": horizon} if horizon else {}),
@@ -560,12 +599,14 @@ def forecast(job_id: str, csv_file: Path | None, dataset_id: str | None, horizon
 
 
 def _csv_covariates(client: Client, job_id: str, horizon: int | None, csv_file: Path,
-                    future_file: Path | None) -> dict[str, str]:
+                    future_file: Path | None, in_table: set[str]) -> dict[str, str]:
     """The query that goes with CSV_FILE for a job trained with covariates: the declaration
-    of its covariate columns (the job's kinds), and with --future-values their values over
-    the forecast of CSV_FILE's series, checked against its dates ({} for a job without)."""
+    of its covariate columns (the job's kinds, but for those the static table holds, here
+    `in_table`), and with --future-values their values over the forecast of CSV_FILE's
+    series, checked against its dates ({} for a job without)."""
     job = client.json("GET", f"/v1/jobs/{job_id}")
-    kinds = job.get("covariates") or {}
+    kinds = {name: kind for name, kind in (job.get("covariates") or {}).items()
+             if name not in in_table}
     query = {}
     if kinds:
         query["covariates"] = ",".join(f"{name}:{kind}" for name, kind in kinds.items())
@@ -622,10 +663,15 @@ UPLOAD_FORMATS = {".csv": ("text/csv", "csv"), ".jsonl": ("application/x-ndjson"
 @click.option("--format", "format_", type=click.Choice(["csv", "jsonl"]), default=None,
               help="The file's format when its name does not say (.csv, .jsonl, .ndjson, "
                    "each optionally .gz).")
+@click.option("--static-table", "static_table", default=None, metavar="STATIC.csv",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help=STATIC_TABLE_HELP)
 @_client_options
-def datasets_upload(file: Path, name: str | None, format_: str | None, url: str,
-                    token: str) -> None:
-    """Upload FILE, streamed with a progress bar; print the dataset's id, then its summary."""
+def datasets_upload(file: Path, name: str | None, format_: str | None,
+                    static_table: Path | None, url: str, token: str) -> None:
+    """Upload FILE (its columns beyond unique_id,ds,y are covariate columns; static ones may
+    come in a table of their own, --static-table), streamed with a progress bar; print the
+    dataset's id, then its summary."""
     gzipped = file.suffix == ".gz"
     inner = Path(file.stem).suffix if gzipped else file.suffix
     if format_ is None:
@@ -642,7 +688,8 @@ def datasets_upload(file: Path, name: str | None, format_: str | None, url: str,
                            width=30) as bar:
         dataset = _api_call(lambda: client.upload(
             "/v1/datasets", file, content_type=content_type, gzipped=gzipped,
-            query={"name": name or file.name}, progress=bar.update))
+            query={"name": name or file.name}, progress=bar.update,
+            static_table=static_table))
     click.echo(dataset["id"])
     click.echo(dataset_line(dataset))
 
@@ -683,8 +730,11 @@ def datasets_delete(dataset_id: str, url: str, token: str) -> None:
 
 
 def dataset_line(dataset: dict) -> str:
-    """One line: short id, series, points, gaps, lengths, frequency and name."""
+    """One line: short id, series, points, gaps, lengths, frequency, covariates and name."""
+    covariates = [*dataset.get("covariates", ()), *dataset.get("static_covariates", ())]
     return (f"{dataset['id'][:8]}  {dataset['num_series']} series  "
             f"{dataset['num_points']} points  {dataset['num_gaps']} gaps  "
             f"lengths {dataset['min_length']}-{dataset['max_length']}  "
-            f"freq {dataset['frequency'] or '-'}  {dataset['name'] or ''}").rstrip()
+            f"freq {dataset['frequency'] or '-'}  "
+            + (f"covariates {','.join(covariates)}  " if covariates else "")
+            + (dataset['name'] or '')).rstrip()

@@ -6,10 +6,12 @@ horizon: must be at least 1".
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,16 +59,26 @@ class Client:
             raise ApiError(f"cannot reach {self.url}: {exc.reason}") from None
 
     def upload(self, path: str, file: Path, *, content_type: str, gzipped: bool,
-               query: dict[str, Any], progress: Callable[[int], None] | None = None) -> Any:
+               query: dict[str, Any], progress: Callable[[int], None] | None = None,
+               static_table: Path | None = None) -> Any:
         """POST a file, streamed a block at a time (never read whole); `progress` is told the
-        bytes of each block sent. The decoded JSON answer."""
+        bytes of each block sent. With a `static_table`, the two go as the parts `series` and
+        `static` of a multipart/form-data body (the server knows a gzipped file by its first
+        bytes). The decoded JSON answer."""
         with open(file, "rb") as handle:
-            body = _Progress(handle, progress)
-            headers = {"Content-Length": str(file.stat().st_size)}
-            if gzipped:
-                headers["Content-Encoding"] = "gzip"
-            _, data = self.request("POST", path, body=body, content_type=content_type,
-                                   query=query, headers=headers, timeout=UPLOAD_TIMEOUT_S)
+            headers: dict[str, str] = {}
+            source: Any = handle
+            if static_table is not None:
+                source, content_type, size = _with_static_table(
+                    handle, file.stat().st_size, content_type, static_table.read_bytes())
+            else:
+                size = file.stat().st_size
+                if gzipped:
+                    headers["Content-Encoding"] = "gzip"
+            headers["Content-Length"] = str(size)
+            _, data = self.request("POST", path, body=_Progress(source, progress),
+                                   content_type=content_type, query=query, headers=headers,
+                                   timeout=UPLOAD_TIMEOUT_S)
         return json.loads(data)
 
     def json(self, method: str, path: str, payload: Any = None, **options) -> Any:
@@ -75,6 +87,48 @@ class Client:
         status, data = self.request(method, path, body=body,
                                     content_type="application/json" if body else None, **options)
         return json.loads(data) if data else None
+
+
+def multipart(parts: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of files ({part: (file name, bytes)}) and its Content-Type.
+    (The boundary is random: the API hashes a request by its parts, not by their wrapping.)"""
+    boundary = f"bptt-{uuid.uuid4().hex}"
+    body = bytearray()
+    for name, (filename, data) in parts.items():
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
+                 f"filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n").encode()
+        body += data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return bytes(body), f"multipart/form-data; boundary={boundary}"
+
+
+def _with_static_table(handle: BinaryIO, size: int, content_type: str, static: bytes
+                       ) -> tuple[BinaryIO, str, int]:
+    """(body, its Content-Type, its length) of a multipart upload: the file `handle` streamed
+    as the part `series`, the static table as the part `static`."""
+    boundary = f"bptt-{uuid.uuid4().hex}"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"series\"; "
+            f"filename=\"series\"\r\nContent-Type: {content_type}\r\n\r\n").encode()
+    tail = (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"static\"; "
+            f"filename=\"static.csv\"\r\nContent-Type: text/csv\r\n\r\n").encode()
+    tail += static + f"\r\n--{boundary}--\r\n".encode()
+    body = _Concatenated([io.BytesIO(head), handle, io.BytesIO(tail)])
+    return body, f"multipart/form-data; boundary={boundary}", len(head) + size + len(tail)  # type: ignore[return-value]
+
+
+class _Concatenated:
+    """Streams read one after the other, as one."""
+
+    def __init__(self, sources: list[Any]) -> None:
+        self.sources = sources
+
+    def read(self, size: int = -1) -> bytes:
+        while self.sources:
+            data = self.sources[0].read(size)
+            if data:
+                return data
+            self.sources.pop(0)
+        return b""
 
 
 class _Progress:

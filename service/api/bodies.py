@@ -11,13 +11,16 @@ from urllib.parse import urlencode
 from flask import request
 from werkzeug.datastructures import MultiDict
 
-from service.api import csvio
+from service.api import csvio, static_table
 from service.api.extensions import current_settings
 from service.api.problems import Problem, ValidationProblem
 
 COVARIATES = "covariates"  # the query field that declares a CSV's covariate columns
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv",)
+# A long CSV with a static table: the parts `series` and `static` (jobs and forecasts)
+MULTIPART = "multipart/form-data"
+SERIES_PART = "series"
 
 
 class JsonConstant:
@@ -48,8 +51,10 @@ def read_body(*, query_fields: frozenset[str] | None = None,
     in `raw_query` are taken as plain strings rather than parsed, and the dotted names in
     `list_query` are lists even with one value (`quantiles=0.5` is [0.5]).
     """
-    raw = request.get_data(cache=True)
     mimetype = request.mimetype
+    takes_covariates = query_fields is not None and COVARIATES in query_fields
+    # (a multipart body is read by its parts: werkzeug spools big ones to files)
+    raw = b"" if mimetype == MULTIPART and takes_covariates else request.get_data(cache=True)
     if mimetype in CSV_TYPES:
         data = query_to_fields(request.args, allowed=query_fields, raw=raw_query,
                                lists=list_query)
@@ -58,6 +63,8 @@ def read_body(*, query_fields: frozenset[str] | None = None,
                                               max_points=current_settings().max_points,
                                               covariates=_covariate_columns(data, query_fields))
         return Body(data, True, _hash(mimetype, raw))
+    if mimetype == MULTIPART and takes_covariates:
+        return _read_multipart(query_fields, raw_query, list_query)
     if mimetype in JSON_TYPES or mimetype.endswith("+json"):
         if request.args:
             raise ValidationProblem([
@@ -66,10 +73,64 @@ def read_body(*, query_fields: frozenset[str] | None = None,
                 for name in request.args
             ])
         return Body(parse_json(raw), False, _hash(mimetype, raw))
+    also = f", or {MULTIPART} with a static table" if takes_covariates else ""
     raise Problem(
-        f"Send the body as application/json or text/csv (got {mimetype or 'no Content-Type'}).",
+        f"Send the body as application/json or text/csv{also} "
+        f"(got {mimetype or 'no Content-Type'}).",
         status=415,
     )
+
+
+def _read_multipart(query_fields: frozenset[str] | None, raw_query: frozenset[str],
+                    list_query: frozenset[str]) -> Body:
+    """A long CSV with its static table: the parts `series` and `static` of a
+    multipart/form-data body, the other fields in the query as with a text/csv body. The
+    table's columns join the covariates the query declares, as static ones."""
+    series_raw, static_raw = _parts()
+    data = query_to_fields(request.args, allowed=query_fields, raw=raw_query, lists=list_query)
+    declared = _covariate_columns(data, query_fields) or {}
+    try:
+        data["series"] = csvio.parse_long_csv(_decode(series_raw, SERIES_PART),
+                                              freq=data.get("freq"),
+                                              max_points=current_settings().max_points,
+                                              covariates=declared)
+    except ValidationProblem as exc:  # its lines are the series part's
+        raise ValidationProblem([_in_part(error, SERIES_PART) for error in exc.errors]
+                                ) from None
+    if static_raw is not None:
+        data[COVARIATES] = static_table.attach_static_table(
+            data["series"], _decode(static_raw, static_table.PART), declared)
+    return Body(data, True, _hash(MULTIPART, series_raw, static_raw or b""))
+
+
+def _parts() -> tuple[bytes, bytes | None]:
+    """The bytes of the `series` part and of the `static` part (None if not sent); 422 naming
+    a missing or unknown part."""
+    given = [*request.files, *request.form]
+    errors = [{"loc": ["body", name], "msg": f"unknown part: send {SERIES_PART!r} (the long "
+                                             f"CSV) and {static_table.PART!r} (its static table)"}
+              for name in dict.fromkeys(given) if name not in (SERIES_PART, static_table.PART)]
+    series = _part(SERIES_PART)
+    if series is None:
+        errors.append({"loc": ["body", SERIES_PART],
+                       "msg": "part required: the long CSV, unique_id,ds,y,..."})
+    if errors:
+        raise ValidationProblem(errors)
+    return series, _part(static_table.PART)  # type: ignore[return-value]
+
+
+def _part(name: str) -> bytes | None:
+    """A part's bytes, sent as a file or as a plain field."""
+    if name in request.files:
+        return request.files[name].read()
+    text = request.form.get(name)
+    return None if text is None else text.encode()
+
+
+def _in_part(error: dict[str, Any], part: str) -> dict[str, Any]:
+    """An error of the body's CSV, located in the multipart `part` that held it."""
+    loc = error["loc"]
+    return {**error, "loc": ["body", part, *loc[1:]]} if loc[:1] == ["body"] else error
 
 
 def _covariate_columns(data: dict[str, Any], query_fields: frozenset[str] | None
@@ -161,21 +222,23 @@ def _put(fields: dict[str, Any], path: list[str], value: Any, name: str,
     node[path[-1]] = value
 
 
-def _decode(raw: bytes) -> str:
-    """The body as text (UTF-8, with or without a byte-order mark)."""
+def _decode(raw: bytes, part: str | None = None) -> str:
+    """The body (or its multipart `part`) as text (UTF-8, with or without a byte-order mark)."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise Problem(f"The CSV body is not UTF-8: {exc}", status=400) from None
+        what = f"The {part!r} part" if part else "The CSV body"
+        raise Problem(f"{what} is not UTF-8: {exc}", status=400) from None
 
 
-def _hash(mimetype: str, raw: bytes) -> str:
-    """SHA-256 over what makes the request: body, media type, and (for CSV) the query."""
+def _hash(mimetype: str, *parts: bytes) -> str:
+    """SHA-256 over what makes the request: body (a multipart one's parts: its boundary is
+    anything), media type, and (for CSV) the query."""
     # With CSV the spec fields are query parameters, so the same body with another horizon is
     # another request; sorting makes the parameters' order irrelevant.
     query = urlencode(sorted(request.args.items(multi=True)))
     digest = hashlib.sha256()
-    for part in (mimetype.encode(), query.encode(), raw):
+    for part in (mimetype.encode(), query.encode(), *parts):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()

@@ -10,6 +10,7 @@ bptt.covariates.declare accepts once the job's series are put in its form
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -18,15 +19,15 @@ from service.api.bodies import JsonConstant
 from service.api.schemas import (
     COVARIATE_KINDS,
     COVARIATE_NAME_MAX_LENGTH,
+    COVARIATE_NAME_PATTERN,
     CovariateKinds,
     SeriesIn,
 )
+from service.store.dataset_ingest import MAX_COVARIATE_COLUMNS
 
 FIELD = "covariates"
 DYNAMIC = ("historical", "future")
 MAX_CATEGORY_LENGTH = 128  # a static category is a label, as a series id is
-NOT_WITH_DATASETS = ("covariates are supported with series sent with the job or inline CSV; "
-                     "not yet with uploaded datasets")
 _KINDS = TypeAdapter(CovariateKinds)
 _NAME_RULE = (f"a covariate name is 1-{COVARIATE_NAME_MAX_LENGTH} letters, digits, '_', '.' "
               "or '-', starting with a letter, a digit or '_'")
@@ -53,6 +54,39 @@ def declared_kinds(fields: dict[str, Any], errors: list[dict[str, Any]], *,
             errors.append({"loc": [*loc, FIELD, *where], "msg": message})
         return None
     return kinds or None
+
+
+def covariate_name_errors(names: dict[str, Any], loc: list[str | int]
+                          ) -> list[dict[str, Any]]:
+    """A dataset's covariate columns (`names`, in order): each named by the rule a
+    declaration's names follow, and not too many (each widens every point stored)."""
+    errors = [{"loc": [*loc, name], "msg": _NAME_RULE} for name in names
+              if not re.fullmatch(COVARIATE_NAME_PATTERN, name)]
+    if len(names) > MAX_COVARIATE_COLUMNS:
+        errors.append({"loc": loc, "msg": f"has {len(names)} covariate columns; at most "
+                                          f"{MAX_COVARIATE_COLUMNS}"})
+    return errors
+
+
+def dataset_errors(kinds: dict[str, str] | None, columns: list[str], static: list[str], *,
+                   loc: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A job on an uploaded dataset declares some of its covariates: a covariate column
+    (a number per point) historical or future, a column of its static table static."""
+    errors = []
+    for name, kind in (kinds or {}).items():
+        if name in columns and kind not in DYNAMIC:
+            problem = ("is a covariate column of the dataset, a number per point: declare it "
+                       "historical or future")
+        elif name in static and kind != "static":
+            problem = "is a column of the dataset's static table: declare it static"
+        elif name not in columns and name not in static:
+            problem = (f"the dataset has no covariate column {name!r} (its columns: "
+                       f"{', '.join(map(repr, columns)) or 'none'}; its static table's: "
+                       f"{', '.join(map(repr, static)) or 'none'})")
+        else:
+            continue
+        errors.append({"loc": [*loc, FIELD, name], "msg": problem})
+    return errors
 
 
 def values_per_point(kinds: dict[str, str] | None) -> int:

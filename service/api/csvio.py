@@ -267,11 +267,19 @@ def _static_column(series: list[dict[str, Any]], column: int, name: str
                 f"series {item['id']!r} has {has}: a static covariate holds one value per "
                 "series, on every row")})
         item["cells"][column] = found[0] if found else ""
-    numbers = [finite_number(item["cells"][column]) for item in series]
-    if all(number is not None for number in numbers):
-        for item, number in zip(series, numbers, strict=True):
-            item["cells"][column] = number
+    typed = typed_static([item["cells"][column] for item in series])
+    for item, value in zip(series, typed, strict=True):
+        item["cells"][column] = value
     return errors
+
+
+def typed_static(cells: list[str]) -> list[float | str]:
+    """A static covariate's values, one per series: numbers if every one reads as a number,
+    else categories (the texts). (A static table's columns are typed the same way.)"""
+    numbers = [finite_number(cell) for cell in cells]
+    if all(number is not None for number in numbers):
+        return numbers  # type: ignore[return-value]
+    return list(cells)
 
 
 def finite_number(text: str) -> float | None:

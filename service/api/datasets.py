@@ -13,10 +13,12 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, request
+from werkzeug.datastructures import FileStorage
 
 from bptt import CalendarError, Freq, parse_freq
-from service.api import lookup, params
+from service.api import covariate_checks, lookup, params, static_table
 from service.api.auth import authenticate, current_tenant_id
+from service.api.bodies import MULTIPART, SERIES_PART
 from service.api.documents import json_response
 from service.api.extensions import current_settings, get_session
 from service.api.problems import Problem, ValidationProblem, problem_response
@@ -66,8 +68,6 @@ def upload_dataset() -> Response:
     """Stream an upload into the spool, check and pack it, store it in one transaction: 201."""
     settings, session, tenant_id = current_settings(), get_session(), current_tenant_id()
     params.refuse_unknown(("name", "format", "freq"))
-    format = _format()
-    freq = _given_freq(format)
     name = request.args.get("name")
     if name is not None and not 1 <= len(name) <= MAX_NAME_LENGTH:
         raise ValidationProblem([{"loc": ["query", "name"],
@@ -78,13 +78,20 @@ def upload_dataset() -> Response:
                       f"{settings.max_datasets_per_tenant}. Delete some first.", status=429,
                       headers={"Retry-After": str(QUOTA_RETRY_AFTER_S)})
     session.commit()  # no transaction stays open while the body streams in
+    # a multipart body: the dataset in the part `series`, its static table in `static`
+    parts = _parts() if request.mimetype == MULTIPART else None
+    format = _format(request.mimetype if parts is None else parts[0].mimetype)
+    freq = _given_freq(format)
     gzipped = request.headers.get("Content-Encoding", "").strip().lower() in ("gzip", "x-gzip")
-    upload = open_upload(request.stream, gzipped=gzipped, limit=settings.max_dataset_bytes)
+    upload = open_upload(request.stream if parts is None else parts[0].stream,
+                         gzipped=gzipped, limit=settings.max_dataset_bytes)
     with DatasetBuilder(limits(settings)) as builder:
         try:
             table = reader_for(format)(upload.text, builder, limits(settings))
             table.freq = freq
             prepared = builder.finish(table)
+            if parts is not None and parts[1] is not None:
+                prepared.static = _static_columns(parts[1], prepared)
         except DatasetError as exc:
             upload.drain()
             raise ValidationProblem(exc.errors) from None
@@ -159,7 +166,8 @@ def document(dataset: UploadedDataset) -> DatasetOut:
         frequency=dataset.frequency, freq_inferred=dataset.freq_inferred,
         missing_timestamps=dataset.missing_timestamps,
         upload_bytes=dataset.upload_bytes, text_bytes=dataset.text_bytes,
-        stored_bytes=dataset.stored_bytes)
+        stored_bytes=dataset.stored_bytes, covariates=dataset.covariate_columns or [],
+        static_covariates=dataset.static_columns or [])
 
 
 def selection_from_request(data: Any, *, prefix: tuple[str | int, ...] = ()
@@ -249,16 +257,59 @@ def _given_freq(format: str) -> Freq | None:
     return freq
 
 
-def _format() -> str:
-    """The upload's format: ?format=, else from its Content-Type."""
+def _format(mimetype: str) -> str:
+    """The upload's format: ?format=, else from its Content-Type (`mimetype`: the body's, or
+    its series part's)."""
     wanted = request.args.get("format")
     if wanted is not None:
         if wanted not in ("csv", "jsonl"):
             raise ValidationProblem([{"loc": ["query", "format"],
                                       "msg": "must be one of csv, jsonl"}])
         return wanted
-    if request.mimetype in MEDIA_TYPES:
-        return MEDIA_TYPES[request.mimetype]
+    if mimetype in MEDIA_TYPES:
+        return MEDIA_TYPES[mimetype]
     raise Problem("Send a dataset as text/csv or application/x-ndjson (JSON lines), gzipped "
-                  "or not, or say which with ?format=csv or ?format=jsonl (got "
-                  f"{request.mimetype or 'no Content-Type'}).", status=415)
+                  "or not (or as the part `series` of a multipart/form-data body, beside its "
+                  "static table in the part `static`), or say which with ?format=csv or "
+                  f"?format=jsonl (got {mimetype or 'no Content-Type'}).", status=415)
+
+
+def _parts() -> tuple[FileStorage, bytes | None]:
+    """The `series` part of a multipart upload (werkzeug has spooled it to a file) and the
+    bytes of its `static` part (None if not sent); 422 naming a missing or unknown part."""
+    given = [*request.files, *request.form]
+    errors = [{"loc": ["body", name], "msg": f"unknown part: send {SERIES_PART!r} (the "
+                                             f"dataset) and {static_table.PART!r} (its static "
+                                             "table)"}
+              for name in dict.fromkeys(given) if name not in (SERIES_PART, static_table.PART)]
+    if SERIES_PART not in request.files:
+        errors.append({"loc": ["body", SERIES_PART],
+                       "msg": "part required: the dataset, as a file (curl -F series=@FILE)"})
+    if errors:
+        raise ValidationProblem(errors)
+    static = request.files.get(static_table.PART)
+    text = request.form.get(static_table.PART)
+    return (request.files[SERIES_PART],
+            static.read() if static is not None else None if text is None else text.encode())
+
+
+def _static_columns(raw: bytes, prepared: dataset_ingest.Prepared
+                    ) -> dict[str, list[float | str]]:
+    """A static table's columns, a value per series of the dataset in storage order; 422
+    naming what is wrong (as with inline CSV: a row for every series, a series for every
+    row, no empty cell, no name of one of the dataset's columns)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Problem(f"The 'static' part is not UTF-8: {exc}", status=400) from None
+    table = static_table.read_static_table(text, prepared.ids,
+                                           dict.fromkeys(prepared.covariates, "dynamic"))
+    columns = table.columns(prepared.ids)
+    errors = [{"loc": ["body", static_table.PART, f"line {table.rows[uid][1]}", name],
+               "msg": problem}
+              for name, values in columns.items()
+              for uid, value in zip(prepared.ids, values, strict=True)
+              if (problem := covariate_checks.static_problem(value))]
+    if errors:
+        raise ValidationProblem(errors[:20])
+    return columns

@@ -13,26 +13,45 @@ from typing import Any
 import bptt
 from service.api.covariate_checks import dynamic_problem, static_problem
 from service.api.schemas import ForecastRequest, SeriesIn
+from service.store.dataset_rows import DatasetSelection
 
 
-def request_errors(model: bptt.Model, request: ForecastRequest, where: list[str]
-                   ) -> list[dict[str, Any]]:
+def request_errors(model: bptt.Model, request: ForecastRequest, where: list[str],
+                   source: DatasetSelection | None = None) -> list[dict[str, Any]]:
     """What a forecast request gives, or leaves out, of the model's covariates: none to a model
     trained without them; to one trained with them, the horizon's values of each future one for
-    every series forecast (the series an uploaded dataset holds cannot carry covariates yet)."""
+    every series forecast, whose own are sent with them or are columns of the dataset
+    (`source`) named."""
     fields = [*where, "future_covariates"]
     errors = item_errors(model, request.series or [])
     if model.covariates is None:
         if request.future_covariates is not None:
             errors.append({"loc": fields, "msg": "the model was trained without covariates"})
         return errors
-    if request.dataset_id is not None:
-        return [{"loc": ["dataset_id"], "msg": "the model was trained with covariates, which "
-                 "an uploaded dataset's series do not carry yet: send the series, each with "
-                 "its covariates, in `series`"}]
-    ids = model.series_ids if request.series is None else [s.id for s in request.series]
+    if source is not None:
+        missing = _dataset_missing(model, source)
+        if missing:
+            return missing
+    ids = (source.ids if source is not None else model.series_ids if request.series is None
+           else [s.id for s in request.series])
     return errors + future_errors(model, request.future_covariates, ids, request.horizon,
                                   horizon_loc=[*where, "horizon"], loc=fields)
+
+
+def _dataset_missing(model: bptt.Model, source: DatasetSelection) -> list[dict[str, Any]]:
+    """The model's covariates a dataset's series do not carry: a dynamic one its covariate
+    columns lack, a static one its static table lacks."""
+    encoder = model.covariates
+    assert encoder is not None
+    missing = [name for name, kind in zip(encoder.names, encoder.kinds, strict=True)
+               if name not in (source.static if kind == "static" else source.covariates)]
+    if not missing:
+        return []
+    has = ", ".join(map(repr, [*source.covariates, *source.static])) or "none"
+    return [{"loc": ["dataset_id"], "msg": (
+        f"the model reads the covariates {missing}, which the dataset's series do not carry "
+        f"(its covariate columns: {has}): send the series, each with its covariates, in "
+        "`series`")}]
 
 
 def item_errors(model: bptt.Model, series: list[SeriesIn]) -> list[dict[str, Any]]:

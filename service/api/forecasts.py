@@ -25,7 +25,12 @@ from service.api.sweeps import get_sweep
 from service.store import dataset_rows, queue, repository
 from service.store.codec import decompress_json
 from service.store.dataset_rows import DatasetSelection
-from service.store.forecast_batches import ForecastTable, load_model, run_forecast
+from service.store.forecast_batches import (
+    ForecastTable,
+    load_model,
+    model_columns,
+    run_forecast,
+)
 from service.store.forecast_dates import (
     calendar_dates,
     job_freq,
@@ -87,7 +92,7 @@ def create_forecasts() -> Response:
     # A batch is checked by the engine's parser before it is stored; an answer given now is
     # checked by the forecast itself (its DataError becomes the same 422 below), not twice.
     validation.check_forecast_against_model(model, wanted, from_query=body.is_csv,
-                                            engine_check=queued)
+                                            engine_check=queued, source=source)
     # start and freq give the steps' ds, and the calendar columns of a model that reads them;
     # a model trained with covariates reads each series' own covariates
     series = None if wanted.series is None else [
@@ -99,7 +104,8 @@ def create_forecasts() -> Response:
     if queued:
         return _enqueue(job.id, series, wanted, source, ds)
     if source is not None:
-        series = dataset_rows.read_selection(session, source.dataset_id, source.series_ids)
+        series = dataset_rows.read_selection(session, source.dataset_id, source.series_ids,
+                                             model_columns(model))
     try:
         document = run_forecast(model, series, wanted.horizon, wanted.quantiles,
                                 settings.forecast_threads, wanted.future_covariates)

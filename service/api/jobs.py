@@ -85,7 +85,7 @@ def submit_job() -> Response:
     spec = plans.with_series_freq(valid.spec, valid.series)  # the freq inferred, if it was
     if warm is not None:
         valid = dataclasses.replace(valid, covariates=warm_start.check_covariates(
-            session, warm, valid.covariates, valid.series,
+            session, warm, valid.covariates, _static_items(valid),
             loc=("query",) if body.is_csv else ()))
         plan = plans.for_workers(warm_start.check_fits(session, warm, spec, valid.ids,
                                                        valid.lengths), settings)
@@ -165,10 +165,59 @@ def job_inputs(plan: bptt.TrainingSpec, valid: validation.TrainingRequest
                ) -> admission.JobInputs:
     """What the job's steps hold for its cost: its dynamic covariates' values, and the extra
     inputs (calendar and covariate columns) of the network the plan trains."""
-    covariates = dataset_rows.library_covariates(valid.covariates or {}, valid.series)
     lengths = dict(zip(valid.ids, valid.lengths, strict=True))
-    return admission.JobInputs(covariate_checks.values_per_point(valid.covariates),
-                               bptt.input_widths(plan, lengths, _dates(valid), covariates))
+    per_point = covariate_checks.values_per_point(valid.covariates)
+    if valid.dataset is None:
+        covariates = dataset_rows.library_covariates(valid.covariates or {}, valid.series)
+        return admission.JobInputs(per_point, bptt.input_widths(plan, lengths, _dates(valid),
+                                                                covariates))
+    steps, head = bptt.input_widths(plan, lengths, _dates(valid))
+    extra_steps, extra_head = _dataset_covariate_widths(plan, valid.covariates, valid.dataset)
+    return admission.JobInputs(per_point, (steps + extra_steps, head + extra_head))
+
+
+def _dataset_covariate_widths(plan: bptt.TrainingSpec, kinds: dict[str, str] | None,
+                              dataset: dataset_rows.DatasetSelection) -> tuple[int, int]:
+    """The inputs a dataset's covariates add, as bptt.input_widths counts them, without
+    reading the values of its columns: a dynamic one's width does not depend on them, and a
+    static one's on its distinct values only (read from the static table). They are counted
+    on stand-in series, one per distinct category of the static column with most."""
+    if not kinds:
+        return 0, 0
+    static = [name for name, kind in kinds.items() if kind == "static"]
+    values = _selected_static(dataset, static)
+    # a category's distinct values each count; a number is one input whatever its values
+    distinct = {name: sorted(set(column)) if isinstance(column[0], str) else column[:1]
+                for name, column in values.items()}
+    ids = [f"_{i}" for i in range(max(map(len, distinct.values()), default=1))]
+    stand_in = {name: {"kind": kind, "values": {
+        sid: distinct[name][i % len(distinct[name])] if kind == "static" else [0.0, 1.0]
+        for i, sid in enumerate(ids)}} for name, kind in kinds.items()}
+    return bptt.input_widths(dataclasses.replace(plan, calendar="off"), dict.fromkeys(ids, 2),
+                             (), stand_in)
+
+
+def _static_items(valid: validation.TrainingRequest) -> list[dict[str, Any]]:
+    """The job's series items as far as a warm start's check reads them (their static
+    covariates): those sent, or a dataset's from its static table."""
+    if valid.dataset is None:
+        return valid.series
+    static = [name for name, kind in (valid.covariates or {}).items() if kind == "static"]
+    columns = _selected_static(valid.dataset, static)
+    return [{"covariates": {name: values[i] for name, values in columns.items()}}
+            for i in range(len(valid.dataset.ids))]
+
+
+def _selected_static(dataset: dataset_rows.DatasetSelection, names: list[str]
+                     ) -> dict[str, list[float | str]]:
+    """The static table's columns `names` for the series the job selects."""
+    columns = dataset_rows.static_values(get_session(), dataset.dataset_id, names)
+    if dataset.series_ids is None or not columns:
+        return columns
+    index = dataset_rows.load_index(get_session(), dataset.dataset_id)
+    where = index.positions() if index is not None else {}
+    return {name: [values[where[uid]] for uid in dataset.ids if uid in where]
+            for name, values in columns.items()}
 
 
 def admit(spec: bptt.TrainingSpec, plan: bptt.TrainingSpec, lengths: list[int], *,

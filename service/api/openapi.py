@@ -57,6 +57,19 @@ CSV_BODY = {"type": "string", "description": "Long format: a header `unique_id,d
             "spacing (its frequency: `freq`, else inferred from the ds); a ds between two "
             "grid points is refused naming its line. ds: integers or ISO 8601 dates and times.",
             "examples": ["unique_id,ds,y\nstore-1,2024-01,112\nstore-1,2024-02,118\n"]}
+WITH_STATIC_TABLE = {
+    "type": "object", "required": ["series"],
+    "description": "The long CSV with its static covariates in a table of their own "
+                   "(`curl -F series=@long.csv -F static=@static.csv`); the other fields in the "
+                   "query, as with a text/csv body.",
+    "properties": {
+        "series": {"type": "string", "contentMediaType": "text/csv",
+                   "description": "The long CSV, as a text/csv body."},
+        "static": {"type": "string", "contentMediaType": "text/csv", "description": (
+            "`unique_id,<a column per static covariate>`, one row per series: each column is "
+            "a static covariate (numbers if every cell is one, else categories). Every series "
+            "needs a row and every row a series; no empty cells; no name of a column of the "
+            "long CSV.")}}}
 _ERROR_TEXT = {
     400: "Malformed body (not JSON, not UTF-8).",
     401: "Missing, invalid or revoked API token.",
@@ -86,6 +99,7 @@ class Operation:
     parameters: tuple[dict[str, Any], ...] = ()
     body: type[BaseModel] | None = None  # JSON body (also accepted as CSV + query)
     csv: bool = True  # whether the body may also be CSV with the other fields in the query
+    static_table: bool = False  # whether the CSV may come with a static table (multipart)
     raw_body: dict[str, Any] | None = None  # a request body that is no JSON model (uploads)
     secured: bool = True
     description: str = field(default="")
@@ -119,13 +133,27 @@ SWEEP_ID = _param("sweep_id", "path", {"type": "string"}, f"The sweep's id, {SHO
 DATASET_ID = _param("dataset_id", "path", {"type": "string"}, f"The dataset's id, {SHORT_ID}.")
 UPLOAD_BODY = {"required": True, "content": {
     "text/csv": {"schema": {"type": "string", "description": "Long format, as a job's CSV: "
-                            "a header `unique_id,ds,y`, then one row per point in any order."}},
+                            "a header `unique_id,ds,y`, then one row per point in any order. "
+                            "Any further column is a covariate column: a number per point "
+                            "(empty: a gap), stored beside the values."}},
     "application/x-ndjson": {"schema": {"type": "string", "description": "JSON lines, one "
                                         'series per line: {"id": "s1", "values": [1.5, null, '
                                         '2], "start": "2021-01", "freq": "MS"} (start and freq '
                                         "optional)."}},
     "application/gzip": {"schema": {"type": "string", "contentMediaType": "application/gzip",
-                                    "description": "Either one, gzipped (with ?format=)."}}}}
+                                    "description": "Either one, gzipped (with ?format=)."}},
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["series"],
+        "description": "The dataset with a static table: `curl -F series=@sales.csv -F "
+                       "static=@static.csv`.",
+        "properties": {
+            "series": {"type": "string", "description": "The dataset, as one of the bodies "
+                                                        "above (its Content-Type or ?format= "
+                                                        "says which)."},
+            "static": {"type": "string", "contentMediaType": "text/csv", "description": (
+                "`unique_id,<a column per static covariate>`, one row per series: each column "
+                "a static covariate (numbers if every cell is one, else categories); every "
+                "series needs a row and every row a series.")}}}}}}
 LOCATION = {"Location": {"description": "Where to follow it.", "schema": {"type": "string"}}}
 SINCE = _param("since", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1,
                                   "default": 0},
@@ -146,6 +174,7 @@ OPERATIONS: tuple[Operation, ...] = (
               {202: _json("JobOut", "Accepted and queued (or an Idempotency-Key replay).",
                           headers=LOCATION)},
               errors=(400, 401, 404, 409, 413, 415, 422, 429), body=JobRequest,
+              static_table=True,
               parameters=(_param(IDEMPOTENCY_HEADER, "header", {"type": "string",
                                                                 "maxLength": 255},
                                  "Same key and body replay the first answer; same key and "
@@ -160,8 +189,11 @@ OPERATIONS: tuple[Operation, ...] = (
                           "beyond unique_id,ds,y are covariates, declared by the query's "
                           "`covariates=promo:future,temp:historical,store_type:static`: an "
                           "empty cell is a gap, a static column holds one value per series "
-                          "(numbers if every series' is one, else categories). Not with "
-                          "dataset_id yet."),
+                          "(numbers if every series' is one, else categories); or, as a "
+                          "multipart/form-data body, the long CSV in the part `series` and the "
+                          "static covariates in a table of their own in the part `static`. With "
+                          "dataset_id, `covariates` names some of the dataset's covariate "
+                          "columns, each historical or future."),
     Operation("get", "/v1/jobs", "list_jobs",
               "List the tenant's jobs: filtered, sorted, a page at a time", "jobs",
               {200: _json("JobList", "A page of jobs.")}, errors=(401, 404, 409, 422),
@@ -263,11 +295,14 @@ OPERATIONS: tuple[Operation, ...] = (
                202: _json("ForecastBatchOut", "Stored as a batch (large requests).",
                           headers=LOCATION)},
               errors=(400, 401, 404, 409, 413, 415, 422), body=ForecastRequest,
+              static_table=True,
               description="With a text/csv body, job_id (or sweep_id), horizon, quantiles "
                           "and future_covariates (as JSON) are query parameters. A model trained "
                           "with covariates needs each sent series' own (`series[].covariates`, "
                           "as in a job request; with a text/csv body, columns declared by "
-                          "`covariates=promo:future,temp:historical,...`) and the future ones' "
+                          "`covariates=promo:future,temp:historical,...`, the static ones "
+                          "also as a table: a multipart/form-data body with the parts `series` "
+                          "and `static`) and the future ones' "
                           "values over the horizon (`future_covariates`); one trained without "
                           "them is given none."),
     Operation("get", "/v1/forecasts/{batch_id}", "show_forecast_batch", "A forecast batch",
@@ -416,6 +451,8 @@ def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]
         content = {"application/json": {"schema": refs[(op.body, "validation")]}}
         if op.csv:
             content["text/csv"] = {"schema": CSV_BODY}
+            if op.static_table:
+                content["multipart/form-data"] = {"schema": WITH_STATIC_TABLE}
             parameters += _csv_query_parameters(op.body)
         out["requestBody"] = {"required": True, "content": content}
     elif op.raw_body is not None:

@@ -669,6 +669,15 @@ class DatasetOut(ResponseModel):
     text_bytes: int = Field(description="Its text once decompressed.")
     stored_bytes: int = Field(description="What the database holds: compressed arrays and "
                                           "the index of ids and lengths.")
+    covariates: list[str] = Field(
+        default_factory=list,
+        description="Its covariate columns (a CSV's columns beyond unique_id,ds,y, a JSON "
+                    "line's `covariates`): numbers per point, which a job on the dataset "
+                    "declares as historical or future (`covariates`: {name: kind}).")
+    static_covariates: list[str] = Field(
+        default_factory=list,
+        description="The columns of the static table uploaded with it (one value per series, "
+                    "a number or a category), which a job on the dataset declares static.")
 
 
 class DatasetList(ResponseModel):

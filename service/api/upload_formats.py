@@ -9,6 +9,10 @@ JSON lines: each line is one series as a JSON job request gives it,
 freq optional, checked as a job request's are): a series per line rather than a point per
 line, because that is the shape of the JSON API and of GluonTS-style files, and it is half
 the size of a point per line.
+
+Covariate columns: a CSV's columns beyond unique_id,ds,y, and a JSON line's `"covariates":
+{"promo": [0, 1, null]}` (a number or null per value; every line names the same ones), are
+numbers per point, spooled with each and stored beside the values.
 """
 
 from __future__ import annotations
@@ -29,14 +33,13 @@ import numpy as np
 
 from bptt import CalendarError, parse_timestamp, timestamp_key
 from service.api.bodies import JsonConstant
-from service.api.covariate_checks import NOT_WITH_DATASETS
+from service.api.covariate_checks import covariate_name_errors
 from service.api.csvio import COLUMNS, header_errors
 from service.api.problems import Problem, ValidationProblem
 from service.api.validation import start_and_freq_errors
 from service.store.collector import collector_paused
 from service.store.dataset_ingest import (
     INTEGER,
-    POINT,
     TIME,
     DatasetBuilder,
     Limits,
@@ -53,7 +56,7 @@ MAX_ID_LENGTH = 128  # as SeriesIn.id, and series_states.series_id holds
 MAX_LABEL_LENGTH = 64  # as SeriesIn.start
 MAX_JSON_LINE_CHARS = 64 * 1024 * 1024  # one series of JSON lines; longer ones: use CSV
 DS_CACHE_SIZE = 100_000  # ds texts remembered (dates repeat across series)
-JSONL_FIELDS = frozenset({"id", "values", "start", "freq"})
+JSONL_FIELDS = frozenset({"id", "values", "start", "freq", "covariates"})
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _INF = math.inf
 
@@ -168,9 +171,12 @@ def read_csv(text: TextIO, builder: DatasetBuilder, limits: Limits) -> SeriesTab
                                 ) from None
     except UnicodeDecodeError as exc:
         raise _not_utf8(exc, 1) from None
-    problems = header_errors(header, unknown=f"unknown column: {NOT_WITH_DATASETS}")
+    covariates = [name for name in header if name not in COLUMNS]
+    problems = header_errors(header, covariates=dict.fromkeys(covariates, "historical"))
+    problems += covariate_name_errors(dict.fromkeys(covariates), ["body", "header"])
     if problems:
         raise ValidationProblem(problems)
+    builder.with_covariates(covariates)
     rows = _CsvRows(header, builder, limits)
     with collector_paused():
         _read_blocks(reader, rows)
@@ -210,6 +216,8 @@ class _CsvRows:
         self.series = _Series(limits, self.errors)
         self.width = len(header)
         self.columns = itemgetter(*(header.index(name) for name in COLUMNS))
+        self.covariates = builder.covariates
+        self.covariate_at = [header.index(name) for name in self.covariates]
         self.cache: dict[str, tuple[int, int] | bool] = {}
         self.points = 0
         self.stopped = False  # too many errors, series or points: read no further
@@ -244,6 +252,9 @@ class _CsvRows:
             return False
         if not np.isfinite(values[np.fromiter(map(bool, ys), bool, len(ys))]).all():
             return False  # nan or inf written out: named row by row
+        covariates = self._covariate_block(block)
+        if covariates is False:
+            return False
         index = self.series.index
         at = list(map(index.get, uids))
         new: dict[str, int] = {}  # series first seen here -> their first row in the block
@@ -272,11 +283,29 @@ class _CsvRows:
             self.series.new(uid, first_line + row, kinds[row], None)
         self.points += len(block)
         if not self.errors.items:  # once anything is wrong, nothing will be stored
-            points = np.empty(len(block), POINT)
+            points = np.empty(len(block), self.builder.dtype)
             points["series"], points["key"], points["value"] = at_array, key_values, values
             points["line"] = np.arange(first_line, first_line + len(block))
+            if covariates is not None:
+                points["covariates"] = covariates
             self.builder.add(points)
         return True
+
+    def _covariate_block(self, block: list[list[str]]) -> np.ndarray | None | bool:
+        """The block's covariate columns as (rows, columns) numbers (NaN for an empty cell);
+        None without any; False if a cell is no finite number (named row by row)."""
+        if not self.covariate_at:
+            return None
+        try:
+            cells = [[row[at].strip() for row in block] for at in self.covariate_at]
+            columns = np.array([[cell or "nan" for cell in column] for column in cells],
+                               np.float64)
+        except ValueError:
+            return False
+        written = np.array([[bool(cell) for cell in column] for column in cells])
+        if not np.isfinite(columns[written]).all():
+            return False
+        return columns.T
 
     def rows(self, block: list[list[str]], first_line: int) -> None:
         """Read a block row by row, naming every bad line (the first MAX_ERRORS)."""
@@ -300,29 +329,36 @@ class _CsvRows:
                     errors.add(line, f"series {uid!r} mixes integer and date ds values", "ds")
                     at = None
                 value = self._value(y, line)
+                covariates = [self._value(row[at].strip(), line, name)
+                              for name, at in zip(self.covariates, self.covariate_at,
+                                                  strict=True)]
                 self.points += 1
                 if self.points > self.limits.points:
                     errors.add(line, f"more than {self.limits.points} points "
                                      "(BPTT_MAX_DATASET_POINTS)")
                     self.stopped = True
                 elif at is not None and not errors.items:
-                    point = np.array([(at, line, key[1], value)], POINT)
+                    point = np.zeros(1, self.builder.dtype)
+                    point["series"], point["line"], point["key"], point["value"] = (
+                        at, line, key[1], value)
+                    if covariates:
+                        point["covariates"] = covariates
                     self.builder.add(point)
             if errors.full or self.stopped:
                 self.stopped = True
                 return
 
-    def _value(self, y: str, line: int) -> float:
-        """A y cell as a number (NaN for an empty one); errors recorded."""
+    def _value(self, y: str, line: int, column: str = "y") -> float:
+        """A y (or covariate) cell as a number (NaN for an empty one); errors recorded."""
         if not y:
             return math.nan
         try:
             value = float(y)
         except ValueError:
-            self.errors.add(line, "must be a number (leave it empty for a gap)", "y")
+            self.errors.add(line, "must be a number (leave it empty for a gap)", column)
             return math.nan
         if not -_INF < value < _INF:
-            self.errors.add(line, "must be finite (leave it empty for a gap)", "y")
+            self.errors.add(line, "must be finite (leave it empty for a gap)", column)
         return value
 
 
@@ -346,7 +382,18 @@ def read_jsonl(text: TextIO, builder: DatasetBuilder, limits: Limits) -> SeriesT
                 if errors.full:
                     break
                 continue
-            uid, values, start, freq = item
+            uid, values, start, freq, covariates = item
+            if not series.table.ids and not errors.items:  # the first series names the columns
+                problems = covariate_name_errors(covariates, ["body", f"line {line}",
+                                                              "covariates"])
+                if problems:
+                    raise ValidationProblem(problems)
+                builder.with_covariates(list(covariates))
+            if set(covariates) != set(builder.covariates):
+                errors.add(line, f"has the covariates {sorted(covariates)}; the first series "
+                                 f"has {sorted(builder.covariates)}: every series carries the "
+                                 "same ones", "covariates")
+                continue
             if uid in series.index:
                 errors.add(line, f"series {uid!r} was already given on line "
                                  f"{series.table.lines[series.index[uid]]}", "id")
@@ -361,9 +408,12 @@ def read_jsonl(text: TextIO, builder: DatasetBuilder, limits: Limits) -> SeriesT
                 errors.add(line, f"more than {limits.points} points (BPTT_MAX_DATASET_POINTS)")
                 break
             if not errors.items:
-                block = np.empty(values.size, POINT)
+                block = np.empty(values.size, builder.dtype)
                 block["series"], block["line"] = at, line
                 block["key"], block["value"] = np.arange(values.size), values
+                if covariates:
+                    block["covariates"] = np.column_stack([covariates[name]
+                                                           for name in builder.covariates])
                 builder.add(block)
     except UnicodeDecodeError as exc:
         raise _not_utf8(exc, line + 1) from None
@@ -399,8 +449,9 @@ def _ds_error(text: str) -> str:
 
 
 def _json_series(text: str, line: int, errors: _Errors
-                 ) -> tuple[str, np.ndarray, str | None, str | None] | None:
-    """(id, values, start, freq) of one JSON line, or None (errors recorded)."""
+                 ) -> tuple[str, np.ndarray, str | None, str | None, dict[str, np.ndarray]
+                            ] | None:
+    """(id, values, start, freq, covariates) of one JSON line, or None (errors recorded)."""
     try:
         item = json.loads(text, parse_constant=JsonConstant)
     except (ValueError, RecursionError) as exc:
@@ -411,8 +462,7 @@ def _json_series(text: str, line: int, errors: _Errors
         return None
     count = len(errors.items)
     for name in item.keys() - JSONL_FIELDS:
-        errors.add(line, f"unknown field: {NOT_WITH_DATASETS}" if name == "covariates"
-                   else "unknown field", name)
+        errors.add(line, "unknown field", name)
     for name in ("id", "values"):
         if name not in item:
             errors.add(line, "field required", name)
@@ -428,29 +478,51 @@ def _json_series(text: str, line: int, errors: _Errors
         for name, msg in start_and_freq_errors(start, freq):
             errors.add(line, msg, name)
     values = _json_values(raw, line, errors) if "values" in item else None
+    covariates = _json_covariates(item.get("covariates"), values, line, errors)
     if len(errors.items) > count or values is None:
         return None
-    return uid, values, start, freq  # type: ignore[return-value]
+    return uid, values, start, freq, covariates  # type: ignore[return-value]
 
 
-def _json_values(raw: Any, line: int, errors: _Errors) -> np.ndarray | None:
-    """A JSON line's values as float64 (NaN for null), or None (an error recorded)."""
+def _json_covariates(raw: Any, values: np.ndarray | None, line: int, errors: _Errors
+                     ) -> dict[str, np.ndarray]:
+    """A JSON line's covariates, {name: a number or null per value}, as float64 arrays as
+    long as its values (NaN for null); errors recorded."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        errors.add(line, "must be an object {name: [a number or null per value]}", "covariates")
+        return {}
+    found = {}
+    for name, column in raw.items():
+        where = f"covariates.{name}"
+        found[name] = _json_values(column, line, errors, where)
+        if found[name] is not None and values is not None and found[name].size != values.size:
+            errors.add(line, f"has {found[name].size} values; the series has {values.size}",
+                       where)
+    return found
+
+
+def _json_values(raw: Any, line: int, errors: _Errors, field: str = "values"
+                 ) -> np.ndarray | None:
+    """A JSON line's values (or a covariate's: `field`) as float64 (NaN for null), or None
+    (an error recorded)."""
     if not isinstance(raw, list) or not raw:
-        errors.add(line, "must be a non-empty list of numbers or null", "values")
+        errors.add(line, "must be a non-empty list of numbers or null", field)
         return None
     kinds = set(map(type, raw))
     if not kinds <= _NUMBER_TYPES:
         constant = next((v for v in raw if isinstance(v, JsonConstant)), None)
         message = (f"{constant} is not valid JSON (use null for a gap)" if constant is not None
                    else "must be numbers or null")
-        errors.add(line, message, "values")
+        errors.add(line, message, field)
         return None
     try:
         values = np.array(raw, dtype=np.float64)
     except OverflowError:
         values = np.array([math.inf])
     if np.isinf(values).any():
-        errors.add(line, "must be finite (use null for a gap)", "values")
+        errors.add(line, "must be finite (use null for a gap)", field)
         return None
     return values
 

@@ -80,10 +80,9 @@ def training_request(data: Any, settings: Settings, *, spec_loc: tuple[str, ...]
     kinds = covariate_checks.declared_kinds(fields, errors, loc=spec_loc)
     declaration_ok = len(errors) == before  # else every item's covariates would read undeclared
     if dataset is not None:
-        if kinds is not None:
-            errors.append({"loc": [*spec_loc, "covariates"],
-                           "msg": covariate_checks.NOT_WITH_DATASETS})
-        return _dataset_request(fields, dataset, settings, spec_loc, tags, errors)
+        errors += covariate_checks.dataset_errors(kinds, dataset.covariates, dataset.static,
+                                                  loc=spec_loc)
+        return _dataset_request(fields, dataset, settings, spec_loc, tags, errors, kinds)
     if "series" not in fields:
         errors.append({"loc": ["series"], "msg": "field required (or give dataset_id)"})
         series = None
@@ -157,10 +156,11 @@ def _checked_spec(fields: dict[str, Any], settings: Settings, spec_loc: tuple[st
 
 
 def _dataset_request(fields: dict[str, Any], dataset: DatasetSelection, settings: Settings,
-                     spec_loc: tuple[str, ...], tags: RunTags, errors: list[dict[str, Any]]
-                     ) -> TrainingRequest:
+                     spec_loc: tuple[str, ...], tags: RunTags, errors: list[dict[str, Any]],
+                     kinds: dict[str, str] | None) -> TrainingRequest:
     """A job request on an uploaded dataset: checked from the selection's ids and lengths
-    (its values were checked when it was uploaded); `errors` holds the tags' problems."""
+    (its values were checked when it was uploaded); `errors` holds the tags' and the
+    covariates' problems; `kinds`: the covariates it trains with, columns of the dataset."""
     if "series" in fields:
         errors.append({"loc": ["series"], "msg": "give series or dataset_id, not both"})
     fields.pop("series", None)
@@ -176,7 +176,8 @@ def _dataset_request(fields: dict[str, Any], dataset: DatasetSelection, settings
         raise ValidationProblem(errors[:MAX_ERRORS])
     assert spec is not None
     return TrainingRequest(spec=spec, series=[], num_points=dataset.num_points,
-                           name=tags.name, labels=tags.labels, dataset=dataset)
+                           name=tags.name, labels=tags.labels, dataset=dataset,
+                           covariates=kinds)
 
 
 def trial_spec(data: dict[str, Any], base: TrainingRequest, settings: Settings
@@ -236,10 +237,12 @@ def forecast_request(data: Any, settings: Settings, *, from_query: bool = False
 
 
 def check_forecast_against_model(model: bptt.Model, request: ForecastRequest, *,
-                                 from_query: bool = False, engine_check: bool = True) -> None:
+                                 from_query: bool = False, engine_check: bool = True,
+                                 source: DatasetSelection | None = None) -> None:
     """Refuse what the model cannot answer: a longer horizon, untrained quantiles, short series;
     with engine_check, also what the engine's parser would refuse (for requests stored as
-    batches, which must be refused now rather than by a worker later)."""
+    batches, which must be refused now rather than by a worker later). `source`: the
+    dataset selection a request by dataset_id forecasts."""
     errors: list[dict[str, Any]] = []
     where = ["query"] if from_query else []  # with a CSV body, horizon and quantiles are there
     if request.horizon is not None and request.horizon > model.horizon:
@@ -259,7 +262,7 @@ def check_forecast_against_model(model: bptt.Model, request: ForecastRequest, *,
         if not errors and engine_check:
             errors += _engine_series_errors(request.series)
     if not errors:
-        errors += forecast_covariates.request_errors(model, request, where)
+        errors += forecast_covariates.request_errors(model, request, where, source)
     if errors:
         raise ValidationProblem(errors[:MAX_ERRORS])
 

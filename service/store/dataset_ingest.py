@@ -1,7 +1,8 @@
 """Building an uploaded dataset from rows that arrive in any order, in bounded memory.
 
 A parser (service.api.upload_formats) hands over blocks of points: (series index, line, ds key,
-value). They are spooled to a temporary file in arrival order (24 bytes a point), so the
+value, and the upload's covariate columns' numbers if it has any). They are spooled to a
+temporary file in arrival order (24 bytes a point, 8 more per covariate column), so the
 upload's text is never held. `finish` then reads the spool back a group of series at a time
 (about SORT_BLOCK_POINTS points: rows grouped by series are read in place; interleaved ones
 are first split into one file per group), sorts each series by ds, refuses a ds given twice
@@ -10,7 +11,8 @@ sorted groups again if they were not sorted already. With the frequency known (g
 inferred from every series together, as for inline CSV), a second pass places each series on
 its grid (bptt.grid_positions_of_keys: a missing ds is a gap, one between grid points is
 refused naming its series and line) and packs the values into chunks of about CHUNK_POINTS
-compressed points, spooled again. Only `store` touches the database: every row of the dataset
+compressed points (their covariate columns beside them, compressed column after column),
+spooled again. Only `store` touches the database: every row of the dataset
 in one transaction, so a refused upload leaves nothing behind and a stored one is complete.
 """
 
@@ -44,6 +46,7 @@ from service.store.tables import UploadedDataset, UploadedDatasetChunk, new_id, 
 # an integer (bptt.timestamp_key: a step number, or microseconds since 1970 for dates and
 # times; for JSON lines, its place in the series), its value.
 POINT = np.dtype([("series", "<i4"), ("line", "<i4"), ("key", "<i8"), ("value", "<f8")])
+MAX_COVARIATE_COLUMNS = 32  # numbers per point beside its value (each widens its spooled point)
 # Points sorted in memory at once: 24 bytes each, plus the sort's index and copy (about 56
 # bytes a point in all: 7 MB, 15 MB with packing a chunk). A longer series is sorted on its own
 # (its length is bounded by Settings.max_dataset_series_length). What a whole upload adds to
@@ -54,6 +57,13 @@ CHUNK_POINTS = 128 * 1024  # per stored chunk: reading a few series decompresses
 HISTOGRAM_BINS = 10
 MAX_ERRORS = 20
 INTEGER, TIME = 0, 1  # the kinds of ds
+
+
+def point_dtype(covariates: int) -> np.dtype:
+    """A spooled point with `covariates` numbers beside its value (NaN for a gap)."""
+    if not covariates:
+        return POINT
+    return np.dtype([*POINT.descr, ("covariates", "<f8", (covariates,))])
 
 
 class DatasetError(ValueError):
@@ -97,6 +107,7 @@ class PreparedChunk:
     num_points: int
     offset: int  # in the chunk spool
     size: int
+    covariates_size: int = 0  # the covariate columns' bytes, after the values' in the spool
 
 
 @dataclass
@@ -113,6 +124,9 @@ class Prepared:
     missing_timestamps: int
     histogram: list[dict[str, int]]
     chunks: list[PreparedChunk]
+    covariates: list[str] = field(default_factory=list)  # the covariate columns' names
+    # a static table's columns: {name: a value per series in storage order}
+    static: dict[str, list[float | str]] = field(default_factory=dict)
 
     @property
     def num_points(self) -> int:
@@ -134,6 +148,14 @@ class DatasetBuilder:
         self._sorted = True  # and ds increases from row to row within a series (if grouped)
         self._last = (-1, 0)  # (series, key) of the last point spooled
         self._chunk_spool: BinaryIO | None = None
+        self.covariates: list[str] = []
+        self.dtype = POINT
+
+    def with_covariates(self, names: list[str]) -> None:
+        """Spool these covariate columns with every point (before the first is added)."""
+        assert self.points == 0, "the points' layout is fixed once one is spooled"
+        self.covariates, self.dtype = list(names), point_dtype(len(names))
+        self._covariates_observed = np.zeros((0, len(names)), np.int64)
 
     def __enter__(self) -> DatasetBuilder:
         return self
@@ -161,8 +183,21 @@ class DatasetBuilder:
         self._counts += np.bincount(block["series"], minlength=self._counts.size)
         self._observed += np.bincount(block["series"], weights=~np.isnan(block["value"]),
                                       minlength=self._counts.size).astype(np.int64)
+        if self.covariates:
+            self._count_covariates(block)
         self.points += block.size
         block.tofile(self._spool)
+
+    def _count_covariates(self, block: np.ndarray) -> None:
+        """Count each series' observed values of each covariate column."""
+        seen = self._covariates_observed
+        if seen.shape[0] < self._counts.size:
+            grow = np.zeros((self._counts.size - seen.shape[0], seen.shape[1]), np.int64)
+            seen = self._covariates_observed = np.concatenate([seen, grow])
+        observed = ~np.isnan(block["covariates"])
+        for column in range(seen.shape[1]):
+            seen[:, column] += np.bincount(block["series"], weights=observed[:, column],
+                                           minlength=seen.shape[0]).astype(np.int64)
 
     def _track_order(self, block: np.ndarray) -> None:
         """Whether rows still come grouped by series and sorted by ds within each."""
@@ -192,19 +227,21 @@ class DatasetBuilder:
         if counts.size != len(table.ids):  # series the parser named but sent no point of
             counts = np.concatenate([counts, np.zeros(len(table.ids) - counts.size, np.int64)])
         self._check(table, counts)
-        firsts = _group_starts(counts, max(SORT_BLOCK_POINTS,
-                                           math.ceil(self.points / MAX_GROUP_FILES)))
+        # a group sorts in about the memory of SORT_BLOCK_POINTS points without covariates
+        budget = SORT_BLOCK_POINTS * POINT.itemsize // self.dtype.itemsize
+        firsts = _group_starts(counts, max(budget, math.ceil(self.points / MAX_GROUP_FILES)))
         evidence = {INTEGER: SpacingEvidence(integer=True), TIME: SpacingEvidence(integer=False)}
         sorted_spool = self._sort(table, counts, firsts, evidence)
         grids = {INTEGER: evidence[INTEGER].freq(), TIME: table.freq or evidence[TIME].freq()}
         self._chunk_spool = open(Path(self._dir.name) / "chunks", "wb+")  # noqa: SIM115
         placer = _Placer(table, grids, self.limits, _ChunkPacker(self._chunk_spool))
-        for first, block in _stretches(sorted_spool, counts, firsts):
+        for first, block in _stretches(sorted_spool, counts, firsts, self.dtype):
             placer.add(first, block, counts)
         prepared = placer.finish()
         if table.freq is None and evidence[TIME].points:
             prepared.freq_inferred = None if grids[TIME] is None else grids[TIME].name
         prepared.missing_timestamps = int(prepared.lengths.sum() - counts.sum())
+        prepared.covariates = self.covariates
         return prepared
 
     def _sort(self, table: SeriesTable, counts: np.ndarray, firsts: list[int],
@@ -240,6 +277,14 @@ class DatasetBuilder:
         errors += [{"loc": ["body", f"line {table.lines[i]}"],
                     "msg": f"series {table.ids[i]!r} has no observed value"}
                    for i in empty[:MAX_ERRORS]]
+        if self.covariates:  # a covariate's scaler is fitted on each series' observed values
+            seen = self._covariates_observed
+            for i, column in zip(*np.nonzero(seen == 0), strict=True):
+                errors.append({"loc": ["body", f"line {table.lines[i]}", self.covariates[column]],
+                               "msg": f"series {table.ids[i]!r} has no observed value of "
+                                      f"{self.covariates[column]!r}"})
+                if len(errors) >= MAX_ERRORS:
+                    break
         if errors:
             raise DatasetError(errors[:MAX_ERRORS])
 
@@ -247,11 +292,11 @@ class DatasetBuilder:
                 ) -> Iterator[tuple[int, np.ndarray]]:
         """(first series, its points and those of the next series) a sort block at a time."""
         if self._grouped:  # series after series: each group is a stretch of the spool
-            yield from _stretches(self._spool_path, counts, firsts)
+            yield from _stretches(self._spool_path, counts, firsts, self.dtype)
             return
         paths = self._split(firsts)
         for first, path in zip(firsts, paths, strict=True):
-            block = np.fromfile(path, POINT)
+            block = np.fromfile(path, self.dtype)
             os.unlink(path)
             yield first, block
 
@@ -263,7 +308,7 @@ class DatasetBuilder:
         try:
             with open(self._spool_path, "rb") as spool:
                 while True:
-                    block = np.fromfile(spool, POINT, count=SORT_BLOCK_POINTS)
+                    block = np.fromfile(spool, self.dtype, count=SORT_BLOCK_POINTS)
                     if block.size == 0:
                         break
                     group = np.searchsorted(edges, block["series"], side="right")
@@ -279,11 +324,14 @@ class DatasetBuilder:
         os.unlink(self._spool_path)
         return paths
 
-    def chunk_bytes(self, chunk: PreparedChunk) -> bytes:
-        """A prepared chunk's compressed values, read back from the chunk spool."""
+    def chunk_bytes(self, chunk: PreparedChunk) -> tuple[bytes, bytes | None]:
+        """A prepared chunk's compressed values and covariate columns (None without any),
+        read back from the chunk spool."""
         assert self._chunk_spool is not None
         self._chunk_spool.seek(chunk.offset)
-        return self._chunk_spool.read(chunk.size)
+        values = self._chunk_spool.read(chunk.size)
+        covariates = self._chunk_spool.read(chunk.covariates_size) if self.covariates else None
+        return values, covariates
 
 
 def store(session: Session, builder: DatasetBuilder, prepared: Prepared, *, tenant_id: int,
@@ -292,7 +340,9 @@ def store(session: Session, builder: DatasetBuilder, prepared: Prepared, *, tena
     index = compress_json({"ids": prepared.ids, "starts": prepared.starts,
                            "freqs": prepared.freqs})
     lengths = compress_ints(prepared.lengths)
-    stored = len(index) + len(lengths) + sum(c.size for c in prepared.chunks)
+    static = compress_json(prepared.static) if prepared.static else None
+    stored = len(index) + len(lengths) + len(static or b"") + sum(c.size + c.covariates_size
+                                                                   for c in prepared.chunks)
     dataset = UploadedDataset(
         id=new_id(), tenant_id=tenant_id, name=name, format=format,
         num_series=len(prepared.ids), num_points=prepared.num_points,
@@ -301,15 +351,18 @@ def store(session: Session, builder: DatasetBuilder, prepared: Prepared, *, tena
         freq_inferred=prepared.freq_inferred, missing_timestamps=prepared.missing_timestamps,
         length_histogram=prepared.histogram,
         index_zlib=index, lengths_zlib=lengths, upload_bytes=upload_bytes,
-        text_bytes=text_bytes, stored_bytes=stored, created_at=utcnow())
+        text_bytes=text_bytes, stored_bytes=stored, created_at=utcnow(),
+        covariate_columns=prepared.covariates or None,
+        static_columns=list(prepared.static) or None, static_zlib=static)
     session.add(dataset)
     session.flush()
     for number, chunk in enumerate(prepared.chunks):
         # Core inserts, one at a time: the session keeps no chunk, so memory holds one.
+        values, covariates = builder.chunk_bytes(chunk)
         session.execute(insert(UploadedDatasetChunk).values(
             dataset_id=dataset.id, chunk=number, first_series=chunk.first_series,
             num_series=chunk.num_series, num_points=chunk.num_points,
-            values_zlib=builder.chunk_bytes(chunk)))
+            values_zlib=values, covariates_zlib=covariates))
     return dataset
 
 
@@ -331,7 +384,7 @@ def key_text(key: int, kind: int) -> str | int:
     return format_timestamp(key_timestamp(key, integer=kind == INTEGER))
 
 
-def _stretches(path: Path, counts: np.ndarray, firsts: list[int]
+def _stretches(path: Path, counts: np.ndarray, firsts: list[int], dtype: np.dtype
                ) -> Iterator[tuple[int, np.ndarray]]:
     """(first series, its points and the next series') of a spool that holds the points
     series after series: one stretch of it per group."""
@@ -340,7 +393,7 @@ def _stretches(path: Path, counts: np.ndarray, firsts: list[int]
         last = firsts[g + 1] if g + 1 < len(firsts) else counts.size
         begin = int(ends[first - 1]) if first else 0
         size = int(ends[last - 1]) - begin if last else 0
-        yield first, np.fromfile(path, POINT, count=size, offset=begin * POINT.itemsize)
+        yield first, np.fromfile(path, dtype, count=size, offset=begin * dtype.itemsize)
 
 
 def _group_starts(counts: np.ndarray, budget: int) -> list[int]:
@@ -394,12 +447,15 @@ class _ChunkPacker:
     def __init__(self, spool: BinaryIO) -> None:
         self.spool, self.chunks = spool, []
         self.pieces: list[np.ndarray] = []
+        self.covariate_pieces: list[np.ndarray] = []  # (points, columns) of each series
         self.first, self.points = 0, 0
 
-    def add(self, index: int, values: np.ndarray) -> None:
+    def add(self, index: int, values: np.ndarray, covariates: np.ndarray | None = None) -> None:
         if not self.pieces:
             self.first = index
         self.pieces.append(values.copy())
+        if covariates is not None:
+            self.covariate_pieces.append(covariates)
         self.points += values.size
         if self.points >= CHUNK_POINTS:
             self.flush()
@@ -410,9 +466,14 @@ class _ChunkPacker:
         data = compress_floats(np.concatenate(self.pieces))
         offset = self.spool.seek(0, os.SEEK_END)
         self.spool.write(data)
+        extra = 0
+        if self.covariate_pieces:  # column after column
+            columns = compress_floats(np.concatenate(self.covariate_pieces).T.ravel())
+            self.spool.write(columns)
+            extra = len(columns)
         self.chunks.append(PreparedChunk(self.first, len(self.pieces), self.points, offset,
-                                         len(data)))
-        self.pieces, self.points = [], 0
+                                         len(data), extra))
+        self.pieces, self.covariate_pieces, self.points = [], [], 0
 
 
 class _Placer:
@@ -437,9 +498,13 @@ class _Placer:
             if len(self.errors) >= MAX_ERRORS:
                 return
             points = block[bounds[i]:bounds[i + 1]]
-            values = points["value"] if self.table.positional else self._place(first + i, points)
-            if values is None:
+            positions = (np.arange(points.size) if self.table.positional
+                         else self._positions(first + i, points))
+            if positions is None:
                 continue
+            values = _on_grid(points["value"], positions)
+            covariates = (_on_grid(points["covariates"], positions)
+                          if "covariates" in points.dtype.names else None)
             self.lengths[first + i] = values.size
             self.total += values.size
             if self.total > self.limits.points:
@@ -448,11 +513,11 @@ class _Placer:
                 return
             if not self.errors:
                 self.gaps += int(np.isnan(values).sum())
-                self.packer.add(first + i, values)
+                self.packer.add(first + i, values, covariates)
 
-    def _place(self, series: int, points: np.ndarray) -> np.ndarray | None:
-        """One series' values on its grid (NaN where no ds falls), its start and frequency
-        noted; None with an error recorded if a ds is off the grid or the series too long."""
+    def _positions(self, series: int, points: np.ndarray) -> np.ndarray | None:
+        """Where one series' points fall on its grid, its start and frequency noted; None
+        with an error recorded if a ds is off the grid or the series too long."""
         table, keys = self.table, points["key"]
         integer = table.kinds[series] == INTEGER
         freq = self.grids[table.kinds[series]]
@@ -476,11 +541,9 @@ class _Placer:
                                 f"{freq.name if freq else 1} with its gaps; at most "
                                 f"{self.limits.series_length} per series")
             return None
-        values = np.full(length, np.nan)
-        values[positions] = points["value"]
         self.starts[series] = str(key_text(int(keys[0]), table.kinds[series]))
         self.freqs[series] = None if freq is None else freq.name
-        return values
+        return positions
 
     def _error(self, series: int, msg: str, *, line: int | None = None,
                column: str | None = None) -> None:
@@ -499,6 +562,13 @@ class _Placer:
                         frequency=None if frequency is None or frequency.isdigit() else frequency,
                         freq_inferred=None, missing_timestamps=0,
                         histogram=length_histogram(self.lengths), chunks=self.packer.chunks)
+
+
+def _on_grid(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """A series' values (or covariate rows) at their places on its grid, NaN between."""
+    placed = np.full((int(positions[-1]) + 1, *values.shape[1:]), np.nan)
+    placed[positions] = values
+    return placed
 
 
 def _ds_label(key: int, table: SeriesTable, series: int) -> str | int:

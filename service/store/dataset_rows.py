@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +49,8 @@ class DatasetIndex:
     # each series' frequency; None for datasets stored before revision 0010, whose series
     # were not placed on a grid (a missing row made its neighbours adjacent)
     freqs: list[str | None] | None = None
+    covariates: list[str] = field(default_factory=list)  # its covariate columns, as stored
+    static: list[str] = field(default_factory=list)  # its static table's columns
 
     def calendar(self, position: int) -> tuple[str | None, str | None, int] | None:
         """(start, freq, length) of a series, from which its forecasts' ds follow; None for
@@ -71,6 +73,8 @@ class DatasetSelection:
     ids: list[str]  # the selected series, in storage order for None, else as requested
     lengths: list[int]
     frequency: str | None
+    covariates: list[str] = field(default_factory=list)  # the dataset's covariate columns
+    static: list[str] = field(default_factory=list)  # the columns of its static table
 
     @property
     def num_points(self) -> int:
@@ -81,12 +85,15 @@ def load_index(session: Session, dataset_id: str) -> DatasetIndex | None:
     """The dataset's index (a few bytes a series), without its values; None if deleted."""
     row = session.execute(
         select(UploadedDataset.index_zlib, UploadedDataset.lengths_zlib,
-               UploadedDataset.frequency).where(UploadedDataset.id == dataset_id)).first()
+               UploadedDataset.frequency, UploadedDataset.covariate_columns,
+               UploadedDataset.static_columns)
+        .where(UploadedDataset.id == dataset_id)).first()
     if row is None:
         return None
     index = decompress_json(row.index_zlib)
     return DatasetIndex(dataset_id, index["ids"], index["starts"],
-                        decompress_ints(row.lengths_zlib), row.frequency, index.get("freqs"))
+                        decompress_ints(row.lengths_zlib), row.frequency, index.get("freqs"),
+                        row.covariate_columns or [], row.static_columns or [])
 
 
 def select_series(index: DatasetIndex, series_ids: Sequence[str] | None
@@ -95,23 +102,29 @@ def select_series(index: DatasetIndex, series_ids: Sequence[str] | None
     request): None with the missing positions when some are unknown."""
     if series_ids is None:
         return DatasetSelection(index.dataset_id, None, index.ids, index.lengths.tolist(),
-                                index.frequency), []
+                                index.frequency, index.covariates, index.static), []
     where = index.positions()
     missing = [i for i, name in enumerate(series_ids) if name not in where]
     if missing:
         return None, missing
     lengths = [int(index.lengths[where[name]]) for name in series_ids]
     return DatasetSelection(index.dataset_id, list(series_ids), list(series_ids), lengths,
-                            index.frequency), []
+                            index.frequency, index.covariates, index.static), []
 
 
-def read_series(session: Session, index: DatasetIndex, positions: Sequence[int] | None = None
-                ) -> list[dict[str, Any]]:
+def read_series(session: Session, index: DatasetIndex, positions: Sequence[int] | None = None,
+                covariates: Sequence[str] = ()) -> list[dict[str, Any]]:
     """[{"id", "values" (float64, NaN for gaps), "start", "freq"}] of the series at these
-    positions (all when None), in the order asked; only the chunks that hold them are read."""
+    positions (all when None), in the order asked; only the chunks that hold them are read.
+    With `covariates` (some of the dataset's columns, or of its static table), each item also
+    carries "covariates": {name: float64 values, NaN for gaps; or a static one's value}, as a
+    job request's item carries them."""
     wanted = np.arange(len(index.ids)) if positions is None else np.asarray(positions, int)
     if wanted.size == 0:
         return []
+    static = static_values(session, index.dataset_id, [n for n in covariates
+                                                       if n in index.static])
+    covariates = [name for name in covariates if name not in static]
     ends = np.cumsum(index.lengths)
     offsets = ends - index.lengths
     chunks = session.execute(
@@ -124,51 +137,87 @@ def read_series(session: Session, index: DatasetIndex, positions: Sequence[int] 
     out: list[dict[str, Any] | None] = [None] * wanted.size
     for chunk in np.unique(holder).tolist():
         first = int(firsts[chunk])
-        data = session.scalar(
-            select(UploadedDatasetChunk.values_zlib)
+        row = session.execute(
+            select(UploadedDatasetChunk.values_zlib, UploadedDatasetChunk.covariates_zlib)
             .where(UploadedDatasetChunk.dataset_id == index.dataset_id,
-                   UploadedDatasetChunk.chunk == numbers[chunk]))
-        if data is None:  # deleted while being read
+                   UploadedDatasetChunk.chunk == numbers[chunk])).first()
+        if row is None:  # deleted while being read
             raise DatasetGone(index.dataset_id)
-        values = decompress_floats(data)
+        values = decompress_floats(row.values_zlib)
+        columns = _covariate_columns(row.covariates_zlib, index.covariates, covariates,
+                                     values.size)
         base = offsets[first]
         for slot in np.flatnonzero(holder == chunk).tolist():
             at = int(wanted[slot])
             begin = int(offsets[at] - base)
+            end = begin + int(index.lengths[at])
             out[slot] = {"id": index.ids[at], "start": index.starts[at],
                          "freq": index.frequency if index.freqs is None else index.freqs[at],
-                         "values": values[begin:begin + int(index.lengths[at])].copy()}
+                         "values": values[begin:end].copy()}
+            if covariates or static:
+                out[slot]["covariates"] = {  # type: ignore[index]
+                    **{name: column[begin:end].copy() for name, column in columns.items()},
+                    **{name: values[at] for name, values in static.items()}}
     return out  # type: ignore[return-value]
 
 
-def read_selection(session: Session, dataset_id: str, series_ids: Sequence[str] | None
-                   ) -> list[dict[str, Any]]:
-    """The series a selection names, read from the dataset; raises DatasetGone if deleted,
-    LookupError for an id it no longer holds."""
+def static_values(session: Session, dataset_id: str, names: Sequence[str]
+                  ) -> dict[str, list[float | str]]:
+    """The columns `names` of a dataset's static table: a value per series in storage
+    order ({} for none asked)."""
+    if not names:
+        return {}
+    data = session.scalar(select(UploadedDataset.static_zlib)
+                          .where(UploadedDataset.id == dataset_id))
+    if data is None:
+        raise DatasetGone(dataset_id)
+    table = decompress_json(data)
+    return {name: table[name] for name in names}
+
+
+def _covariate_columns(data: bytes | None, stored: list[str], wanted: Sequence[str],
+                       points: int) -> dict[str, np.ndarray]:
+    """The `wanted` covariate columns of a chunk of `points` points (its covariates_zlib holds
+    the `stored` columns one after the other)."""
+    if not wanted:
+        return {}
+    if data is None:
+        raise LookupError("the dataset has no covariate columns")
+    every = decompress_floats(data).reshape(len(stored), points)
+    return {name: every[stored.index(name)] for name in wanted}
+
+
+def read_selection(session: Session, dataset_id: str, series_ids: Sequence[str] | None,
+                   covariates: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The series a selection names, read from the dataset, with the `covariates` columns
+    named (read_series); raises DatasetGone if deleted, LookupError for an id it no longer
+    holds."""
     index = load_index(session, dataset_id)
     if index is None:
         raise DatasetGone(dataset_id)
     if series_ids is None:
-        return read_series(session, index)
+        return read_series(session, index, covariates=covariates)
     where = index.positions()
     unknown = [name for name in series_ids if name not in where]
     if unknown:
         raise LookupError(f"dataset {dataset_id} has no series {unknown[0]!r}")
-    return read_series(session, index, [where[name] for name in series_ids])
+    return read_series(session, index, [where[name] for name in series_ids], covariates)
 
 
 def series_for_job(session: Session, job_id: str) -> list[dict[str, Any]]:
     """The series a job trains on: those sent with it, or its selection of an uploaded
     dataset (values as float64 arrays); raises DatasetGone if that dataset was deleted."""
     row = session.execute(
-        select(Dataset.series_zlib, Dataset.uploaded_dataset_id, Dataset.series_ids_zlib)
+        select(Dataset.series_zlib, Dataset.uploaded_dataset_id, Dataset.series_ids_zlib,
+               Job.covariates).join(Job, Job.id == Dataset.job_id)
         .where(Dataset.job_id == job_id)).first()
     if row is None:
         raise LookupError(f"job {job_id} has no series")
     if row.series_zlib is not None:
         return decompress_json(row.series_zlib)
     subset = None if row.series_ids_zlib is None else decompress_json(row.series_ids_zlib)
-    return read_selection(session, row.uploaded_dataset_id, subset)
+    # the dataset's columns the job declared, each item carrying its values as sent ones do
+    return read_selection(session, row.uploaded_dataset_id, subset, list(row.covariates or ()))
 
 
 def covariates_for_job(session: Session, job_id: str,

@@ -64,6 +64,12 @@ def run_forecast(model: bptt.Model, series: list[dict[str, Any]] | None, horizon
     return ForecastTable(ids, wanted, values)
 
 
+def model_columns(model: bptt.Model) -> list[str]:
+    """The covariates a model reads, which a forecast by dataset_id reads from the dataset's
+    columns and static table (the API checked that it has them)."""
+    return [] if model.covariates is None else list(model.covariates.names)
+
+
 def split_covariates(model: bptt.Model, series: list[dict[str, Any]] | None
                      ) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
     """(the series without their items' `covariates`, those covariates in the engine's form
@@ -189,8 +195,9 @@ def answer_batch(sessions: sessionmaker[Session], settings: Settings, batch_id: 
                     raise LookupError("the job's model is no longer stored")
                 series = request["series"]
                 if request.get("dataset_id") is not None:  # named, not sent: read them here
-                    series = dataset_rows.read_selection(session, request["dataset_id"],
-                                                         request.get("series_ids"))
+                    series = dataset_rows.read_selection(
+                        session, request["dataset_id"], request.get("series_ids"),
+                        model_columns(loaded[1]))
                 document = run_forecast(loaded[1], series, request["horizon"],
                                         request["quantiles"], settings.forecast_threads,
                                         request.get("future_covariates"))

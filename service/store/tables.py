@@ -283,6 +283,14 @@ class UploadedDataset(Base):
     text_bytes: Mapped[int] = mapped_column(BigInteger)  # after gunzip
     stored_bytes: Mapped[int] = mapped_column(BigInteger)  # chunks and index, compressed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The upload's covariate columns (a CSV's columns beyond unique_id,ds,y, a JSON line's
+    # "covariates"), numbers per point, in the order stored in each chunk's covariates_zlib;
+    # None for a dataset without any (every one from before revision 0012)
+    covariate_columns: Mapped[list[str] | None] = mapped_column(JSON)
+    # A static table given at upload: its columns' names, and compress_json({name: [a value
+    # per series in storage order]}) (numbers, or categories); None without one
+    static_columns: Mapped[list[str] | None] = mapped_column(JSON)
+    static_zlib: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class UploadedDatasetChunk(Base):
@@ -301,6 +309,10 @@ class UploadedDatasetChunk(Base):
     num_series: Mapped[int] = mapped_column(Integer)
     num_points: Mapped[int] = mapped_column(Integer)
     values_zlib: Mapped[bytes] = mapped_column(LargeBinary)
+    # The chunk's points' covariate columns (UploadedDataset.covariate_columns), one after the
+    # other, each as values_zlib is stored (NaN for a gap): a column is read whole or not at
+    # all, and a column of few distinct values compresses on its own. None without any.
+    covariates_zlib: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class EpochMetric(Base):

@@ -4,6 +4,7 @@ cross-validates, its model file describes them, and a warm start continues it.""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import struct
@@ -103,3 +104,86 @@ def test_the_cli_submits_a_csv_with_covariate_columns_that_trains(stack: Stack,
     status, job = stack.call("GET", f"/v1/jobs/{job_id}")
     assert job["status"] == "succeeded" and job["covariates"] == {
         "store_type": "static", "temp": "historical", "promo": "future"}
+
+
+def test_the_cli_trains_and_forecasts_with_a_static_table(stack: Stack, tmp_path: Path) -> None:
+    data, table, planned = (tmp_path / name for name in ("long.csv", "static.csv", "promo.csv"))
+    data.write_text("\n".join(line.rsplit(",", 1)[0] for line in csv_rows().splitlines()))
+    table.write_text("unique_id,store_type,area\na,big,120\nb,small,80\n")
+    planned.write_text("unique_id,ds,promo\n" + "".join(
+        f"{uid},2024-{month:02d}-01,{int(uid == 'a')}\n" for uid in "ab" for month in (1, 2, 3)))
+    env = {**stack.env, "BPTT_URL": stack.url, "BPTT_TOKEN": stack.token}
+    run = subprocess.run(
+        ["bptt", "submit", str(data), "--static-table", str(table), "--horizon", "3",
+         "--epochs", "3", "--future", "promo", "--historical", "temp", "--follow"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    job_id = run.stdout.strip().splitlines()[0]
+    status, job = stack.call("GET", f"/v1/jobs/{job_id}")
+    assert job["covariates"] == {"promo": "future", "temp": "historical",
+                                 "store_type": "static", "area": "static"}
+
+    run = subprocess.run(
+        ["bptt", "forecast", job_id, str(data), "--static-table", str(table),
+         "--future-values", str(planned)], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    rows = [line.split(",") for line in run.stdout.strip().splitlines()]
+    assert rows[0][:4] == ["unique_id", "ds", "step", "mean"]
+    assert [row[:3] for row in rows[1:]] == [[uid, f"2024-{m:02d}-01", str(m)]
+                                             for uid in "ab" for m in (1, 2, 3)]
+
+    table.write_text("unique_id,store_type,area\na,big,120\n")  # b has no row
+    run = subprocess.run(["bptt", "forecast", job_id, str(data), "--static-table", str(table),
+                          "--future-values", str(planned)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode != 0 and "body.static: has no row for series 'b'" in run.stderr
+
+
+def test_a_dataset_with_covariate_columns_trains_and_forecasts_by_id(stack: Stack,
+                                                                     tmp_path: Path) -> None:
+    data = tmp_path / "stores.csv"
+    data.write_text("\n".join(line.rsplit(",", 1)[0] for line in csv_rows().splitlines()))
+    env = {**stack.env, "BPTT_URL": stack.url, "BPTT_TOKEN": stack.token}
+    run = subprocess.run(["bptt", "datasets", "upload", str(data)], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    dataset_id = run.stdout.strip().splitlines()[0]
+    status, dataset = stack.call("GET", f"/v1/datasets/{dataset_id}")
+    assert dataset["covariates"] == ["promo", "temp"]
+
+    run = subprocess.run(
+        ["bptt", "submit", "--dataset", dataset_id, "--horizon", "3", "--epochs", "3",
+         "--future", "promo", "--historical", "temp", "--follow"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    job_id = run.stdout.strip().splitlines()[0]
+
+    planned = {"promo": {"a": [1, 0, 1], "b": [0, 1, 0]}}
+    status, answer = stack.call("POST", "/v1/forecasts", {
+        "job_id": job_id, "dataset_id": dataset_id, "future_covariates": planned})
+    assert status == 200, answer
+    assert [(f["id"], f["ds"]) for f in answer["forecasts"]] == [
+        (uid, ["2024-01-01", "2024-02-01", "2024-03-01"]) for uid in "ab"]
+
+
+def test_a_gzipped_dataset_and_its_static_table_upload_and_train(stack: Stack,
+                                                                 tmp_path: Path) -> None:
+    data, table = tmp_path / "stores.csv.gz", tmp_path / "static.csv"
+    rows = "\n".join(line.rsplit(",", 1)[0] for line in csv_rows().splitlines())
+    data.write_bytes(gzip.compress(rows.encode()))
+    table.write_text("unique_id,store_type,area\na,big,120\nb,small,80\n")
+    env = {**stack.env, "BPTT_URL": stack.url, "BPTT_TOKEN": stack.token}
+    run = subprocess.run(["bptt", "datasets", "upload", str(data), "--static-table", str(table)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    dataset_id, summary = run.stdout.strip().splitlines()[:2]
+    assert "covariates promo,temp,store_type,area" in summary
+
+    run = subprocess.run(
+        ["bptt", "submit", "--dataset", dataset_id, "--horizon", "3", "--epochs", "3",
+         "--future", "promo", "--static", "store_type", "--static", "area", "--follow"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    status, job = stack.call("GET", f"/v1/jobs/{run.stdout.strip().splitlines()[0]}")
+    assert job["status"] == "succeeded"
+    assert job["covariates"] == {"promo": "future", "store_type": "static", "area": "static"}

@@ -379,9 +379,9 @@ def test_a_bad_csv_covariate_is_refused_by_name(
     assert words in errors[0]["msg"]
 
 
-# --- uploaded datasets: not yet ---
+# --- uploaded datasets: a job uses the dataset's own columns (test_dataset_covariates) ---
 
-def test_covariates_with_a_dataset_id_are_refused(
+def test_covariates_with_a_dataset_id_must_be_its_columns(
         client: FlaskClient, auth: dict[str, str], sessions: sessionmaker[Session],
         settings: Settings) -> None:
     text = "unique_id,ds,y\n" + "".join(f"a,{i},{i % 5}\n" for i in range(30))
@@ -389,15 +389,6 @@ def test_covariates_with_a_dataset_id_are_refused(
     assert upload.status_code == 201, upload.get_json()
     body = {"dataset_id": upload.get_json()["id"], "covariates": {"promo": "future"}, **SPEC}
     errors = refused(client, auth, sessions, settings, body)
-    assert errors == [{"loc": ["covariates"], "msg": "covariates are supported with series "
-                       "sent with the job or inline CSV; not yet with uploaded datasets"}]
-
-
-def test_a_dataset_upload_with_extra_columns_says_covariates_are_not_supported_there(
-        client: FlaskClient, auth: dict[str, str]) -> None:
-    text = "unique_id,ds,y,promo\n" + "".join(f"a,{i},{i % 5},1\n" for i in range(30))
-    problem = assert_problem(client.post("/v1/datasets", data=text, content_type="text/csv",
-                                         headers=auth), 422)
-    assert problem["errors"] == [{"loc": ["body", "header", "promo"], "msg": (
-        "unknown column: covariates are supported with series sent with the job or inline "
-        "CSV; not yet with uploaded datasets")}]
+    assert errors == [{"loc": ["covariates", "promo"],
+                       "msg": "the dataset has no covariate column 'promo' (its columns: none; its "
+                       "static table's: none)"}]

@@ -174,7 +174,7 @@ def test_bad_future_covariates_are_refused_naming_the_field(
         ["series", 0, "covariates", "region"], ["series", 1, "covariates", "promo"],
         ["series", 1, "covariates", "temp"], ["series", 1, "covariates", "region"],
         ["query", "future_covariates", "promo", "store-1"]]
-    # an uploaded dataset's series carry no covariates (not yet)
+    # a dataset without the model's covariate columns (and a static one no dataset carries)
     uploaded = client.post("/v1/datasets", data="\n".join(["unique_id,ds,y", *rows]),
                            headers={**auth, "Content-Type": "text/csv"})
     assert uploaded.status_code == 201, uploaded.get_json()

@@ -24,7 +24,7 @@ TABLES = {
     "uploaded_dataset_chunks",
     "worker_calibrations",
 }
-HEAD = "0011_job_covariates"
+HEAD = "0012_dataset_covariates"
 
 
 def table_names(url: str) -> set[str]:

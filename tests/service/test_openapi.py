@@ -88,7 +88,8 @@ def test_schemas_come_from_the_code_with_the_deployments_limits(client: FlaskCli
         assert windows["properties"]["windows"]["maximum"] == 20
         assert root["properties"]["horizon"]["maximum"] == 48
     submit = document["paths"]["/v1/jobs"]["post"]
-    assert set(submit["requestBody"]["content"]) == {"application/json", "text/csv"}
+    assert set(submit["requestBody"]["content"]) == {"application/json", "text/csv",
+                                                        "multipart/form-data"}
     assert {"horizon", "model.cell", "training.clip.max_norm", "Idempotency-Key"} <= {
         p["name"] for p in submit["parameters"]}
     assert set(submit["responses"]) >= {"202", "401", "413", "422", "429"}
