@@ -28,7 +28,7 @@ from .calendar import (
     timestamp_key,
 )
 from .calendar_inputs import resolve_calendar
-from .cost import Cost, Work, estimate_cost, expected_epochs, input_widths
+from .cost import Cost, Work, covariate_widths, estimate_cost, expected_epochs, input_widths
 from .data import DataError, as_series
 from .defaults import input_size_for
 from .errors import NonFiniteError
@@ -96,6 +96,7 @@ __all__ = [
     "DEFAULT_KERNEL_SPEED",
     "KernelSpeed",
     "Work",
+    "covariate_widths",
     "estimate_cost",
     "input_widths",
     "expected_epochs",

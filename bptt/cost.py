@@ -194,11 +194,22 @@ def input_widths(plan: TrainingSpec, lengths: Mapping[str, int], dates: Sequence
     calendar, _ = calendar_inputs.choose(plan.calendar, plan.freq, dates, list(lengths.values()))
     dated = 0 if calendar is None else calendar.columns
     declared = declare_covariates(covariates, lengths)
-    dynamic = sum(c.kind in DYNAMIC for c in declared)
-    future = sum(c.kind == "future" for c in declared)
-    static = sum(len(set(c.values.values()) - {UNKNOWN}) + 1 if c.categorical else 1
-                 for c in declared if c.kind == "static")
-    return dated + dynamic, dated + static + plan.horizon * future
+    steps, head = covariate_widths({c.name: c.kind for c in declared}, plan.horizon, {
+        c.name: len(set(c.values.values()) - {UNKNOWN}) for c in declared if c.categorical})
+    return dated + steps, dated + head
+
+
+def covariate_widths(kinds: Mapping[str, str], horizon: int,
+                     categories: Mapping[str, int]) -> tuple[int, int]:
+    """(input columns per step, head inputs) that covariates of these kinds ({name: kind})
+    add to a network: a column per dynamic one; at the head, a static number's one input, a
+    static category's one per category met (`categories`: name -> how many) and its unknown
+    one, and every future one at each of the `horizon` steps (bptt.covariates)."""
+    dynamic = sum(kind in DYNAMIC for kind in kinds.values())
+    future = sum(kind == "future" for kind in kinds.values())
+    static = sum(categories[name] + 1 if name in categories else 1
+                 for name, kind in kinds.items() if kind == "static")
+    return dynamic, static + horizon * future
 
 
 # Early stopping ends a member when it stops improving, which happens after about as many
@@ -248,7 +259,8 @@ def forward_work(network: NetworkSpec, steps: int, rows: int) -> Work:
         inputs = network.input_size if k == 0 else h
         flops += 2 * steps * rows * g * (inputs + h)  # x·W_ihᵀ and h·W_hhᵀ per step
         elements += steps * rows * (g + ROW_ELEMENTS)
-    flops += 2 * rows * h * network.output_size  # the head on the last step
+    # the head on the last hidden state and the head inputs beside it
+    flops += 2 * rows * (h + network.head_inputs) * network.output_size
     return Work(flops, elements, math.ceil(rows / PREDICT_CHUNK))
 
 
@@ -265,7 +277,8 @@ def step_work(network: NetworkSpec, steps: int, batch: int,
         # dgates·W_hh, dW_hh, dW_ih, and dx = dgates·W_ih above the first layer
         flops += 2 * backward * batch * g * (2 * h + inputs + (inputs if k else 0))
         elements += (forward + BACKWARD_ELEMENTS * backward) * batch * (g + ROW_ELEMENTS)
-    flops += 6 * batch * h * network.output_size  # head forward, dW_head, dh
+    # the head forward and dW_head over the hidden state and the head inputs, dh
+    flops += 2 * batch * (2 * (h + network.head_inputs) + h) * network.output_size
     elements += 4 * network.layout.size  # the gradient norm, clipping and the optimizer
     return Work(flops, elements, 1)
 

@@ -178,23 +178,12 @@ def job_inputs(plan: bptt.TrainingSpec, valid: validation.TrainingRequest
 
 def _dataset_covariate_widths(plan: bptt.TrainingSpec, kinds: dict[str, str] | None,
                               dataset: dataset_rows.DatasetSelection) -> tuple[int, int]:
-    """The inputs a dataset's covariates add, as bptt.input_widths counts them, without
-    reading the values of its columns: a dynamic one's width does not depend on them, and a
-    static one's on its distinct values only (read from the static table). They are counted
-    on stand-in series, one per distinct category of the static column with most."""
-    if not kinds:
-        return 0, 0
-    static = [name for name, kind in kinds.items() if kind == "static"]
-    values = _selected_static(dataset, static)
-    # a category's distinct values each count; a number is one input whatever its values
-    distinct = {name: sorted(set(column)) if isinstance(column[0], str) else column[:1]
-                for name, column in values.items()}
-    ids = [f"_{i}" for i in range(max(map(len, distinct.values()), default=1))]
-    stand_in = {name: {"kind": kind, "values": {
-        sid: distinct[name][i % len(distinct[name])] if kind == "static" else [0.0, 1.0]
-        for i, sid in enumerate(ids)}} for name, kind in kinds.items()}
-    return bptt.input_widths(dataclasses.replace(plan, calendar="off"), dict.fromkeys(ids, 2),
-                             (), stand_in)
+    """The inputs a dataset's covariates add (bptt.covariate_widths), without reading the
+    values of its columns: only a static category's distinct values count (its table's)."""
+    static = [name for name, kind in (kinds or {}).items() if kind == "static"]
+    categories = {name: len(set(column)) for name, column in
+                  _selected_static(dataset, static).items() if isinstance(column[0], str)}
+    return bptt.covariate_widths(kinds or {}, plan.horizon, categories)
 
 
 def _static_items(valid: validation.TrainingRequest) -> list[dict[str, Any]]:

@@ -220,3 +220,18 @@ def test_input_widths_are_those_of_the_network_fit_trains():
     plain = estimate_cost(spec, lengths.values())
     wide = estimate_cost(spec, lengths.values(), extra=widths)
     assert wide.flops > plain.flops and wide.peak_bytes > plain.peak_bytes
+
+
+def test_covariate_widths_count_as_input_widths_does_without_the_values():
+    lengths = {"a": 30, "b": 40, "c": 30}
+    covariates = {
+        "temp": {"kind": "historical", "values": {k: [1.0] * n for k, n in lengths.items()}},
+        "promo": {"kind": "future", "values": {k: [0.0, 1.0] * (n // 2)
+                                               for k, n in lengths.items()}},
+        "region": {"kind": "static", "values": {"a": "north", "b": "south", "c": "north"}},
+        "size": {"kind": "static", "values": {"a": 1.0, "b": 2.0, "c": 3.0}}}
+    plan = bptt.resolve_spec(list(lengths.values()), _spec(calendar="off"))
+    kinds = {name: c["kind"] for name, c in covariates.items()}
+
+    assert bptt.covariate_widths(kinds, plan.horizon, {"region": 2}) == bptt.input_widths(
+        plan, lengths, (), covariates) == (2, 3 + 1 + plan.horizon)

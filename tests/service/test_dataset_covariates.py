@@ -335,3 +335,19 @@ def test_a_warm_start_on_a_dataset_checks_its_static_tables_types(
         **body, "dataset_id": numbered.get_json()["id"], "warm_start": parent["id"]}), 422)
     assert problem["errors"] == [{"loc": ["covariates", "region"],
                                   "msg": "the continued model took it as a category (a string)"}]
+
+
+def test_the_estimate_counts_the_network_a_datasets_covariates_make(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    """Without reading the columns' values: the inputs per step, the static table's columns
+    and categories and the future one at every horizon step, at the head."""
+    dataset = with_table(client, auth).get_json()["id"]
+
+    def estimate(**fields: Any) -> dict[str, Any]:
+        job = client.post("/v1/jobs", headers=auth, json={"dataset_id": dataset, **SPEC,
+                                                          **fields})
+        assert job.status_code == 202, job.get_json()
+        return job.get_json()["estimate"]
+
+    plain, some, every = estimate(), estimate(covariates=KINDS), estimate(covariates=ALL_KINDS)
+    assert plain["flops"] < some["flops"] < every["flops"]
