@@ -106,10 +106,7 @@ def _read_multipart(query_fields: frozenset[str] | None, raw_query: frozenset[st
 def _parts() -> tuple[bytes, bytes | None]:
     """The bytes of the `series` part and of the `static` part (None if not sent); 422 naming
     a missing or unknown part."""
-    given = [*request.files, *request.form]
-    errors = [{"loc": ["body", name], "msg": f"unknown part: send {SERIES_PART!r} (the long "
-                                             f"CSV) and {static_table.PART!r} (its static table)"}
-              for name in dict.fromkeys(given) if name not in (SERIES_PART, static_table.PART)]
+    errors = unknown_parts("the long CSV")
     series = _part(SERIES_PART)
     if series is None:
         errors.append({"loc": ["body", SERIES_PART],
@@ -117,6 +114,16 @@ def _parts() -> tuple[bytes, bytes | None]:
     if errors:
         raise ValidationProblem(errors)
     return series, _part(static_table.PART)  # type: ignore[return-value]
+
+
+def unknown_parts(series: str) -> list[dict[str, Any]]:
+    """An error per part of a multipart body other than `series` (holding `series`, say what)
+    and `static`, located by its name as sent ('' for a part without one)."""
+    given = dict.fromkeys([*request.files, *request.form])
+    return [{"loc": ["body", "" if name is None else str(name)],
+             "msg": f"unknown part: send {SERIES_PART!r} ({series}) and "
+                    f"{static_table.PART!r} (its static table)"}
+            for name in given if name not in (SERIES_PART, static_table.PART)]
 
 
 def _part(name: str) -> bytes | None:

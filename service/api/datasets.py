@@ -18,7 +18,7 @@ from werkzeug.datastructures import FileStorage
 from bptt import CalendarError, Freq, parse_freq
 from service.api import covariate_checks, lookup, params, static_table
 from service.api.auth import authenticate, current_tenant_id
-from service.api.bodies import MULTIPART, SERIES_PART
+from service.api.bodies import MULTIPART, SERIES_PART, unknown_parts
 from service.api.documents import json_response
 from service.api.extensions import current_settings, get_session
 from service.api.problems import Problem, ValidationProblem, problem_response
@@ -277,11 +277,7 @@ def _format(mimetype: str) -> str:
 def _parts() -> tuple[FileStorage, bytes | None]:
     """The `series` part of a multipart upload (werkzeug has spooled it to a file) and the
     bytes of its `static` part (None if not sent); 422 naming a missing or unknown part."""
-    given = [*request.files, *request.form]
-    errors = [{"loc": ["body", name], "msg": f"unknown part: send {SERIES_PART!r} (the "
-                                             f"dataset) and {static_table.PART!r} (its static "
-                                             "table)"}
-              for name in dict.fromkeys(given) if name not in (SERIES_PART, static_table.PART)]
+    errors = unknown_parts("the dataset")
     if SERIES_PART not in request.files:
         errors.append({"loc": ["body", SERIES_PART],
                        "msg": "part required: the dataset, as a file (curl -F series=@FILE)"})
