@@ -259,6 +259,10 @@ def _repairs(arranged: Arranged) -> Callable[..., SearchStrategy[schemathesis.Ca
 
     def repaired(case: schemathesis.Case) -> schemathesis.Case:
         training = _operation_id(case) == "submit_job"
+        if case.media_type == "multipart/form-data":
+            if training and isinstance(case.body, dict):
+                case.body = {**case.body, "series": SERIES_CSV}
+            return case
         if case.media_type == "text/csv":
             if training:
                 case.body = SERIES_CSV
@@ -278,7 +282,12 @@ def _repairs(arranged: Arranged) -> Callable[..., SearchStrategy[schemathesis.Ca
         return case
 
     def reduced(case: schemathesis.Case) -> schemathesis.Case:
-        if _operation_id(case) == "create_forecasts":
+        if case.media_type == "multipart/form-data":  # the long CSV as the part `series`
+            forecast = _operation_id(case) == "create_forecasts"
+            case.body = {"series": BATCH_CSV if forecast else SERIES_CSV}
+            case.query = ({"job_id": arranged.trained} if forecast
+                          else {"horizon": SPEC["horizon"]})
+        elif _operation_id(case) == "create_forecasts":
             if case.media_type == "text/csv":
                 case.body, case.query = BATCH_CSV, {"job_id": arranged.trained}
             elif isinstance(case.body, dict):
