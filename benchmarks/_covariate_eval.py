@@ -10,9 +10,11 @@ code it ran before.
 """
 
 import dataclasses
+import json
 import math
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from _covariate_series import covariate_series
@@ -109,3 +111,27 @@ def table(runs: list[dict[str, dict[str, list[float]]]]) -> list[str]:
             cells.append(f"{math.exp(np.nanmean(np.log(ratio))):.3f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def dump(path: str, seeds: list[int], origins: int,
+         runs: list[dict[str, dict[str, list[float]]]]) -> None:
+    """The runs' per-series scores as JSON, to report runs of other seeds as one (--report)."""
+    Path(path).write_text(json.dumps({"origins": origins,
+                                      "runs": {str(s): r for s, r in zip(seeds, runs,
+                                                                         strict=True)}}))
+
+
+def undump(paths: list[str]) -> tuple[list[int], int, list[dict[str, dict[str, list[float]]]]]:
+    """The seeds, origins and runs of one or more dump files (each seed once, same origins)."""
+    merged, origins = {}, set()
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        origins.add(data["origins"])
+        for seed, run in data["runs"].items():
+            if int(seed) in merged:
+                raise ValueError(f"seed {seed} is in more than one of {paths}")
+            merged[int(seed)] = run
+    if len(origins) != 1:
+        raise ValueError(f"runs of different origins: {sorted(origins)}")
+    seeds = sorted(merged)
+    return seeds, origins.pop(), [merged[s] for s in seeds]

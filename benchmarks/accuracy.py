@@ -560,8 +560,13 @@ def main(argv: list[str] | None = None) -> int:
 
     began = time.perf_counter()
     if args.only == "covariates":
-        warm_up()
-        runs = [covariate_group.evaluate(seed, origins) for seed in seeds]
+        if args.report:
+            seeds, origins, runs = covariate_group.undump(args.report.split(","))
+        else:
+            warm_up()
+            runs = [covariate_group.evaluate(seed, origins) for seed in seeds]
+            if args.json:
+                covariate_group.dump(args.json, seeds, origins, runs)
         print(f"Covariate group (benchmarks/_covariate_eval.py), mean MASE over series and "
               f"seeds {seeds}, {origins} origins; ratios are geometric means per series:\n")
         print("\n".join(covariate_group.table(runs)))
