@@ -39,7 +39,8 @@ def evaluate(seed: int, origins: int, quick: bool = False, methods: tuple[str, .
     read n/a)."""
     out = {}
     for name, series, drivers, m, h, freq, _ in covariate_series(seed, 2 if quick else None):
-        scores = {method: {sid: [] for sid in series} for method in methods}
+        scores = {method: {sid: [] for sid in series} for method in METHODS
+                  if method in methods or "naive" in method}  # seasonal naive, naive: always
         started = time.perf_counter()
         for k in range(origins):
             end = {sid: len(v) - (origins - 1 - k) * h for sid, v in series.items()}
@@ -87,7 +88,7 @@ def _forecasts(series, drivers, end, m, h, freq, seed, methods=METHODS
             x = np.stack([by[sid][:len(values)] for by in drivers.values()], axis=1)
             x_future = np.stack([future[name][sid] for name in drivers], axis=1)
             out[method][sid] = _arima(values, h, m, x, x_future)
-    return {method: out[method] for method in methods if method in out}
+    return out
 
 
 def _means(forecasts: list[dict]) -> dict[str, np.ndarray]:
@@ -142,7 +143,7 @@ def table(runs: list[dict[str, dict[str, list[float]]]]) -> list[str]:
         def pooled(method, name=name):
             chosen = names if name == "group" else [name]
             return np.array([v for run in runs for d in chosen
-                             for v in run[d].get(method, [math.nan] * len(run[d]["snaive"]))])
+                             for v in run[d].get(method, [math.nan] * _count(run[d]))])
         cells = [_fmt(_nanmean(pooled(method))) for method in METHODS]
         for other in ("bptt", "arimax"):
             ratio = pooled("bpttcov") / pooled(other)
@@ -183,3 +184,8 @@ def _nanmean(values) -> float:
 
 def _fmt(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.3f}"
+
+
+def _count(scores: dict[str, list[float]]) -> int:
+    """The number of series of one dataset's scores."""
+    return len(next(iter(scores.values())))
