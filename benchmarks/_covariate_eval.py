@@ -32,13 +32,15 @@ except ImportError:  # optional: the AutoARIMA columns are skipped
     AutoARIMA = None
 
 
-def evaluate(seed: int, origins: int, quick: bool = False, methods: tuple[str, ...] = METHODS
-             ) -> dict[str, dict[str, list[float]]]:
+def evaluate(seed: int, origins: int, quick: bool = False, methods: tuple[str, ...] = METHODS,
+             datasets: tuple[str, ...] | None = None) -> dict[str, dict[str, list[float]]]:
     """{dataset: {method: per-series mean MASE over the origins}} for one seed (`quick`: two
     series of each synthetic dataset, a smoke run; `methods`: only these, the others' columns
-    read n/a)."""
+    read n/a; `datasets`: only these, by name)."""
     out = {}
     for name, series, drivers, m, h, freq, _ in covariate_series(seed, 2 if quick else None):
+        if datasets and name not in datasets:
+            continue
         scores = {method: {sid: [] for sid in series} for method in METHODS
                   if method in methods or "naive" in method}  # seasonal naive, naive: always
         started = time.perf_counter()

@@ -551,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", help="the covariate group only: comma-separated methods "
                                           f"of {', '.join(covariate_group.METHODS)} (default: "
                                           "all; seasonal naive and naive always)")
+    parser.add_argument("--datasets", help="the covariate group only: comma-separated names "
+                                           "of its datasets (default: all)")
     parser.add_argument("--cache", help="keep the classical forecasts of the real series in this "
                                         "file, for later runs (they do not depend on the seed)")
     parser.add_argument("--oracle-seeds", type=int, metavar="N",
@@ -571,7 +573,8 @@ def main(argv: list[str] | None = None) -> int:
             warm_up()
             methods = (tuple(args.methods.split(",")) if args.methods
                        else covariate_group.METHODS)
-            runs = [covariate_group.evaluate(seed, origins, args.quick, methods)
+            datasets = tuple(args.datasets.split(",")) if args.datasets else None
+            runs = [covariate_group.evaluate(seed, origins, args.quick, methods, datasets)
                     for seed in seeds]
             if args.json:
                 covariate_group.dump(args.json, seeds, origins, runs)
