@@ -87,10 +87,16 @@ def macro_consumption() -> CovariateSeries:
             "1959-2009")
 
 
-def covariate_series(seed: int = 0) -> list[CovariateSeries]:
-    """The group: the synthetic datasets from `seed`, then the real one."""
+def covariate_series(seed: int = 0, count: int | None = None) -> list[CovariateSeries]:
+    """The group: the synthetic datasets from `seed`, then the real one (`count`: only the
+    first `count` series of each synthetic dataset, the same as in the full group)."""
     rng = np.random.default_rng(seed)
-    return [promo(rng), holiday(rng), temperature(rng), macro_consumption()]
+    out = [promo(rng), holiday(rng), temperature(rng), macro_consumption()]
+    if count is None:
+        return out
+    return [(name, dict(list(series.items())[:count]),
+             {c: dict(list(by.items())[:count]) for c, by in drivers.items()}, *rest)
+            for name, series, drivers, *rest in out]
 
 
 def _weekly_base(rng: np.random.Generator) -> np.ndarray:

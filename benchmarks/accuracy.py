@@ -29,7 +29,9 @@ downloaded. AutoETS, AutoARIMA and AutoTheta (statsforecast) are optional column
     python benchmarks/accuracy.py --seeds 0,1,2   # means over three seeds (the targets')
     python benchmarks/accuracy.py --only real     # the real series only
     python benchmarks/accuracy.py --only covariates  # the covariate group (see
-                                                  # benchmarks/_covariate_eval.py)
+                                                  # benchmarks/_covariate_eval.py); with --json
+                                                  # and --report as the others; --quick: two
+                                                  # series of each synthetic dataset
     python benchmarks/accuracy.py --quick         # a smoke run: one small group and one real
                                                   # series, one origin unless --origins says
     python benchmarks/accuracy.py --oracle-seeds 40  # how often the oracle loses somewhere
@@ -546,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bptt-only", action="store_true",
                         help="skip AutoETS, AutoARIMA and AutoTheta (their columns read n/a): "
                              "to compare bptt models, e.g. another checkout's on PYTHONPATH")
+    parser.add_argument("--methods", help="the covariate group only: comma-separated methods "
+                                          f"of {', '.join(covariate_group.METHODS)} (default: "
+                                          "all; seasonal naive and naive always)")
+    parser.add_argument("--datasets", help="the covariate group only: comma-separated names "
+                                           "of its datasets (default: all)")
     parser.add_argument("--cache", help="keep the classical forecasts of the real series in this "
                                         "file, for later runs (they do not depend on the seed)")
     parser.add_argument("--oracle-seeds", type=int, metavar="N",
@@ -560,11 +567,22 @@ def main(argv: list[str] | None = None) -> int:
 
     began = time.perf_counter()
     if args.only == "covariates":
-        warm_up()
-        runs = [covariate_group.evaluate(seed, origins) for seed in seeds]
+        if args.report:
+            seeds, origins, runs = covariate_group.undump(args.report.split(","))
+        else:
+            warm_up()
+            methods = (tuple(args.methods.split(",")) if args.methods
+                       else covariate_group.METHODS)
+            datasets = tuple(args.datasets.split(",")) if args.datasets else None
+            runs = [covariate_group.evaluate(seed, origins, args.quick, methods, datasets)
+                    for seed in seeds]
+            if args.json:
+                covariate_group.dump(args.json, seeds, origins, runs)
         print(f"Covariate group (benchmarks/_covariate_eval.py), mean MASE over series and "
               f"seeds {seeds}, {origins} origins; ratios are geometric means per series:\n")
         print("\n".join(covariate_group.table(runs)))
+        print()
+        print("\n".join(covariate_group.verdicts(runs)))
         print(f"\n{time.perf_counter() - began:.0f} s")
         return 0
     if args.report:

@@ -17,6 +17,14 @@ What the network sees (`encode`):
   values of it, as `data.fit_scalers("standard")`) and its gaps filled linearly, as the target's
   are. The scalers are kept per series, as the target's: a series first met at forecast time gets
   them fitted on the history it comes with;
+- at the head, a future covariate's value at each forecast step is read minus its value at the
+  window's last input step (its change since the origin), as the targets are centred on the
+  window's last value (bptt.data): the network forecasts changes, and a change of the target
+  follows the change of its driver. A trending driver (income, prices) leaves the range the
+  training windows saw in levels, not in changes; an indicator (a promotion) reads +1 where
+  it starts after the origin, -1 where it ends, which is what the target's change does. (As a
+  regression with ARIMA errors that differences y differences its regressors too.) Measured
+  on benchmarks/accuracy.py's covariate group: README's accuracy section;
 - a static number is standardised across the training series (a scaler fitted to one value
   would erase it);
 - a static category is one-hot over the categories met in training, plus a reserved
@@ -243,9 +251,12 @@ def scaled_steps(raw: np.ndarray, scalers: np.ndarray) -> np.ndarray:
 
 
 def encode_horizon(encoder: Encoder, scalers: dict[str, np.ndarray],
-                   horizon_values: dict[str, np.ndarray], ids: list[str]) -> np.ndarray:
+                   horizon_values: dict[str, np.ndarray], ids: list[str],
+                   origin: np.ndarray) -> np.ndarray:
     """(S, horizon, future covariates): the horizon's values of declare_horizon, scaled by each
-    series' scalers (those `encode` used for its history)."""
+    series' scalers (those `encode` used for its history), minus each one's scaled value at the
+    window's last input step, `origin` (S, dynamic covariates), as the head reads them
+    (data.ExtraInputs.head: centred on the origin as the targets are)."""
     future = encoder.future
     if not future:
         return np.zeros((len(ids), 0, 0))
@@ -253,7 +264,7 @@ def encode_horizon(encoder: Encoder, scalers: dict[str, np.ndarray],
     values = np.stack([horizon_values[n] for n in future], axis=2)  # (S, h, F)
     center = np.stack([scalers[sid][column, 0] for sid in ids])[:, None, :]
     scale = np.stack([scalers[sid][column, 1] for sid in ids])[:, None, :]
-    return (values - center) / scale
+    return (values - center) / scale - np.asarray(origin, np.float64)[:, None, column]
 
 
 def _named(raw) -> list[tuple[str, Mapping]]:

@@ -208,10 +208,11 @@ class ExtraInputs:
     calendar columns (bptt.calendar_inputs), then the dynamic covariates (bptt.covariates).
     The head reads, in this order: the calendar columns of the first forecast step, the series'
     `static` row (S, static columns), and the value of each `future` column (positions in
-    `columns`) at every forecast step, step-major. Why every step's for the future covariates
-    and the first step's alone for the calendar: a calendar step is a fixed (linear) function
-    of the first, so the linear head can derive the others; a promotion on the fifth day is no
-    function of the first day's.
+    `columns`) at every forecast step minus its value at the window's last input step,
+    step-major (centred on the origin as the targets are: bptt.covariates says why). Why every
+    step's for the future covariates and the first step's alone for the calendar: a calendar
+    step is a fixed (linear) function of the first, so the linear head can derive the others; a
+    promotion on the fifth day is no function of the first day's.
     """
 
     columns: np.ndarray
@@ -231,7 +232,9 @@ class ExtraInputs:
             parts.append(self.static[series])
         if self.future:
             steps = origin[:, None] + np.arange(horizon)
-            parts.append(self.columns[steps][:, :, list(self.future)].reshape(len(origin), -1))
+            future = list(self.future)
+            ahead = self.columns[steps][:, :, future] - self.columns[origin - 1][:, None, future]
+            parts.append(ahead.reshape(len(origin), -1))
         return np.concatenate(parts, axis=1).astype(np.float32) if parts else None
 
 

@@ -143,7 +143,7 @@ def extra_features(model: Model, ids: list[str], starts: list | None, lengths: l
             tails = np.stack([s[-window:] for s in encoded.steps])
             static, scalers = encoded.static, encoded.scalers
         future = declare_horizon(future_covariates, encoder.future, ids, model.horizon)
-        scaled = encode_horizon(encoder, scalers, future, ids)  # (S, h, F)
+        scaled = encode_horizon(encoder, scalers, future, ids, tails[:, -1])  # (S, h, F)
         steps.append(tails)
         head += [static, scaled.reshape(len(ids), -1)]
     head = [np.asarray(h, np.float32) for h in head if h.shape[1]]

@@ -93,6 +93,10 @@ class Model:
                 self.input_features = [VALUE_FEATURE] + steps
             if self.head_features is None:
                 self.head_features = head
+            elif self.covariates is not None and list(self.head_features) != head:
+                # a file of an earlier bptt, whose head read the future covariates otherwise
+                raise ValueError("the model's head features are not those this bptt builds "
+                                 f"({self.head_features!r}, not {head!r}): refit the model")
         if self.input_features is None and self.network.input_size == 1:
             self.input_features = [VALUE_FEATURE]
         if self.head_features is None and self.network.head_inputs == 0:
@@ -135,7 +139,8 @@ class Model:
         if self.covariates is not None:
             steps += [f"covariate {n}, scaled per series" for n in self.covariates.dynamic]
             head += [f"static covariate {n}" for n in self.covariates.static_names()]
-            head += [f"covariate {n} at forecast step {s + 1}, scaled per series"
+            head += [f"covariate {n} at forecast step {s + 1}, scaled per series, minus its "
+                     "value at the window's last step"
                      for s in range(self.spec.horizon) for n in self.covariates.future]
         return steps, head
 

@@ -123,7 +123,7 @@ def forecast_state(model: Model, state: SeriesState, horizon: int | None = None,
     if model.covariates is not None:
         if head_features is not None:
             raise ValueError("the model computes its head features (its covariates) itself")
-        features = _with_covariate_head(model, state.series_id, features, future_covariates)
+        features = _with_covariate_head(model, state, features, future_covariates)
     features = checked_head_features(model.network, features, 1, np.float32)
     outputs = []
     for member, h in zip(model.members, state.hidden, strict=True):
@@ -235,13 +235,16 @@ def _covariate_window(model: Model, names: list[str], dynamic: list[np.ndarray],
     return np.stack(out).reshape(len(names), steps, -1).astype(np.float32)
 
 
-def _with_covariate_head(model: Model, series_id: str, calendar_head, future) -> np.ndarray:
+def _with_covariate_head(model: Model, state: SeriesState, calendar_head, future
+                         ) -> np.ndarray:
     """(1, head_inputs): the calendar's head columns (if any), then the series' static row and
-    its future covariates' horizon values, scaled as fit scaled them."""
-    encoder = model.covariates
+    its future covariates' horizon values, scaled as fit scaled them and centred on their
+    values at the window's last step (bptt.covariates.encode_horizon)."""
+    encoder, series_id = model.covariates, state.series_id
     future = {name: {series_id: values} for name, values in (future or {}).items()}
     values = declare_horizon(future, encoder.future, [series_id], model.horizon)
-    scaled = encode_horizon(encoder, encoder.scalers, values, [series_id]).reshape(1, -1)
+    origin = scaled_steps(state.covariates, encoder.scalers[series_id])[-1:]
+    scaled = encode_horizon(encoder, encoder.scalers, values, [series_id], origin).reshape(1, -1)
     static = model.covariate_static[[model.series_ids.index(series_id)]]
     parts = [] if calendar_head is None else [calendar_head]
     return np.concatenate([*parts, static, scaled], axis=1).astype(np.float32)

@@ -62,3 +62,32 @@ def test_oracle_seeds_counts_every_seed_once():
     rows = re.findall(r"^\| (\d+) \| (\d+) \|$", run.stdout, flags=re.MULTILINE)
     assert sum(int(seeds) for _, seeds in rows) == 2, run.stdout  # each seed in one row
     assert "of 2 seeds" in run.stdout
+
+
+def test_quick_covariate_group_prints_every_dataset_and_both_verdicts(tmp_path):
+    dump = tmp_path / "cov.json"
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "--only",
+                          "covariates", "--quick", "--json", str(dump)],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    assert "seeds [0], 1 origins" in out, out
+    for dataset in ("promo", "holiday", "temperature", "macro_consumption", "group"):
+        rows = [line for line in out.splitlines() if line.startswith(f"| {dataset} | ")]
+        assert len(rows) == 1, out
+        cells = rows[0].strip("|").split("|")
+        assert len(cells) == 1 + 6 + 2  # dataset, the six methods, the two ratios
+        assert "n/a" not in cells[1:3], rows  # bpttcov and bptt forecast every series
+    if importlib.util.find_spec("statsforecast"):
+        verdicts = re.findall(r"^(PASS|FAIL) \((a|b)\) group mean MASE, bpttcov < (\w+) .*: "
+                              r"(\d+\.\d+) vs (\d+\.\d+)", out, flags=re.MULTILINE)
+        assert [(v[1], v[2]) for v in verdicts] == [("a", "bptt"), ("b", "arimax")], out
+        for verdict, _, _, ours, theirs in verdicts:  # the verdict is the figures'
+            assert (verdict == "PASS") == (float(ours) < float(theirs))
+    # the kept run reports as it printed
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "--only",
+                            "covariates", "--report", str(dump)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    table = [line for line in out.splitlines() if line.startswith("| ")]
+    assert [line for line in again.stdout.splitlines() if line.startswith("| ")] == table

@@ -2,12 +2,15 @@
 static row and the future values of every forecast step at the head), what a forecast builds
 from the covariates it is given, the model file, and a series driven by a promotion."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import bptt
 from bptt import TrainingSpec
 from bptt.data import DataError, ExtraInputs, index_windows
+from bptt.inference import covariate_inputs, extra_features
 from bptt.state import SeriesState, append_observations, forecast_state, initial_states
 from bptt.trainer import _prepare
 
@@ -66,9 +69,35 @@ def test_the_head_reads_the_static_row_and_every_forecast_steps_future_values():
     for k in range(len(train)):
         start = int(train.start[k])
         np.testing.assert_array_equal(windows.x[k, :, 1:], columns[start:start + 4])
-        origin = start + 4
+        origin = start + 4  # the future covariate: its change since the last input step
         np.testing.assert_array_equal(
-            windows.head[k], [columns[origin, 0], 7.0, *columns[origin:origin + 3, 1]])
+            windows.head[k], [columns[origin, 0], 7.0,
+                              *columns[origin:origin + 3, 1] - columns[origin - 1, 1]])
+
+
+def test_a_forecast_builds_the_inputs_training_gathered_for_the_same_window(promoted_fit):
+    # The window whose forecast steps are the training series' last HORIZON: training gathered
+    # it as a validation window; a forecast of the series cut before those steps, given their
+    # promotion days, must build the very same step columns and head features.
+    series, promo, stores, _, result = promoted_fit
+    model, cut = result.model, LENGTH - HORIZON
+    problem = _prepare(series, None, model.spec, None, _declared(promo, LENGTH, **stores))[0]
+    last = np.flatnonzero(np.diff(np.append(problem.val.series, -1)))  # each series' last
+    gathered = problem.val.gather(last)
+    ids = list(series)
+    lengths = {k: cut for k in ids}
+    encoded = covariate_inputs(model, _declared(promo, cut, **stores), lengths)
+    future = {"promo": {k: v[cut:LENGTH] for k, v in promo.items()}}
+    steps, head = extra_features(model, ids, None, None, encoded, future)
+    np.testing.assert_allclose(steps, gathered.x[:, :, 1:], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(head, gathered.head, rtol=1e-6, atol=1e-6)
+    # a promotion that starts after the origin reads +1 (scaled), one that goes on reads 0
+    column = model.covariates.dynamic.index("promo")
+    scale = np.array([model.covariates.scalers[k][column, 1] for k in ids])
+    days = np.stack([promo[k][cut:LENGTH] for k in ids])
+    change = days - np.stack([promo[k][cut - 1] for k in ids])[:, None]
+    np.testing.assert_allclose(head[:, -HORIZON:] * scale[:, None], change, atol=1e-5)
+    assert (change != days).any()  # some series was on promotion at the origin
 
 
 def test_a_promotion_calendar_makes_the_forecast_better(promoted_fit):
@@ -116,6 +145,18 @@ def test_the_model_file_keeps_the_covariates(promoted_fit):
                                                {"name": "store", "kind": "static"}]
     assert card["input_features"][1] == "covariate promo, scaled per series"
     assert len(card["head_features"]) == again.network.head_inputs == 3 + HORIZON
+    assert card["head_features"][3] == ("covariate promo at forecast step 1, scaled per series, "
+                                        "minus its value at the window's last step")
+
+
+def test_a_file_whose_head_read_the_future_covariates_otherwise_is_refused(promoted_fit):
+    # a file of an earlier bptt, whose head read the future covariates in levels: its weights
+    # would be applied to changes
+    model = promoted_fit[-1].model
+    older = [name.replace(", minus its value at the window's last step", "")
+             for name in model.head_features]
+    with pytest.raises(ValueError, match="refit"):
+        dataclasses.replace(model, head_features=older)
 
 
 def test_missing_future_values_and_strangers_are_refused_naming_them(promoted_fit):

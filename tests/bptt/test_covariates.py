@@ -74,16 +74,35 @@ def test_a_known_series_keeps_its_training_scalers():
     np.testing.assert_allclose(encoded.steps[0][:, 1], (100 - center) / scale)
 
 
-def test_horizon_values_are_checked_and_scaled_by_the_series_scalers():
+def test_horizon_values_are_scaled_by_the_series_scalers_and_centred_on_the_origin():
     declared, encoder = fitted()
     encoded = encode(encoder, declared, LENGTHS)
     values = declare_horizon({"promo": {"a": [1, 0], "b": [0, 0, 7]}}, encoder.future,
                              ["a", "b"], horizon=2)
-    scaled = encode_horizon(encoder, encoded.scalers, values, ["a", "b"])
+    origin = np.stack([steps[-1] for steps in encoded.steps])  # the last step's (promo, temp)
+    scaled = encode_horizon(encoder, encoded.scalers, values, ["a", "b"], origin)
     assert scaled.shape == (2, 2, 1)
-    np.testing.assert_allclose(scaled[0, :, 0], [1, -1])
-    center, scale = encoder.scalers["b"][0]
-    np.testing.assert_allclose(scaled[1, :, 0], (np.array([0, 0]) - center) / scale)
+    # a: promo 0, 1, 0, 1 scales to -1, 1, -1, 1; the horizon's 1, 0 to 1, -1, less the last 1
+    np.testing.assert_allclose(scaled[0, :, 0], [0, -2])
+    center, scale = encoder.scalers["b"][0]  # b: promo 1, 1, 0 ends off, and stays off
+    np.testing.assert_allclose(scaled[1, :, 0], [0, 0])
+    np.testing.assert_allclose(origin[1, 0], (0 - center) / scale)
+
+
+def test_a_trending_driver_reads_the_same_at_the_head_wherever_its_level_is():
+    # The head reads a future covariate's change since the origin: a driver that has trended
+    # far beyond its training range reads as its steps do, not as a level never seen.
+    declared = declare({"income": {"kind": "future", "values": {"a": np.arange(100.0)}}},
+                       {"a": 100})
+    encoder = fit_encoder(declared, ["a"])
+    encoded = encode(encoder, declared, {"a": 100})
+    origin = encoded.steps[0][-1:]
+    near = encode_horizon(encoder, encoded.scalers, {"income": np.array([[100.0, 101.0]])},
+                          ["a"], origin)
+    far = encode_horizon(encoder, encoded.scalers, {"income": np.array([[1000.0, 1001.0]])},
+                         ["a"], origin + 900 / encoder.scalers["a"][0, 1])
+    np.testing.assert_allclose(near, far)
+    np.testing.assert_allclose(near[0, :, 0] * encoder.scalers["a"][0, 1], [1, 2])
 
 
 @pytest.mark.parametrize("raw, loc", [
