@@ -168,3 +168,62 @@ def test_malformed_files_are_rejected(corrupt):
 def test_a_file_without_our_card_is_rejected():
     with pytest.raises(ValueError, match="model card"):
         load_model(to_safetensors({"w": np.zeros(4, np.float32)}))
+
+
+def test_torch_reproduces_a_covariate_forecast_from_the_file_and_its_card(tmp_path):
+    """A model fitted with a historical, a future and a static covariate, saved: PyTorch builds
+    the inputs as the card describes them (the stored windows of scaled covariates, the static
+    columns, and the future one's raw values scaled by the card's per-series scaler, minus its
+    value at the window's last step) and computes bptt.forecast's network means."""
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    rng = np.random.default_rng(5)
+    n, horizon = 90, 4
+    promo = {f"s{i}": (rng.random(n + horizon) < 0.3).astype(float) for i in range(3)}
+    temp = {sid: 15 + 5 * np.sin(np.arange(n) / 9 + i) for i, sid in enumerate(promo)}
+    series = {sid: 20 + 6 * p[:n] + 0.3 * temp[sid] + rng.normal(0, 0.5, n)
+              for sid, p in promo.items()}
+    covariates = {"temp": {"kind": "historical", "values": temp},
+                  "promo": {"kind": "future", "values": {s: p[:n] for s, p in promo.items()}},
+                  "store": {"kind": "static", "values": {"s0": "a", "s1": "b", "s2": "a"}}}
+    spec = bptt.TrainingSpec.from_dict({
+        "horizon": horizon, "seasonality": "none", "calendar": "off", "quantiles": [],
+        "model": {"hidden_size": 6}, "training": {"epochs": 3, "ensemble": 1}})
+    fitted = bptt.fit(series, spec=spec, covariates=covariates).model
+    model = dataclasses.replace(fitted, combination=None)  # the network's own forecast
+    planned = {"promo": {s: p[n:] for s, p in promo.items()}}
+    ours = bptt.forecast_arrays(model, future_covariates=planned)[2][:, :, 0]
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(model.to_bytes())
+    tensors = {k: v.numpy().astype(np.float64)
+               for k, v in safetensors_torch.load_file(str(path)).items()}
+    card = json.loads(safetensors_torch.safe_open(str(path), "pt").metadata()["model_card"])
+    assert card["input_features"][1:] == ["covariate temp, scaled per series",
+                                          "covariate promo, scaled per series"]
+    assert card["head_features"][:3] == ["static covariate store=a", "static covariate store=b",
+                                         "static covariate store=<unknown>"]
+    rnn = torch.nn.LSTM(card["input_size"], card["hidden_size"], card["num_layers"])
+    head = torch.nn.Linear(card["hidden_size"] + card["head_inputs"], card["output_size"])
+    with torch.no_grad():
+        rnn.load_state_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in tensors.items()
+                             if k.startswith(("weight_", "bias_"))})
+        head.load_state_dict({k[5:]: torch.tensor(v, dtype=torch.float32)
+                              for k, v in tensors.items() if k.startswith("head.")})
+    tails, steps = tensors["series.tails"], tensors["covariates.tails"]  # (S, L), (S, L, 2)
+    levels = tails[:, -1:]
+    x = np.concatenate([(tails - levels)[:, :, None], steps], axis=2)
+    ids = [s["id"] for s in card["series"]]
+    promo_column = card["covariates"]["covariates"][:2].index({"name": "promo",
+                                                               "kind": "future"})
+    scalers = {sid: np.reshape(card["covariates"]["scalers"][sid], (-1, 2)) for sid in ids}
+    ahead = np.stack([(planned["promo"][sid] - scalers[sid][promo_column, 0])
+                      / scalers[sid][promo_column, 1] for sid in ids])
+    ahead -= steps[:, -1:, promo_column]
+    features = np.concatenate([tensors["covariates.static"], ahead], axis=1)
+    with torch.no_grad():
+        last = rnn(torch.tensor(x.transpose(1, 0, 2), dtype=torch.float32))[0][-1]
+        out = head(torch.cat([last, torch.tensor(features, dtype=torch.float32)], 1))
+    means = out.numpy().reshape(3, horizon, card["outputs_per_step"])[:, :, 0]
+    target = [s["scaler"] for s in card["series"]]
+    theirs = ((means + levels) * np.array([[s["scale"]] for s in target])
+              + np.array([[s["center"]] for s in target]))
+    assert relative_error(ours, theirs) < 1e-5
