@@ -32,7 +32,8 @@ def test_every_series_with_its_tail(client: FlaskClient, auth: dict[str, str],
     assert page["job_id"] == job_id and page["num_series"] == 2 and page["next_offset"] is None
     first, second = page["series"]
     assert first == {"id": "store-1", "values": SERIES[0]["values"], "length": 60,
-                     "start": None, "freq": None}  # shorter than the default tail: all of it
+                     "start": None, "freq": None,  # shorter than the default tail: all of it
+                     "covariates": None}  # (the job declared none)
     assert second["length"] == 50 and second["values"][-3] is None  # a gap stays a gap
 
     tails = get(client, auth, job_id, "?tail=4").get_json()["series"]
@@ -60,7 +61,7 @@ def test_a_csv_job_keeps_the_labels_of_its_series(client: FlaskClient,
     page = get(client, auth, response.get_json()["id"], "?tail=3").get_json()
     # the first ds as a date, and the frequency inferred from the rows' spacing
     assert page["series"] == [{"id": "a", "values": [22.0, 23.0, 24.0], "length": 24,
-                               "start": "2020-01-01", "freq": "MS"}]
+                               "start": "2020-01-01", "freq": "MS", "covariates": None}]
 
 
 @pytest.mark.parametrize("query, where", [
