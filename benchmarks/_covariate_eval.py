@@ -35,7 +35,8 @@ except ImportError:  # optional: the AutoARIMA columns are skipped
 def evaluate(seed: int, origins: int, quick: bool = False, methods: tuple[str, ...] = METHODS,
              datasets: tuple[str, ...] | None = None) -> dict[str, dict[str, list[float]]]:
     """{dataset: {method: per-series mean MASE over the origins}} for one seed (`quick`: two
-    series of each synthetic dataset, a smoke run; `methods`: only these, the others' columns
+    series of each synthetic dataset and one ensemble member of 200 updates, a smoke run of the
+    code path, not of the defaults' accuracy; `methods`: only these, the others' columns
     read n/a; `datasets`: only these, by name)."""
     out = {}
     for name, series, drivers, m, h, freq, _ in covariate_series(seed, 2 if quick else None):
@@ -47,7 +48,7 @@ def evaluate(seed: int, origins: int, quick: bool = False, methods: tuple[str, .
         for k in range(origins):
             end = {sid: len(v) - (origins - 1 - k) * h for sid, v in series.items()}
             for method, forecasts in _forecasts(series, drivers, end, m, h, freq, seed,
-                                                methods).items():
+                                                methods, quick).items():
                 for sid, forecast in forecasts.items():
                     cut = end[sid] - h
                     past, actual = series[sid][:cut], series[sid][cut:end[sid]]
@@ -58,7 +59,7 @@ def evaluate(seed: int, origins: int, quick: bool = False, methods: tuple[str, .
     return out
 
 
-def _forecasts(series, drivers, end, m, h, freq, seed, methods=METHODS
+def _forecasts(series, drivers, end, m, h, freq, seed, methods=METHODS, quick=False
                ) -> dict[str, dict[str, np.ndarray]]:
     """Every method's (of `methods`) forecast of the h points before `end` of every series."""
     train = {sid: v[:end[sid] - h] for sid, v in series.items()}
@@ -70,7 +71,8 @@ def _forecasts(series, drivers, end, m, h, freq, seed, methods=METHODS
     future = {name: {sid: by[sid][end[sid] - h:end[sid]] for sid in series}
               for name, by in drivers.items()}
     spec = bptt.TrainingSpec(horizon=h, season_length=m, quantiles=QUANTILES)
-    spec = dataclasses.replace(spec, training=dataclasses.replace(spec.training, seed=seed))
+    spec = dataclasses.replace(spec, training=dataclasses.replace(
+        spec.training, seed=seed, **({"ensemble": 1, "max_steps": 200} if quick else {})))
     out = {}
     if "bpttcov" in methods:
         out["bpttcov"] = _means(bptt.forecast(bptt.fit(dated, spec=spec, covariates=covariates)

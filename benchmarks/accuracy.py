@@ -31,7 +31,8 @@ downloaded. AutoETS, AutoARIMA and AutoTheta (statsforecast) are optional column
     python benchmarks/accuracy.py --only covariates  # the covariate group (see
                                                   # benchmarks/_covariate_eval.py); with --json
                                                   # and --report as the others; --quick: two
-                                                  # series of each synthetic dataset
+                                                  # series of each synthetic dataset, one
+                                                  # member of 200 updates (a smoke run)
     python benchmarks/accuracy.py --quick         # a smoke run: one small group and one real
                                                   # series, one origin unless --origins says
     python benchmarks/accuracy.py --oracle-seeds 40  # how often the oracle loses somewhere
