@@ -59,7 +59,7 @@ from bptt.cells._gemm import (
 )
 from bptt.clipping import ClipSpec
 from bptt.optimizers import make_optimizer
-from bptt.parallel import chunk_bounds
+from bptt.parallel import chunk_bounds, single_threaded_blas
 from bptt.training_step import train_step
 
 BATCH, STEPS, HORIZON, LR, MAX_NORM = 64, 48, 12, 1e-3, 1.0
@@ -363,7 +363,12 @@ def run_case(case, threads: int, reps: int, rng) -> tuple[list[str], float]:
     engine = EngineStep(spec, params, x, y, threads, first_output, truncate)
     reference = TorchStep(spec, params, x, y,
                           steps - 1 if first_output is None else first_output, truncate)
-    ours, theirs = time_pair(engine, reference, reps)
+    # BLAS held to one thread around the whole timing, as bptt.fit holds it around a whole fit:
+    # entered and lifted around every step, the hand-off to parallel.py's BLAS-control thread
+    # and threadpoolctl cost about 0.2 ms a step, which fit never pays (torch's own threads are
+    # OpenMP's, which this does not touch).
+    with single_threaded_blas():
+        ours, theirs = time_pair(engine, reference, reps)
     floor = gemm_floor(spec, steps, BATCH, threads, truncate, reps, rng)
     flops = step_flops(spec, steps, BATCH, outputs, truncate)
     rate = flops / ours / 1e9
