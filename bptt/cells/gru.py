@@ -32,6 +32,7 @@ from ._common import (
     tanh,
     transposed,
     unowned,
+    wide_vectors,
 )
 
 GATES = 3
@@ -44,6 +45,7 @@ FAST = {"fastmath": {"contract"}}
 @njit(**KERNEL, **FAST)
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one GRU layer over x (T, B, I) from h0 (B, H), filling gates, aux and hs."""
+    wide_vectors()
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     b_ih, b_hh, work = unowned(b_ih), unowned(b_hh), unowned(work)
     gates, aux, hs = unowned(gates), unowned(aux), unowned(hs)
@@ -147,6 +149,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
 def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw_hh, db_ih,
              db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one GRU layer; contract as in lstm.backward."""
+    wide_vectors()
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     gates, aux, hs, dh_out = unowned(gates), unowned(aux), unowned(hs), unowned(dh_out)
     dx, dw_ih, dw_hh, db_ih = unowned(dx), unowned(dw_ih), unowned(dw_hh), unowned(db_ih)

@@ -32,6 +32,7 @@ from ._common import (
     tanh,
     transposed,
     unowned,
+    wide_vectors,
 )
 
 GATES = 4
@@ -44,6 +45,7 @@ FAST = {"fastmath": {"contract"}}
 @njit(**KERNEL, **FAST)
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one LSTM layer over x (T, B, I) from state (h0, c0), filling gates, aux=c and hs."""
+    wide_vectors()
     x, h0, c0, w_ih, w_hh = unowned(x), unowned(h0), unowned(c0), unowned(w_ih), unowned(w_hh)
     b_ih, b_hh, work = unowned(b_ih), unowned(b_hh), unowned(work)
     gates, aux, hs = unowned(gates), unowned(aux), unowned(hs)
@@ -132,6 +134,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw
     gradients into dw_ih, dw_hh, db_ih, db_hh (so truncated segments accumulate) and mean
     |dL/dh_t| into grad_flow (T,).
     """
+    wide_vectors()
     x, h0, c0, w_ih, w_hh = unowned(x), unowned(h0), unowned(c0), unowned(w_ih), unowned(w_hh)
     gates, aux, hs, dh_out = unowned(gates), unowned(aux), unowned(hs), unowned(dh_out)
     dx, dw_ih, dw_hh, db_ih = unowned(dx), unowned(dw_ih), unowned(dw_hh), unowned(db_ih)

@@ -25,6 +25,7 @@ from ._common import (
     tanh,
     transposed,
     unowned,
+    wide_vectors,
 )
 
 GATES = 1
@@ -37,6 +38,7 @@ FAST = {"fastmath": {"contract"}}
 @njit(**KERNEL, **FAST)
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one RNN layer over x (T, B, I) from h0 (B, H), filling gates and hs (T, B, H)."""
+    wide_vectors()
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     b_ih, b_hh, work = unowned(b_ih), unowned(b_hh), unowned(work)
     gates, hs = unowned(gates), unowned(hs)
@@ -89,6 +91,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
 def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw_hh, db_ih,
              db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one RNN layer; contract as in lstm.backward."""
+    wide_vectors()
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     hs, dh_out, dx = unowned(hs), unowned(dh_out), unowned(dx)
     dw_ih, dw_hh, db_ih, db_hh = unowned(dw_ih), unowned(dw_hh), unowned(db_ih), unowned(db_hh)
