@@ -33,6 +33,7 @@ while that thread count runs. Kernels are compiled and torch warmed up before ti
                                                # per group on a loaded 2-core machine)
     python benchmarks/peers.py --groups real ar2 --threads 1 2
     python benchmarks/peers.py --quick         # smoke run: nile and 2 short series, tiny steps
+    python benchmarks/peers.py --groups real --datasets co2 nile  # part of a group
 
 Numbers depend on the machine and its load (printed): rerun it rather than trust a copy.
 """
@@ -209,11 +210,13 @@ def run_group(datasets: list, origins: int, threads: int, grid: dict, default_st
             test = {name: y[-h:] for name, y in seen.items()}
             for method, fit in fits.items():
                 forecasts, seconds, note = timed(fit, train, h, m)
-                log(f"  {dataset.name} origin {k + 1}/{origins} {method}: {seconds:.1f} s {note}")
+                scores = score(forecasts, train, test, m)
+                log(f"  {dataset.name} origin {k + 1}/{origins} {method}: {seconds:.1f} s, "
+                    f"mean MASE {np.mean(list(scores.values())):.3f} {note}")
                 targets = [method] + (["nf best"] if method == f"nf {overall} best" else [])
                 for target in targets:
                     runs[target].seconds += seconds / origins
-                    for name, value in score(forecasts, train, test, m).items():
+                    for name, value in scores.items():
                         runs[target].mase.setdefault(name, []).append(value)
         for model in NF_MODELS:
             runs[f"nf {model} best"].settings.append(describe(chosen[model]))
@@ -390,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", nargs="+",
                         help="groups to run (default: all, the synthetic ones first; "
                              "--quick: real, i.e. nile)")
+    parser.add_argument("--datasets", nargs="+",
+                        help="only these datasets of the chosen groups (e.g. part of `real`, "
+                             "to split a long run over processes: its rows are then that "
+                             "part's)")
     parser.add_argument("--origins", type=int, default=1,
                         help="rolling origins per series, as accuracy.py's (default 1: the last "
                              "h points)")
@@ -402,6 +409,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [g for g in chosen if g not in available]
     if unknown:
         parser.error(f"unknown groups {unknown}; choose from {list(available)}")
+    if args.datasets:
+        names = {d.name for g in chosen for d in available[g]}
+        if missing := set(args.datasets) - names:
+            parser.error(f"unknown datasets {sorted(missing)}; the groups have {sorted(names)}")
+        available = {g: [d for d in available[g] if d.name in args.datasets] for g in chosen}
+        chosen = [g for g in chosen if available[g]]
     grid = QUICK_GRID if args.quick else GRID
     default_steps = QUICK_DEFAULT_STEPS if args.quick else None
 
