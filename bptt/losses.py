@@ -77,14 +77,30 @@ class Pinball:
 
     def sum_and_grad(self, pred, target, mask):
         n, h = target.shape
-        q = np.asarray(self.quantiles, dtype=pred.dtype)  # (Q,)
+        q = _levels(self.quantiles, pred.dtype)  # (Q,)
         p = pred.reshape(n, h, len(q))
-        m = mask[:, :, None]
-        r = np.where(m, np.where(mask, target, 0)[:, :, None] - p, 0)  # (N, h, Q): target − pred
-        value = np.maximum(q * r, (q - 1) * r)
-        grad = np.where(r > 0, -q, 1 - q) * m  # d value / d pred
-        grad = grad.astype(pred.dtype).reshape(n, h * len(q))
-        return float(np.sum(value, dtype=np.float64)), grad
+        known = mask.all()  # the usual case: no masking passes
+        r = (target if known else np.where(mask, target, 0))[:, :, None] - p  # target − pred
+        if not known:
+            r = np.where(mask[:, :, None], r, 0)
+        grad = np.subtract(r <= 0, q, dtype=pred.dtype)  # d value / d pred: −q, or 1 − q
+        # pinball = q·r for r > 0 and (q − 1)·r otherwise, which is −r·grad: one dot product
+        # (BLAS, as MSE's) rather than an (N, h, Q) array of values; the loss runs every step
+        value = -float(np.dot(r.ravel(), grad.ravel()))
+        if not known:
+            grad *= mask[:, :, None]
+        return value, grad.reshape(n, h * len(q))
+
+
+_LEVELS: dict = {}
+
+
+def _levels(quantiles: tuple[float, ...], dtype) -> np.ndarray:
+    """The quantile levels as an array of `dtype`, made once per loss and dtype."""
+    key = (quantiles, np.dtype(dtype))
+    if key not in _LEVELS:
+        _LEVELS[key] = np.asarray(quantiles, dtype=dtype)
+    return _LEVELS[key]
 
 
 @dataclass(frozen=True)
@@ -97,7 +113,9 @@ class MeanAndQuantiles:
     point: MSE | MAE | Huber = MSE()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "quantiles", Pinball(self.quantiles).quantiles)
+        pinball = Pinball(self.quantiles)  # checks the levels
+        object.__setattr__(self, "quantiles", pinball.quantiles)
+        object.__setattr__(self, "_pinball", pinball)
 
     @property
     def outputs_per_target(self) -> int:
@@ -107,14 +125,12 @@ class MeanAndQuantiles:
         n, h = target.shape
         q = len(self.quantiles)
         p = pred.reshape(n, h, 1 + q)
-        mean_sum, mean_grad = self.point.sum_and_grad(np.ascontiguousarray(p[:, :, 0]), target,
-                                                      mask)
-        quant_sum, quant_grad = Pinball(self.quantiles).sum_and_grad(
-            np.ascontiguousarray(p[:, :, 1:]).reshape(n, h * q), target, mask)
+        mean_sum, mean_grad = self.point.sum_and_grad(p[:, :, 0], target, mask)
+        quant_sum, quant_grad = self._pinball.sum_and_grad(p[:, :, 1:], target, mask)
         # The caller divides by (1 + Q) × targets; weight the parts so each is its own mean.
         grad = np.empty_like(p)
-        grad[:, :, 0] = mean_grad * (1 + q)
-        grad[:, :, 1:] = quant_grad.reshape(n, h, q) * ((1 + q) / q)
+        np.multiply(mean_grad.reshape(n, h), 1 + q, out=grad[:, :, 0])
+        np.multiply(quant_grad.reshape(n, h, q), (1 + q) / q, out=grad[:, :, 1:])
         return mean_sum * (1 + q) + quant_sum * (1 + q) / q, grad.reshape(n, h * (1 + q))
 
 
