@@ -14,7 +14,10 @@ by a lock, and the BLAS limit is counted, set by the first thread in and lifted 
 OpenBLAS (0.3.30 and 0.3.31, as numpy and scipy ship it) ignores a call that raises its thread
 count when the limit was set from another thread that is still alive: the first thread in may
 leave last-but-one and live on, and BLAS would then stay at one thread for good. So one thread
-of our own makes every set and every restore, on behalf of whichever thread asks.
+of our own makes every set and every restore, on behalf of whichever thread asks. Once the
+main thread has set a count itself (threadpoolctl around a whole fit, as a benchmark does), the
+other threads are ignored instead: the limit is then set from the main thread when it is the one
+asking.
 """
 
 import os
@@ -37,6 +40,7 @@ _blas: ThreadpoolController | None = None
 _blas_limit: Any = None  # threadpoolctl's limiter while any thread is inside single_threaded_blas
 _blas_users = 0  # threads inside single_threaded_blas now
 _blas_caller: ThreadPoolExecutor | None = None  # the one thread that sets and lifts the limit
+_blas_set_on_main = False  # the limit had to be set on the main thread (see single_threaded_blas)
 
 
 def _on_the_blas_thread(call: Callable[[], Any]) -> Any:
@@ -105,12 +109,18 @@ def single_threaded_blas() -> Iterator[None]:
     The limit is process-wide: the first thread in sets it, the last thread out restores what
     was there before, so that no thread leaves while another still relies on it.
     """
-    global _blas, _blas_limit, _blas_users
+    global _blas, _blas_limit, _blas_users, _blas_set_on_main
     with _blas_lock:
         if _blas_users == 0:
             if _blas is None:
                 _blas = ThreadpoolController()
             _blas_limit = _on_the_blas_thread(lambda: _blas.limit(limits=1, user_api="blas"))
+            if not _blas_held() and threading.current_thread() is threading.main_thread():
+                # The main thread set a count itself before (threadpoolctl around a fit, say),
+                # and OpenBLAS now ignores every other thread: set it from here instead.
+                _on_the_blas_thread(_blas_limit.restore_original_limits)
+                _blas_limit = _blas.limit(limits=1, user_api="blas")
+                _blas_set_on_main = True
         _blas_users += 1
     try:
         yield
@@ -118,16 +128,27 @@ def single_threaded_blas() -> Iterator[None]:
         with _blas_lock:
             _blas_users -= 1
             if _blas_users == 0:
-                _on_the_blas_thread(_blas_limit.restore_original_limits)
-                _blas_limit = None
+                if _blas_set_on_main and threading.current_thread() is threading.main_thread():
+                    _blas_limit.restore_original_limits()
+                else:  # (set on the main thread, lifted elsewhere, it may stay at one thread)
+                    _on_the_blas_thread(_blas_limit.restore_original_limits)
+                _blas_limit, _blas_set_on_main = None, False
+
+
+def _blas_held() -> bool:
+    """Whether every BLAS library reports one thread now. Where the limit could not be set
+    from any thread of ours (another thread set a count first), BLAS keeps its own threads:
+    slower with several training threads, never wrong."""
+    return all(lib.num_threads == 1 for lib in _blas.select(user_api="blas").lib_controllers)
 
 
 def _after_fork_in_child() -> None:
     """A forked child (a Celery or gunicorn worker) has only the forking thread: the locks may
     have been held by threads that no longer exist, and the pool's threads are gone."""
     global _pool_lock, _pool, _pool_size, _blas_lock, _blas_limit, _blas_users, _blas_caller
+    global _blas_set_on_main
     _pool_lock, _pool, _pool_size = threading.Lock(), None, 0
-    _blas_lock, _blas_limit, _blas_users = threading.Lock(), None, 0
+    _blas_lock, _blas_limit, _blas_users, _blas_set_on_main = threading.Lock(), None, 0, False
     _blas_caller = None
 
 

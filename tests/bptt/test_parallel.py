@@ -191,3 +191,23 @@ def test_predict_in_more_chunks_than_threads_repeats_exactly():
     for _ in range(3):
         parallel, _ = predict(spec, params, x, threads=2, batch_chunk=16)
         assert np.array_equal(parallel, serial)
+
+
+def test_the_blas_limit_holds_after_the_main_thread_set_a_count_itself():
+    _in_a_fresh_process("_blas_limit_after_the_main_thread_set_one")
+
+
+def _blas_limit_after_the_main_thread_set_one():
+    # threadpoolctl around a whole fit, as benchmarks do: OpenBLAS then ignores the limit's own
+    # thread, and a fit's two training threads each ran 2-thread BLAS (2.3x slower at 2 threads).
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    from bptt.parallel import single_threaded_blas
+
+    controller = ThreadpoolController()
+    default = _blas_default(controller)
+    with threadpool_limits(max(default), user_api="blas"):
+        with single_threaded_blas():
+            inside = _blas_threads(controller)
+        after = _blas_threads(controller)
+    assert (inside, after) == ({1}, default), (inside, after)
