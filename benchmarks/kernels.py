@@ -258,15 +258,18 @@ def _fma_spin(a, b, c, k, reps) -> None:
              NV * VL, False)
 
 
-def fma_gflops(threads: int, k: int = 10_000, reps: int = 20) -> float:
+def fma_gflops(threads: int, k: int = 10_000, reps: int = 20, spins: int = 200) -> float:
     """float32 multiply-add rate of the micro-kernel with everything in registers: the FMA
-    units' limit, as the engine's code can reach it, on `threads` threads at once."""
+    units' limit, as the engine's code can reach it, on `threads` threads at once. Each call
+    spins for milliseconds (`spins` tiles of depth k): with a quarter of a millisecond, as
+    before, handing the work to the threads took as long as the work, and 2 threads measured
+    no faster than one."""
     buffers = [(np.ones(64, np.float32), np.ones(64, np.float32),
                 np.zeros((MR, NV * VL), np.float32)) for _ in range(threads)]
-    flops = 2 * MR * NV * VL * k * 10 * threads
+    flops = 2 * MR * NV * VL * k * spins * threads
     with ThreadPoolExecutor(threads) as pool:
         def run() -> None:
-            list(pool.map(lambda abc: _fma_spin(*abc, k, 10), buffers))
+            list(pool.map(lambda abc: _fma_spin(*abc, k, spins), buffers))
         seconds = best_seconds(run, reps)
     return flops / seconds / 1e9
 
