@@ -7,6 +7,7 @@ of outputs per target: 1, or the number of quantiles for the pinball loss.
 """
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -92,15 +93,11 @@ class Pinball:
         return value, grad.reshape(n, h * len(q))
 
 
-_LEVELS: dict = {}
-
-
-def _levels(quantiles: tuple[float, ...], dtype) -> np.ndarray:
-    """The quantile levels as an array of `dtype`, made once per loss and dtype."""
-    key = (quantiles, np.dtype(dtype))
-    if key not in _LEVELS:
-        _LEVELS[key] = np.asarray(quantiles, dtype=dtype)
-    return _LEVELS[key]
+@cache
+def _levels(quantiles: tuple[float, ...], dtype: np.dtype) -> np.ndarray:
+    """The quantile levels as an array of `dtype`, made once per loss and dtype (shared: never
+    written to)."""
+    return np.asarray(quantiles, dtype=dtype)
 
 
 @dataclass(frozen=True)
