@@ -73,8 +73,8 @@ def painted(page: Page, canvas: str, rgb: tuple[int, int, int] | None = None) ->
 
 
 def wait_painted(page: Page, canvas: str, rgb: tuple[int, int, int], at_least: int) -> None:
-    """Wait until the canvas has `at_least` pixels near `rgb` (a chart draws after its data
-    arrives, in the next frame)."""
+    """Wait until the canvas has `at_least` pixels near `rgb`. A chart draws in the frame after
+    its data arrives, and a resize (a scrollbar appearing, say) clears it until the next one."""
     page.wait_for_function(f"([selector, rgb, n]) => ({COUNT_PIXELS})(selector, rgb).near >= n",
                            arg=[canvas, list(rgb), at_least])
 

@@ -24,6 +24,7 @@ from tests.dashboard.browsing import (  # noqa: E402
     painted,
     shoot,
     sign_in,
+    wait_painted,
 )
 
 TRAINING_TIMEOUT_MS = 180_000  # the first job may wait for the worker to load its kernels
@@ -81,9 +82,9 @@ def check_finished_job_page(page: Page, service: Stack, job_id: str,
     # Every epoch reached the charts exactly once, through the ?since= polling.
     for chart in ("#chart-loss", "#chart-grad", "#chart-clip"):
         expect(page.locator(chart)).to_have_attribute("data-points", str(epochs))
-    assert painted(page, "#chart-loss canvas", TRAIN_BLUE)["near"] > 50
-    assert painted(page, "#chart-grad canvas", GRADIENT_PURPLE)["near"] > 50
-    assert painted(page, "#chart-clip canvas", CLIP_GREEN)["near"] > 50
+    wait_painted(page, "#chart-loss canvas", TRAIN_BLUE, 51)
+    wait_painted(page, "#chart-grad canvas", GRADIENT_PURPLE, 51)
+    wait_painted(page, "#chart-clip canvas", CLIP_GREEN, 51)
 
     heatmap = page.locator("#heatmap")
     expect(heatmap).to_have_attribute("data-epochs", str(epochs))
@@ -94,7 +95,7 @@ def check_finished_job_page(page: Page, service: Stack, job_id: str,
 
     # BPTT insight: a memory horizon per epoch, and the latest epoch's table of gates
     expect(page.locator("#chart-memory")).to_have_attribute("data-points", str(epochs))
-    assert painted(page, "#chart-memory canvas", TRAIN_BLUE)["near"] > 20
+    wait_painted(page, "#chart-memory canvas", TRAIN_BLUE, 21)
     expect(page.locator("#insight-table")).to_have_attribute("data-epoch", str(epochs))
     latest = diagnostics["insight"][-1]
     gates = sum(len(layer) for layer in latest["spectral_radius"])
@@ -104,7 +105,7 @@ def check_finished_job_page(page: Page, service: Stack, job_id: str,
 
     forecast = page.locator("#chart-forecast")
     expect(forecast).to_have_attribute("data-horizon", "6")
-    assert painted(page, "#chart-forecast canvas", TRAIN_BLUE)["near"] > 20  # the mean path
+    wait_painted(page, "#chart-forecast canvas", TRAIN_BLUE, 21)  # the mean path
     assert page.locator("#chart-forecast .u-legend").inner_text().count("q0.") == 2  # the band
 
     # The page's numbers are the CLI's: same fields, same digits.
