@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 from pathlib import Path
 
@@ -53,6 +54,18 @@ def _pool_children(worker_pid: int) -> list[int]:
                   for pid in (task / "children").read_text().split())
 
 
+READ_SYSCALL = {"x86_64": 0, "aarch64": 63}[platform.machine()]
+
+
+def _blocked_reading_a_pipe(pid: int) -> bool:
+    """Whether the process waits in read(2) on a pipe: an idle pool process does so for its
+    next job, holding the job queue's read lock (workers/pool.py)."""
+    fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    if not fields or fields[0] != str(READ_SYSCALL):
+        return False
+    return os.readlink(f"/proc/{pid}/fd/{int(fields[1], 16)}").startswith("pipe:")
+
+
 def test_a_pool_process_killed_while_idle_does_not_stall_its_worker(sessions, settings,
                                                                    start_worker):
     # An idle pool process waits for its next job holding the job queue's read lock; killed
@@ -63,6 +76,9 @@ def test_a_pool_process_killed_while_idle_does_not_stall_its_worker(sessions, se
     wait_for(lambda: job_row(sessions, first).status == "succeeded", "the first job")
     wait_for(lambda: len(_pool_children(worker.pid)) == 1, "one pool process")
     (idle,) = _pool_children(worker.pid)
+    # The job's row says succeeded before its process sends the result and takes the lock
+    # again: on a loaded machine a kill right away could land between the two.
+    wait_for(lambda: _blocked_reading_a_pipe(idle), "the pool process to wait for a job")
     os.kill(idle, signal.SIGKILL)
     wait_for(lambda: _pool_children(worker.pid) not in ([], [idle]), "its replacement")
 
