@@ -21,3 +21,16 @@ def postgres_server() -> Iterator[pg_server.PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`-n`), compile every kernel once, here in the controller, before
+    the test processes start: each then loads them from Numba's cache instead of all of them
+    compiling the same kernels at once."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        import numpy as np
+
+        import bptt
+
+        bptt.warm_kernels(dtypes=(np.float32, np.float64),
+                          processes=bptt.default_compile_processes())
