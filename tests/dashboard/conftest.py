@@ -67,6 +67,19 @@ def live_service(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     yield from start_stack(env, workers=1)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist test process: hand the screenshots' places to the controller."""
+    if hasattr(session.config, "workerinput"):
+        session.config.workeroutput["dashboard_screenshots"] = [str(p) for p in SCREENSHOTS]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """In pytest-xdist's controller: note where a finished test process put screenshots."""
+    output = getattr(node, "workeroutput", {})
+    SCREENSHOTS.extend(Path(p) for p in output.get("dashboard_screenshots", []))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say where the screenshots are, after the results."""
     for where in SCREENSHOTS:
