@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -34,3 +35,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
         bptt.warm_kernels(dtypes=(np.float32, np.float64),
                           processes=bptt.default_compile_processes())
+
+
+MAX_TEST_PROCESSES = 4  # each test process starts services and workers of its own
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one test process per CPU this process may run on, at most 4. (xdist's own
+    count is psutil's physical cores when psutil is installed, which some dependency may pull
+    in on one day and not another: on a machine of two hyperthreads of one core, 1.)"""
+    return max(1, min(MAX_TEST_PROCESSES, len(os.sched_getaffinity(0))))
