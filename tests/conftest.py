@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.service import pg_server
+
+# Lines said after the results (where the dashboard's screenshots went). Under pytest-xdist each
+# test process hands its own to the controller, which says them all.
+SUMMARY_LINES: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +51,19 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     count is psutil's physical cores when psutil is installed, which some dependency may pull
     in on one day and not another: on a machine of two hyperthreads of one core, 1.)"""
     return max(1, min(MAX_TEST_PROCESSES, len(os.sched_getaffinity(0))))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput"):  # a pytest-xdist test process
+        session.config.workeroutput["summary_lines"] = SUMMARY_LINES
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """In pytest-xdist's controller: a test process has finished; keep its summary lines."""
+    SUMMARY_LINES.extend(getattr(node, "workeroutput", {}).get("summary_lines", []))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in SUMMARY_LINES:
+        terminalreporter.write_line(line)

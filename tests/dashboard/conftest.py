@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import SUMMARY_LINES
 from tests.e2e.conftest import Stack, start_stack
 from tests.service.conftest import (  # noqa: F401  (fixtures, registered by being imported)
     app,
@@ -28,7 +29,6 @@ from tests.service.conftest import (  # noqa: F401  (fixtures, registered by bei
 # Debian's package; CI installs it in .ci/run. Playwright's own browser downloads are never used.
 CHROMIUM = os.environ.get("BPTT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-SCREENSHOTS: list[Path] = []  # where screenshots went, for the summary at the end of the run
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +54,7 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = os.environ.get("BPTT_TEST_ARTIFACTS")
     where = Path(root) / "dashboard" if root else tmp_path_factory.mktemp("screenshots")
     where.mkdir(parents=True, exist_ok=True)
-    SCREENSHOTS.append(where)
+    SUMMARY_LINES.append(f"dashboard screenshots: {where}")
     print(f"dashboard screenshots: {where}")
     return where
 
@@ -65,22 +65,3 @@ def live_service(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     # `browser` first: without Chromium the test is skipped before any process starts.
     env = {**os.environ, "BPTT_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
     yield from start_stack(env, workers=1)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """In a pytest-xdist test process: hand the screenshots' places to the controller."""
-    if hasattr(session.config, "workerinput"):
-        session.config.workeroutput["dashboard_screenshots"] = [str(p) for p in SCREENSHOTS]
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """In pytest-xdist's controller: note where a finished test process put screenshots."""
-    output = getattr(node, "workeroutput", {})
-    SCREENSHOTS.extend(Path(p) for p in output.get("dashboard_screenshots", []))
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say where the screenshots are, after the results."""
-    for where in SCREENSHOTS:
-        terminalreporter.write_line(f"dashboard screenshots: {where}")
