@@ -54,14 +54,17 @@ def _pool_children(worker_pid: int) -> list[int]:
                   for pid in (task / "children").read_text().split())
 
 
-READ_SYSCALL = {"x86_64": 0, "aarch64": 63}[platform.machine()]
+READ_SYSCALL = {"x86_64": "0", "aarch64": "63"}.get(platform.machine())
 
 
 def _blocked_reading_a_pipe(pid: int) -> bool:
     """Whether the process waits in read(2) on a pipe: an idle pool process does so for its
-    next job, holding the job queue's read lock (workers/pool.py)."""
+    next job, holding the job queue's read lock (workers/pool.py). Elsewhere than x86-64 and
+    arm64, the kernel's name for where it sleeps says so."""
+    if READ_SYSCALL is None:
+        return "pipe_read" in Path(f"/proc/{pid}/wchan").read_text()
     fields = Path(f"/proc/{pid}/syscall").read_text().split()
-    if not fields or fields[0] != str(READ_SYSCALL):
+    if not fields or fields[0] != READ_SYSCALL:
         return False
     return os.readlink(f"/proc/{pid}/fd/{int(fields[1], 16)}").startswith("pipe:")
 
