@@ -109,30 +109,43 @@ def single_threaded_blas() -> Iterator[None]:
     The limit is process-wide: the first thread in sets it, the last thread out restores what
     was there before, so that no thread leaves while another still relies on it.
     """
-    global _blas, _blas_limit, _blas_users, _blas_set_on_main
+    global _blas_limit, _blas_users, _blas_set_on_main
     with _blas_lock:
         if _blas_users == 0:
-            if _blas is None:
-                _blas = ThreadpoolController()
-            _blas_limit = _on_the_blas_thread(lambda: _blas.limit(limits=1, user_api="blas"))
-            if not _blas_held() and threading.current_thread() is threading.main_thread():
-                # The main thread set a count itself before (threadpoolctl around a fit, say),
-                # and OpenBLAS now ignores every other thread: set it from here instead.
-                _on_the_blas_thread(_blas_limit.restore_original_limits)
-                _blas_limit = _blas.limit(limits=1, user_api="blas")
-                _blas_set_on_main = True
+            _blas_limit, _blas_set_on_main = _limit_blas_to_one_thread()
         _blas_users += 1
     try:
         yield
     finally:
         with _blas_lock:
             _blas_users -= 1
-            if _blas_users == 0:
+            if _blas_users == 0 and _blas_limit is not None:  # (None: nothing was set)
                 if _blas_set_on_main and threading.current_thread() is threading.main_thread():
                     _blas_limit.restore_original_limits()
                 else:  # (set on the main thread, lifted elsewhere, it may stay at one thread)
                     _on_the_blas_thread(_blas_limit.restore_original_limits)
                 _blas_limit, _blas_set_on_main = None, False
+
+
+def _limit_blas_to_one_thread() -> tuple[Any, bool]:
+    """Set BLAS to one thread: threadpoolctl's limiter to restore later (None where BLAS ran
+    one thread already), and whether it was set on the main thread. The caller holds
+    _blas_lock."""
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController()
+    if _blas_held():
+        # The caller's own limit, OPENBLAS_NUM_THREADS=1 or one core: nothing to set, and no
+        # hand-off to the control thread, which costs about 40 µs with threadpoolctl's calls,
+        # at every step of a caller that runs train_step in a loop of its own.
+        return None, False
+    limit = _on_the_blas_thread(lambda: _blas.limit(limits=1, user_api="blas"))
+    if not _blas_held() and threading.current_thread() is threading.main_thread():
+        # The main thread set a count itself before (threadpoolctl around a fit, say), and
+        # OpenBLAS now ignores every other thread: set it from here instead.
+        _on_the_blas_thread(limit.restore_original_limits)
+        return _blas.limit(limits=1, user_api="blas"), True
+    return limit, False
 
 
 def _blas_held() -> bool:

@@ -211,3 +211,28 @@ def _blas_limit_after_the_main_thread_set_one():
             inside = _blas_threads(controller)
         after = _blas_threads(controller)
     assert (inside, after) == ({1}, default), (inside, after)
+
+
+def test_blas_already_at_one_thread_is_left_alone():
+    _in_a_fresh_process("_blas_already_at_one_thread")
+
+
+def _blas_already_at_one_thread():
+    # A caller that holds BLAS to one thread itself (and loops over train_step, say) makes no
+    # hand-off to the limit's control thread at every step: there is nothing to set or lift.
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    from bptt import parallel
+
+    controller = ThreadpoolController()
+    default = _blas_default(controller)
+    with threadpool_limits(1, user_api="blas"):
+        with parallel.single_threaded_blas():
+            inside = _blas_threads(controller)
+        after = _blas_threads(controller)
+    assert (inside, after) == ({1}, {1}), (inside, after)
+    assert parallel._blas_caller is None  # never started: no hand-off was made
+    assert _blas_threads(controller) == default  # the caller's own limit is lifted as usual
+    with parallel.single_threaded_blas():  # and with BLAS at its default, the limit is set
+        assert _blas_threads(controller) == {1}
+    assert _blas_threads(controller) == default
