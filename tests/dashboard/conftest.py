@@ -54,8 +54,9 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = os.environ.get("BPTT_TEST_ARTIFACTS")
     where = Path(root) / "dashboard" if root else tmp_path_factory.mktemp("screenshots")
     where.mkdir(parents=True, exist_ok=True)
-    SUMMARY_LINES.append(f"dashboard screenshots: {where}")
-    print(f"dashboard screenshots: {where}")
+    line = f"dashboard screenshots: {where}"
+    SUMMARY_LINES.append(line)  # said after the results
+    print(line)  # and in a failing test's captured output
     return where
 
 
