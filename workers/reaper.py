@@ -9,6 +9,7 @@ claim lets exactly one worker through.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from sqlalchemy import and_, or_, select, update
@@ -70,9 +71,27 @@ def settle_sweeps(session: Session) -> list[str]:
     return settled
 
 
+# The reaper runs in a Celery worker's main process, from which billiard forks the pool
+# processes (a killed one's replacement at any moment). A fork while the reaper is inside a
+# SQLite transaction copies SQLite's in-memory record of that lock into the child: the child
+# then takes the database as held by a connection of its own, and every write it tries is
+# "database is locked", for good (CI saw a replacement fail every claim for three minutes).
+# So a fork waits until the reaper's transaction has ended.
+_no_fork = threading.Lock()
+
+
+def _reset_in_child() -> None:
+    global _no_fork
+    _no_fork = threading.Lock()  # the child has no reaper thread; the copy is held
+
+
+os.register_at_fork(before=lambda: _no_fork.acquire(), after_in_parent=lambda: _no_fork.release(),
+                    after_in_child=_reset_in_child)
+
+
 def reap_once(sessions: sessionmaker[Session], settings: Settings) -> list[str]:
     """One sweep, then a wake-up for every job and forecast batch it found."""
-    with sessions() as session:
+    with _no_fork, sessions() as session:
         ids = sweep(session, settings)
         batches = stale_batches(session, settings)
         settle_sweeps(session)
