@@ -15,7 +15,9 @@ import numpy as np
 
 from .cells import CELLS
 from .cells._common import work_size
+from .cells._head import head_backward, head_work_size
 from .forward import LayerCache, LayerState, run_window, zero_states
+from .losses import levels
 from .network import NetworkSpec, check_inputs, checked_head_features
 from .parallel import chunk_bounds, run_chunks, single_threaded_blas
 from .workspace import scratch
@@ -125,29 +127,24 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
     cell = CELLS[spec.cell]
     top = caches[-1].hs[rows]  # (K, B, H)
     k, batch, hidden = top.shape
-    top2 = top.reshape(k * batch, hidden)
-    head_in = top2 if extra is None else _head_inputs(top, extra)  # (K*B, H [+ E])
     head_w = views["head.weight"]
-    pred = np.matmul(head_in, head_w.T, out=scratch(("pred",), (k * batch, head_w.shape[0]),
-                                                     top.dtype))
-    pred += views["head.bias"]  # (K*B, O)
-    value, dpred = loss.sum_and_grad(pred, y.reshape(k * batch, -1), known.reshape(k * batch, -1))
-    if dpred.dtype == pred.dtype:  # the losses return a fresh array: scale it in place
-        dpred /= count
-    else:
-        dpred = (dpred / count).astype(pred.dtype, copy=False)
-    grad_views["head.weight"] += dpred.T @ head_in  # (O, H [+ E])
-    # a matrix-vector product: numpy's axis-0 sum of a narrow (K*B, O) array is several
-    # times slower, and on the long windows of truncated BPTT it showed in the step time
-    grad_views["head.bias"] += np.ones(k * batch, top.dtype) @ dpred
+    outputs, features = head_w.shape[0], head_w.shape[1] - hidden
     # (W, B, H): dL/dh_t from above, zero off the output rows; the output rows are written by
-    # the GEMM itself (often they are all of the window's rows), and the kernel is told that the
-    # rows before them are zero rather than reading them (`first`)
+    # the head kernel (often they are all of the window's rows), and the cell's kernel is told
+    # that the rows before them are zero rather than reading them (`first`)
     dh_out = scratch(("dh_top",), caches[-1].hs.shape, top.dtype)
     dh_out[rows.stop :] = 0
-    # dL/dh_T reads only the hidden state's columns of the head
-    head_w_h = head_w if extra is None else head_w[:, :hidden]
-    np.matmul(dpred, head_w_h, out=dh_out[rows].reshape(k * batch, hidden))
+    point, delta, quantiles = loss.terms
+    value = head_backward(
+        top.reshape(k * batch, hidden),
+        _no_features(k * batch, top.dtype) if extra is None else
+        np.ascontiguousarray(extra, top.dtype).reshape(k * batch, -1),
+        head_w, views["head.bias"], np.ascontiguousarray(y).reshape(k * batch, -1),
+        np.ascontiguousarray(known).reshape(k * batch, -1),
+        count, point, delta, levels(quantiles, top.dtype),
+        scratch(("head",), (head_work_size(k * batch, hidden, features, outputs),), top.dtype),
+        grad_views["head.weight"], grad_views["head.bias"],
+        dh_out[rows].reshape(k * batch, hidden))
     first = rows.start
     for layer in range(spec.num_layers - 1, -1, -1):
         c = caches[layer]
@@ -166,11 +163,6 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
     return value
 
 
-def _head_inputs(top: np.ndarray, extra: np.ndarray) -> np.ndarray:
-    """(K*B, H + E): each row the hidden state top (K, B, H) then the head features extra
-    (K, B, E) of its output step and sequence, as the head reads them (concat(h_t, features))."""
-    k, batch, hidden = top.shape
-    both = scratch(("head_in",), (k, batch, hidden + extra.shape[2]), top.dtype)
-    both[:, :, :hidden] = top
-    both[:, :, hidden:] = extra
-    return both.reshape(k * batch, -1)
+def _no_features(rows: int, dtype) -> np.ndarray:
+    """An (rows, 0) array: the head features of a network without head inputs."""
+    return np.empty((rows, 0), dtype)

@@ -11,57 +11,57 @@ from functools import cache
 
 import numpy as np
 
+from .cells import _head
 
-def _residual(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """pred - target where the target is known, 0 where it is masked (NaN-safe); a new array."""
-    if mask.all():  # the usual case, and one pass instead of three
-        return np.subtract(pred, target, dtype=pred.dtype)
-    return np.where(mask, pred - np.where(mask, target, 0), 0).astype(pred.dtype, copy=False)
+
+class _Loss:
+    """What every loss shares: its sum and gradient come from the compiled loss_terms, given
+    the loss's `terms` (point loss, Huber's delta, quantile levels; cells/_head.py)."""
+
+    def sum_and_grad(self, pred, target, mask):
+        """(sum over the known targets, d sum / d pred) for pred (N, horizon * Q), target and
+        mask (N, horizon); masked targets (they may be NaN) count nothing."""
+        point, delta, quantiles = self.terms
+        rows = pred.shape[0]
+        flat = np.ascontiguousarray(pred).reshape(rows, -1)
+        target = np.ascontiguousarray(target, flat.dtype).reshape(rows, -1)
+        mask = np.ascontiguousarray(mask, bool).reshape(target.shape)
+        grad = np.empty_like(flat)
+        value = _head.loss_terms(flat, target, mask, point, delta, levels(quantiles, flat.dtype),
+                           grad)
+        return value, grad.reshape(pred.shape)
 
 
 @dataclass(frozen=True)
-class MSE:
+class MSE(_Loss):
     """Mean squared error."""
 
     outputs_per_target: int = 1
-
-    def sum_and_grad(self, pred, target, mask):
-        r = _residual(pred, target, mask).ravel()
-        value = float(np.dot(r, r))  # BLAS: no (N, h) temporary for r * r
-        r *= 2
-        return value, r.reshape(pred.shape)
+    terms = (_head.MSE, 0.0, ())
 
 
 @dataclass(frozen=True)
-class MAE:
+class MAE(_Loss):
     """Mean absolute error."""
 
     outputs_per_target: int = 1
-
-    def sum_and_grad(self, pred, target, mask):
-        r = _residual(pred, target, mask)
-        return float(np.sum(np.abs(r), dtype=np.float64)), np.sign(r)
+    terms = (_head.MAE, 0.0, ())
 
 
 @dataclass(frozen=True)
-class Huber:
+class Huber(_Loss):
     """Huber loss as torch.nn.HuberLoss: ½r² inside |r| < delta, delta·(|r| − ½delta) outside."""
 
     delta: float = 1.0
     outputs_per_target: int = 1
 
-    def sum_and_grad(self, pred, target, mask):
-        r = _residual(pred, target, mask)
-        a = np.abs(r)
-        d = pred.dtype.type(self.delta)
-        inside = a < d
-        value = np.where(inside, 0.5 * r * r, d * (a - 0.5 * d))
-        grad = np.where(inside, r, d * np.sign(r)).astype(pred.dtype, copy=False)
-        return float(np.sum(value, dtype=np.float64)), grad
+    @property
+    def terms(self) -> tuple:
+        return (_head.HUBER, float(self.delta), ())
 
 
 @dataclass(frozen=True)
-class Pinball:
+class Pinball(_Loss):
     """Pinball (quantile) loss; the head emits Q quantiles per target, quantile fastest."""
 
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
@@ -76,32 +76,20 @@ class Pinball:
     def outputs_per_target(self) -> int:
         return len(self.quantiles)
 
-    def sum_and_grad(self, pred, target, mask):
-        n, h = target.shape
-        q = _levels(self.quantiles, pred.dtype)  # (Q,)
-        p = pred.reshape(n, h, len(q))
-        known = mask.all()  # the usual case: no masking passes
-        r = (target if known else np.where(mask, target, 0))[:, :, None] - p  # target − pred
-        if not known:
-            r = np.where(mask[:, :, None], r, 0)
-        grad = np.subtract(r <= 0, q, dtype=pred.dtype)  # d value / d pred: −q, or 1 − q
-        # pinball = q·r for r > 0 and (q − 1)·r otherwise, which is −r·grad: one dot product
-        # (BLAS, as MSE's) rather than an (N, h, Q) array of values; the loss runs every step
-        value = -float(np.dot(r.ravel(), grad.ravel()))
-        if not known:
-            grad *= mask[:, :, None]
-        return value, grad.reshape(n, h * len(q))
+    @property
+    def terms(self) -> tuple:
+        return (_head.NO_POINT, 0.0, self.quantiles)
 
 
 @cache
-def _levels(quantiles: tuple[float, ...], dtype: np.dtype) -> np.ndarray:
+def levels(quantiles: tuple[float, ...], dtype: np.dtype) -> np.ndarray:
     """The quantile levels as an array of `dtype`, made once per loss and dtype (shared: never
     written to)."""
     return np.asarray(quantiles, dtype=dtype)
 
 
 @dataclass(frozen=True)
-class MeanAndQuantiles:
+class MeanAndQuantiles(_Loss):
     """A point forecast and quantiles (pinball) from one head: per target the head emits 1 + Q
     outputs, the point forecast first, trained by `point` (MSE by default). Both parts are means
     over their own outputs, summed."""
@@ -110,25 +98,16 @@ class MeanAndQuantiles:
     point: MSE | MAE | Huber = MSE()
 
     def __post_init__(self) -> None:
-        pinball = Pinball(self.quantiles)  # checks the levels
-        object.__setattr__(self, "quantiles", pinball.quantiles)
-        object.__setattr__(self, "_pinball", pinball)
+        object.__setattr__(self, "quantiles", Pinball(self.quantiles).quantiles)  # checked
 
     @property
     def outputs_per_target(self) -> int:
         return 1 + len(self.quantiles)
 
-    def sum_and_grad(self, pred, target, mask):
-        n, h = target.shape
-        q = len(self.quantiles)
-        p = pred.reshape(n, h, 1 + q)
-        mean_sum, mean_grad = self.point.sum_and_grad(p[:, :, 0], target, mask)
-        quant_sum, quant_grad = self._pinball.sum_and_grad(p[:, :, 1:], target, mask)
-        # The caller divides by (1 + Q) × targets; weight the parts so each is its own mean.
-        grad = np.empty_like(p)
-        np.multiply(mean_grad.reshape(n, h), 1 + q, out=grad[:, :, 0])
-        np.multiply(quant_grad.reshape(n, h, q), (1 + q) / q, out=grad[:, :, 1:])
-        return mean_sum * (1 + q) + quant_sum * (1 + q) / q, grad.reshape(n, h * (1 + q))
+    @property
+    def terms(self) -> tuple:
+        point, delta, _ = self.point.terms
+        return (point, delta, self.quantiles)
 
 
 LOSSES = {"mse": MSE, "mae": MAE, "huber": Huber, "pinball": Pinball,

@@ -37,7 +37,7 @@ def _drop_stale_cache() -> None:
         if stamp.exists() and stamp.read_text() == digest.hexdigest():
             return
         cache_dir.mkdir(parents=True, exist_ok=True)
-        for name in CELLS.keys() | {"_common", "_gemm"}:
+        for name in CELLS.keys() | {"_common", "_gemm", "_head"}:
             for stale in cache_dir.glob(f"{name}.*.nb[ic]"):
                 stale.unlink()
         stamp.write_text(digest.hexdigest())
