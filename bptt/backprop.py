@@ -65,7 +65,16 @@ def loss_and_gradients(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: 
         raise ValueError(f"truncation needs 1 <= k1 <= k2, got ({k1}, {k2})")
     count = int(known.sum()) * loss.outputs_per_target
     masks = dropout_masks if dropout_masks is not None else [None] * spec.num_layers
-    state = states if states is not None else zero_states(spec, batch, params.dtype)
+    state = zero_states(spec, batch, params.dtype) if states is None else [
+        LayerState(np.ascontiguousarray(s.h), np.ascontiguousarray(s.c)) for s in states]
+
+    bounds = chunk_bounds(batch, threads)
+    if len(bounds) == 1:  # the whole batch on this thread: no slices, copies or pool
+        grad = np.zeros_like(params)
+        grad_flow = np.zeros((spec.num_layers, steps))
+        total = _accumulate(spec, params, x, y, known, loss, count, t0, (k1, k2), masks, state,
+                            extra, grad, grad_flow)
+        return Gradients(total / max(count, 1), grad, grad_flow)
 
     def chunk(lo: int, hi: int):
         rows = slice(lo, hi)
@@ -78,10 +87,11 @@ def loss_and_gradients(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: 
              for s in state], None if extra is None else extra[:, rows], grad, flow)
         return total, grad, flow * (hi - lo) / batch
 
-    # A diverging network overflows on its way to a non-finite loss; callers check the result
-    # (training_step raises NonFiniteError), so numpy's warnings would only be noise here.
+    # The step's kernels call no BLAS (but for the tests' reference GEMM) and raise no numpy
+    # warnings: the limit is for the threads' sake (see parallel.py), and errstate for the sums
+    # below, which a diverging network overflows on its way to a non-finite loss.
     with single_threaded_blas(), np.errstate(over="ignore", invalid="ignore"):
-        parts = run_chunks(chunk, chunk_bounds(batch, threads))
+        parts = run_chunks(chunk, bounds)
     total, grad, grad_flow = parts[0]
     for part_total, part_grad, part_flow in parts[1:]:  # fixed order: repeatable sums
         total += part_total
@@ -158,7 +168,10 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
                       grad_views[f"bias_ih_l{layer}"], grad_views[f"bias_hh_l{layer}"],
                       grad_flow[layer], spec.relu, layer > 0, work)
         if layer > 0:
-            dh_out = dx * masks[layer][None] if masks[layer] is not None else dx  # (W, B, H)
+            dh_out = dx  # (W, B, H)
+            if masks[layer] is not None:
+                with np.errstate(over="ignore", invalid="ignore"):  # (a diverging network)
+                    dh_out = dx * masks[layer][None]
             first = 0
     return value
 
