@@ -6,6 +6,7 @@ through one fused Numba loop per rule: numpy expressions would allocate several 
 size of the whole model on every step.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +38,12 @@ def _rmsprop(params, grad, square_avg, lr, alpha, eps, weight_decay):
 @njit(**KERNEL)
 def _adam(params, grad, exp_avg, exp_avg_sq, step_size, beta1, beta2, eps, bias2_sqrt,
           l2, decay):
-    one = params.dtype.type(1)
+    # the scalars come as Python floats, cast here: a numpy scalar argument costs Numba's
+    # dispatcher several times a float's, at every step
+    t = params.dtype.type
+    step_size, beta1, beta2, eps = t(step_size), t(beta1), t(beta2), t(eps)
+    bias2_sqrt, l2, decay = t(bias2_sqrt), t(l2), t(decay)
+    one = t(1)
     for i in range(params.size):
         p = params[i] * decay  # AdamW's decoupled decay (decay = 1 otherwise)
         g = grad[i] + l2 * p  # Adam's L2 term (l2 = 0 otherwise)
@@ -97,14 +103,14 @@ class Adam:
         return {"step": 0, "exp_avg": np.zeros_like(params), "exp_avg_sq": np.zeros_like(params)}
 
     def step(self, params: np.ndarray, grad: np.ndarray, state: dict, lr: float) -> None:
-        t = params.dtype.type
         state["step"] += 1
         n = state["step"]
         decay = 1 - lr * self.weight_decay if self.decoupled else 1.0
         l2 = 0.0 if self.decoupled else self.weight_decay
-        _adam(params, grad, state["exp_avg"], state["exp_avg_sq"], t(lr / (1 - self.beta1**n)),
-              t(self.beta1), t(self.beta2), t(self.eps), t(np.sqrt(1 - self.beta2**n)), t(l2),
-              t(decay))
+        # (floats, whatever the caller passed: one compiled signature)
+        _adam(params, grad, state["exp_avg"], state["exp_avg_sq"], float(lr / (1 - self.beta1**n)),
+              float(self.beta1), float(self.beta2), float(self.eps),
+              math.sqrt(1 - self.beta2**n), float(l2), float(decay))
 
 
 def default_weight_decay(name: str) -> float:
