@@ -1,8 +1,9 @@
 """The losses and the head's part of a training step, compiled.
 
 A training step used to run its head and loss as a dozen numpy calls between the cell kernels:
-about 60 us of a 750 us step at 32 hidden units, all of it holding the GIL, so that ensemble
-members training on two threads took turns there. Here they are two kernels:
+about 45 us of a 740 us step at a default fit's size (32 units, batch 32, mean and quantiles),
+all of it holding the GIL, so that ensemble members training on two threads took turns there.
+Here they are two kernels:
 
 - `loss_terms`: the sum of a loss over predictions and its gradient, for every loss of
   bptt.losses (one implementation: those classes call it).
