@@ -1,7 +1,8 @@
 """Compile (or load from Numba's on-disk cache) the kernels before the first real job.
 
-The kernels come in groups: one cell's forward and backward, or the update's (clipping and the
-optimizers), for one dtype. Compiling a group from nothing takes seconds (a GRU's about 8 s of
+The kernels come in groups: one cell's forward and backward (with the head and loss kernel of
+its step), or the update's (clipping, the optimizers and the losses as evaluation calls them),
+for one dtype. Compiling a group from nothing takes seconds (a GRU's about 8 s of
 CPU, the update's under 1 s); loading it from the cache a fraction of that. Training runs in
 float32, so a service needs the float32 groups only; float64 is for gradient checks, compiled
 on first use unless asked for here.
@@ -171,6 +172,9 @@ def warm_group(group: KernelGroup) -> None:
 
 
 def _update_step(params: np.ndarray) -> None:
+    # the losses' kernel as evaluation calls it (a cell's step compiles it inside its head's)
+    pred = params[:4].reshape(2, 2)
+    MSE().sum_and_grad(pred, pred, np.ones(pred.shape, bool))
     global_norm(params)
     for name in OPTIMIZERS:
         optimizer = make_optimizer(name)
