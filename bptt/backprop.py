@@ -138,23 +138,17 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
     top = caches[-1].hs[rows]  # (K, B, H)
     k, batch, hidden = top.shape
     head_w = views["head.weight"]
-    outputs, features = head_w.shape[0], head_w.shape[1] - hidden
     # (W, B, H): dL/dh_t from above, zero off the output rows; the output rows are written by
     # the head kernel (often they are all of the window's rows), and the cell's kernel is told
     # that the rows before them are zero rather than reading them (`first`)
     dh_out = scratch(("dh_top",), caches[-1].hs.shape, top.dtype)
     dh_out[rows.stop :] = 0
-    point, delta, quantiles = loss.terms
-    value = head_backward(
-        top.reshape(k * batch, hidden),
-        _no_features(k * batch, top.dtype) if extra is None else
-        np.ascontiguousarray(extra, top.dtype).reshape(k * batch, -1),
-        head_w, views["head.bias"], np.ascontiguousarray(y).reshape(k * batch, -1),
-        np.ascontiguousarray(known).reshape(k * batch, -1),
-        count, point, delta, levels(quantiles, top.dtype),
-        scratch(("head",), (head_work_size(k * batch, hidden, features, outputs),), top.dtype),
-        grad_views["head.weight"], grad_views["head.bias"],
-        dh_out[rows].reshape(k * batch, hidden))
+    value = head_and_loss(top.reshape(k * batch, hidden),
+                          None if extra is None else extra.reshape(k * batch, -1),
+                          head_w, views["head.bias"], grad_views["head.weight"],
+                          grad_views["head.bias"], y.reshape(k * batch, -1),
+                          known.reshape(k * batch, -1), count, loss,
+                          dh_out[rows].reshape(k * batch, hidden))
     first = rows.start
     for layer in range(spec.num_layers - 1, -1, -1):
         c = caches[layer]
@@ -176,6 +170,18 @@ def _backward_window(spec: NetworkSpec, views, grad_views, caches: list[LayerCac
     return value
 
 
-def _no_features(rows: int, dtype) -> np.ndarray:
-    """An (rows, 0) array: the head features of a network without head inputs."""
-    return np.empty((rows, 0), dtype)
+def head_and_loss(top: np.ndarray, extra: np.ndarray | None, head_w: np.ndarray,
+                  head_b: np.ndarray, grad_w: np.ndarray, grad_b: np.ndarray, y: np.ndarray,
+                  known: np.ndarray, count: int, loss, dh: np.ndarray) -> float:
+    """The head on N rows of top (N, H) [and head features extra (N, E)], the loss against
+    targets y (N, h) where known, and the head's backward (cells/_head.head_backward): adds
+    the head's gradients into grad_w and grad_b, sets dh (N, H) to dL/dtop, returns the loss
+    sum. Every array goes to the kernel C-contiguous, so it is compiled once per dtype."""
+    dtype = top.dtype
+    rows, hidden = top.shape
+    extra = np.empty((rows, 0), dtype) if extra is None else np.ascontiguousarray(extra, dtype)
+    point, delta, quantiles = loss.terms
+    work = scratch(("head",), (head_work_size(rows, hidden, extra.shape[1], len(head_b)),), dtype)
+    return head_backward(np.ascontiguousarray(top), extra, head_w, head_b,
+                         np.ascontiguousarray(y), np.ascontiguousarray(known), count, point,
+                         delta, levels(quantiles, dtype), work, grad_w, grad_b, dh)

@@ -1,11 +1,10 @@
 """Compile (or load from Numba's on-disk cache) the kernels before the first real job.
 
-The kernels come in groups: one cell's forward and backward (with the head and loss kernel of
-its step), or the update's (clipping, the optimizers and the losses as evaluation calls them),
-for one dtype. Compiling a group from nothing takes seconds (a GRU's about 8 s of
-CPU, the update's under 1 s); loading it from the cache a fraction of that. Training runs in
-float32, so a service needs the float32 groups only; float64 is for gradient checks, compiled
-on first use unless asked for here.
+The kernels come in groups: one cell's forward and backward, or the update's (the step's head
+and loss, clipping, the optimizers), for one dtype. Compiling a group from nothing takes seconds
+(a GRU's about 8 s of CPU, the update's about 3 s); loading it from the cache a fraction of that.
+Training runs in float32, so a service needs the float32 groups only; float64 is for gradient
+checks, compiled on first use unless asked for here.
 
 With `processes` > 1 the groups are compiled by that many child processes at once (Numba
 compiles one function at a time per process, under a lock), each taking
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backprop import loss_and_gradients
+from .backprop import head_and_loss, loss_and_gradients
 from .cells import CELLS
 from .clipping import global_norm
 from .forward import predict
@@ -39,7 +38,7 @@ DEFAULT_CELL = ModelConfig().cell
 UPDATE = "update"  # the group of clipping and optimizer kernels
 # Compile seconds, relative: the order in which the groups after a default job's are queued
 # (longest first, so that no process is left with a long group at the end).
-COST = {"gru": 8, "lstm": 6, "rnn": 4, UPDATE: 1}
+COST = {"gru": 8, "lstm": 6, "rnn": 4, UPDATE: 3}
 
 
 @dataclass(frozen=True)
@@ -172,9 +171,13 @@ def warm_group(group: KernelGroup) -> None:
 
 
 def _update_step(params: np.ndarray) -> None:
-    # the losses' kernel as evaluation calls it (a cell's step compiles it inside its head's)
-    pred = params[:4].reshape(2, 2)
-    MSE().sum_and_grad(pred, pred, np.ones(pred.shape, bool))
+    # The head and loss kernel of every cell's step, here rather than with a cell: compiling
+    # processes then build it once, while the first takes the default cell; and the losses'
+    # kernel as evaluation calls it (the step's compiles it only inside the head's).
+    zeros = np.zeros((2, 2), params.dtype)
+    head_and_loss(zeros, None, zeros, zeros[0], zeros.copy(), zeros[0].copy(), zeros,
+                  np.ones((2, 2), bool), 4, MSE(), zeros.copy())
+    MSE().sum_and_grad(zeros, zeros, np.ones((2, 2), bool))
     global_norm(params)
     for name in OPTIMIZERS:
         optimizer = make_optimizer(name)
