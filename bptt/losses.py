@@ -27,8 +27,8 @@ class _Loss:
         target = np.ascontiguousarray(target, flat.dtype).reshape(rows, -1)
         mask = np.ascontiguousarray(mask, bool).reshape(target.shape)
         grad = np.empty_like(flat)
-        value = _head.loss_terms(flat, target, mask, point, delta, levels(quantiles, flat.dtype),
-                           grad)
+        value = _head.loss_terms(flat, target, mask, point, delta,
+                                 levels(quantiles, flat.dtype), grad)
         return value, grad.reshape(pred.shape)
 
 
