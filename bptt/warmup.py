@@ -35,7 +35,7 @@ from .spec import ModelConfig
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam")  # one kernel each; the others are variants of these
 DEFAULT_CELL = ModelConfig().cell
-UPDATE = "update"  # the group of clipping and optimizer kernels
+UPDATE = "update"  # the group of the head and loss, clipping and optimizer kernels
 # Compile seconds, relative: the order in which the groups after a default job's are queued
 # (longest first, so that no process is left with a long group at the end).
 COST = {"gru": 8, "lstm": 6, "rnn": 4, UPDATE: 3}

@@ -130,6 +130,7 @@ def head_backward(top, extra, head_w, head_b, target, mask, count, point, delta,
 
 
 def head_work_size(rows: int, hidden: int, features: int, outputs: int) -> int:
-    """Elements of head_backward's `work`: the predictions, and W_h^T and W_e^T packed."""
+    """Elements of head_backward's `work`: the predictions, and W_h^T and W_e^T packed (in
+    panels of float32's width, NR: float64's are narrower, so this is enough for both)."""
     panels = -(-outputs // NR) * NR
     return rows * outputs + panels * (hidden + features)
