@@ -9,11 +9,11 @@ time of each, their ratio, the cores the 2-thread fit kept busy (CPU seconds ove
 the next member as it frees up, with the rest of the fit (data preparation before the members,
 calibration after) serial: for five equal members, 0.6 plus 0.4 times that serial share (three
 rounds of members where one thread runs five), lower where early stopping ends some members
-sooner. "two busy cores" is what the machine itself loses when both
-cores work: the wall time of two one-thread fits run at once in two forked processes (no GIL or
-memory shared), over one such fit alone; "floor here" is the floor times that. What the ratio
-has above "floor here" is what the two threads lose to each other (the Python between kernels
-holds the GIL; the kernels release it).
+sooner. "two busy cores" is what the machine itself loses when both cores work: the wall time
+of two one-thread fits run at once in two forked processes (no GIL or memory shared), over one
+such fit alone; "floor here" is the floor times that. What the ratio has above "floor here" is
+what the two members lose to each other in one process (the Python between kernels holds the
+GIL; the kernels release it).
 Timings follow the machine's load: the 1-minute load average is printed beside them.
 
     python benchmarks/members.py [--repeat 3]
