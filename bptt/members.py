@@ -75,7 +75,9 @@ class _Ensemble:
         hooks = dataclasses.replace(
             self.callbacks,
             on_epoch=lambda metrics: self._emit(member, "epoch", metrics),
-            on_checkpoint=lambda checkpoint: self._emit(member, "checkpoint", checkpoint),
+            # none asked for, none made (fit builds each one only for a callback)
+            on_checkpoint=(lambda checkpoint: self._emit(member, "checkpoint", checkpoint))
+            if self.callbacks.on_checkpoint else None,
             should_cancel=lambda: self._should_stop(member))
         result, error = None, None
         try:
