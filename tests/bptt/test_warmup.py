@@ -35,7 +35,6 @@ def test_a_failing_child_is_reported_with_its_error():
         compile_in_processes([KernelGroup("lstm", "float16")], 2)
 
 
-
 # Run in a fresh process, so that no other test has loaded a kernel before: what it prints are
 # the kernels (and argument types) a fit and a forecast needed beyond what warm_kernels loaded.
 AFTER_THE_WARM_UP = """
