@@ -662,7 +662,10 @@ class _BalancedSampler:
         """The rows of the training windows of `updates` batches."""
         draws = updates * batch_size
         laps = math.ceil(draws / len(self.series))
-        picks = np.concatenate([rng.permutation(len(self.series)) for _ in range(laps)])[:draws]
+        # one permutation per row: the draws of `laps` rng.permutation calls in one call (a
+        # round on few series takes dozens of laps, and the calls cost more than its update)
+        laid = np.broadcast_to(np.arange(len(self.series)), (laps, len(self.series)))
+        picks = rng.permuted(laid, axis=1).ravel()[:draws]
         rows = self.first[picks] + rng.integers(0, self.count[picks])
         return list(rows.reshape(updates, batch_size))
 

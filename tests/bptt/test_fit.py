@@ -308,6 +308,23 @@ def test_batches_are_balanced_across_series_not_windows():
     assert starts.min() < 200 and starts.max() > 1700
 
 
+def test_a_round_draws_its_series_as_successive_permutations():
+    """The sampler's one-call draw is the generator's stream of successive permutations, so a
+    seed trains the same members as it did when they were drawn one by one."""
+    from bptt.data import index_windows
+    from bptt.trainer import _BalancedSampler
+
+    for series in (1, 2, 5, 40):
+        train, _ = index_windows([np.zeros(30)] * series, 8, 2, 0.1)
+        sampler = _BalancedSampler(train)
+        drawn, replayed = np.random.default_rng(7), np.random.default_rng(7)
+        rows = np.concatenate(sampler.round_rows(drawn, 3, 16))
+        laps = -(-48 // series)
+        picks = np.concatenate([replayed.permutation(series) for _ in range(laps)])[:48]
+        within = replayed.integers(0, sampler.count[picks])
+        assert np.array_equal(rows, sampler.first[picks] + within)
+
+
 def test_the_validation_set_evaluated_each_round_is_capped_latest_first_over_every_series():
     from bptt.data import index_windows
     from bptt.trainer import capped_validation
