@@ -49,6 +49,7 @@ from .model import Model
 from .network import NetworkSpec, init_parameters
 from .optimizers import make_optimizer
 from .parallel import single_threaded_blas
+from .prepared_step import prepare
 from .schedules import make_schedule
 from .seasonality import Seasonality, choose_kind
 from .serialization import from_safetensors, to_safetensors
@@ -575,6 +576,9 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
     updates = run.epoch * epoch_updates(t, len(train))
     patience = t.early_stopping_patience
     sampler = _BalancedSampler(train) if t.max_steps is not None else None
+    # the member's step with its buffers made once (bptt.prepared_step), where it applies
+    prepared = prepare(problem.network, run.params, loss=problem.loss, optimizer=optimizer,
+                       clip=clip, truncate=t.truncate, threads=t.threads)
     # (checked first too: a run resumed from its early-stopping epoch's checkpoint is done)
     while run.epoch < t.epochs and not (patience and run.bad_epochs >= patience):
         run.epoch += 1
@@ -594,11 +598,15 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
             x = np.ascontiguousarray(batch.x.transpose(1, 0, 2))  # (L, b, input_size)
             masks = dropout_masks(problem.network, len(batch), rng, run.params.dtype)
             updates += 1
-            report = train_step(problem.network, run.params, x, batch.y[None], loss=problem.loss,
-                                optimizer=optimizer, optimizer_state=run.optimizer_state,
-                                lr=run.learning_rate, clip=clip, truncate=t.truncate,
-                                dropout_masks=masks, step=updates, threads=t.threads,
-                                head_features=batch.head)
+            if prepared is not None:
+                report = prepared(x, batch.y[None], optimizer_state=run.optimizer_state,
+                                  lr=run.learning_rate, step=updates, head_features=batch.head)
+            else:
+                report = train_step(problem.network, run.params, x, batch.y[None],
+                                    loss=problem.loss, optimizer=optimizer,
+                                    optimizer_state=run.optimizer_state, lr=run.learning_rate,
+                                    clip=clip, truncate=t.truncate, dropout_masks=masks,
+                                    step=updates, threads=t.threads, head_features=batch.head)
             losses.append(report.loss)
             norms.append(report.grad_norm)
             clipped += report.clipped

@@ -1,0 +1,107 @@
+"""A member's training step with its buffers and views made once, not at every update.
+
+train_step is the general step: any depth, truncation, dropout and thread count, and it checks
+its arguments and finds its buffers afresh at every call. For a small network that per-call
+Python (about forty small numpy and bookkeeping calls, 50-60 µs) was a tenth of a 64-unit RNN's
+step and of the default LSTM's on a batch of 32, and it is time the GIL is held, which members
+training side by side wait on. A member trains one network on batches of one shape over
+and over, so its step can be prepared: PreparedStep holds the parameter and gradient views,
+the forward's caches, the kernels' work arrays and the zero start state, and each update only
+calls the kernels: forward, head and loss, backward, then clipping and the optimizer.
+
+It runs the same kernels on the same arrays in the same order as train_step, so an update is
+bit for bit the same (tests/bptt/test_prepared_step.py compares them over cells, losses, head
+inputs, clipping and optimizers). It covers what fit's members run: one layer, full BPTT, the
+head on the last step, the whole batch on one thread; `prepare` says None otherwise.
+"""
+
+import numpy as np
+
+from .cells import CELLS
+from .cells._common import work_size
+from .cells._head import head_backward, head_work_size
+from .clipping import ClipSpec, clip_gradients
+from .errors import NonFiniteError
+from .losses import levels
+from .network import NetworkSpec
+from .training_step import StepReport
+
+
+def prepare(spec: NetworkSpec, params: np.ndarray, *, loss, optimizer,
+            clip: ClipSpec | None, truncate: tuple[int, int] | None,
+            threads: int) -> "PreparedStep | None":
+    """A PreparedStep updating `params` in place, or None where train_step is needed (more
+    than one layer, truncated BPTT, or more than one thread)."""
+    if spec.num_layers != 1 or truncate is not None or threads != 1:
+        return None
+    return PreparedStep(spec, params, loss, optimizer, clip)
+
+
+class PreparedStep:
+    """train_step(spec, params, x, y, ...) for one network's batches, with its buffers kept."""
+
+    def __init__(self, spec: NetworkSpec, params: np.ndarray, loss, optimizer,
+                 clip: ClipSpec | None) -> None:
+        self.spec, self.params, self.loss, self.optimizer, self.clip = (
+            spec, params, loss, optimizer, clip)
+        self.cell = CELLS[spec.cell]
+        self.grad = np.zeros_like(params)
+        self.views = spec.layout.views(params)
+        self.grad_views = spec.layout.views(self.grad)
+        point, delta, quantiles = loss.terms
+        self.terms = (point, delta, levels(quantiles, params.dtype))
+        self.shape: tuple[int, int] | None = None  # (steps, batch) the buffers are made for
+
+    def _buffers_for(self, steps: int, batch: int) -> None:
+        """(Re)make the buffers for batches of this shape (a full pass's last batch may be
+        smaller than the others: it costs one remake each way per epoch)."""
+        spec, dtype = self.spec, self.params.dtype
+        hidden, width = spec.hidden_size, spec.gates * spec.hidden_size
+        self.h0 = np.zeros((batch, hidden), dtype)
+        self.c0 = np.zeros((batch, hidden), dtype) if spec.cell == "lstm" else self.h0
+        self.gates = np.empty((steps, batch, width), dtype)
+        self.hs = np.empty((steps, batch, hidden), dtype)
+        self.aux = (np.empty((steps, batch, hidden), dtype) if spec.cell != "rnn"
+                    else np.zeros((1, 1, 1), dtype))
+        self.dh = np.empty((steps, batch, hidden), dtype)  # only its last step is read
+        self.work = np.empty(work_size(batch, hidden, width, spec.input_size), dtype)
+        self.head_work = np.empty(
+            head_work_size(batch, hidden, spec.head_inputs, spec.output_size), dtype)
+        self.no_extra = np.empty((batch, 0), dtype)
+        self.shape = (steps, batch)
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, *, optimizer_state: dict, lr: float,
+                 step: int | None = None, head_features: np.ndarray | None = None) -> StepReport:
+        """One update from x (T, B, I) and y (1, B, horizon), as train_step makes it."""
+        dtype = self.params.dtype
+        x = np.ascontiguousarray(x, dtype=dtype)
+        steps, batch, _ = x.shape
+        if (steps, batch) != self.shape:
+            self._buffers_for(steps, batch)
+        targets = np.ascontiguousarray(y, dtype=dtype).reshape(batch, -1)
+        known = np.isfinite(targets)
+        count = int(known.sum()) * self.loss.outputs_per_target
+        extra = (self.no_extra if head_features is None
+                 else np.ascontiguousarray(head_features, dtype))
+        v, g, relu = self.views, self.grad_views, self.spec.relu
+        self.grad[:] = 0
+        flow = np.zeros((1, steps))
+        self.cell.forward(x, self.h0, self.c0, v["weight_ih_l0"], v["weight_hh_l0"],
+                          v["bias_ih_l0"], v["bias_hh_l0"], self.gates, self.aux, self.hs, relu,
+                          self.work)
+        total = head_backward(self.hs[steps - 1], extra, v["head.weight"], v["head.bias"],
+                              targets, known, count, *self.terms, self.head_work,
+                              g["head.weight"], g["head.bias"], self.dh[steps - 1])
+        # (dx: layer 0's is not wanted, so the kernel is told so and x stands in, unwritten)
+        self.cell.backward(x, self.h0, self.c0, v["weight_ih_l0"], v["weight_hh_l0"],
+                           self.gates, self.aux, self.hs, self.dh, steps - 1, x,
+                           g["weight_ih_l0"], g["weight_hh_l0"], g["bias_ih_l0"],
+                           g["bias_hh_l0"], flow[0], relu, False, self.work)
+        loss = total / max(count, 1)
+        if not np.isfinite(loss):
+            raise NonFiniteError("loss", step, f"loss is {loss}")
+        norm, clipped = clip_gradients(self.grad, self.clip)
+        if not np.isfinite(norm):
+            raise NonFiniteError("gradient", step, f"pre-clip gradient norm is {norm}")
+        self.optimizer.step(self.params, self.grad, optimizer_state, lr)
+        return StepReport(loss, norm, clipped, flow)
