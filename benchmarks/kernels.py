@@ -2,8 +2,10 @@
 the machine's limit.
 
 One training step is forward + BPTT + global-norm clipping + Adam, float32, batch 64, one layer,
-a 12-step head, MSE. Each row runs both engines on the same weights and data at the same thread
-count, alternating repetitions so that both see the same machine load, and reports medians.
+a 12-step head, MSE, taken as fit's members take it (on one thread, with the head on the last
+step and full BPTT, the prepared step of bptt/prepared_step.py; otherwise train_step). Each row
+runs both engines on the same weights and data at the same thread count, alternating
+repetitions so that both see the same machine load, and reports medians.
 
 Efficiency. "GFLOP" counts the multiply-adds (×2) of every matrix product one step needs:
 input projection, recurrent forward, backward dgates·W_hh, dW_hh, dW_ih, and the head's three
@@ -60,6 +62,7 @@ from bptt.cells._gemm import (
 from bptt.clipping import ClipSpec
 from bptt.optimizers import make_optimizer
 from bptt.parallel import chunk_bounds, single_threaded_blas
+from bptt.prepared_step import prepare
 from bptt.training_step import train_step
 
 BATCH, STEPS, HORIZON, LR, MAX_NORM = 64, 48, 12, 1e-3, 1.0
@@ -69,7 +72,9 @@ CLOCK = time.perf_counter
 
 
 class EngineStep:
-    """One bptt training step on fixed data."""
+    """One bptt training step on fixed data, as fit's members take it: prepared once
+    (bptt.prepared_step) where that applies (one thread, the head on the last step, full
+    BPTT), else train_step."""
 
     def __init__(self, spec, params, x, y, threads, first_output, truncate):
         self.spec, self.params, self.x, self.y = spec, params.copy(), x, y
@@ -78,9 +83,15 @@ class EngineStep:
         self.kw = dict(loss=make_loss("mse"), optimizer=self.adam, optimizer_state=self.state,
                        lr=LR, clip=ClipSpec(max_norm=MAX_NORM), truncate=truncate,
                        first_output=first_output, threads=threads)
+        self.prepared = None if first_output is not None else prepare(
+            spec, self.params, loss=self.kw["loss"], optimizer=self.adam, clip=self.kw["clip"],
+            truncate=truncate, threads=threads)
 
     def __call__(self):
-        train_step(self.spec, self.params, self.x, self.y, **self.kw)
+        if self.prepared is not None:
+            self.prepared(self.x, self.y, optimizer_state=self.state, lr=LR)
+        else:
+            train_step(self.spec, self.params, self.x, self.y, **self.kw)
 
 
 class TorchStep:

@@ -50,6 +50,7 @@ class PreparedStep:
         self.grad_views = spec.layout.views(self.grad)
         point, delta, quantiles = loss.terms
         self.terms = (point, delta, levels(quantiles, params.dtype))
+        self.horizon = spec.output_size // loss.outputs_per_target
         self.shape: tuple[int, int] | None = None  # (steps, batch) the buffers are made for
 
     def _buffers_for(self, steps: int, batch: int) -> None:
@@ -78,6 +79,9 @@ class PreparedStep:
         steps, batch, _ = x.shape
         if (steps, batch) != self.shape:
             self._buffers_for(steps, batch)
+        if y.shape != (1, batch, self.horizon):
+            raise ValueError(f"targets must have shape {(1, batch, self.horizon)} (the last "
+                             f"step's), got {y.shape}")
         targets = np.ascontiguousarray(y, dtype=dtype).reshape(batch, -1)
         known = np.isfinite(targets)
         count = int(known.sum()) * self.loss.outputs_per_target
