@@ -79,3 +79,14 @@ def test_what_it_does_not_cover_goes_to_train_step(other):
     assert prepare(spec, params, loss=make_loss("mse"), optimizer=make_optimizer("sgd"),
                    clip=None, truncate=other.get("truncate"),
                    threads=other.get("threads", 1)) is None
+
+
+def test_targets_of_more_steps_than_the_last_are_refused():
+    spec = NetworkSpec(cell="rnn", hidden_size=4, output_size=2)
+    params = init_parameters(spec, 0)
+    sgd = make_optimizer("sgd")
+    step = prepare(spec, params, loss=make_loss("mse"), optimizer=sgd, clip=None,
+                   truncate=None, threads=1)
+    with pytest.raises(ValueError, match="last step"):
+        step(np.ones((6, 3, 1), np.float32), np.zeros((2, 3, 2), np.float32),
+             optimizer_state=sgd.init_state(params), lr=0.1)
