@@ -6,8 +6,8 @@ Python (about forty small numpy and bookkeeping calls, 50-60 µs) was a tenth of
 step and of the default LSTM's on a batch of 32, and it is time the GIL is held, which members
 training side by side wait on. A member trains one network on batches of one shape over
 and over, so its step can be prepared: PreparedStep holds the parameter and gradient views,
-the forward's caches, the kernels' work arrays and the zero start state, and each update only
-calls the kernels: forward, head and loss, backward, then clipping and the optimizer.
+the gradient, the zero start state and the buffers' sizes, and each update only takes its
+buffers and calls the kernels: forward, head and loss, backward, clipping and the optimizer.
 
 It runs the same kernels on the same arrays in the same order as train_step, so an update is
 bit for bit the same (tests/bptt/test_prepared_step.py compares them over cells, losses, head
@@ -25,6 +25,7 @@ from .errors import NonFiniteError
 from .losses import levels
 from .network import NetworkSpec
 from .training_step import StepReport
+from .workspace import scratch
 
 
 def prepare(spec: NetworkSpec, params: np.ndarray, *, loss, optimizer,
@@ -51,24 +52,24 @@ class PreparedStep:
         point, delta, quantiles = loss.terms
         self.terms = (point, delta, levels(quantiles, params.dtype))
         self.horizon = spec.output_size // loss.outputs_per_target
+        self.no_aux = np.zeros((1, 1, 1), params.dtype)  # (the RNN keeps no second state)
         self.shape: tuple[int, int] | None = None  # (steps, batch) the buffers are made for
 
     def _buffers_for(self, steps: int, batch: int) -> None:
-        """(Re)make the buffers for batches of this shape (a full pass's last batch may be
-        smaller than the others: it costs one remake each way per epoch)."""
+        """(Re)make what depends on the batch's shape (a full pass's last batch may be smaller
+        than the others: one remake each way per epoch). The large buffers are not kept here:
+        each update takes them from the thread's scratch (workspace.scratch, under the roles
+        train_step uses), so that a member's evaluations reuse them as before and the
+        memory a fit holds is what bptt.cost estimates."""
         spec, dtype = self.spec, self.params.dtype
         hidden, width = spec.hidden_size, spec.gates * spec.hidden_size
         self.h0 = np.zeros((batch, hidden), dtype)
         self.c0 = np.zeros((batch, hidden), dtype) if spec.cell == "lstm" else self.h0
-        self.gates = np.empty((steps, batch, width), dtype)
-        self.hs = np.empty((steps, batch, hidden), dtype)
-        self.aux = (np.empty((steps, batch, hidden), dtype) if spec.cell != "rnn"
-                    else np.zeros((1, 1, 1), dtype))
-        self.dh = np.empty((steps, batch, hidden), dtype)  # only its last step is read
-        self.work = np.empty(work_size(batch, hidden, width, spec.input_size), dtype)
-        self.head_work = np.empty(
-            head_work_size(batch, hidden, spec.head_inputs, spec.output_size), dtype)
         self.no_extra = np.empty((batch, 0), dtype)
+        self.sizes = {"gates": (steps, batch, width), "states": (steps, batch, hidden),
+                      "work": (work_size(batch, hidden, width, spec.input_size),),
+                      "head": (head_work_size(batch, hidden, spec.head_inputs,
+                                              spec.output_size),)}
         self.shape = (steps, batch)
 
     def __call__(self, x: np.ndarray, y: np.ndarray, *, optimizer_state: dict, lr: float,
@@ -87,20 +88,24 @@ class PreparedStep:
         count = int(known.sum()) * self.loss.outputs_per_target
         extra = (self.no_extra if head_features is None
                  else np.ascontiguousarray(head_features, dtype))
-        v, g, relu = self.views, self.grad_views, self.spec.relu
+        v, g, relu, sizes = self.views, self.grad_views, self.spec.relu, self.sizes
+        gates = scratch(("gates", 0), sizes["gates"], dtype)
+        hs = scratch(("hs", 0), sizes["states"], dtype)
+        aux = (scratch(("aux", 0), sizes["states"], dtype) if self.spec.cell != "rnn"
+               else self.no_aux)
+        dh = scratch(("dh_top",), sizes["states"], dtype)  # only its last step is read
+        work = scratch(("work",), sizes["work"], dtype)
         self.grad[:] = 0
         flow = np.zeros((1, steps))
         self.cell.forward(x, self.h0, self.c0, v["weight_ih_l0"], v["weight_hh_l0"],
-                          v["bias_ih_l0"], v["bias_hh_l0"], self.gates, self.aux, self.hs, relu,
-                          self.work)
-        total = head_backward(self.hs[steps - 1], extra, v["head.weight"], v["head.bias"],
-                              targets, known, count, *self.terms, self.head_work,
-                              g["head.weight"], g["head.bias"], self.dh[steps - 1])
+                          v["bias_ih_l0"], v["bias_hh_l0"], gates, aux, hs, relu, work)
+        total = head_backward(hs[steps - 1], extra, v["head.weight"], v["head.bias"], targets,
+                              known, count, *self.terms, scratch(("head",), sizes["head"], dtype),
+                              g["head.weight"], g["head.bias"], dh[steps - 1])
         # (dx: layer 0's is not wanted, so the kernel is told so and x stands in, unwritten)
-        self.cell.backward(x, self.h0, self.c0, v["weight_ih_l0"], v["weight_hh_l0"],
-                           self.gates, self.aux, self.hs, self.dh, steps - 1, x,
-                           g["weight_ih_l0"], g["weight_hh_l0"], g["bias_ih_l0"],
-                           g["bias_hh_l0"], flow[0], relu, False, self.work)
+        self.cell.backward(x, self.h0, self.c0, v["weight_ih_l0"], v["weight_hh_l0"], gates,
+                           aux, hs, dh, steps - 1, x, g["weight_ih_l0"], g["weight_hh_l0"],
+                           g["bias_ih_l0"], g["bias_hh_l0"], flow[0], relu, False, work)
         loss = total / max(count, 1)
         if not np.isfinite(loss):
             raise NonFiniteError("loss", step, f"loss is {loss}")
