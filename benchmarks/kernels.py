@@ -3,7 +3,7 @@ the machine's limit.
 
 One training step is forward + BPTT + global-norm clipping + Adam, float32, batch 64, one layer,
 a 12-step head, MSE, taken as fit's members take it (on one thread, with the head on the last
-step and full BPTT, the prepared step of bptt/prepared_step.py; otherwise train_step). Each row
+step and full BPTT, the prepared step of bptt/prepared.py; otherwise train_step). Each row
 runs both engines on the same weights and data at the same thread count, alternating
 repetitions so that both see the same machine load, and reports medians.
 
@@ -62,7 +62,7 @@ from bptt.cells._gemm import (
 from bptt.clipping import ClipSpec
 from bptt.optimizers import make_optimizer
 from bptt.parallel import chunk_bounds, single_threaded_blas
-from bptt.prepared_step import prepare
+from bptt.prepared import prepare
 from bptt.training_step import train_step
 
 BATCH, STEPS, HORIZON, LR, MAX_NORM = 64, 48, 12, 1e-3, 1.0
@@ -73,7 +73,7 @@ CLOCK = time.perf_counter
 
 class EngineStep:
     """One bptt training step on fixed data, as fit's members take it: prepared once
-    (bptt.prepared_step) where that applies (one thread, the head on the last step, full
+    (bptt.prepared) where that applies (one thread, the head on the last step, full
     BPTT), else train_step."""
 
     def __init__(self, spec, params, x, y, threads, first_output, truncate):

@@ -39,6 +39,7 @@ from .combination import BAGGED_WINDOWS, DRAWS, GRID_BLOCK, has_seasonal_naive, 
 from .covariates import DYNAMIC, UNKNOWN
 from .covariates import declare as declare_covariates
 from .data import window_counts
+from .forward import PREDICT_CHUNK
 from .network import NetworkSpec
 from .spec import TrainingConfig, TrainingSpec
 from .trainer import (
@@ -59,7 +60,6 @@ STORED_BYTES = 24  # per point: data.SeriesArrays' values, gap-filled values and
 # per point and extra column: data.ExtraInputs' float32 column, and its float64 encoding before
 EXTRA_BYTES = 12
 INDEX_BYTES = 12  # per window: data.WindowIndex's series (int32) and start (int64)
-PREDICT_CHUNK = 1024  # rows per forward chunk (forward.predict's batch_chunk)
 EIGEN_FLOPS = 25  # x n^3: LAPACK's eigenvalues of a nonsymmetric n x n block (Hessenberg + QR)
 BACKWARD_ELEMENTS = 2  # gate elements visited backward per element forward (derivative, dh)
 # What one window's step costs a layer's kernel whatever its width, in gate elements: the loop

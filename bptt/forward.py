@@ -16,6 +16,7 @@ from .network import NetworkSpec, check_inputs, checked_head_features
 from .parallel import chunk_bounds, run_chunks, single_threaded_blas
 from .workspace import scratch
 
+PREDICT_CHUNK = 1024  # rows predict runs at once by default (its batch_chunk)
 _UNUSED = {}  # per dtype: a tiny array standing in for caches a cell does not use
 
 
@@ -117,8 +118,8 @@ def head_output(views: dict, top: np.ndarray, head_features: np.ndarray | None) 
 
 
 def predict(spec: NetworkSpec, params: np.ndarray, x: np.ndarray,
-            states: list[LayerState] | None = None, batch_chunk: int = 1024, threads: int = 1,
-            *, head_features: np.ndarray | None = None):
+            states: list[LayerState] | None = None, batch_chunk: int = PREDICT_CHUNK,
+            threads: int = 1, *, head_features: np.ndarray | None = None):
     """Head output after the last step of x (T, B, I): returns (outputs (B, O), final states).
 
     `head_features` (B, E) are the features the head reads besides the last hidden state, for a

@@ -49,7 +49,7 @@ from .model import Model
 from .network import NetworkSpec, init_parameters
 from .optimizers import make_optimizer
 from .parallel import single_threaded_blas
-from .prepared_step import prepare
+from .prepared import prepare, prepare_evaluation
 from .schedules import make_schedule
 from .seasonality import Seasonality, choose_kind
 from .serialization import from_safetensors, to_safetensors
@@ -576,9 +576,11 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
     updates = run.epoch * epoch_updates(t, len(train))
     patience = t.early_stopping_patience
     sampler = _BalancedSampler(train) if t.max_steps is not None else None
-    # the member's step with its buffers made once (bptt.prepared_step), where it applies
+    # the member's step and evaluation, made once (bptt.prepared) where they apply
     prepared = prepare(problem.network, run.params, loss=problem.loss, optimizer=optimizer,
                        clip=clip, truncate=t.truncate, threads=t.threads)
+    evaluation = prepare_evaluation(problem.network, run.params, problem.check, problem.loss,
+                                    t.threads)
     # (checked first too: a run resumed from its early-stopping epoch's checkpoint is done)
     while run.epoch < t.epochs and not (patience and run.bad_epochs >= patience):
         run.epoch += 1
@@ -613,8 +615,8 @@ def _train_member(problem: _Problem, optimizer, run: _MemberRun, history: list[E
             flows.append(report.grad_flow[-1])
         val_loss = None
         if len(problem.check):
-            val_loss = evaluate(problem.network, run.params, problem.check, problem.loss,
-                                t.threads)
+            val_loss = evaluation() if evaluation is not None else evaluate(
+                problem.network, run.params, problem.check, problem.loss, t.threads)
             if not math.isfinite(val_loss):  # diverged: no later epoch can be trusted either
                 raise NonFiniteError("validation loss", updates, f"epoch {run.epoch}")
         monitored = val_loss if val_loss is not None else float(np.mean(losses))

@@ -1,4 +1,4 @@
-"""A member's training step with its buffers and views made once, not at every update.
+"""A member's training step and evaluation, prepared once rather than at every call.
 
 train_step is the general step: any depth, truncation, dropout and thread count, and it checks
 its arguments and finds its buffers afresh at every call. For a small network that per-call
@@ -10,9 +10,13 @@ the gradient, the zero start state and the buffers' sizes, and each update only 
 buffers and calls the kernels: forward, head and loss, backward, clipping and the optimizer.
 
 It runs the same kernels on the same arrays in the same order as train_step, so an update is
-bit for bit the same (tests/bptt/test_prepared_step.py compares them over cells, losses, head
+bit for bit the same (tests/bptt/test_prepared.py compares them over cells, losses, head
 inputs, clipping and optimizers). It covers what fit's members run: one layer, full BPTT, the
 head on the last step, the whole batch on one thread; `prepare` says None otherwise.
+
+PreparedEvaluation is the same for the validation loss a member computes after every round,
+on windows that never change: the windows' inputs laid out for the kernels once, and each
+evaluation the forward, the head and the loss, as trainer.evaluate computes them.
 """
 
 import numpy as np
@@ -21,7 +25,9 @@ from .cells import CELLS
 from .cells._common import work_size
 from .cells._head import head_backward, head_work_size
 from .clipping import ClipSpec, clip_gradients
+from .data import Windows
 from .errors import NonFiniteError
+from .forward import PREDICT_CHUNK, head_output
 from .losses import levels
 from .network import NetworkSpec
 from .training_step import StepReport
@@ -114,3 +120,48 @@ class PreparedStep:
             raise NonFiniteError("gradient", step, f"pre-clip gradient norm is {norm}")
         self.optimizer.step(self.params, self.grad, optimizer_state, lr)
         return StepReport(loss, norm, clipped, flow)
+
+
+
+def prepare_evaluation(spec: NetworkSpec, params: np.ndarray, windows: Windows, loss,
+                       threads: int) -> "PreparedEvaluation | None":
+    """A PreparedEvaluation of `params` (as they are at each call) on `windows`, or None where
+    trainer.evaluate is needed (more than one layer or thread, or more windows than
+    forward.predict runs in one chunk)."""
+    if spec.num_layers != 1 or threads != 1 or not 0 < len(windows) <= PREDICT_CHUNK:
+        return None
+    return PreparedEvaluation(spec, params, windows, loss)
+
+
+class PreparedEvaluation:
+    """trainer.evaluate(spec, params, windows, loss) for fixed windows, bit for bit."""
+
+    def __init__(self, spec: NetworkSpec, params: np.ndarray, windows: Windows, loss) -> None:
+        dtype = params.dtype
+        self.spec, self.loss, self.cell = spec, loss, CELLS[spec.cell]
+        self.views = spec.layout.views(params)
+        self.x = np.ascontiguousarray(windows.x.transpose(1, 0, 2), dtype)  # (T, B, I)
+        steps, batch, _ = self.x.shape
+        self.head = None if windows.head is None else np.asarray(windows.head, dtype)
+        self.y, self.known = windows.y, np.isfinite(windows.y)
+        self.count = max(int(self.known.sum()) * loss.outputs_per_target, 1)
+        hidden, width = spec.hidden_size, spec.gates * spec.hidden_size
+        self.h0 = np.zeros((batch, hidden), dtype)
+        self.c0 = np.zeros((batch, hidden), dtype) if spec.cell == "lstm" else self.h0
+        self.no_aux = np.zeros((1, 1, 1), dtype)
+        self.sizes = {"gates": (steps, batch, width), "states": (steps, batch, hidden),
+                      "work": (work_size(batch, hidden, width, spec.input_size),)}
+
+    def __call__(self) -> float:
+        """The mean loss of the network on the windows (the forecast's, as fit monitors it)."""
+        dtype, v, sizes = self.x.dtype, self.views, self.sizes
+        gates = scratch(("gates", 0), sizes["gates"], dtype)
+        hs = scratch(("hs", 0), sizes["states"], dtype)
+        aux = (scratch(("aux", 0), sizes["states"], dtype) if self.spec.cell != "rnn"
+               else self.no_aux)
+        self.cell.forward(self.x, self.h0, self.c0, v["weight_ih_l0"], v["weight_hh_l0"],
+                          v["bias_ih_l0"], v["bias_hh_l0"], gates, aux, hs, self.spec.relu,
+                          scratch(("work",), sizes["work"], dtype))
+        out = head_output(v, hs[-1], self.head)
+        total, _ = self.loss.sum_and_grad(out, self.y, self.known)
+        return total / self.count

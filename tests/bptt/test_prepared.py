@@ -1,13 +1,16 @@
-"""The prepared step fit's members take is train_step's update, bit for bit."""
+"""The prepared step and evaluation fit's members take are train_step's update and
+trainer.evaluate's loss, bit for bit."""
 
 import numpy as np
 import pytest
 
 from bptt import NetworkSpec, init_parameters, make_loss
 from bptt.clipping import ClipSpec
+from bptt.data import Windows
 from bptt.errors import NonFiniteError
 from bptt.optimizers import make_optimizer
-from bptt.prepared_step import prepare
+from bptt.prepared import prepare, prepare_evaluation
+from bptt.trainer import evaluate
 from bptt.training_step import train_step
 
 CASES = [  # (network, loss, clip, optimizer, head inputs)
@@ -90,3 +93,41 @@ def test_targets_of_more_steps_than_the_last_are_refused():
     with pytest.raises(ValueError, match="last step"):
         step(np.ones((6, 3, 1), np.float32), np.zeros((2, 3, 2), np.float32),
              optimizer_state=sgd.init_state(params), lr=0.1)
+
+
+def _windows(count, spec, rng, horizon=3):
+    y = rng.normal(size=(count, horizon)).astype(np.float32)
+    y[1, 0] = np.nan
+    return Windows(rng.normal(size=(count, 10, spec.input_size)).astype(np.float32), y,
+                   np.zeros(count, np.int64),
+                   head=rng.normal(size=(count, spec.head_inputs)).astype(np.float32)
+                   if spec.head_inputs else None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("network", "loss_name", "head_inputs"), [
+    (dict(cell="lstm"), "mse", 0), (dict(cell="gru"), "huber", 2),
+    (dict(cell="rnn", nonlinearity="relu"), "mse+pinball", 0)])
+def test_each_evaluation_is_evaluates(network, loss_name, head_inputs, dtype):
+    loss = make_loss(loss_name)
+    spec = NetworkSpec(**network, input_size=2, hidden_size=8, head_inputs=head_inputs,
+                       output_size=3 * loss.outputs_per_target)
+    rng = np.random.default_rng(3)
+    params = init_parameters(spec, 2, dtype)
+    windows = _windows(37, spec, rng)
+    evaluation = prepare_evaluation(spec, params, windows, loss, threads=1)
+    for _ in range(3):  # the parameters as they are at each call
+        assert evaluation() == evaluate(spec, params, windows, loss)
+        params += rng.normal(scale=0.1, size=params.shape).astype(dtype)
+
+
+@pytest.mark.parametrize(("other", "count"), [
+    (dict(num_layers=2), 8), (dict(threads=2), 8), ({}, 1025), ({}, 0)])
+def test_evaluations_it_does_not_cover_go_to_evaluate(other, count):
+    spec = NetworkSpec(cell="gru", hidden_size=4, output_size=3,
+                       num_layers=other.get("num_layers", 1))
+    windows = _windows(count, spec, np.random.default_rng(0)) if count else \
+        Windows(np.zeros((0, 10, 1), np.float32), np.zeros((0, 3), np.float32),
+                np.zeros(0, np.int64))
+    assert prepare_evaluation(spec, init_parameters(spec, 0), windows, make_loss("mse"),
+                              threads=other.get("threads", 1)) is None
