@@ -6,7 +6,7 @@ Python (about forty small numpy and bookkeeping calls, 50-60 µs) was a tenth of
 step and of the default LSTM's on a batch of 32, and it is time the GIL is held, which members
 training side by side wait on. A member trains one network on batches of one shape over
 and over, so its step can be prepared: PreparedStep holds the parameter and gradient views,
-the gradient, the zero start state and the buffers' sizes, and each update only takes its
+the gradient, the zero start state and its buffers' sizes, and each update only takes the
 buffers and calls the kernels: forward, head and loss, backward, clipping and the optimizer.
 
 It runs the same kernels on the same arrays in the same order as train_step, so an update is
@@ -44,38 +44,57 @@ def prepare(spec: NetworkSpec, params: np.ndarray, *, loss, optimizer,
     return PreparedStep(spec, params, loss, optimizer, clip)
 
 
+class _Forward:
+    """One layer's forward over batches of one shape (steps, batch): the zero start state kept,
+    the caches taken from the thread's scratch at each run (workspace.scratch, under the roles
+    train_step and predict use), so that a member's steps and evaluations share them as
+    before and a fit holds the memory bptt.cost estimates."""
+
+    def __init__(self, spec: NetworkSpec, dtype, steps: int, batch: int) -> None:
+        hidden, width = spec.hidden_size, spec.gates * spec.hidden_size
+        self.spec, self.dtype, self.cell = spec, dtype, CELLS[spec.cell]
+        self.h0 = np.zeros((batch, hidden), dtype)
+        self.c0 = np.zeros((batch, hidden), dtype) if spec.cell == "lstm" else self.h0
+        self.no_aux = np.zeros((1, 1, 1), dtype)  # (the RNN keeps no second state)
+        self.gates, self.states = (steps, batch, width), (steps, batch, hidden)
+        self.work = (work_size(batch, hidden, width, spec.input_size),)
+
+    def run(self, views: dict, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Run the layer over x (T, B, I): (gates, aux, hs, work), as the backward reads them."""
+        dtype = self.dtype
+        gates = scratch(("gates", 0), self.gates, dtype)
+        hs = scratch(("hs", 0), self.states, dtype)
+        aux = scratch(("aux", 0), self.states, dtype) if self.spec.cell != "rnn" else self.no_aux
+        work = scratch(("work",), self.work, dtype)
+        self.cell.forward(x, self.h0, self.c0, views["weight_ih_l0"], views["weight_hh_l0"],
+                          views["bias_ih_l0"], views["bias_hh_l0"], gates, aux, hs,
+                          self.spec.relu, work)
+        return gates, aux, hs, work
+
+
 class PreparedStep:
-    """train_step(spec, params, x, y, ...) for one network's batches, with its buffers kept."""
+    """train_step(spec, params, x, y, ...) for one network's batches, with its state kept."""
 
     def __init__(self, spec: NetworkSpec, params: np.ndarray, loss, optimizer,
                  clip: ClipSpec | None) -> None:
         self.spec, self.params, self.loss, self.optimizer, self.clip = (
             spec, params, loss, optimizer, clip)
-        self.cell = CELLS[spec.cell]
         self.grad = np.zeros_like(params)
         self.views = spec.layout.views(params)
         self.grad_views = spec.layout.views(self.grad)
         point, delta, quantiles = loss.terms
         self.terms = (point, delta, levels(quantiles, params.dtype))
         self.horizon = spec.output_size // loss.outputs_per_target
-        self.no_aux = np.zeros((1, 1, 1), params.dtype)  # (the RNN keeps no second state)
-        self.shape: tuple[int, int] | None = None  # (steps, batch) the buffers are made for
+        # per batch shape (a full pass's last batch may be smaller: one remake each way per
+        # epoch): the forward, the head's work size, the empty head inputs
+        self.shape: tuple[int, int] | None = None
 
-    def _buffers_for(self, steps: int, batch: int) -> None:
-        """(Re)make what depends on the batch's shape (a full pass's last batch may be smaller
-        than the others: one remake each way per epoch). The large buffers are not kept here:
-        each update takes them from the thread's scratch (workspace.scratch, under the roles
-        train_step uses), so that a member's evaluations reuse them as before and the
-        memory a fit holds is what bptt.cost estimates."""
+    def _shape(self, steps: int, batch: int) -> None:
         spec, dtype = self.spec, self.params.dtype
-        hidden, width = spec.hidden_size, spec.gates * spec.hidden_size
-        self.h0 = np.zeros((batch, hidden), dtype)
-        self.c0 = np.zeros((batch, hidden), dtype) if spec.cell == "lstm" else self.h0
+        self.forward = _Forward(spec, dtype, steps, batch)
+        self.head_work = (head_work_size(batch, spec.hidden_size, spec.head_inputs,
+                                         spec.output_size),)
         self.no_extra = np.empty((batch, 0), dtype)
-        self.sizes = {"gates": (steps, batch, width), "states": (steps, batch, hidden),
-                      "work": (work_size(batch, hidden, width, spec.input_size),),
-                      "head": (head_work_size(batch, hidden, spec.head_inputs,
-                                              spec.output_size),)}
         self.shape = (steps, batch)
 
     def __call__(self, x: np.ndarray, y: np.ndarray, *, optimizer_state: dict, lr: float,
@@ -85,7 +104,7 @@ class PreparedStep:
         x = np.ascontiguousarray(x, dtype=dtype)
         steps, batch, _ = x.shape
         if (steps, batch) != self.shape:
-            self._buffers_for(steps, batch)
+            self._shape(steps, batch)
         if y.shape != (1, batch, self.horizon):
             raise ValueError(f"targets must have shape {(1, batch, self.horizon)} (the last "
                              f"step's), got {y.shape}")
@@ -94,24 +113,19 @@ class PreparedStep:
         count = int(known.sum()) * self.loss.outputs_per_target
         extra = (self.no_extra if head_features is None
                  else np.ascontiguousarray(head_features, dtype))
-        v, g, relu, sizes = self.views, self.grad_views, self.spec.relu, self.sizes
-        gates = scratch(("gates", 0), sizes["gates"], dtype)
-        hs = scratch(("hs", 0), sizes["states"], dtype)
-        aux = (scratch(("aux", 0), sizes["states"], dtype) if self.spec.cell != "rnn"
-               else self.no_aux)
-        dh = scratch(("dh_top",), sizes["states"], dtype)  # only its last step is read
-        work = scratch(("work",), sizes["work"], dtype)
+        v, g, forward = self.views, self.grad_views, self.forward
         self.grad[:] = 0
         flow = np.zeros((1, steps))
-        self.cell.forward(x, self.h0, self.c0, v["weight_ih_l0"], v["weight_hh_l0"],
-                          v["bias_ih_l0"], v["bias_hh_l0"], gates, aux, hs, relu, work)
+        gates, aux, hs, work = forward.run(v, x)
+        dh = scratch(("dh_top",), forward.states, dtype)  # only its last step is read
         total = head_backward(hs[steps - 1], extra, v["head.weight"], v["head.bias"], targets,
-                              known, count, *self.terms, scratch(("head",), sizes["head"], dtype),
+                              known, count, *self.terms, scratch(("head",), self.head_work, dtype),
                               g["head.weight"], g["head.bias"], dh[steps - 1])
         # (dx: layer 0's is not wanted, so the kernel is told so and x stands in, unwritten)
-        self.cell.backward(x, self.h0, self.c0, v["weight_ih_l0"], v["weight_hh_l0"], gates,
-                           aux, hs, dh, steps - 1, x, g["weight_ih_l0"], g["weight_hh_l0"],
-                           g["bias_ih_l0"], g["bias_hh_l0"], flow[0], relu, False, work)
+        forward.cell.backward(x, forward.h0, forward.c0, v["weight_ih_l0"], v["weight_hh_l0"],
+                              gates, aux, hs, dh, steps - 1, x, g["weight_ih_l0"],
+                              g["weight_hh_l0"], g["bias_ih_l0"], g["bias_hh_l0"], flow[0],
+                              self.spec.relu, False, work)
         loss = total / max(count, 1)
         if not np.isfinite(loss):
             raise NonFiniteError("loss", step, f"loss is {loss}")
@@ -120,7 +134,6 @@ class PreparedStep:
             raise NonFiniteError("gradient", step, f"pre-clip gradient norm is {norm}")
         self.optimizer.step(self.params, self.grad, optimizer_state, lr)
         return StepReport(loss, norm, clipped, flow)
-
 
 
 def prepare_evaluation(spec: NetworkSpec, params: np.ndarray, windows: Windows, loss,
@@ -138,30 +151,16 @@ class PreparedEvaluation:
 
     def __init__(self, spec: NetworkSpec, params: np.ndarray, windows: Windows, loss) -> None:
         dtype = params.dtype
-        self.spec, self.loss, self.cell = spec, loss, CELLS[spec.cell]
-        self.views = spec.layout.views(params)
+        self.loss, self.views = loss, spec.layout.views(params)
         self.x = np.ascontiguousarray(windows.x.transpose(1, 0, 2), dtype)  # (T, B, I)
-        steps, batch, _ = self.x.shape
+        self.forward = _Forward(spec, dtype, *self.x.shape[:2])
         self.head = None if windows.head is None else np.asarray(windows.head, dtype)
         self.y, self.known = windows.y, np.isfinite(windows.y)
         self.count = max(int(self.known.sum()) * loss.outputs_per_target, 1)
-        hidden, width = spec.hidden_size, spec.gates * spec.hidden_size
-        self.h0 = np.zeros((batch, hidden), dtype)
-        self.c0 = np.zeros((batch, hidden), dtype) if spec.cell == "lstm" else self.h0
-        self.no_aux = np.zeros((1, 1, 1), dtype)
-        self.sizes = {"gates": (steps, batch, width), "states": (steps, batch, hidden),
-                      "work": (work_size(batch, hidden, width, spec.input_size),)}
 
     def __call__(self) -> float:
         """The mean loss of the network on the windows (the forecast's, as fit monitors it)."""
-        dtype, v, sizes = self.x.dtype, self.views, self.sizes
-        gates = scratch(("gates", 0), sizes["gates"], dtype)
-        hs = scratch(("hs", 0), sizes["states"], dtype)
-        aux = (scratch(("aux", 0), sizes["states"], dtype) if self.spec.cell != "rnn"
-               else self.no_aux)
-        self.cell.forward(self.x, self.h0, self.c0, v["weight_ih_l0"], v["weight_hh_l0"],
-                          v["bias_ih_l0"], v["bias_hh_l0"], gates, aux, hs, self.spec.relu,
-                          scratch(("work",), sizes["work"], dtype))
-        out = head_output(v, hs[-1], self.head)
+        _, _, hs, _ = self.forward.run(self.views, self.x)
+        out = head_output(self.views, hs[-1], self.head)
         total, _ = self.loss.sum_and_grad(out, self.y, self.known)
         return total / self.count
