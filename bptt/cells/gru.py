@@ -25,9 +25,11 @@ from ._common import (
     all_zero,
     carve,
     carve_padded,
+    flush_subnormals,
     matmul,
     matmul_packed,
     packed,
+    restore_fp_mode,
     summed_bias,
     tanh,
     transposed,
@@ -46,6 +48,7 @@ FAST = {"fastmath": {"contract"}}
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one GRU layer over x (T, B, I) from h0 (B, H), filling gates, aux and hs."""
     wide_vectors()
+    mode = flush_subnormals()  # (restored at the end: see _common.flush_subnormals)
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     b_ih, b_hh, work = unowned(b_ih), unowned(b_hh), unowned(work)
     gates, aux, hs = unowned(gates), unowned(aux), unowned(hs)
@@ -143,6 +146,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
             for j in range(H):
                 zj = z[j]
                 h[j] = (one - zj) * n[j] + zj * hp[j]
+    restore_fp_mode(mode)
 
 
 @njit(**KERNEL, **FAST)
@@ -150,6 +154,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw
              db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one GRU layer; contract as in lstm.backward."""
     wide_vectors()
+    mode = flush_subnormals()  # (restored at the end: see _common.flush_subnormals)
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     gates, aux, hs, dh_out = unowned(gates), unowned(aux), unowned(hs), unowned(dh_out)
     dx, dw_ih, dw_hh, db_ih = unowned(dx), unowned(dw_ih), unowned(dw_hh), unowned(db_ih)
@@ -252,3 +257,4 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw
         db_ih[H2 + j] += db_n[j]
     for k in range(G):
         db_hh[k] += db_h[k]
+    restore_fp_mode(mode)

@@ -25,8 +25,10 @@ from ._common import (
     all_zero,
     carve,
     carve_padded,
+    flush_subnormals,
     matmul_packed,
     packed,
+    restore_fp_mode,
     step_weight_gradients,
     summed_bias,
     tanh,
@@ -46,6 +48,7 @@ FAST = {"fastmath": {"contract"}}
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one LSTM layer over x (T, B, I) from state (h0, c0), filling gates, aux=c and hs."""
     wide_vectors()
+    mode = flush_subnormals()  # (restored at the end: see _common.flush_subnormals)
     x, h0, c0, w_ih, w_hh = unowned(x), unowned(h0), unowned(c0), unowned(w_ih), unowned(w_hh)
     b_ih, b_hh, work = unowned(b_ih), unowned(b_hh), unowned(work)
     gates, aux, hs = unowned(gates), unowned(aux), unowned(hs)
@@ -121,6 +124,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
             # tanh gets a loop of its own: inside a loop with many streams LLVM vectorised badly.
             for j in range(H):
                 h[j] = go[j] * tanh(c[j])
+    restore_fp_mode(mode)
 
 
 @njit(**KERNEL, **FAST)
@@ -135,6 +139,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw
     |dL/dh_t| into grad_flow (T,).
     """
     wide_vectors()
+    mode = flush_subnormals()  # (restored at the end: see _common.flush_subnormals)
     x, h0, c0, w_ih, w_hh = unowned(x), unowned(h0), unowned(c0), unowned(w_ih), unowned(w_hh)
     gates, aux, hs, dh_out = unowned(gates), unowned(aux), unowned(hs), unowned(dh_out)
     dx, dw_ih, dw_hh, db_ih = unowned(dx), unowned(dw_ih), unowned(dw_hh), unowned(db_ih)
@@ -227,3 +232,4 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw
     for k in range(G):
         db_ih[k] += db[k]
         db_hh[k] += db[k]
+    restore_fp_mode(mode)

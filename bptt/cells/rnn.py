@@ -18,8 +18,10 @@ from ._common import (
     all_zero,
     carve,
     carve_padded,
+    flush_subnormals,
     matmul_packed,
     packed,
+    restore_fp_mode,
     step_weight_gradients,
     summed_bias,
     tanh,
@@ -39,6 +41,7 @@ FAST = {"fastmath": {"contract"}}
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
     """Run one RNN layer over x (T, B, I) from h0 (B, H), filling gates and hs (T, B, H)."""
     wide_vectors()
+    mode = flush_subnormals()  # (restored at the end: see _common.flush_subnormals)
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     b_ih, b_hh, work = unowned(b_ih), unowned(b_hh), unowned(work)
     gates, hs = unowned(gates), unowned(hs)
@@ -85,6 +88,7 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, gates, aux, hs, relu, work):
             else:
                 for j in range(H):
                     h[j] = tanh(h[j] + g[j] + bias[j])
+    restore_fp_mode(mode)
 
 
 @njit(**KERNEL, **FAST)
@@ -92,6 +96,7 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw
              db_hh, grad_flow, relu, need_dx, work):
     """Backpropagate through one RNN layer; contract as in lstm.backward."""
     wide_vectors()
+    mode = flush_subnormals()  # (restored at the end: see _common.flush_subnormals)
     x, h0, w_ih, w_hh = unowned(x), unowned(h0), unowned(w_ih), unowned(w_hh)
     hs, dh_out, dx = unowned(hs), unowned(dh_out), unowned(dx)
     dw_ih, dw_hh, db_ih, db_hh = unowned(dw_ih), unowned(dw_hh), unowned(db_ih), unowned(db_hh)
@@ -157,3 +162,4 @@ def backward(x, h0, c0, w_ih, w_hh, gates, aux, hs, dh_out, first, dx, dw_ih, dw
     for j in range(H):
         db_ih[j] += db[j]
         db_hh[j] += db[j]
+    restore_fp_mode(mode)
