@@ -58,10 +58,11 @@ def work_size(batch: int, hidden: int, gate_width: int, inputs: int) -> int:
 
     Kernels take their per-call buffers from `work` rather than allocating them: buffers above
     malloc's mmap threshold were mapped and faulted in afresh on every call. The forward holds
-    W_hh^T, W_ih^T and summed biases; the backward one step's gate gradients (two sets for the
-    GRU), dL/dh and dL/dc rows and the bias and input-weight sums.
+    W_hh^T, W_ih^T, summed biases and (the LSTM's) gate scales and shifts; the backward one
+    step's gate gradients (two sets for the GRU), dL/dh and dL/dc rows and the bias and
+    input-weight sums.
     """
-    forward = gate_width * (hidden + inputs + 1) + NR * (hidden + inputs) + hidden
+    forward = gate_width * (hidden + inputs + 3) + NR * (hidden + inputs) + hidden
     backward = (batch * (2 * gate_width + 4 * hidden + 2 * PAD) + 3 * hidden
                 + gate_width * (hidden + 2 * inputs + 2 * NR + 2))
     return max(forward, backward)
