@@ -93,6 +93,7 @@ from .data import GATHER_CHUNK, rows_by_length, scaler_arrays
 GRID_STEP = 0.05
 GRID_BLOCK = 64  # candidate weights scored at once (WeightScores): bounds the temporaries
 DRAWS = 100  # bootstrap draws of the validation evidence that fit_weights averages over
+BOOTSTRAP_BLOCK_VALUES = 1 << 21  # bounds bootstrap_scores' temporaries (16 MB of float64)
 BAGGED_WINDOWS = 4096  # up to this many validation windows, the weights are bagged (fitted)
 PARTNERS = ("network", "mean", "naive", "snaive", "reverting")
 # A new fit weighs all but "mean", which only forecasts for files fitted before "reverting"
@@ -356,6 +357,7 @@ def bootstrap_scores(candidates: np.ndarray, y: np.ndarray, series: np.ndarray,
     each series' windows together (series (N,) sorted). None: no series to score on (no known
     target, or the network exact on every one)."""
     known = np.isfinite(y)
+    unknown = ~known
     target = np.where(known, y, 0.0)
     starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])  # each series' first row
     rng = np.random.default_rng(0)
@@ -364,17 +366,32 @@ def bootstrap_scores(candidates: np.ndarray, y: np.ndarray, series: np.ndarray,
     count = np.add.reduceat(known.sum(axis=1)[:, None] * window_weights, starts)  # (S, draws)
     divisor = np.where(count > 0, count, 1.0)
 
-    def per_series_mae(w: np.ndarray) -> np.ndarray:  # (S, draws)
-        errors = np.where(known, np.abs(candidates @ w - target), 0.0).sum(axis=1)
-        return np.add.reduceat(errors[:, None] * window_weights, starts) / divisor
+    # grid weights scored at once: their (N, h, block) paths stay under BOOTSTRAP_BLOCK_VALUES
+    block = max(1, BOOTSTRAP_BLOCK_VALUES // (len(y) * y.shape[1]))
 
-    own = per_series_mae(grid[0])
+    def errors(weights: np.ndarray) -> np.ndarray:  # (N, block): each window's summed |error|
+        deviations = candidates @ weights.T  # (N, h, block) paths, then their |errors|
+        deviations -= target[:, :, None]
+        np.abs(deviations, out=deviations)
+        deviations[unknown] = 0.0
+        return deviations.sum(axis=1)
+
+    own = np.add.reduceat(errors(grid[:1]) * window_weights, starts) / divisor  # (S, draws)
     usable = (count[:, 0] > 0) & (own[:, 0] > 0)  # a series the network forecasts exactly
     if not usable.any():  # tells nothing
         return None
     share = series_weights[usable] / series_weights[usable].sum(axis=0)
-    return np.array([np.sum(per_series_mae(w)[usable] / own[usable] * share, axis=0)
-                     for w in grid])
+    # A weight's score, the sum over series of share · MAE / own, is linear in its windows'
+    # errors: each window carries one coefficient per draw, and a block of weights is scored
+    # by one matrix product (a loop over the weights took 4.6 s for 4,000 windows).
+    per_series = np.zeros_like(own)
+    per_series[usable] = share / (divisor[usable] * own[usable])
+    lengths = np.diff(np.r_[starts, len(y)])
+    coefficients = window_weights * np.repeat(per_series, lengths, axis=0)  # (N, draws)
+    scores = np.empty((len(grid), draws))
+    for first in range(0, len(grid), block):
+        scores[first : first + block] = errors(grid[first : first + block]).T @ coefficients
+    return scores
 
 
 class WeightScores:

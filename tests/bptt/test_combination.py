@@ -66,6 +66,47 @@ def test_weights_go_to_the_forecast_that_is_right_on_validation(truth):
                            expected)
 
 
+def _bootstrap_by_definition(candidates, y, series, grid, draws):
+    """bootstrap_scores as its docstring defines it, one grid weight at a time: the mean over
+    series (weighted) of the weight's MAE (windows weighted) relative to the network's."""
+    known = np.isfinite(y)
+    starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
+    rng = np.random.default_rng(0)  # the same draws as bootstrap_scores
+    window_weights = rng.exponential(size=(len(y), draws))
+    series_weights = rng.exponential(size=(len(starts), draws))
+    bounds = list(zip(starts, [*starts[1:], len(y)], strict=True))
+
+    def mae(w, d):
+        return np.array([sum(window_weights[n, d] * np.abs(candidates[n] @ w - y[n])[known[n]].sum()
+                             for n in range(a, b))
+                         / sum(window_weights[n, d] * known[n].sum() for n in range(a, b))
+                         for a, b in bounds])
+
+    scores = np.empty((len(grid), draws))
+    for d in range(draws):
+        own, share = mae(grid[0], d), series_weights[:, d] / series_weights[:, d].sum()
+        for g, w in enumerate(grid):
+            scores[g, d] = np.sum(mae(w, d) / own * share)
+    return scores
+
+
+@pytest.mark.parametrize("block_values", [None, 60])
+def test_bootstrap_scores_are_their_definition_in_any_block_size(monkeypatch, block_values):
+    rng = np.random.default_rng(4)
+    n, h, draws = 12, 3, 5
+    y = rng.normal(size=(n, h))
+    y[2, 1] = y[7, 0] = np.nan  # gaps: no error counted
+    candidates = np.concatenate([(y + rng.normal(size=(n, h)))[:, :, None],
+                                 _partners(rng, n, h)], axis=2)
+    series = np.repeat([0, 1, 2], [5, 3, 4])
+    grid = weight_grid(0.25, seasonal=True)
+    if block_values:  # 60 values: blocks of 5 weights of the 35
+        monkeypatch.setattr(combination, "BOOTSTRAP_BLOCK_VALUES", block_values)
+    scores = combination.bootstrap_scores(candidates, y, series, grid, draws)
+    assert np.allclose(scores, _bootstrap_by_definition(candidates, y, series, grid, draws),
+                       rtol=1e-12, atol=0)
+
+
 def test_scarce_evidence_spreads_the_weight_over_forecasts_that_trade_wins():
     # one series, 8 validation windows: the network and naive both forecast too high, each by
     # less than the other on half of the windows and by about as much overall. A weight's
