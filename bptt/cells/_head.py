@@ -51,11 +51,14 @@ def loss_terms(pred, target, mask, point, delta, levels, grad):
     both = point != NO_POINT and Q > 0
     weight_point = dt(1 + Q) if both else one
     weight_quantile = dt((1 + Q) / Q) if both else one
-    # compensated sums (Neumaier): gradient checks difference these sums at steps of 1e-6, so
-    # their rounding error becomes the checks' noise
+    # Compensated sums (Neumaier) over the rows: gradient checks difference these sums at
+    # steps of 1e-6, so their rounding error becomes the checks' noise. Within a row, its few
+    # terms are summed plainly: one compensated chain through every term was a dependency
+    # chain the CPU could not overlap (0.18 ms for 4,096 rows of 12).
     point_sum, point_error = 0.0, 0.0
     quantile_sum, quantile_error = 0.0, 0.0
     for n in range(N):
+        row_point, row_quantile = 0.0, 0.0
         for j in range(h):
             known = mask[n, j]
             y = target[n, j] if known else zero
@@ -63,17 +66,16 @@ def loss_terms(pred, target, mask, point, delta, levels, grad):
             if point != NO_POINT:
                 r = pred[n, at] - y if known else zero
                 if point == MSE:
-                    point_sum, point_error = _add(point_sum, point_error, float(r) * float(r))
+                    row_point += float(r) * float(r)
                     g = r * two
                 elif point == MAE:
-                    point_sum, point_error = _add(point_sum, point_error, abs(float(r)))
+                    row_point += abs(float(r))
                     g = np.sign(r)
                 elif abs(r) < d:  # Huber, inside
-                    point_sum, point_error = _add(point_sum, point_error, float(half * r * r))
+                    row_point += float(half * r * r)
                     g = r
                 else:  # Huber, outside
-                    point_sum, point_error = _add(point_sum, point_error,
-                                                  float(d * (abs(r) - half * d)))
+                    row_point += float(d * (abs(r) - half * d))
                     g = d * np.sign(r)
                 grad[n, at] = g * weight_point
                 at += 1
@@ -82,9 +84,10 @@ def loss_terms(pred, target, mask, point, delta, levels, grad):
                 if known:
                     r = y - pred[n, at + i]  # pinball: q·r above the target, (q − 1)·r below
                     g = (one if r <= zero else zero) - levels[i]
-                    quantile_sum, quantile_error = _add(quantile_sum, quantile_error,
-                                                        -float(r) * float(g))
+                    row_quantile -= float(r) * float(g)
                 grad[n, at + i] = g * weight_quantile
+        point_sum, point_error = _add(point_sum, point_error, row_point)
+        quantile_sum, quantile_error = _add(quantile_sum, quantile_error, row_quantile)
     point_sum += point_error
     quantile_sum += quantile_error
     if both:
