@@ -14,7 +14,8 @@ packed once into contiguous panels of NR columns first (`pack`, `matmul_packed`)
 keep a tile of accumulators in registers (a loop over a local array is not promoted). Vectors
 are VL lanes wide, 16 float32 on a CPU with AVX-512 (8 otherwise), and LLVM compiles them for
 whatever the target CPU is. Columns past the edge of C use masked loads and stores, rows past it
-re-read the last row and are not stored, so any shape works with one compiled tile.
+re-read the last row and are not stored, so any shape works with one compiled tile (a second,
+one vector wide, serves narrow panels: see MR_NARROW).
 
 `gemm` drives the tiles over a whole product and is compiled once per dtype: it takes data
 addresses, not arrays, so views of every layout share one compilation. Its operands must stay
@@ -58,6 +59,10 @@ VL = 16 if AVX512 else 8  # float32 lanes per vector register; float64 has half 
 # used per product. Measured at the per-step shapes, 8 × 2 ran as fast as 6 × 4 and 4 × 4.
 MR = 8 if AVX512 else 4
 NV = 2
+# A panel of at most one vector's columns (an output of few values, a small hidden size, the
+# last columns of a product) gets a tile one vector wide and twice as tall: the 8 × 2 tile
+# would leave half its accumulators or more on padding. Same sums in the same order.
+MR_NARROW = 2 * MR
 
 
 @intrinsic
@@ -299,9 +304,14 @@ def gemm(witness, m, n, k, a, a_rs, a_ks, b, b_ks, b_ps, c, ldc, accumulate):
     for j in range(0, n, width):
         cols = min(width, n - j)
         panel = b + (j // width) * b_ps * size
-        for i in range(0, m, MR):
-            tile(MR, NV, witness, k, a + i * a_rs * size, a_rs, a_ks, panel, b_ks,
-                 c + (i * ldc + j) * size, ldc, min(MR, m - i), cols, accumulate)
+        if cols <= width // NV:
+            for i in range(0, m, MR_NARROW):
+                tile(MR_NARROW, 1, witness, k, a + i * a_rs * size, a_rs, a_ks, panel, b_ks,
+                     c + (i * ldc + j) * size, ldc, min(MR_NARROW, m - i), cols, accumulate)
+        else:
+            for i in range(0, m, MR):
+                tile(MR, NV, witness, k, a + i * a_rs * size, a_rs, a_ks, panel, b_ks,
+                     c + (i * ldc + j) * size, ldc, min(MR, m - i), cols, accumulate)
 
 
 @njit(inline="always", **KERNEL)

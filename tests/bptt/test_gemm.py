@@ -1,9 +1,10 @@
 """The kernels' own GEMM (bptt/cells/_gemm.py) against np.dot, and the kernels built on it
 against the same kernels built on np.dot (BPTT_REFERENCE_GEMM=1).
 
-The micro-kernel covers every shape with one compiled tile: rows past the batch's edge,
-columns past a panel's edge (masked), operands with any row stride, A transposed, C written or
-accumulated. The shapes below put each of those edges on both sides of a tile and a panel."""
+The micro-kernel covers every shape with two compiled tiles (MR × NR, and MR_NARROW rows by
+one vector for panels no wider than a vector): rows past the batch's edge, columns past a
+panel's edge (masked), operands with any row stride, A transposed, C written or accumulated.
+The shapes below put each of those edges on both sides of a tile and a panel, in both tiles."""
 
 import json
 import os
@@ -16,7 +17,16 @@ import pytest
 from numba import njit
 
 from bptt.cells import _gemm
-from bptt.cells._gemm import MR, NR, blocked_matmul, matmul, matmul_packed, pack, packed_shape
+from bptt.cells._gemm import (
+    MR,
+    MR_NARROW,
+    NR,
+    blocked_matmul,
+    matmul,
+    matmul_packed,
+    pack,
+    packed_shape,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOL = {np.float32: 2e-6, np.float64: 1e-13}
@@ -45,7 +55,8 @@ def _padded(rng, shape, dtype, pad):
 
 
 SHAPES = [(1, 1, 1), (3, 5, 7), (MR, 4, NR), (MR + 1, 9, NR + 1), (2 * MR - 1, 33, 2 * NR - 3),
-          (64, 64, 256), (13, 0, 6), (5, 130, 40)]
+          (64, 64, 256), (13, 0, 6), (5, 130, 40),
+          (2 * MR_NARROW + 3, 17, 12), (MR_NARROW, 6, NR + NR // 2), (MR_NARROW + 1, 9, 1)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
