@@ -24,13 +24,12 @@ import numpy as np
 from .cells import CELLS
 from .cells._common import work_size
 from .cells._head import head_backward, head_work_size
-from .clipping import ClipSpec, clip_gradients
+from .clipping import ClipSpec
 from .data import Windows
-from .errors import NonFiniteError
 from .forward import PREDICT_CHUNK, head_output
 from .losses import levels
 from .network import NetworkSpec
-from .training_step import StepReport
+from .training_step import StepReport, apply_update
 from .workspace import scratch
 
 
@@ -126,14 +125,9 @@ class PreparedStep:
                               gates, aux, hs, dh, steps - 1, x, g["weight_ih_l0"],
                               g["weight_hh_l0"], g["bias_ih_l0"], g["bias_hh_l0"], flow[0],
                               self.spec.relu, False, work)
-        loss = total / max(count, 1)
-        if not np.isfinite(loss):
-            raise NonFiniteError("loss", step, f"loss is {loss}")
-        norm, clipped = clip_gradients(self.grad, self.clip)
-        if not np.isfinite(norm):
-            raise NonFiniteError("gradient", step, f"pre-clip gradient norm is {norm}")
-        self.optimizer.step(self.params, self.grad, optimizer_state, lr)
-        return StepReport(loss, norm, clipped, flow)
+        return apply_update(self.params, self.grad, total / max(count, 1), flow, clip=self.clip,
+                            optimizer=self.optimizer, optimizer_state=optimizer_state, lr=lr,
+                            step=step)
 
 
 def prepare_evaluation(spec: NetworkSpec, params: np.ndarray, windows: Windows, loss,

@@ -32,10 +32,19 @@ def train_step(spec: NetworkSpec, params: np.ndarray, x: np.ndarray, y: np.ndarr
     result = loss_and_gradients(spec, params, x, y, loss, mask=mask, first_output=first_output,
                                 truncate=truncate, dropout_masks=dropout_masks, threads=threads,
                                 head_features=head_features)
-    if not np.isfinite(result.loss):
-        raise NonFiniteError("loss", step, f"loss is {result.loss}")
-    norm, clipped = clip_gradients(result.grad, clip)
+    return apply_update(params, result.grad, result.loss, result.grad_flow, clip=clip,
+                        optimizer=optimizer, optimizer_state=optimizer_state, lr=lr, step=step)
+
+
+def apply_update(params: np.ndarray, grad: np.ndarray, loss: float, grad_flow: np.ndarray, *,
+                 clip: ClipSpec | None, optimizer, optimizer_state: dict, lr: float,
+                 step: int | None) -> StepReport:
+    """The end of a step, given its loss and gradient: the finite checks (NonFiniteError
+    before params are touched), clipping `grad` in place, the optimizer's update."""
+    if not np.isfinite(loss):
+        raise NonFiniteError("loss", step, f"loss is {loss}")
+    norm, clipped = clip_gradients(grad, clip)
     if not np.isfinite(norm):
         raise NonFiniteError("gradient", step, f"pre-clip gradient norm is {norm}")
-    optimizer.step(params, result.grad, optimizer_state, lr)
-    return StepReport(result.loss, norm, clipped, result.grad_flow)
+    optimizer.step(params, grad, optimizer_state, lr)
+    return StepReport(loss, norm, clipped, grad_flow)
